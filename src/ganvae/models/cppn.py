@@ -1,0 +1,180 @@
+"""CPPN GAN+VAE, after Ha (2016), "Generating Large Images from Latent Vectors".
+
+The generator is a compositional pattern-producing network: a function of one pixel's
+coordinates and the latent, ``f(x, y, r, z) -> intensity``. Its first layer sums linear
+maps of z, x, y and r = sqrt(x^2 + y^2); then ``n_layers`` tanh layers; a sigmoid output.
+Evaluated on a grid of any density, one z renders at any resolution.
+
+Training couples a VAE (encoder -> z -> CPPN, reconstruction + KL) with a GAN
+(discriminator on data vs decoded images). The default ``balanced`` schedule follows the
+original code: up to ``max_generator_steps`` generator steps while the generator's
+adversarial loss is above ``generator_loss_target``, then one discriminator step only when
+the discriminator is not winning (its loss above ``discriminator_loss_floor``) and the
+generator is doing well enough (loss below ``discriminator_step_max_g_loss``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ganvae.losses import bernoulli_nll, discriminator_loss, gaussian_kl, generator_loss
+from ganvae.models.base import StepContext, adam, frozen
+from ganvae.models.configs import AdversarialConfig
+from ganvae.models.vae import ConvEncoder, VAEBase, VAEConfig
+from ganvae.models.vae_gan import ConvDiscriminator
+
+
+@dataclass
+class CPPNConfig(AdversarialConfig, VAEConfig):
+    """CPPN generator + conv encoder + conv discriminator."""
+
+    latent_dim: int = 32  # size of z
+    hidden_size: int = 128  # width of every CPPN layer
+    n_layers: int = 3  # tanh layers after the first (coordinates + z) layer
+    scale: float = 4.0  # coordinates x, y span [-scale, scale] (larger = finer detail)
+    encoder_channels: list[int] = field(default_factory=lambda: [32, 64])  # encoder conv channels
+    hidden: list[int] = field(default_factory=lambda: [256])  # encoder dense layer
+    discriminator_channels: list[int] = field(default_factory=lambda: [32, 64])  # discriminator conv channels
+    dropout: float = 0.3  # dropout in the discriminator
+    leaky_slope: float = 0.2  # discriminator leaky ReLU slope
+    vae_weight: float = 1.0  # weight of the per-pixel VAE loss against the adversarial loss
+    schedule: Literal["balanced", "alternating"] = "balanced"  # balanced = the original's G/D balancing; alternating = 1 D + 1 G step
+    max_generator_steps: int = 4  # balanced: at most this many generator steps per batch
+    generator_loss_target: float = 0.6  # balanced: stop the generator steps once its loss is below this
+    discriminator_loss_floor: float = 0.6  # balanced: train D only while its loss is above this
+    discriminator_step_max_g_loss: float = 0.75  # balanced: ... and the generator's loss is below this
+    lr_generator: float = 1e-3  # Adam learning rate of encoder and CPPN
+    lr_discriminator: float = 2e-4  # Adam learning rate of the discriminator
+    render_chunk: int = 65536  # pixels evaluated at once when rendering large images
+
+
+class CPPNGenerator(nn.Module):
+    def __init__(self, c: CPPNConfig, channels: int = 1):
+        super().__init__()
+        self.scale = c.scale
+        self.z_proj = nn.Linear(c.latent_dim, c.hidden_size)  # W_z z + b
+        self.coord_proj = nn.Linear(3, c.hidden_size, bias=False)  # W_x x + W_y y + W_r r
+        layers: list[nn.Module] = []
+        for _ in range(c.n_layers):
+            layers += [nn.Linear(c.hidden_size, c.hidden_size), nn.Tanh()]
+        self.body = nn.Sequential(*layers)
+        self.out = nn.Linear(c.hidden_size, channels)
+        self.channels = channels
+        self._grid_cache: dict = {}
+
+    def coordinates(self, height: int, width: int, device) -> torch.Tensor:
+        """``(H*W, 3)`` rows of (x, y, r); the shorter side spans [-scale, scale], aspect kept."""
+        key = (height, width, str(device))
+        if key not in self._grid_cache:
+            s = self.scale
+            sx, sy = (s * width / height, s) if width >= height else (s, s * height / width)
+            ys = torch.linspace(-sy, sy, height, device=device)
+            xs = torch.linspace(-sx, sx, width, device=device)
+            gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+            r = torch.sqrt(gx**2 + gy**2)
+            self._grid_cache = {key: torch.stack([gx, gy, r], dim=-1).view(-1, 3)}
+        return self._grid_cache[key]
+
+    def logits(self, z: torch.Tensor, height: int, width: int, chunk: int | None = None) -> torch.Tensor:
+        """``(B, Z)`` -> ``(B, C, H, W)`` logits, evaluating ``chunk`` pixels at a time."""
+        coords = self.coordinates(height, width, z.device)
+        hz = self.z_proj(z).unsqueeze(1)  # (B, 1, hidden)
+        chunk = chunk or coords.shape[0]
+        outs = []
+        for part in coords.split(chunk):
+            h = torch.tanh(hz + self.coord_proj(part).unsqueeze(0))  # (B, P, hidden)
+            outs.append(self.out(self.body(h)))  # (B, P, C)
+        out = torch.cat(outs, dim=1)  # (B, H*W, C)
+        return out.transpose(1, 2).reshape(z.shape[0], self.channels, height, width)
+
+
+class CPPN(VAEBase):
+    value_range = "unit"
+    renders_any_size = True
+
+    def __init__(self, config: CPPNConfig, image_shape=(1, 28, 28)):
+        super().__init__(config, image_shape)
+        c = config
+        self.encoder = ConvEncoder(self.image_shape, c.encoder_channels, c.hidden[0], c.latent_dim)
+        self.generator = CPPNGenerator(c, self.image_shape[0])
+        self.discriminator = ConvDiscriminator(self.image_shape, c.discriminator_channels, c.leaky_slope, c.dropout)
+
+    # the VAE machinery calls self.decoder(z) for logits at the training resolution
+    def decoder(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator.logits(z, self.image_shape[1], self.image_shape[2])
+
+    def decode(self, z, height: int | None = None, width: int | None = None, **kwargs):
+        h, w = height or self.image_shape[1], width or self.image_shape[2]
+        return torch.sigmoid(self.generator.logits(z, h, w, chunk=self.config.render_chunk))
+
+    def render(self, z: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Latents ``(B, Z)`` -> images ``(B, C, height, width)`` in [0, 1], one at a time."""
+        return torch.cat([self.generate(zi[None], batch_size=1, height=height, width=width) for zi in z])
+
+    def make_optimizers(self):
+        c = self.config
+        return {
+            "generator": adam([*self.encoder.parameters(), *self.generator.parameters()], c.lr_generator, c.beta1, c.beta2),
+            "discriminator": adam(self.discriminator.parameters(), c.lr_discriminator, c.beta1, c.beta2),
+        }
+
+    def _generator_step(self, x, opt, autocast):
+        c = self.config
+        n_pixels = math.prod(self.image_shape)
+        with autocast:
+            mu, logvar = self.encode(x)
+            z = self.reparameterize(mu, logvar)
+            logits = self.decoder(z)
+            # VAE loss per pixel (the original divides by the image size) keeps it on the GAN loss's scale
+            vae_loss = (bernoulli_nll(logits, x) + gaussian_kl(mu, logvar)).mean() / n_pixels
+            with frozen(self.discriminator):
+                g_loss = generator_loss(self.discriminator(torch.sigmoid(logits)), c.gan_loss)
+            loss = c.vae_weight * vae_loss + g_loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return g_loss.detach(), vae_loss.detach(), torch.sigmoid(logits).detach()
+
+    def _discriminator_loss(self, x, fake, autocast):
+        with autocast:
+            return discriminator_loss(self.discriminator(x), self.discriminator(fake), self.config.gan_loss, self.config.real_label)
+
+    def training_step(self, x, optimizers, ctx: StepContext):
+        c = self.config
+        autocast = ctx.autocast or contextlib.nullcontext()
+        x = self.prepare(x)
+        opt_g, opt_d = optimizers["generator"], optimizers["discriminator"]
+        if c.schedule == "alternating":
+            with torch.no_grad():
+                fake = torch.sigmoid(self.decoder(self.reparameterize(*self.encode(x))))
+            d_loss = self._discriminator_loss(x, fake, autocast)
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            g_loss, vae_loss, _ = self._generator_step(x, opt_g, autocast)
+            g_steps, d_steps = 1, 1
+        else:
+            # balanced: the host needs the loss values to decide, so this schedule syncs per step
+            g_steps = 0
+            for _ in range(c.max_generator_steps):
+                g_loss, vae_loss, fake = self._generator_step(x, opt_g, autocast)
+                g_steps += 1
+                if g_loss.item() < c.generator_loss_target:
+                    break
+            d_loss = self._discriminator_loss(x, fake, autocast)
+            d_steps = 0
+            if d_loss.item() > c.discriminator_loss_floor and g_loss.item() < c.discriminator_step_max_g_loss:
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_d.step()
+                d_steps = 1
+        return {
+            "g_loss": g_loss, "d_loss": d_loss.detach(), "vae_loss": vae_loss,
+            "g_steps": torch.tensor(float(g_steps)), "d_steps": torch.tensor(float(d_steps)),
+        }

@@ -1,0 +1,93 @@
+"""DCGAN (Radford et al. 2016) with the TensorFlow DCGAN tutorial's shapes as the default.
+
+Generator (28x28): Dense(100 -> 7*7*256) + BN + leaky ReLU, reshape (256, 7, 7);
+ConvT 5x5 -> 128 (stride 1, 7x7) + BN + leaky ReLU; ConvT 5x5 -> 64 (stride 2, 14x14) + BN +
+leaky ReLU; ConvT 5x5 -> 1 (stride 2, 28x28), tanh. No biases before batch norm.
+Discriminator: Conv 5x5 stride 2 -> 64 (14x14), leaky ReLU, dropout 0.3; Conv 5x5 stride 2
+-> 128 (7x7), leaky ReLU, dropout 0.3; flatten; linear logit.
+The tutorial uses Keras' LeakyReLU (slope 0.3) and Adam(1e-4) with Keras' betas (0.9, 0.999).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ganvae.errors import ConfigError
+from ganvae.models.base import AdversarialModel
+from ganvae.models.configs import AdversarialConfig
+
+
+@dataclass
+class DCGANConfig(AdversarialConfig):
+    """DCGAN; defaults are the TensorFlow tutorial's."""
+
+    latent_dim: int = 100  # size of the noise vector z
+    generator_channels: list[int] = field(default_factory=lambda: [256, 128, 64])  # channels at H/4 (dense), H/4, H/2
+    discriminator_channels: list[int] = field(default_factory=lambda: [64, 128])  # channels at H/2, H/4
+    kernel_size: int = 5  # kernel of every (transposed) convolution
+    leaky_slope: float = 0.3  # Keras' LeakyReLU default, as in the tutorial
+    dropout: float = 0.3  # dropout after each discriminator activation
+    lr_generator: float = 1e-4  # the tutorial's Adam(1e-4)
+    lr_discriminator: float = 1e-4  # the tutorial's Adam(1e-4)
+    beta1: float = 0.9  # Keras' Adam default
+    channels_last: bool = True  # NHWC memory format for the convolutions (faster on CPU and tensor cores)
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, c: DCGANConfig, image_shape: tuple[int, int, int]):
+        super().__init__()
+        ch, size = c.generator_channels, image_shape[1] // 4
+        if len(ch) != 3 or image_shape[1] % 4:
+            raise ConfigError("model.generator_channels must have 3 entries and data.image_size must be a multiple of 4.")
+        k, pad, slope = c.kernel_size, c.kernel_size // 2, c.leaky_slope
+        self.start = (ch[0], size, size)
+        self.project = nn.Sequential(
+            nn.Linear(c.latent_dim, ch[0] * size * size, bias=False),
+            nn.BatchNorm1d(ch[0] * size * size),
+            nn.LeakyReLU(slope),
+        )
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(ch[0], ch[1], k, stride=1, padding=pad, bias=False),  # (B, 128, H/4, W/4)
+            nn.BatchNorm2d(ch[1]),
+            nn.LeakyReLU(slope),
+            nn.ConvTranspose2d(ch[1], ch[2], k, stride=2, padding=pad, output_padding=1, bias=False),  # (B, 64, H/2, W/2)
+            nn.BatchNorm2d(ch[2]),
+            nn.LeakyReLU(slope),
+            nn.ConvTranspose2d(ch[2], image_shape[0], k, stride=2, padding=pad, output_padding=1, bias=False),  # (B, 1, H, W)
+            nn.Tanh(),
+        )
+        self.memory_format = torch.channels_last if c.channels_last else torch.contiguous_format
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # (B, Z) -> (B, C, H, W) in [-1, 1]
+        h = self.project(z).view(-1, *self.start).contiguous(memory_format=self.memory_format)
+        return self.net(h)
+
+
+class DCGANDiscriminator(nn.Module):
+    def __init__(self, c: DCGANConfig, image_shape: tuple[int, int, int]):
+        super().__init__()
+        ch, k, pad = c.discriminator_channels, c.kernel_size, c.kernel_size // 2
+        layers: list[nn.Module] = []
+        in_ch, size = image_shape[0], image_shape[1]
+        for out_ch in ch:
+            layers += [nn.Conv2d(in_ch, out_ch, k, stride=2, padding=pad), nn.LeakyReLU(c.leaky_slope), nn.Dropout(c.dropout)]
+            in_ch, size = out_ch, (size + 1) // 2
+        self.features = nn.Sequential(*layers)  # (B, 128, H/4, W/4)
+        self.head = nn.Linear(in_ch * size * size, 1)
+        self.memory_format = torch.channels_last if c.channels_last else torch.contiguous_format
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, 1) logits
+        return self.head(self.features(x.contiguous(memory_format=self.memory_format)).flatten(1))
+
+
+class DCGAN(AdversarialModel):
+    value_range = "tanh"
+
+    def __init__(self, config: DCGANConfig, image_shape=(1, 28, 28)):
+        super().__init__(config, image_shape)
+        self.generator = DCGANGenerator(config, self.image_shape)
+        self.discriminator = DCGANDiscriminator(config, self.image_shape)
+        self._init_ema()

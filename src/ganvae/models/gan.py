@@ -1,0 +1,68 @@
+"""MLP GAN: fully connected generator and discriminator (Goodfellow et al. 2014).
+
+Generator: z (100) -> 256 -> 512 -> 1024 -> H*W, leaky ReLU between layers, tanh output.
+Discriminator: H*W -> 1024 -> 512 -> 256 -> 1 logit, leaky ReLU and dropout after each hidden layer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ganvae.models.base import AdversarialModel
+from ganvae.models.configs import AdversarialConfig
+
+
+@dataclass
+class GANConfig(AdversarialConfig):
+    """MLP GAN."""
+
+    latent_dim: int = 100  # size of the noise vector z
+    generator_hidden: list[int] = field(default_factory=lambda: [256, 512, 1024])  # generator layer widths
+    discriminator_hidden: list[int] = field(default_factory=lambda: [1024, 512, 256])  # discriminator layer widths
+    leaky_slope: float = 0.2  # negative slope of the leaky ReLUs
+    dropout: float = 0.3  # dropout after each discriminator activation
+
+
+def mlp(sizes: list[int], slope: float, dropout: float = 0.0) -> nn.Sequential:
+    """Linear layers with leaky ReLU (and dropout) after each but the last."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.LeakyReLU(slope))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+class MLPGenerator(nn.Module):
+    def __init__(self, c: GANConfig, image_shape: tuple[int, int, int]):
+        super().__init__()
+        self.image_shape = image_shape
+        self.net = mlp([c.latent_dim, *c.generator_hidden, math.prod(image_shape)], c.leaky_slope)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # (B, Z) -> (B, C, H, W) in [-1, 1]
+        return torch.tanh(self.net(z)).view(-1, *self.image_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    def __init__(self, c: GANConfig, image_shape: tuple[int, int, int]):
+        super().__init__()
+        self.net = mlp([math.prod(image_shape), *c.discriminator_hidden, 1], c.leaky_slope, c.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, 1) logits
+        return self.net(x.flatten(1))
+
+
+class GAN(AdversarialModel):
+    value_range = "tanh"
+
+    def __init__(self, config: GANConfig, image_shape=(1, 28, 28)):
+        super().__init__(config, image_shape)
+        self.generator = MLPGenerator(config, self.image_shape)
+        self.discriminator = MLPDiscriminator(config, self.image_shape)
+        self._init_ema()

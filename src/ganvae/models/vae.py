@@ -1,0 +1,195 @@
+"""Variational auto-encoders (Kingma & Welling 2014): MLP [``vae``] and convolutional [``conv-vae``].
+
+The encoder gives the mean and log-variance of q(z|x); a sample z = mu + sigma * eps
+(the reparameterisation trick, Sec. 2.4) is decoded by a Bernoulli decoder (logits; binary
+cross-entropy reconstruction) or a Gaussian one (fixed standard deviation). The loss is
+the negative ELBO: reconstruction + beta * KL(q(z|x) || N(0, I)) with the analytic KL of
+Appendix B, in nats per image; beta can warm up linearly from 0 (Bowman et al. 2016).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ganvae.losses import bernoulli_nll, gaussian_kl, gaussian_nll, log_normal
+from ganvae.models.base import GenerativeModel, StepContext, adam
+
+
+@dataclass
+class VAEConfig:
+    """MLP VAE (the PyTorch example's 784-400-20 shape by default)."""
+
+    latent_dim: int = 20  # size of z
+    hidden: list[int] = field(default_factory=lambda: [400])  # encoder layer widths (the decoder mirrors them)
+    decoder: Literal["bernoulli", "gaussian"] = "bernoulli"  # likelihood p(x|z)
+    decoder_std: float = 0.1  # standard deviation of the Gaussian decoder
+    kl_weight: float = 1.0  # beta: weight of the KL term once warmed up (1 = the true ELBO)
+    kl_warmup_epochs: float = 0.0  # epochs over which beta rises linearly from 0; 0 = no warm-up
+    binarize: Literal["none", "dynamic"] = "none"  # dynamic = resample x ~ Bernoulli(pixel) every batch (Burda et al. 2016)
+    lr: float = 1e-3  # Adam learning rate
+    beta1: float = 0.9  # Adam beta1
+    beta2: float = 0.999  # Adam beta2
+
+
+@dataclass
+class ConvVAEConfig(VAEConfig):
+    """Convolutional VAE: two stride-2 convolutions down, two transposed convolutions up."""
+
+    latent_dim: int = 16  # size of z
+    channels: list[int] = field(default_factory=lambda: [32, 64])  # encoder channels at H/2, H/4 (decoder mirrors)
+    hidden: list[int] = field(default_factory=lambda: [256])  # dense layer between the convolutions and z
+
+
+class MLPEncoder(nn.Module):
+    def __init__(self, in_dim: int, hidden: list[int], latent_dim: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for a, b in zip([in_dim, *hidden[:-1]], hidden):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        self.body = nn.Sequential(*layers)
+        self.to_stats = nn.Linear(hidden[-1], 2 * latent_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # (B, C, H, W) -> 2 x (B, Z)
+        mu, logvar = self.to_stats(self.body(x.flatten(1))).chunk(2, dim=1)
+        return mu, logvar
+
+
+class MLPDecoder(nn.Module):
+    def __init__(self, latent_dim: int, hidden: list[int], image_shape: tuple[int, int, int]):
+        super().__init__()
+        layers: list[nn.Module] = []
+        sizes = [latent_dim, *reversed(hidden)]
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        layers.append(nn.Linear(sizes[-1], math.prod(image_shape)))
+        self.net = nn.Sequential(*layers)
+        self.image_shape = image_shape
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # (B, Z) -> (B, C, H, W) logits
+        return self.net(z).view(-1, *self.image_shape)
+
+
+class ConvEncoder(nn.Module):
+    """Conv 4x4 stride 2 (H/2) -> Conv 4x4 stride 2 (H/4) -> dense -> (mu, logvar)."""
+
+    def __init__(self, image_shape: tuple[int, int, int], channels: list[int], hidden: int, latent_dim: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_ch, size = image_shape[0], image_shape[1]
+        for ch in channels:
+            layers += [nn.Conv2d(in_ch, ch, 4, stride=2, padding=1), nn.ReLU()]
+            in_ch, size = ch, size // 2
+        self.convs = nn.Sequential(*layers)
+        self.dense = nn.Sequential(nn.Linear(in_ch * size * size, hidden), nn.ReLU())
+        self.to_stats = nn.Linear(hidden, 2 * latent_dim)
+
+    def forward(self, x):  # (B, C, H, W) -> 2 x (B, Z)
+        mu, logvar = self.to_stats(self.dense(self.convs(x).flatten(1))).chunk(2, dim=1)
+        return mu, logvar
+
+
+class ConvDecoder(nn.Module):
+    """dense -> (C4, H/4, W/4) -> ConvT 4x4 stride 2 (H/2) -> ConvT 4x4 stride 2 (H): logits."""
+
+    def __init__(self, image_shape: tuple[int, int, int], channels: list[int], hidden: int, latent_dim: int):
+        super().__init__()
+        ch = list(reversed(channels))
+        size = image_shape[1] // 2 ** len(channels)
+        self.start = (ch[0], size, size)
+        self.dense = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, ch[0] * size * size), nn.ReLU())
+        layers: list[nn.Module] = []
+        for a, b in zip(ch, [*ch[1:], image_shape[0]]):
+            layers += [nn.ConvTranspose2d(a, b, 4, stride=2, padding=1), nn.ReLU()]
+        self.convs = nn.Sequential(*layers[:-1])  # no activation after the last: logits
+
+    def forward(self, z):  # (B, Z) -> (B, C, H, W) logits
+        return self.convs(self.dense(z).view(-1, *self.start))
+
+
+class VAEBase(GenerativeModel):
+    """The VAE objective on top of an ``encoder`` and a ``decoder`` (which outputs logits)."""
+
+    value_range = "unit"
+    has_encoder = True
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def decode(self, z, **kwargs):
+        return torch.sigmoid(self.decoder(z))
+
+    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """z = mu + sigma * eps, eps ~ N(0, I) (Kingma & Welling 2014, Eq. 10)."""
+        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+    def reconstruction_nll(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``-log p(x|z)`` per sample ``(B,)``, in nats."""
+        if self.config.decoder == "bernoulli":
+            return bernoulli_nll(logits, x)
+        return gaussian_nll(torch.sigmoid(logits), x, self.config.decoder_std)
+
+    def elbo_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Single-sample reconstruction NLL and KL per image, ``(B,)`` each."""
+        mu, logvar = self.encode(x)
+        z = self.reparameterize(mu, logvar)
+        return self.reconstruction_nll(self.decoder(z), x), gaussian_kl(mu, logvar)
+
+    def kl_beta(self, ctx: StepContext) -> float:
+        c = self.config
+        if c.kl_warmup_epochs > 0:
+            return c.kl_weight * min(1.0, ctx.epoch_progress / c.kl_warmup_epochs)
+        return c.kl_weight
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.bernoulli(x) if self.config.binarize == "dynamic" else x
+
+    def make_optimizers(self):
+        c = self.config
+        return {"vae": adam(self.parameters(), c.lr, c.beta1, c.beta2)}
+
+    def training_step(self, x, optimizers, ctx):
+        import contextlib
+
+        x = self.prepare(x)
+        with ctx.autocast or contextlib.nullcontext():
+            recon, kl = self.elbo_terms(x)
+        recon, kl = recon.mean(), kl.mean()
+        loss = recon + self.kl_beta(ctx) * kl
+        opt = optimizers["vae"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach()}
+
+    @torch.inference_mode()
+    def log_importance_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """``log w_i = log p(x, z_i) - log q(z_i | x)`` for ``k`` posterior samples: ``(k, B)``.
+
+        ``logsumexp(log w) - log k`` is the IWAE bound (Burda et al. 2016, Eq. 8); k = 1 is the ELBO.
+        """
+        mu, logvar = self.encode(x)
+        out = []
+        for _ in range(k):
+            z = self.reparameterize(mu, logvar)
+            log_px_z = -self.reconstruction_nll(self.decoder(z), x)
+            out.append(log_px_z + log_normal(z) - log_normal(z, mu, logvar))
+        return torch.stack(out)
+
+
+class VAE(VAEBase):
+    def __init__(self, config: VAEConfig, image_shape=(1, 28, 28)):
+        super().__init__(config, image_shape)
+        self.encoder = MLPEncoder(math.prod(self.image_shape), config.hidden, config.latent_dim)
+        self.decoder = MLPDecoder(config.latent_dim, config.hidden, self.image_shape)
+
+
+class ConvVAE(VAEBase):
+    def __init__(self, config: ConvVAEConfig, image_shape=(1, 28, 28)):
+        super().__init__(config, image_shape)
+        self.encoder = ConvEncoder(self.image_shape, config.channels, config.hidden[0], config.latent_dim)
+        self.decoder = ConvDecoder(self.image_shape, config.channels, config.hidden[0], config.latent_dim)

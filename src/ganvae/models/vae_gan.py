@@ -1,0 +1,118 @@
+"""VAE-GAN (Larsen et al. 2016, "Autoencoding beyond pixels using a learned similarity metric").
+
+Encoder -> z -> decoder (the generator) -> image, plus a discriminator that tells data
+from reconstructions and from prior samples. Losses (Sec. 2.2):
+
+- encoder and decoder: reconstruction + beta * KL, as a VAE; the reconstruction is pixel
+  binary cross-entropy by default, or (``feature_recon``) a Gaussian error on the
+  discriminator's hidden features, Larsen's "learned similarity" (Eq. 7);
+- decoder, adversarially: the generator loss on reconstructions and prior samples, weighted
+  by ``adversarial_weight``; as in Larsen's Algorithm 1 the encoder gets no adversarial
+  gradient (the reconstruction fed to it uses a detached z);
+- discriminator: data vs reconstructions and prior samples, with one-sided label
+  smoothing (real label 0.9) by default.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ganvae.losses import bernoulli_nll, discriminator_loss, gaussian_kl, generator_loss
+from ganvae.models.base import StepContext, adam, frozen
+from ganvae.models.configs import AdversarialConfig
+from ganvae.models.vae import ConvDecoder, ConvEncoder, ConvVAEConfig, VAEBase
+
+
+@dataclass
+class VAEGANConfig(AdversarialConfig, ConvVAEConfig):
+    """VAE-GAN = convolutional VAE + discriminator (inherits both configs)."""
+
+    latent_dim: int = 32  # size of z
+    real_label: float = 0.9  # one-sided label smoothing of real images (Salimans et al. 2016)
+    discriminator_channels: list[int] = field(default_factory=lambda: [32, 64])  # conv channels at H/2, H/4
+    dropout: float = 0.3  # dropout after each discriminator activation
+    leaky_slope: float = 0.2  # negative slope of the discriminator's leaky ReLUs
+    adversarial_weight: float = 20.0  # weight of the adversarial term against the ELBO (nats per image)
+    feature_recon: bool = False  # reconstruct in discriminator-feature space (Larsen et al. 2016, Eq. 7)
+    lr_generator: float = 3e-4  # Adam learning rate of encoder and decoder
+    lr_discriminator: float = 2e-4  # Adam learning rate of the discriminator
+
+
+class ConvDiscriminator(nn.Module):
+    """Conv 4x4 stride 2 + leaky ReLU + dropout per entry of ``channels``, then a linear logit."""
+
+    def __init__(self, image_shape: tuple[int, int, int], channels: list[int], slope: float, dropout: float):
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_ch, size = image_shape[0], image_shape[1]
+        for ch in channels:
+            layers += [nn.Conv2d(in_ch, ch, 4, stride=2, padding=1), nn.LeakyReLU(slope), nn.Dropout(dropout)]
+            in_ch, size = ch, size // 2
+        self.features = nn.Sequential(*layers)  # (B, C_last, H / 2^n, W / 2^n)
+        self.head = nn.Linear(in_ch * size * size, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, 1) logits
+        return self.head(self.features(x).flatten(1))
+
+
+class VAEGAN(VAEBase):
+    value_range = "unit"
+
+    def __init__(self, config: VAEGANConfig, image_shape=(1, 28, 28)):
+        super().__init__(config, image_shape)
+        c = config
+        self.encoder = ConvEncoder(self.image_shape, c.channels, c.hidden[0], c.latent_dim)
+        self.decoder = ConvDecoder(self.image_shape, c.channels, c.hidden[0], c.latent_dim)
+        self.discriminator = ConvDiscriminator(self.image_shape, c.discriminator_channels, c.leaky_slope, c.dropout)
+
+    def make_optimizers(self):
+        c = self.config
+        vae_params = [*self.encoder.parameters(), *self.decoder.parameters()]
+        return {
+            "vae": adam(vae_params, c.lr_generator, c.beta1, c.beta2),
+            "discriminator": adam(self.discriminator.parameters(), c.lr_discriminator, c.beta1, c.beta2),
+        }
+
+    def training_step(self, x, optimizers, ctx: StepContext):
+        c = self.config
+        autocast = ctx.autocast or contextlib.nullcontext()
+        x = self.prepare(x)
+        b = x.shape[0]
+        with autocast:
+            mu, logvar = self.encode(x)
+            z = self.reparameterize(mu, logvar)
+            recon_logits = self.decoder(z)
+            prior_images = torch.sigmoid(self.decoder(torch.randn_like(z)))
+            # --- discriminator: data vs reconstructions and prior samples (both detached)
+            fakes = torch.cat([torch.sigmoid(recon_logits), prior_images]).detach()
+            d_loss = discriminator_loss(self.discriminator(x), self.discriminator(fakes), c.gan_loss, c.real_label)
+        opt_d = optimizers["discriminator"]
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+
+        # --- encoder + decoder, with the discriminator frozen
+        with frozen(self.discriminator), autocast:
+            if c.feature_recon:
+                # Gaussian error on discriminator features (Larsen et al. 2016, Eq. 7), per image
+                f_real = self.discriminator.features(x).flatten(1)
+                f_fake = self.discriminator.features(torch.sigmoid(recon_logits)).flatten(1)
+                recon = 0.5 * (f_real - f_fake).float().pow(2).sum(1)
+            else:
+                recon = bernoulli_nll(recon_logits, x)
+            kl = gaussian_kl(mu, logvar)
+            # adversarial term: reconstructions from a detached z, so the encoder gets none of it
+            adv_images = torch.cat([torch.sigmoid(self.decoder(z.detach())), prior_images])
+            adv = generator_loss(self.discriminator(adv_images), c.gan_loss)
+            recon, kl = recon.mean(), kl.mean()
+            loss = recon + self.kl_beta(ctx) * kl + c.adversarial_weight * adv
+        opt = optimizers["vae"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        del b
+        return {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach(), "d_loss": d_loss.detach(), "g_loss": adv.detach()}

@@ -1,0 +1,84 @@
+"""Run folders: where a training run writes its config, command line, versions and log."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from ganvae.config import ExperimentConfig
+from ganvae.utils import atomic_write_text
+
+LOGGER_NAME = "ganvae"
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Console logging for the ``ganvae`` logger (the CLI calls this; the library never does)."""
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.setLevel(level)
+    if not any(getattr(h, "_ganvae_console", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._ganvae_console = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    for h in logger.handlers:
+        if getattr(h, "_ganvae_console", False):
+            h.setLevel(level)
+
+
+def add_file_log(path: Path) -> logging.Handler:
+    """Also log (at DEBUG) to ``path``; returns the handler so the caller can remove it."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.DEBUG)
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.addHandler(handler)
+    if logger.level > logging.DEBUG or logger.level == logging.NOTSET:
+        logger.setLevel(min(logger.level or logging.INFO, logging.INFO))
+    return handler
+
+
+def default_run_dir(model_name: str, root: str | Path = "runs") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path(root) / f"{model_name}-{stamp}"
+    n = 1
+    while path.exists():  # two runs in the same second
+        n += 1
+        path = Path(root) / f"{model_name}-{stamp}-{n}"
+    return path
+
+
+def environment_info() -> dict:
+    import torch
+
+    from ganvae import __version__
+
+    return {
+        "ganvae": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def write_run_metadata(run_dir: Path, cfg: ExperimentConfig, argv: list[str] | None = None, extra: dict | None = None) -> None:
+    """Write ``config.yaml``, ``command.txt`` and ``run.json`` (seed, versions, machine) into ``run_dir``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+    argv = sys.argv if argv is None else argv
+    atomic_write_text(run_dir / "command.txt", shlex.join(["ganvae", *argv[1:]]) + "\n")
+    meta = {
+        "model_name": cfg.model_name,
+        "seed": cfg.train.seed,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **environment_info(),
+        **(extra or {}),
+    }
+    atomic_write_text(run_dir / "run.json", json.dumps(meta, indent=2) + "\n")

@@ -1,0 +1,93 @@
+"""Shared fixtures: tiny generated IDX datasets, a local HTTP server, tiny configs."""
+
+from __future__ import annotations
+
+import gzip
+import http.server
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ganvae.data.idx import write_idx
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    """Every test gets its own data cache, so nothing leaks into ~/.cache."""
+    monkeypatch.setenv("GANVAE_DATA_DIR", str(tmp_path / "cache"))
+
+
+def make_images(n: int, size: int = 28, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` images whose class is visible (a bright bar at a class-dependent row)."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 10
+    images = (rng.random((n, size, size)) * 40).astype(np.uint8)
+    for i, c in enumerate(labels):
+        row = 2 + int(c) * (size - 4) // 10
+        images[i, row : row + 2, 4:-4] = 255
+    return images, labels.astype(np.uint8)
+
+
+def write_idx_dataset(folder: Path, n_train: int = 200, n_test: int = 50, gz: bool = True, dotted: bool = False) -> Path:
+    """Write the four MNIST-named IDX files of a tiny synthetic dataset into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    train = make_images(n_train, seed=1)
+    test = make_images(n_test, seed=2)
+    names = {
+        "train-images-idx3-ubyte": train[0], "train-labels-idx1-ubyte": train[1],
+        "t10k-images-idx3-ubyte": test[0], "t10k-labels-idx1-ubyte": test[1],
+    }
+    for name, array in names.items():
+        if dotted:  # the train-images.idx3-ubyte spelling
+            stem, _, rest = name.partition("-idx")
+            name = f"{stem}.idx{rest}"
+        write_idx(folder / (name + (".gz" if gz else "")), array)
+    return folder
+
+
+@pytest.fixture
+def idx_dir(tmp_path) -> Path:
+    return write_idx_dataset(tmp_path / "idx")
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves ``files`` at /good/NAME; /cut/NAME announces the full length but sends half."""
+
+    files: dict[str, bytes] = {}
+
+    def do_GET(self):  # noqa: N802
+        mode, _, name = self.path.strip("/").partition("/")
+        body = self.files.get(name)
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2] if mode == "cut" else body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_server():
+    """A server on 127.0.0.1; yields (base_url, files_dict) where tests put the bytes to serve."""
+    files: dict[str, bytes] = {}
+    handler = type("Handler", (_Handler,), {"files": files})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", files
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def gz(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)

@@ -1,0 +1,92 @@
+"""Configs: YAML round trip, unknown keys and wrong types named, --set overrides."""
+
+import dataclasses
+
+import pytest
+import yaml
+
+from ganvae.config import build_config, config_from_dict, default_config
+from ganvae.errors import ConfigError
+from ganvae.registry import model_names
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_defaults_round_trip_through_yaml(tmp_path, name):
+    cfg = default_config(name)
+    path = tmp_path / "c.yaml"
+    path.write_text(cfg.to_yaml())
+    again = build_config(name, path)
+    assert again == cfg
+    assert config_from_dict(yaml.safe_load(cfg.to_yaml()), "x") == cfg
+
+
+def test_registry_training_defaults_apply():
+    assert default_config("dcgan").train.batch_size == 256
+    assert default_config("dcgan").model.lr_generator == 1e-4
+
+
+def test_unknown_key_suggests_nearest(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epoch: 3\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: unknown key 'train\.epoch'\. Did you mean 'epochs'\?"):
+        build_config("gan", path)
+
+
+def test_unknown_section(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("trian:\n  epochs: 3\n")
+    with pytest.raises(ConfigError, match="unknown top-level key 'trian'. Did you mean 'train'"):
+        build_config("gan", path)
+
+
+def test_wrong_type_names_field_and_type(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  batch_size: lots\n")
+    with pytest.raises(ConfigError, match=r"'train\.batch_size' must be an integer, got 'lots'"):
+        build_config("gan", path)
+
+
+def test_literal_choices_checked():
+    with pytest.raises(ConfigError, match=r"'model\.gan_loss' must be one of 'bce', 'hinge', 'lsgan'"):
+        build_config("gan", overrides=["model.gan_loss=wasserstein"])
+
+
+def test_model_name_mismatch(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model_name: vae\n")
+    with pytest.raises(ConfigError, match="model_name is 'vae' but the command asked for 'gan'"):
+        build_config("gan", path)
+
+
+def test_set_overrides_and_parses_values():
+    cfg = build_config(
+        "dcgan",
+        overrides=["train.batch_size=32", "model.lr_generator=3e-4", "data.classes=3,5", "train.max_minutes=1.5", "model.ema_decay=0.99"],
+    )
+    assert cfg.train.batch_size == 32
+    assert cfg.model.lr_generator == pytest.approx(3e-4)
+    assert cfg.data.classes == [3, 5]
+    assert cfg.train.max_minutes == 1.5
+    assert cfg.model.ema_decay == 0.99
+
+
+def test_set_unknown_key_and_bad_form():
+    with pytest.raises(ConfigError, match="Did you mean 'model.latent_dim'"):
+        build_config("gan", overrides=["model.latent_dims=3"])
+    with pytest.raises(ConfigError, match="expected section.key=value"):
+        build_config("gan", overrides=["train.batch_size"])
+
+
+def test_flags_then_set_precedence(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epochs: 7\n  batch_size: 16\n")
+    cfg = build_config("vae", path, flags={"train": {"epochs": 2, "seed": None}}, overrides=["train.batch_size=8"])
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.seed) == (2, 8, 0)
+
+
+def test_inherited_configs():
+    from ganvae.models.vae import ConvVAEConfig, VAEConfig
+    from ganvae.models.vae_gan import VAEGANConfig
+
+    assert issubclass(VAEGANConfig, ConvVAEConfig) and issubclass(ConvVAEConfig, VAEConfig)
+    assert {f.name for f in dataclasses.fields(VAEConfig)} <= {f.name for f in dataclasses.fields(VAEGANConfig)}
