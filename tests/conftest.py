@@ -91,3 +91,38 @@ def http_server():
 
 def gz(data: bytes) -> bytes:
     return gzip.compress(data, mtime=0)
+
+
+# ----------------------------------------------------------------------------- tiny models
+
+# --set overrides that make each registered model tiny (a few channels, 16x16 images)
+TINY = {
+    "gan": ["model.latent_dim=8", "model.generator_hidden=[32]", "model.discriminator_hidden=[32]"],
+    "dcgan": ["model.latent_dim=8", "model.generator_channels=[16,8,4]", "model.discriminator_channels=[4,8]"],
+    "vae": ["model.latent_dim=4", "model.hidden=[32]"],
+    "conv-vae": ["model.latent_dim=4", "model.channels=[4,8]", "model.hidden=[16]"],
+    "vae-gan": ["model.latent_dim=4", "model.channels=[4,8]", "model.hidden=[16]", "model.discriminator_channels=[4,8]"],
+    "cppn": ["model.latent_dim=4", "model.hidden_size=16", "model.n_layers=2", "model.encoder_channels=[4,8]",
+             "model.hidden=[16]", "model.discriminator_channels=[4,8]"],
+}
+TINY_TRAIN = ["data.image_size=16", "train.batch_size=8", "train.epochs=2", "train.progress=false",
+              "run.tensorboard=false", "run.n_fixed=16", "train.log_every=1", "train.checkpoint_every=1"]
+
+
+def tiny_config(name: str, *extra: str):
+    from ganvae.config import build_config
+
+    return build_config(name, overrides=[*TINY[name], *TINY_TRAIN, *extra])
+
+
+def tiny_data(n: int = 48, size: int = 16, seed: int = 0):
+    """A synthetic in-memory dataset of ``n`` ``size``x``size`` images in 10 classes."""
+    import torch
+
+    from ganvae.data.dataset import ImageData
+
+    train_x, train_y = make_images(n, size=size, seed=seed)
+    test_x, test_y = make_images(20, size=size, seed=seed + 1)
+    t = lambda a: torch.from_numpy(np.array(a)).unsqueeze(1)  # noqa: E731
+    return ImageData("tiny", tuple(str(i) for i in range(10)), t(train_x), torch.from_numpy(train_y.astype(np.int64)),
+                     t(test_x), torch.from_numpy(test_y.astype(np.int64)))

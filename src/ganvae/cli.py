@@ -116,6 +116,53 @@ def _not_yet(args) -> int:
     raise GanvaeError(f"`ganvae {args.command}` is not built yet in this version of ganvae.")
 
 
+def cmd_train(args) -> int:
+    from ganvae.config import build_config
+    from ganvae.training.trainer import Trainer
+
+    flags = {
+        "data": {"dataset": args.dataset, "data_dir": args.data_dir, "classes": args.classes},
+        "train": {"epochs": args.epochs, "max_minutes": args.max_minutes, "batch_size": args.batch_size,
+                  "seed": args.seed, "device": args.device},
+        "run": {"out": args.out},
+    }
+    cfg = build_config(args.model, args.config, flags, args.set)
+    if args.resume and not args.out:
+        raise GanvaeError("--resume needs --out RUN_FOLDER: the run to continue.")
+    result = Trainer(cfg, cfg.run.out, resume=args.resume, argv=sys.argv).fit()
+    print(result.run_dir)
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from ganvae import api
+
+    print(api.sample(args.run, n=args.n, seed=args.seed, out=args.out, nrow=args.nrow, separate=args.separate))
+    return 0
+
+
+def cmd_interpolate(args) -> int:
+    from ganvae import api
+
+    out = args.out if not (args.grid and args.out == "walk.gif") else "walk.png"
+    print(api.interpolate(args.run, points=args.points, steps=args.steps, seed=args.seed, out=out, grid=args.grid))
+    return 0
+
+
+def cmd_reconstruct(args) -> int:
+    from ganvae import api
+
+    print(api.reconstruct(args.run, n=args.n, seed=args.seed, out=args.out, dataset=args.dataset, data_dir=args.data_dir))
+    return 0
+
+
+def cmd_render(args) -> int:
+    from ganvae import api
+
+    print(api.render(args.run, size=args.size, seed=args.seed, out=args.out, gif=args.gif, frames=args.frames, points=args.points))
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -146,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (default runs/<model>-<timestamp>)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override any config value")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.set_defaults(func=_not_yet)
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="a grid (or files) of samples from a trained run")
     p.add_argument("run", metavar="RUN", help="run folder or checkpoint file")
@@ -155,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="samples.png")
     p.add_argument("--nrow", type=int, help="images per row")
     p.add_argument("--separate", metavar="DIR", help="also write one PNG per sample into DIR")
-    p.set_defaults(func=_not_yet)
+    p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("interpolate", help="a looping latent walk (spherical interpolation) as a GIF")
     p.add_argument("run", metavar="RUN")
@@ -164,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="walk.gif")
     p.add_argument("--grid", action="store_true", help="a still grid (one row per pair of points) instead of a GIF")
-    p.set_defaults(func=_not_yet)
+    p.set_defaults(func=cmd_interpolate)
 
     p = sub.add_parser("reconstruct", help="test images above their reconstructions (models with an encoder)")
     p.add_argument("run", metavar="RUN")
@@ -172,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="reconstructions.png")
     _add_data_flags(p)
-    p.set_defaults(func=_not_yet)
+    p.set_defaults(func=cmd_reconstruct)
 
     p = sub.add_parser("render", help="render a cppn latent at any resolution")
     p.add_argument("run", metavar="RUN")
@@ -182,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gif", action="store_true", help="a looping latent morph at that size")
     p.add_argument("--frames", type=int, default=24, help="frames between two latents in the --gif morph")
     p.add_argument("--points", type=int, default=3, help="latents visited by the --gif morph")
-    p.set_defaults(func=_not_yet)
+    p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("evaluate", help="metrics of a trained run")
     p.add_argument("run", metavar="RUN")

@@ -36,3 +36,9 @@ class TrainingDiverged(GanvaeError):
 
 class UnsupportedOperation(GanvaeError):
     """A command was asked of a model that cannot do it (e.g. reconstruct with a GAN)."""
+
+
+class Interrupted(GanvaeError):
+    """Ctrl-C or SIGTERM: a checkpoint was written and the run can be resumed."""
+
+    exit_code = 130

@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import copy
 from dataclasses import dataclass
-from typing import ClassVar, Iterator
+from typing import Callable, ClassVar, Iterator
 
 import torch
 from torch import nn
 
 from ganvae.data.dataset import ValueRange, to_unit
 from ganvae.losses import discriminator_loss, generator_loss
+from ganvae.training.distributed import plain
 
 
 @dataclass
@@ -26,7 +27,9 @@ class StepContext:
     step: int  # global optimisation step, from 0
     epoch: int  # current epoch, from 0
     epoch_progress: float  # epochs done, fractional (for warm-ups)
-    autocast: contextlib.AbstractContextManager | None = None  # bf16 autocast context factory result
+    autocast: contextlib.AbstractContextManager | None = None  # bf16 autocast context, or None
+    # mean over distributed ranks; decisions based on loss values must use it so all ranks agree
+    reduce_mean: Callable[[torch.Tensor], torch.Tensor] = lambda t: t
 
 
 @contextlib.contextmanager
@@ -73,6 +76,7 @@ class GenerativeModel(nn.Module):
     value_range: ClassVar[ValueRange] = "tanh"  # range of the images the networks see and produce
     has_encoder: ClassVar[bool] = False  # can reconstruct and has a likelihood bound
     renders_any_size: ClassVar[bool] = False  # generator is a function of pixel coordinates (CPPN)
+    networks: ClassVar[tuple[str, ...]] = ()  # trainable sub-networks, each wrapped once in DDP under torchrun
 
     def __init__(self, config, image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__()
@@ -143,6 +147,8 @@ class AdversarialModel(GenerativeModel):
     generator is created here when ``config.ema_decay`` is set.
     """
 
+    networks = ("generator", "discriminator")
+
     def _init_ema(self) -> None:
         self.ema_generator: nn.Module | None = None
         if self.config.ema_decay is not None:
@@ -165,53 +171,53 @@ class AdversarialModel(GenerativeModel):
             return
         decay = self.config.ema_decay
         ema_params = list(self.ema_generator.parameters())
-        torch._foreach_lerp_(ema_params, list(self.generator.parameters()), 1.0 - decay)
-        for ema_buf, buf in zip(self.ema_generator.buffers(), self.generator.buffers()):
+        generator = plain(self.generator)
+        torch._foreach_lerp_(ema_params, list(generator.parameters()), 1.0 - decay)
+        for ema_buf, buf in zip(self.ema_generator.buffers(), generator.buffers()):
             ema_buf.copy_(buf)
 
     def training_step(self, x, optimizers, ctx):
         """The two-pass GAN step (Goodfellow et al. 2014, Algorithm 1 with k = 1).
 
-        1. Discriminator: real ``x`` vs ``G(z)`` detached, so no gradient reaches G.
-        2. Generator: D frozen (no gradient accumulates in it); by default D is run again
-           on the fakes after its update, as the PyTorch DCGAN example does. With
-           ``reuse_fake_logits`` the generator's loss uses the discriminator's first pass
-           (before its update), as the TensorFlow DCGAN tutorial does: one D forward fewer.
+        1. Discriminator: one pass on real ``x`` and ``G(z)`` detached (concatenated: the
+           discriminators here have no batch norm, so this equals two passes), so no
+           gradient reaches G.
+        2. Generator: D frozen (no gradient accumulates in it) and run again on the fakes
+           after its update, as the PyTorch DCGAN example does. With ``reuse_fake_logits``
+           the generator's loss uses the discriminator's first pass (before its update), as
+           the TensorFlow DCGAN tutorial does: one D forward fewer, a different step.
         """
         c = self.config
         opt_g, opt_d = optimizers["generator"], optimizers["discriminator"]
-        z = torch.randn(x.shape[0], self.latent_dim, device=x.device)
+        b = x.shape[0]
+        z = torch.randn(b, self.latent_dim, device=x.device)
         autocast = ctx.autocast or contextlib.nullcontext()
         if c.reuse_fake_logits:
             with autocast:
                 fake = self.generator(z)
-                logits = self.discriminator(torch.cat([x, fake]))  # one pass on real and fake
-                d_real, d_fake = logits.split(x.shape[0])
+                d_real, d_fake = self.discriminator(torch.cat([x, fake])).split(b)
                 d_loss = discriminator_loss(d_real, d_fake, c.gan_loss, c.real_label)
                 g_loss = generator_loss(d_fake, c.gan_loss)
-            d_params = [p for p in self.discriminator.parameters()]
-            g_params = [p for p in self.generator.parameters()]
-            d_grads = torch.autograd.grad(d_loss, d_params, retain_graph=True)
-            g_grads = torch.autograd.grad(g_loss, g_params)
-            for p, g in zip(d_params, d_grads):
-                p.grad = g
-            for p, g in zip(g_params, g_grads):
-                p.grad = g
+            opt_d.zero_grad(set_to_none=True)
+            opt_g.zero_grad(set_to_none=True)
+            # each loss reaches only its own network's parameters; both before either update
+            d_loss.backward(inputs=list(plain(self.discriminator).parameters()), retain_graph=True)
+            g_loss.backward(inputs=list(plain(self.generator).parameters()))
             opt_d.step()
             opt_g.step()
             return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
 
         with autocast:
-            fake = self.generator(z)
-            d_real = self.discriminator(x)
-            d_fake = self.discriminator(fake.detach())
+            fake = self.generator(z)  # (B, C, H, W)
+            d_real, d_fake = self.discriminator(torch.cat([x, fake.detach()])).split(b)
             d_loss = discriminator_loss(d_real, d_fake, c.gan_loss, c.real_label)
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
 
-        with frozen(self.discriminator), autocast:
-            g_loss = generator_loss(self.discriminator(fake), c.gan_loss)
+        discriminator = plain(self.discriminator)
+        with frozen(discriminator), autocast:
+            g_loss = generator_loss(discriminator(fake), c.gan_loss)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()

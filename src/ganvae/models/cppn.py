@@ -28,6 +28,7 @@ from ganvae.models.base import StepContext, adam, frozen
 from ganvae.models.configs import AdversarialConfig
 from ganvae.models.vae import ConvEncoder, VAEBase, VAEConfig
 from ganvae.models.vae_gan import ConvDiscriminator
+from ganvae.training.distributed import plain
 
 
 @dataclass
@@ -81,7 +82,7 @@ class CPPNGenerator(nn.Module):
             self._grid_cache = {key: torch.stack([gx, gy, r], dim=-1).view(-1, 3)}
         return self._grid_cache[key]
 
-    def logits(self, z: torch.Tensor, height: int, width: int, chunk: int | None = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, height: int, width: int, chunk: int | None = None) -> torch.Tensor:
         """``(B, Z)`` -> ``(B, C, H, W)`` logits, evaluating ``chunk`` pixels at a time."""
         coords = self.coordinates(height, width, z.device)
         hz = self.z_proj(z).unsqueeze(1)  # (B, 1, hidden)
@@ -97,6 +98,7 @@ class CPPNGenerator(nn.Module):
 class CPPN(VAEBase):
     value_range = "unit"
     renders_any_size = True
+    networks = ("encoder", "generator", "discriminator")
 
     def __init__(self, config: CPPNConfig, image_shape=(1, 28, 28)):
         super().__init__(config, image_shape)
@@ -107,11 +109,11 @@ class CPPN(VAEBase):
 
     # the VAE machinery calls self.decoder(z) for logits at the training resolution
     def decoder(self, z: torch.Tensor) -> torch.Tensor:
-        return self.generator.logits(z, self.image_shape[1], self.image_shape[2])
+        return self.generator(z, self.image_shape[1], self.image_shape[2])
 
     def decode(self, z, height: int | None = None, width: int | None = None, **kwargs):
         h, w = height or self.image_shape[1], width or self.image_shape[2]
-        return torch.sigmoid(self.generator.logits(z, h, w, chunk=self.config.render_chunk))
+        return torch.sigmoid(self.generator(z, h, w, chunk=self.config.render_chunk))
 
     def render(self, z: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """Latents ``(B, Z)`` -> images ``(B, C, height, width)`` in [0, 1], one at a time."""
@@ -133,8 +135,9 @@ class CPPN(VAEBase):
             logits = self.decoder(z)
             # VAE loss per pixel (the original divides by the image size) keeps it on the GAN loss's scale
             vae_loss = (bernoulli_nll(logits, x) + gaussian_kl(mu, logvar)).mean() / n_pixels
-            with frozen(self.discriminator):
-                g_loss = generator_loss(self.discriminator(torch.sigmoid(logits)), c.gan_loss)
+            discriminator = plain(self.discriminator)
+            with frozen(discriminator):
+                g_loss = generator_loss(discriminator(torch.sigmoid(logits)), c.gan_loss)
             loss = c.vae_weight * vae_loss + g_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -142,8 +145,17 @@ class CPPN(VAEBase):
         return g_loss.detach(), vae_loss.detach(), torch.sigmoid(logits).detach()
 
     def _discriminator_loss(self, x, fake, autocast):
+        b = x.shape[0]
         with autocast:
-            return discriminator_loss(self.discriminator(x), self.discriminator(fake), self.config.gan_loss, self.config.real_label)
+            logits = self.discriminator(torch.cat([x, fake]))  # one pass on real and fake
+            return discriminator_loss(logits[:b], logits[b:], self.config.gan_loss, self.config.real_label)
+
+    def _discriminator_step(self, x, fake, opt, autocast):
+        d_loss = self._discriminator_loss(x, fake, autocast)
+        opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt.step()
+        return d_loss.detach()
 
     def training_step(self, x, optimizers, ctx: StepContext):
         c = self.config
@@ -153,26 +165,24 @@ class CPPN(VAEBase):
         if c.schedule == "alternating":
             with torch.no_grad():
                 fake = torch.sigmoid(self.decoder(self.reparameterize(*self.encode(x))))
-            d_loss = self._discriminator_loss(x, fake, autocast)
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
+            d_loss = self._discriminator_step(x, fake, opt_d, autocast)
             g_loss, vae_loss, _ = self._generator_step(x, opt_g, autocast)
             g_steps, d_steps = 1, 1
         else:
-            # balanced: the host needs the loss values to decide, so this schedule syncs per step
+            # balanced: the decisions need loss values on the host (one sync per decision);
+            # under torchrun they use the mean over ranks so that every rank takes the same branch
             g_steps = 0
             for _ in range(c.max_generator_steps):
                 g_loss, vae_loss, fake = self._generator_step(x, opt_g, autocast)
                 g_steps += 1
-                if g_loss.item() < c.generator_loss_target:
+                if ctx.reduce_mean(g_loss).item() < c.generator_loss_target:
                     break
-            d_loss = self._discriminator_loss(x, fake, autocast)
+            with torch.no_grad():  # a probe only: DDP allows no grad-enabled forward without a backward
+                d_loss = self._discriminator_loss(x, fake, autocast)
             d_steps = 0
-            if d_loss.item() > c.discriminator_loss_floor and g_loss.item() < c.discriminator_step_max_g_loss:
-                opt_d.zero_grad(set_to_none=True)
-                d_loss.backward()
-                opt_d.step()
+            if (ctx.reduce_mean(d_loss).item() > c.discriminator_loss_floor
+                    and ctx.reduce_mean(g_loss).item() < c.discriminator_step_max_g_loss):
+                d_loss = self._discriminator_step(x, fake, opt_d, autocast)
                 d_steps = 1
         return {
             "g_loss": g_loss, "d_loss": d_loss.detach(), "vae_loss": vae_loss,

@@ -116,6 +116,7 @@ class VAEBase(GenerativeModel):
 
     value_range = "unit"
     has_encoder = True
+    networks = ("encoder", "decoder")
 
     def encode(self, x):
         return self.encoder(x)

@@ -24,6 +24,7 @@ from torch import nn
 from ganvae.losses import bernoulli_nll, discriminator_loss, gaussian_kl, generator_loss
 from ganvae.models.base import StepContext, adam, frozen
 from ganvae.models.configs import AdversarialConfig
+from ganvae.training.distributed import plain
 from ganvae.models.vae import ConvDecoder, ConvEncoder, ConvVAEConfig, VAEBase
 
 
@@ -61,6 +62,7 @@ class ConvDiscriminator(nn.Module):
 
 class VAEGAN(VAEBase):
     value_range = "unit"
+    networks = ("encoder", "decoder", "discriminator")
 
     def __init__(self, config: VAEGANConfig, image_shape=(1, 28, 28)):
         super().__init__(config, image_shape)
@@ -85,34 +87,33 @@ class VAEGAN(VAEBase):
         with autocast:
             mu, logvar = self.encode(x)
             z = self.reparameterize(mu, logvar)
-            recon_logits = self.decoder(z)
-            prior_images = torch.sigmoid(self.decoder(torch.randn_like(z)))
-            # --- discriminator: data vs reconstructions and prior samples (both detached)
-            fakes = torch.cat([torch.sigmoid(recon_logits), prior_images]).detach()
-            d_loss = discriminator_loss(self.discriminator(x), self.discriminator(fakes), c.gan_loss, c.real_label)
+            # one decoder pass on [z, prior z, detached z] -> reconstructions, prior samples, and
+            # reconstructions for the adversarial term that the encoder must not receive
+            recon_logits, prior_logits, adv_logits = self.decoder(torch.cat([z, torch.randn_like(z), z.detach()])).split(b)
+            recon_images, prior_images = torch.sigmoid(recon_logits), torch.sigmoid(prior_logits)
+            # --- discriminator: data vs reconstructions and prior samples (detached), one pass
+            logits = self.discriminator(torch.cat([x, recon_images.detach(), prior_images.detach()]))
+            d_loss = discriminator_loss(logits[:b], logits[b:], c.gan_loss, c.real_label)
         opt_d = optimizers["discriminator"]
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
 
-        # --- encoder + decoder, with the discriminator frozen
-        with frozen(self.discriminator), autocast:
+        # --- encoder + decoder, with the discriminator frozen and called unwrapped
+        discriminator = plain(self.discriminator)
+        with frozen(discriminator), autocast:
             if c.feature_recon:
                 # Gaussian error on discriminator features (Larsen et al. 2016, Eq. 7), per image
-                f_real = self.discriminator.features(x).flatten(1)
-                f_fake = self.discriminator.features(torch.sigmoid(recon_logits)).flatten(1)
+                f_real, f_fake = discriminator.features(torch.cat([x, recon_images])).flatten(1).split(b)
                 recon = 0.5 * (f_real - f_fake).float().pow(2).sum(1)
             else:
                 recon = bernoulli_nll(recon_logits, x)
             kl = gaussian_kl(mu, logvar)
-            # adversarial term: reconstructions from a detached z, so the encoder gets none of it
-            adv_images = torch.cat([torch.sigmoid(self.decoder(z.detach())), prior_images])
-            adv = generator_loss(self.discriminator(adv_images), c.gan_loss)
+            adv = generator_loss(discriminator(torch.cat([torch.sigmoid(adv_logits), prior_images])), c.gan_loss)
             recon, kl = recon.mean(), kl.mean()
             loss = recon + self.kl_beta(ctx) * kl + c.adversarial_weight * adv
         opt = optimizers["vae"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        del b
         return {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach(), "d_loss": d_loss.detach(), "g_loss": adv.detach()}

@@ -1,0 +1,181 @@
+"""The importable API behind the commands: load a trained run, sample, interpolate, reconstruct, render.
+
+``RUN`` is a run folder (its ``checkpoints/last.safetensors`` is used) or a checkpoint file.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ganvae.config import ExperimentConfig, config_from_dict
+from ganvae.errors import CheckpointError, UnsupportedOperation
+from ganvae.models.base import GenerativeModel
+from ganvae.training import checkpoint as ckpt_io
+from ganvae.utils import resolve_device
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedRun:
+    model: GenerativeModel
+    config: ExperimentConfig
+    checkpoint: ckpt_io.Checkpoint
+    run_dir: Path | None
+
+    @property
+    def name(self) -> str:
+        return self.config.model_name
+
+
+def checkpoint_path(run: str | Path) -> Path:
+    run = Path(run)
+    if run.is_dir():
+        path = run / "checkpoints" / "last.safetensors"
+        if not path.is_file():
+            raise CheckpointError(f"{run}: no checkpoint at {path}; is this a finished (or interrupted) ganvae run folder?")
+        return path
+    if not run.exists():
+        raise CheckpointError(f"{run}: no such run folder or checkpoint file.")
+    return run
+
+
+def load_run(run: str | Path, device: str = "auto") -> LoadedRun:
+    """Rebuild a trained model from its checkpoint (weights only; no code is executed)."""
+    from ganvae.training.trainer import build_model
+
+    path = checkpoint_path(run)
+    ckpt = ckpt_io.load_checkpoint(path)
+    cfg = config_from_dict(ckpt.header["config"], str(path))
+    model = build_model(cfg, tuple(ckpt.header.get("image_shape", (1, cfg.data.image_size, cfg.data.image_size))))
+    ckpt_io.restore_model(model, ckpt)
+    model.to(resolve_device(device)).eval()
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
+    return LoadedRun(model, cfg, ckpt, run_dir)
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def sample_images(loaded: LoadedRun, n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` samples ``(n, C, H, W)`` in [0, 1]; the same seed gives the same images."""
+    return loaded.model.sample(n, generator=_generator(seed))
+
+
+def sample(run, n: int = 64, seed: int = 0, out: str | Path = "samples.png", nrow: int | None = None,
+           separate: str | Path | None = None) -> Path:
+    from ganvae.viz.images import make_grid, save_grid, save_png
+
+    loaded = load_run(run)
+    images = sample_images(loaded, n, seed)
+    save_grid(images, out, nrow=nrow)
+    if separate is not None:
+        folder = Path(separate)
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, img in enumerate(images):
+            save_png(make_grid(img[None], nrow=1, padding=0), folder / f"sample_{i:04d}.png")
+    return Path(out)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between latents ``a`` and ``b`` ``(..., Z)`` at fractions ``t`` ``(T,)``.
+
+    Gaussian latents concentrate near a sphere; slerp stays on it where a straight line
+    would pass through the low-probability centre (White 2016, "Sampling Generative Networks").
+    Returns ``(T, ..., Z)``.
+    """
+    a_n, b_n = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
+    omega = torch.acos((a_n * b_n).sum(-1).clamp(-1 + 1e-7, 1 - 1e-7))  # (...)
+    t = t.view(-1, *([1] * a.dim()))
+    so = torch.sin(omega).unsqueeze(-1)
+    lerp = (1 - t) * a + t * b
+    spherical = torch.sin((1 - t) * omega.unsqueeze(-1)) / so * a + torch.sin(t * omega.unsqueeze(-1)) / so * b
+    return torch.where(so.abs() < 1e-6, lerp, spherical)
+
+
+def walk_latents(loaded: LoadedRun, points: int, steps: int, walks: int, seed: int, loop: bool = True) -> torch.Tensor:
+    """Latents of a walk through ``points`` random latents: ``(frames, walks, Z)``."""
+    if points < 2 or steps < 1:
+        raise UnsupportedOperation("interpolate needs --points >= 2 and --steps >= 1.")
+    anchors = loaded.model.prior(points * walks, generator=_generator(seed), device=torch.device("cpu")).view(points, walks, -1)
+    t = torch.arange(steps) / steps
+    legs = points if loop else points - 1
+    return torch.cat([slerp(anchors[i], anchors[(i + 1) % points], t) for i in range(legs)])
+
+
+def interpolate(run, points: int = 4, steps: int = 30, seed: int = 0, out: str | Path = "walk.gif",
+                grid: bool = False, walks: int = 16, fps: float = 15, scale: int = 2) -> Path:
+    """A looping latent walk as a GIF (``walks`` walks side by side), or a still grid (one row per leg)."""
+    from ganvae.viz.images import make_grid, save_gif, save_grid, upscale
+
+    loaded = load_run(run)
+    if grid:
+        z = walk_latents(loaded, points, steps + 1, 1, seed, loop=False)  # (legs*(steps+1), 1, Z)
+        images = loaded.model.generate(z[:, 0])
+        return save_grid(images, out, nrow=steps + 1)
+    z = walk_latents(loaded, points, steps, walks, seed)  # (frames, walks, Z)
+    images = loaded.model.generate(z.flatten(0, 1)).view(z.shape[0], walks, *loaded.model.image_shape)
+    frames = [upscale(make_grid(f), scale) for f in images]
+    return save_gif(frames, out, fps=fps)
+
+
+def test_images(loaded: LoadedRun, n: int, seed: int, dataset: str | None = None, data_dir: str | None = None) -> torch.Tensor:
+    """``n`` test-split images of the run's dataset, in [0, 1], chosen with ``seed``."""
+    from dataclasses import replace
+
+    from ganvae.data.dataset import load_dataset
+
+    data_cfg = loaded.config.data
+    if dataset is not None or data_dir is not None:
+        data_cfg = replace(data_cfg, dataset=dataset or data_cfg.dataset, data_dir=data_dir or data_cfg.data_dir)
+    data = load_dataset(data_cfg)
+    idx = torch.randperm(len(data.test_images), generator=_generator(seed))[:n]
+    return data.test_images[idx].float() / 255.0
+
+
+def reconstruct(run, n: int = 16, seed: int = 0, out: str | Path = "reconstructions.png",
+                dataset: str | None = None, data_dir: str | None = None) -> Path:
+    """Test images (odd rows) above their reconstructions (even rows)."""
+    from ganvae.viz.images import save_grid
+
+    loaded = load_run(run)
+    if not loaded.model.has_encoder:
+        raise UnsupportedOperation(
+            f"reconstruct needs a model with an encoder (vae, conv-vae, vae-gan, cppn); {loaded.name} only maps "
+            f"noise to images, so it has no way to encode a given image. Use `ganvae sample` instead."
+        )
+    x = test_images(loaded, n, seed, dataset, data_dir)
+    recon = loaded.model.reconstruct(x).cpu()
+    nrow = min(n, 8)
+    rows = []
+    for start in range(0, n, nrow):
+        rows += [x[start : start + nrow], recon[start : start + nrow]]
+    return save_grid(torch.cat(rows), out, nrow=nrow)
+
+
+def render(run, size: tuple[int, int] = (1080, 1080), seed: int = 0, out: str | Path | None = None,
+           gif: bool = False, frames: int = 24, points: int = 3) -> Path:
+    """Render a cppn latent at ``size`` (width, height), or a looping latent morph as a GIF."""
+    from ganvae.viz.images import make_grid, save_gif, save_png
+
+    loaded = load_run(run)
+    if not loaded.model.renders_any_size:
+        raise UnsupportedOperation(
+            f"render needs a coordinate-based generator (cppn), which can be evaluated on any pixel grid; "
+            f"{loaded.name} always generates {loaded.model.image_shape[1]}x{loaded.model.image_shape[2]} images. "
+            f"Use `ganvae sample` instead."
+        )
+    width, height = size
+    out = Path(out or ("render.gif" if gif else "render.png"))
+    if not gif:
+        z = loaded.model.prior(1, generator=_generator(seed), device=torch.device("cpu"))
+        image = loaded.model.render(z, height, width)
+        return save_png(make_grid(image, nrow=1, padding=0), out)
+    z = walk_latents(loaded, points, frames, 1, seed)[:, 0]  # (frames, Z)
+    images = [make_grid(loaded.model.render(zi[None], height, width), nrow=1, padding=0) for zi in z]
+    return save_gif(images, out, fps=12)

@@ -1,0 +1,136 @@
+"""Distributed training through PyTorch's own engine: torchrun + DistributedDataParallel.
+
+``torchrun --nproc-per-node N -m ganvae train MODEL ...`` sets RANK / WORLD_SIZE /
+LOCAL_RANK; :meth:`DistContext.from_env` then joins the process group (nccl on CUDA,
+gloo on CPU) with a timeout, so a failed rank ends the job instead of hanging it.
+
+Each network of a model (``model.networks``: generator, discriminator, encoder,
+decoder...) is wrapped once in its own ``DistributedDataParallel``. The wrapper is put in
+the model's instance ``__dict__``, which shadows the plain module for ``model.generator``
+calls, while ``model._modules`` (and so ``state_dict()``, ``parameters()``, checkpoints)
+keeps the plain networks. The model steps obey DDP's rules: one grad-enabled forward of a
+wrapped network per backward; the frozen discriminator of a generator step is called
+unwrapped (:func:`plain`); decisions that depend on loss values use losses averaged over
+the ranks, so every rank takes the same branch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import os
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+def plain(module: nn.Module) -> nn.Module:
+    """The module inside a DDP wrapper (or the module itself)."""
+    return getattr(module, "module", module)
+
+
+@dataclass
+class DistContext:
+    """Where this process stands in a (possibly single-process) job."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    wrapped: list[str] = field(default_factory=list)
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls, device: str = "auto", timeout_s: float = 600.0) -> "DistContext":
+        """Join the process group if torchrun started this process; else a single-process context."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        import torch.distributed as dist
+
+        rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+        use_cuda = torch.cuda.is_available() and device != "cpu"
+        if use_cuda:
+            torch.cuda.set_device(local_rank)
+            dev = torch.device("cuda", local_rank)
+        else:
+            dev = torch.device("cpu")
+        if not dist.is_initialized():
+            dist.init_process_group(
+                backend="nccl" if use_cuda else "gloo",
+                timeout=datetime.timedelta(seconds=timeout_s),
+                **({"device_id": dev} if use_cuda else {}),
+            )
+        log.debug("rank %d/%d on %s", rank, world, dev)
+        return cls(rank=rank, world_size=world, local_rank=local_rank, device=dev)
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """Wrap each of ``model.networks`` in DDP (see the module docstring); returns ``model``."""
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [self.local_rank] if self.device.type == "cuda" else None
+        for name in model.networks:
+            net = model._modules[name]
+            if any(p.requires_grad for p in net.parameters()):
+                object.__setattr__(model, name, DDP(net, device_ids=ids))
+                self.wrapped.append(name)
+        return model
+
+    @contextlib.contextmanager
+    def unwrapped(self, model: nn.Module):
+        """Call the plain networks (e.g. rank 0 alone drawing a sample grid, which must not
+        trigger DDP's collective buffer broadcast)."""
+        saved = {name: model.__dict__.pop(name) for name in self.wrapped if name in model.__dict__}
+        try:
+            yield model
+        finally:
+            for name, wrapper in saved.items():
+                object.__setattr__(model, name, wrapper)
+
+    def training_step(self, train_model, model, x, optimizers, ctx):
+        ctx.reduce_mean = self.reduce_mean
+        return model.training_step(x, optimizers, ctx)
+
+    def reduce_mean(self, value: torch.Tensor) -> torch.Tensor:
+        """The mean of ``value`` over all ranks (identity in a single process)."""
+        if not self.enabled:
+            return value
+        import torch.distributed as dist
+
+        out = value.detach().clone().to(self.device)
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out / self.world_size
+
+    def all_gather_cat(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Concatenate equally shaped tensors from all ranks along dim 0."""
+        if not self.enabled:
+            return tensor
+        import torch.distributed as dist
+
+        parts = [torch.empty_like(tensor) for _ in range(self.world_size)]
+        dist.all_gather(parts, tensor.contiguous())
+        return torch.cat(parts)
+
+    def barrier(self) -> None:
+        if self.enabled:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.enabled:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()

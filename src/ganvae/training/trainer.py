@@ -1,0 +1,388 @@
+"""The model-agnostic training loop.
+
+The trainer owns the data stream, budgets, logging, sample grids, checkpoints and
+resumption; the model owns its networks, optimisers and training step. Nothing here
+depends on which family is trained.
+
+Exact resumption: the data order of epoch ``e`` depends only on ``(seed, e)``, and a
+checkpoint stores weights, optimiser moments, all random states and the position inside
+the epoch; so a resumed run draws the same batches and the same noise as an
+uninterrupted one and, on CPU, produces the same losses bit for bit.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganvae.config import ExperimentConfig, config_from_dict
+from ganvae.data.dataset import ImageData, iter_batches, load_dataset, scale_images, steps_per_epoch
+from ganvae.errors import CheckpointError, GanvaeError, Interrupted, TrainingDiverged
+from ganvae.models.base import GenerativeModel, StepContext
+from ganvae.registry import get_entry
+from ganvae.runs import add_file_log, default_run_dir, write_run_metadata
+from ganvae.training import checkpoint as ckpt_io
+from ganvae.training.distributed import DistContext
+from ganvae.utils import atomic_write_text, resolve_device, seed_everything
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "last.safetensors"
+
+
+def build_model(cfg: ExperimentConfig, image_shape: tuple[int, int, int]) -> GenerativeModel:
+    """The registry's model class for ``cfg.model_name``, built from ``cfg.model``."""
+    return get_entry(cfg.model_name).model_cls(cfg.model, image_shape)
+
+
+def fixed_noise(model: GenerativeModel, n: int, seed: int) -> torch.Tensor:
+    """The latents every sample grid of a run is drawn from (same seed, same grids)."""
+    g = torch.Generator().manual_seed(seed + 7919)
+    return model.prior(n, generator=g, device=torch.device("cpu"))
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    checkpoint: Path
+    step: int
+    epoch: int
+    images_per_second: float
+    seconds: float
+    stopped_by: str  # "epochs", "time", "interrupt"
+    last_losses: dict[str, float] = field(default_factory=dict)
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag; the loop checkpoints at the end of the current step and exits."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self):
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signum = signum
+        log.warning("\nsignal %d received: finishing this step, writing a checkpoint, then stopping", signum)
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class Trainer:
+    """Train ``cfg.model_name`` on ``cfg.data`` into ``run_dir``.
+
+    Args:
+        cfg: the full experiment config.
+        run_dir: output folder; default ``cfg.run.out`` or ``runs/<model>-<timestamp>``.
+        data: an already loaded dataset (tests pass tiny ones); default loads ``cfg.data``.
+        resume: continue from ``run_dir/checkpoints/last.safetensors``.
+        argv: the command line to record in the run folder.
+    """
+
+    def __init__(self, cfg: ExperimentConfig, run_dir: str | Path | None = None, data: ImageData | None = None,
+                 resume: bool = False, argv: list[str] | None = None, dist: DistContext | None = None):
+        self.dist = dist or DistContext.from_env()
+        self.resume_checkpoint: ckpt_io.Checkpoint | None = None
+        run_dir = Path(run_dir or cfg.run.out or default_run_dir(cfg.model_name))
+        if resume:
+            path = run_dir / "checkpoints" / CHECKPOINT_NAME
+            if not path.is_file():
+                raise CheckpointError(f"--resume: no checkpoint at {path}. Give the run folder with --out, or drop --resume.")
+            self.resume_checkpoint = ckpt_io.load_checkpoint(path, expected_model=cfg.model_name)
+            cfg = self._resumed_config(cfg, self.resume_checkpoint)
+        elif (run_dir / "checkpoints" / CHECKPOINT_NAME).exists():
+            raise GanvaeError(
+                f"{run_dir} already holds a trained run; add --resume to continue it, or choose another --out."
+            )
+        self.cfg, self.run_dir, self.argv = cfg, run_dir, argv
+        self.device = self.dist.device if self.dist.enabled else resolve_device(cfg.train.device)
+        self._data = data
+
+    @staticmethod
+    def _resumed_config(cfg: ExperimentConfig, ckpt: ckpt_io.Checkpoint) -> ExperimentConfig:
+        """The checkpoint's config, except the budgets and cadences the command line may extend."""
+        saved = config_from_dict(ckpt.header["config"], str(ckpt.path))
+        for key in ("epochs", "max_minutes", "progress", "log_every", "checkpoint_every", "sample_every", "eval_every", "device", "num_threads"):
+            setattr(saved.train, key, getattr(cfg.train, key))
+        return saved
+
+    # ------------------------------------------------------------------ set-up
+    def _setup(self):
+        cfg = self.cfg
+        if cfg.train.num_threads:
+            torch.set_num_threads(cfg.train.num_threads)
+        seed_everything(cfg.train.seed)
+        data = self._data if self._data is not None else load_dataset(cfg.data)
+        self.data = data.to(self.device)
+        model = build_model(cfg, data.image_shape).to(self.device)
+        if cfg.train.sync_batchnorm and self.dist.enabled:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.model = model
+        self.optimizers = model.make_optimizers()
+        self.fixed_noise = fixed_noise(model, cfg.run.n_fixed, cfg.train.seed)
+        self.step = self.epoch = self.step_in_epoch = 0
+        self.elapsed_before = 0.0
+        self.images_seen = 0
+        self.fingerprint = data.fingerprint()
+        if self.resume_checkpoint is not None:
+            ck = self.resume_checkpoint
+            if ck.header.get("data_fingerprint") not in (None, self.fingerprint):
+                raise CheckpointError(
+                    f"{ck.path}: the run was trained on other data (fingerprint {ck.header['data_fingerprint']}, "
+                    f"now {self.fingerprint}). Resume with the same --dataset, --data-dir and --classes."
+                )
+            ckpt_io.restore_model(model, ck)
+            ckpt_io.restore_optimizers(self.optimizers, ck)
+            ckpt_io.restore_rng_state(ck)
+            self.step, self.epoch, self.step_in_epoch = ck.header["step"], ck.header["epoch"], ck.header["step_in_epoch"]
+            self.elapsed_before = ck.header.get("elapsed_seconds", 0.0)
+            self.images_seen = ck.header.get("images_seen", 0)
+            self.fixed_noise = ck.tensors["fixed_noise"]
+            log.info("resumed %s at epoch %d, step %d", ck.path, self.epoch + 1, self.step)
+        self.train_model = self.dist.wrap(model) if self.dist.enabled else model
+        if cfg.train.compile:
+            model.compile()
+        # bf16 autocast only where the hardware supports it (STYLE.md, Pattern 6)
+        self.autocast = None
+        if cfg.train.precision == "bf16":
+            if self.device.type != "cuda":
+                raise GanvaeError("train.precision=bf16 needs a CUDA device; use fp32 on CPU/MPS.")
+            self.autocast = torch.autocast("cuda", dtype=torch.bfloat16)
+
+    def _prepare_run_dir(self):
+        self.ckpt_path = self.run_dir / "checkpoints" / CHECKPOINT_NAME
+        self.writer = None
+        self.file_log = None
+        if not self.dist.is_main:
+            return
+        (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        self.file_log = add_file_log(self.run_dir / "train.log")
+        if self.resume_checkpoint is None:
+            write_run_metadata(self.run_dir, self.cfg, self.argv, {
+                "device": str(self.device), "world_size": self.dist.world_size,
+                "global_batch_size": self.cfg.train.batch_size,
+            })
+        self.csv_path = self.run_dir / "losses.csv"
+        if self.resume_checkpoint is not None and self.csv_path.exists():
+            self._truncate_csv(self.step)
+        if self.cfg.run.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step if self.step else None)
+            except ImportError:
+                log.warning("tensorboard is not installed; TensorBoard logging is off")
+
+    def _truncate_csv(self, step: int) -> None:
+        """Drop loss rows after the checkpoint's step (written before an interruption)."""
+        with open(self.csv_path, newline="") as fh:
+            rows = list(csv.reader(fh))
+        kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= step]
+        atomic_write_text(self.csv_path, "".join(",".join(r) + "\n" for r in kept))
+
+    # ------------------------------------------------------------------ outputs
+    def _log_losses(self, pending: list[tuple[int, int, dict[str, torch.Tensor]]], imgs_per_s: float, bar) -> dict[str, float]:
+        """Sync the pending per-step losses to the host once, check them, write CSV/TensorBoard."""
+        names = list(pending[0][2])
+        values = torch.stack([torch.stack([l[n].float() for n in names]) for _, _, l in pending]).cpu()  # (steps, losses)
+        bad = ~torch.isfinite(values)
+        if bad.any():
+            i, j = (int(v) for v in bad.nonzero()[0])
+            step, epoch = pending[i][0], pending[i][1]
+            where = f"the last good checkpoint {self.ckpt_path} (kept)" if self.ckpt_path.exists() else "no checkpoint yet"
+            raise TrainingDiverged(
+                f"training diverged: {names[j]} became {values[i, j].item()} at step {step} (epoch {epoch + 1}). "
+                f"Stopped; {where}. Lower the learning rates (--set model.lr_...) or change the loss, then "
+                f"train again{' with --resume' if self.ckpt_path.exists() else ''}."
+            )
+        if self.dist.is_main:
+            new = not self.csv_path.exists()
+            with open(self.csv_path, "a", newline="") as fh:
+                w = csv.writer(fh)
+                if new:
+                    w.writerow(["step", "epoch", *names])
+                for (step, epoch, _), row in zip(pending, values.tolist()):
+                    w.writerow([step, epoch + 1, *(f"{v:.6g}" for v in row)])
+            if self.writer is not None:
+                for (step, _, _), row in zip(pending, values.tolist()):
+                    for n, v in zip(names, row):
+                        self.writer.add_scalar(f"loss/{n}", v, step)
+                self.writer.add_scalar("speed/images_per_second", imgs_per_s, pending[-1][0])
+        last = dict(zip(names, values[-1].tolist()))
+        if bar is not None:
+            bar.set_postfix({**{k: f"{v:.3f}" for k, v in last.items()}, "img/s": f"{imgs_per_s:.0f}"}, refresh=False)
+        return last
+
+    def _sample_grid(self, epoch: int) -> None:
+        if not self.dist.is_main:
+            return
+        from ganvae.viz.images import make_grid, save_png
+
+        with self.dist.unwrapped(self.model):
+            images = self.model.generate(self.fixed_noise.to(self.device))
+        grid = make_grid(images)
+        save_png(grid, self.run_dir / "samples" / f"epoch_{epoch + 1:04d}.png")
+        if self.writer is not None:
+            self.writer.add_image("samples", grid[None], self.step, dataformats="CHW")
+
+    def _checkpoint(self, epoch: int, step_in_epoch: int, elapsed: float) -> None:
+        if not self.dist.is_main:
+            return
+        ckpt_io.save_checkpoint(
+            self.ckpt_path, self.model, self.cfg.model_name, self.cfg.to_dict(), self.optimizers,
+            counters={"step": self.step, "epoch": epoch, "step_in_epoch": step_in_epoch,
+                      "elapsed_seconds": elapsed, "images_seen": self.images_seen},
+            extra_tensors={"fixed_noise": self.fixed_noise},
+            extra_header={"data_fingerprint": self.fingerprint, "dataset": self.data.name,
+                          "classes": list(self.data.class_subset) if self.data.class_subset else None,
+                          "image_shape": list(self.data.image_shape), "world_size": self.dist.world_size},
+        )
+        log.debug("checkpoint written: %s (step %d)", self.ckpt_path, self.step)
+
+    def _finish_outputs(self) -> None:
+        if not self.dist.is_main:
+            return
+        from ganvae.viz.images import load_png, save_gif
+        from ganvae.viz.plots import plot_losses
+
+        frames = [load_png(p) for p in sorted((self.run_dir / "samples").glob("epoch_*.png"))]
+        if frames:
+            save_gif(frames, self.run_dir / "progress.gif", fps=self.cfg.run.gif_fps)
+        if self.csv_path.exists():
+            plot_losses(self.csv_path, self.run_dir / "losses.png", title=f"{self.cfg.model_name} losses")
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> TrainResult:
+        self._setup()
+        self._prepare_run_dir()
+        try:
+            return self._fit()
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+            if self.file_log is not None:
+                logging.getLogger("ganvae").removeHandler(self.file_log)
+                self.file_log.close()
+
+    def _fit(self) -> TrainResult:
+        cfg, tc = self.cfg, self.cfg.train
+        world = self.dist.world_size
+        per_rank_batch = tc.batch_size // world
+        if per_rank_batch * world != tc.batch_size:
+            raise GanvaeError(f"train.batch_size={tc.batch_size} must be divisible by the number of processes ({world}).")
+        n_steps = steps_per_epoch(len(self.data), per_rank_batch, world)
+        budget = tc.max_minutes * 60 if tc.max_minutes is not None else math.inf
+        log.info("training %s on %s (%d images, %d steps/epoch, batch %d) on %s -> %s",
+                 cfg.model_name, self.data.name, len(self.data), n_steps, tc.batch_size, self.device, self.run_dir)
+        self.train_model.train()
+        start = time.monotonic()
+        stopped_by = "epochs"
+        last: dict[str, float] = {}
+        images_this_session = 0
+        with _StopFlag() as stop:
+            epoch = self.epoch
+            while epoch < tc.epochs:
+                bar = self._progress_bar(epoch, n_steps)
+                pending: list = []
+                tick, tick_images = time.monotonic(), 0
+                for batch in iter_batches(self.data.train_images, per_rank_batch, tc.seed, epoch,
+                                          start_step=self.step_in_epoch, rank=self.dist.rank, world_size=world):
+                    x = scale_images(batch, self.model.value_range)
+                    ctx = StepContext(self.step, epoch, epoch + self.step_in_epoch / n_steps, self.autocast)
+                    losses = self.dist.training_step(self.train_model, self.model, x, self.optimizers, ctx)
+                    self.model.after_step()
+                    pending.append((self.step, epoch, losses))
+                    self.step += 1
+                    self.step_in_epoch += 1
+                    self.images_seen += tc.batch_size
+                    tick_images += tc.batch_size
+                    images_this_session += tc.batch_size
+                    if bar is not None:
+                        bar.update(1)
+                    out_of_time = time.monotonic() - start > budget
+                    if len(pending) >= tc.log_every or self.step_in_epoch == n_steps or out_of_time or stop.signum:
+                        rate = tick_images / max(time.monotonic() - tick, 1e-9)
+                        last = self._log_losses(pending, rate, bar)
+                        pending, tick, tick_images = [], time.monotonic(), 0
+                    if out_of_time or stop.signum:
+                        break
+                if bar is not None:
+                    bar.close()
+                elapsed = self.elapsed_before + time.monotonic() - start
+                if stop.signum or out_of_time:
+                    stopped_by = "interrupt" if stop.signum else "time"
+                    if self.step_in_epoch == n_steps:  # the budget ran out exactly at an epoch's end
+                        self._sample_grid(epoch)
+                        epoch, self.step_in_epoch = epoch + 1, 0
+                    self._checkpoint(epoch, self.step_in_epoch, elapsed)
+                    break
+                self._sample_grid(epoch)
+                epoch, self.step_in_epoch = epoch + 1, 0
+                self._end_of_epoch_metrics(epoch, elapsed)
+                if epoch % tc.checkpoint_every == 0 or epoch == tc.epochs:
+                    self._checkpoint(epoch, 0, elapsed)
+            else:
+                elapsed = self.elapsed_before + time.monotonic() - start
+                if not self.ckpt_path.exists():  # e.g. resumed with no epochs left
+                    self._checkpoint(epoch, 0, elapsed)
+        session = time.monotonic() - start
+        rate = images_this_session / session if session > 0 else 0.0
+        self._finish_outputs()
+        result = TrainResult(self.run_dir, self.ckpt_path, self.step, epoch, rate, elapsed, stopped_by, last)
+        if self.dist.is_main:
+            summary = {"model_name": cfg.model_name, "steps": self.step, "epochs_completed": epoch,
+                       "images_seen": self.images_seen, "train_seconds": round(elapsed, 2),
+                       "images_per_second": round(rate, 1), "stopped_by": stopped_by, "last_losses": last,
+                       "device": str(self.device), "world_size": world}
+            atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+            log.info("done: %d steps, %d epochs, %.0f images/s, %.1f s (%s) -> %s", self.step, epoch, rate, elapsed,
+                     stopped_by, self.run_dir)
+        if stopped_by == "interrupt":
+            raise Interrupted(f"interrupted at step {self.step}; checkpoint written to {self.ckpt_path}. "
+                              f"Continue with: ganvae train {cfg.model_name} --out {self.run_dir} --resume")
+        return result
+
+    def _progress_bar(self, epoch: int, n_steps: int):
+        if not (self.cfg.train.progress and self.dist.is_main) or logging.getLogger("ganvae").getEffectiveLevel() > logging.INFO:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=n_steps, initial=self.step_in_epoch, desc=f"epoch {epoch + 1}/{self.cfg.train.epochs}",
+                    unit="step", leave=False, dynamic_ncols=True)
+
+    def _end_of_epoch_metrics(self, epoch: int, elapsed: float) -> None:
+        """Cheap in-training metrics every ``train.eval_every`` epochs (filled in by the metrics module)."""
+        tc = self.cfg.train
+        if not tc.eval_every or epoch % tc.eval_every or not self.dist.is_main:
+            return
+        from ganvae.metrics.during_training import record_training_metrics
+
+        try:
+            record_training_metrics(self, epoch, elapsed)
+        except GanvaeError as err:  # a missing classifier must not end a training run
+            log.warning("in-training metrics skipped: %s", err)
+
+
+def train(cfg: ExperimentConfig, run_dir=None, data=None, resume=False, argv=None) -> TrainResult:
+    """Train a model; see :class:`Trainer`."""
+    return Trainer(cfg, run_dir, data=data, resume=resume, argv=argv).fit()

@@ -1,0 +1,1 @@
+"""Pictures: grids, GIFs, plots, the HTML report."""

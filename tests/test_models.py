@@ -1,0 +1,175 @@
+"""Every registered model: builds, shapes, one step (right weights change), save/load, seeded sampling."""
+
+import copy
+
+import pytest
+import torch
+
+from ganvae.models.base import StepContext
+from ganvae.registry import model_names
+from ganvae.training.checkpoint import load_checkpoint, restore_model, save_checkpoint
+from ganvae.training.trainer import build_model
+
+from conftest import tiny_config
+
+NAMES = model_names()
+
+
+def build(name, *extra):
+    torch.manual_seed(0)
+    cfg = tiny_config(name, *extra)
+    return cfg, build_model(cfg, (1, 16, 16))
+
+
+def batch(model, n=8):
+    x = torch.rand(n, 1, 16, 16)
+    return x * 2 - 1 if model.value_range == "tanh" else x
+
+
+def params(module):
+    return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+
+def changed(before, module):
+    return {k for k, v in module.named_parameters() if not torch.equal(before[k], v)}
+
+
+def test_all_six_registered():
+    assert set(NAMES) == {"gan", "dcgan", "vae", "conv-vae", "vae-gan", "cppn"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_builds_and_shapes(name):
+    cfg, model = build(name)
+    z = model.prior(5, generator=torch.Generator().manual_seed(0))
+    assert z.shape == (5, cfg.model.latent_dim)
+    images = model.generate(z)
+    assert images.shape == (5, 1, 16, 16)
+    assert images.min() >= 0 and images.max() <= 1
+    if model.has_encoder:
+        mu, logvar = model.encode(batch(model, 3))
+        assert mu.shape == logvar.shape == (3, cfg.model.latent_dim)
+        assert model.reconstruct(torch.rand(3, 1, 16, 16)).shape == (3, 1, 16, 16)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_step_finite_and_updates_every_network(name):
+    cfg, model = build(name)
+    opts = model.make_optimizers()
+    before = params(model)
+    losses = model.training_step(batch(model), opts, StepContext(0, 0, 0.0))
+    assert losses and all(torch.isfinite(v).all() for v in losses.values())
+    moved = changed(before, model)
+    for net in model.networks:
+        net_params = {f"{net}.{k}" for k, _ in getattr(model, net).named_parameters()}
+        assert net_params & moved, f"{net} did not change"
+
+
+ADVERSARIAL = [n for n in NAMES if n in ("gan", "dcgan", "vae-gan", "cppn")]
+
+
+@pytest.mark.parametrize("name", ADVERSARIAL)
+def test_generator_step_leaves_discriminator_alone(name):
+    """D's weights and gradients after its own step equal those at the end of the whole step,
+    and the D step leaves no gradient in the generator side."""
+    extra = ["model.schedule=alternating"] if name == "cppn" else []
+    cfg, model = build(name, *extra)
+    opts = model.make_optimizers()
+    d_opt = opts["discriminator"]
+    generator_side = [p for n, p in model.named_parameters() if not n.startswith("discriminator.")]
+    snapshot = {}
+    original_step = d_opt.step
+
+    def step_and_snapshot(*args, **kwargs):
+        snapshot["grads_into_generator"] = [p.grad for p in generator_side if p.grad is not None and p.grad.abs().sum() > 0]
+        out = original_step(*args, **kwargs)
+        snapshot["d"] = params(model.discriminator)
+        snapshot["d_grads"] = [p.grad.clone() for p in model.discriminator.parameters()]
+        return out
+
+    d_opt.step = step_and_snapshot
+    model.training_step(batch(model), opts, StepContext(0, 0, 0.0))
+    assert "d" in snapshot
+    assert snapshot["grads_into_generator"] == []
+    assert changed(snapshot["d"], model.discriminator) == set()
+    for g0, p in zip(snapshot["d_grads"], model.discriminator.parameters()):
+        assert torch.equal(g0, p.grad), "the generator step accumulated gradient in the discriminator"
+
+
+@pytest.mark.parametrize("name", ["gan", "dcgan"])
+def test_reuse_fake_logits_option_trains(name):
+    cfg, model = build(name, "model.reuse_fake_logits=true")
+    opts = model.make_optimizers()
+    before = params(model)
+    losses = model.training_step(batch(model), opts, StepContext(0, 0, 0.0))
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert any(k.startswith("generator.") for k in changed(before, model))
+    assert any(k.startswith("discriminator.") for k in changed(before, model))
+
+
+def test_ema_generator_tracks_and_samples():
+    cfg, model = build("gan", "model.ema_decay=0.5")
+    opts = model.make_optimizers()
+    ema_before = params(model.ema_generator)
+    model.training_step(batch(model), opts, StepContext(0, 0, 0.0))
+    model.after_step()
+    assert changed(ema_before, model.ema_generator)  # moved halfway to the new weights
+    for (k, e), (_, g) in zip(model.ema_generator.named_parameters(), model.generator.named_parameters()):
+        assert torch.allclose(e, 0.5 * ema_before[k] + 0.5 * g)
+    z = model.prior(4, generator=torch.Generator().manual_seed(0))
+    model.eval()
+    assert torch.allclose(model.decode(z), model.ema_generator(z))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_save_load_identical_outputs(name, tmp_path):
+    cfg, model = build(name)
+    opts = model.make_optimizers()
+    model.training_step(batch(model), opts, StepContext(0, 0, 0.0))  # move away from the init
+    path = save_checkpoint(tmp_path / "c.safetensors", model, name, cfg.to_dict(), opts)
+    torch.manual_seed(123)  # a different init for the copy
+    again = build_model(cfg, (1, 16, 16))
+    restore_model(again, load_checkpoint(path, expected_model=name))
+    z = model.prior(6, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(model.generate(z), again.generate(z))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sampling_is_seeded(name):
+    _, model = build(name)
+    a = model.sample(4, generator=torch.Generator().manual_seed(5))
+    b = model.sample(4, generator=torch.Generator().manual_seed(5))
+    c = model.sample(4, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_cppn_renders_any_resolution_consistently():
+    _, model = build("cppn")
+    z = model.prior(1, generator=torch.Generator().manual_seed(0))
+    small = model.render(z, 16, 16)
+    large = model.render(z, 61, 61)  # 61 = 4 * 15 + 1: every 4th pixel falls on the 16-pixel grid
+    assert large.shape == (1, 1, 61, 61)
+    assert torch.allclose(large[..., ::4, ::4], small, atol=1e-5)
+    wide = model.render(z, 16, 40)
+    assert wide.shape == (1, 1, 16, 40)
+
+
+def test_kl_warmup():
+    cfg, model = build("vae", "model.kl_warmup_epochs=2")
+    assert model.kl_beta(StepContext(0, 0, 0.0)) == 0.0
+    assert model.kl_beta(StepContext(0, 0, 1.0)) == 0.5
+    assert model.kl_beta(StepContext(0, 0, 3.0)) == 1.0
+
+
+@pytest.mark.parametrize("loss", ["hinge", "lsgan"])
+def test_other_gan_losses(loss):
+    cfg, model = build("dcgan", f"model.gan_loss={loss}")
+    losses = model.training_step(batch(model), model.make_optimizers(), StepContext(0, 0, 0.0))
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_vae_gan_feature_reconstruction_option():
+    cfg, model = build("vae-gan", "model.feature_recon=true")
+    losses = model.training_step(batch(model), model.make_optimizers(), StepContext(0, 0, 0.0))
+    assert torch.isfinite(losses["recon"])

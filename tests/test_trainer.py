@@ -1,0 +1,153 @@
+"""The trainer: outputs, exact resume, NaN stop, interrupt, refusal of mismatched checkpoints."""
+
+import csv
+import json
+import signal
+
+import pytest
+import torch
+
+from ganvae.errors import CheckpointError, GanvaeError, Interrupted, TrainingDiverged
+from ganvae.models.gan import GAN
+from ganvae.training.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
+from ganvae.training.trainer import Trainer, train
+
+from conftest import tiny_config, tiny_data
+
+
+def read_losses(run_dir):
+    with open(run_dir / "losses.csv", newline="") as fh:
+        return list(csv.reader(fh))
+
+
+def test_run_folder_outputs(tmp_path):
+    cfg = tiny_config("dcgan", "run.tensorboard=true")
+    result = train(cfg, tmp_path / "run", data=tiny_data(), argv=["ganvae", "train", "dcgan"])
+    run = result.run_dir
+    for name in ("config.yaml", "command.txt", "run.json", "train.log", "losses.csv", "losses.png", "progress.gif",
+                 "summary.json", "samples/epoch_0001.png", "samples/epoch_0002.png", "checkpoints/last.safetensors"):
+        assert (run / name).is_file(), name
+    assert list((run / "tensorboard").iterdir())
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["seed"] == 0 and meta["torch"] == torch.__version__
+    assert (run / "command.txt").read_text().startswith("ganvae train dcgan")
+    rows = read_losses(run)
+    assert rows[0] == ["step", "epoch", "d_loss", "g_loss"] and len(rows) == 1 + 2 * 6  # 48 images / batch 8
+    header = load_checkpoint(run / "checkpoints/last.safetensors").header
+    assert header["model_name"] == "dcgan" and header["epoch"] == 2 and header["step"] == 12
+    assert header["data_fingerprint"] == tiny_data().fingerprint()
+    assert header["format_version"] == FORMAT_VERSION
+
+
+@pytest.mark.parametrize("name", ["gan", "vae-gan"])
+def test_resume_at_epoch_boundary_is_exact(tmp_path, name):
+    full = train(tiny_config(name, "train.epochs=3"), tmp_path / "full", data=tiny_data())
+    train(tiny_config(name, "train.epochs=1"), tmp_path / "part", data=tiny_data())
+    Trainer(tiny_config(name, "train.epochs=3"), tmp_path / "part", data=tiny_data(), resume=True).fit()
+    assert read_losses(tmp_path / "part") == read_losses(full.run_dir)  # bit for bit: CSV holds 6 significant digits
+    a = load_checkpoint(tmp_path / "full/checkpoints/last.safetensors")
+    b = load_checkpoint(tmp_path / "part/checkpoints/last.safetensors")
+    for k in a.group("model"):
+        assert torch.equal(a.group("model")[k], b.group("model")[k]), k
+
+
+def test_interrupt_mid_epoch_then_resume_is_exact(tmp_path, monkeypatch):
+    full = train(tiny_config("gan"), tmp_path / "full", data=tiny_data())
+    original = GAN.after_step
+    calls = {"n": 0}
+
+    def interrupt_at_step_4(self):
+        original(self)
+        calls["n"] += 1
+        if calls["n"] == 4:
+            signal.raise_signal(signal.SIGINT)  # as Ctrl-C would
+
+    monkeypatch.setattr(GAN, "after_step", interrupt_at_step_4)
+    with pytest.raises(Interrupted, match="interrupted at step 4; checkpoint written"):
+        train(tiny_config("gan"), tmp_path / "part", data=tiny_data())
+    monkeypatch.setattr(GAN, "after_step", original)
+    header = load_checkpoint(tmp_path / "part/checkpoints/last.safetensors").header
+    assert (header["epoch"], header["step_in_epoch"], header["step"]) == (0, 4, 4)
+    Trainer(tiny_config("gan"), tmp_path / "part", data=tiny_data(), resume=True).fit()
+    assert read_losses(tmp_path / "part") == read_losses(full.run_dir)
+
+
+def test_nan_stops_with_step_and_keeps_last_checkpoint(tmp_path, monkeypatch):
+    original = GAN.training_step
+
+    def nan_at_step_8(self, x, optimizers, ctx):
+        losses = original(self, x, optimizers, ctx)
+        if ctx.step == 8:
+            losses["g_loss"] = torch.tensor(float("nan"))
+        return losses
+
+    monkeypatch.setattr(GAN, "training_step", nan_at_step_8)
+    with pytest.raises(TrainingDiverged, match=r"g_loss became nan at step 8 \(epoch 2\).*last good checkpoint .*last\.safetensors \(kept\)"):
+        train(tiny_config("gan", "train.epochs=3"), tmp_path / "run", data=tiny_data())
+    header = load_checkpoint(tmp_path / "run/checkpoints/last.safetensors").header
+    assert header["epoch"] == 1 and header["step"] == 6  # the epoch-1 checkpoint, before the NaN
+
+
+def test_refuses_checkpoint_of_another_model(tmp_path):
+    train(tiny_config("gan", "train.epochs=1"), tmp_path / "run", data=tiny_data())
+    with pytest.raises(CheckpointError, match="checkpoint of model 'gan', not 'vae'"):
+        Trainer(tiny_config("vae"), tmp_path / "run", data=tiny_data(), resume=True)
+
+
+def test_refuses_other_format_version(tmp_path):
+    cfg = tiny_config("vae")
+    model = __import__("ganvae.training.trainer", fromlist=["build_model"]).build_model(cfg, (1, 16, 16))
+    path = save_checkpoint(tmp_path / "c.safetensors", model, "vae", cfg.to_dict(), extra_header={"format_version": 99})
+    with pytest.raises(CheckpointError, match="checkpoint format version 99"):
+        load_checkpoint(path)
+
+
+def test_refuses_pickle_and_garbage(tmp_path):
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "pickled.pt")
+    with pytest.raises(CheckpointError, match="not a readable safetensors checkpoint"):
+        load_checkpoint(tmp_path / "pickled.pt")
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(2)}, str(tmp_path / "plain.safetensors"))
+    with pytest.raises(CheckpointError, match="not a ganvae checkpoint"):
+        load_checkpoint(tmp_path / "plain.safetensors")
+
+
+def test_refuses_resume_on_other_data(tmp_path):
+    train(tiny_config("vae", "train.epochs=1"), tmp_path / "run", data=tiny_data())
+    with pytest.raises(CheckpointError, match="trained on other data"):
+        Trainer(tiny_config("vae", "train.epochs=2"), tmp_path / "run", data=tiny_data(seed=5), resume=True).fit()
+
+
+def test_refuses_to_overwrite_a_run(tmp_path):
+    train(tiny_config("vae", "train.epochs=1"), tmp_path / "run", data=tiny_data())
+    with pytest.raises(GanvaeError, match="already holds a trained run; add --resume"):
+        Trainer(tiny_config("vae"), tmp_path / "run", data=tiny_data())
+
+
+def test_time_budget_stops_early(tmp_path):
+    result = train(tiny_config("vae", "train.epochs=1000", "train.max_minutes=0.002"), tmp_path / "run", data=tiny_data())
+    assert result.stopped_by == "time" and result.epoch < 1000
+    assert (tmp_path / "run/checkpoints/last.safetensors").is_file()
+
+
+def test_checkpoint_write_is_atomic_on_failure(tmp_path, monkeypatch):
+    """A failing write (e.g. a full disk) leaves the previous checkpoint intact and no temp file."""
+    import errno
+
+    from ganvae.training import checkpoint as ck
+
+    result = train(tiny_config("vae", "train.epochs=1"), tmp_path / "run", data=tiny_data())
+    before = result.checkpoint.read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    import safetensors.torch
+
+    monkeypatch.setattr(safetensors.torch, "save_file", disk_full)
+    model = __import__("ganvae.training.trainer", fromlist=["build_model"]).build_model(tiny_config("vae"), (1, 16, 16))
+    with pytest.raises(GanvaeError, match="the disk is full.*previous version .* is kept"):
+        ck.save_checkpoint(result.checkpoint, model, "vae", tiny_config("vae").to_dict())
+    assert result.checkpoint.read_bytes() == before
+    assert [p.name for p in result.checkpoint.parent.iterdir()] == ["last.safetensors"]
