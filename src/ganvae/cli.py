@@ -112,10 +112,6 @@ def cmd_config(args) -> int:
     raise AssertionError(args.config_command)
 
 
-def _not_yet(args) -> int:
-    raise GanvaeError(f"`ganvae {args.command}` is not built yet in this version of ganvae.")
-
-
 def cmd_train(args) -> int:
     from ganvae.config import build_config
     from ganvae.training.trainer import Trainer
@@ -131,6 +127,42 @@ def cmd_train(args) -> int:
         raise GanvaeError("--resume needs --out RUN_FOLDER: the run to continue.")
     result = Trainer(cfg, cfg.run.out, resume=args.resume, argv=sys.argv).fit()
     print(result.run_dir)
+    return 0
+
+
+def cmd_classifier(args) -> int:
+    from ganvae.metrics.classifier import train_classifier
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    path, acc = train_classifier(args.dataset, data_dir=args.data_dir, epochs=args.epochs, seed=args.seed, out=args.out)
+    print(f"{path}  test accuracy {acc:.4f}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from ganvae.metrics.evaluate import evaluate, format_table
+
+    result = evaluate(args.run, n_samples=args.n_samples, seed=args.seed, iwae_k=args.iwae_k, data_dir=args.data_dir,
+                      out=args.out, classifier=args.classifier)
+    print(format_table(result))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from ganvae.viz.report import compare
+
+    print(compare(args.runs, args.out, n_samples=args.n_samples, seed=args.seed, data_dir=args.data_dir))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from ganvae.demo import demo
+
+    report = demo(args.out, minutes=args.minutes, n_samples=args.n_samples)
+    print(f"report: {report}")
     return 0
 
 
@@ -231,21 +263,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--points", type=int, default=3, help="latents visited by the --gif morph")
     p.set_defaults(func=cmd_render)
 
-    p = sub.add_parser("evaluate", help="metrics of a trained run")
-    p.add_argument("run", metavar="RUN")
+    p = sub.add_parser("evaluate", help="metrics of a trained run (or real:DATASET for the reference figures)")
+    p.add_argument("run", metavar="RUN", help="run folder, checkpoint, or real:mnist (train split against test split)")
     p.add_argument("--n-samples", type=int, default=10000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--iwae-k", type=int, default=50, help="importance samples of the NLL bound (5000 as in the literature)")
+    p.add_argument("--data-dir", help="folder of the dataset's files, if not where the run found them")
+    p.add_argument("--classifier", help="feature classifier .safetensors (default: the one for the run's dataset)")
     p.add_argument("--out", help="metrics JSON (default <run>/metrics.json)")
-    p.set_defaults(func=_not_yet)
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("compare", help="a side-by-side HTML + Markdown report of several runs")
     p.add_argument("runs", nargs="+", metavar="RUN")
     p.add_argument("--out", required=True, help="report folder")
-    p.set_defaults(func=_not_yet)
+    p.add_argument("--n-samples", type=int, default=10000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("demo", help="train a GAN, a DCGAN and a VAE on mnist-5k and compare them")
-    p.add_argument("--out", default="demo", help="folder for the runs and the report")
+    p.add_argument("--out", help="folder for the runs and the report (default runs/demo-<timestamp>)")
     p.add_argument("--minutes", type=float, default=3.0, help="training budget per model")
-    p.set_defaults(func=_not_yet)
+    p.add_argument("--n-samples", type=int, default=5000, help="samples per model for the final metrics")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("data", help="list, describe, verify and download datasets")
     dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -258,6 +298,17 @@ def build_parser() -> argparse.ArgumentParser:
     q = dsub.add_parser("download", help="download into the cache ($GANVAE_DATA_DIR or ~/.cache/ganvae)")
     q.add_argument("name")
     p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("classifier", help="train the feature classifier that the metrics use")
+    csub = p.add_subparsers(dest="classifier_command", required=True, metavar="ACTION")
+    q = csub.add_parser("train", help="train it reproducibly (seeded) on a named dataset's train split")
+    q.add_argument("--dataset", default="mnist")
+    q.add_argument("--data-dir")
+    q.add_argument("--epochs", type=int, default=6)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    q.add_argument("--out", help="output .safetensors (default: the cache, ~/.cache/ganvae/classifiers/NAME.safetensors)")
+    p.set_defaults(func=cmd_classifier)
 
     p = sub.add_parser("config", help="show configurations")
     csub = p.add_subparsers(dest="config_command", required=True, metavar="ACTION")

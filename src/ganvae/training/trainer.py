@@ -142,6 +142,7 @@ class Trainer:
         self.fixed_noise = fixed_noise(model, cfg.run.n_fixed, cfg.train.seed)
         self.step = self.epoch = self.step_in_epoch = 0
         self.elapsed_before = 0.0
+        self.excluded_seconds = 0.0  # in-training evaluation, not counted against the time budget
         self.images_seen = 0
         self.fingerprint = data.fingerprint()
         if self.resume_checkpoint is not None:
@@ -319,7 +320,7 @@ class Trainer:
                     images_this_session += tc.batch_size
                     if bar is not None:
                         bar.update(1)
-                    out_of_time = time.monotonic() - start > budget
+                    out_of_time = time.monotonic() - start - self.excluded_seconds > budget
                     if len(pending) >= tc.log_every or self.step_in_epoch == n_steps or out_of_time or stop.signum:
                         rate = tick_images / max(time.monotonic() - tick, 1e-9)
                         last = self._log_losses(pending, rate, bar)
@@ -328,11 +329,11 @@ class Trainer:
                         break
                 if bar is not None:
                     bar.close()
-                elapsed = self.elapsed_before + time.monotonic() - start
+                elapsed = self.elapsed_before + time.monotonic() - start - self.excluded_seconds
                 if stop.signum or out_of_time:
                     stopped_by = "interrupt" if stop.signum else "time"
+                    self._sample_grid(epoch)  # a grid of the partial epoch too (a resumed run overwrites it)
                     if self.step_in_epoch == n_steps:  # the budget ran out exactly at an epoch's end
-                        self._sample_grid(epoch)
                         epoch, self.step_in_epoch = epoch + 1, 0
                     self._checkpoint(epoch, self.step_in_epoch, elapsed)
                     break
@@ -342,10 +343,10 @@ class Trainer:
                 if epoch % tc.checkpoint_every == 0 or epoch == tc.epochs:
                     self._checkpoint(epoch, 0, elapsed)
             else:
-                elapsed = self.elapsed_before + time.monotonic() - start
+                elapsed = self.elapsed_before + time.monotonic() - start - self.excluded_seconds
                 if not self.ckpt_path.exists():  # e.g. resumed with no epochs left
                     self._checkpoint(epoch, 0, elapsed)
-        session = time.monotonic() - start
+        session = time.monotonic() - start - self.excluded_seconds
         rate = images_this_session / session if session > 0 else 0.0
         self._finish_outputs()
         result = TrainResult(self.run_dir, self.ckpt_path, self.step, epoch, rate, elapsed, stopped_by, last)

@@ -1,0 +1,164 @@
+"""Sample-quality metrics on classifier features and probabilities (pure functions, float64).
+
+Shapes: ``real`` ``(N, D)``, ``fake`` ``(M, D)`` feature matrices; ``probs`` ``(M, K)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+
+def gaussian_stats(features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(D,)`` and covariance ``(D, D)`` (unbiased) in float64."""
+    x = features.double().cpu().numpy()
+    return x.mean(0), np.cov(x, rowvar=False)
+
+
+def _sqrt_psd(a: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a symmetric positive semi-definite matrix via eigh."""
+    w, v = np.linalg.eigh(a)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """``|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^{1/2})`` (Heusel et al. 2017, Eq. 6; Dowson & Landau 1982).
+
+    ``tr((S1 S2)^{1/2})`` is computed as ``tr((S1^{1/2} S2 S1^{1/2})^{1/2})``: the inner matrix
+    is symmetric PSD, so both roots come from a symmetric eigendecomposition; this avoids
+    the complex round-off of a general ``sqrtm`` on the non-symmetric ``S1 S2``.
+    """
+    root1 = _sqrt_psd(sigma1)
+    inner = root1 @ sigma2 @ root1
+    inner = (inner + inner.T) / 2  # remove asymmetric round-off
+    tr_covmean = float(np.sqrt(np.clip(np.linalg.eigvalsh(inner), 0, None)).sum())
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
+
+
+def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subsets: int = 50, subset_size: int = 1000,
+                              seed: int = 0) -> tuple[float, float]:
+    """Unbiased MMD^2 with the cubic polynomial kernel ``(x.y / d + 1)^3`` (Binkowski et al. 2018, Sec. 3),
+    averaged over random subsets; returns (mean, std)."""
+    g = torch.Generator().manual_seed(seed)
+    real, fake = real.double(), fake.double()
+    m = min(subset_size, len(real), len(fake))
+    d = real.shape[1]
+    values = []
+    for _ in range(subsets):
+        x = real[torch.randperm(len(real), generator=g)[:m]]
+        y = fake[torch.randperm(len(fake), generator=g)[:m]]
+        kxx = (x @ x.T / d + 1) ** 3
+        kyy = (y @ y.T / d + 1) ** 3
+        kxy = (x @ y.T / d + 1) ** 3
+        mmd = (kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1)) \
+            - 2 * kxy.mean()
+        values.append(float(mmd))
+    return float(np.mean(values)), float(np.std(values))
+
+
+def _pairwise(a: torch.Tensor, b: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+    """Euclidean distances ``(len(a), len(b))`` in float32, computed in chunks."""
+    a, b = a.float(), b.float()
+    return torch.cat([torch.cdist(part, b) for part in a.split(chunk)])
+
+
+def kth_neighbour_radii(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Distance from each row of ``x`` to its k-th nearest other row ``(N,)``."""
+    d = _pairwise(x, x)
+    return d.kthvalue(k + 1, dim=1).values  # +1: the point itself is at distance 0
+
+
+def precision_recall_density_coverage(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> dict[str, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019) and density and coverage (Naeem et al. 2020).
+
+    - precision: share of fakes inside the real manifold (union of k-NN balls around reals);
+    - recall: share of reals inside the fake manifold;
+    - density: mean number of real k-NN balls each fake falls in, divided by k (can exceed 1);
+    - coverage: share of reals whose k-NN ball holds at least one fake.
+    """
+    r_real = kth_neighbour_radii(real, k)  # (N,)
+    r_fake = kth_neighbour_radii(fake, k)  # (M,)
+    d = _pairwise(real, fake)  # (N, M)
+    inside_real = d <= r_real[:, None]  # fake j in the ball of real i
+    precision = inside_real.any(0).float().mean().item()
+    recall = (d <= r_fake[None, :]).any(1).float().mean().item()
+    density = inside_real.sum(0).float().mean().item() / k
+    coverage = inside_real.any(1).float().mean().item()
+    return {"precision": precision, "recall": recall, "density": density, "coverage": coverage}
+
+
+def inception_score(probs: torch.Tensor, splits: int = 10) -> tuple[float, float]:
+    """``exp(E_x KL(p(y|x) || p(y)))`` (Salimans et al. 2016, Sec. 4) with the classifier's
+    probabilities, averaged over ``splits``; returns (mean, std). The ceiling is the number of classes."""
+    # split a fixed shuffle, not the given order: class-sorted inputs would give one class per split
+    probs = probs.double()[torch.randperm(len(probs), generator=torch.Generator().manual_seed(0))]
+    scores = []
+    for part in probs.chunk(splits):
+        py = part.mean(0, keepdim=True)
+        kl = (part * (torch.log(part + 1e-12) - torch.log(py + 1e-12))).sum(1).mean()
+        scores.append(math.exp(float(kl)))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def class_coverage(probs: torch.Tensor, classes: list[int] | None = None, confident: float = 0.9) -> dict:
+    """Which classes the samples look like, by the classifier's argmax.
+
+    Args:
+        probs: ``(M, K)`` class probabilities.
+        classes: the classes the model was trained on (default all ``K``); the expected share of each is 1/len(classes).
+        confident: probability above which a prediction counts as confident.
+
+    Returns:
+        histogram (share per class), normalised entropy of the histogram over the trained classes
+        (1 = perfectly balanced), share of confident predictions, and the trained classes that get
+        under a third of their expected share (a sign of mode collapse).
+    """
+    k = probs.shape[1]
+    classes = list(range(k)) if classes is None else sorted(classes)
+    pred = probs.argmax(1)
+    hist = torch.bincount(pred, minlength=k).double() / len(pred)
+    p = hist[classes]
+    p_norm = p / p.sum() if p.sum() > 0 else p
+    entropy = float(-(p_norm[p_norm > 0] * torch.log(p_norm[p_norm > 0])).sum())
+    expected = 1.0 / len(classes)
+    return {
+        "histogram": [round(float(v), 5) for v in hist],
+        "entropy": entropy / math.log(len(classes)) if len(classes) > 1 else 1.0,
+        "confident_share": float((probs.max(1).values > confident).double().mean()),
+        "dropped_classes": [c for c in classes if float(hist[c]) < expected / 3],
+        "off_class_share": float(1 - p.sum()),
+    }
+
+
+def nearest_distances(queries: torch.Tensor, reference: torch.Tensor, chunk: int = 512) -> torch.Tensor:
+    """For each row of ``queries`` ``(Q, D)``, the Euclidean distance to its nearest row of ``reference``."""
+    ref = reference.float()
+    ref_sq = (ref * ref).sum(1)
+    out = []
+    for part in queries.float().split(chunk):
+        # |q - r|^2 = |q|^2 - 2 q.r + |r|^2, one matrix product per chunk
+        d2 = (part * part).sum(1, keepdim=True) - 2 * part @ ref.T + ref_sq
+        out.append(d2.min(1).values.clamp_min(0).sqrt())
+    return torch.cat(out)
+
+
+def memorisation(samples: torch.Tensor, test: torch.Tensor, train: torch.Tensor) -> dict[str, float]:
+    """Pixel-space distance of samples, and of real test images, to their nearest training image.
+
+    Samples much closer to the training set than test images are (ratio well below 1, or
+    many under the test images' 1st percentile) suggest copies of training images.
+    """
+    flat = lambda t: t.flatten(1).float()  # noqa: E731
+    train_f = flat(train)
+    d_samples = nearest_distances(flat(samples), train_f)
+    d_test = nearest_distances(flat(test), train_f)
+    p1 = torch.quantile(d_test, 0.01)
+    return {
+        "sample_to_train_median": float(d_samples.median()),
+        "test_to_train_median": float(d_test.median()),
+        "ratio": float(d_samples.median() / d_test.median()),
+        "share_closer_than_test_p1": float((d_samples < p1).float().mean()),
+    }

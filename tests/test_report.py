@@ -1,0 +1,89 @@
+"""compare writes a report whose HTML parses and holds every section; demo runs end to end."""
+
+from html.parser import HTMLParser
+
+import pytest
+
+from ganvae.config import build_config
+from ganvae.training.trainer import train
+from ganvae.viz.report import SECTIONS, compare
+
+from conftest import TINY, write_idx_dataset
+
+
+class _Collector(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.ids, self.h2, self.imgs, self.stack = set(), [], [], []
+        self._in_h2 = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "img":
+            self.imgs.append(attrs["src"])
+        self._in_h2 = tag == "h2"
+        if tag not in ("img", "br", "meta"):
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        assert self.stack and self.stack[-1] == tag, f"unbalanced </{tag}>"
+        self.stack.pop()
+        self._in_h2 = False
+
+    def handle_data(self, data):
+        if self._in_h2:
+            self.h2.append(data)
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    data = write_idx_dataset(root / "idx", n_train=96, n_test=40)
+    runs = []
+    for name in ("gan", "vae"):
+        cfg = build_config(name, overrides=[*TINY[name], "data.dataset=mnist", f"data.data_dir={data}", "train.epochs=2",
+                                            "train.batch_size=16", "train.progress=false", "run.tensorboard=false",
+                                            "train.eval_every=1", "train.eval_samples=100", "run.n_fixed=16"])
+        runs.append(train(cfg, root / name).run_dir)
+    return runs
+
+
+def test_compare_report_has_every_section(two_runs, tmp_path):
+    report = compare(two_runs, tmp_path / "report", n_samples=200)
+    parser = _Collector()
+    parser.feed(report.read_text())
+    assert parser.stack == ["html"] or parser.stack == []
+    for section in SECTIONS:
+        assert section in parser.h2, section
+    assert all(src.startswith("data:image/") for src in parser.imgs)  # self-contained: no file or network links
+    text = report.read_text()
+    assert 'class="best"' in text and "Frechet distance" in text and "IWAE" in text
+    md = (tmp_path / "report" / "report.md").read_text()
+    for section in SECTIONS:
+        assert f"## {section}" in md
+    assert (tmp_path / "report" / "quality.png").is_file()
+
+
+def test_evaluate_writes_metrics_with_protocol(two_runs):
+    import json
+
+    metrics = json.loads((two_runs[1] / "metrics.json").read_text())  # written by compare
+    assert metrics["protocol"]["n_samples"] == 200
+    assert metrics["protocol"]["feature_network"]["sha256"]
+    for key in ("fid", "kid", "precision", "recall", "density", "coverage", "inception_score", "class_entropy",
+                "memorisation_ratio", "test_elbo", "test_nll_iwae"):
+        assert key in metrics["metrics"], key
+
+
+def test_demo_end_to_end(tmp_path):
+    from ganvae.demo import demo
+
+    # bounded by one epoch (the minutes are only a ceiling), so the test does not depend on the machine's speed
+    report = demo(tmp_path / "demo", minutes=5, models=("gan", "vae"), n_samples=300, extra_overrides=["train.epochs=1"])
+    assert report.is_file()
+    assert (tmp_path / "demo" / "vae" / "metrics_during_training.csv").is_file()
+    assert (tmp_path / "demo" / "gan" / "progress.gif").is_file()  # a grid even when no epoch completed
+    with pytest.raises(Exception, match="not empty"):
+        demo(tmp_path / "demo", minutes=0.01, models=("vae",))
