@@ -326,7 +326,10 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO)
+    import os
+
+    quiet = args.quiet or int(os.environ.get("RANK", "0")) > 0  # under torchrun only rank 0 talks
+    setup_logging(logging.WARNING if quiet else logging.DEBUG if args.verbose else logging.INFO)
     try:
         return int(args.func(args) or 0)
     except GanvaeError as err:

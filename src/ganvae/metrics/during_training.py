@@ -21,15 +21,22 @@ FIELDS = ["epoch", "step", "train_seconds", "fid", "class_entropy", "confident_s
 
 def record_training_metrics(trainer, epoch: int, elapsed: float) -> None:
     t0 = time.monotonic()
+    dist = trainer.dist
+    # every rank draws its share of the samples (its own seed); rank 0 gathers them and scores them
+    per_rank = -(-trainer.cfg.train.eval_samples // dist.world_size)
+    g = torch.Generator().manual_seed(trainer.cfg.train.seed + 104729 + dist.rank)
+    with dist.unwrapped(trainer.model):
+        samples = trainer.model.sample(per_rank, generator=g)
+    samples = dist.all_gather_cat(samples).cpu()
+    if not dist.is_main:
+        trainer.excluded_seconds += time.monotonic() - t0
+        return
     state = getattr(trainer, "_metric_state", None)
     if state is None:
         fnet = load_classifier(trainer.cfg.data.dataset)
         data = trainer.data.to("cpu")
         state = trainer._metric_state = (fnet, data, fnet.extract(data.test_images.float() / 255))
     fnet, data, reference = state
-    g = torch.Generator().manual_seed(trainer.cfg.train.seed + 104729)
-    with trainer.dist.unwrapped(trainer.model):
-        samples = trainer.model.sample(trainer.cfg.train.eval_samples, generator=g).cpu()
     m = sample_metrics(samples, data, fnet, cheap=True, reference=reference)
     path = trainer.run_dir / "metrics_during_training.csv"
     new = not path.exists()

@@ -30,6 +30,18 @@ class StepContext:
     autocast: contextlib.AbstractContextManager | None = None  # bf16 autocast context, or None
     # mean over distributed ranks; decisions based on loss values must use it so all ranks agree
     reduce_mean: Callable[[torch.Tensor], torch.Tensor] = lambda t: t
+    rank: int = 0  # this process's rank under torchrun
+    world_size: int = 1  # number of processes
+
+    def randn(self, n: int, dim: int, device: torch.device) -> torch.Tensor:
+        """Standard normal noise ``(n, dim)`` for this rank's share of the global batch.
+
+        Every rank draws the noise of the whole global batch from the same random stream and
+        keeps its own slice, so W processes with batch n draw exactly the noise that one
+        process with batch W*n draws (and the streams stay identical across ranks).
+        """
+        z = torch.randn(n * self.world_size, dim, device=device)
+        return z[self.rank * n : (self.rank + 1) * n]
 
 
 @contextlib.contextmanager
@@ -190,7 +202,7 @@ class AdversarialModel(GenerativeModel):
         c = self.config
         opt_g, opt_d = optimizers["generator"], optimizers["discriminator"]
         b = x.shape[0]
-        z = torch.randn(b, self.latent_dim, device=x.device)
+        z = ctx.randn(b, self.latent_dim, x.device)
         autocast = ctx.autocast or contextlib.nullcontext()
         if c.reuse_fake_logits:
             with autocast:

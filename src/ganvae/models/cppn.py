@@ -126,12 +126,12 @@ class CPPN(VAEBase):
             "discriminator": adam(self.discriminator.parameters(), c.lr_discriminator, c.beta1, c.beta2),
         }
 
-    def _generator_step(self, x, opt, autocast):
+    def _generator_step(self, x, opt, autocast, ctx):
         c = self.config
         n_pixels = math.prod(self.image_shape)
         with autocast:
             mu, logvar = self.encode(x)
-            z = self.reparameterize(mu, logvar)
+            z = self.reparameterize(mu, logvar, ctx)
             logits = self.decoder(z)
             # VAE loss per pixel (the original divides by the image size) keeps it on the GAN loss's scale
             vae_loss = (bernoulli_nll(logits, x) + gaussian_kl(mu, logvar)).mean() / n_pixels
@@ -164,16 +164,16 @@ class CPPN(VAEBase):
         opt_g, opt_d = optimizers["generator"], optimizers["discriminator"]
         if c.schedule == "alternating":
             with torch.no_grad():
-                fake = torch.sigmoid(self.decoder(self.reparameterize(*self.encode(x))))
+                fake = torch.sigmoid(self.decoder(self.reparameterize(*self.encode(x), ctx)))
             d_loss = self._discriminator_step(x, fake, opt_d, autocast)
-            g_loss, vae_loss, _ = self._generator_step(x, opt_g, autocast)
+            g_loss, vae_loss, _ = self._generator_step(x, opt_g, autocast, ctx)
             g_steps, d_steps = 1, 1
         else:
             # balanced: the decisions need loss values on the host (one sync per decision);
             # under torchrun they use the mean over ranks so that every rank takes the same branch
             g_steps = 0
             for _ in range(c.max_generator_steps):
-                g_loss, vae_loss, fake = self._generator_step(x, opt_g, autocast)
+                g_loss, vae_loss, fake = self._generator_step(x, opt_g, autocast, ctx)
                 g_steps += 1
                 if ctx.reduce_mean(g_loss).item() < c.generator_loss_target:
                     break

@@ -60,6 +60,7 @@ class DCGANGenerator(nn.Module):
             nn.Tanh(),
         )
         self.memory_format = torch.channels_last if c.channels_last else torch.contiguous_format
+        self.net.to(memory_format=self.memory_format)  # weights in the activations' layout: no reorders, DDP buckets match
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:  # (B, Z) -> (B, C, H, W) in [-1, 1]
         h = self.project(z).view(-1, *self.start).contiguous(memory_format=self.memory_format)
@@ -78,6 +79,7 @@ class DCGANDiscriminator(nn.Module):
         self.features = nn.Sequential(*layers)  # (B, 128, H/4, W/4)
         self.head = nn.Linear(in_ch * size * size, 1)
         self.memory_format = torch.channels_last if c.channels_last else torch.contiguous_format
+        self.features.to(memory_format=self.memory_format)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, 1) logits
         return self.head(self.features(x.contiguous(memory_format=self.memory_format)).flatten(1))

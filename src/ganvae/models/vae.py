@@ -124,9 +124,10 @@ class VAEBase(GenerativeModel):
     def decode(self, z, **kwargs):
         return torch.sigmoid(self.decoder(z))
 
-    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        """z = mu + sigma * eps, eps ~ N(0, I) (Kingma & Welling 2014, Eq. 10)."""
-        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor, ctx: StepContext | None = None) -> torch.Tensor:
+        """z = mu + sigma * eps, eps ~ N(0, I) (Kingma & Welling 2014, Eq. 10); eps from ``ctx`` when training."""
+        eps = ctx.randn(*mu.shape, mu.device) if ctx is not None else torch.randn_like(mu)
+        return mu + eps * torch.exp(0.5 * logvar)
 
     def reconstruction_nll(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``-log p(x|z)`` per sample ``(B,)``, in nats."""
@@ -134,10 +135,10 @@ class VAEBase(GenerativeModel):
             return bernoulli_nll(logits, x)
         return gaussian_nll(torch.sigmoid(logits), x, self.config.decoder_std)
 
-    def elbo_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def elbo_terms(self, x: torch.Tensor, ctx: StepContext | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Single-sample reconstruction NLL and KL per image, ``(B,)`` each."""
         mu, logvar = self.encode(x)
-        z = self.reparameterize(mu, logvar)
+        z = self.reparameterize(mu, logvar, ctx)
         return self.reconstruction_nll(self.decoder(z), x), gaussian_kl(mu, logvar)
 
     def kl_beta(self, ctx: StepContext) -> float:
@@ -158,7 +159,7 @@ class VAEBase(GenerativeModel):
 
         x = self.prepare(x)
         with ctx.autocast or contextlib.nullcontext():
-            recon, kl = self.elbo_terms(x)
+            recon, kl = self.elbo_terms(x, ctx)
         recon, kl = recon.mean(), kl.mean()
         loss = recon + self.kl_beta(ctx) * kl
         opt = optimizers["vae"]

@@ -86,10 +86,10 @@ class VAEGAN(VAEBase):
         b = x.shape[0]
         with autocast:
             mu, logvar = self.encode(x)
-            z = self.reparameterize(mu, logvar)
+            z = self.reparameterize(mu, logvar, ctx)
             # one decoder pass on [z, prior z, detached z] -> reconstructions, prior samples, and
             # reconstructions for the adversarial term that the encoder must not receive
-            recon_logits, prior_logits, adv_logits = self.decoder(torch.cat([z, torch.randn_like(z), z.detach()])).split(b)
+            recon_logits, prior_logits, adv_logits = self.decoder(torch.cat([z, ctx.randn(b, z.shape[1], z.device), z.detach()])).split(b)
             recon_images, prior_images = torch.sigmoid(recon_logits), torch.sigmoid(prior_logits)
             # --- discriminator: data vs reconstructions and prior samples (detached), one pass
             logits = self.discriminator(torch.cat([x, recon_images.detach(), prior_images.detach()]))

@@ -52,9 +52,14 @@ class DistContext:
         return self.rank == 0
 
     @classmethod
-    def from_env(cls, device: str = "auto", timeout_s: float = 600.0) -> "DistContext":
-        """Join the process group if torchrun started this process; else a single-process context."""
+    def from_env(cls, device: str = "auto", timeout_s: float | None = None) -> "DistContext":
+        """Join the process group if torchrun started this process; else a single-process context.
+
+        ``timeout_s`` (default ``$GANVAE_DIST_TIMEOUT`` or 300 s) bounds every collective: a rank
+        that died makes the others fail after it instead of waiting for ever.
+        """
         world = int(os.environ.get("WORLD_SIZE", "1"))
+        timeout_s = timeout_s or float(os.environ.get("GANVAE_DIST_TIMEOUT", "300"))
         if world <= 1:
             return cls()
         import torch.distributed as dist
@@ -98,9 +103,16 @@ class DistContext:
             for name, wrapper in saved.items():
                 object.__setattr__(model, name, wrapper)
 
-    def training_step(self, train_model, model, x, optimizers, ctx):
-        ctx.reduce_mean = self.reduce_mean
-        return model.training_step(x, optimizers, ctx)
+    def step_context(self, ctx):
+        """Give a StepContext this process's rank, the world size and the cross-rank mean."""
+        ctx.reduce_mean, ctx.rank, ctx.world_size = self.reduce_mean, self.rank, self.world_size
+        return ctx
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank if ``flag`` is true on any rank (so all ranks stop together)."""
+        if not self.enabled:
+            return bool(flag)
+        return bool(self.reduce_mean(torch.tensor(float(flag))).item() > 0)
 
     def reduce_mean(self, value: torch.Tensor) -> torch.Tensor:
         """The mean of ``value`` over all ranks (identity in a single process)."""

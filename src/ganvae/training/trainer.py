@@ -205,7 +205,8 @@ class Trainer:
     def _log_losses(self, pending: list[tuple[int, int, dict[str, torch.Tensor]]], imgs_per_s: float, bar) -> dict[str, float]:
         """Sync the pending per-step losses to the host once, check them, write CSV/TensorBoard."""
         names = list(pending[0][2])
-        values = torch.stack([torch.stack([l[n].float() for n in names]) for _, _, l in pending]).cpu()  # (steps, losses)
+        values = torch.stack([torch.stack([l[n].float().to(self.device) for n in names]) for _, _, l in pending])  # (steps, losses)
+        values = self.dist.reduce_mean(values).cpu()  # the mean over ranks: every rank sees the same numbers
         bad = ~torch.isfinite(values)
         if bad.any():
             i, j = (int(v) for v in bad.nonzero()[0])
@@ -279,6 +280,7 @@ class Trainer:
         try:
             return self._fit()
         finally:
+            self.dist.close()
             if self.writer is not None:
                 self.writer.close()
             if self.file_log is not None:
@@ -309,8 +311,8 @@ class Trainer:
                 for batch in iter_batches(self.data.train_images, per_rank_batch, tc.seed, epoch,
                                           start_step=self.step_in_epoch, rank=self.dist.rank, world_size=world):
                     x = scale_images(batch, self.model.value_range)
-                    ctx = StepContext(self.step, epoch, epoch + self.step_in_epoch / n_steps, self.autocast)
-                    losses = self.dist.training_step(self.train_model, self.model, x, self.optimizers, ctx)
+                    ctx = self.dist.step_context(StepContext(self.step, epoch, epoch + self.step_in_epoch / n_steps, self.autocast))
+                    losses = self.model.training_step(x, self.optimizers, ctx)
                     self.model.after_step()
                     pending.append((self.step, epoch, losses))
                     self.step += 1
@@ -320,18 +322,19 @@ class Trainer:
                     images_this_session += tc.batch_size
                     if bar is not None:
                         bar.update(1)
-                    out_of_time = time.monotonic() - start - self.excluded_seconds > budget
-                    if len(pending) >= tc.log_every or self.step_in_epoch == n_steps or out_of_time or stop.signum:
+                    # every rank must stop at the same step: the decision is taken together
+                    out_of_time = self.dist.any(time.monotonic() - start - self.excluded_seconds > budget or stop.signum is not None)
+                    if len(pending) >= tc.log_every or self.step_in_epoch == n_steps or out_of_time:
                         rate = tick_images / max(time.monotonic() - tick, 1e-9)
                         last = self._log_losses(pending, rate, bar)
                         pending, tick, tick_images = [], time.monotonic(), 0
-                    if out_of_time or stop.signum:
+                    if out_of_time:
                         break
                 if bar is not None:
                     bar.close()
                 elapsed = self.elapsed_before + time.monotonic() - start - self.excluded_seconds
-                if stop.signum or out_of_time:
-                    stopped_by = "interrupt" if stop.signum else "time"
+                if out_of_time:
+                    stopped_by = "interrupt" if self.dist.any(stop.signum is not None) else "time"
                     self._sample_grid(epoch)  # a grid of the partial epoch too (a resumed run overwrites it)
                     if self.step_in_epoch == n_steps:  # the budget ran out exactly at an epoch's end
                         epoch, self.step_in_epoch = epoch + 1, 0
@@ -374,7 +377,7 @@ class Trainer:
     def _end_of_epoch_metrics(self, epoch: int, elapsed: float) -> None:
         """Cheap in-training metrics every ``train.eval_every`` epochs (filled in by the metrics module)."""
         tc = self.cfg.train
-        if not tc.eval_every or epoch % tc.eval_every or not self.dist.is_main:
+        if not tc.eval_every or epoch % tc.eval_every:
             return
         from ganvae.metrics.during_training import record_training_metrics
 

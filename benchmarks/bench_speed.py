@@ -1,0 +1,266 @@
+"""Training speed of ganvae against the way tutorials write the same training, and against the machine's ceiling.
+
+Run (from the repository root, nothing else running):
+
+    .venv/bin/python benchmarks/bench_speed.py --data-dir ../shared/data/mnist
+
+For each model (gan, dcgan, vae, vae-gan at their default sizes and batch sizes) it measures,
+alternately in one process, after warm-up, over several repetitions:
+
+- ganvae: the trainer's hot path: the in-memory uint8 batch of a seeded permutation, scaled on
+  the fly, then ``model.training_step`` (one host sync per measured block, as the trainer syncs
+  once per logging interval);
+- baseline: the tutorials' way: a ``torch.utils.data.DataLoader`` over the dataset with a
+  per-sample transform to a normalised float tensor (ToTensor + Normalize, written out since
+  torchvision is not used), the two-pass discriminator/generator step of the PyTorch DCGAN
+  example (the discriminator not frozen in the generator step), default Adam, and
+  ``loss.item()`` every step; the same networks, batch size and thread count.
+
+It also counts the FLOPs of one ganvae training step (``torch.utils.flop_counter``),
+measures the fp32 matrix-multiply rate, and prints achieved FLOP/s and the share of that
+ceiling. Results are printed as a Markdown table and written to ``--out`` as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ganvae.config import DataConfig, build_config
+from ganvae.data.dataset import iter_batches, load_dataset, scale_images
+from ganvae.metrics.evaluate import machine_description
+from ganvae.models.base import StepContext
+from ganvae.training.trainer import build_model
+
+MODELS = ("gan", "dcgan", "vae", "vae-gan")
+
+
+# ----------------------------------------------------------------------------- baseline (tutorial style)
+
+
+class TutorialDataset(torch.utils.data.Dataset):
+    """Per-sample transform to a normalised float tensor, as ToTensor() + Normalize() would do."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, value_range: str):
+        self.images, self.labels, self.value_range = images, labels, value_range
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        x = torch.from_numpy(self.images[i].astype(np.float32) / 255.0).unsqueeze(0)  # ToTensor: (1, 28, 28) in [0, 1]
+        if self.value_range == "tanh":
+            x = (x - 0.5) / 0.5  # Normalize((0.5,), (0.5,))
+        return x, int(self.labels[i])
+
+
+def baseline_gan_step(model, opt_g, opt_d, real):
+    """The PyTorch DCGAN example's step: D on real, D on G(z).detach(), then G through the unfrozen D."""
+    c = model.config
+    G, D = model.generator, model.discriminator
+    b = real.shape[0]
+    ones, zeros = torch.full((b, 1), 1.0), torch.zeros(b, 1)
+    D.zero_grad()
+    loss_real = F.binary_cross_entropy_with_logits(D(real), ones)
+    fake = G(torch.randn(b, c.latent_dim))
+    loss_fake = F.binary_cross_entropy_with_logits(D(fake.detach()), zeros)
+    loss_d = loss_real + loss_fake
+    loss_d.backward()
+    opt_d.step()
+    G.zero_grad()
+    loss_g = F.binary_cross_entropy_with_logits(D(fake), ones)
+    loss_g.backward()
+    opt_g.step()
+    return loss_d.item(), loss_g.item()
+
+
+def baseline_vae_step(model, opt, x):
+    """The PyTorch VAE example's step: forward, BCE(sum) + KLD, backward, step, loss.item()."""
+    mu, logvar = model.encoder(x)
+    z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+    recon = torch.sigmoid(model.decoder(z))
+    bce = F.binary_cross_entropy(recon, x, reduction="sum")
+    kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    loss = (bce + kld) / x.shape[0]
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def baseline_vae_gan_step(model, opt_vae, opt_d, x):
+    """Two passes as a tutorial writes them: D on real, reconstructions and prior samples, then encoder+decoder."""
+    c = model.config
+    E, Dec, D = model.encoder, model.decoder, model.discriminator
+    b = x.shape[0]
+    mu, logvar = E(x)
+    z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+    recon = torch.sigmoid(Dec(z))
+    prior = torch.sigmoid(Dec(torch.randn_like(z)))
+    D.zero_grad()
+    loss_d = (F.binary_cross_entropy_with_logits(D(x), torch.full((b, 1), c.real_label))
+              + F.binary_cross_entropy_with_logits(D(recon.detach()), torch.zeros(b, 1))
+              + F.binary_cross_entropy_with_logits(D(prior.detach()), torch.zeros(b, 1)))
+    loss_d.backward()
+    opt_d.step()
+    recon_adv = torch.sigmoid(Dec(z.detach()))
+    adv = (F.binary_cross_entropy_with_logits(D(recon_adv), torch.ones(b, 1))
+           + F.binary_cross_entropy_with_logits(D(prior), torch.ones(b, 1))) / 2
+    rec = F.binary_cross_entropy(recon, x, reduction="sum") / b
+    kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / b
+    loss = rec + kld + c.adversarial_weight * adv
+    opt_vae.zero_grad()
+    loss.backward()
+    opt_vae.step()
+    return loss.item()
+
+
+def make_baseline(name, model):
+    """(step function taking a batch, optimiser set-up) with default Adam (no foreach/fused choice)."""
+    c = model.config
+    if name in ("gan", "dcgan"):
+        opt_g = torch.optim.Adam(model.generator.parameters(), lr=c.lr_generator, betas=(c.beta1, c.beta2))
+        opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=c.lr_discriminator, betas=(c.beta1, c.beta2))
+        return lambda x: baseline_gan_step(model, opt_g, opt_d, x)
+    if name == "vae":
+        opt = torch.optim.Adam(model.parameters(), lr=c.lr)
+        return lambda x: baseline_vae_step(model, opt, x)
+    opt_vae = torch.optim.Adam([*model.encoder.parameters(), *model.decoder.parameters()], lr=c.lr_generator, betas=(c.beta1, c.beta2))
+    opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=c.lr_discriminator, betas=(c.beta1, c.beta2))
+    return lambda x: baseline_vae_gan_step(model, opt_vae, opt_d, x)
+
+
+# ----------------------------------------------------------------------------- measurement
+
+
+def time_baseline(step, loader_iter_factory, steps: int) -> float:
+    it = loader_iter_factory()
+    t = time.perf_counter()
+    n = 0
+    for _ in range(steps):
+        try:
+            x, _ = next(it)
+        except StopIteration:
+            it = loader_iter_factory()
+            x, _ = next(it)
+        step(x)
+        n += x.shape[0]
+    return n / (time.perf_counter() - t)
+
+
+def time_ganvae(model, opts, images, batch_size, steps: int, epoch: int) -> float:
+    t = time.perf_counter()
+    pending = []
+    n = 0
+    batches = iter_batches(images, batch_size, seed=0, epoch=epoch)
+    for s in range(steps):
+        try:
+            batch = next(batches)
+        except StopIteration:
+            epoch += 1
+            batches = iter_batches(images, batch_size, seed=0, epoch=epoch)
+            batch = next(batches)
+        losses = model.training_step(scale_images(batch, model.value_range), opts, StepContext(s, epoch, 0.0))
+        model.after_step()
+        pending.append(losses)
+        n += batch.shape[0]
+    torch.stack([v for losses in pending for v in losses.values()]).sum().item()  # the logging interval's one sync
+    return n / (time.perf_counter() - t)
+
+
+def step_flops(model, opts, x) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        model.training_step(x, opts, StepContext(0, 0, 0.0))
+    return counter.get_total_flops()
+
+
+def matmul_rate(n: int = 2048, reps: int = 20) -> float:
+    """fp32 matrix-multiply FLOP/s (best of 3 blocks), the machine's practical ceiling."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    best = 0.0
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        best = max(best, 2 * n**3 * reps / (time.perf_counter() - t))
+    return best
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", help="full MNIST IDX folder (default: the offline mnist-5k subset)")
+    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--seconds", type=float, default=4.0, help="target seconds per measured block")
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--set", action="append", default=[], help="config overrides for ganvae's side, e.g. model.reuse_fake_logits=true")
+    p.add_argument("--out", default="benchmarks/out/speed.json")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    dataset = "mnist" if args.data_dir else "mnist-5k"
+    data = load_dataset(DataConfig(dataset=dataset, data_dir=args.data_dir))
+    images_np = data.train_images[:, 0].numpy()
+    labels_np = data.train_labels.numpy()
+    ceiling = matmul_rate()
+    print(f"machine: {machine_description()}; threads {args.threads}; data {dataset} ({len(data)} images)")
+    print(f"fp32 matmul ceiling: {ceiling / 1e9:.0f} GFLOP/s")
+    rows = []
+    for name in args.models.split(","):
+        cfg = build_config(name, overrides=args.set if name in ("gan", "dcgan") else [])
+        bs = cfg.train.batch_size
+        torch.manual_seed(0)
+        ours = build_model(cfg, (1, 28, 28))
+        ours_opts = ours.make_optimizers()
+        # the baseline: the same networks (same init), in the default memory format
+        base_cfg = build_config(name, overrides=["model.channels_last=false"] if name == "dcgan" else [])
+        torch.manual_seed(0)
+        base = build_model(base_cfg, (1, 28, 28))
+        base_step = make_baseline(name, base)
+        loader = torch.utils.data.DataLoader(TutorialDataset(images_np, labels_np, ours.value_range), batch_size=bs,
+                                             shuffle=True, drop_last=True, num_workers=0)
+        flops = step_flops(ours, ours_opts, scale_images(data.train_images[:bs], ours.value_range))
+        # warm-up both, and size the measured blocks to about --seconds
+        warm = time_ganvae(ours, ours_opts, data.train_images, bs, 5, 0)
+        time_baseline(base_step, lambda: iter(loader), 3)
+        steps = max(5, int(args.seconds * warm / bs))
+        ours_rates, base_rates = [], []
+        for r in range(args.repeats):
+            base_rates.append(time_baseline(base_step, lambda: iter(loader), steps))
+            ours_rates.append(time_ganvae(ours, ours_opts, data.train_images, bs, steps, r + 1))
+        ours_med, base_med = statistics.median(ours_rates), statistics.median(base_rates)
+        achieved = flops / bs * ours_med
+        row = {"model": name, "batch_size": bs, "steps_per_block": steps, "ganvae_images_per_s": ours_med,
+               "baseline_images_per_s": base_med, "ratio": ours_med / base_med, "gflop_per_image": flops / bs / 1e9,
+               "achieved_gflops": achieved / 1e9, "ceiling_fraction": achieved / ceiling,
+               "ganvae_all": ours_rates, "baseline_all": base_rates}
+        rows.append(row)
+        print(f"{name:8s} batch {bs:4d}: ganvae {ours_med:8.0f} img/s, baseline {base_med:8.0f} img/s, ratio {row['ratio']:.2f}x, "
+              f"{row['gflop_per_image']:.3f} GFLOP/img, {achieved / 1e9:.0f} GFLOP/s = {row['ceiling_fraction']:.0%} of ceiling",
+              flush=True)
+    print()
+    print("| model | batch | ganvae img/s | baseline img/s | ratio | GFLOP/image | achieved GFLOP/s | share of matmul ceiling |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(f"| {r['model']} | {r['batch_size']} | {r['ganvae_images_per_s']:.0f} | {r['baseline_images_per_s']:.0f} | "
+              f"{r['ratio']:.2f}x | {r['gflop_per_image']:.3f} | {r['achieved_gflops']:.0f} | {r['ceiling_fraction']:.0%} |")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": machine_description(), "platform": platform.platform(), "threads": args.threads,
+                               "date": time.strftime("%Y-%m-%d %H:%M"), "ceiling_gflops": ceiling / 1e9,
+                               "dataset": dataset, "overrides": args.set, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

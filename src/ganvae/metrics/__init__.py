@@ -1,0 +1,1 @@
+"""Metrics: the MNIST feature classifier, sample-quality metrics, likelihood bounds, evaluation."""

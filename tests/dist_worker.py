@@ -1,0 +1,29 @@
+"""Worker for the distributed tests: one rank of a gloo job on 127.0.0.1 (run by test_distributed.py)."""
+
+import json
+import os
+import sys
+
+
+def main():
+    rank, world, port, spec_path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "GANVAE_DIST_TIMEOUT": "60"})
+    import torch
+
+    torch.set_num_threads(1)
+    from ganvae.config import build_config
+    from ganvae.training.trainer import Trainer
+
+    spec = json.loads(open(spec_path).read())
+    cfg = build_config(spec["model"], overrides=spec["overrides"])
+    trainer = Trainer(cfg, spec["run_dir"], resume=spec.get("resume", False))
+    trainer.fit()
+    # every rank dumps its final weights (parameters; batch-norm running statistics are rank 0's,
+    # broadcast by DDP at each forward) so the test can compare them across ranks
+    torch.save({k: v.detach().clone() for k, v in trainer.model.named_parameters()},
+               os.path.join(spec["run_dir"], f"rank{rank}_weights.pt"))
+
+
+if __name__ == "__main__":
+    main()

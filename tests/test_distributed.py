@@ -1,0 +1,100 @@
+"""DDP on CPU with gloo over 127.0.0.1: ranks agree, 2 x b equals 1 x 2b, checkpoints resume on one process."""
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganvae.config import build_config
+from ganvae.training.trainer import Trainer
+
+from conftest import TINY, write_idx_dataset
+
+WORKER = Path(__file__).with_name("dist_worker.py")
+
+
+def free_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
+
+def run_ranks(world: int, spec: dict, tmp_path: Path) -> None:
+    spec_path = tmp_path / f"spec-{free_port()}.json"
+    spec_path.write_text(json.dumps(spec))
+    port = free_port()
+    procs = [subprocess.Popen([sys.executable, str(WORKER), str(r), str(world), port, str(spec_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in range(world)]
+    outputs = [p.communicate(timeout=240)[0] for p in procs]
+    for p, out in zip(procs, outputs):
+        assert p.returncode == 0, out
+
+
+@pytest.fixture(scope="module")
+def idx(tmp_path_factory):
+    return write_idx_dataset(tmp_path_factory.mktemp("ddp") / "idx", n_train=64, n_test=20)
+
+
+def overrides(name, idx, batch, *extra):
+    return [*TINY[name], "data.dataset=mnist", f"data.data_dir={idx}", f"train.batch_size={batch}", "train.epochs=2",
+            "train.progress=false", "run.tensorboard=false", "run.n_fixed=8", "train.log_every=1", *extra]
+
+
+def load(run_dir, rank):
+    return torch.load(Path(run_dir) / f"rank{rank}_weights.pt", weights_only=True)
+
+
+@pytest.mark.parametrize("name", ["dcgan", "vae-gan"])
+def test_two_ranks_end_with_identical_weights(tmp_path, idx, name):
+    run = tmp_path / name
+    run_ranks(2, {"model": name, "overrides": overrides(name, idx, 16), "run_dir": str(run)}, tmp_path)
+    a, b = load(run, 0), load(run, 1)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert (run / "checkpoints/last.safetensors").is_file()
+    assert not list(run.glob("rank1*.png"))  # only rank 0 writes outputs
+    assert len(list((run / "samples").iterdir())) == 2
+
+
+@pytest.mark.parametrize("name,extra", [("vae", []), ("gan", ["model.dropout=0.0"])])
+def test_two_ranks_batch_b_match_one_rank_batch_2b(tmp_path, idx, name, extra):
+    """No batch norm and no dropout: the global batch decides the step, not how it is split."""
+    two = tmp_path / "two"
+    run_ranks(2, {"model": name, "overrides": overrides(name, idx, 16, *extra), "run_dir": str(two)}, tmp_path)
+    one = tmp_path / "one"
+    run_ranks(1, {"model": name, "overrides": overrides(name, idx, 16, *extra), "run_dir": str(one)}, tmp_path)
+    a, b = load(two, 0), load(one, 0)
+    for k in a:
+        assert torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-5), k
+    # the logged losses (mean over ranks) match too
+    assert (two / "losses.csv").read_text().splitlines()[-1].split(",")[:2] == (one / "losses.csv").read_text().splitlines()[-1].split(",")[:2]
+
+
+def test_two_rank_checkpoint_resumes_in_one_process(tmp_path, idx):
+    run = tmp_path / "run"
+    run_ranks(2, {"model": "dcgan", "overrides": overrides("dcgan", idx, 16, "train.epochs=1"), "run_dir": str(run)}, tmp_path)
+    cfg = build_config("dcgan", overrides=overrides("dcgan", idx, 16, "train.epochs=2"))
+    result = Trainer(cfg, run, resume=True).fit()
+    assert result.epoch == 2 and result.step == 2 * (64 // 16)
+    assert (run / "samples/epoch_0002.png").is_file()
+
+
+def test_failed_rank_ends_the_job(tmp_path, idx):
+    """Rank 1 dies at start-up; rank 0 must fail within the timeout instead of hanging."""
+    spec = {"model": "vae", "overrides": overrides("vae", idx, 16), "run_dir": str(tmp_path / "r")}
+    spec_path = tmp_path / "spec.json"
+    spec_path.write_text(json.dumps(spec))
+    port = free_port()
+    code = ("import os,sys;os.environ.update(RANK='1',WORLD_SIZE='2',MASTER_ADDR='127.0.0.1',MASTER_PORT=sys.argv[1]);"
+            "import torch.distributed as d, datetime;d.init_process_group('gloo',timeout=datetime.timedelta(seconds=20));"
+            "sys.exit(3)")
+    p0 = subprocess.Popen([sys.executable, str(WORKER), "0", "2", port, str(spec_path)], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, env={**__import__("os").environ, "GANVAE_DIST_TIMEOUT": "20"})
+    p1 = subprocess.run([sys.executable, "-c", code, port], timeout=120)
+    out = p0.communicate(timeout=120)[0]
+    assert p1.returncode == 3
+    assert p0.returncode != 0, out
