@@ -156,7 +156,7 @@ def time_baseline(step, loader_iter_factory, steps: int) -> float:
     return n / (time.perf_counter() - t)
 
 
-def time_ganvae(model, opts, images, batch_size, steps: int, epoch: int) -> float:
+def time_ganvae(model, opts, images, batch_size, steps: int, epoch: int, autocast=None) -> float:
     t = time.perf_counter()
     pending = []
     n = 0
@@ -168,7 +168,7 @@ def time_ganvae(model, opts, images, batch_size, steps: int, epoch: int) -> floa
             epoch += 1
             batches = iter_batches(images, batch_size, seed=0, epoch=epoch)
             batch = next(batches)
-        losses = model.training_step(scale_images(batch, model.value_range), opts, StepContext(s, epoch, 0.0))
+        losses = model.training_step(scale_images(batch, model.value_range), opts, StepContext(s, epoch, 0.0, autocast))
         model.after_step()
         pending.append(losses)
         n += batch.shape[0]
@@ -177,6 +177,7 @@ def time_ganvae(model, opts, images, batch_size, steps: int, epoch: int) -> floa
 
 
 def step_flops(model, opts, x) -> int:
+    """FLOPs of one training step (fp32 forward and backward, as counted by torch.utils.flop_counter)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
@@ -206,6 +207,8 @@ def main(argv=None):
     p.add_argument("--seconds", type=float, default=4.0, help="target seconds per measured block")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--set", action="append", default=[], help="config overrides for ganvae's side, e.g. model.reuse_fake_logits=true")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="ganvae's side only: bf16 = the train.precision=bf16 option (autocast); the baseline stays fp32")
     p.add_argument("--out", default="benchmarks/out/speed.json")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -214,7 +217,13 @@ def main(argv=None):
     images_np = data.train_images[:, 0].numpy()
     labels_np = data.train_labels.numpy()
     ceiling = matmul_rate()
-    print(f"machine: {machine_description()}; threads {args.threads}; data {dataset} ({len(data)} images)")
+    autocast = None
+    if args.precision == "bf16":
+        from ganvae.training.trainer import bf16_autocast
+
+        autocast = bf16_autocast(torch.device("cpu"))
+    print(f"machine: {machine_description()}; threads {args.threads}; data {dataset} ({len(data)} images); "
+          f"ganvae precision {args.precision}; overrides {args.set or 'none'}")
     print(f"fp32 matmul ceiling: {ceiling / 1e9:.0f} GFLOP/s")
     rows = []
     for name in args.models.split(","):
@@ -232,13 +241,13 @@ def main(argv=None):
                                              shuffle=True, drop_last=True, num_workers=0)
         flops = step_flops(ours, ours_opts, scale_images(data.train_images[:bs], ours.value_range))
         # warm-up both, and size the measured blocks to about --seconds
-        warm = time_ganvae(ours, ours_opts, data.train_images, bs, 5, 0)
+        warm = time_ganvae(ours, ours_opts, data.train_images, bs, 5, 0, autocast)
         time_baseline(base_step, lambda: iter(loader), 3)
         steps = max(5, int(args.seconds * warm / bs))
         ours_rates, base_rates = [], []
         for r in range(args.repeats):
             base_rates.append(time_baseline(base_step, lambda: iter(loader), steps))
-            ours_rates.append(time_ganvae(ours, ours_opts, data.train_images, bs, steps, r + 1))
+            ours_rates.append(time_ganvae(ours, ours_opts, data.train_images, bs, steps, r + 1, autocast))
         ours_med, base_med = statistics.median(ours_rates), statistics.median(base_rates)
         achieved = flops / bs * ours_med
         row = {"model": name, "batch_size": bs, "steps_per_block": steps, "ganvae_images_per_s": ours_med,
@@ -259,7 +268,7 @@ def main(argv=None):
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": machine_description(), "platform": platform.platform(), "threads": args.threads,
                                "date": time.strftime("%Y-%m-%d %H:%M"), "ceiling_gflops": ceiling / 1e9,
-                               "dataset": dataset, "overrides": args.set, "rows": rows}, indent=2))
+                               "dataset": dataset, "overrides": args.set, "precision": args.precision, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -90,3 +90,10 @@ def test_inherited_configs():
 
     assert issubclass(VAEGANConfig, ConvVAEConfig) and issubclass(ConvVAEConfig, VAEConfig)
     assert {f.name for f in dataclasses.fields(VAEConfig)} <= {f.name for f in dataclasses.fields(VAEGANConfig)}
+
+
+@pytest.mark.parametrize("path", sorted((__import__("pathlib").Path(__file__).parents[1] / "configs").glob("*.yaml")))
+def test_shipped_configs_are_valid(path):
+    data = yaml.safe_load(path.read_text())
+    cfg = build_config(data["model_name"], path)
+    assert cfg.model_name == data["model_name"]

@@ -112,3 +112,16 @@ def test_memorisation_detects_copies(mnist5k):
 def test_nearest_distances_matches_cdist():
     a, b = torch.randn(50, 7), torch.randn(80, 7)
     assert torch.allclose(core.nearest_distances(a, b), torch.cdist(a, b).min(1).values, atol=1e-4)
+
+
+def test_kid_estimator_is_stable_on_real_data(features):
+    """Real against real: KID near zero with a spread small against the noise case (no blow-up from feature scale)."""
+    (train_f, _), (test_f, _) = features
+    mean, std = core.kernel_inception_distance(test_f, train_f, subsets=10, subset_size=500)
+    assert abs(mean) < 0.01 and std < 0.01
+
+
+def test_kth_neighbour_radii_matches_brute_force():
+    x = torch.randn(300, 5)
+    d = torch.cdist(x, x)
+    assert torch.allclose(core.kth_neighbour_radii(x, 5), d.kthvalue(6, dim=1).values, atol=1e-5)

@@ -151,3 +151,26 @@ def test_checkpoint_write_is_atomic_on_failure(tmp_path, monkeypatch):
         ck.save_checkpoint(result.checkpoint, model, "vae", tiny_config("vae").to_dict())
     assert result.checkpoint.read_bytes() == before
     assert [p.name for p in result.checkpoint.parent.iterdir()] == ["last.safetensors"]
+
+
+def test_in_training_metrics_do_not_change_the_run(tmp_path):
+    """Evaluating every epoch (FID, coverage, NLL bound) leaves the losses of the run as they were."""
+    plain = train(tiny_config("vae", "data.image_size=28"), tmp_path / "plain", data=tiny_data(size=28))
+    evaluated = train(tiny_config("vae", "data.image_size=28", "train.eval_every=1", "train.eval_samples=50"),
+                      tmp_path / "eval", data=tiny_data(size=28))
+    assert read_losses(plain.run_dir) == read_losses(evaluated.run_dir)
+    rows = (tmp_path / "eval" / "metrics_during_training.csv").read_text().splitlines()
+    assert rows[0].split(",")[-1] == "test_nll_iwae10" and len(rows) == 3
+    assert float(rows[-1].split(",")[-1]) > 0
+
+
+def test_bf16_autocast_option(tmp_path):
+    from ganvae.training.trainer import bf16_autocast
+
+    try:
+        bf16_autocast(torch.device("cpu"))
+    except GanvaeError as err:
+        assert "no native bf16" in str(err)
+        pytest.skip("this CPU has no native bf16")
+    result = train(tiny_config("dcgan", "train.precision=bf16", "train.epochs=1"), tmp_path / "run", data=tiny_data())
+    assert all(map(lambda v: v == v, result.last_losses.values()))  # finite, not NaN

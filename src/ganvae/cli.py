@@ -177,7 +177,8 @@ def cmd_interpolate(args) -> int:
     from ganvae import api
 
     out = args.out if not (args.grid and args.out == "walk.gif") else "walk.png"
-    print(api.interpolate(args.run, points=args.points, steps=args.steps, seed=args.seed, out=out, grid=args.grid))
+    print(api.interpolate(args.run, points=args.points, steps=args.steps, seed=args.seed, out=out, grid=args.grid,
+                          walks=args.walks, scale=args.scale))
     return 0
 
 
@@ -243,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="walk.gif")
     p.add_argument("--grid", action="store_true", help="a still grid (one row per pair of points) instead of a GIF")
+    p.add_argument("--walks", type=int, default=16, help="walks shown side by side in the GIF")
+    p.add_argument("--scale", type=int, default=2, help="pixel enlargement of the GIF")
     p.set_defaults(func=cmd_interpolate)
 
     p = sub.add_parser("reconstruct", help="test images above their reconstructions (models with an encoder)")

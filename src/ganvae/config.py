@@ -53,7 +53,7 @@ class TrainConfig:
     batch_size: int = 64  # images per optimisation step (global batch under torchrun)
     seed: int = 0  # seeds weights, data order, noise; saved with the run
     device: str = "auto"  # auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 = autocast to bfloat16 (CUDA only)
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 = autocast to bfloat16 where the hardware has it (GPU, CPU with AMX/AVX512-BF16): faster, other numerics
     num_threads: Optional[int] = None  # CPU threads for torch; None = torch's default
     log_every: int = 20  # steps between loss records (CSV, TensorBoard, progress bar)
     sample_every: int = 1  # epochs between sample grids from the fixed noise

@@ -29,7 +29,7 @@ def _registry() -> dict[str, ModelEntry]:
 
     entries = [
         ModelEntry("gan", gan.GANConfig, gan.GAN, "MLP GAN: fully connected, leaky ReLU, tanh output, dropout in D",
-                   {"batch_size": 128, "epochs": 30}),
+                   {"batch_size": 64, "epochs": 30}),
         ModelEntry("dcgan", dcgan.DCGANConfig, dcgan.DCGAN, "DCGAN with the TensorFlow tutorial's shapes",
                    {"batch_size": 256, "epochs": 30}),
         ModelEntry("vae", vae.VAEConfig, vae.VAE, "MLP VAE (Kingma & Welling 2014), Bernoulli decoder",

@@ -131,7 +131,8 @@ def load_classifier(dataset: str, device: torch.device | str = "cpu", path: str 
                 f"{file}: a classifier trained on {meta.get('dataset')!r}, but the run's data is {dataset!r} "
                 f"(needs {base!r}). Use the classifier of the run's dataset."
             )
-        model = MNISTClassifier(int(meta.get("num_classes", 10)))
+        with torch.random.fork_rng(devices=[]):  # the throwaway random init must not move the caller's stream
+            model = MNISTClassifier(int(meta.get("num_classes", 10)))
         model.load_state_dict(load_file(str(file)))
         model.to(device).eval()
         acc = float(meta["test_accuracy"]) if "test_accuracy" in meta else None

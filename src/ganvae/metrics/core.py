@@ -41,9 +41,15 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subsets: int = 50, subset_size: int = 1000,
                               seed: int = 0) -> tuple[float, float]:
     """Unbiased MMD^2 with the cubic polynomial kernel ``(x.y / d + 1)^3`` (Binkowski et al. 2018, Sec. 3),
-    averaged over random subsets; returns (mean, std)."""
+    averaged over random subsets; returns (mean, std).
+
+    The kernel assumes features of order one (as Inception's are); both sets are divided by the
+    root-mean-square of the ``real`` features first (one scalar), without which the classifier's
+    larger features give the estimator a variance far above its mean.
+    """
     g = torch.Generator().manual_seed(seed)
-    real, fake = real.double(), fake.double()
+    scale = real.double().pow(2).mean().sqrt()
+    real, fake = real.double() / scale, fake.double() / scale
     m = min(subset_size, len(real), len(fake))
     d = real.shape[1]
     values = []
@@ -67,8 +73,8 @@ def _pairwise(a: torch.Tensor, b: torch.Tensor, chunk: int = 2048) -> torch.Tens
 
 def kth_neighbour_radii(x: torch.Tensor, k: int) -> torch.Tensor:
     """Distance from each row of ``x`` to its k-th nearest other row ``(N,)``."""
-    d = _pairwise(x, x)
-    return d.kthvalue(k + 1, dim=1).values  # +1: the point itself is at distance 0
+    # +1: the point itself is at distance 0; chunked so the (N, N) matrix is never held whole
+    return torch.cat([torch.cdist(part, x.float()).topk(k + 1, dim=1, largest=False).values[:, -1] for part in x.float().split(2048)])
 
 
 def precision_recall_density_coverage(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> dict[str, float]:

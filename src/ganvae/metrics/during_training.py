@@ -14,12 +14,19 @@ import time
 import torch
 
 from ganvae.metrics.classifier import load_classifier
-from ganvae.metrics.evaluate import sample_metrics
+from ganvae.metrics.evaluate import reference_features, sample_metrics
 
-FIELDS = ["epoch", "step", "train_seconds", "fid", "class_entropy", "confident_share", "n_samples"]
+FIELDS = ["epoch", "step", "train_seconds", "fid", "class_entropy", "confident_share", "n_samples", "test_nll_iwae10"]
+NLL_IMAGES = 2000  # test images for the in-training likelihood bound (IWAE, k = 10)
 
 
 def record_training_metrics(trainer, epoch: int, elapsed: float) -> None:
+    devices = [trainer.device] if trainer.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):  # the run's own random stream stays untouched
+        _record(trainer, epoch, elapsed)
+
+
+def _record(trainer, epoch: int, elapsed: float) -> None:
     t0 = time.monotonic()
     dist = trainer.dist
     # every rank draws its share of the samples (its own seed); rank 0 gathers them and scores them
@@ -35,9 +42,14 @@ def record_training_metrics(trainer, epoch: int, elapsed: float) -> None:
     if state is None:
         fnet = load_classifier(trainer.cfg.data.dataset)
         data = trainer.data.to("cpu")
-        state = trainer._metric_state = (fnet, data, fnet.extract(data.test_images.float() / 255))
+        state = trainer._metric_state = (fnet, data, reference_features(data, fnet))
     fnet, data, reference = state
     m = sample_metrics(samples, data, fnet, cheap=True, reference=reference)
+    nll = ""
+    if trainer.model.has_encoder:
+        from ganvae.metrics.evaluate import likelihood_metrics
+
+        nll = f"{likelihood_metrics(trainer.model, data, k=10, max_images=NLL_IMAGES)['test_nll_iwae']:.3f}"
     path = trainer.run_dir / "metrics_during_training.csv"
     new = not path.exists()
     with open(path, "a", newline="") as fh:
@@ -45,7 +57,7 @@ def record_training_metrics(trainer, epoch: int, elapsed: float) -> None:
         if new:
             w.writerow(FIELDS)
         w.writerow([epoch, trainer.step, f"{elapsed:.2f}", f"{m['fid']:.4f}", f"{m['class_entropy']:.4f}",
-                    f"{m['confident_share']:.4f}", len(samples)])
+                    f"{m['confident_share']:.4f}", len(samples), nll])
     if trainer.writer is not None:
         trainer.writer.add_scalar("metrics/fid", m["fid"], trainer.step)
         trainer.writer.add_scalar("metrics/class_entropy", m["class_entropy"], trainer.step)

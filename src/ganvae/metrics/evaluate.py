@@ -51,7 +51,7 @@ def sample_metrics(samples: torch.Tensor, data: ImageData, fnet: FeatureNetwork,
     """
     timings: dict[str, float] = {}
     t = time.monotonic()
-    ref_feats, _ = reference if reference is not None else fnet.extract(data.test_images.float() / 255)
+    ref_feats, _ = reference if reference is not None else reference_features(data, fnet)
     feats, probs = fnet.extract(samples)
     timings["features"] = time.monotonic() - t
     t = time.monotonic()
@@ -82,6 +82,30 @@ def sample_metrics(samples: torch.Tensor, data: ImageData, fnet: FeatureNetwork,
     return out
 
 
+def reference_features(data: ImageData, fnet: FeatureNetwork) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features and probabilities of the test split, cached on disk by classifier checksum and split content."""
+    import hashlib
+
+    from safetensors.torch import load_file, save_file
+
+    from ganvae.utils import atomic_save, default_cache_dir
+
+    digest = hashlib.blake2b(data.test_images.cpu().numpy().tobytes(), digest_size=8).hexdigest()
+    path = default_cache_dir() / "features" / f"{fnet.sha256[:16]}-{digest}.safetensors"
+    if path.is_file():
+        try:
+            cached = load_file(str(path))
+            return cached["features"], cached["probs"]
+        except Exception:  # a damaged cache is recomputed
+            pass
+    feats, probs = fnet.extract(data.test_images.float() / 255)
+    try:
+        atomic_save(path, lambda tmp: save_file({"features": feats, "probs": probs}, str(tmp)))
+    except OSError:
+        log.debug("could not cache reference features at %s", path)
+    return feats, probs
+
+
 @torch.inference_mode()
 def likelihood_metrics(model, data: ImageData, k: int = 50, seed: int = 0, batch_size: int = 250,
                        max_images: int | None = None) -> dict[str, Any]:
@@ -99,17 +123,20 @@ def likelihood_metrics(model, data: ImageData, k: int = 50, seed: int = 0, batch
     bernoulli = getattr(cfg, "decoder", "bernoulli") == "bernoulli"
     if bernoulli:
         x_all = torch.bernoulli(x_all, generator=g)
-    torch.manual_seed(seed)  # the posterior samples
-    model.eval()
+    from ganvae.models.base import eval_mode
+
     device = model.device
     elbo, iwae, recon_err = [], [], []
-    for x in x_all.split(batch_size):
-        x = x.to(device)
-        log_w = model.log_importance_weights(x, k)  # (k, B)
-        elbo.append(log_w.mean(0).cpu())
-        iwae.append((torch.logsumexp(log_w, 0) - math.log(k)).cpu())
-        mu, _ = model.encode(x)
-        recon_err.append(model.reconstruction_nll(model.decoder(mu), x).cpu())
+    # the posterior draws use a forked random stream: evaluating never changes a training run's randomness
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), eval_mode(model):
+        torch.manual_seed(seed)
+        for x in x_all.split(batch_size):
+            x = x.to(device)
+            log_w = model.log_importance_weights(x, k)  # (k, B)
+            elbo.append(log_w.mean(0).cpu())
+            iwae.append((torch.logsumexp(log_w, 0) - math.log(k)).cpu())
+            mu, _ = model.encode(x)
+            recon_err.append(model.reconstruction_nll(model.decoder(mu), x).cpu())
     protocol = ("test images binarised once, stochastically (seed %d), Bernoulli likelihood" % seed) if bernoulli \
         else f"grey levels in [0, 1], Gaussian likelihood (std {cfg.decoder_std})"
     return {
@@ -156,7 +183,8 @@ def evaluate(run: str | Path, n_samples: int = 10000, seed: int = 0, iwae_k: int
             "n_samples": len(samples), "sample_seed": seed, "reference": f"test split ({len(data.test_images)} images)",
             "feature_network": {"name": fnet.name, "version": fnet.version, "sha256": fnet.sha256,
                                 "test_accuracy": fnet.test_accuracy},
-            "nearest_neighbour_k": 5, "kid": "cubic polynomial kernel, 50 subsets of up to 1000",
+            "nearest_neighbour_k": 5,
+            "kid": "cubic polynomial kernel on features divided by the reference RMS, 50 subsets of up to 1000",
             "inception_score_splits": 10, "memorisation": "pixel L2 to nearest train image, 1000 samples vs 1000 test",
             "classes": list(data.class_subset) if data.class_subset else None,
         },

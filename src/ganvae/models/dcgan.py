@@ -17,6 +17,7 @@ from torch import nn
 
 from ganvae.errors import ConfigError
 from ganvae.models.base import AdversarialModel
+from ganvae.models.blocks import Dropout
 from ganvae.models.configs import AdversarialConfig
 
 
@@ -47,15 +48,15 @@ class DCGANGenerator(nn.Module):
         self.project = nn.Sequential(
             nn.Linear(c.latent_dim, ch[0] * size * size, bias=False),
             nn.BatchNorm1d(ch[0] * size * size),
-            nn.LeakyReLU(slope),
+            nn.LeakyReLU(slope, inplace=True),
         )
         self.net = nn.Sequential(
             nn.ConvTranspose2d(ch[0], ch[1], k, stride=1, padding=pad, bias=False),  # (B, 128, H/4, W/4)
             nn.BatchNorm2d(ch[1]),
-            nn.LeakyReLU(slope),
+            nn.LeakyReLU(slope, inplace=True),
             nn.ConvTranspose2d(ch[1], ch[2], k, stride=2, padding=pad, output_padding=1, bias=False),  # (B, 64, H/2, W/2)
             nn.BatchNorm2d(ch[2]),
-            nn.LeakyReLU(slope),
+            nn.LeakyReLU(slope, inplace=True),
             nn.ConvTranspose2d(ch[2], image_shape[0], k, stride=2, padding=pad, output_padding=1, bias=False),  # (B, 1, H, W)
             nn.Tanh(),
         )
@@ -74,7 +75,7 @@ class DCGANDiscriminator(nn.Module):
         layers: list[nn.Module] = []
         in_ch, size = image_shape[0], image_shape[1]
         for out_ch in ch:
-            layers += [nn.Conv2d(in_ch, out_ch, k, stride=2, padding=pad), nn.LeakyReLU(c.leaky_slope), nn.Dropout(c.dropout)]
+            layers += [nn.Conv2d(in_ch, out_ch, k, stride=2, padding=pad), nn.LeakyReLU(c.leaky_slope, inplace=True), Dropout(c.dropout)]
             in_ch, size = out_ch, (size + 1) // 2
         self.features = nn.Sequential(*layers)  # (B, 128, H/4, W/4)
         self.head = nn.Linear(in_ch * size * size, 1)

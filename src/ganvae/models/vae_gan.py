@@ -23,6 +23,7 @@ from torch import nn
 
 from ganvae.losses import bernoulli_nll, discriminator_loss, gaussian_kl, generator_loss
 from ganvae.models.base import StepContext, adam, frozen
+from ganvae.models.blocks import Dropout
 from ganvae.models.configs import AdversarialConfig
 from ganvae.training.distributed import plain
 from ganvae.models.vae import ConvDecoder, ConvEncoder, ConvVAEConfig, VAEBase
@@ -51,7 +52,7 @@ class ConvDiscriminator(nn.Module):
         layers: list[nn.Module] = []
         in_ch, size = image_shape[0], image_shape[1]
         for ch in channels:
-            layers += [nn.Conv2d(in_ch, ch, 4, stride=2, padding=1), nn.LeakyReLU(slope), nn.Dropout(dropout)]
+            layers += [nn.Conv2d(in_ch, ch, 4, stride=2, padding=1), nn.LeakyReLU(slope, inplace=True), Dropout(dropout)]
             in_ch, size = ch, size // 2
         self.features = nn.Sequential(*layers)  # (B, C_last, H / 2^n, W / 2^n)
         self.head = nn.Linear(in_ch * size * size, 1)

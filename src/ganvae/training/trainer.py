@@ -44,6 +44,19 @@ def build_model(cfg: ExperimentConfig, image_shape: tuple[int, int, int]) -> Gen
     return get_entry(cfg.model_name).model_cls(cfg.model, image_shape)
 
 
+def bf16_autocast(device: torch.device) -> torch.autocast:
+    """bf16 autocast, only where the hardware computes in bf16 natively (STYLE.md, Pattern 6):
+    CUDA GPUs with bf16 support, and CPUs with AVX512-BF16 or AMX (through oneDNN)."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    raise GanvaeError(
+        f"train.precision=bf16: {device} has no native bf16 arithmetic (needs a recent NVIDIA GPU, or a CPU with "
+        f"AVX512-BF16/AMX); it would run slower than fp32. Use --set train.precision=fp32."
+    )
+
+
 def fixed_noise(model: GenerativeModel, n: int, seed: int) -> torch.Tensor:
     """The latents every sample grid of a run is drawn from (same seed, same grids)."""
     g = torch.Generator().manual_seed(seed + 7919)
@@ -160,15 +173,12 @@ class Trainer:
             self.images_seen = ck.header.get("images_seen", 0)
             self.fixed_noise = ck.tensors["fixed_noise"]
             log.info("resumed %s at epoch %d, step %d", ck.path, self.epoch + 1, self.step)
-        self.train_model = self.dist.wrap(model) if self.dist.enabled else model
+        if self.dist.enabled:
+            self.dist.wrap(model)  # each network in DDP; the model object stays the one we save
         if cfg.train.compile:
-            model.compile()
-        # bf16 autocast only where the hardware supports it (STYLE.md, Pattern 6)
-        self.autocast = None
-        if cfg.train.precision == "bf16":
-            if self.device.type != "cuda":
-                raise GanvaeError("train.precision=bf16 needs a CUDA device; use fp32 on CPU/MPS.")
-            self.autocast = torch.autocast("cuda", dtype=torch.bfloat16)
+            for name in model.networks:  # the networks are what the training step calls
+                model._modules[name].compile()
+        self.autocast = bf16_autocast(self.device) if cfg.train.precision == "bf16" else None
 
     def _prepare_run_dir(self):
         self.ckpt_path = self.run_dir / "checkpoints" / CHECKPOINT_NAME
@@ -297,7 +307,7 @@ class Trainer:
         budget = tc.max_minutes * 60 if tc.max_minutes is not None else math.inf
         log.info("training %s on %s (%d images, %d steps/epoch, batch %d) on %s -> %s",
                  cfg.model_name, self.data.name, len(self.data), n_steps, tc.batch_size, self.device, self.run_dir)
-        self.train_model.train()
+        self.model.train()
         start = time.monotonic()
         stopped_by = "epochs"
         last: dict[str, float] = {}

@@ -59,7 +59,7 @@ def _during_training(run: Path) -> dict[str, list[float]] | None:
         return None
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    return {k: [float(r[k]) for r in rows] for k in rows[0]} if rows else None
+    return {k: [float(r[k]) if r[k] else float("nan") for r in rows] for k in rows[0]} if rows else None
 
 
 def _quality_plot(entries: list[RunEntry], out: Path) -> bool:
