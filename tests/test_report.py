@@ -81,7 +81,8 @@ def test_demo_end_to_end(tmp_path):
     from ganvae.demo import demo
 
     # bounded by one epoch (the minutes are only a ceiling), so the test does not depend on the machine's speed
-    report = demo(tmp_path / "demo", minutes=5, models=("gan", "vae"), n_samples=300, extra_overrides=["train.epochs=1"])
+    report = demo(tmp_path / "demo", minutes=5, models=("gan", "vae"), n_samples=300,
+                  extra_overrides=["train.epochs=1", "train.eval_every=1"])
     assert report.is_file()
     assert (tmp_path / "demo" / "vae" / "metrics_during_training.csv").is_file()
     assert (tmp_path / "demo" / "gan" / "progress.gif").is_file()  # a grid even when no epoch completed

@@ -33,7 +33,9 @@ def demo(out: str | Path | None = None, minutes: float = 3.0, models: tuple[str,
     for name in models:
         cfg = build_config(name, overrides=[
             f"data.dataset={dataset}", "train.epochs=100000", f"train.max_minutes={minutes}", f"train.seed={seed}",
-            "train.eval_every=1", "train.eval_samples=1000", "train.checkpoint_every=1000", *(extra_overrides or []),
+            # about 12 quality points per model, whatever its epoch length
+            f"train.eval_interval_minutes={minutes / 12}", "train.eval_samples=1000", "train.checkpoint_every=1000",
+            *(extra_overrides or []),
         ])
         if data_dir is not None:
             cfg.data.data_dir = data_dir

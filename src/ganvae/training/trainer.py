@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,6 +157,7 @@ class Trainer:
         self.step = self.epoch = self.step_in_epoch = 0
         self.elapsed_before = 0.0
         self.excluded_seconds = 0.0  # in-training evaluation, not counted against the time budget
+        self.last_eval_elapsed = 0.0
         self.images_seen = 0
         self.fingerprint = data.fingerprint()
         if self.resume_checkpoint is not None:
@@ -377,7 +379,8 @@ class Trainer:
         return result
 
     def _progress_bar(self, epoch: int, n_steps: int):
-        if not (self.cfg.train.progress and self.dist.is_main) or logging.getLogger("ganvae").getEffectiveLevel() > logging.INFO:
+        if (not (self.cfg.train.progress and self.dist.is_main) or not sys.stderr.isatty()  # no bars in log files
+                or logging.getLogger("ganvae").getEffectiveLevel() > logging.INFO):
             return None
         from tqdm.auto import tqdm
 
@@ -387,8 +390,12 @@ class Trainer:
     def _end_of_epoch_metrics(self, epoch: int, elapsed: float) -> None:
         """Cheap in-training metrics every ``train.eval_every`` epochs (filled in by the metrics module)."""
         tc = self.cfg.train
-        if not tc.eval_every or epoch % tc.eval_every:
+        by_epoch = tc.eval_every > 0 and epoch % tc.eval_every == 0
+        # by time: fast models (a VAE epoch can take 0.2 s) would otherwise spend more time evaluating than training
+        by_time = tc.eval_interval_minutes > 0 and elapsed - self.last_eval_elapsed >= tc.eval_interval_minutes * 60
+        if not (by_epoch or by_time):
             return
+        self.last_eval_elapsed = elapsed
         from ganvae.metrics.during_training import record_training_metrics
 
         try:
