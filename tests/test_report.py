@@ -88,3 +88,26 @@ def test_demo_end_to_end(tmp_path):
     assert (tmp_path / "demo" / "gan" / "progress.gif").is_file()  # a grid even when no epoch completed
     with pytest.raises(Exception, match="not empty"):
         demo(tmp_path / "demo", minutes=0.01, models=("vae",))
+
+
+def test_observations_read_the_numbers():
+    from pathlib import Path
+
+    from ganvae.viz.report import RunEntry, best_per_row, observations
+
+    def entry(label, fid, precision, recall, dropped, entropy, nll=None):
+        metrics = {"fid": fid, "precision": precision, "recall": recall, "coverage": recall, "class_entropy": entropy,
+                   "dropped_classes": dropped, "class_histogram": [0.1] * 10, "memorisation_ratio": 1.0}
+        if nll is not None:
+            metrics.update(test_nll_iwae=nll, likelihood_protocol={"iwae_k": 50})
+        return RunEntry(label, Path(label), {"metrics": metrics})
+
+    entries = [entry("gan", 200.0, 0.9, 0.6, [], 0.97), entry("dcgan", 1800.0, 1.0, 0.0, list(range(9)), 0.0),
+               entry("vae", 400.0, 0.92, 0.65, [], 0.97, nll=110.0)]
+    text = " ".join(observations(entries))
+    assert "gan has the lowest Frechet distance (200.00" in text
+    assert "dcgan has collapsed onto few classes" in text  # its perfect precision is qualified
+    assert "Mode collapse: dcgan's samples give classes [0, 1, 2, 3, 4, 5, 6, 7, 8]" in text
+    assert "vae 110.0 nats" in text
+    best = best_per_row(entries)
+    assert best["fid"] == {"gan"} and best["recall"] == {"vae"}

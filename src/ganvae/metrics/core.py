@@ -132,7 +132,7 @@ def class_coverage(probs: torch.Tensor, classes: list[int] | None = None, confid
     expected = 1.0 / len(classes)
     return {
         "histogram": [round(float(v), 5) for v in hist],
-        "entropy": entropy / math.log(len(classes)) if len(classes) > 1 else 1.0,
+        "entropy": max(0.0, entropy / math.log(len(classes))) if len(classes) > 1 else 1.0,  # no -0.0
         "confident_share": float((probs.max(1).values > confident).double().mean()),
         "dropped_classes": [c for c in classes if float(hist[c]) < expected / 3],
         "off_class_share": float(1 - p.sum()),

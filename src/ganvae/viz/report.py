@@ -124,10 +124,15 @@ def observations(entries: list[RunEntry]) -> list[str]:
     by = lambda key, hi: sorted(m, key=lambda k: m[k][key], reverse=hi)  # noqa: E731
     if len(m) > 1:
         order = by("fid", False)
+        top = by("precision", True)[0]
+        n_classes = len(m[top]["class_histogram"])
+        collapsed = len(m[top].get("dropped_classes", [])) >= n_classes / 2
+        caveat = (f", but {top} has collapsed onto few classes, and precision rewards a collapsed model that "
+                  f"draws the same realistic images: read it with recall and coverage") if collapsed else ""
         out.append(
             f"Fidelity: {order[0]} has the lowest Frechet distance ({m[order[0]]['fid']:.2f}, against "
-            + ", ".join(f"{k} {m[k]['fid']:.2f}" for k in order[1:]) + f"); precision is highest for {by('precision', True)[0]} "
-            f"({m[by('precision', True)[0]]['precision']:.3f})."
+            + ", ".join(f"{k} {m[k]['fid']:.2f}" for k in order[1:]) + f"); precision is highest for {top} "
+            f"({m[top]['precision']:.3f}){caveat}."
         )
         rec, cov = by("recall", True), by("coverage", True)
         out.append(
