@@ -9,7 +9,7 @@ from ganvae.config import DataConfig
 from ganvae.data.dataset import epoch_permutation, iter_batches, load_dataset, scale_images, to_unit
 from ganvae.errors import DataError
 
-from conftest import SHARED_MNIST, write_idx_dataset
+from conftest import SHARED_MNIST
 
 
 def test_mnist_5k_offline():

@@ -1,6 +1,5 @@
 """Every registered model: builds, shapes, one step (right weights change), save/load, seeded sampling."""
 
-import copy
 
 import pytest
 import torch

@@ -185,3 +185,11 @@ def test_eval_interval_by_time(tmp_path):
                   tmp_path / "b", data=tiny_data(size=28))
     assert len((every.run_dir / "metrics_during_training.csv").read_text().splitlines()) == 1 + 3
     assert not (never.run_dir / "metrics_during_training.csv").exists()
+
+
+def test_sample_every_and_invalid_cadence(tmp_path):
+    result = train(tiny_config("vae", "train.epochs=5", "train.sample_every=2"), tmp_path / "run", data=tiny_data())
+    assert sorted(p.name for p in (result.run_dir / "samples").iterdir()) == [
+        "epoch_0002.png", "epoch_0004.png", "epoch_0005.png"]  # every 2nd epoch, and the last
+    with pytest.raises(GanvaeError, match="train.checkpoint_every is 0; it must be at least 1"):
+        train(tiny_config("vae", "train.checkpoint_every=0"), tmp_path / "bad", data=tiny_data())

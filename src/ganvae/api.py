@@ -124,7 +124,7 @@ def interpolate(run, points: int = 4, steps: int = 30, seed: int = 0, out: str |
     return save_gif(frames, out, fps=fps)
 
 
-def test_images(loaded: LoadedRun, n: int, seed: int, dataset: str | None = None, data_dir: str | None = None) -> torch.Tensor:
+def held_out_images(loaded: LoadedRun, n: int, seed: int, dataset: str | None = None, data_dir: str | None = None) -> torch.Tensor:
     """``n`` test-split images of the run's dataset, in [0, 1], chosen with ``seed``."""
     from dataclasses import replace
 
@@ -149,7 +149,7 @@ def reconstruct(run, n: int = 16, seed: int = 0, out: str | Path = "reconstructi
             f"reconstruct needs a model with an encoder (vae, conv-vae, vae-gan, cppn); {loaded.name} only maps "
             f"noise to images, so it has no way to encode a given image. Use `ganvae sample` instead."
         )
-    x = test_images(loaded, n, seed, dataset, data_dir)
+    x = held_out_images(loaded, n, seed, dataset, data_dir)
     recon = loaded.model.reconstruct(x).cpu()
     nrow = min(n, 8)
     rows = []

@@ -279,7 +279,7 @@ def download(
             tried = "\n  ".join(problems) or "(no mirrors configured)"
             advice = (
                 "This machine seems to have no network access. Copy the four files from a machine that has, "
-                f"and pass --data-dir DIR, or use the offline dataset: --dataset mnist-5k."
+                "and pass --data-dir DIR, or use the offline dataset: --dataset mnist-5k."
                 if network_only
                 else "Try again later, or fetch the files by hand and pass --data-dir DIR."
             )

@@ -27,7 +27,7 @@ import torch
 
 from ganvae.config import ExperimentConfig, config_from_dict
 from ganvae.data.dataset import ImageData, iter_batches, load_dataset, scale_images, steps_per_epoch
-from ganvae.errors import CheckpointError, GanvaeError, Interrupted, TrainingDiverged
+from ganvae.errors import CheckpointError, ConfigError, GanvaeError, Interrupted, TrainingDiverged
 from ganvae.models.base import GenerativeModel, StepContext
 from ganvae.registry import get_entry
 from ganvae.runs import add_file_log, default_run_dir, write_run_metadata
@@ -302,6 +302,9 @@ class Trainer:
     def _fit(self) -> TrainResult:
         cfg, tc = self.cfg, self.cfg.train
         world = self.dist.world_size
+        for key in ("log_every", "checkpoint_every", "sample_every", "batch_size", "epochs"):
+            if getattr(tc, key) < 1:
+                raise ConfigError(f"train.{key} is {getattr(tc, key)}; it must be at least 1.")
         per_rank_batch = tc.batch_size // world
         if per_rank_batch * world != tc.batch_size:
             raise GanvaeError(f"train.batch_size={tc.batch_size} must be divisible by the number of processes ({world}).")
@@ -319,6 +322,7 @@ class Trainer:
             while epoch < tc.epochs:
                 bar = self._progress_bar(epoch, n_steps)
                 pending: list = []
+                out_of_time = False
                 tick, tick_images = time.monotonic(), 0
                 for batch in iter_batches(self.data.train_images, per_rank_batch, tc.seed, epoch,
                                           start_step=self.step_in_epoch, rank=self.dist.rank, world_size=world):
@@ -352,7 +356,8 @@ class Trainer:
                         epoch, self.step_in_epoch = epoch + 1, 0
                     self._checkpoint(epoch, self.step_in_epoch, elapsed)
                     break
-                self._sample_grid(epoch)
+                if (epoch + 1) % tc.sample_every == 0 or epoch + 1 == tc.epochs:
+                    self._sample_grid(epoch)
                 epoch, self.step_in_epoch = epoch + 1, 0
                 self._end_of_epoch_metrics(epoch, elapsed)
                 if epoch % tc.checkpoint_every == 0 or epoch == tc.epochs:
