@@ -90,7 +90,7 @@ def test_failed_rank_ends_the_job(tmp_path, idx):
     spec_path.write_text(json.dumps(spec))
     port = free_port()
     code = ("import os,sys;os.environ.update(RANK='1',WORLD_SIZE='2',MASTER_ADDR='127.0.0.1',MASTER_PORT=sys.argv[1]);"
-            "import torch.distributed as d, datetime;d.init_process_group('gloo',timeout=datetime.timedelta(seconds=20));"
+            "import torch.distributed as d, datetime;d.init_process_group('gloo',timeout=datetime.timedelta(seconds=90));"
             "sys.exit(3)")
     p0 = subprocess.Popen([sys.executable, str(WORKER), "0", "2", port, str(spec_path)], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, env={**__import__("os").environ, "GANVAE_DIST_TIMEOUT": "20"})
