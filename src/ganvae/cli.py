@@ -212,7 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     models = _model_names()
 
-    p = sub.add_parser("train", help="train a model")
+    from ganvae.registry import get_entry
+
+    p = sub.add_parser("train", help="train a model", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="models:\n" + "\n".join(f"  {n:<9} {get_entry(n).description}" for n in models))
     p.add_argument("model", choices=models, metavar="MODEL", help=f"one of: {', '.join(models)}")
     p.add_argument("--config", help="YAML config file")
     _add_data_flags(p)

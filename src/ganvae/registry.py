@@ -28,7 +28,7 @@ def _registry() -> dict[str, ModelEntry]:
     from ganvae.models import cppn, dcgan, gan, vae, vae_gan
 
     entries = [
-        ModelEntry("gan", gan.GANConfig, gan.GAN, "MLP GAN: fully connected, leaky ReLU, tanh output, dropout in D",
+        ModelEntry("gan", gan.GANConfig, gan.GAN, "MLP GAN: fully connected, batch norm + leaky ReLU, tanh output, dropout in D",
                    {"batch_size": 64, "epochs": 30}),
         ModelEntry("dcgan", dcgan.DCGANConfig, dcgan.DCGAN, "DCGAN with the TensorFlow tutorial's shapes",
                    {"batch_size": 256, "epochs": 30}),

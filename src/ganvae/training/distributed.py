@@ -134,12 +134,6 @@ class DistContext:
         dist.all_gather(parts, tensor.contiguous())
         return torch.cat(parts)
 
-    def barrier(self) -> None:
-        if self.enabled:
-            import torch.distributed as dist
-
-            dist.barrier()
-
     def close(self) -> None:
         if self.enabled:
             import torch.distributed as dist
