@@ -44,8 +44,9 @@ def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subsets: i
     averaged over random subsets; returns (mean, std).
 
     The kernel assumes features of order one (as Inception's are); both sets are divided by the
-    root-mean-square of the ``real`` features first (one scalar), without which the classifier's
-    larger features give the estimator a variance far above its mean.
+    root-mean-square of the ``real`` features first (one scalar). Without it the classifier's larger
+    features (RMS about 3.8) blow the cubic kernel up: real MNIST against itself scored 448 +- 5064
+    (x1000), no better than trained models; with it, 0.65 +- 6.6.
     """
     g = torch.Generator().manual_seed(seed)
     scale = real.double().pow(2).mean().sqrt()
