@@ -35,7 +35,7 @@ class LoadedRun:
 def checkpoint_path(run: str | Path) -> Path:
     run = Path(run)
     if run.is_dir():
-        path = run / "checkpoints" / "last.safetensors"
+        path = ckpt_io.run_checkpoint(run)
         if not path.is_file():
             raise CheckpointError(f"{run}: no checkpoint at {path}; is this a finished (or interrupted) ganvae run folder?")
         return path
@@ -44,10 +44,15 @@ def checkpoint_path(run: str | Path) -> Path:
     return run
 
 
-def load_run(run: str | Path, device: str = "auto") -> LoadedRun:
-    """Rebuild a trained model from its checkpoint (weights only; no code is executed)."""
+def load_run(run: "str | Path | LoadedRun", device: str = "auto") -> LoadedRun:
+    """Rebuild a trained model from its checkpoint (weights only; no code is executed).
+
+    A ``LoadedRun`` is returned as it is, so callers that make several pictures load once.
+    """
     from ganvae.training.trainer import build_model
 
+    if isinstance(run, LoadedRun):
+        return run
     path = checkpoint_path(run)
     ckpt = ckpt_io.load_checkpoint(path)
     cfg = config_from_dict(ckpt.header["config"], str(path))

@@ -25,6 +25,11 @@ FORMAT = "ganvae-checkpoint"
 FORMAT_VERSION = 1
 
 
+def run_checkpoint(run_dir: str | Path) -> Path:
+    """Where a run folder keeps its latest checkpoint (the trainer writes it, the commands read it)."""
+    return Path(run_dir) / "checkpoints" / "last.safetensors"
+
+
 @dataclass
 class Checkpoint:
     header: dict[str, Any]

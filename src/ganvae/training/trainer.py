@@ -37,9 +37,6 @@ from ganvae.utils import atomic_write_text, resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_NAME = "last.safetensors"
-
-
 def build_model(cfg: ExperimentConfig, image_shape: tuple[int, int, int]) -> GenerativeModel:
     """The registry's model class for ``cfg.model_name``, built from ``cfg.model``."""
     return get_entry(cfg.model_name).model_cls(cfg.model, image_shape)
@@ -119,12 +116,12 @@ class Trainer:
         self.resume_checkpoint: ckpt_io.Checkpoint | None = None
         run_dir = Path(run_dir or cfg.run.out or default_run_dir(cfg.model_name))
         if resume:
-            path = run_dir / "checkpoints" / CHECKPOINT_NAME
+            path = ckpt_io.run_checkpoint(run_dir)
             if not path.is_file():
                 raise CheckpointError(f"--resume: no checkpoint at {path}. Give the run folder with --out, or drop --resume.")
             self.resume_checkpoint = ckpt_io.load_checkpoint(path, expected_model=cfg.model_name)
             cfg = self._resumed_config(cfg, self.resume_checkpoint)
-        elif (run_dir / "checkpoints" / CHECKPOINT_NAME).exists():
+        elif ckpt_io.run_checkpoint(run_dir).exists():
             raise GanvaeError(
                 f"{run_dir} already holds a trained run; add --resume to continue it, or choose another --out."
             )
@@ -183,7 +180,7 @@ class Trainer:
         self.autocast = bf16_autocast(self.device) if cfg.train.precision == "bf16" else None
 
     def _prepare_run_dir(self):
-        self.ckpt_path = self.run_dir / "checkpoints" / CHECKPOINT_NAME
+        self.ckpt_path = ckpt_io.run_checkpoint(self.run_dir)
         self.writer = None
         self.file_log = None
         if not self.dist.is_main:

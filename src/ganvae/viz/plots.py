@@ -18,13 +18,13 @@ def _pyplot():
     return plt
 
 
-def read_loss_csv(path: str | Path) -> dict[str, list[float]]:
-    """Columns of a ``losses.csv`` as lists (``step`` included)."""
+def read_csv_columns(path: str | Path) -> dict[str, list[float]]:
+    """Columns of a numeric CSV (``losses.csv``, ``metrics_during_training.csv``) as lists; blank cells are NaN."""
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     if not rows:
         return {}
-    return {k: [float(r[k]) for r in rows] for k in rows[0]}
+    return {k: [float(r[k]) if r[k] else float("nan") for r in rows] for k in rows[0]}
 
 
 def smooth(values: list[float], window: int) -> list[float]:
@@ -48,7 +48,7 @@ def figure_bytes(fig) -> bytes:
 def plot_losses(csv_path: str | Path, out: str | Path, title: str = "losses") -> Path:
     """Per-step losses (light) with their moving average (dark), one panel per loss."""
     plt = _pyplot()
-    cols = read_loss_csv(csv_path)
+    cols = read_csv_columns(csv_path)
     names = [k for k in cols if k not in ("step", "epoch")]
     fig, axes = plt.subplots(len(names) or 1, 1, figsize=(7, 2.2 * max(1, len(names))), sharex=True, squeeze=False)
     window = max(1, len(cols.get("step", [])) // 50)

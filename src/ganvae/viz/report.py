@@ -9,7 +9,6 @@ time, class histograms.
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import json
 import logging
@@ -54,12 +53,10 @@ def _load_or_evaluate(run: Path, n_samples: int, seed: int, data_dir: str | None
 
 
 def _during_training(run: Path) -> dict[str, list[float]] | None:
+    from ganvae.viz.plots import read_csv_columns
+
     path = run / "metrics_during_training.csv"
-    if not path.is_file():
-        return None
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return {k: [float(r[k]) if r[k] else float("nan") for r in rows] for k in rows[0]} if rows else None
+    return (read_csv_columns(path) or None) if path.is_file() else None
 
 
 def _quality_plot(entries: list[RunEntry], out: Path) -> bool:
@@ -198,9 +195,9 @@ def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, see
         save_grid(api.sample_images(loaded, 64, seed), out / f"{slug}_samples.png", nrow=8, scale=2)
         e.files["Samples"] = f"{slug}_samples.png"
         if loaded.model.has_encoder:
-            api.reconstruct(e.path, n=16, seed=seed, out=out / f"{slug}_reconstructions.png", data_dir=data_dir)
+            api.reconstruct(loaded, n=16, seed=seed, out=out / f"{slug}_reconstructions.png", data_dir=data_dir)
             e.files["Reconstructions"] = f"{slug}_reconstructions.png"
-        api.interpolate(e.path, points=3, steps=interpolation_steps, seed=seed, out=out / f"{slug}_walk.gif", walks=16)
+        api.interpolate(loaded, points=3, steps=interpolation_steps, seed=seed, out=out / f"{slug}_walk.gif", walks=16)
         e.files["Interpolations"] = f"{slug}_walk.gif"
         run_dir = loaded.run_dir
         for section, name in (("Training progress", "progress.gif"), ("Losses", "losses.png")):
