@@ -94,3 +94,27 @@ def test_batches_are_the_permutations_rows():
     seen = torch.cat([b[:, 0, 0, 0] for b in batches])
     assert sorted(seen.tolist()) == list(range(40))  # each image once per epoch
     assert all((b == b[:, :, :1, :1]).all() for b in batches)  # whole images, not mixed rows
+
+
+def test_channels_last_dcgan_is_the_same_function():
+    """The channels-last discriminator (head read in (H, W, C) order) and generator compute what the NCHW ones do."""
+    from ganvae.config import build_config
+    from ganvae.training.trainer import build_model
+
+    torch.manual_seed(0)
+    fast = build_model(build_config("dcgan", overrides=["model.dropout=0.0"]), (1, 28, 28))
+    plain = build_model(build_config("dcgan", overrides=["model.dropout=0.0", "model.channels_last=false"]), (1, 28, 28))
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(6, 1, 28, 28)
+    z = torch.randn(6, 100)
+    logits = []
+    for model in (fast, plain):
+        model.zero_grad()
+        out = model.discriminator(x)
+        out.sum().backward()
+        logits.append(out.detach())
+    assert torch.allclose(logits[0], logits[1], atol=1e-4)
+    for (name, p), q in zip(fast.discriminator.named_parameters(), plain.discriminator.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-4, rtol=1e-3), name
+    with torch.no_grad():
+        assert torch.allclose(fast.generator(z), plain.generator(z), atol=1e-4)
