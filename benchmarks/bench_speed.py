@@ -9,13 +9,15 @@ alternately in one process, after warm-up, over several repetitions:
 
 - ganvae: the trainer's hot path: the in-memory uint8 batch of a seeded permutation, scaled on
   the fly, then ``model.training_step`` (one host sync per measured block, as the trainer syncs
-  once per logging interval);
-- baseline: the tutorials' way: a ``torch.utils.data.DataLoader`` over the dataset with a
-  per-sample transform to a normalised float tensor (ToTensor + Normalize, written out since
-  torchvision is not used), the two-pass discriminator/generator step of the PyTorch DCGAN
-  example (the discriminator not frozen in the generator step), default Adam, and
-  ``loss.item()`` every step; the same architecture (stock ``nn.Dropout``, leaky ReLUs not in
-  place, the default memory format), batch size and thread count.
+  once per logging interval), with the trainer's denormal flushing (``train.flush_denormals``);
+- tutorial baseline: the tutorials' way: a ``torch.utils.data.DataLoader`` over the dataset with
+  torchvision's per-sample MNIST + ToTensor + Normalize work (written out, since torchvision is
+  not used), the two-pass discriminator/generator step of the PyTorch DCGAN example (the
+  discriminator not frozen in the generator step), default Adam, and ``loss.item()`` every step;
+  the same architecture (stock ``nn.Dropout``, leaky ReLUs not in place, the default memory
+  format), batch size and thread count;
+- lean baseline: the same with a faster per-sample transform (numpy to a normalised tensor, no
+  PIL round trip), for a ratio that isolates the training step.
 
 It also counts the FLOPs of one ganvae training step (``torch.utils.flop_counter``),
 measures the fp32 matrix-multiply rate, and prints achieved FLOP/s and the share of that

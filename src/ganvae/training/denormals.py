@@ -37,7 +37,7 @@ _CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 def _gomp_parallel():
     """libgomp's ``GOMP_parallel(fn, data, num_threads, flags)`` as loaded by torch, or None."""
     candidates: list[ctypes.CDLL] = []
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, TypeError):  # (TypeError: no CDLL(None) on Windows)
         candidates.append(ctypes.CDLL(None))  # symbols already loaded globally
     if sys.platform.startswith("linux"):  # torch may load its libgomp with local symbols: open that file
         with contextlib.suppress(OSError), open("/proc/self/maps") as maps:
