@@ -70,6 +70,7 @@ def test_evaluate_writes_metrics_with_protocol(two_runs):
     import json
 
     metrics = json.loads((two_runs[1] / "metrics.json").read_text())  # written by compare
+    assert metrics["run"] == str(two_runs[1])  # compare passes the loaded run; the file still names its folder
     assert metrics["protocol"]["n_samples"] == 200
     assert metrics["protocol"]["feature_network"]["sha256"]
     for key in ("fid", "kid", "precision", "recall", "density", "coverage", "inception_score", "class_entropy",

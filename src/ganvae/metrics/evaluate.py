@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -21,6 +21,9 @@ from ganvae.data.dataset import ImageData, load_dataset
 from ganvae.metrics import core
 from ganvae.metrics.classifier import FeatureNetwork, load_classifier
 from ganvae.utils import atomic_write_text
+
+if TYPE_CHECKING:
+    from ganvae.api import LoadedRun
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +151,11 @@ def likelihood_metrics(model, data: ImageData, k: int = 50, seed: int = 0, batch
     }
 
 
-def evaluate(run: str | Path, n_samples: int = 10000, seed: int = 0, iwae_k: int = 50, data_dir: str | None = None,
-             out: str | Path | None = None, classifier: str | Path | None = None) -> dict[str, Any]:
-    """Evaluate a run (or ``real:DATASET``: its training images as 'samples', the reference figures).
+def evaluate(run: str | Path | LoadedRun, n_samples: int = 10000, seed: int = 0, iwae_k: int = 50,
+             data_dir: str | None = None, out: str | Path | None = None,
+             classifier: str | Path | None = None) -> dict[str, Any]:
+    """Evaluate a run (a folder, a checkpoint, an already loaded run, or ``real:DATASET``: its training
+    images as 'samples', the reference figures).
 
     Writes the result as JSON to ``out`` (default ``<run>/metrics.json``) and returns it.
     """
@@ -165,7 +170,9 @@ def evaluate(run: str | Path, n_samples: int = 10000, seed: int = 0, iwae_k: int
         loaded, model_name = None, "real data (train split)"
         dataset = data.name
     else:
-        loaded = api.load_run(run)
+        loaded = api.load_run(run)  # (a LoadedRun is used as it is)
+        if isinstance(run, api.LoadedRun):
+            run = loaded.run_dir or loaded.checkpoint.path
         data_cfg = loaded.config.data if data_dir is None else replace(loaded.config.data, data_dir=data_dir)
         data = load_dataset(data_cfg)
         model_name, dataset = loaded.name, data_cfg.dataset

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import sys
 from typing import Iterator
@@ -34,8 +35,9 @@ log = logging.getLogger(__name__)
 _CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 
+@functools.lru_cache(maxsize=None)
 def _gomp_parallel():
-    """libgomp's ``GOMP_parallel(fn, data, num_threads, flags)`` as loaded by torch, or None."""
+    """libgomp's ``GOMP_parallel(fn, data, num_threads, flags)`` as loaded by torch, or None (looked up once)."""
     candidates: list[ctypes.CDLL] = []
     with contextlib.suppress(OSError, TypeError):  # (TypeError: no CDLL(None) on Windows)
         candidates.append(ctypes.CDLL(None))  # symbols already loaded globally

@@ -38,6 +38,7 @@ from ganvae.utils import atomic_write_text, resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 
+
 def build_model(cfg: ExperimentConfig, image_shape: tuple[int, int, int]) -> GenerativeModel:
     """The registry's model class for ``cfg.model_name``, built from ``cfg.model``."""
     return get_entry(cfg.model_name).model_cls(cfg.model, image_shape)

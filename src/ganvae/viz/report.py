@@ -43,13 +43,14 @@ def _label_runs(paths: list[Path], names: list[str]) -> list[str]:
     return labels
 
 
-def _load_or_evaluate(run: Path, n_samples: int, seed: int, data_dir: str | None) -> dict[str, Any]:
+def _load_or_evaluate(run: Path, loaded, n_samples: int, seed: int, data_dir: str | None) -> dict[str, Any]:
+    """The run's ``metrics.json`` when it used this protocol, else a fresh evaluation of the loaded run."""
     cached = run / "metrics.json" if run.is_dir() else None
     if cached is not None and cached.is_file():
         result = json.loads(cached.read_text())
         if result.get("protocol", {}).get("n_samples") == n_samples and result["protocol"].get("sample_seed") == seed:
             return result
-    return evaluate(run, n_samples=n_samples, seed=seed, data_dir=data_dir)
+    return evaluate(loaded, n_samples=n_samples, seed=seed, data_dir=data_dir)
 
 
 def _during_training(run: Path) -> dict[str, list[float]] | None:
@@ -98,6 +99,13 @@ def _class_plot(entries: list[RunEntry], classes: list[str], out: Path) -> None:
     ax.set_ylabel("share of samples")
     ax.legend(fontsize=8)
     atomic_write_bytes(out, figure_bytes(fig))
+
+
+def _direction(key: str) -> str:
+    """Which way a metric is better, as the tables print it."""
+    if key == "memorisation_ratio":  # neither copying (below 1) nor off the data (above 1)
+        return "closer to 1"
+    return "higher" if HIGHER_IS_BETTER[key] else "lower"
 
 
 def best_per_row(entries: list[RunEntry]) -> dict[str, set[str]]:
@@ -185,12 +193,12 @@ def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, see
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [Path(r) for r in runs]
-    results = [_load_or_evaluate(p, n_samples, seed, data_dir) for p in paths]
+    loaded_runs = [api.load_run(p) for p in paths]  # each checkpoint read once, for the metrics and the pictures
+    results = [_load_or_evaluate(p, loaded, n_samples, seed, data_dir) for p, loaded in zip(paths, loaded_runs)]
     labels = _label_runs(paths, [r["model"] for r in results])
     entries = [RunEntry(lbl, p, r) for lbl, p, r in zip(labels, paths, results)]
     classes: list[str] = []
-    for e in entries:
-        loaded = api.load_run(e.path)
+    for e, loaded in zip(entries, loaded_runs):
         slug = "".join(ch if ch.isalnum() else "-" for ch in e.label)
         save_grid(api.sample_images(loaded, 64, seed), out / f"{slug}_samples.png", nrow=8, scale=2)
         e.files["Samples"] = f"{slug}_samples.png"
@@ -267,8 +275,7 @@ def write_html(entries, shared, notes, best, out: Path) -> Path:
             v = e.result["metrics"].get(key)
             cls = ' class="best"' if e.label in best.get(key, set()) else ""
             h.append(f"<td{cls}>{_fmt(v) if v is not None else '-'}</td>")
-        direction = "closer to 1" if key == "memorisation_ratio" else ("higher" if HIGHER_IS_BETTER[key] else "lower")
-        h.append(f"<td>{direction}</td></tr>")
+        h.append(f"<td>{_direction(key)}</td></tr>")
     h.append("</table></section>")
     h.append('<section id="observations"><h2>Observations</h2>' + "".join(f"<p>{html.escape(n)}</p>" for n in notes) + "</section>")
     for section in SECTIONS[3:8]:
@@ -303,8 +310,7 @@ def write_markdown(entries, shared, notes, best, out: Path) -> Path:
             v = e.result["metrics"].get(key)
             text = _fmt(v) if v is not None else "-"
             cells.append(f"**{text}**" if e.label in best.get(key, set()) else text)
-        direction = "closer to 1" if key == "memorisation_ratio" else ("higher" if HIGHER_IS_BETTER[key] else "lower")
-        md.append(f"| {label} | " + " | ".join(cells) + f" | {direction} |")
+        md.append(f"| {label} | " + " | ".join(cells) + f" | {_direction(key)} |")
     md += ["", "## Observations", ""] + [f"- {n}" for n in notes]
     for section in SECTIONS[3:8]:
         present = [e for e in entries if section in e.files]
