@@ -97,3 +97,28 @@ def test_shipped_configs_are_valid(path):
     data = yaml.safe_load(path.read_text())
     cfg = build_config(data["model_name"], path)
     assert cfg.model_name == data["model_name"]
+
+
+def test_precision_auto_resolves_by_hardware(monkeypatch):
+    import torch
+
+    from ganvae import utils
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(utils, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    assert utils.resolve_precision("auto", cpu)[0] == "fp32"  # AVX512-BF16 without AMX
+    monkeypatch.setattr(utils, "cpu_flags", lambda: {"avx512f", "amx_tile", "amx_bf16"})
+    assert utils.resolve_precision("auto", cpu)[0] == "bf16"
+    assert utils.resolve_precision("fp32", cpu)[0] == "fp32"  # an explicit choice is kept
+
+
+def test_trainer_records_the_resolved_precision(tmp_path, monkeypatch):
+    from ganvae import utils
+    from ganvae.training.trainer import Trainer
+
+    from conftest import tiny_config, tiny_data
+
+    monkeypatch.setattr(utils, "cpu_flags", lambda: set())
+    cfg = tiny_config("vae", "train.precision=auto", "train.epochs=1")
+    result = Trainer(cfg, tmp_path / "run", data=tiny_data()).fit()
+    assert "precision: fp32" in (result.run_dir / "config.yaml").read_text()  # stored resolved, so resume keeps it

@@ -106,18 +106,60 @@ def test_reuse_fake_logits_option_trains(name):
     assert any(k.startswith("discriminator.") for k in changed(before, model))
 
 
+def test_ema_decay_warms_up_then_holds():
+    from ganvae.models.ema import ema_decay_at
+
+    assert ema_decay_at(0.999, 0) == pytest.approx(0.1)  # first update: mostly the new weights
+    assert ema_decay_at(0.999, 90) == pytest.approx(0.91)
+    assert ema_decay_at(0.999, 10**6) == 0.999  # capped at the configured decay
+
+
 def test_ema_generator_tracks_and_samples():
     cfg, model = build("gan", "model.ema_decay=0.5")
     opts = model.make_optimizers()
     ema_before = params(model.ema_generator)
     model.training_step(batch(model), opts, StepContext(0, 0, 0.0))
-    model.after_step()
+    model.after_step(1000)  # past the warm-up: the configured decay 0.5
     assert changed(ema_before, model.ema_generator)  # moved halfway to the new weights
     for (k, e), (_, g) in zip(model.ema_generator.named_parameters(), model.generator.named_parameters()):
         assert torch.allclose(e, 0.5 * ema_before[k] + 0.5 * g)
     z = model.prior(4, generator=torch.Generator().manual_seed(0))
     model.eval()
     assert torch.allclose(model.decode(z), model.ema_generator(z))
+
+
+ADVERSARIAL = [n for n in NAMES if hasattr(tiny_config(n).model, "ema_decay")]
+
+
+@pytest.mark.parametrize("name", ADVERSARIAL)
+def test_ema_acts_in_every_adversarial_family(name):
+    """ema_decay averages each family's sampling networks, and sampling, reconstruction and the
+    likelihood bound read the averaged copies in eval mode (the live ones while training)."""
+    cfg, model = build(name, "model.ema_decay=0.9")
+    assert model.ema_networks
+    opts = model.make_optimizers()
+    for step in range(3):
+        model.training_step(batch(model), opts, StepContext(step, 0, 0.0))
+        model.after_step(step)
+    z = model.prior(4, generator=torch.Generator().manual_seed(0))
+    model.eval()
+    averaged = model.decode(z)
+    model.train()
+    live = model.decode(z)
+    assert not torch.allclose(averaged, live)  # the averaged weights differ from the live ones
+    for net in model.ema_networks:
+        assert model.inference_network(net) is getattr(model, net)
+        model.eval()
+        assert model.inference_network(net) is getattr(model, f"ema_{net}")
+        model.train()
+    if model.has_encoder:
+        x = torch.rand(3, 1, 16, 16)
+        model.eval()
+        mu, _ = model.encode(x)
+        assert torch.allclose(mu, model.ema_encoder(x)[0])
+    # without ema_decay there are no copies and sampling uses the live networks
+    cfg, plain_model = build(name, "model.ema_decay=null")
+    assert all(getattr(plain_model, f"ema_{n}") is None for n in plain_model.ema_networks)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -172,3 +214,46 @@ def test_vae_gan_feature_reconstruction_option():
     cfg, model = build("vae-gan", "model.feature_recon=true")
     losses = model.training_step(batch(model), model.make_optimizers(), StepContext(0, 0, 0.0))
     assert torch.isfinite(losses["recon"])
+
+
+def test_diffaugment_translation_and_cutout():
+    from ganvae.models.blocks import diff_augment
+
+    torch.manual_seed(0)
+    x = torch.rand(64, 1, 16, 16) + 1.0  # every pixel above the fill value
+    moved = diff_augment(x, ("translation",), background=-1.0)
+    assert moved.shape == x.shape
+    filled = (moved == -1.0).flatten(1).sum(1)
+    assert (filled > 0).any() and (filled == 0).any()  # some shifted (border filled), some not (shift 0)
+    assert filled.max() <= 16 * 16 - 14 * 14  # at most 2 pixels (1/8 of 16) of shift per axis
+    # a shifted image is the original moved: its unfilled pixels are pixels of the original
+    i = int(filled.argmax())
+    assert set(moved[i][moved[i] != -1].tolist()) <= set(x[i].flatten().tolist())
+    cut = diff_augment(x, ("cutout",), background=0.0)
+    blank = (cut == 0).flatten(1).sum(1)
+    assert blank.max() == 8 * 8 and blank.min() > 0  # a square of half the side, clipped at the borders
+    # differentiable: gradients reach the input through both
+    y = x.clone().requires_grad_(True)
+    diff_augment(y, ("translation", "cutout"), background=-1.0).sum().backward()
+    assert y.grad is not None and y.grad.sum() > 0
+
+
+@pytest.mark.parametrize("name", ADVERSARIAL)
+def test_discriminator_options_act(name):
+    """spectral_norm normalises every discriminator layer; diffaugment changes what D sees, only in training."""
+    cfg, model = build(name, "model.spectral_norm=true")
+    sn = [m for m in model.discriminator.modules() if hasattr(m, "parametrizations")]
+    assert sn and all("weight" in m.parametrizations for m in sn)
+    w = sn[0].weight.detach().flatten(1)
+    assert torch.linalg.matrix_norm(w, ord=2) <= 1.05  # after a power iteration or two: sigma ~ 1
+    model.training_step(batch(model), model.make_optimizers(), StepContext(0, 0, 0.0))
+    cfg, model = build(name, "model.diffaugment=[translation,cutout]", "model.dropout=0")
+    x = batch(model)
+    torch.manual_seed(1)
+    a = model.discriminator(x)
+    torch.manual_seed(2)
+    assert not torch.equal(a, model.discriminator(x))  # random augmentation while training
+    model.eval()
+    assert torch.equal(model.discriminator(x), model.discriminator(x))  # none in eval mode
+    with pytest.raises(Exception, match="unknown augmentation"):
+        build(name, "model.diffaugment=[flip]")

@@ -56,8 +56,8 @@ def test_interrupt_mid_epoch_then_resume_is_exact(tmp_path, monkeypatch):
     original = GAN.after_step
     calls = {"n": 0}
 
-    def interrupt_at_step_4(self):
-        original(self)
+    def interrupt_at_step_4(self, step):
+        original(self, step)
         calls["n"] += 1
         if calls["n"] == 4:
             signal.raise_signal(signal.SIGINT)  # as Ctrl-C would

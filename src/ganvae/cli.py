@@ -105,8 +105,18 @@ def cmd_config(args) -> int:
     from ganvae.config import build_config, default_config
 
     if args.config_command == "show":
-        cfg = build_config(args.model, args.config, overrides=args.set) if (args.config or args.set) else default_config(args.model)
+        if args.config or args.set or args.preset:
+            cfg = build_config(args.model, args.config, overrides=args.set, preset=args.preset)
+        else:
+            cfg = default_config(args.model)
         sys.stdout.write(cfg.to_yaml())
+        return 0
+    if args.config_command == "presets":
+        from ganvae.config import list_presets
+
+        for p in list_presets():
+            print(f"{p.name:<18} {p.model_name:<8} {p.description}")
+        print("\nrun one with: ganvae train MODEL --preset NAME (flags and --set still apply on top)")
         return 0
     raise AssertionError(args.config_command)
 
@@ -121,7 +131,7 @@ def cmd_train(args) -> int:
                   "seed": args.seed, "device": args.device},
         "run": {"out": args.out},
     }
-    cfg = build_config(args.model, args.config, flags, args.set)
+    cfg = build_config(args.model, args.config, flags, args.set, preset=args.preset)
     if args.resume and not args.out:
         raise GanvaeError("--resume needs --out RUN_FOLDER: the run to continue.")
     result = Trainer(cfg, cfg.run.out, resume=args.resume, argv=sys.argv).fit()
@@ -145,7 +155,7 @@ def cmd_evaluate(args) -> int:
     from ganvae.metrics.evaluate import evaluate, format_table
 
     result = evaluate(args.run, n_samples=args.n_samples, seed=args.seed, iwae_k=args.iwae_k, data_dir=args.data_dir,
-                      out=args.out, classifier=args.classifier)
+                      out=args.out, classifier=args.classifier, dataset=args.dataset)
     print(format_table(result))
     return 0
 
@@ -217,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model", formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="models:\n" + "\n".join(f"  {n:<9} {get_entry(n).description}" for n in models))
     p.add_argument("model", choices=models, metavar="MODEL", help=f"one of: {', '.join(models)}")
+    p.add_argument("--preset", help="a shipped preset (`ganvae config presets`), e.g. tf-tutorial; applied before --config")
     p.add_argument("--config", help="YAML config file")
     _add_data_flags(p)
     p.add_argument("--classes", type=_classes, help="train on these classes only, e.g. 3,5")
@@ -268,8 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--points", type=int, default=3, help="latents visited by the --gif morph")
     p.set_defaults(func=cmd_render)
 
-    p = sub.add_parser("evaluate", help="metrics of a trained run (or real:DATASET for the reference figures)")
-    p.add_argument("run", metavar="RUN", help="run folder, checkpoint, or real:mnist (train split against test split)")
+    p = sub.add_parser("evaluate", help="metrics of a trained run, real:DATASET (the reference figures) or images:DIR")
+    p.add_argument("run", metavar="RUN", help="run folder, checkpoint, real:mnist (train split against test split), "
+                                              "or images:DIR (a folder of any program's samples)")
+    p.add_argument("--dataset", default="mnist", help="images:DIR only: the dataset whose test split is the reference")
     p.add_argument("--n-samples", type=int, default=10000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--iwae-k", type=int, default=50, help="importance samples of the NLL bound (5000 as in the literature)")
@@ -319,8 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     csub = p.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     q = csub.add_parser("show", help="print a model's full configuration (defaults, or a file with overrides)")
     q.add_argument("model", choices=models, metavar="MODEL")
+    q.add_argument("--preset", help="a shipped preset to apply first")
     q.add_argument("--config", help="YAML file to apply")
     q.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    csub.add_parser("presets", help="list the shipped presets: the original scripts' settings")
     p.set_defaults(func=cmd_config)
 
     return parser

@@ -53,7 +53,9 @@ class TrainConfig:
     batch_size: int = 64  # images per optimisation step (global batch under torchrun)
     seed: int = 0  # seeds weights, data order, noise; saved with the run
     device: str = "auto"  # auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 = autocast to bfloat16 where the hardware has it (GPU, CPU with AMX/AVX512-BF16): faster, other numerics
+    # fp32; bf16 = autocast to bfloat16 where the hardware has it (GPU, CPU with AMX/AVX512-BF16): faster, other numerics;
+    # auto = bf16 on CUDA GPUs with bf16 and on CPUs with AMX, else fp32 (resolved once; the run records the result)
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"
     num_threads: Optional[int] = None  # CPU threads for torch; None = torch's default
     # on CPU, flush denormal floats (below 1.2e-38) to zero on every torch thread: Adam moments decaying into that
     # range made the MLP VAE 20% slower; no effect on numbers above it (see ganvae/training/denormals.py)
@@ -233,8 +235,11 @@ def _section_classes(cfg: ExperimentConfig) -> dict[str, type]:
 
 
 def merge_mapping(cfg: ExperimentConfig, data: Mapping[str, Any], source: str) -> ExperimentConfig:
-    """Apply a (partial) config mapping such as a YAML file's content on top of ``cfg``."""
-    valid_top = ["model_name", *SECTIONS]
+    """Apply a (partial) config mapping such as a YAML file's content on top of ``cfg``.
+
+    A top-level ``description`` (presets have one) is documentation and is ignored.
+    """
+    valid_top = ["model_name", "description", *SECTIONS]
     for key in data:
         if key not in valid_top:
             raise ConfigError(f"{source}: unknown top-level key {key!r}.{suggest(str(key), valid_top)}")
@@ -306,21 +311,62 @@ def apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentCo
     return cfg
 
 
+# ----------------------------------------------------------------------------- presets
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named config file shipped with ganvae (``src/ganvae/presets/NAME.yaml``): an original script's settings."""
+
+    name: str
+    model_name: str
+    description: str
+    path: Path
+
+
+def _presets_dir() -> Path:
+    return Path(__file__).parent / "presets"
+
+
+def list_presets() -> list[Preset]:
+    """Every shipped preset, by name."""
+    out = []
+    for path in sorted(_presets_dir().glob("*.yaml")):
+        data = load_yaml(path)
+        out.append(Preset(path.stem, data["model_name"], " ".join(str(data.get("description", "")).split()), path))
+    return out
+
+
+def get_preset(name: str) -> Preset:
+    presets = {p.name: p for p in list_presets()}
+    if name not in presets:
+        raise ConfigError(f"unknown preset {name!r}.{suggest(name, list(presets))} `ganvae config presets` lists them.")
+    return presets[name]
+
+
 def build_config(
     model_name: str,
     config_file: str | Path | None = None,
     flags: Mapping[str, Mapping[str, Any]] | None = None,
     overrides: list[str] | None = None,
+    preset: str | None = None,
 ) -> ExperimentConfig:
-    """Defaults -> YAML file -> command-line flags -> ``--set`` overrides, all validated.
+    """Defaults -> preset -> YAML file -> command-line flags -> ``--set`` overrides, all validated.
 
     Args:
         model_name: a registry name (``gan``, ``dcgan``, ...).
         config_file: optional YAML file.
         flags: ``{"train": {"epochs": 3}, ...}`` from dedicated flags; ``None`` values are skipped.
         overrides: ``["train.batch_size=128", ...]``.
+        preset: a shipped preset's name (``tf-tutorial``); it must be one of ``model_name``'s.
     """
     cfg = default_config(model_name)
+    if preset is not None:
+        p = get_preset(preset)
+        if p.model_name != model_name:
+            raise ConfigError(f"preset {preset!r} is a {p.model_name} config, not {model_name}: "
+                              f"use `ganvae train {p.model_name} --preset {preset}`.")
+        cfg = merge_mapping(cfg, load_yaml(p.path), f"preset {preset} ({p.path})")
     if config_file is not None:
         cfg = merge_mapping(cfg, load_yaml(config_file), str(config_file))
     if flags:

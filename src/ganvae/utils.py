@@ -109,6 +109,36 @@ def resolve_device(name: str = "auto"):
     return device
 
 
+def cpu_flags() -> set[str]:
+    """The CPU feature flags the Linux kernel reports (``/proc/cpuinfo``); empty elsewhere."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def resolve_precision(precision: str, device) -> tuple[str, str]:
+    """``train.precision`` -> (``fp32`` or ``bf16``, the reason), resolving ``auto`` once per run.
+
+    ``auto`` is bf16 where the device has matrix units for it (CUDA GPUs with bf16; CPUs with
+    Intel AMX, flag ``amx_bf16``), fp32 elsewhere, CPUs with only AVX512-BF16 included (bf16 dot
+    products but no tile units; ``train.precision=bf16`` still runs there when asked for).
+    """
+    import torch
+
+    if precision != "auto":
+        return precision, "set explicitly"
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return "bf16", f"auto: {torch.cuda.get_device_name(device)} computes bf16 natively"
+    if device.type == "cpu" and "amx_bf16" in cpu_flags():
+        return "bf16", "auto: this CPU has AMX-BF16 tile units"
+    return "fp32", f"auto: {device.type} without bf16 matrix units (no CUDA bf16, no AMX)"
+
+
 def default_cache_dir() -> Path:
     """``$GANVAE_DATA_DIR``, else the user's cache folder (``$XDG_CACHE_HOME/ganvae``)."""
     env = os.environ.get("GANVAE_DATA_DIR")

@@ -173,14 +173,34 @@ def load_mnist_5k(cache_dir: Path | None = None) -> ImageData:
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
+def read_grey_images(files: list[Path], image_size: int) -> list[np.ndarray]:
+    """Each file as a ``(image_size, image_size)`` uint8 grey image (converted, resized bilinearly if needed)."""
+    from PIL import Image, UnidentifiedImageError
+
+    out = []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                im = im.convert("L")
+                if im.size != (image_size, image_size):
+                    im = im.resize((image_size, image_size), Image.Resampling.BILINEAR)
+                out.append(np.asarray(im, dtype=np.uint8))
+        except (UnidentifiedImageError, OSError) as err:
+            raise DataError(f"{f}: not a readable image ({err}). Remove it from the folder or replace it.") from None
+    return out
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files under ``folder`` (recursively), sorted by path."""
+    return sorted(f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+
+
 def load_folder(path: str | Path, image_size: int, invert: bool = False, test_fraction: float = 0.1, seed: int = 0) -> ImageData:
     """Any folder of images: grey, resized to ``image_size``; sub-folders (sorted) are classes.
 
     Images directly in ``path`` (no sub-folders) form a single class. A seeded
     ``test_fraction`` of the images is held out as the test split.
     """
-    from PIL import Image, UnidentifiedImageError
-
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DataError(f"folder:{path}: no such folder. Give the folder of images as --dataset folder:PATH.")
@@ -188,18 +208,12 @@ def load_folder(path: str | Path, image_size: int, invert: bool = False, test_fr
     groups = [(d.name, d) for d in subdirs] if subdirs else [("all", root)]
     images, labels, classes = [], [], []
     for label, (class_name, folder) in enumerate(groups):
-        files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+        files = image_files(folder)
         if not files:
             continue
         classes.append(class_name)
-        for f in files:
-            try:
-                with Image.open(f) as im:
-                    im = im.convert("L").resize((image_size, image_size), Image.Resampling.BILINEAR)
-                    images.append(np.asarray(im, dtype=np.uint8))
-            except (UnidentifiedImageError, OSError) as err:
-                raise DataError(f"{f}: not a readable image ({err}). Remove it from the folder or replace it.") from None
-            labels.append(len(classes) - 1)
+        images.extend(read_grey_images(files, image_size))
+        labels.extend([len(classes) - 1] * len(files))
     if not images:
         raise DataError(f"folder:{path}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))}).")
     x = np.stack(images)

@@ -139,7 +139,7 @@ def likelihood_metrics(model, data: ImageData, k: int = 50, seed: int = 0, batch
             elbo.append(log_w.mean(0).cpu())
             iwae.append((torch.logsumexp(log_w, 0) - math.log(k)).cpu())
             mu, _ = model.encode(x)
-            recon_err.append(model.reconstruction_nll(model.decoder(mu), x).cpu())
+            recon_err.append(model.reconstruction_nll(model.decoder_logits(mu), x).cpu())
     protocol = ("test images binarised once, stochastically (seed %d), Bernoulli likelihood" % seed) if bernoulli \
         else f"grey levels in [0, 1], Gaussian likelihood (std {cfg.decoder_std})"
     return {
@@ -151,11 +151,33 @@ def likelihood_metrics(model, data: ImageData, k: int = 50, seed: int = 0, batch
     }
 
 
+def load_image_samples(folder: str | Path, image_size: int, n: int, seed: int = 0) -> torch.Tensor:
+    """Up to ``n`` images of a folder as samples ``(M, 1, S, S)`` in [0, 1] (a seeded subset when it holds more)."""
+    from ganvae.data.dataset import image_files, read_grey_images
+    from ganvae.errors import DataError
+
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise DataError(f"images:{folder}: no such folder. Give a folder of PNG/JPG samples, e.g. images:out/samples.")
+    files = image_files(root)
+    if not files:
+        raise DataError(f"images:{folder}: no images found (looked for .png, .jpg, .jpeg, .bmp, .gif, .webp).")
+    if len(files) > n:
+        keep = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+        files = [files[i] for i in keep.tolist()]
+    import numpy as np
+
+    x = torch.from_numpy(np.stack(read_grey_images(files, image_size)))
+    return x.unsqueeze(1).float() / 255
+
+
 def evaluate(run: str | Path | LoadedRun, n_samples: int = 10000, seed: int = 0, iwae_k: int = 50,
              data_dir: str | None = None, out: str | Path | None = None,
-             classifier: str | Path | None = None) -> dict[str, Any]:
-    """Evaluate a run (a folder, a checkpoint, an already loaded run, or ``real:DATASET``: its training
-    images as 'samples', the reference figures).
+             classifier: str | Path | None = None, dataset: str = "mnist") -> dict[str, Any]:
+    """Evaluate a run (a folder, a checkpoint, an already loaded run), ``real:DATASET`` (its training
+    images as 'samples': the reference figures) or ``images:DIR`` (a folder of another program's
+    samples, scored against ``dataset`` with the same protocol; images are made grey and resized to
+    the dataset's size).
 
     Writes the result as JSON to ``out`` (default ``<run>/metrics.json``) and returns it.
     """
@@ -165,9 +187,11 @@ def evaluate(run: str | Path | LoadedRun, n_samples: int = 10000, seed: int = 0,
 
     start = time.monotonic()
     real = str(run).startswith("real:")
-    if real:
-        data = load_dataset(DataConfig(dataset=str(run)[5:], data_dir=data_dir))
-        loaded, model_name = None, "real data (train split)"
+    folder = str(run)[len("images:"):] if str(run).startswith("images:") else None
+    if real or folder is not None:
+        data = load_dataset(DataConfig(dataset=str(run)[5:] if real else dataset, data_dir=data_dir))
+        loaded = None
+        model_name = "real data (train split)" if real else f"images in {folder}"
         dataset = data.name
     else:
         loaded = api.load_run(run)  # (a LoadedRun is used as it is)
@@ -181,6 +205,8 @@ def evaluate(run: str | Path | LoadedRun, n_samples: int = 10000, seed: int = 0,
     if real:
         idx = torch.randperm(len(data.train_images), generator=torch.Generator().manual_seed(seed))[:n_samples]
         samples = data.train_images[idx].float() / 255
+    elif folder is not None:
+        samples = load_image_samples(folder, data.image_shape[-1], n_samples, seed)
     else:
         samples = api.sample_images(loaded, n_samples, seed)
     sampling_s = time.monotonic() - t

@@ -17,6 +17,7 @@ from torch import nn
 
 from ganvae.data.dataset import ValueRange, to_unit
 from ganvae.losses import discriminator_loss, generator_loss
+from ganvae.models.ema import ema_decay_at, update_ema
 from ganvae.training.distributed import plain
 
 
@@ -96,6 +97,8 @@ class GenerativeModel(nn.Module):
     has_encoder: ClassVar[bool] = False  # can reconstruct and has a likelihood bound
     renders_any_size: ClassVar[bool] = False  # generator is a function of pixel coordinates (CPPN)
     networks: ClassVar[tuple[str, ...]] = ()  # trainable sub-networks, each wrapped once in DDP under torchrun
+    # networks whose exponential moving average is used for sampling and evaluation when config.ema_decay is set
+    ema_networks: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config, image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__()
@@ -115,8 +118,33 @@ class GenerativeModel(nn.Module):
         """
         raise NotImplementedError
 
-    def after_step(self) -> None:
-        """Hook after each step (EMA update)."""
+    def after_step(self, step: int) -> None:
+        """Hook after optimisation step ``step`` (counted from 0): updates the EMA copies."""
+        decay = getattr(self.config, "ema_decay", None)
+        if decay is None:
+            return
+        d = ema_decay_at(decay, step)
+        for name in self.ema_networks:
+            update_ema(self._modules[f"ema_{name}"], self._modules[name], d)  # _modules: the plain network, not DDP
+
+    # ---- exponential moving average of the sampling networks
+    def _init_ema(self) -> None:
+        """Create ``ema_<name>`` for each of :attr:`ema_networks` (call at the end of ``__init__``).
+
+        The copies are submodules, so they are saved in checkpoints and moved with the model;
+        they get no gradients and are updated only by :meth:`after_step`.
+        """
+        enabled = getattr(self.config, "ema_decay", None) is not None
+        for name in self.ema_networks:
+            ema = copy.deepcopy(self._modules[name]).requires_grad_(False) if enabled else None
+            setattr(self, f"ema_{name}", ema)
+
+    def inference_network(self, name: str) -> nn.Module:
+        """The network ``name`` as sampling and evaluation use it: its EMA copy in eval mode when there is one."""
+        ema = self._modules.get(f"ema_{name}")
+        if ema is not None and not self.training:
+            return ema
+        return getattr(self, name)
 
     # ---- sampling
     def prior(self, n: int, generator: torch.Generator | None = None, device: torch.device | None = None) -> torch.Tensor:
@@ -155,6 +183,11 @@ class GenerativeModel(nn.Module):
             return to_unit(self.decode(mu), self.value_range).float()
 
     @property
+    def background(self) -> float:
+        """The value of a blank pixel in :attr:`value_range` (MNIST's black)."""
+        return -1.0 if self.value_range == "tanh" else 0.0
+
+    @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
@@ -162,20 +195,15 @@ class GenerativeModel(nn.Module):
 class AdversarialModel(GenerativeModel):
     """A generator/discriminator pair trained with the two-optimiser GAN step.
 
-    Subclasses create ``self.generator`` and ``self.discriminator``; the EMA copy of the
-    generator is created here when ``config.ema_decay`` is set.
+    Subclasses create ``self.generator`` and ``self.discriminator``, then call ``_init_ema()``
+    (the EMA copy of the generator, when ``config.ema_decay`` is set).
     """
 
     networks = ("generator", "discriminator")
-
-    def _init_ema(self) -> None:
-        self.ema_generator: nn.Module | None = None
-        if self.config.ema_decay is not None:
-            self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False)
+    ema_networks = ("generator",)
 
     def decode(self, z: torch.Tensor, **kwargs) -> torch.Tensor:
-        net = self.ema_generator if (self.ema_generator is not None and not self.training) else self.generator
-        return net(z)
+        return self.inference_network("generator")(z)
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
@@ -183,17 +211,6 @@ class AdversarialModel(GenerativeModel):
             "generator": adam(self.generator.parameters(), c.lr_generator, c.beta1, c.beta2),
             "discriminator": adam(self.discriminator.parameters(), c.lr_discriminator, c.beta1, c.beta2),
         }
-
-    @torch.no_grad()
-    def after_step(self) -> None:
-        if self.ema_generator is None:
-            return
-        decay = self.config.ema_decay
-        ema_params = list(self.ema_generator.parameters())
-        generator = plain(self.generator)
-        torch._foreach_lerp_(ema_params, list(generator.parameters()), 1.0 - decay)
-        for ema_buf, buf in zip(self.ema_generator.buffers(), generator.buffers()):
-            ema_buf.copy_(buf)
 
     def training_step(self, x, optimizers, ctx):
         """The two-pass GAN step (Goodfellow et al. 2014, Algorithm 1 with k = 1).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 GanLoss = Literal["bce", "hinge", "lsgan"]
@@ -20,3 +20,6 @@ class AdversarialConfig:
     real_label: float = 1.0  # target for real images in the BCE loss; 0.9 = one-sided label smoothing
     ema_decay: Optional[float] = None  # EMA of generator weights used for sampling, e.g. 0.999; None = off
     reuse_fake_logits: bool = False  # generator step reuses the discriminator's pass on the fakes (faster, not the textbook step)
+    spectral_norm: bool = False  # spectral normalisation of every discriminator layer (Miyato et al. 2018)
+    # differentiable augmentation of the discriminator's inputs (Zhao et al. 2020): translation, cutout; [] = off
+    diffaugment: list[str] = field(default_factory=list)

@@ -23,8 +23,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ganvae.losses import bernoulli_nll, discriminator_loss, gaussian_kl, generator_loss
+from ganvae.losses import discriminator_loss, gaussian_kl, generator_loss
 from ganvae.models.base import StepContext, adam, frozen
+from ganvae.models.blocks import prepare_discriminator
 from ganvae.models.configs import AdversarialConfig
 from ganvae.models.vae import ConvEncoder, VAEBase, VAEConfig
 from ganvae.models.vae_gan import ConvDiscriminator
@@ -99,21 +100,28 @@ class CPPN(VAEBase):
     value_range = "unit"
     renders_any_size = True
     networks = ("encoder", "generator", "discriminator")
+    ema_networks = ("encoder", "generator")  # samples, renders, reconstructions and likelihoods use the averaged pair
 
     def __init__(self, config: CPPNConfig, image_shape=(1, 28, 28)):
         super().__init__(config, image_shape)
         c = config
         self.encoder = ConvEncoder(self.image_shape, c.encoder_channels, c.hidden[0], c.latent_dim)
         self.generator = CPPNGenerator(c, self.image_shape[0])
-        self.discriminator = ConvDiscriminator(self.image_shape, c.discriminator_channels, c.leaky_slope, c.dropout)
+        discriminator = ConvDiscriminator(self.image_shape, c.discriminator_channels, c.leaky_slope, c.dropout)
+        self.discriminator = prepare_discriminator(discriminator, config, self.background)
+        self._init_ema()
 
-    # the VAE machinery calls self.decoder(z) for logits at the training resolution
+    # the VAE machinery calls decoder_logits(z) for logits at the training resolution
     def decoder(self, z: torch.Tensor) -> torch.Tensor:
+        """The generator being trained, at the training resolution: ``(B, Z)`` -> logits ``(B, C, H, W)``."""
         return self.generator(z, self.image_shape[1], self.image_shape[2])
+
+    def decoder_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.inference_network("generator")(z, self.image_shape[1], self.image_shape[2])
 
     def decode(self, z, height: int | None = None, width: int | None = None, **kwargs):
         h, w = height or self.image_shape[1], width or self.image_shape[2]
-        return torch.sigmoid(self.generator(z, h, w, chunk=self.config.render_chunk))
+        return torch.sigmoid(self.inference_network("generator")(z, h, w, chunk=self.config.render_chunk))
 
     def render(self, z: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """Latents ``(B, Z)`` -> images ``(B, C, height, width)`` in [0, 1], one at a time."""
@@ -134,7 +142,7 @@ class CPPN(VAEBase):
             z = self.reparameterize(mu, logvar, ctx)
             logits = self.decoder(z)
             # VAE loss per pixel (the original divides by the image size) keeps it on the GAN loss's scale
-            vae_loss = (bernoulli_nll(logits, x) + gaussian_kl(mu, logvar)).mean() / n_pixels
+            vae_loss = (self.reconstruction_nll(logits, x) + gaussian_kl(mu, logvar)).mean() / n_pixels
             discriminator = plain(self.discriminator)
             with frozen(discriminator):
                 g_loss = generator_loss(discriminator(torch.sigmoid(logits)), c.gan_loss)

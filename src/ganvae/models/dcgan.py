@@ -17,7 +17,7 @@ from torch import nn
 
 from ganvae.errors import ConfigError
 from ganvae.models.base import AdversarialModel
-from ganvae.models.blocks import Dropout
+from ganvae.models.blocks import Dropout, prepare_discriminator
 from ganvae.models.configs import AdversarialConfig
 
 
@@ -26,7 +26,8 @@ class DCGANConfig(AdversarialConfig):
     """DCGAN; defaults are the TensorFlow tutorial's."""
 
     latent_dim: int = 100  # size of the noise vector z
-    generator_channels: list[int] = field(default_factory=lambda: [256, 128, 64])  # channels at H/4 (dense), H/4, H/2
+    # channels of the dense projection at H/4, then of each transposed convolution (the last one at H/2)
+    generator_channels: list[int] = field(default_factory=lambda: [256, 128, 64])
     discriminator_channels: list[int] = field(default_factory=lambda: [64, 128])  # channels at H/2, H/4
     kernel_size: int = 5  # kernel of every (transposed) convolution
     leaky_slope: float = 0.3  # Keras' LeakyReLU default, as in the tutorial
@@ -38,28 +39,38 @@ class DCGANConfig(AdversarialConfig):
 
 
 class DCGANGenerator(nn.Module):
+    """Dense projection to ``(C0, H/4, W/4)``, then a transposed convolution per further entry of
+    ``generator_channels`` and one to the image: the last two double the size (stride 2), any
+    before them keep it (stride 1). ``[256, 128, 64]`` is the tutorial's generator; ``[128, 64]``
+    drops its stride-1 layer (the InfoGAN MNIST generator's shape, Chen et al. 2016)."""
+
     def __init__(self, c: DCGANConfig, image_shape: tuple[int, int, int]):
         super().__init__()
         ch, size = c.generator_channels, image_shape[1] // 4
-        if len(ch) != 3 or image_shape[1] % 4:
-            raise ConfigError("model.generator_channels must have 3 entries and data.image_size must be a multiple of 4.")
-        k, pad, slope = c.kernel_size, c.kernel_size // 2, c.leaky_slope
+        if len(ch) < 2 or image_shape[1] % 4:
+            raise ConfigError("model.generator_channels needs at least 2 entries (dense, then each transposed "
+                              "convolution) and data.image_size must be a multiple of 4.")
+        k, slope = c.kernel_size, c.leaky_slope
+        if k % 2 == 0 and len(ch) > 2:
+            raise ConfigError(f"model.kernel_size={k}: an even kernel cannot keep the size in the stride-1 layers of "
+                              f"generator_channels={ch}; use an odd kernel (5) or two entries (e.g. [128, 64]).")
         self.start = (ch[0], size, size)
         self.project = nn.Sequential(
             nn.Linear(c.latent_dim, ch[0] * size * size, bias=False),
             nn.BatchNorm1d(ch[0] * size * size),
             nn.LeakyReLU(slope, inplace=True),
         )
-        self.net = nn.Sequential(
-            nn.ConvTranspose2d(ch[0], ch[1], k, stride=1, padding=pad, bias=False),  # (B, 128, H/4, W/4)
-            nn.BatchNorm2d(ch[1]),
-            nn.LeakyReLU(slope, inplace=True),
-            nn.ConvTranspose2d(ch[1], ch[2], k, stride=2, padding=pad, output_padding=1, bias=False),  # (B, 64, H/2, W/2)
-            nn.BatchNorm2d(ch[2]),
-            nn.LeakyReLU(slope, inplace=True),
-            nn.ConvTranspose2d(ch[2], image_shape[0], k, stride=2, padding=pad, output_padding=1, bias=False),  # (B, 1, H, W)
-            nn.Tanh(),
-        )
+        layers: list[nn.Module] = []
+        outs = [*ch[1:], image_shape[0]]
+        for i, (a, b) in enumerate(zip(ch, outs)):
+            stride = 2 if i >= len(outs) - 2 else 1  # the last two layers upsample: H/4 -> H/2 -> H
+            # "same" padding: the output is stride x the input for odd and even kernels
+            layers.append(nn.ConvTranspose2d(a, b, k, stride=stride, padding=(k - 1) // 2,
+                                             output_padding=(stride - 1) * (k % 2), bias=False))
+            if i < len(outs) - 1:
+                layers += [nn.BatchNorm2d(b), nn.LeakyReLU(slope, inplace=True)]
+        layers.append(nn.Tanh())
+        self.net = nn.Sequential(*layers)  # (B, C0, H/4, W/4) -> ... -> (B, C, H, W)
         self.memory_format = torch.channels_last if c.channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)  # weights in the activations' layout: no reorders, DDP buckets match
 
@@ -71,7 +82,7 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
     def __init__(self, c: DCGANConfig, image_shape: tuple[int, int, int]):
         super().__init__()
-        ch, k, pad = c.discriminator_channels, c.kernel_size, c.kernel_size // 2
+        ch, k, pad = c.discriminator_channels, c.kernel_size, (c.kernel_size - 1) // 2  # stride 2 halves the size
         layers: list[nn.Module] = []
         in_ch, size = image_shape[0], image_shape[1]
         for out_ch in ch:
@@ -100,5 +111,5 @@ class DCGAN(AdversarialModel):
     def __init__(self, config: DCGANConfig, image_shape=(1, 28, 28)):
         super().__init__(config, image_shape)
         self.generator = DCGANGenerator(config, self.image_shape)
-        self.discriminator = DCGANDiscriminator(config, self.image_shape)
+        self.discriminator = prepare_discriminator(DCGANDiscriminator(config, self.image_shape), config, self.background)
         self._init_ema()

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ganvae.models.base import AdversarialModel
-from ganvae.models.blocks import Dropout
+from ganvae.models.blocks import Dropout, prepare_discriminator
 from ganvae.models.configs import AdversarialConfig
 
 
@@ -72,5 +72,5 @@ class GAN(AdversarialModel):
     def __init__(self, config: GANConfig, image_shape=(1, 28, 28)):
         super().__init__(config, image_shape)
         self.generator = MLPGenerator(config, self.image_shape)
-        self.discriminator = MLPDiscriminator(config, self.image_shape)
+        self.discriminator = prepare_discriminator(MLPDiscriminator(config, self.image_shape), config, self.background)
         self._init_ema()

@@ -119,10 +119,14 @@ class VAEBase(GenerativeModel):
     networks = ("encoder", "decoder")
 
     def encode(self, x):
-        return self.encoder(x)
+        return self.inference_network("encoder")(x)
+
+    def decoder_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents ``(B, Z)`` -> decoder logits ``(B, C, H, W)``, by the network evaluation uses (EMA in eval mode)."""
+        return self.inference_network("decoder")(z)
 
     def decode(self, z, **kwargs):
-        return torch.sigmoid(self.decoder(z))
+        return torch.sigmoid(self.decoder_logits(z))
 
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor, ctx: StepContext | None = None) -> torch.Tensor:
         """z = mu + sigma * eps, eps ~ N(0, I) (Kingma & Welling 2014, Eq. 10); eps from ``ctx`` when training."""
@@ -139,7 +143,7 @@ class VAEBase(GenerativeModel):
         """Single-sample reconstruction NLL and KL per image, ``(B,)`` each."""
         mu, logvar = self.encode(x)
         z = self.reparameterize(mu, logvar, ctx)
-        return self.reconstruction_nll(self.decoder(z), x), gaussian_kl(mu, logvar)
+        return self.reconstruction_nll(self.decoder_logits(z), x), gaussian_kl(mu, logvar)
 
     def kl_beta(self, ctx: StepContext) -> float:
         c = self.config
@@ -178,7 +182,7 @@ class VAEBase(GenerativeModel):
         out = []
         for _ in range(k):
             z = self.reparameterize(mu, logvar)
-            log_px_z = -self.reconstruction_nll(self.decoder(z), x)
+            log_px_z = -self.reconstruction_nll(self.decoder_logits(z), x)
             out.append(log_px_z + log_normal(z) - log_normal(z, mu, logvar))
         return torch.stack(out)
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ganvae.losses import bernoulli_nll, discriminator_loss, gaussian_kl, generator_loss
+from ganvae.losses import discriminator_loss, gaussian_kl, generator_loss
 from ganvae.models.base import StepContext, adam, frozen
-from ganvae.models.blocks import Dropout
+from ganvae.models.blocks import Dropout, prepare_discriminator
 from ganvae.models.configs import AdversarialConfig
 from ganvae.training.distributed import plain
 from ganvae.models.vae import ConvDecoder, ConvEncoder, ConvVAEConfig, VAEBase
@@ -64,13 +64,16 @@ class ConvDiscriminator(nn.Module):
 class VAEGAN(VAEBase):
     value_range = "unit"
     networks = ("encoder", "decoder", "discriminator")
+    ema_networks = ("encoder", "decoder")  # samples, reconstructions and likelihoods use the averaged pair
 
     def __init__(self, config: VAEGANConfig, image_shape=(1, 28, 28)):
         super().__init__(config, image_shape)
         c = config
         self.encoder = ConvEncoder(self.image_shape, c.channels, c.hidden[0], c.latent_dim)
         self.decoder = ConvDecoder(self.image_shape, c.channels, c.hidden[0], c.latent_dim)
-        self.discriminator = ConvDiscriminator(self.image_shape, c.discriminator_channels, c.leaky_slope, c.dropout)
+        discriminator = ConvDiscriminator(self.image_shape, c.discriminator_channels, c.leaky_slope, c.dropout)
+        self.discriminator = prepare_discriminator(discriminator, config, self.background)
+        self._init_ema()
 
     def make_optimizers(self):
         c = self.config
@@ -108,7 +111,7 @@ class VAEGAN(VAEBase):
                 f_real, f_fake = discriminator.features(torch.cat([x, recon_images])).flatten(1).split(b)
                 recon = 0.5 * (f_real - f_fake).float().pow(2).sum(1)
             else:
-                recon = bernoulli_nll(recon_logits, x)
+                recon = self.reconstruction_nll(recon_logits, x)
             kl = gaussian_kl(mu, logvar)
             adv = generator_loss(discriminator(torch.cat([torch.sigmoid(adv_logits), prior_images])), c.gan_loss)
             recon, kl = recon.mean(), kl.mean()

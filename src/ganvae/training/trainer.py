@@ -34,7 +34,7 @@ from ganvae.runs import add_file_log, default_run_dir, write_run_metadata
 from ganvae.training import checkpoint as ckpt_io
 from ganvae.training.denormals import flush_denormals
 from ganvae.training.distributed import DistContext
-from ganvae.utils import atomic_write_text, resolve_device, seed_everything
+from ganvae.utils import atomic_write_text, resolve_device, resolve_precision, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,9 @@ class Trainer:
             )
         self.cfg, self.run_dir, self.argv = cfg, run_dir, argv
         self.device = self.dist.device if self.dist.enabled else resolve_device(cfg.train.device)
+        # auto is resolved once and the result stored in the run's config, so a resumed run keeps its precision
+        cfg.train.precision, why = resolve_precision(cfg.train.precision, self.device)
+        log.info("precision %s (%s)", cfg.train.precision, why)
         self._data = data
 
     @staticmethod
@@ -329,7 +332,7 @@ class Trainer:
                     x = scale_images(batch, self.model.value_range)
                     ctx = self.dist.step_context(StepContext(self.step, epoch, epoch + self.step_in_epoch / n_steps, self.autocast))
                     losses = self.model.training_step(x, self.optimizers, ctx)
-                    self.model.after_step()
+                    self.model.after_step(self.step)
                     pending.append((self.step, epoch, losses))
                     self.step += 1
                     self.step_in_epoch += 1
@@ -374,7 +377,7 @@ class Trainer:
             summary = {"model_name": cfg.model_name, "steps": self.step, "epochs_completed": epoch,
                        "images_seen": self.images_seen, "train_seconds": round(elapsed, 2),
                        "images_per_second": round(rate, 1), "stopped_by": stopped_by, "last_losses": last,
-                       "device": str(self.device), "world_size": world}
+                       "device": str(self.device), "precision": cfg.train.precision, "world_size": world}
             atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
             log.info("done: %d steps, %d epochs, %.0f images/s, %.1f s (%s) -> %s", self.step, epoch, rate, elapsed,
                      stopped_by, self.run_dir)
