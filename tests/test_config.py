@@ -122,3 +122,61 @@ def test_trainer_records_the_resolved_precision(tmp_path, monkeypatch):
     cfg = tiny_config("vae", "train.precision=auto", "train.epochs=1")
     result = Trainer(cfg, tmp_path / "run", data=tiny_data()).fit()
     assert "precision: fp32" in (result.run_dir / "config.yaml").read_text()  # stored resolved, so resume keeps it
+
+
+# fields that change speed only, not what is computed; a preset may leave them to the defaults
+SPEED_ONLY = {"channels_last", "render_chunk"}
+
+
+def test_presets_load_and_pin_every_setting():
+    """A preset is a config file: it loads for its own model, and pins every model field, so a change of
+    ganvae's defaults never changes what a preset trains."""
+    import dataclasses
+
+    from ganvae.config import build_config, list_presets, load_yaml
+
+    presets = {p.name: p for p in list_presets()}
+    assert {"tf-tutorial", "mlp-gan-original", "mlp-vae-original", "vae-gan-original", "cppn-ha2016"} <= set(presets)
+    for p in presets.values():
+        cfg = build_config(p.model_name, preset=p.name)
+        pinned = set(load_yaml(p.path)["model"])
+        missing = {f.name for f in dataclasses.fields(cfg.model)} - pinned - SPEED_ONLY
+        assert not missing, f"{p.name} leaves {missing} to the defaults"
+        assert p.description
+
+
+def test_tf_tutorial_preset_is_the_tutorial():
+    """tensorflow.org/tutorials/generative/dcgan: Adam(1e-4) for both, Keras betas, batch 256, 50 epochs,
+    LeakyReLU(0.3), dropout 0.3, 5x5 kernels, channels 256-128-64 / 64-128, both losses from one D pass."""
+    from ganvae.config import build_config
+
+    cfg = build_config("dcgan", preset="tf-tutorial")
+    m, t = cfg.model, cfg.train
+    assert (m.lr_generator, m.lr_discriminator, m.beta1, m.beta2) == (1e-4, 1e-4, 0.9, 0.999)
+    assert (t.batch_size, t.epochs) == (256, 50)
+    assert (m.leaky_slope, m.dropout, m.kernel_size, m.latent_dim) == (0.3, 0.3, 5, 100)
+    assert m.generator_channels == [256, 128, 64] and m.discriminator_channels == [64, 128]
+    assert m.reuse_fake_logits and m.gan_loss == "bce" and m.ema_decay is None and not m.spectral_norm
+    # flags and --set still apply on top of a preset
+    assert build_config("dcgan", preset="tf-tutorial", overrides=["train.batch_size=64"]).train.batch_size == 64
+
+
+def test_original_presets_keep_the_scripts_settings():
+    from ganvae.config import build_config
+
+    gan = build_config("gan", preset="mlp-gan-original").model
+    assert (gan.lr_generator, gan.beta1, gan.dropout, gan.ema_decay) == (2e-4, 0.5, 0.3, None)
+    assert gan.generator_hidden == [256, 512, 1024] and gan.discriminator_hidden == [1024, 512, 256]
+    vae = build_config("vae", preset="mlp-vae-original")
+    assert (vae.model.hidden, vae.model.latent_dim, vae.model.lr, vae.train.batch_size) == ([400], 20, 1e-3, 128)
+    assert build_config("vae-gan", preset="vae-gan-original").model.real_label == 0.9
+    assert build_config("cppn", preset="cppn-ha2016").model.schedule == "balanced"
+
+
+def test_preset_errors_name_the_fix():
+    from ganvae.config import build_config
+
+    with pytest.raises(ConfigError, match="ganvae train dcgan --preset tf-tutorial"):
+        build_config("gan", preset="tf-tutorial")
+    with pytest.raises(ConfigError, match="Did you mean 'tf-tutorial'"):
+        build_config("dcgan", preset="tf-tutorail")

@@ -178,12 +178,19 @@ def test_bf16_autocast_option(tmp_path):
 
 
 def test_eval_interval_by_time(tmp_path):
-    """A time-based cadence: with a 0-minute interval every epoch qualifies; a huge one, none."""
+    """A time-based cadence, checked at every logging interval (so also inside epochs): with a 0-minute
+    interval every check qualifies; with a huge one, none."""
+    import csv
+
     every = train(tiny_config("vae", "data.image_size=28", "train.epochs=3", "train.eval_interval_minutes=1e-9",
-                              "train.eval_samples=20"), tmp_path / "a", data=tiny_data(size=28))
+                              "train.eval_samples=20", "train.log_every=3"), tmp_path / "a", data=tiny_data(size=28))
     never = train(tiny_config("vae", "data.image_size=28", "train.epochs=3", "train.eval_interval_minutes=1000"),
                   tmp_path / "b", data=tiny_data(size=28))
-    assert len((every.run_dir / "metrics_during_training.csv").read_text().splitlines()) == 1 + 3
+    with open(every.run_dir / "metrics_during_training.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    # 6 steps per epoch, a check every 3: half-way through each epoch, and at its end
+    assert [float(r["epoch"]) for r in rows] == [0.5, 1, 1.5, 2, 2.5, 3]
+    assert [int(r["step"]) for r in rows] == [3, 6, 9, 12, 15, 18]
     assert not (never.run_dir / "metrics_during_training.csv").exists()
 
 

@@ -64,7 +64,7 @@ class TrainConfig:
     sample_every: int = 1  # epochs between sample grids from the fixed noise
     checkpoint_every: int = 5  # epochs between checkpoints (one is always written at the end)
     eval_every: int = 0  # epochs between cheap in-training metrics (FID/coverage); 0 = off
-    eval_interval_minutes: float = 0.0  # or: at the first epoch end after this much training time; 0 = off
+    eval_interval_minutes: float = 0.0  # or: every this many minutes of training (checked every log_every steps); 0 = off
     eval_samples: int = 2000  # samples for the in-training metrics
     compile: bool = False  # torch.compile the networks (pays back only on long runs)
     sync_batchnorm: bool = False  # under torchrun: convert BatchNorm to SyncBatchNorm

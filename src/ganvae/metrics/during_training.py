@@ -21,13 +21,13 @@ FIELDS = ["epoch", "step", "train_seconds", "fid", "class_entropy", "confident_s
 NLL_IMAGES = 2000  # test images for the in-training likelihood bound (IWAE, k = 10)
 
 
-def record_training_metrics(trainer, epoch: int, elapsed: float) -> None:
+def record_training_metrics(trainer, epoch: float, elapsed: float) -> None:
     devices = [trainer.device] if trainer.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):  # the run's own random stream stays untouched
         _record(trainer, epoch, elapsed)
 
 
-def _record(trainer, epoch: int, elapsed: float) -> None:
+def _record(trainer, epoch: float, elapsed: float) -> None:
     t0 = time.monotonic()
     dist = trainer.dist
     # every rank draws its share of the samples (its own seed); rank 0 gathers them and scores them
@@ -57,7 +57,7 @@ def _record(trainer, epoch: int, elapsed: float) -> None:
         w = csv.writer(fh)
         if new:
             w.writerow(FIELDS)
-        w.writerow([epoch, trainer.step, f"{elapsed:.2f}", f"{m['fid']:.4f}", f"{m['class_entropy']:.4f}",
+        w.writerow([round(epoch, 3), trainer.step, f"{elapsed:.2f}", f"{m['fid']:.4f}", f"{m['class_entropy']:.4f}",
                     f"{m['confident_share']:.4f}", len(samples), nll, len(m["dropped_classes"])])
     if trainer.writer is not None:
         trainer.writer.add_scalar("metrics/fid", m["fid"], trainer.step)

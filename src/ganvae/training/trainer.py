@@ -347,6 +347,9 @@ class Trainer:
                         rate = tick_images / max(time.monotonic() - tick, 1e-9)
                         last = self._log_losses(pending, rate, bar)
                         pending, tick, tick_images = [], time.monotonic(), 0
+                        if tc.eval_interval_minutes > 0 and not out_of_time and self.step_in_epoch < n_steps:
+                            elapsed = self.elapsed_before + time.monotonic() - start - self.excluded_seconds
+                            self._maybe_record_metrics(epoch + self.step_in_epoch / n_steps, elapsed, epoch_end=False)
                     if out_of_time:
                         break
                 if bar is not None:
@@ -362,7 +365,7 @@ class Trainer:
                 if (epoch + 1) % tc.sample_every == 0 or epoch + 1 == tc.epochs:
                     self._sample_grid(epoch)
                 epoch, self.step_in_epoch = epoch + 1, 0
-                self._end_of_epoch_metrics(epoch, elapsed)
+                self._maybe_record_metrics(epoch, elapsed, epoch_end=True)
                 if epoch % tc.checkpoint_every == 0 or epoch == tc.epochs:
                     self._checkpoint(epoch, 0, elapsed)
             else:
@@ -395,13 +398,15 @@ class Trainer:
         return tqdm(total=n_steps, initial=self.step_in_epoch, desc=f"epoch {epoch + 1}/{self.cfg.train.epochs}",
                     unit="step", leave=False, dynamic_ncols=True)
 
-    def _end_of_epoch_metrics(self, epoch: int, elapsed: float) -> None:
-        """Cheap in-training metrics every ``train.eval_every`` epochs (filled in by the metrics module)."""
+    def _maybe_record_metrics(self, epoch: float, elapsed: float, epoch_end: bool) -> None:
+        """Cheap in-training metrics every ``train.eval_every`` epochs (at epoch ends) or every
+        ``train.eval_interval_minutes`` of training (checked at each logging interval, so slow models such as
+        the CPPN, whose epoch can outlast the run, still get a curve). Every rank takes the decision together."""
         tc = self.cfg.train
-        by_epoch = tc.eval_every > 0 and epoch % tc.eval_every == 0
+        by_epoch = epoch_end and tc.eval_every > 0 and round(epoch) % tc.eval_every == 0
         # by time: fast models (a VAE epoch can take 0.2 s) would otherwise spend more time evaluating than training
         by_time = tc.eval_interval_minutes > 0 and elapsed - self.last_eval_elapsed >= tc.eval_interval_minutes * 60
-        if not (by_epoch or by_time):
+        if not self.dist.any(by_epoch or by_time):
             return
         self.last_eval_elapsed = elapsed
         from ganvae.metrics.during_training import record_training_metrics
