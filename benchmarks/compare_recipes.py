@@ -38,10 +38,17 @@ def run_variant(family: str, name: str, overrides: list[str], args) -> dict:
         subprocess.run(ev, check=True, stdout=subprocess.DEVNULL)
     summary = json.loads((run_dir / "summary.json").read_text())
     m = json.loads((run_dir / "metrics.json").read_text())["metrics"]
+    live = None
+    if any("ema_decay=" in o and not o.endswith("=null") for o in overrides) or args.score_live:
+        # the same run scored with its trained weights instead of their average: EMA against none at equal training
+        live_path = run_dir / "metrics-live.json"
+        if not live_path.is_file():
+            subprocess.run(ev + ["--no-ema", "--out", str(live_path)], check=True, stdout=subprocess.DEVNULL)
+        live = json.loads(live_path.read_text())["metrics"]["fid"]
     n_classes = sum(1 for v in m["class_histogram"] if v > 0.1 / len(m["class_histogram"]))
     return {"variant": name, "overrides": overrides, "steps": summary["steps"], "images_per_second": summary["images_per_second"],
             "fid": m["fid"], "precision": m["precision"], "recall": m["recall"], "class_entropy": m["class_entropy"],
-            "dropped_classes": m["dropped_classes"], "classes_seen": n_classes, "run": str(run_dir),
+            "dropped_classes": m["dropped_classes"], "classes_seen": n_classes, "run": str(run_dir), "fid_live_weights": live,
             "command": " ".join(cmd)}
 
 
@@ -55,6 +62,7 @@ def main(argv=None) -> int:
     p.add_argument("--n-samples", type=int, default=10000)
     p.add_argument("--data-dir")
     p.add_argument("--out", default="benchmarks/out/recipes")
+    p.add_argument("--score-live", action="store_true", help="also score the trained weights (when the defaults use EMA)")
     args = p.parse_args(argv)
     rows = []
     start = time.strftime("%Y-%m-%d %H:%M")
@@ -66,11 +74,12 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"results-{args.family}.json").write_text(json.dumps({"started": start, "minutes": args.minutes, "rows": rows}, indent=2))
     print(f"\n{args.family}, {args.minutes:g} min each, seed {args.seed}, {args.threads} threads, FID on {args.n_samples} samples\n")
-    print("| variant | settings | steps | images/s | FID | precision | recall | classes under 1/3 share |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("| variant | settings | steps | images/s | FID | FID, trained weights | precision | recall | classes under 1/3 share |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for r in rows:
+        live = f"{r['fid_live_weights']:.1f}" if r["fid_live_weights"] is not None else "-"
         print(f"| {r['variant']} | {' '.join(r['overrides']) or 'defaults'} | {r['steps']} | {r['images_per_second']:.0f} | "
-              f"{r['fid']:.1f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['dropped_classes'] or 'none'} |")
+              f"{r['fid']:.1f} | {live} | {r['precision']:.3f} | {r['recall']:.3f} | {r['dropped_classes'] or 'none'} |")
     return 0
 
 

@@ -170,7 +170,9 @@ def test_original_presets_keep_the_scripts_settings():
     vae = build_config("vae", preset="mlp-vae-original")
     assert (vae.model.hidden, vae.model.latent_dim, vae.model.lr, vae.train.batch_size) == ([400], 20, 1e-3, 128)
     assert build_config("vae-gan", preset="vae-gan-original").model.real_label == 0.9
-    assert build_config("cppn", preset="cppn-ha2016").model.schedule == "balanced"
+    cppn = build_config("cppn", preset="cppn-ha2016")  # hardmaru/cppn-gan-vae-tensorflow train.py + model.py
+    assert (cppn.model.schedule, cppn.model.lr_generator, cppn.model.lr_discriminator) == ("balanced", 5e-3, 1e-3)
+    assert (cppn.model.beta1, cppn.model.scale, cppn.train.batch_size, cppn.model.latent_dim) == (0.65, 8.0, 500, 32)
 
 
 def test_preset_errors_name_the_fix():

@@ -157,6 +157,10 @@ def test_ema_acts_in_every_adversarial_family(name):
         model.eval()
         mu, _ = model.encode(x)
         assert torch.allclose(mu, model.ema_encoder(x)[0])
+    model.drop_ema()  # `evaluate --no-ema`: the trained networks themselves
+    model.eval()
+    assert all(model.inference_network(n) is getattr(model, n) for n in model.ema_networks)
+    assert not torch.allclose(model.decode(z), averaged)
     # without ema_decay there are no copies and sampling uses the live networks
     cfg, plain_model = build(name, "model.ema_decay=null")
     assert all(getattr(plain_model, f"ema_{n}") is None for n in plain_model.ema_networks)

@@ -44,10 +44,11 @@ def checkpoint_path(run: str | Path) -> Path:
     return run
 
 
-def load_run(run: "str | Path | LoadedRun", device: str = "auto") -> LoadedRun:
+def load_run(run: "str | Path | LoadedRun", device: str = "auto", use_ema: bool = True) -> LoadedRun:
     """Rebuild a trained model from its checkpoint (weights only; no code is executed).
 
     A ``LoadedRun`` is returned as it is, so callers that make several pictures load once.
+    ``use_ema=False`` drops the moving averages, so sampling uses the trained weights themselves.
     """
     from ganvae.training.trainer import build_model
 
@@ -58,6 +59,8 @@ def load_run(run: "str | Path | LoadedRun", device: str = "auto") -> LoadedRun:
     cfg = config_from_dict(ckpt.header["config"], str(path))
     model = build_model(cfg, tuple(ckpt.header.get("image_shape", (1, cfg.data.image_size, cfg.data.image_size))))
     ckpt_io.restore_model(model, ckpt)
+    if not use_ema:
+        model.drop_ema()
     model.to(resolve_device(device)).eval()
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
     return LoadedRun(model, cfg, ckpt, run_dir)

@@ -155,7 +155,7 @@ def cmd_evaluate(args) -> int:
     from ganvae.metrics.evaluate import evaluate, format_table
 
     result = evaluate(args.run, n_samples=args.n_samples, seed=args.seed, iwae_k=args.iwae_k, data_dir=args.data_dir,
-                      out=args.out, classifier=args.classifier, dataset=args.dataset)
+                      out=args.out, classifier=args.classifier, dataset=args.dataset, use_ema=not args.no_ema)
     print(format_table(result))
     return 0
 
@@ -289,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="folder of the dataset's files, if not where the run found them")
     p.add_argument("--classifier", help="feature classifier .safetensors (default: the one for the run's dataset)")
     p.add_argument("--out", help="metrics JSON (default <run>/metrics.json)")
+    p.add_argument("--no-ema", action="store_true", help="score the trained weights, not their moving average")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("compare", help="a side-by-side HTML + Markdown report of several runs")

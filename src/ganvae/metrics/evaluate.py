@@ -173,11 +173,11 @@ def load_image_samples(folder: str | Path, image_size: int, n: int, seed: int = 
 
 def evaluate(run: str | Path | LoadedRun, n_samples: int = 10000, seed: int = 0, iwae_k: int = 50,
              data_dir: str | None = None, out: str | Path | None = None,
-             classifier: str | Path | None = None, dataset: str = "mnist") -> dict[str, Any]:
+             classifier: str | Path | None = None, dataset: str = "mnist", use_ema: bool = True) -> dict[str, Any]:
     """Evaluate a run (a folder, a checkpoint, an already loaded run), ``real:DATASET`` (its training
     images as 'samples': the reference figures) or ``images:DIR`` (a folder of another program's
     samples, scored against ``dataset`` with the same protocol; images are made grey and resized to
-    the dataset's size).
+    the dataset's size). ``use_ema=False`` scores the trained weights instead of their moving average.
 
     Writes the result as JSON to ``out`` (default ``<run>/metrics.json``) and returns it.
     """
@@ -194,7 +194,7 @@ def evaluate(run: str | Path | LoadedRun, n_samples: int = 10000, seed: int = 0,
         model_name = "real data (train split)" if real else f"images in {folder}"
         dataset = data.name
     else:
-        loaded = api.load_run(run)  # (a LoadedRun is used as it is)
+        loaded = api.load_run(run, use_ema=use_ema)  # (a LoadedRun is used as it is)
         if isinstance(run, api.LoadedRun):
             run = loaded.run_dir or loaded.checkpoint.path
         data_cfg = loaded.config.data if data_dir is None else replace(loaded.config.data, data_dir=data_dir)
@@ -220,6 +220,9 @@ def evaluate(run: str | Path | LoadedRun, n_samples: int = 10000, seed: int = 0,
             "kid": "cubic polynomial kernel on features divided by the reference RMS, 50 subsets of up to 1000",
             "inception_score_splits": 10, "memorisation": "pixel L2 to nearest train image, 1000 samples vs 1000 test",
             "classes": list(data.class_subset) if data.class_subset else None,
+            "weights": None if loaded is None else (
+                "exponential moving average" if any(loaded.model._modules.get(f"ema_{n}") is not None
+                                                    for n in loaded.model.ema_networks) else "trained"),
         },
         "metrics": sample_metrics(samples, data, fnet, seed=seed),
     }

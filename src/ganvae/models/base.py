@@ -139,6 +139,11 @@ class GenerativeModel(nn.Module):
             ema = copy.deepcopy(self._modules[name]).requires_grad_(False) if enabled else None
             setattr(self, f"ema_{name}", ema)
 
+    def drop_ema(self) -> None:
+        """Forget the EMA copies: sampling and evaluation then use the trained networks themselves."""
+        for name in self.ema_networks:
+            setattr(self, f"ema_{name}", None)
+
     def inference_network(self, name: str) -> nn.Module:
         """The network ``name`` as sampling and evaluation use it: its EMA copy in eval mode when there is one."""
         ema = self._modules.get(f"ema_{name}")
