@@ -5,7 +5,7 @@ Its code as published: the generator and discriminator of ``make_generator_model
 networks, batch 256, a shuffle buffer of 60,000, and its ``@tf.function train_step`` (one tape pass; both
 losses from the same discriminator outputs). Only the loop around it differs: it stops after ``--minutes``
 of training and, every ``--eval-minutes``, writes ``--samples`` PNGs from fresh noise into
-``OUT/samples-MMM.M/`` with the clock stopped, so ``ganvae evaluate images:DIR`` can score them with
+``OUT/samples-NNN/`` (and ``OUT/samples-final/``) with the clock stopped, so ``ganvae evaluate images:DIR`` can score them with
 ganvae's protocol. Needs ``tensorflow-cpu`` (``pip install -e ".[bench]"``); not part of the package.
 
     .venv-bench/bin/python benchmarks/tf_dcgan_tutorial.py --data-dir ../shared/data/mnist --minutes 10 --out OUT
@@ -116,8 +116,8 @@ def main(argv=None) -> int:
     # ---- the loop: a wall-clock budget, sample folders with the clock stopped
     rng = np.random.default_rng(args.seed + 1)
 
-    def write_samples(n: int, trained_s: float) -> str:
-        folder = out / f"samples-{trained_s / 60:05.1f}"
+    def write_samples(n: int, name: str) -> str:
+        folder = out / f"samples-{name}"
         folder.mkdir(exist_ok=True)
         for start in range(0, n, 500):
             noise = rng.standard_normal((min(500, n - start), noise_dim)).astype("float32")
@@ -140,10 +140,10 @@ def main(argv=None) -> int:
                 break
             if trained >= next_eval:
                 t = time.monotonic()
-                points.append({"train_seconds": trained, "steps": steps, "folder": write_samples(args.samples, trained)})
+                points.append({"train_seconds": trained, "steps": steps, "folder": write_samples(args.samples, f"{len(points):03d}")})
                 excluded += time.monotonic() - t
                 next_eval += args.eval_minutes * 60
-    final = write_samples(args.final_samples, trained)
+    final = write_samples(args.final_samples, "final")
     points.append({"train_seconds": trained, "steps": steps, "folder": final, "final": True})
     summary = {"model": "TensorFlow DCGAN tutorial", "tensorflow": tf.__version__, "steps": steps,
                "train_seconds": trained, "images_per_second": steps * BATCH_SIZE / trained, "points": points}

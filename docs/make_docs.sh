@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Makes the pictures in docs/ from the README's training runs (the README gives the command and budget of each).
-# Run from the repository root once the runs exist.
+# Makes the pictures in docs/ from the runs of the time-to-quality benchmark (each family's default recipe,
+# 10 minutes on full MNIST; the README gives the command). Run from the repository root once the runs exist:
+#   docs/make_docs.sh [RUNS_FOLDER]      (default benchmarks/out/time_to_quality)
 set -euo pipefail
 G=.venv/bin/ganvae
-declare -A RUN=([gan]=runs/docs-gan [dcgan]=runs/docs-dcgan-bf16 [vae]=runs/ttq-vae [conv-vae]=runs/docs-conv-vae
-                [vae-gan]=runs/docs-vae-gan [cppn]=runs/docs-cppn)
+R=${1:-benchmarks/out/time_to_quality}
+declare -A RUN=([gan]=$R/gan [dcgan]=$R/dcgan [vae]=$R/vae [conv-vae]=$R/conv-vae [vae-gan]=$R/vae-gan [cppn]=$R/cppn)
 for m in gan dcgan vae conv-vae vae-gan cppn; do
   $G -q sample "${RUN[$m]}" -n 64 --seed 0 --out docs/$m-samples.png
   $G -q interpolate "${RUN[$m]}" --points 4 --steps 12 --walks 9 --scale 2 --out docs/$m-walk.gif
@@ -12,5 +13,5 @@ done
 for m in vae conv-vae vae-gan cppn; do
   $G -q reconstruct "${RUN[$m]}" -n 16 --out docs/$m-reconstructions.png
 done
-$G -q sample runs/docs-cppn -n 1 --seed 3 --out docs/cppn-28.png
-$G -q render runs/docs-cppn --size 1080x1080 --seed 3 --out docs/cppn-1080.png
+$G -q sample $R/cppn -n 1 --seed 3 --out docs/cppn-28.png
+$G -q render $R/cppn --size 1080x1080 --seed 3 --out docs/cppn-1080.png

@@ -21,8 +21,9 @@ def test_defaults_round_trip_through_yaml(tmp_path, name):
 
 
 def test_registry_training_defaults_apply():
-    assert default_config("dcgan").train.batch_size == 256
-    assert default_config("dcgan").model.lr_generator == 1e-4
+    assert default_config("dcgan").train.batch_size == 64  # the registry's per-model default, not TrainConfig's
+    assert default_config("vae").train.batch_size == 128
+    assert default_config("dcgan").model.lr_generator == 2e-4
 
 
 def test_unknown_key_suggests_nearest(tmp_path):

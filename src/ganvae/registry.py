@@ -30,8 +30,8 @@ def _registry() -> dict[str, ModelEntry]:
     entries = [
         ModelEntry("gan", gan.GANConfig, gan.GAN, "MLP GAN: fully connected, batch norm + leaky ReLU, tanh output, dropout in D",
                    {"batch_size": 64, "epochs": 30}),
-        ModelEntry("dcgan", dcgan.DCGANConfig, dcgan.DCGAN, "DCGAN with the TensorFlow tutorial's shapes",
-                   {"batch_size": 256, "epochs": 30}),
+        ModelEntry("dcgan", dcgan.DCGANConfig, dcgan.DCGAN, "DCGAN with the TensorFlow tutorial's layers, a CPU-sized recipe",
+                   {"batch_size": 64, "epochs": 30}),
         ModelEntry("vae", vae.VAEConfig, vae.VAE, "MLP VAE (Kingma & Welling 2014), Bernoulli decoder",
                    {"batch_size": 128, "epochs": 30}),
         ModelEntry("conv-vae", vae.ConvVAEConfig, vae.ConvVAE, "convolutional VAE",

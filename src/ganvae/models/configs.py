@@ -18,7 +18,8 @@ class AdversarialConfig:
     beta1: float = 0.5  # Adam beta1 (0.5 as in Radford et al. 2016)
     beta2: float = 0.999  # Adam beta2
     real_label: float = 1.0  # target for real images in the BCE loss; 0.9 = one-sided label smoothing
-    ema_decay: Optional[float] = None  # EMA of generator weights used for sampling, e.g. 0.999; None = off
+    # EMA of the generator (and encoder) weights, used for sampling and evaluation (Yazici et al. 2019); None = off
+    ema_decay: Optional[float] = 0.999
     reuse_fake_logits: bool = False  # generator step reuses the discriminator's pass on the fakes (faster, not the textbook step)
     spectral_norm: bool = False  # spectral normalisation of every discriminator layer (Miyato et al. 2018)
     # differentiable augmentation of the discriminator's inputs (Zhao et al. 2020): translation, cutout; [] = off

@@ -130,8 +130,7 @@ class Trainer:
         self.cfg, self.run_dir, self.argv = cfg, run_dir, argv
         self.device = self.dist.device if self.dist.enabled else resolve_device(cfg.train.device)
         # auto is resolved once and the result stored in the run's config, so a resumed run keeps its precision
-        cfg.train.precision, why = resolve_precision(cfg.train.precision, self.device)
-        log.info("precision %s (%s)", cfg.train.precision, why)
+        cfg.train.precision, self.precision_reason = resolve_precision(cfg.train.precision, self.device)
         self._data = data
 
     @staticmethod
@@ -313,8 +312,9 @@ class Trainer:
             raise GanvaeError(f"train.batch_size={tc.batch_size} must be divisible by the number of processes ({world}).")
         n_steps = steps_per_epoch(len(self.data), per_rank_batch, world)
         budget = tc.max_minutes * 60 if tc.max_minutes is not None else math.inf
-        log.info("training %s on %s (%d images, %d steps/epoch, batch %d) on %s -> %s",
-                 cfg.model_name, self.data.name, len(self.data), n_steps, tc.batch_size, self.device, self.run_dir)
+        log.info("training %s on %s (%d images, %d steps/epoch, batch %d) on %s, %s (%s) -> %s",
+                 cfg.model_name, self.data.name, len(self.data), n_steps, tc.batch_size, self.device, tc.precision,
+                 self.precision_reason, self.run_dir)
         self.model.train()
         start = time.monotonic()
         stopped_by = "epochs"
