@@ -7,7 +7,8 @@
 Each variant is ``NAME=SECTION.KEY=VALUE ...`` (``--set`` overrides, separated by spaces; ``NAME=`` alone is the
 family's defaults). Every run trains on full MNIST for ``--minutes`` of wall-clock (the run's own budget, so a
 faster recipe takes more steps), then ``ganvae evaluate --n-samples N`` scores it (FID on the shipped classifier's
-features, class coverage, precision/recall). Runs go one after the other, never two at once, so their speeds are
+features, class coverage, precision/recall); a run with an EMA is also scored with its trained weights
+(``--no-ema``). Runs go one after the other, never two at once, so their speeds are
 comparable. Prints a markdown table and writes ``OUT/results.json``.
 """
 
@@ -20,31 +21,21 @@ import sys
 import time
 from pathlib import Path
 
+from bench_common import fid_or_dash, ganvae, print_table, score_run
+
 
 def run_variant(family: str, name: str, overrides: list[str], args) -> dict:
     run_dir = Path(args.out) / f"{family}-{name}"
-    cmd = [sys.executable, "-m", "ganvae", "-q", "train", family, "--dataset", "mnist", "--max-minutes", str(args.minutes),
-           "--epochs", "100000", "--seed", str(args.seed), "--out", str(run_dir), "--set", f"train.num_threads={args.threads}",
-           "--set", "train.progress=false", "--set", "train.checkpoint_every=100000"]
+    cmd = ganvae("train", family, "--dataset", "mnist", "--max-minutes", str(args.minutes), "--epochs", "100000",
+                 "--seed", str(args.seed), "--out", str(run_dir), "--set", f"train.num_threads={args.threads}",
+                 "--set", "train.progress=false", "--set", "train.checkpoint_every=100000")
     if args.data_dir:
         cmd += ["--data-dir", args.data_dir]
     for o in overrides:
         cmd += ["--set", o]
     if not (run_dir / "summary.json").is_file():
         subprocess.run(cmd, check=True)
-    ev = [sys.executable, "-m", "ganvae", "-q", "evaluate", str(run_dir), "--n-samples", str(args.n_samples),
-          "--iwae-k", "1"] + (["--data-dir", args.data_dir] if args.data_dir else [])
-    if not (run_dir / "metrics.json").is_file():
-        subprocess.run(ev, check=True, stdout=subprocess.DEVNULL)
-    summary = json.loads((run_dir / "summary.json").read_text())
-    m = json.loads((run_dir / "metrics.json").read_text())["metrics"]
-    live = None
-    if any("ema_decay=" in o and not o.endswith("=null") for o in overrides) or args.score_live:
-        # the same run scored with its trained weights instead of their average: EMA against none at equal training
-        live_path = run_dir / "metrics-live.json"
-        if not live_path.is_file():
-            subprocess.run(ev + ["--no-ema", "--out", str(live_path)], check=True, stdout=subprocess.DEVNULL)
-        live = json.loads(live_path.read_text())["metrics"]["fid"]
+    summary, m, live = score_run(run_dir, args.data_dir, args.n_samples)
     n_classes = sum(1 for v in m["class_histogram"] if v > 0.1 / len(m["class_histogram"]))
     return {"variant": name, "overrides": overrides, "steps": summary["steps"], "images_per_second": summary["images_per_second"],
             "fid": m["fid"], "precision": m["precision"], "recall": m["recall"], "class_entropy": m["class_entropy"],
@@ -62,7 +53,6 @@ def main(argv=None) -> int:
     p.add_argument("--n-samples", type=int, default=10000)
     p.add_argument("--data-dir")
     p.add_argument("--out", default="benchmarks/out/recipes")
-    p.add_argument("--score-live", action="store_true", help="also score the trained weights (when the defaults use EMA)")
     args = p.parse_args(argv)
     rows = []
     start = time.strftime("%Y-%m-%d %H:%M")
@@ -74,12 +64,11 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"results-{args.family}.json").write_text(json.dumps({"started": start, "minutes": args.minutes, "rows": rows}, indent=2))
     print(f"\n{args.family}, {args.minutes:g} min each, seed {args.seed}, {args.threads} threads, FID on {args.n_samples} samples\n")
-    print("| variant | settings | steps | images/s | FID | FID, trained weights | precision | recall | classes under 1/3 share |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-    for r in rows:
-        live = f"{r['fid_live_weights']:.1f}" if r["fid_live_weights"] is not None else "-"
-        print(f"| {r['variant']} | {' '.join(r['overrides']) or 'defaults'} | {r['steps']} | {r['images_per_second']:.0f} | "
-              f"{r['fid']:.1f} | {live} | {r['precision']:.3f} | {r['recall']:.3f} | {r['dropped_classes'] or 'none'} |")
+    print_table(["variant", "settings", "steps", "images/s", "FID", "FID, trained weights", "precision", "recall",
+                 "classes under 1/3 share"], ["---", "---"] + ["---:"] * 6 + ["---"],
+                [[r["variant"], " ".join(r["overrides"]) or "defaults", str(r["steps"]), f"{r['images_per_second']:.0f}",
+                  f"{r['fid']:.1f}", fid_or_dash(r["fid_live_weights"]), f"{r['precision']:.3f}", f"{r['recall']:.3f}",
+                  str(r["dropped_classes"] or "none")] for r in rows])
     return 0
 
 

@@ -24,13 +24,11 @@ import sys
 import time
 from pathlib import Path
 
+from bench_common import fid_or_dash, ganvae, print_table, score_run
+
 MODELS = ("gan", "dcgan", "vae", "conv-vae", "vae-gan", "cppn")
 TARGET_FID = {"gan": 50.0, "dcgan": 50.0}  # the others: 150
 TF_FACTOR = 5.0  # every family at least this many times lower FID than the tutorial
-
-
-def ganvae(*args: str) -> list[str]:
-    return [sys.executable, "-m", "ganvae", "-q", *args]
 
 
 def curve(run_dir: Path) -> list[dict]:
@@ -50,21 +48,8 @@ def train_family(name: str, args) -> dict:
                               "--set", f"train.num_threads={args.threads}", "--set", "train.progress=false",
                               "--set", f"train.eval_interval_minutes={args.eval_minutes}", "--set", "train.eval_samples=2000",
                               "--set", "train.checkpoint_every=100000"), check=True)
-    if not (run_dir / "metrics.json").is_file():
-        subprocess.run(ganvae("evaluate", str(run_dir), "--n-samples", "10000", "--iwae-k", "1", "--data-dir", args.data_dir),
-                       check=True, stdout=subprocess.DEVNULL)
-    summary = json.loads((run_dir / "summary.json").read_text())
-    metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
-    live = None
-    config = (run_dir / "config.yaml").read_text()
-    if "ema_decay:" in config and "ema_decay: null" not in config:
-        # the same run scored with its trained weights instead of their moving average (EMA against none)
-        live_path = run_dir / "metrics-live.json"
-        if not live_path.is_file():
-            subprocess.run(ganvae("evaluate", str(run_dir), "--n-samples", "10000", "--iwae-k", "1", "--no-ema",
-                                  "--data-dir", args.data_dir, "--out", str(live_path)), check=True, stdout=subprocess.DEVNULL)
-        live = json.loads(live_path.read_text())["metrics"]["fid"]
-    return {"fid_live_weights": live,"model": name, "steps": summary["steps"], "minutes": summary["train_seconds"] / 60,
+    summary, metrics, live = score_run(run_dir, args.data_dir)
+    return {"fid_live_weights": live, "model": name, "steps": summary["steps"], "minutes": summary["train_seconds"] / 60,
             "images_per_second": summary["images_per_second"], "precision_used": summary.get("precision"),
             "fid": metrics["fid"], "dropped_classes": metrics["dropped_classes"], "precision": metrics["precision"],
             "recall": metrics["recall"], "curve": curve(run_dir), "run": str(run_dir)}
@@ -184,13 +169,11 @@ def main(argv=None) -> int:
     plot(rows, out / "fid_vs_minutes.png")
     print(f"\n{args.minutes:g} minutes each, {args.threads} threads, seed {args.seed}, started {started}; "
           f"{machine_description()}\n")
-    print("| model | steps | images/s | FID (10,000 samples) | FID, trained weights (no EMA) | precision | recall | "
-          "classes under 1/3 share | targets |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
-    for r in rows:
-        live = f"{r['fid_live_weights']:.1f}" if r["fid_live_weights"] is not None else "-"
-        print(f"| {r['model']} | {r['steps']} | {r['images_per_second']:.0f} | {r['fid']:.1f} | {live} | {r['precision']:.3f} | "
-              f"{r['recall']:.3f} | {r['dropped_classes'] or 'none'} | {checks.get(r['model'], '')} |")
+    print_table(["model", "steps", "images/s", "FID (10,000 samples)", "FID, trained weights (no EMA)", "precision",
+                 "recall", "classes under 1/3 share", "targets"], ["---"] + ["---:"] * 6 + ["---", "---"],
+                [[r["model"], str(r["steps"]), f"{r['images_per_second']:.0f}", f"{r['fid']:.1f}",
+                  fid_or_dash(r["fid_live_weights"]), f"{r['precision']:.3f}", f"{r['recall']:.3f}",
+                  str(r["dropped_classes"] or "none"), checks.get(r["model"], "")] for r in rows])
     return 0
 
 

@@ -1,12 +1,15 @@
 """The benchmark scripts' own logic (not their measurements): targets are judged the way issue 10 states them."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def load(name):
+    if str(BENCH) not in sys.path:  # as when run as `python benchmarks/NAME.py`: the scripts import bench_common
+        sys.path.insert(0, str(BENCH))
     spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -37,3 +40,24 @@ def test_time_to_quality_reads_a_run(tmp_path, capsys):
     assert ttq.read_run(str(tmp_path), 50) == 0
     assert "after 3.0 minutes" in capsys.readouterr().out  # the first point under 50 with every class covered
     assert ttq.read_run(str(tmp_path), 30) == 1
+
+
+def test_score_run_compares_ema_only_for_runs_with_one(tmp_path, monkeypatch):
+    """score_run reads the run's own config: a run with an EMA is also scored with --no-ema, others are not."""
+    common = load("bench_common")
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        out = Path(cmd[cmd.index("--out") + 1]) if "--out" in cmd else tmp_path / "metrics.json"
+        out.write_text('{"metrics": {"fid": %d}}' % (90 if "--no-ema" in cmd else 50))
+
+    monkeypatch.setattr(common.subprocess, "run", fake_run)
+    (tmp_path / "summary.json").write_text('{"steps": 3}')
+    (tmp_path / "config.yaml").write_text("model:\n  ema_decay: 0.999\n")
+    assert common.score_run(tmp_path, None)[1:] == ({"fid": 50}, 90)
+    assert len(calls) == 2 and "--no-ema" in calls[1]
+    for name in ("metrics.json", "metrics-live.json"):
+        (tmp_path / name).unlink()
+    (tmp_path / "config.yaml").write_text("model:\n  ema_decay: null\n")
+    assert common.score_run(tmp_path, None)[2] is None and len(calls) == 3

@@ -157,7 +157,9 @@ def test_ema_acts_in_every_adversarial_family(name):
         model.eval()
         mu, _ = model.encode(x)
         assert torch.allclose(mu, model.ema_encoder(x)[0])
+    assert model.has_ema
     model.drop_ema()  # `evaluate --no-ema`: the trained networks themselves
+    assert not model.has_ema
     model.eval()
     assert all(model.inference_network(n) is getattr(model, n) for n in model.ema_networks)
     assert not torch.allclose(model.decode(z), averaged)

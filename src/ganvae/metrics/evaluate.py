@@ -221,8 +221,7 @@ def evaluate(run: str | Path | LoadedRun, n_samples: int = 10000, seed: int = 0,
             "inception_score_splits": 10, "memorisation": "pixel L2 to nearest train image, 1000 samples vs 1000 test",
             "classes": list(data.class_subset) if data.class_subset else None,
             "weights": None if loaded is None else (
-                "exponential moving average" if any(loaded.model._modules.get(f"ema_{n}") is not None
-                                                    for n in loaded.model.ema_networks) else "trained"),
+                "exponential moving average" if loaded.model.has_ema else "trained"),
         },
         "metrics": sample_metrics(samples, data, fnet, seed=seed),
     }

@@ -139,6 +139,11 @@ class GenerativeModel(nn.Module):
             ema = copy.deepcopy(self._modules[name]).requires_grad_(False) if enabled else None
             setattr(self, f"ema_{name}", ema)
 
+    @property
+    def has_ema(self) -> bool:
+        """Whether sampling and evaluation use moving averages of the trained networks."""
+        return any(self._modules.get(f"ema_{name}") is not None for name in self.ema_networks)
+
     def drop_ema(self) -> None:
         """Forget the EMA copies: sampling and evaluation then use the trained networks themselves."""
         for name in self.ema_networks:
