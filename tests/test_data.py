@@ -19,8 +19,39 @@ def test_mnist_5k_offline():
     assert torch.bincount(data.train_labels).tolist() == [400] * 10
     assert torch.bincount(data.test_labels).tolist() == [100] * 10
     assert data.train_images.float().mean() > 20  # real digits, not blank
-    again = load_dataset(DataConfig(dataset="mnist-5k"))  # second load from the .npz cache
-    assert torch.equal(again.train_images, data.train_images)
+
+
+def test_mnist_25k_is_packaged_and_verified(capsys):
+    from ganvae.cli import main
+
+    big, small = load_dataset(DataConfig(dataset="mnist-25k")), load_dataset(DataConfig(dataset="mnist-5k"))
+    assert big.train_images.shape == (20000, 1, 28, 28) and big.test_images.shape == (5000, 1, 28, 28)
+    assert torch.bincount(big.train_labels).tolist() == [2000] * 10
+    assert torch.bincount(big.test_labels).tolist() == [500] * 10
+    # mnist-5k is the first 400 / 100 of each class of mnist-25k, in file order
+    for c in range(10):
+        assert torch.equal(small.train_images[small.train_labels == c], big.train_images[big.train_labels == c][:400])
+        assert torch.equal(small.test_images[small.test_labels == c], big.test_images[big.test_labels == c][:100])
+    # the packaged files carry their md5 sums, and `data verify` checks them
+    assert main(["data", "verify", "mnist-25k"]) == 0
+    assert capsys.readouterr().out.count("OK") == 4
+
+
+@pytest.mark.slow
+def test_mnist_25k_is_what_its_tool_makes(tmp_path):
+    """The shipped files are exactly what tools/make_mnist_25k.py makes from the original MNIST files."""
+    import importlib.util
+    from pathlib import Path
+
+    from ganvae.data.sources import MNIST_25K, packaged_dir
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "make_mnist_25k.py"
+    spec = importlib.util.spec_from_file_location("make_mnist_25k", tool)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--data-dir", str(SHARED_MNIST), "--out", str(tmp_path)]) == 0
+    for spec_ in MNIST_25K.files.values():
+        assert (tmp_path / spec_.filename).read_bytes() == (packaged_dir(MNIST_25K) / spec_.filename).read_bytes()
 
 
 def test_class_subset(idx_dir):

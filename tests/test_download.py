@@ -61,7 +61,7 @@ def test_falls_back_to_second_mirror(http_server, tmp_path):
 
 def test_no_network_message_says_how_to_proceed(tmp_path):
     # port 9 on loopback refuses connections: the same error as a machine without network
-    with pytest.raises(DownloadError, match=r"--data-dir DIR.*--dataset mnist-5k"):
+    with pytest.raises(DownloadError, match=r"--data-dir DIR.*--dataset mnist-25k"):
         download(MNIST, cache_dir=tmp_path / "c", mirrors=["http://127.0.0.1:9/"], roles=["train_labels"], timeout=2)
     assert not any((tmp_path / "c").iterdir())
 

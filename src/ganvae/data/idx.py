@@ -151,3 +151,33 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None 
         data = gzip.compress(data, compresslevel=6, mtime=0)
     path.write_bytes(data)
     return path
+
+
+KERAS_KEYS = {"train_images": "x_train", "train_labels": "y_train", "test_images": "x_test", "test_labels": "y_test"}
+
+
+def read_keras_npz(path: str | os.PathLike, num_classes: int | None = None) -> dict[str, np.ndarray]:
+    """The four arrays of Keras' ``mnist.npz`` (``x_train``, ``y_train``, ``x_test``, ``y_test``), validated like
+    IDX files: images ``(N, rows, cols)`` uint8, labels ``(N,)`` below ``num_classes``. Read without pickle, so
+    a crafted file cannot run code."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in KERAS_KEYS.values() if k not in npz.files]
+            if missing:
+                raise DataError(f"{path}: not Keras' MNIST file: it lacks the arrays {', '.join(missing)} "
+                                f"(it holds {', '.join(npz.files) or 'none'}). {_REFETCH}")
+            arrays = {role: npz[key] for role, key in KERAS_KEYS.items()}
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError) as err:  # not a zip, truncated, or object arrays that need pickle
+        raise DataError(f"{path}: cannot be read as a .npz file ({err}). {_REFETCH}") from None
+    for role, array in arrays.items():
+        ndim = 3 if role.endswith("images") else 1
+        if array.dtype != np.uint8 or array.ndim != ndim:
+            raise DataError(f"{path}: {KERAS_KEYS[role]} should be uint8 with {ndim} dimensions, found {array.dtype} "
+                            f"with shape {array.shape}. {_REFETCH}")
+        if role.endswith("labels") and num_classes is not None and array.size and int(array.max()) >= num_classes:
+            raise DataError(f"{path}: {KERAS_KEYS[role]} holds label {int(array.max())}, out of range for "
+                            f"{num_classes} classes; the file is corrupt. {_REFETCH}")
+    return arrays

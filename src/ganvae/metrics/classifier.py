@@ -27,8 +27,8 @@ from ganvae.utils import default_cache_dir
 log = logging.getLogger(__name__)
 
 FEATURE_DIM = 128
-# datasets that share a classifier: mnist-5k is a subset of MNIST
-CLASSIFIER_FOR = {"mnist": "mnist", "mnist-5k": "mnist", "fashion-mnist": "fashion-mnist", "kmnist": "kmnist"}
+# datasets that share a classifier: mnist-5k and mnist-25k are subsets of MNIST
+CLASSIFIER_FOR = {"mnist": "mnist", "mnist-5k": "mnist", "mnist-25k": "mnist", "fashion-mnist": "fashion-mnist", "kmnist": "kmnist"}
 
 
 class MNISTClassifier(nn.Module):
