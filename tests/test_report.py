@@ -1,5 +1,6 @@
 """compare writes a report whose HTML parses and holds every section; demo runs end to end."""
 
+import json
 from html.parser import HTMLParser
 
 import pytest
@@ -59,7 +60,13 @@ def test_compare_report_has_every_section(two_runs, tmp_path):
         assert section in parser.h2, section
     assert all(src.startswith("data:image/") for src in parser.imgs)  # self-contained: no file or network links
     text = report.read_text()
-    assert 'class="best"' in text and "Frechet distance" in text and "IWAE" in text
+    assert "Frechet distance" in text and "IWAE" in text and " +- " in text and 'id="verdict"' in text
+    summary = json.loads((tmp_path / "report" / "report.json").read_text())
+    # two-epoch models on 96 images: whatever they draw, a model the checks flag is marked, never best
+    for label, problems in summary["untrusted"].items():
+        assert problems and all(label not in v for k, v in summary["best"].items() if k != "test_nll_iwae")
+    assert ("\u2020" in text) == bool(summary["untrusted"])
+    assert summary["verdict"].startswith("With ")
     md = (tmp_path / "report" / "report.md").read_text()
     for section in SECTIONS:
         assert f"## {section}" in md
@@ -80,15 +87,23 @@ def test_evaluate_writes_metrics_with_protocol(two_runs):
 
 def test_demo_end_to_end(tmp_path):
     from ganvae.demo import demo
+    from ganvae.errors import ConfigError
 
+    lines = []
     # bounded by one epoch (the minutes are only a ceiling), so the test does not depend on the machine's speed
-    report = demo(tmp_path / "demo", minutes=5, models=("gan", "vae"), n_samples=300,
-                  extra_overrides=["train.epochs=1", "train.eval_every=1"])
+    report = demo(tmp_path / "demo", minutes=5, models=("gan", "vae"), n_samples=300, dataset="mnist-5k",
+                  extra_overrides=["train.epochs=1", "train.eval_every=1"], say=lines.append)
     assert report.is_file()
     assert (tmp_path / "demo" / "vae" / "metrics_during_training.csv").is_file()
     assert (tmp_path / "demo" / "gan" / "progress.gif").is_file()  # a grid even when no epoch completed
+    # one line per stage with the time left, then the report's path and the verdict
+    assert lines[0].startswith("[1/3] training gan for 5 min on mnist-5k (about ") and "min left" in lines[0]
+    assert lines[2].startswith("[3/3] evaluating 2 models")
+    assert str(report) in lines[3] and lines[4].startswith("Verdict: With ")
     with pytest.raises(Exception, match="not empty"):
         demo(tmp_path / "demo", minutes=0.01, models=("vae",))
+    with pytest.raises(ConfigError, match="unknown model.*nope.*choose from gan, dcgan"):
+        demo(tmp_path / "other", models=("gan", "nope"))
 
 
 def test_observations_read_the_numbers():
@@ -107,8 +122,57 @@ def test_observations_read_the_numbers():
                entry("vae", 400.0, 0.92, 0.65, [], 0.97, nll=110.0)]
     text = " ".join(observations(entries))
     assert "gan has the lowest Frechet distance (200.00" in text
-    assert "dcgan has collapsed onto few classes" in text  # its perfect precision is qualified
+    assert "Cannot be trusted: dcgan's precision" in text  # its perfect precision is qualified
     assert "Mode collapse: dcgan's samples give classes [0, 1, 2, 3, 4, 5, 6, 7, 8]" in text
     assert "vae 110.0 nats" in text
     best = best_per_row(entries)
     assert best["fid"] == {"gan"} and best["recall"] == {"vae"}
+    assert best["precision"] == {"vae"}  # dcgan's 1.0 comes from a collapsed model: never best
+
+
+def _metrics(fid, fid_std, recall=0.6, dropped=(), entropy=0.97, sharpness=1.0):
+    return {"fid": fid, "fid_std": fid_std, "precision": 0.8, "recall": recall, "recall_std": 0.01, "coverage": recall,
+            "coverage_std": 0.01, "class_entropy": entropy, "dropped_classes": list(dropped),
+            "class_histogram": [0.1] * 10, "sharpness": sharpness}
+
+
+def test_differences_within_the_noise_are_ties():
+    from pathlib import Path
+
+    from ganvae.viz.report import RunEntry, best_per_row, tied
+
+    a, b, c = _metrics(100.0, 4.0), _metrics(108.0, 3.0), _metrics(130.0, 3.0)
+    assert tied("fid", a, b) and not tied("fid", a, c)  # 8 < 2 * 5; 30 > 2 * 5
+    entries = [RunEntry("a", Path("a"), {"metrics": a}), RunEntry("b", Path("b"), {"metrics": b}),
+               RunEntry("c", Path("c"), {"metrics": c})]
+    assert best_per_row(entries)["fid"] == {"a", "b"}
+
+
+def test_verdict_names_the_leader_the_blur_and_the_collapsed():
+    from pathlib import Path
+
+    from ganvae.viz.report import RunEntry, verdict
+
+    def entry(label, model, m):
+        return RunEntry(label, Path(label), {"model": model, "metrics": m, "training": {"train_seconds": 90.0}})
+
+    text = verdict([entry("gan", "gan", _metrics(60.0, 1.0, recall=0.8, sharpness=1.3)),
+                    entry("vae", "vae", _metrics(250.0, 2.0, recall=0.7, sharpness=0.45)),
+                    entry("dcgan", "dcgan", _metrics(900.0, 5.0, recall=0.02, dropped=range(8), entropy=0.3))])
+    assert text.startswith("With 1.5 minutes of training each, the samples closest to real digits come from gan (GAN)")
+    assert "vae blurred ones (0.45" in text and "The widest variety of real digits is reached by gan (recall 0.800" in text
+    assert "Left out of this comparison: dcgan" in text and "dcgan 900" not in text
+
+
+def test_class_grid_shows_a_dropped_class_as_a_grey_row():
+    import torch
+
+    from ganvae.viz.report import class_grid
+
+    images = torch.rand(30, 1, 4, 4)
+    probs = torch.nn.functional.one_hot(torch.tensor([0] * 20 + [2] * 10), 3).float()
+    grid = class_grid(images, probs, [0, 1, 2], per_row=12)
+    assert grid.shape == (36, 1, 4, 4)
+    assert torch.equal(grid[:12], images[:12])  # class 0: its first 12 samples, in draw order
+    assert (grid[12:24] == 0.35).all()  # class 1 never drawn: a grey row
+    assert torch.equal(grid[24:34], images[20:30]) and (grid[34:] == 0.35).all()

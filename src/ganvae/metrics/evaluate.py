@@ -31,13 +31,13 @@ log = logging.getLogger(__name__)
 HIGHER_IS_BETTER = {
     "fid": False, "kid": False, "precision": True, "recall": True, "density": True, "coverage": True,
     "inception_score": True, "class_entropy": True, "confident_share": True, "memorisation_ratio": True,
-    "test_elbo": True, "test_nll_iwae": False, "reconstruction_error": False,
+    "test_elbo": True, "test_nll_iwae": False, "reconstruction_error": False, "sharpness": True,
 }
 LABELS = {
     "fid": "Frechet distance (classifier features)", "kid": "KID (x1000)", "precision": "precision (k=5)",
     "recall": "recall (k=5)", "density": "density (k=5)", "coverage": "coverage (k=5)",
     "inception_score": "classifier Inception Score", "class_entropy": "class balance (normalised entropy)",
-    "confident_share": "confident predictions", "memorisation_ratio": "sample/test distance to train (median ratio)",
+    "confident_share": "confident predictions", "sharpness": "edge sharpness (samples / real)", "memorisation_ratio": "sample/test distance to train (median ratio)",
     "test_elbo": "test ELBO (nats)", "test_nll_iwae": "test NLL, IWAE bound (nats)",
     "reconstruction_error": "reconstruction error (nats or MSE)",
 }
@@ -45,12 +45,13 @@ LABELS = {
 
 def sample_metrics(samples: torch.Tensor, data: ImageData, fnet: FeatureNetwork, seed: int = 0, k: int = 5,
                    memorisation_n: int = 1000, cheap: bool = False,
-                   reference: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, Any]:
+                   reference: tuple[torch.Tensor, torch.Tensor] | None = None, bootstrap: int = 20) -> dict[str, Any]:
     """Metrics of ``samples`` ``(M, 1, H, W)`` in [0, 1] against the test split of ``data``.
 
     Args:
         cheap: only the Frechet distance and class coverage (for in-training tracking).
         reference: precomputed (features, probs) of the test split.
+        bootstrap: resamplings of the samples behind the ``<metric>_std`` noise estimates (0 = none).
     """
     timings: dict[str, float] = {}
     t = time.monotonic()
@@ -58,7 +59,8 @@ def sample_metrics(samples: torch.Tensor, data: ImageData, fnet: FeatureNetwork,
     feats, probs = fnet.extract(samples)
     timings["features"] = time.monotonic() - t
     t = time.monotonic()
-    fid = core.frechet_distance(*core.gaussian_stats(feats), *core.gaussian_stats(ref_feats))
+    ref_stats = core.gaussian_stats(ref_feats)
+    fid = core.frechet_distance(*core.gaussian_stats(feats), *ref_stats)
     coverage = core.class_coverage(probs, list(data.class_subset) if data.class_subset else None)
     out: dict[str, Any] = {"fid": fid, "class_entropy": coverage["entropy"], "confident_share": coverage["confident_share"],
                            "dropped_classes": coverage["dropped_classes"], "class_histogram": coverage["histogram"]}
@@ -70,8 +72,13 @@ def sample_metrics(samples: torch.Tensor, data: ImageData, fnet: FeatureNetwork,
     out["kid"], out["kid_std"] = kid * 1000, kid_std * 1000
     timings["kid"] = time.monotonic() - t
     t = time.monotonic()
-    out.update(core.precision_recall_density_coverage(ref_feats, feats, k=k))
+    out.update(core.precision_recall_density_coverage(ref_feats, feats, k=k, bootstrap=bootstrap, seed=seed))
     timings["prdc"] = time.monotonic() - t
+    if bootstrap > 0:
+        t = time.monotonic()
+        out["fid_std"] = core.frechet_distance_bootstrap(feats, ref_stats, bootstrap, seed=seed)
+        timings["fid_bootstrap"] = time.monotonic() - t
+    out["sharpness"] = core.sharpness_ratio(samples, data.test_images.float() / 255)
     out["inception_score"], out["inception_score_std"] = core.inception_score(probs)
     t = time.monotonic()
     g = torch.Generator().manual_seed(seed)
@@ -217,6 +224,8 @@ def evaluate(run: str | Path | LoadedRun, n_samples: int = 10000, seed: int = 0,
             "feature_network": {"name": fnet.name, "version": fnet.version, "sha256": fnet.sha256,
                                 "test_accuracy": fnet.test_accuracy},
             "nearest_neighbour_k": 5,
+            "noise": "+- = standard deviation over 20 bootstrap resamplings of the samples (reference fixed); KID and "
+                     "Inception Score: over their subsets",
             "kid": "cubic polynomial kernel on features divided by the reference RMS, 50 subsets of up to 1000",
             "inception_score_splits": 10, "memorisation": "pixel L2 to nearest train image, 1000 samples vs 1000 test",
             "classes": list(data.class_subset) if data.class_subset else None,

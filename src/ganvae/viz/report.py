@@ -12,19 +12,24 @@ import base64
 import html
 import json
 import logging
+import math
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from ganvae.metrics.classifier import load_classifier
 from ganvae.metrics.evaluate import HIGHER_IS_BETTER, LABELS, evaluate, machine_description
 from ganvae.utils import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-SECTIONS = ["Setting", "Metrics", "Observations", "Samples", "Reconstructions", "Interpolations",
+SECTIONS = ["Setting", "Metrics", "Observations", "Samples", "Samples by class", "Reconstructions", "Interpolations",
             "Training progress", "Losses", "Quality during training", "Class coverage"]
+PICTURE_SECTIONS = SECTIONS[3:9]  # one picture per model, side by side
 
 
 @dataclass
@@ -101,25 +106,139 @@ def _class_plot(entries: list[RunEntry], classes: list[str], out: Path) -> None:
     atomic_write_bytes(out, figure_bytes(fig))
 
 
+CLOSER_TO_ONE = {"memorisation_ratio", "sharpness"}  # neither copying / blurred (below 1) nor off the data / speckled
+
+
+def class_grid(images: torch.Tensor, probs: torch.Tensor, classes: list[int], per_row: int = 12) -> torch.Tensor:
+    """Samples sorted by the classifier's predicted class: one row per class, its first ``per_row`` samples in
+    draw order, empty (mid-grey) cells where the model drew fewer, so a dropped class shows as a grey row.
+
+    Returns ``(len(classes) * per_row, C, H, W)`` in [0, 1], for ``make_grid(nrow=per_row)``."""
+    pred = probs.argmax(1)
+    cells = []
+    for c in classes:
+        mine = images[pred == c][:per_row]
+        blank = torch.full((per_row - len(mine), *images.shape[1:]), 0.35)
+        cells += [mine, blank]
+    return torch.cat(cells)
+
+
 def _direction(key: str) -> str:
     """Which way a metric is better, as the tables print it."""
-    if key == "memorisation_ratio":  # neither copying (below 1) nor off the data (above 1)
+    if key in CLOSER_TO_ONE:
         return "closer to 1"
     return "higher" if HIGHER_IS_BETTER[key] else "lower"
 
 
+# a model failing one of these checks has samples that fidelity metrics cannot judge: precision, density and
+# confident predictions reward a model that draws a few realistic images over and over
+MIN_RECALL = 0.1  # share of real digits inside the samples' manifold
+MIN_CLASS_ENTROPY = 0.8  # normalised entropy of the predicted-class histogram (1 = balanced)
+
+
+def trust_problems(metrics: dict[str, Any]) -> list[str]:
+    """Why this model's sample metrics cannot be trusted (empty when they can): collapse onto few classes, or
+    samples that cover almost none of the real digits."""
+    problems = []
+    if metrics.get("dropped_classes"):
+        problems.append(f"classes {metrics['dropped_classes']} get under a third of their share of samples")
+    if metrics.get("class_entropy", 1.0) < MIN_CLASS_ENTROPY:
+        problems.append(f"its class histogram is unbalanced (normalised entropy {metrics['class_entropy']:.2f} < {MIN_CLASS_ENTROPY})")
+    if metrics.get("recall", 1.0) < MIN_RECALL:
+        problems.append(f"recall {metrics['recall']:.3f} < {MIN_RECALL}: its samples cover almost none of the real digits")
+    return problems
+
+
+SAMPLE_METRICS = {"fid", "kid", "precision", "recall", "density", "coverage", "inception_score", "class_entropy",
+                  "confident_share", "memorisation_ratio", "sharpness"}
+
+
+def _badness(key: str, v: float) -> float:
+    """A value where lower is better, for every metric."""
+    if key in CLOSER_TO_ONE:
+        return abs(v - 1)
+    return -v if HIGHER_IS_BETTER[key] else v
+
+
+def tied(key: str, a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two models' values of ``key`` differ by less than twice the noise of their difference."""
+    sa, sb = a.get(f"{key}_std"), b.get(f"{key}_std")
+    if sa is None or sb is None:
+        return a[key] == b[key]
+    return abs(a[key] - b[key]) <= 2 * math.hypot(sa, sb)
+
+
 def best_per_row(entries: list[RunEntry]) -> dict[str, set[str]]:
+    """Per metric, the models marked best: the best value among the models whose sample metrics can be trusted,
+    and every trusted model tied with it (difference within twice its noise). A collapsed model is never best."""
     best: dict[str, set[str]] = {}
-    for key, higher in HIGHER_IS_BETTER.items():
-        values = {e.label: e.result["metrics"][key] for e in entries if key in e.result["metrics"]}
-        if len(values) < 2:
+    for key in HIGHER_IS_BETTER:
+        present = [e for e in entries if key in e.result["metrics"]]
+        candidates = {e.label: e.result["metrics"] for e in present
+                      if not (key in SAMPLE_METRICS and trust_problems(e.result["metrics"]))}
+        if len(present) < 2 or not candidates:
             continue
-        if key == "memorisation_ratio":  # closer to 1 is better (neither copying nor off-manifold)
-            target = min(values.values(), key=lambda v: abs(v - 1))
-        else:
-            target = max(values.values()) if higher else min(values.values())
-        best[key] = {label for label, v in values.items() if v == target}
+        top = min(candidates, key=lambda k: _badness(key, candidates[k][key]))
+        best[key] = {k for k, m in candidates.items() if k == top or tied(key, candidates[top], m)}
     return best
+
+
+def _pm(m: dict[str, Any], key: str, digits: int = 1) -> str:
+    std = m.get(f"{key}_std")
+    return f"{m[key]:.{digits}f}" + (f" +- {std:.{digits}f}" if std is not None else "")
+
+
+FAMILY = {"gan": "GAN", "dcgan": "GAN", "vae": "VAE", "conv-vae": "VAE", "vae-gan": "VAE-GAN", "cppn": "CPPN GAN+VAE"}
+
+
+def verdict(entries: list[RunEntry]) -> str:
+    """One paragraph answering the classic GAN-against-VAE question from the numbers: which model draws digits
+    closest to real ones (and how sharp), which covers the classes, at what compute; differences within the
+    noise are called ties, and models whose metrics cannot be trusted are named as such."""
+    m = {e.label: e.result["metrics"] for e in entries}
+    families = {e.label: FAMILY.get(e.result["model"], e.result["model"]) for e in entries}
+    trusted = [k for k in m if not trust_problems(m[k])]
+    parts = []
+    budgets = {e.label: (e.result.get("training") or {}).get("train_seconds") for e in entries}
+    if all(v is not None for v in budgets.values()):
+        mins = sorted({round(v / 60, 1) for v in budgets.values()})
+        parts.append(f"With {mins[0]} minutes of training each" if len(mins) == 1
+                     else f"With {', '.join(f'{k} {v / 60:.1f}' for k, v in budgets.items())} minutes of training")
+    else:
+        parts.append("With the budgets above")
+    if not trusted:
+        return parts[0] + ", no model's samples can be trusted to the metrics (see the warnings): train longer."
+    order = sorted(trusted, key=lambda k: m[k]["fid"])
+    top = order[0]
+    ties = [k for k in order[1:] if tied("fid", m[top], m[k])]
+    lead = f"{top} ({families[top]})" + (f", tied within the noise with {', '.join(ties)}" if ties else "")
+    rest = ", ".join(f"{k} {_pm(m[k], 'fid')}" for k in order[1:])
+    text = (f"{parts[0]}, the samples closest to real digits come from {lead}: Frechet distance {_pm(m[top], 'fid')}"
+            + (f" against {rest}" if rest else "") + ".")
+    if all("sharpness" in m[k] for k in trusted):
+        blurred = [k for k in trusted if m[k]["sharpness"] < 0.8]
+        crisp = [k for k in trusted if m[k]["sharpness"] >= 0.8]
+        if blurred and crisp:
+            text += (f" By the pixels alone, {', '.join(crisp)} draw{'s' if len(crisp) == 1 else ''} edges as sharp as "
+                     f"real digits' or sharper (edge sharpness {', '.join(format(m[k]['sharpness'], '.2f') for k in crisp)}), "
+                     f"{', '.join(blurred)} blurred ones ({', '.join(format(m[k]['sharpness'], '.2f') for k in blurred)}; real = 1)"
+                     + (": the classic difference between a GAN's samples and a VAE's mean images."
+                        if {families[k] for k in blurred} == {"VAE"} and {families[k] for k in crisp} <= {"GAN", "VAE-GAN", "CPPN GAN+VAE"}
+                        else "."))
+    if len(trusted) > 1:
+        rec = sorted(trusted, key=lambda k: -m[k]["recall"])
+        rec_ties = [k for k in rec[1:] if tied("recall", m[rec[0]], m[k])]
+        cov = sorted(trusted, key=lambda k: -m[k]["coverage"])
+        text += (f" The widest variety of real digits is reached by {rec[0]} (recall {_pm(m[rec[0]], 'recall', 3)}"
+                 + (f", tied with {', '.join(rec_ties)}" if rec_ties else "")
+                 + f"; then {', '.join(k + ' ' + _pm(m[k], 'recall', 3) for k in rec[1:])}); most real digits with a "
+                 f"sample close by (coverage): {', '.join(k + ' ' + _pm(m[k], 'coverage', 3) for k in cov)}.")
+    untrusted = [k for k in m if k not in trusted]
+    if not untrusted:
+        text += " Every model draws all its classes."
+    for k in untrusted:  # trusted models never drop a class: dropping one is a trust problem
+        text += f" Left out of this comparison: {k}, whose samples collapsed ({'; '.join(trust_problems(m[k]))})."
+    return text
 
 
 def observations(entries: list[RunEntry]) -> list[str]:
@@ -129,16 +248,16 @@ def observations(entries: list[RunEntry]) -> list[str]:
     by = lambda key, hi: sorted(m, key=lambda k: m[k][key], reverse=hi)  # noqa: E731
     if len(m) > 1:
         order = by("fid", False)
-        top = by("precision", True)[0]
-        n_classes = len(m[top]["class_histogram"])
-        collapsed = len(m[top].get("dropped_classes", [])) >= n_classes / 2
-        caveat = (f", but {top} has collapsed onto few classes, and precision rewards a collapsed model that "
-                  f"draws the same realistic images: read it with recall and coverage") if collapsed else ""
         out.append(
-            f"Fidelity: {order[0]} has the lowest Frechet distance ({m[order[0]]['fid']:.2f}, against "
-            + ", ".join(f"{k} {m[k]['fid']:.2f}" for k in order[1:]) + f"); precision is highest for {top} "
-            f"({m[top]['precision']:.3f}){caveat}."
+            f"Fidelity: {order[0]} has the lowest Frechet distance ({_pm(m[order[0]], 'fid', 2)}, against "
+            + ", ".join(f"{k} {_pm(m[k], 'fid', 2)}" for k in order[1:]) + ")."
         )
+        for label in m:
+            problems = trust_problems(m[label])
+            if problems:
+                out.append(f"Cannot be trusted: {label}'s precision, density, confident predictions and the other "
+                           f"sample metrics, because {'; and '.join(problems)}. A model that draws a few realistic "
+                           "images over and over scores well on fidelity metrics; it is never marked best.")
         rec, cov = by("recall", True), by("coverage", True)
         out.append(
             f"Coverage: {rec[0]} has the highest recall ({m[rec[0]]['recall']:.3f}) and {cov[0]} the highest coverage "
@@ -178,6 +297,24 @@ def _data_uri(path: Path) -> str:
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
+def _cell(e: RunEntry, key: str) -> str:
+    """A table cell's text: the value, +- its noise where measured, a dagger where it cannot be trusted."""
+    m = e.result["metrics"]
+    v = m.get(key)
+    if v is None:
+        return "-"
+    std = m.get(f"{key}_std")
+    if std is not None and std > 0:
+        # the noise sets the digits shown: two significant digits of it, the value to the same place
+        places = max(0, 1 - math.floor(math.log10(std)))
+        text = f"{v:.{places}f} +- {std:.{places}f}"
+    else:
+        text = _fmt(v)
+    if key in SAMPLE_METRICS and trust_problems(m):
+        text += " \u2020"
+    return text
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}" if abs(v) < 1000 else f"{v:.1f}"
@@ -202,6 +339,11 @@ def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, see
         slug = "".join(ch if ch.isalnum() else "-" for ch in e.label)
         save_grid(api.sample_images(loaded, 64, seed), out / f"{slug}_samples.png", nrow=8, scale=2)
         e.files["Samples"] = f"{slug}_samples.png"
+        fnet = load_classifier(loaded.config.data.dataset)
+        many = api.sample_images(loaded, 600, seed + 1)
+        trained = sorted(loaded.config.data.classes) if loaded.config.data.classes else list(range(fnet.model.head.out_features))
+        save_grid(class_grid(many, fnet.extract(many)[1], trained), out / f"{slug}_by_class.png", nrow=12, scale=2)
+        e.files["Samples by class"] = f"{slug}_by_class.png"
         if loaded.model.has_encoder:
             api.reconstruct(loaded, n=16, seed=seed, out=out / f"{slug}_reconstructions.png", data_dir=data_dir)
             e.files["Reconstructions"] = f"{slug}_reconstructions.png"
@@ -224,8 +366,15 @@ def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, see
     shared["Class coverage"] = "classes.png"
     notes = observations(entries)
     best = best_per_row(entries)
-    write_html(entries, shared, notes, best, out)
-    write_markdown(entries, shared, notes, best, out)
+    text = verdict(entries)
+    write_html(entries, shared, notes, best, out, text)
+    write_markdown(entries, shared, notes, best, out, text)
+    summary = {"verdict": text, "observations": notes, "best": {k: sorted(v) for k, v in best.items()},
+               "untrusted": {e.label: trust_problems(e.result["metrics"]) for e in entries if trust_problems(e.result["metrics"])},
+               "models": {e.label: {"run": str(e.path), "model": e.result["model"],
+                                    "metrics": {k: v for k, v in e.result["metrics"].items() if isinstance(v, (int, float))}}
+                          for e in entries}}
+    atomic_write_text(out / "report.json", json.dumps(summary, indent=2) + "\n")
     log.info("report written: %s", out / "report.html")
     return out / "report.html"
 
@@ -242,6 +391,7 @@ def _setting_rows(entries: list[RunEntry]) -> list[tuple[str, str]]:
         ("reference", p["reference"]),
         ("feature network", f"{fnet['name']} (test accuracy {fnet['test_accuracy']}, sha256 {fnet['sha256'][:12]}...)"),
         ("nearest-neighbour metrics", f"k = {p['nearest_neighbour_k']}; KID: {p['kid']}"),
+        ("noise (+-)", p.get("noise", "not measured (metrics from an older ganvae)")),
         ("memorisation", p["memorisation"]),
     ]
     for e in entries:
@@ -255,9 +405,19 @@ def _setting_rows(entries: list[RunEntry]) -> list[tuple[str, str]]:
     return rows
 
 
-def write_html(entries, shared, notes, best, out: Path) -> Path:
-    h = ['<!DOCTYPE html><html><head><meta charset="utf-8"><title>ganvae comparison</title><style>',
-         "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}",
+SECTION_NOTES = {
+    "Samples by class": "600 samples per model sorted by the feature classifier's prediction: one row per class "
+                        "(0 at the top), grey cells where the model drew fewer than 12 of that class. A grey row "
+                        "is a dropped class.",
+}
+
+
+def write_html(entries, shared, notes, best, out: Path, verdict_text: str = "") -> Path:
+    h = ['<!DOCTYPE html><html><head><meta charset="utf-8">'
+         '<meta name="viewport" content="width=device-width, initial-scale=1"><title>ganvae comparison</title><style>',
+         "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;line-height:1.45}",
+         "table{border-collapse:collapse}.scroll{overflow-x:auto}.untrusted{color:#888;font-style:italic}",
+         "#verdict p{background:#f3f6fb;border-left:4px solid #4a7bd0;padding:.6em 1em;max-width:70em}",
          "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th:first-child,td:first-child{text-align:left}",
          ".best{background:#d8f5d0;font-weight:bold}.row{display:flex;flex-wrap:wrap;gap:16px}",
          ".cell{text-align:center}img{image-rendering:pixelated;max-width:100%}</style></head><body>",
@@ -265,24 +425,29 @@ def write_html(entries, shared, notes, best, out: Path) -> Path:
     h.append('<section id="setting"><h2>Setting</h2><table>')
     h += [f"<tr><th>{html.escape(k)}</th><td style='text-align:left'>{html.escape(v)}</td></tr>" for k, v in _setting_rows(entries)]
     h.append("</table></section>")
-    h.append('<section id="metrics"><h2>Metrics</h2><p>Best value per row in green.</p><table><tr><th>metric</th>')
+    h.append('<section id="metrics"><h2>Metrics</h2><p>Best value per row in green, with every model tied with it '
+             '(a difference under twice the noise of the difference; +- is the sampling noise, see the setting). '
+             '&dagger;: cannot be trusted, the model collapsed (see the observations); never marked best.</p>'
+             '<div class="scroll"><table><tr><th>metric</th>')
     h += [f"<th>{html.escape(e.label)}</th>" for e in entries] + ["<th>better</th></tr>"]
     for key, label in LABELS.items():
         if not any(key in e.result["metrics"] for e in entries):
             continue
         h.append(f"<tr><td>{html.escape(label)}</td>")
         for e in entries:
-            v = e.result["metrics"].get(key)
-            cls = ' class="best"' if e.label in best.get(key, set()) else ""
-            h.append(f"<td{cls}>{_fmt(v) if v is not None else '-'}</td>")
+            cls = ' class="best"' if e.label in best.get(key, set()) else (
+                ' class="untrusted"' if key in SAMPLE_METRICS and trust_problems(e.result["metrics"]) else "")
+            h.append(f"<td{cls}>{html.escape(_cell(e, key))}</td>")
         h.append(f"<td>{_direction(key)}</td></tr>")
-    h.append("</table></section>")
+    h.append("</table></div></section>")
+    h.append(f'<section id="verdict"><h2>Verdict</h2><p>{html.escape(verdict_text)}</p></section>')
     h.append('<section id="observations"><h2>Observations</h2>' + "".join(f"<p>{html.escape(n)}</p>" for n in notes) + "</section>")
-    for section in SECTIONS[3:8]:
+    for section in PICTURE_SECTIONS:
         present = [e for e in entries if section in e.files]
         if not present:
             continue
-        h.append(f'<section id="{section.lower().replace(" ", "-")}"><h2>{section}</h2><div class="row">')
+        h.append(f'<section id="{section.lower().replace(" ", "-")}"><h2>{section}</h2>'
+                 + (f"<p>{html.escape(SECTION_NOTES[section])}</p>" if section in SECTION_NOTES else "") + '<div class="row">')
         for e in present:
             h.append(f'<div class="cell"><img src="{_data_uri(out / e.files[section])}" alt="{html.escape(e.label)}"><br>'
                      f"{html.escape(e.label)}</div>")
@@ -296,10 +461,11 @@ def write_html(entries, shared, notes, best, out: Path) -> Path:
     return path
 
 
-def write_markdown(entries, shared, notes, best, out: Path) -> Path:
+def write_markdown(entries, shared, notes, best, out: Path, verdict_text: str = "") -> Path:
     md = ["# ganvae: model comparison", "", "## Setting", "", "| | |", "| --- | --- |"]
     md += [f"| {k} | {v} |" for k, v in _setting_rows(entries)]
     md += ["", "## Metrics", "", "Best value per row in **bold**.", "",
+           "Ties within the noise are bold too; +- is the sampling noise; \u2020 = cannot be trusted (collapsed).", "",
            "| metric | " + " | ".join(e.label for e in entries) + " | better |",
            "| --- |" + " ---: |" * len(entries) + " --- |"]
     for key, label in LABELS.items():
@@ -307,12 +473,11 @@ def write_markdown(entries, shared, notes, best, out: Path) -> Path:
             continue
         cells = []
         for e in entries:
-            v = e.result["metrics"].get(key)
-            text = _fmt(v) if v is not None else "-"
+            text = _cell(e, key)
             cells.append(f"**{text}**" if e.label in best.get(key, set()) else text)
         md.append(f"| {label} | " + " | ".join(cells) + f" | {_direction(key)} |")
-    md += ["", "## Observations", ""] + [f"- {n}" for n in notes]
-    for section in SECTIONS[3:8]:
+    md += ["", "## Verdict", "", verdict_text, "", "## Observations", ""] + [f"- {n}" for n in notes]
+    for section in PICTURE_SECTIONS:
         present = [e for e in entries if section in e.files]
         if present:
             md += ["", f"## {section}", "", "| " + " | ".join(e.label for e in present) + " |",
