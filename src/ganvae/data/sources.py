@@ -17,7 +17,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -159,20 +159,14 @@ MNIST_25K = DatasetSource(
     packaged="mnist-25k",
 )
 
-MNIST_5K = DatasetSource(
+MNIST_5K = replace(
+    MNIST_25K,
     name="mnist-5k",
     title="MNIST, 5,000-digit offline subset (ships with ganvae)",
     description=(
         "5,000 real MNIST digits, a slice of mnist-25k: 4,000 train and 1,000 test (its first 400 / 100 images "
         "of each class). For tests and one-minute tries; no download."
     ),
-    homepage="http://yann.lecun.com/exdb/mnist/",
-    license="CC BY-SA 3.0 (MNIST: Yann LeCun, Corinna Cortes, Christopher J.C. Burges)",
-    classes=tuple(str(d) for d in range(10)),
-    mirrors=(),
-    files=_PACKAGED_MNIST_FILES,
-    offline=True,
-    packaged="mnist-25k",
     per_class=(400, 100),
 )
 
