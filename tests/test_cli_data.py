@@ -167,3 +167,25 @@ def test_verify_real_mnist_recompressed(tmp_path, capsys):
     labels.write_bytes(gzip.compress(gzip.decompress(labels.read_bytes()), compresslevel=1, mtime=1))
     assert main(["data", "verify", "mnist", "--data-dir", str(tmp_path)]) == 0
     assert "OK (same content, different compression" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, quiet, verbose", [
+    (["config", "show", "gan"], False, False),
+    (["-q", "config", "show", "gan"], True, False),
+    (["config", "show", "gan", "-q"], True, False),  # flags at the end, where users put them
+    (["data", "verify", "mnist", "--verbose"], False, True),
+    (["-v", "data", "list"], False, True),
+])
+def test_verbosity_flags_anywhere(argv, quiet, verbose):
+    from ganvae.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert (args.quiet, args.verbose) == (quiet, verbose)
+
+
+def test_data_info_takes_data_dir(tmp_path, capsys):
+    folder = write_idx_dataset(tmp_path / "d", n_train=20, n_test=10)
+    assert main(["data", "info", "mnist", "--data-dir", str(folder)]) == 0
+    assert "--data-dir: 4 file(s) found" in capsys.readouterr().out
+    assert main(["data", "info", "mnist", "--data-dir", str(tmp_path)]) == 0
+    assert "train-images-idx3-ubyte.gz is missing" in capsys.readouterr().out

@@ -71,6 +71,14 @@ def cmd_data(args) -> int:
         for role in sources.ROLES:
             spec = source.files[role]
             print(f"  {role:<13} {spec.filename}  md5 {spec.md5}")
+        if args.data_dir is not None and not source.offline:
+            try:
+                found = sources.resolve_files(source, data_dir=args.data_dir, allow_download=False)
+            except GanvaeError as err:
+                print(f"  --data-dir: {err}")
+            else:
+                print(f"  --data-dir: {len(set(found.values()))} file(s) found: " + ", ".join(sorted({str(v) for v in found.values()})))
+                print(f"  (`ganvae data verify {source.name} --data-dir {args.data_dir}` checks their content)")
         return 0
     if args.data_command == "download":
         if source.offline:
@@ -203,6 +211,21 @@ def cmd_render(args) -> int:
 # ----------------------------------------------------------------------------- parser
 
 
+def _add_verbosity(parser: argparse.ArgumentParser, default) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", action="store_true", default=default, help="only warnings and errors")
+    group.add_argument("-v", "--verbose", action="store_true", default=default, help="debug messages too")
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A sub-command's parser: takes -q/-v too, so they work after the command (``ganvae train gan -q``).
+    Their default is SUPPRESS, so a sub-command that is not given them keeps what came before it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _add_verbosity(self, argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ganvae",
@@ -211,10 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     from ganvae import __version__
 
     parser.add_argument("--version", action="version", version=f"ganvae {__version__}")
-    verbosity = parser.add_mutually_exclusive_group()
-    verbosity.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    verbosity.add_argument("-v", "--verbose", action="store_true", help="debug messages too")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_verbosity(parser, False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser)
     models = _model_names()
 
     from ganvae.registry import get_entry
@@ -307,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     dsub.add_parser("list", help="the known datasets")
     q = dsub.add_parser("info", help="a dataset's description, classes, files and mirrors")
     q.add_argument("name")
+    q.add_argument("--data-dir", help="also say which of the dataset's files this folder holds")
     q = dsub.add_parser("verify", help="check each file: present, md5, valid IDX")
     q.add_argument("name")
     q.add_argument("--data-dir", help="check this folder instead of the cache")
