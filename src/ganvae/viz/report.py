@@ -335,11 +335,13 @@ def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, see
     labels = _label_runs(paths, [r["model"] for r in results])
     entries = [RunEntry(lbl, p, r) for lbl, p, r in zip(labels, paths, results)]
     classes: list[str] = []
+    classifiers = {}  # dataset -> feature network, loaded (and checksummed) once for all the runs on it
     for e, loaded in zip(entries, loaded_runs):
         slug = "".join(ch if ch.isalnum() else "-" for ch in e.label)
         save_grid(api.sample_images(loaded, 64, seed), out / f"{slug}_samples.png", nrow=8, scale=2)
         e.files["Samples"] = f"{slug}_samples.png"
-        fnet = load_classifier(loaded.config.data.dataset)
+        dataset = loaded.config.data.dataset
+        fnet = classifiers[dataset] = classifiers.get(dataset) or load_classifier(dataset)
         many = api.sample_images(loaded, 600, seed + 1)
         trained = sorted(loaded.config.data.classes) if loaded.config.data.classes else list(range(fnet.model.head.out_features))
         save_grid(class_grid(many, fnet.extract(many)[1], trained), out / f"{slug}_by_class.png", nrow=12, scale=2)
