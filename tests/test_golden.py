@@ -34,7 +34,7 @@ CASES = {
 
 
 def run_case(case: str) -> dict[str, list[float]]:
-    from ganvae.models.base import StepContext
+    from ganvae.models.step import StepContext
     from ganvae.training.trainer import build_model
 
     family = next(n for n in ("vae-gan", "conv-vae", "dcgan", "cppn", "gan", "vae") if case.startswith(n))

@@ -4,7 +4,7 @@
 import pytest
 import torch
 
-from ganvae.models.base import StepContext
+from ganvae.models.step import StepContext
 from ganvae.registry import model_names
 from ganvae.training.checkpoint import load_checkpoint, restore_model, save_checkpoint
 from ganvae.training.trainer import build_model

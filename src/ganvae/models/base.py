@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from dataclasses import dataclass
-from typing import Callable, ClassVar, Iterator
+from typing import ClassVar, Iterator
 
 import torch
 from torch import nn
@@ -18,47 +17,7 @@ from torch import nn
 from ganvae.data.dataset import ValueRange, to_unit
 from ganvae.losses import discriminator_loss, generator_loss
 from ganvae.models.ema import ema_decay_at, update_ema
-from ganvae.training.distributed import plain
-
-
-@dataclass
-class StepContext:
-    """What a training step may need to know about where training is."""
-
-    step: int  # global optimisation step, from 0
-    epoch: int  # current epoch, from 0
-    epoch_progress: float  # epochs done, fractional (for warm-ups)
-    autocast: contextlib.AbstractContextManager | None = None  # bf16 autocast context, or None
-    # mean over distributed ranks; decisions based on loss values must use it so all ranks agree
-    reduce_mean: Callable[[torch.Tensor], torch.Tensor] = lambda t: t
-    rank: int = 0  # this process's rank under torchrun
-    world_size: int = 1  # number of processes
-
-    def randn(self, n: int, dim: int, device: torch.device) -> torch.Tensor:
-        """Standard normal noise ``(n, dim)`` for this rank's share of the global batch.
-
-        Every rank draws the noise of the whole global batch from the same random stream and
-        keeps its own slice, so W processes with batch n draw exactly the noise that one
-        process with batch W*n draws (and the streams stay identical across ranks).
-        """
-        z = torch.randn(n * self.world_size, dim, device=device)
-        return z[self.rank * n : (self.rank + 1) * n]
-
-
-@contextlib.contextmanager
-def frozen(module: nn.Module) -> Iterator[None]:
-    """Stop gradients from accumulating in ``module``'s parameters (e.g. D during the G step).
-
-    Gradients still flow *through* the module to its inputs.
-    """
-    flags = [p.requires_grad for p in module.parameters()]
-    for p in module.parameters():
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in zip(module.parameters(), flags):
-            p.requires_grad_(flag)
+from ganvae.models.step import StepContext
 
 
 @contextlib.contextmanager
@@ -237,34 +196,23 @@ class AdversarialModel(GenerativeModel):
         opt_g, opt_d = optimizers["generator"], optimizers["discriminator"]
         b = x.shape[0]
         z = ctx.randn(b, self.latent_dim, x.device)
-        autocast = ctx.autocast or contextlib.nullcontext()
         if c.reuse_fake_logits:
-            with autocast:
+            with ctx.autocast():
                 fake = self.generator(z)
                 d_real, d_fake = self.discriminator(torch.cat([x, fake])).split(b)
                 d_loss = discriminator_loss(d_real, d_fake, c.gan_loss, c.real_label)
                 g_loss = generator_loss(d_fake, c.gan_loss)
-            opt_d.zero_grad(set_to_none=True)
-            opt_g.zero_grad(set_to_none=True)
             # each loss reaches only its own network's parameters; both before either update
-            d_loss.backward(inputs=list(plain(self.discriminator).parameters()), retain_graph=True)
-            g_loss.backward(inputs=list(plain(self.generator).parameters()))
-            opt_d.step()
-            opt_g.step()
+            ctx.optimize_simultaneously([(opt_d, d_loss, self.discriminator), (opt_g, g_loss, self.generator)])
             return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
 
-        with autocast:
+        with ctx.autocast():
             fake = self.generator(z)  # (B, C, H, W)
             d_real, d_fake = self.discriminator(torch.cat([x, fake.detach()])).split(b)
             d_loss = discriminator_loss(d_real, d_fake, c.gan_loss, c.real_label)
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
+        ctx.optimize(opt_d, d_loss)
 
-        discriminator = plain(self.discriminator)
-        with frozen(discriminator), autocast:
+        with ctx.frozen(self.discriminator) as discriminator, ctx.autocast():
             g_loss = generator_loss(discriminator(fake), c.gan_loss)
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
+        ctx.optimize(opt_g, g_loss)
         return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}

@@ -15,7 +15,6 @@ generator is doing well enough (loss below ``discriminator_step_max_g_loss``).
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Literal
@@ -24,12 +23,12 @@ import torch
 from torch import nn
 
 from ganvae.losses import discriminator_loss, gaussian_kl, generator_loss
-from ganvae.models.base import StepContext, adam, frozen
+from ganvae.models.base import adam
 from ganvae.models.blocks import prepare_discriminator
 from ganvae.models.configs import AdversarialConfig
+from ganvae.models.step import StepContext
 from ganvae.models.vae import ConvEncoder, VAEBase, VAEConfig
 from ganvae.models.vae_gan import ConvDiscriminator
-from ganvae.training.distributed import plain
 
 
 @dataclass
@@ -134,63 +133,54 @@ class CPPN(VAEBase):
             "discriminator": adam(self.discriminator.parameters(), c.lr_discriminator, c.beta1, c.beta2),
         }
 
-    def _generator_step(self, x, opt, autocast, ctx):
+    def _generator_step(self, x, opt, ctx: StepContext):
         c = self.config
         n_pixels = math.prod(self.image_shape)
-        with autocast:
+        with ctx.autocast():
             mu, logvar = self.encode(x)
             z = self.reparameterize(mu, logvar, ctx)
             logits = self.decoder(z)
             # VAE loss per pixel (the original divides by the image size) keeps it on the GAN loss's scale
-            vae_loss = (self.reconstruction_nll(logits, x) + gaussian_kl(mu, logvar)).mean() / n_pixels
-            discriminator = plain(self.discriminator)
-            with frozen(discriminator):
+            vae_loss = (self.reconstruction_nll(logits, x) + self.kl_beta(ctx) * gaussian_kl(mu, logvar)).mean() / n_pixels
+            with ctx.frozen(self.discriminator) as discriminator:
                 g_loss = generator_loss(discriminator(torch.sigmoid(logits)), c.gan_loss)
             loss = c.vae_weight * vae_loss + g_loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        ctx.optimize(opt, loss)
         return g_loss.detach(), vae_loss.detach(), torch.sigmoid(logits).detach()
 
-    def _discriminator_loss(self, x, fake, autocast):
+    def _discriminator_loss(self, x, fake, ctx: StepContext):
         b = x.shape[0]
-        with autocast:
+        with ctx.autocast():
             logits = self.discriminator(torch.cat([x, fake]))  # one pass on real and fake
             return discriminator_loss(logits[:b], logits[b:], self.config.gan_loss, self.config.real_label)
 
-    def _discriminator_step(self, x, fake, opt, autocast):
-        d_loss = self._discriminator_loss(x, fake, autocast)
-        opt.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt.step()
-        return d_loss.detach()
-
     def training_step(self, x, optimizers, ctx: StepContext):
         c = self.config
-        autocast = ctx.autocast or contextlib.nullcontext()
         x = self.prepare(x)
         opt_g, opt_d = optimizers["generator"], optimizers["discriminator"]
         if c.schedule == "alternating":
             with torch.no_grad():
                 fake = torch.sigmoid(self.decoder(self.reparameterize(*self.encode(x), ctx)))
-            d_loss = self._discriminator_step(x, fake, opt_d, autocast)
-            g_loss, vae_loss, _ = self._generator_step(x, opt_g, autocast, ctx)
+            d_loss = self._discriminator_loss(x, fake, ctx)
+            ctx.optimize(opt_d, d_loss)
+            g_loss, vae_loss, _ = self._generator_step(x, opt_g, ctx)
             g_steps, d_steps = 1, 1
         else:
             # balanced: the decisions need loss values on the host (one sync per decision);
             # under torchrun they use the mean over ranks so that every rank takes the same branch
             g_steps = 0
             for _ in range(c.max_generator_steps):
-                g_loss, vae_loss, fake = self._generator_step(x, opt_g, autocast, ctx)
+                g_loss, vae_loss, fake = self._generator_step(x, opt_g, ctx)
                 g_steps += 1
                 if ctx.reduce_mean(g_loss).item() < c.generator_loss_target:
                     break
             with torch.no_grad():  # a probe only: DDP allows no grad-enabled forward without a backward
-                d_loss = self._discriminator_loss(x, fake, autocast)
+                d_loss = self._discriminator_loss(x, fake, ctx)
             d_steps = 0
             if (ctx.reduce_mean(d_loss).item() > c.discriminator_loss_floor
                     and ctx.reduce_mean(g_loss).item() < c.discriminator_step_max_g_loss):
-                d_loss = self._discriminator_step(x, fake, opt_d, autocast)
+                d_loss = self._discriminator_loss(x, fake, ctx)
+                ctx.optimize(opt_d, d_loss)
                 d_steps = 1
         return {
             "g_loss": g_loss, "d_loss": d_loss.detach(), "vae_loss": vae_loss,

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from ganvae.losses import bernoulli_nll, gaussian_kl, gaussian_nll, log_normal
-from ganvae.models.base import GenerativeModel, StepContext, adam
+from ganvae.models.base import GenerativeModel, adam
+from ganvae.models.step import StepContext
 
 
 @dataclass
@@ -164,17 +165,13 @@ class VAEBase(GenerativeModel):
         return {"vae": adam(self.parameters(), c.lr, c.beta1, c.beta2)}
 
     def training_step(self, x, optimizers, ctx):
-        import contextlib
-
+        """One step on the negative ELBO, reconstruction + beta * KL, averaged over the batch."""
         x = self.prepare(x)
-        with ctx.autocast or contextlib.nullcontext():
+        with ctx.autocast():
             recon, kl = self.elbo_terms(x, ctx)
         recon, kl = recon.mean(), kl.mean()
         loss = recon + self.kl_beta(ctx) * kl
-        opt = optimizers["vae"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        ctx.optimize(optimizers["vae"], loss)
         return {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach()}
 
     @torch.inference_mode()

@@ -15,17 +15,16 @@ from reconstructions and from prior samples. Losses (Sec. 2.2):
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from ganvae.losses import discriminator_loss, gaussian_kl, generator_loss
-from ganvae.models.base import StepContext, adam, frozen
+from ganvae.models.base import adam
 from ganvae.models.blocks import Dropout, prepare_discriminator
 from ganvae.models.configs import AdversarialConfig
-from ganvae.training.distributed import plain
+from ganvae.models.step import StepContext
 from ganvae.models.vae import ConvDecoder, ConvEncoder, ConvVAEConfig, VAEBase
 
 
@@ -85,10 +84,9 @@ class VAEGAN(VAEBase):
 
     def training_step(self, x, optimizers, ctx: StepContext):
         c = self.config
-        autocast = ctx.autocast or contextlib.nullcontext()
         x = self.prepare(x)
         b = x.shape[0]
-        with autocast:
+        with ctx.autocast():
             mu, logvar = self.encode(x)
             z = self.reparameterize(mu, logvar, ctx)
             # one decoder pass on [z, prior z, detached z] -> reconstructions, prior samples, and
@@ -98,14 +96,10 @@ class VAEGAN(VAEBase):
             # --- discriminator: data vs reconstructions and prior samples (detached), one pass
             logits = self.discriminator(torch.cat([x, recon_images.detach(), prior_images.detach()]))
             d_loss = discriminator_loss(logits[:b], logits[b:], c.gan_loss, c.real_label)
-        opt_d = optimizers["discriminator"]
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
+        ctx.optimize(optimizers["discriminator"], d_loss)
 
-        # --- encoder + decoder, with the discriminator frozen and called unwrapped
-        discriminator = plain(self.discriminator)
-        with frozen(discriminator), autocast:
+        # --- encoder + decoder, with the discriminator frozen
+        with ctx.frozen(self.discriminator) as discriminator, ctx.autocast():
             if c.feature_recon:
                 # Gaussian error on discriminator features (Larsen et al. 2016, Eq. 7), per image
                 f_real, f_fake = discriminator.features(torch.cat([x, recon_images])).flatten(1).split(b)
@@ -116,8 +110,5 @@ class VAEGAN(VAEBase):
             adv = generator_loss(discriminator(torch.cat([torch.sigmoid(adv_logits), prior_images])), c.gan_loss)
             recon, kl = recon.mean(), kl.mean()
             loss = recon + self.kl_beta(ctx) * kl + c.adversarial_weight * adv
-        opt = optimizers["vae"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        ctx.optimize(optimizers["vae"], loss)
         return {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach(), "d_loss": d_loss.detach(), "g_loss": adv.detach()}

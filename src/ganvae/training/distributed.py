@@ -10,7 +10,7 @@ the model's instance ``__dict__``, which shadows the plain module for ``model.ge
 calls, while ``model._modules`` (and so ``state_dict()``, ``parameters()``, checkpoints)
 keeps the plain networks. The model steps obey DDP's rules: one grad-enabled forward of a
 wrapped network per backward; the frozen discriminator of a generator step is called
-unwrapped (:func:`plain`); decisions that depend on loss values use losses averaged over
+unwrapped (``StepContext.frozen``); decisions that depend on loss values use losses averaged over
 the ranks, so every rank takes the same branch.
 """
 
@@ -26,11 +26,6 @@ import torch
 from torch import nn
 
 log = logging.getLogger(__name__)
-
-
-def plain(module: nn.Module) -> nn.Module:
-    """The module inside a DDP wrapper (or the module itself)."""
-    return getattr(module, "module", module)
 
 
 @dataclass

@@ -28,7 +28,8 @@ import torch
 from ganvae.config import ExperimentConfig, config_from_dict
 from ganvae.data.dataset import ImageData, iter_batches, load_dataset, scale_images, steps_per_epoch
 from ganvae.errors import CheckpointError, ConfigError, GanvaeError, Interrupted, TrainingDiverged
-from ganvae.models.base import GenerativeModel, StepContext
+from ganvae.models.base import GenerativeModel
+from ganvae.models.step import StepContext
 from ganvae.registry import get_entry
 from ganvae.runs import add_file_log, default_run_dir, write_run_metadata
 from ganvae.training import checkpoint as ckpt_io
