@@ -263,3 +263,23 @@ def test_discriminator_options_act(name):
     assert torch.equal(model.discriminator(x), model.discriminator(x))  # none in eval mode
     with pytest.raises(Exception, match="unknown augmentation"):
         build(name, "model.diffaugment=[flip]")
+
+
+@pytest.mark.parametrize("name", ["vae", "conv-vae", "vae-gan", "cppn"])
+def test_one_likelihood_for_training_and_evaluation(name, monkeypatch):
+    """A Gaussian decoder trains with the Gaussian likelihood that evaluation scores it with (no Bernoulli term)."""
+    import ganvae.models.vae as vae_module
+
+    def refuse(*args):
+        raise AssertionError("the Bernoulli likelihood was used with decoder=gaussian")
+
+    monkeypatch.setattr(vae_module, "bernoulli_nll", refuse)
+    _, model = build(name, "model.decoder=gaussian")
+    calls = []
+    original = type(model).reconstruction_nll
+    monkeypatch.setattr(type(model), "reconstruction_nll", lambda self, *a: calls.append(1) or original(self, *a))
+    model.training_step(batch(model), model.make_optimizers(), StepContext(0, 0, 0.0))
+    assert calls, "the training step does not use the model's reconstruction likelihood"
+    calls.clear()
+    model.log_importance_weights(batch(model, 2), k=2)  # what the likelihood bounds evaluate
+    assert calls

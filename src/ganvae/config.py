@@ -185,6 +185,13 @@ def suggest(key: str, valid: list[str]) -> str:
     return " Valid keys: " + ", ".join(valid) + "."
 
 
+def _refuse_retired(cls: type, where: str, key: str, source: str) -> None:
+    """The error for a field this config class once had and removed (its ``RETIRED`` map says why)."""
+    why = getattr(cls, "RETIRED", {}).get(key)
+    if why is not None:
+        raise ConfigError(f"{source}: '{where}.{key}' does not exist for this model: {why}. Remove it.")
+
+
 def section_from_dict(cls: type, data: Mapping[str, Any], *, where: str, source: str) -> Any:
     """Build dataclass ``cls`` from ``data``, validating every key and type.
 
@@ -201,6 +208,7 @@ def section_from_dict(cls: type, data: Mapping[str, Any], *, where: str, source:
     kwargs = {}
     for key, value in data.items():
         if key not in hints:
+            _refuse_retired(cls, where, str(key), source)
             raise ConfigError(f"{source}: unknown key '{where}.{key}'.{suggest(str(key), names)}")
         kwargs[key] = coerce_field(value, hints[key], f"{where}.{key}", source)
     return cls(**kwargs)
@@ -303,6 +311,7 @@ def apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentCo
         obj = getattr(cfg, section)
         hints = typing.get_type_hints(type(obj))
         if key not in hints:
+            _refuse_retired(type(obj), section, key, "--set")
             valid = [f"{section}.{f.name}" for f in dataclasses.fields(obj)]
             raise ConfigError(f"--set {text!r}: unknown key '{section}.{key}'.{suggest(f'{section}.{key}', valid)}")
         tp = hints[key]
@@ -382,4 +391,8 @@ def config_from_dict(data: Mapping[str, Any], source: str) -> ExperimentConfig:
     if "model_name" not in data:
         raise ConfigError(f"{source}: the config has no model_name.")
     cfg = default_config(data["model_name"])
+    retired = getattr(type(cfg.model), "RETIRED", {})
+    if isinstance(data.get("model"), Mapping) and retired.keys() & data["model"].keys():
+        # a checkpoint written before those fields were removed: they never acted, so dropping them changes nothing
+        data = {**data, "model": {k: v for k, v in data["model"].items() if k not in retired}}
     return merge_mapping(cfg, data, source)

@@ -33,9 +33,9 @@ def eval_mode(module: nn.Module) -> Iterator[None]:
 def adam(params, lr: float, beta1: float, beta2: float) -> torch.optim.Adam:
     """Adam (Kingma & Ba 2015) in its fused form: one pass over parameters, gradients and moments.
 
-    The same update as the default implementation; on CPU the fused kernel took 2.8 ms per step
-    for the MLP GAN's 3.0M parameters where the foreach one took 16.4 ms (1 thread), more than
-    the networks' own forward and backward. Falls back to foreach where fused is unsupported.
+    The same update as the default implementation; on CPU the fused kernel is several times
+    faster than the foreach one, whose Adam step cost more than the MLP GAN's own forward and
+    backward (benchmarks/RESULTS.md, "Speed"). Falls back to foreach where fused is unsupported.
     """
     params = list(params)
     try:

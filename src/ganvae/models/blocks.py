@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganvae.errors import ConfigError
+
 
 class Dropout(nn.Dropout):
     """Inverted dropout as ``nn.Dropout`` (Srivastava et al. 2014), with masks drawn faster on CPUs.
@@ -13,10 +15,10 @@ class Dropout(nn.Dropout):
     Each unit is kept with probability ``1 - p`` and scaled by ``1 / (1 - p)``, so the
     expected output equals the input, as with ``nn.Dropout``. What differs is how the mask
     is drawn on a CPU, where torch's random number generator runs on one thread and was the
-    largest cost of the layer: ``bernoulli_`` (``nn.Dropout``'s way) took 12% of a DCGAN
-    training step, a uniform draw compared with ``1 - p`` a third of that, and the mask of
-    :func:`keep_mask` about two thirds of the uniform one. On other devices the mask comes
-    from a uniform draw. The mask is float32 whatever the activations' dtype.
+    largest cost of the layer: :func:`keep_mask` needs half the generator calls of a uniform
+    draw, which itself is cheaper than ``bernoulli_`` (``nn.Dropout``'s way; timings in
+    benchmarks/RESULTS.md, "Speed"). On other devices the mask comes from a uniform draw. The
+    mask is float32 whatever the activations' dtype.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -38,9 +40,7 @@ def keep_mask(x: torch.Tensor, keep: float) -> torch.Tensor:
     ``k`` is ``keep`` rounded to a multiple of 2^-15 (0.7 -> 0.700012), and the scale is
     ``1 / k``, so the mask's mean is exactly 1. Each 31-bit integer of the generator
     (``random_`` on int32) gives two 15-bit uniform draws (bits 0-14 and 16-30): half the
-    generator calls of a float draw, which is what bounds the speed on a CPU (the draw took
-    6.6 against 19.4 ms for the 6.4M units of a DCGAN discriminator layer at batch 512, the
-    whole mask 14 against 22 ms for a uniform draw compared with ``keep``).
+    generator calls of a float draw, which is what bounds the speed on a CPU.
     """
     threshold = round(keep * 32768)  # P(kept) = threshold / 2^15
     out = torch.empty_like(x, dtype=torch.float32)  # same memory format as x (channels-last stays so)
@@ -118,8 +118,6 @@ def prepare_discriminator(discriminator: nn.Module, config, background: float) -
     policy = tuple(config.diffaugment)
     unknown = [p for p in policy if p not in AUGMENTATIONS]
     if unknown:
-        from ganvae.errors import ConfigError
-
         raise ConfigError(f"model.diffaugment: unknown augmentation(s) {unknown}; choose among {sorted(AUGMENTATIONS)}.")
     if policy:
         def augment(module, args):
@@ -127,3 +125,90 @@ def prepare_discriminator(discriminator: nn.Module, config, background: float) -
 
         discriminator.register_forward_pre_hook(augment)
     return discriminator
+
+
+def dense_stack(sizes: list[int]) -> nn.Sequential:
+    """Linear layers of the given sizes, each followed by a ReLU: ``[a, b, c]`` -> Linear(a, b), ReLU, Linear(b, c), ReLU."""
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def _halved(size: int, kernel: int, padding: int) -> int:
+    """Output size of a stride-2 convolution."""
+    return (size + 2 * padding - kernel) // 2 + 1
+
+
+class ConvEncoder(nn.Module):
+    """Conv 4x4 stride 2 + ReLU per entry of ``channels`` (H/2, H/4, ...), a dense ReLU layer per entry of
+    ``hidden``, then a linear map to ``(mu, logvar)`` (the encoder of the convolutional VAE, the VAE-GAN and the
+    CPPN)."""
+
+    def __init__(self, image_shape: tuple[int, int, int], channels: list[int], hidden: list[int], latent_dim: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_ch, size = image_shape[0], image_shape[1]
+        for ch in channels:
+            layers += [nn.Conv2d(in_ch, ch, 4, stride=2, padding=1), nn.ReLU()]
+            in_ch, size = ch, _halved(size, 4, 1)
+        self.convs = nn.Sequential(*layers)
+        self.dense = dense_stack([in_ch * size * size, *hidden])
+        self.to_stats = nn.Linear(hidden[-1] if hidden else in_ch * size * size, 2 * latent_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # (B, C, H, W) -> 2 x (B, Z)
+        mu, logvar = self.to_stats(self.dense(self.convs(x).flatten(1))).chunk(2, dim=1)
+        return mu, logvar
+
+
+class ConvDecoder(nn.Module):
+    """The mirror of :class:`ConvEncoder`: dense ReLU layers ``Z -> hidden[-1] -> ... -> hidden[0] -> (C_last,
+    H / 2^n, W / 2^n)``, then a transposed conv 4x4 stride 2 per entry of ``channels`` (reversed): logits."""
+
+    def __init__(self, image_shape: tuple[int, int, int], channels: list[int], hidden: list[int], latent_dim: int):
+        super().__init__()
+        ch = list(reversed(channels))
+        size = image_shape[1] // 2 ** len(channels)
+        self.start = (ch[0], size, size)
+        self.dense = dense_stack([latent_dim, *reversed(hidden), ch[0] * size * size])
+        layers: list[nn.Module] = []
+        for a, b in zip(ch, [*ch[1:], image_shape[0]]):
+            layers += [nn.ConvTranspose2d(a, b, 4, stride=2, padding=1), nn.ReLU()]
+        self.convs = nn.Sequential(*layers[:-1])  # no activation after the last: logits
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # (B, Z) -> (B, C, H, W) logits
+        return self.convs(self.dense(z).view(-1, *self.start))
+
+
+class ConvDiscriminator(nn.Module):
+    """A convolution (stride 2, "same" padding) + leaky ReLU + dropout per entry of ``channels``, then a linear
+    logit: the discriminator of the DCGAN (kernel 5, the TensorFlow tutorial's), the VAE-GAN and the CPPN (4).
+
+    With ``channels_last`` the convolutions run in NHWC memory format (faster on CPUs and tensor cores), and the
+    head reads its weight in (H, W, C) order to match the activations: the same sum as ``head(h.flatten(1))``
+    without reordering ``h`` (flatten would copy h to NCHW and send back an NCHW gradient, and the leaky ReLU and
+    dropout backward passes would then run on mixed layouts; benchmarks/RESULTS.md, "Speed").
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int], channels: list[int], kernel_size: int = 4,
+                 slope: float = 0.2, dropout: float = 0.0, channels_last: bool = False):
+        super().__init__()
+        pad = (kernel_size - 1) // 2
+        layers: list[nn.Module] = []
+        in_ch, size = image_shape[0], image_shape[1]
+        for out_ch in channels:
+            layers += [nn.Conv2d(in_ch, out_ch, kernel_size, stride=2, padding=pad), nn.LeakyReLU(slope, inplace=True),
+                       Dropout(dropout)]
+            in_ch, size = out_ch, _halved(size, kernel_size, pad)
+        self.features = nn.Sequential(*layers)  # (B, C_last, H / 2^n, W / 2^n)
+        self.head = nn.Linear(in_ch * size * size, 1)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.features.to(memory_format=self.memory_format)  # weights in the activations' layout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, 1) logits
+        h = self.features(x.contiguous(memory_format=self.memory_format))  # (B, C_last, H', W')
+        if self.memory_format is torch.contiguous_format:
+            return self.head(h.flatten(1))
+        b, c, hh, ww = h.shape
+        weight = self.head.weight.view(1, c, hh, ww).permute(0, 2, 3, 1).reshape(1, -1)  # (1, H'*W'*C)
+        return F.linear(h.permute(0, 2, 3, 1).reshape(b, -1), weight, self.head.bias)

@@ -1,4 +1,12 @@
-"""Config dataclasses shared by several model families (every field has a one-line comment)."""
+"""Config dataclasses shared by several model families (every field has a one-line comment).
+
+Families combine these by inheritance (``VAEGANConfig(AdversarialConfig, VAEObjectiveConfig, ConvNetConfig)``),
+so a field exists in a family's config only where that family's model uses it (STYLE.md, Pattern 11); a test
+checks that changing any field changes what the model builds or computes.
+
+A field a family once had but never used is listed in its config class's ``RETIRED`` map: a config file or
+``--set`` naming it gets an error that says why, and a checkpoint that stored it still loads.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +28,39 @@ class AdversarialConfig:
     real_label: float = 1.0  # target for real images in the BCE loss; 0.9 = one-sided label smoothing
     # EMA of the generator (and encoder) weights, used for sampling and evaluation (Yazici et al. 2019); None = off
     ema_decay: Optional[float] = 0.999
-    reuse_fake_logits: bool = False  # generator step reuses the discriminator's pass on the fakes (faster, not the textbook step)
     spectral_norm: bool = False  # spectral normalisation of every discriminator layer (Miyato et al. 2018)
     # differentiable augmentation of the discriminator's inputs (Zhao et al. 2020): translation, cutout; [] = off
     diffaugment: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GANStepConfig(AdversarialConfig):
+    """A generator/discriminator pair trained with :class:`~ganvae.models.base.AdversarialModel`'s step."""
+
+    reuse_fake_logits: bool = False  # generator step reuses the discriminator's pass on the fakes (faster, not the textbook step)
+
+
+@dataclass
+class VAEObjectiveConfig:
+    """The likelihood and KL terms of every model with an encoder (the negative ELBO, Kingma & Welling 2014)."""
+
+    decoder: Literal["bernoulli", "gaussian"] = "bernoulli"  # likelihood p(x|z), used by training and evaluation alike
+    decoder_std: float = 0.1  # standard deviation of the Gaussian decoder
+    kl_weight: float = 1.0  # beta: weight of the KL term once warmed up (1 = the true ELBO)
+    kl_warmup_epochs: float = 0.0  # epochs over which beta rises linearly from 0; 0 = no warm-up
+    binarize: Literal["none", "dynamic"] = "none"  # dynamic = resample x ~ Bernoulli(pixel) every batch (Burda et al. 2016)
+
+
+@dataclass
+class ConvNetConfig:
+    """The convolutional encoder (and its mirrored decoder) of ``models/blocks.py``."""
+
+    channels: list[int] = field(default_factory=lambda: [32, 64])  # encoder channels at H/2, H/4 (decoder mirrors)
+    hidden: list[int] = field(default_factory=lambda: [256])  # dense layers between the convolutions and z
+
+
+RETIRED_VAE_FIELDS: dict[str, str] = {
+    "lr": "it never acted here; the encoder and decoder learn at model.lr_generator",
+    "reuse_fake_logits": "it never acted here; only gan and dcgan have that generator step",
+}
+

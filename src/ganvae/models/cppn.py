@@ -17,30 +17,32 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
 
 from ganvae.losses import discriminator_loss, gaussian_kl, generator_loss
 from ganvae.models.base import adam
-from ganvae.models.blocks import prepare_discriminator
-from ganvae.models.configs import AdversarialConfig
+from ganvae.models.blocks import ConvDiscriminator, ConvEncoder, prepare_discriminator
+from ganvae.models.configs import RETIRED_VAE_FIELDS, AdversarialConfig, VAEObjectiveConfig
 from ganvae.models.step import StepContext
-from ganvae.models.vae import ConvEncoder, VAEBase, VAEConfig
-from ganvae.models.vae_gan import ConvDiscriminator
+from ganvae.models.vae import VAEBase
 
 
 @dataclass
-class CPPNConfig(AdversarialConfig, VAEConfig):
-    """CPPN generator + conv encoder + conv discriminator."""
+class CPPNConfig(AdversarialConfig, VAEObjectiveConfig):
+    """CPPN generator + conv encoder + conv discriminator; the VAE term (reconstruction + beta * KL, per pixel)
+    and the adversarial one trained together, encoder and generator at ``lr_generator``."""
+
+    RETIRED: ClassVar[dict[str, str]] = RETIRED_VAE_FIELDS
 
     latent_dim: int = 32  # size of z
     hidden_size: int = 128  # width of every CPPN layer
     n_layers: int = 3  # tanh layers after the first (coordinates + z) layer
     scale: float = 4.0  # coordinates x, y span [-scale, scale] (larger = finer detail)
     encoder_channels: list[int] = field(default_factory=lambda: [32, 64])  # encoder conv channels
-    hidden: list[int] = field(default_factory=lambda: [256])  # encoder dense layer
+    hidden: list[int] = field(default_factory=lambda: [256])  # encoder dense layers
     discriminator_channels: list[int] = field(default_factory=lambda: [32, 64])  # discriminator conv channels
     dropout: float = 0.3  # dropout in the discriminator
     leaky_slope: float = 0.2  # discriminator leaky ReLU slope
@@ -104,9 +106,9 @@ class CPPN(VAEBase):
     def __init__(self, config: CPPNConfig, image_shape=(1, 28, 28)):
         super().__init__(config, image_shape)
         c = config
-        self.encoder = ConvEncoder(self.image_shape, c.encoder_channels, c.hidden[0], c.latent_dim)
+        self.encoder = ConvEncoder(self.image_shape, c.encoder_channels, c.hidden, c.latent_dim)
         self.generator = CPPNGenerator(c, self.image_shape[0])
-        discriminator = ConvDiscriminator(self.image_shape, c.discriminator_channels, c.leaky_slope, c.dropout)
+        discriminator = ConvDiscriminator(self.image_shape, c.discriminator_channels, 4, c.leaky_slope, c.dropout)
         self.discriminator = prepare_discriminator(discriminator, config, self.background)
         self._init_ema()
 

@@ -21,23 +21,17 @@ from torch import nn
 
 from ganvae.errors import ConfigError
 from ganvae.models.base import AdversarialModel
-from ganvae.models.blocks import Dropout, prepare_discriminator
-from ganvae.models.configs import AdversarialConfig
+from ganvae.models.blocks import ConvDiscriminator, prepare_discriminator
+from ganvae.models.configs import GANStepConfig
 
 
 @dataclass
-class DCGANConfig(AdversarialConfig):
-    """DCGAN. Each default was kept only where a comparison at equal minutes favoured it (3-minute runs on full
-    MNIST, 2 threads, seed 0, FID on 10,000 samples; benchmarks/RESULTS.md):
-
-    - Adam 2e-4, beta1 0.5, leaky slope 0.2, no dropout (Radford et al. 2016) with batch 128: FID 387 against
-      629 with the tutorial's channels and dropout (the tutorial's own recipe: 1,500 at 5 minutes, issue 10);
-    - a quarter of the tutorial's channels: 3,964 images/s against 1,561 at half, FID 185 against 244 (batch 64);
-    - batch 64: FID 244 against 316 at batch 128 (half channels); batch 32 gave 181 against 185, a tie;
-    - hinge loss (Lim & Ye 2017): 185 against 185 (quarter channels), not kept; two time-scale learning rates
-      (Heusel et al. 2017; G 1e-4, D 4e-4): 285 against 244, not kept;
-    - generator EMA 0.999 (Yazici et al. 2019): 244 against 253 and 185 against 186 for the trained weights of
-      the same runs (both ties at 3 minutes); kept for the 10-minute recipe, where the benchmark measures it again.
+class DCGANConfig(GANStepConfig):
+    """DCGAN. Each default departs from the tutorial only where a comparison at equal minutes of a 2-core CPU
+    favoured it (benchmarks/RESULTS.md, "Recipes"): Radford et al.'s optimiser (Adam 2e-4, beta1 0.5) and leaky
+    slope, no dropout, a quarter of the tutorial's channels (2.5x the images per second and a lower FID), batch
+    64, and an EMA of the generator for sampling. Tried and not kept: the hinge loss, two time-scale learning
+    rates, an eighth of the channels, spectral normalisation.
     """
 
     latent_dim: int = 100  # size of the noise vector z
@@ -94,37 +88,13 @@ class DCGANGenerator(nn.Module):
         return self.net(h)
 
 
-class DCGANDiscriminator(nn.Module):
-    def __init__(self, c: DCGANConfig, image_shape: tuple[int, int, int]):
-        super().__init__()
-        ch, k, pad = c.discriminator_channels, c.kernel_size, (c.kernel_size - 1) // 2  # stride 2 halves the size
-        layers: list[nn.Module] = []
-        in_ch, size = image_shape[0], image_shape[1]
-        for out_ch in ch:
-            layers += [nn.Conv2d(in_ch, out_ch, k, stride=2, padding=pad), nn.LeakyReLU(c.leaky_slope, inplace=True), Dropout(c.dropout)]
-            in_ch, size = out_ch, (size + 1) // 2
-        self.features = nn.Sequential(*layers)  # (B, 128, H/4, W/4)
-        self.head = nn.Linear(in_ch * size * size, 1)
-        self.memory_format = torch.channels_last if c.channels_last else torch.contiguous_format
-        self.features.to(memory_format=self.memory_format)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, 1) logits
-        h = self.features(x.contiguous(memory_format=self.memory_format))  # (B, C4, H/4, W/4)
-        if self.memory_format is torch.contiguous_format:
-            return self.head(h.flatten(1))
-        # channels-last: the head's weight is read in (H, W, C) order to match the activations, the same sum as
-        # head(h.flatten(1)) without reordering h: flatten would copy h to NCHW and send back an NCHW gradient,
-        # and the leaky ReLU and dropout backward passes then ran on mixed layouts (11 ms of a DCGAN step)
-        b, c, hh, ww = h.shape
-        weight = self.head.weight.view(1, c, hh, ww).permute(0, 2, 3, 1).reshape(1, -1)  # (1, H*W*C)
-        return nn.functional.linear(h.permute(0, 2, 3, 1).reshape(b, -1), weight, self.head.bias)
-
-
 class DCGAN(AdversarialModel):
     value_range = "tanh"
 
     def __init__(self, config: DCGANConfig, image_shape=(1, 28, 28)):
         super().__init__(config, image_shape)
         self.generator = DCGANGenerator(config, self.image_shape)
-        self.discriminator = prepare_discriminator(DCGANDiscriminator(config, self.image_shape), config, self.background)
+        discriminator = ConvDiscriminator(self.image_shape, config.discriminator_channels, config.kernel_size,
+                                          config.leaky_slope, config.dropout, config.channels_last)
+        self.discriminator = prepare_discriminator(discriminator, config, self.background)
         self._init_ema()

@@ -14,15 +14,14 @@ from torch import nn
 
 from ganvae.models.base import AdversarialModel
 from ganvae.models.blocks import Dropout, prepare_discriminator
-from ganvae.models.configs import AdversarialConfig
+from ganvae.models.configs import GANStepConfig
 
 
 @dataclass
-class GANConfig(AdversarialConfig):
-    """MLP GAN. Recipe (3-minute runs on full MNIST, 2 threads, seed 0, FID on 10,000 samples; benchmarks/RESULTS.md):
-    the hobby scripts' network and optimiser (Adam 2e-4, beta1 0.5, batch 64; the ``mlp-gan-original`` preset) plus
-    an EMA of the generator (Yazici et al. 2019), inherited from :class:`AdversarialConfig`: FID 159 against 229 for
-    the trained weights of the same run. Batch 128 gave 173 (more images/s, fewer steps): not kept.
+class GANConfig(GANStepConfig):
+    """MLP GAN: the hobby scripts' network and optimiser (Adam 2e-4, beta1 0.5, batch 64; the ``mlp-gan-original``
+    preset) plus an EMA of the generator for sampling (Yazici et al. 2019), which removed most of the trained
+    weights' speckle at equal minutes. Measured in benchmarks/RESULTS.md ("Recipes").
     """
 
     latent_dim: int = 100  # size of the noise vector z
@@ -30,9 +29,8 @@ class GANConfig(AdversarialConfig):
     discriminator_hidden: list[int] = field(default_factory=lambda: [1024, 512, 256])  # discriminator layer widths
     leaky_slope: float = 0.2  # negative slope of the leaky ReLUs
     dropout: float = 0.3  # dropout after each discriminator activation
-    # batch norm after each hidden generator layer, as the widely used PyTorch-GAN MLP has it: without it
-    # the generator collapsed to one or two blurred digits within 3 epochs on full MNIST (seed 0, beta1 0.5
-    # or 0.9); with it, 2,500 steps gave varied digits
+    # batch norm after each hidden generator layer, as the widely used PyTorch-GAN MLP has it: without it the
+    # generator collapsed to one or two blurred digits within a few epochs on full MNIST
     generator_batchnorm: bool = True
 
 

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 from torch import nn
 
 from ganvae.losses import bernoulli_nll, gaussian_kl, gaussian_nll, log_normal
 from ganvae.models.base import GenerativeModel, adam
+from ganvae.models.blocks import ConvDecoder, ConvEncoder, dense_stack
+from ganvae.models.configs import ConvNetConfig, VAEObjectiveConfig
 from ganvae.models.step import StepContext
 
 
 @dataclass
-class VAEConfig:
+class VAEConfig(VAEObjectiveConfig):
     """MLP VAE, 784-400-10 (the PyTorch example's 784-400-20 is ``--preset mlp-vae-original``).
 
     Latent size 10 rather than 20: prior samples fall into fewer holes of the aggregate posterior, so they look more
@@ -32,32 +33,23 @@ class VAEConfig:
 
     latent_dim: int = 10  # size of z
     hidden: list[int] = field(default_factory=lambda: [400])  # encoder layer widths (the decoder mirrors them)
-    decoder: Literal["bernoulli", "gaussian"] = "bernoulli"  # likelihood p(x|z)
-    decoder_std: float = 0.1  # standard deviation of the Gaussian decoder
-    kl_weight: float = 1.0  # beta: weight of the KL term once warmed up (1 = the true ELBO)
-    kl_warmup_epochs: float = 0.0  # epochs over which beta rises linearly from 0; 0 = no warm-up
-    binarize: Literal["none", "dynamic"] = "none"  # dynamic = resample x ~ Bernoulli(pixel) every batch (Burda et al. 2016)
     lr: float = 1e-3  # Adam learning rate
     beta1: float = 0.9  # Adam beta1
     beta2: float = 0.999  # Adam beta2
 
 
 @dataclass
-class ConvVAEConfig(VAEConfig):
+class ConvVAEConfig(VAEConfig, ConvNetConfig):
     """Convolutional VAE: two stride-2 convolutions down, two transposed convolutions up."""
 
     latent_dim: int = 16  # size of z
-    channels: list[int] = field(default_factory=lambda: [32, 64])  # encoder channels at H/2, H/4 (decoder mirrors)
-    hidden: list[int] = field(default_factory=lambda: [256])  # dense layer between the convolutions and z
+    hidden: list[int] = field(default_factory=lambda: [256])  # dense layers between the convolutions and z
 
 
 class MLPEncoder(nn.Module):
     def __init__(self, in_dim: int, hidden: list[int], latent_dim: int):
         super().__init__()
-        layers: list[nn.Module] = []
-        for a, b in zip([in_dim, *hidden[:-1]], hidden):
-            layers += [nn.Linear(a, b), nn.ReLU()]
-        self.body = nn.Sequential(*layers)
+        self.body = dense_stack([in_dim, *hidden])
         self.to_stats = nn.Linear(hidden[-1], 2 * latent_dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # (B, C, H, W) -> 2 x (B, Z)
@@ -68,53 +60,12 @@ class MLPEncoder(nn.Module):
 class MLPDecoder(nn.Module):
     def __init__(self, latent_dim: int, hidden: list[int], image_shape: tuple[int, int, int]):
         super().__init__()
-        layers: list[nn.Module] = []
         sizes = [latent_dim, *reversed(hidden)]
-        for a, b in zip(sizes[:-1], sizes[1:]):
-            layers += [nn.Linear(a, b), nn.ReLU()]
-        layers.append(nn.Linear(sizes[-1], math.prod(image_shape)))
-        self.net = nn.Sequential(*layers)
+        self.net = nn.Sequential(*dense_stack(sizes), nn.Linear(sizes[-1], math.prod(image_shape)))
         self.image_shape = image_shape
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:  # (B, Z) -> (B, C, H, W) logits
         return self.net(z).view(-1, *self.image_shape)
-
-
-class ConvEncoder(nn.Module):
-    """Conv 4x4 stride 2 (H/2) -> Conv 4x4 stride 2 (H/4) -> dense -> (mu, logvar)."""
-
-    def __init__(self, image_shape: tuple[int, int, int], channels: list[int], hidden: int, latent_dim: int):
-        super().__init__()
-        layers: list[nn.Module] = []
-        in_ch, size = image_shape[0], image_shape[1]
-        for ch in channels:
-            layers += [nn.Conv2d(in_ch, ch, 4, stride=2, padding=1), nn.ReLU()]
-            in_ch, size = ch, size // 2
-        self.convs = nn.Sequential(*layers)
-        self.dense = nn.Sequential(nn.Linear(in_ch * size * size, hidden), nn.ReLU())
-        self.to_stats = nn.Linear(hidden, 2 * latent_dim)
-
-    def forward(self, x):  # (B, C, H, W) -> 2 x (B, Z)
-        mu, logvar = self.to_stats(self.dense(self.convs(x).flatten(1))).chunk(2, dim=1)
-        return mu, logvar
-
-
-class ConvDecoder(nn.Module):
-    """dense -> (C4, H/4, W/4) -> ConvT 4x4 stride 2 (H/2) -> ConvT 4x4 stride 2 (H): logits."""
-
-    def __init__(self, image_shape: tuple[int, int, int], channels: list[int], hidden: int, latent_dim: int):
-        super().__init__()
-        ch = list(reversed(channels))
-        size = image_shape[1] // 2 ** len(channels)
-        self.start = (ch[0], size, size)
-        self.dense = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, ch[0] * size * size), nn.ReLU())
-        layers: list[nn.Module] = []
-        for a, b in zip(ch, [*ch[1:], image_shape[0]]):
-            layers += [nn.ConvTranspose2d(a, b, 4, stride=2, padding=1), nn.ReLU()]
-        self.convs = nn.Sequential(*layers[:-1])  # no activation after the last: logits
-
-    def forward(self, z):  # (B, Z) -> (B, C, H, W) logits
-        return self.convs(self.dense(z).view(-1, *self.start))
 
 
 class VAEBase(GenerativeModel):
@@ -199,5 +150,5 @@ class VAE(VAEBase):
 class ConvVAE(VAEBase):
     def __init__(self, config: ConvVAEConfig, image_shape=(1, 28, 28)):
         super().__init__(config, image_shape)
-        self.encoder = ConvEncoder(self.image_shape, config.channels, config.hidden[0], config.latent_dim)
-        self.decoder = ConvDecoder(self.image_shape, config.channels, config.hidden[0], config.latent_dim)
+        self.encoder = ConvEncoder(self.image_shape, config.channels, config.hidden, config.latent_dim)
+        self.decoder = ConvDecoder(self.image_shape, config.channels, config.hidden, config.latent_dim)

@@ -16,21 +16,24 @@ from reconstructions and from prior samples. Losses (Sec. 2.2):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
-from torch import nn
 
 from ganvae.losses import discriminator_loss, gaussian_kl, generator_loss
 from ganvae.models.base import adam
-from ganvae.models.blocks import Dropout, prepare_discriminator
-from ganvae.models.configs import AdversarialConfig
+from ganvae.models.blocks import ConvDecoder, ConvDiscriminator, ConvEncoder, prepare_discriminator
+from ganvae.models.configs import RETIRED_VAE_FIELDS, AdversarialConfig, ConvNetConfig, VAEObjectiveConfig
 from ganvae.models.step import StepContext
-from ganvae.models.vae import ConvDecoder, ConvEncoder, ConvVAEConfig, VAEBase
+from ganvae.models.vae import VAEBase
 
 
 @dataclass
-class VAEGANConfig(AdversarialConfig, ConvVAEConfig):
-    """VAE-GAN = convolutional VAE + discriminator (inherits both configs)."""
+class VAEGANConfig(AdversarialConfig, VAEObjectiveConfig, ConvNetConfig):
+    """VAE-GAN = the convolutional VAE's networks and objective + a discriminator, all trained with the
+    adversarial configs' two Adam optimisers (encoder and decoder at ``lr_generator``)."""
+
+    RETIRED: ClassVar[dict[str, str]] = RETIRED_VAE_FIELDS
 
     latent_dim: int = 32  # size of z
     real_label: float = 0.9  # one-sided label smoothing of real images (Salimans et al. 2016)
@@ -43,23 +46,6 @@ class VAEGANConfig(AdversarialConfig, ConvVAEConfig):
     lr_discriminator: float = 2e-4  # Adam learning rate of the discriminator
 
 
-class ConvDiscriminator(nn.Module):
-    """Conv 4x4 stride 2 + leaky ReLU + dropout per entry of ``channels``, then a linear logit."""
-
-    def __init__(self, image_shape: tuple[int, int, int], channels: list[int], slope: float, dropout: float):
-        super().__init__()
-        layers: list[nn.Module] = []
-        in_ch, size = image_shape[0], image_shape[1]
-        for ch in channels:
-            layers += [nn.Conv2d(in_ch, ch, 4, stride=2, padding=1), nn.LeakyReLU(slope, inplace=True), Dropout(dropout)]
-            in_ch, size = ch, size // 2
-        self.features = nn.Sequential(*layers)  # (B, C_last, H / 2^n, W / 2^n)
-        self.head = nn.Linear(in_ch * size * size, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, 1) logits
-        return self.head(self.features(x).flatten(1))
-
-
 class VAEGAN(VAEBase):
     value_range = "unit"
     networks = ("encoder", "decoder", "discriminator")
@@ -68,9 +54,9 @@ class VAEGAN(VAEBase):
     def __init__(self, config: VAEGANConfig, image_shape=(1, 28, 28)):
         super().__init__(config, image_shape)
         c = config
-        self.encoder = ConvEncoder(self.image_shape, c.channels, c.hidden[0], c.latent_dim)
-        self.decoder = ConvDecoder(self.image_shape, c.channels, c.hidden[0], c.latent_dim)
-        discriminator = ConvDiscriminator(self.image_shape, c.discriminator_channels, c.leaky_slope, c.dropout)
+        self.encoder = ConvEncoder(self.image_shape, c.channels, c.hidden, c.latent_dim)
+        self.decoder = ConvDecoder(self.image_shape, c.channels, c.hidden, c.latent_dim)
+        discriminator = ConvDiscriminator(self.image_shape, c.discriminator_channels, 4, c.leaky_slope, c.dropout)
         self.discriminator = prepare_discriminator(discriminator, config, self.background)
         self._init_ema()
 
