@@ -40,12 +40,13 @@ from PIL import Image
 import torch.nn.functional as F
 
 from ganvae.config import DataConfig, build_config
-from ganvae.data.dataset import iter_batches, load_dataset, scale_images
-from ganvae.metrics.evaluate import machine_description
+from ganvae.data.dataset import iter_batches, load_dataset
+from ganvae.pixels import scale_images
+from ganvae.utils import machine_description
 from ganvae.models.step import StepContext
 from ganvae.registry import get_entry
 from ganvae.training.denormals import flush_denormals
-from ganvae.training.trainer import build_model
+from ganvae.registry import build_model
 
 MODELS = ("gan", "dcgan", "vae", "vae-gan")
 

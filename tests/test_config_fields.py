@@ -14,7 +14,7 @@ import torch
 
 from ganvae.models.step import StepContext
 from ganvae.registry import get_entry, model_names
-from ganvae.training.trainer import build_model
+from ganvae.registry import build_model
 
 from conftest import tiny_config
 

@@ -6,7 +6,8 @@ import torch
 from PIL import Image
 
 from ganvae.config import DataConfig
-from ganvae.data.dataset import epoch_permutation, iter_batches, load_dataset, scale_images, to_unit
+from ganvae.data.dataset import epoch_permutation, iter_batches, load_dataset
+from ganvae.pixels import scale_images, to_unit
 from ganvae.errors import DataError
 
 from conftest import SHARED_MNIST

@@ -35,7 +35,7 @@ CASES = {
 
 def run_case(case: str) -> dict[str, list[float]]:
     from ganvae.models.step import StepContext
-    from ganvae.training.trainer import build_model
+    from ganvae.registry import build_model
 
     family = next(n for n in ("vae-gan", "conv-vae", "dcgan", "cppn", "gan", "vae") if case.startswith(n))
     cfg = tiny_config(family, *CASES[case])

@@ -4,7 +4,7 @@ import torch
 
 from ganvae.metrics.evaluate import likelihood_metrics
 from ganvae.models.step import StepContext
-from ganvae.training.trainer import build_model
+from ganvae.registry import build_model
 
 from conftest import tiny_config, tiny_data
 

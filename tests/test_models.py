@@ -7,7 +7,7 @@ import torch
 from ganvae.models.step import StepContext
 from ganvae.registry import model_names
 from ganvae.training.checkpoint import load_checkpoint, restore_model, save_checkpoint
-from ganvae.training.trainer import build_model
+from ganvae.registry import build_model
 
 from conftest import tiny_config
 

@@ -99,7 +99,7 @@ def test_batches_are_the_permutations_rows():
 def test_channels_last_dcgan_is_the_same_function():
     """The channels-last discriminator (head read in (H, W, C) order) and generator compute what the NCHW ones do."""
     from ganvae.config import build_config
-    from ganvae.training.trainer import build_model
+    from ganvae.registry import build_model
 
     torch.manual_seed(0)
     fast = build_model(build_config("dcgan", overrides=["model.dropout=0.0"]), (1, 28, 28))

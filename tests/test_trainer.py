@@ -96,7 +96,7 @@ def test_refuses_checkpoint_of_another_model(tmp_path):
 
 def test_refuses_other_format_version(tmp_path):
     cfg = tiny_config("vae")
-    model = __import__("ganvae.training.trainer", fromlist=["build_model"]).build_model(cfg, (1, 16, 16))
+    model = __import__("ganvae.registry", fromlist=["build_model"]).build_model(cfg, (1, 16, 16))
     path = save_checkpoint(tmp_path / "c.safetensors", model, "vae", cfg.to_dict(), extra_header={"format_version": 99})
     with pytest.raises(CheckpointError, match="checkpoint format version 99"):
         load_checkpoint(path)
@@ -146,7 +146,7 @@ def test_checkpoint_write_is_atomic_on_failure(tmp_path, monkeypatch):
     import safetensors.torch
 
     monkeypatch.setattr(safetensors.torch, "save_file", disk_full)
-    model = __import__("ganvae.training.trainer", fromlist=["build_model"]).build_model(tiny_config("vae"), (1, 16, 16))
+    model = __import__("ganvae.registry", fromlist=["build_model"]).build_model(tiny_config("vae"), (1, 16, 16))
     with pytest.raises(GanvaeError, match="the disk is full.*previous version .* is kept"):
         ck.save_checkpoint(result.checkpoint, model, "vae", tiny_config("vae").to_dict())
     assert result.checkpoint.read_bytes() == before

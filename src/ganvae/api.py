@@ -5,17 +5,21 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from ganvae.config import ExperimentConfig, config_from_dict
 from ganvae.errors import CheckpointError, UnsupportedOperation
 from ganvae.models.base import GenerativeModel
+from ganvae.pixels import uint8_to_unit
 from ganvae.training import checkpoint as ckpt_io
-from ganvae.utils import resolve_device
+from ganvae.utils import atomic_write_text, machine_description, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +54,7 @@ def load_run(run: "str | Path | LoadedRun", device: str = "auto", use_ema: bool 
     A ``LoadedRun`` is returned as it is, so callers that make several pictures load once.
     ``use_ema=False`` drops the moving averages, so sampling uses the trained weights themselves.
     """
-    from ganvae.training.trainer import build_model
+    from ganvae.registry import build_model
 
     if isinstance(run, LoadedRun):
         return run
@@ -143,7 +147,7 @@ def held_out_images(loaded: LoadedRun, n: int, seed: int, dataset: str | None = 
         data_cfg = replace(data_cfg, dataset=dataset or data_cfg.dataset, data_dir=data_dir or data_cfg.data_dir)
     data = load_dataset(data_cfg)
     idx = torch.randperm(len(data.test_images), generator=_generator(seed))[:n]
-    return data.test_images[idx].float() / 255.0
+    return uint8_to_unit(data.test_images[idx])
 
 
 def reconstruct(run, n: int = 16, seed: int = 0, out: str | Path = "reconstructions.png",
@@ -187,3 +191,61 @@ def render(run, size: tuple[int, int] = (1080, 1080), seed: int = 0, out: str | 
     z = walk_latents(loaded, points, frames, 1, seed)[:, 0]  # (frames, Z)
     images = [make_grid(loaded.model.render(zi[None], height, width), nrow=1, padding=0) for zi in z]
     return save_gif(images, out, fps=12)
+
+
+def training_summary(run_dir: Path | None) -> dict | None:
+    """The run's ``summary.json`` (steps, minutes, speed), or None."""
+    if run_dir is None or not (run_dir / "summary.json").is_file():
+        return None
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 0, iwae_k: int = 50,
+             data_dir: str | None = None, out: str | Path | None = None,
+             classifier: str | Path | None = None, dataset: str = "mnist", use_ema: bool = True) -> dict[str, Any]:
+    """Evaluate a run (a folder, a checkpoint, an already loaded run), ``real:DATASET`` (its training
+    images as 'samples': the reference figures) or ``images:DIR`` (a folder of another program's
+    samples, scored against ``dataset`` with the same protocol; images are made grey and resized to
+    the dataset's size). ``use_ema=False`` scores the trained weights instead of their moving average.
+
+    Writes the result as JSON to ``out`` (default ``<run>/metrics.json``) and returns it.
+    """
+    from dataclasses import replace
+
+    from ganvae.config import DataConfig
+    from ganvae.data.dataset import load_dataset
+    from ganvae.metrics import evaluate as metrics
+    from ganvae.metrics.classifier import load_classifier
+
+    start = time.monotonic()
+    real = str(run).startswith("real:")
+    folder = str(run)[len("images:"):] if str(run).startswith("images:") else None
+    loaded = samples = None
+    if real or folder is not None:
+        data = load_dataset(DataConfig(dataset=str(run)[5:] if real else dataset, data_dir=data_dir))
+        model_name = "real data (train split)" if real else f"images in {folder}"
+        dataset = data.name
+        if real:
+            idx = torch.randperm(len(data.train_images), generator=_generator(seed))[:n_samples]
+            samples = uint8_to_unit(data.train_images[idx])
+        else:
+            samples = metrics.load_image_samples(folder, data.image_shape[-1], n_samples, seed)
+    else:
+        loaded = load_run(run, use_ema=use_ema)  # (a LoadedRun is used as it is)
+        if isinstance(run, LoadedRun):
+            run = loaded.run_dir or loaded.checkpoint.path
+        data_cfg = loaded.config.data if data_dir is None else replace(loaded.config.data, data_dir=data_dir)
+        data = load_dataset(data_cfg)
+        model_name, dataset = loaded.name, data_cfg.dataset
+    fnet = load_classifier(dataset, path=classifier)
+    result: dict[str, Any] = {"run": str(run), "model": model_name, "dataset": data.name}
+    result.update(metrics.evaluate(loaded.model if loaded else None, data, fnet, n_samples, seed, iwae_k, samples))
+    if loaded is not None:
+        result["training"] = training_summary(loaded.run_dir)
+    result["seconds"] = round(time.monotonic() - start, 2)
+    result["machine"] = machine_description()
+    if out is None and loaded is not None and loaded.run_dir is not None:
+        out = loaded.run_dir / "metrics.json"
+    if out is not None:
+        atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+    return result

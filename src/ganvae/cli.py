@@ -154,7 +154,8 @@ def cmd_classifier(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from ganvae.metrics.evaluate import evaluate, format_table
+    from ganvae.api import evaluate
+    from ganvae.metrics.evaluate import format_table
 
     result = evaluate(args.run, n_samples=args.n_samples, seed=args.seed, iwae_k=args.iwae_k, data_dir=args.data_dir,
                       out=args.out, classifier=args.classifier, dataset=args.dataset, use_ema=not args.no_ema)
@@ -163,7 +164,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from ganvae.viz.report import compare
+    from ganvae.report import compare
 
     print(compare(args.runs, args.out, n_samples=args.n_samples, seed=args.seed, data_dir=args.data_dir))
     return 0

@@ -17,7 +17,6 @@ the wrong type is an error naming the field and the expected type.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from typing import Any, Literal, Mapping, Optional, Union
 
 import yaml
 
-from ganvae.errors import ConfigError
+from ganvae.errors import ConfigError, suggest
 
 SECTIONS = ("data", "model", "train", "run")
 
@@ -175,14 +174,6 @@ def _coerce(value: Any, tp: Any) -> Any:
     if tp is Any:
         return value
     raise _BadValue
-
-
-def suggest(key: str, valid: list[str]) -> str:
-    """A ' Did you mean ...?' hint for an unknown key, or a list of valid keys."""
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-    if close:
-        return f" Did you mean {close[0]!r}?"
-    return " Valid keys: " + ", ".join(valid) + "."
 
 
 def _refuse_retired(cls: type, where: str, key: str, source: str) -> None:

@@ -17,7 +17,7 @@ from ganvae.config import build_config
 from ganvae.errors import ConfigError, GanvaeError
 from ganvae.registry import model_names
 from ganvae.training.trainer import Trainer
-from ganvae.viz.report import compare
+from ganvae.report import compare
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,8 @@ Every message says *what* is wrong, *where* (file, field, step) and *how to fix 
 
 from __future__ import annotations
 
+import difflib
+
 
 class GanvaeError(Exception):
     """Base class for user-facing errors; the CLI prints ``str(err)`` and exits with ``exit_code``."""
@@ -42,3 +44,12 @@ class Interrupted(GanvaeError):
     """Ctrl-C or SIGTERM: a checkpoint was written and the run can be resumed."""
 
     exit_code = 130
+
+
+def suggest(name: str, valid: list[str], list_all: bool = True) -> str:
+    """The hint appended to an unknown name's message: " Did you mean 'x'?" for the nearest valid name, else
+    (with ``list_all``) the valid names, else nothing. One rule for config keys, models, presets and datasets."""
+    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+    if close:
+        return f" Did you mean {close[0]!r}?"
+    return " Valid keys: " + ", ".join(valid) + "." if list_all else ""

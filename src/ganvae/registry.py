@@ -10,7 +10,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from ganvae.errors import ConfigError
+from ganvae.errors import ConfigError, suggest
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,10 @@ def model_names() -> list[str]:
 def get_entry(name: str) -> ModelEntry:
     registry = _registry()
     if name not in registry:
-        from ganvae.config import suggest
-
         raise ConfigError(f"unknown model {name!r}.{suggest(name, list(registry))}")
     return registry[name]
+
+
+def build_model(cfg, image_shape: tuple[int, int, int]):
+    """The registered model class of ``cfg.model_name``, built from ``cfg.model`` for images ``(C, H, W)``."""
+    return get_entry(cfg.model_name).model_cls(cfg.model, image_shape)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from ganvae.config import ExperimentConfig
-from ganvae.utils import atomic_write_text
+from ganvae.utils import atomic_write_text, machine_description
 
 LOGGER_NAME = "ganvae"
 
@@ -62,9 +62,7 @@ def environment_info() -> dict:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "machine": machine_description(),
     }
 
 

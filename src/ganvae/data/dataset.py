@@ -11,7 +11,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -22,9 +22,6 @@ from ganvae.data.sources import ROLES, DatasetSource, get_source, resolve_files
 from ganvae.errors import DataError
 
 log = logging.getLogger(__name__)
-
-ValueRange = Literal["tanh", "unit"]  # [-1, 1] for tanh generators, [0, 1] for Bernoulli/sigmoid decoders
-
 
 @dataclass
 class ImageData:
@@ -219,21 +216,6 @@ def load_dataset(cfg: DataConfig, cache_dir: Path | None = None) -> ImageData:
 
 
 # ----------------------------------------------------------------------------- batches
-
-
-def scale_images(x: torch.Tensor, value_range: ValueRange) -> torch.Tensor:
-    """uint8 ``(B, 1, H, W)`` -> float in the model's range: [-1, 1] (``tanh``) or [0, 1] (``unit``)."""
-    x = x.float()
-    if value_range == "tanh":
-        return x.mul_(2.0 / 255.0).sub_(1.0)
-    return x.mul_(1.0 / 255.0)
-
-
-def to_unit(x: torch.Tensor, value_range: ValueRange) -> torch.Tensor:
-    """Model-range images back to [0, 1] for saving and metrics."""
-    if value_range == "tanh":
-        return (x + 1.0).mul(0.5).clamp(0.0, 1.0)
-    return x.clamp(0.0, 1.0)
 
 
 def epoch_permutation(n: int, seed: int, epoch: int, device: torch.device | str = "cpu") -> torch.Tensor:

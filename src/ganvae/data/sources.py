@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ganvae.errors import DataError, DownloadError
+from ganvae.errors import DataError, DownloadError, suggest
 from ganvae.utils import default_cache_dir, md5_file
 
 log = logging.getLogger(__name__)
@@ -181,12 +181,8 @@ def packaged_dir(source: DatasetSource) -> Path:
 
 def get_source(name: str) -> DatasetSource:
     if name not in SOURCES:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(SOURCES), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
         raise DataError(
-            f"unknown dataset {name!r}.{hint} Known datasets: {', '.join(SOURCES)}, or folder:PATH "
+            f"unknown dataset {name!r}.{suggest(name, list(SOURCES), list_all=False)} Known datasets: {', '.join(SOURCES)}, or folder:PATH "
             f"for a folder of images (`ganvae data list`)."
         )
     return SOURCES[name]

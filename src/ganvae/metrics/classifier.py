@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganvae.errors import GanvaeError
+from ganvae.pixels import uint8_to_unit
 from ganvae.utils import default_cache_dir
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 @torch.inference_mode()
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
     model.eval()
-    correct = sum(int((model(x.float() / 255).argmax(1) == y).sum()) for x, y in zip(images.split(1000), labels.split(1000)))
+    correct = sum(int((model(uint8_to_unit(x)).argmax(1) == y).sum()) for x, y in zip(images.split(1000), labels.split(1000)))
     return correct / len(labels)
 
 
@@ -187,7 +188,7 @@ def train_classifier(dataset: str, data_dir: str | None = None, epochs: int = 6,
         perm = torch.randperm(len(data), generator=g)
         for i in range(len(data) // batch_size):
             idx = perm[i * batch_size : (i + 1) * batch_size]
-            x = _augment(data.train_images[idx].float() / 255, g)
+            x = _augment(uint8_to_unit(data.train_images[idx]), g)
             loss = F.cross_entropy(model(x), data.train_labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()

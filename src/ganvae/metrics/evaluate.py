@@ -7,7 +7,6 @@ the IWAE k and the binarisation of the test images.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -16,23 +15,34 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ganvae.config import DataConfig
-from ganvae.data.dataset import ImageData, load_dataset
+from ganvae.data.dataset import ImageData
 from ganvae.metrics import core
-from ganvae.metrics.classifier import FeatureNetwork, load_classifier
-from ganvae.utils import atomic_write_text
+from ganvae.metrics.classifier import FeatureNetwork
+from ganvae.pixels import uint8_to_unit
 
 if TYPE_CHECKING:
-    from ganvae.api import LoadedRun
+    from ganvae.models.base import GenerativeModel
 
 log = logging.getLogger(__name__)
 
-# direction of each headline metric: True = higher is better
-HIGHER_IS_BETTER = {
-    "fid": False, "kid": False, "precision": True, "recall": True, "density": True, "coverage": True,
-    "inception_score": True, "class_entropy": True, "confident_share": True, "memorisation_ratio": True,
-    "test_elbo": True, "test_nll_iwae": False, "reconstruction_error": False, "sharpness": True,
+# which way each headline metric is better; the report's table and its "best" marks both read this
+# "closer to 1": a ratio to real data, where below 1 means copying or blur and above it off the data or speckle
+DIRECTION = {
+    "fid": "lower", "kid": "lower", "precision": "higher", "recall": "higher", "density": "higher",
+    "coverage": "higher", "inception_score": "higher", "class_entropy": "higher", "confident_share": "higher",
+    "memorisation_ratio": "closer to 1", "sharpness": "closer to 1",
+    "test_elbo": "higher", "test_nll_iwae": "lower", "reconstruction_error": "lower",
 }
+
+
+def badness(key: str, value: float) -> float:
+    """``value`` of metric ``key`` on a scale where lower is better, for every metric (its :data:`DIRECTION`)."""
+    direction = DIRECTION[key]
+    if direction == "closer to 1":
+        return abs(value - 1.0)
+    return -value if direction == "higher" else value
+
+
 LABELS = {
     "fid": "Frechet distance (classifier features)", "kid": "KID (x1000)", "precision": "precision (k=5)",
     "recall": "recall (k=5)", "density": "density (k=5)", "coverage": "coverage (k=5)",
@@ -78,13 +88,13 @@ def sample_metrics(samples: torch.Tensor, data: ImageData, fnet: FeatureNetwork,
         t = time.monotonic()
         out["fid_std"] = core.frechet_distance_bootstrap(feats, ref_stats, bootstrap, seed=seed)
         timings["fid_bootstrap"] = time.monotonic() - t
-    out["sharpness"] = core.sharpness_ratio(samples, data.test_images.float() / 255)
+    out["sharpness"] = core.sharpness_ratio(samples, uint8_to_unit(data.test_images))
     out["inception_score"], out["inception_score_std"] = core.inception_score(probs)
     t = time.monotonic()
     g = torch.Generator().manual_seed(seed)
     m = min(memorisation_n, len(samples), len(data.test_images))
-    test_sub = data.test_images[torch.randperm(len(data.test_images), generator=g)[:m]].float() / 255
-    mem = core.memorisation(samples[:m], test_sub, data.train_images.float() / 255)
+    test_sub = uint8_to_unit(data.test_images[torch.randperm(len(data.test_images), generator=g)[:m]])
+    mem = core.memorisation(samples[:m], test_sub, uint8_to_unit(data.train_images))
     out["memorisation_ratio"] = mem["ratio"]
     out["memorisation"] = mem
     timings["memorisation"] = time.monotonic() - t
@@ -108,7 +118,7 @@ def reference_features(data: ImageData, fnet: FeatureNetwork) -> tuple[torch.Ten
             return cached["features"], cached["probs"]
         except Exception:  # a damaged cache is recomputed
             pass
-    feats, probs = fnet.extract(data.test_images.float() / 255)
+    feats, probs = fnet.extract(uint8_to_unit(data.test_images))
     try:
         atomic_save(path, lambda tmp: save_file({"features": feats, "probs": probs}, str(tmp)))
     except OSError:
@@ -127,7 +137,7 @@ def likelihood_metrics(model, data: ImageData, k: int = 50, seed: int = 0, batch
     """
     cfg = model.config
     g = torch.Generator().manual_seed(seed)
-    x_all = data.test_images.float() / 255
+    x_all = uint8_to_unit(data.test_images)
     if max_images is not None:
         x_all = x_all[:max_images]
     bernoulli = getattr(cfg, "decoder", "bernoulli") == "bernoulli"
@@ -175,50 +185,27 @@ def load_image_samples(folder: str | Path, image_size: int, n: int, seed: int = 
     import numpy as np
 
     x = torch.from_numpy(np.stack(read_grey_images(files, image_size)))
-    return x.unsqueeze(1).float() / 255
+    return uint8_to_unit(x.unsqueeze(1))
 
 
-def evaluate(run: str | Path | LoadedRun, n_samples: int = 10000, seed: int = 0, iwae_k: int = 50,
-             data_dir: str | None = None, out: str | Path | None = None,
-             classifier: str | Path | None = None, dataset: str = "mnist", use_ema: bool = True) -> dict[str, Any]:
-    """Evaluate a run (a folder, a checkpoint, an already loaded run), ``real:DATASET`` (its training
-    images as 'samples': the reference figures) or ``images:DIR`` (a folder of another program's
-    samples, scored against ``dataset`` with the same protocol; images are made grey and resized to
-    the dataset's size). ``use_ema=False`` scores the trained weights instead of their moving average.
+def evaluate(model: GenerativeModel | None, data: ImageData, fnet: FeatureNetwork, n_samples: int = 10000,
+             seed: int = 0, iwae_k: int = 50, samples: torch.Tensor | None = None) -> dict[str, Any]:
+    """Every metric of ``model`` against the test split of ``data``, stored with its protocol.
 
-    Writes the result as JSON to ``out`` (default ``<run>/metrics.json``) and returns it.
+    Args:
+        model: the model to sample from (its likelihood bounds too, when it has an encoder); None with ``samples``.
+        samples: ``(M, 1, H, W)`` images in [0, 1] to score instead of the model's (real data, another
+            program's samples).
+        n_samples, seed: how many samples to draw, from a generator seeded with ``seed``.
+        iwae_k: importance samples of the likelihood bound.
+
+    Returns ``{"protocol": ..., "metrics": ...}``; :func:`ganvae.api.evaluate` adds the run's details.
     """
-    from dataclasses import replace
-
-    from ganvae import api
-
-    start = time.monotonic()
-    real = str(run).startswith("real:")
-    folder = str(run)[len("images:"):] if str(run).startswith("images:") else None
-    if real or folder is not None:
-        data = load_dataset(DataConfig(dataset=str(run)[5:] if real else dataset, data_dir=data_dir))
-        loaded = None
-        model_name = "real data (train split)" if real else f"images in {folder}"
-        dataset = data.name
-    else:
-        loaded = api.load_run(run, use_ema=use_ema)  # (a LoadedRun is used as it is)
-        if isinstance(run, api.LoadedRun):
-            run = loaded.run_dir or loaded.checkpoint.path
-        data_cfg = loaded.config.data if data_dir is None else replace(loaded.config.data, data_dir=data_dir)
-        data = load_dataset(data_cfg)
-        model_name, dataset = loaded.name, data_cfg.dataset
-    fnet = load_classifier(dataset, path=classifier)
     t = time.monotonic()
-    if real:
-        idx = torch.randperm(len(data.train_images), generator=torch.Generator().manual_seed(seed))[:n_samples]
-        samples = data.train_images[idx].float() / 255
-    elif folder is not None:
-        samples = load_image_samples(folder, data.image_shape[-1], n_samples, seed)
-    else:
-        samples = api.sample_images(loaded, n_samples, seed)
+    if samples is None:
+        samples = model.sample(n_samples, generator=torch.Generator().manual_seed(seed))
     sampling_s = time.monotonic() - t
     result: dict[str, Any] = {
-        "run": str(run), "model": model_name, "dataset": data.name,
         "protocol": {
             "n_samples": len(samples), "sample_seed": seed, "reference": f"test split ({len(data.test_images)} images)",
             "feature_network": {"name": fnet.name, "version": fnet.version, "sha256": fnet.sha256,
@@ -229,48 +216,16 @@ def evaluate(run: str | Path | LoadedRun, n_samples: int = 10000, seed: int = 0,
             "kid": "cubic polynomial kernel on features divided by the reference RMS, 50 subsets of up to 1000",
             "inception_score_splits": 10, "memorisation": "pixel L2 to nearest train image, 1000 samples vs 1000 test",
             "classes": list(data.class_subset) if data.class_subset else None,
-            "weights": None if loaded is None else (
-                "exponential moving average" if loaded.model.has_ema else "trained"),
+            "weights": None if model is None else ("exponential moving average" if model.has_ema else "trained"),
         },
         "metrics": sample_metrics(samples, data, fnet, seed=seed),
     }
     result["metrics"]["timings"]["sampling"] = sampling_s
-    if loaded is not None and loaded.model.has_encoder:
+    if model is not None and model.has_encoder:
         t = time.monotonic()
-        result["metrics"].update(likelihood_metrics(loaded.model, data, k=iwae_k, seed=seed))
+        result["metrics"].update(likelihood_metrics(model, data, k=iwae_k, seed=seed))
         result["metrics"]["timings"]["likelihood"] = time.monotonic() - t
-    if loaded is not None:
-        result["training"] = training_summary(loaded.run_dir)
-    result["seconds"] = round(time.monotonic() - start, 2)
-    result["machine"] = machine_description()
-    if out is None and loaded is not None and loaded.run_dir is not None:
-        out = loaded.run_dir / "metrics.json"
-    if out is not None:
-        atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     return result
-
-
-def training_summary(run_dir: Path | None) -> dict | None:
-    if run_dir is None or not (run_dir / "summary.json").is_file():
-        return None
-    return json.loads((run_dir / "summary.json").read_text())
-
-
-def machine_description() -> str:
-    import os
-    import platform
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads){gpu}"
 
 
 def format_table(result: dict[str, Any]) -> str:

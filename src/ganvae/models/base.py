@@ -14,7 +14,7 @@ from typing import ClassVar, Iterator
 import torch
 from torch import nn
 
-from ganvae.data.dataset import ValueRange, to_unit
+from ganvae.pixels import ValueRange, from_unit, to_unit
 from ganvae.losses import discriminator_loss, generator_loss
 from ganvae.models.ema import ema_decay_at, update_ema
 from ganvae.models.step import StepContext
@@ -145,10 +145,7 @@ class GenerativeModel(nn.Module):
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] -> reconstructions in [0, 1] (decoding the posterior mean)."""
         with eval_mode(self):
-            x = x.to(self.device)
-            if self.value_range == "tanh":
-                x = x * 2 - 1
-            mu, _ = self.encode(x)
+            mu, _ = self.encode(from_unit(x.to(self.device), self.value_range))
             return to_unit(self.decode(mu), self.value_range).float()
 
     @property

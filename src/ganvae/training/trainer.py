@@ -26,11 +26,12 @@ from typing import Any
 import torch
 
 from ganvae.config import ExperimentConfig, config_from_dict
-from ganvae.data.dataset import ImageData, iter_batches, load_dataset, scale_images, steps_per_epoch
+from ganvae.data.dataset import ImageData, iter_batches, load_dataset, steps_per_epoch
+from ganvae.pixels import scale_images
 from ganvae.errors import CheckpointError, ConfigError, GanvaeError, Interrupted, TrainingDiverged
 from ganvae.models.base import GenerativeModel
 from ganvae.models.step import StepContext
-from ganvae.registry import get_entry
+from ganvae.registry import build_model
 from ganvae.runs import add_file_log, default_run_dir, write_run_metadata
 from ganvae.training import checkpoint as ckpt_io
 from ganvae.training.denormals import flush_denormals
@@ -38,11 +39,6 @@ from ganvae.training.distributed import DistContext
 from ganvae.utils import atomic_write_text, resolve_device, resolve_precision, seed_everything
 
 log = logging.getLogger(__name__)
-
-
-def build_model(cfg: ExperimentConfig, image_shape: tuple[int, int, int]) -> GenerativeModel:
-    """The registry's model class for ``cfg.model_name``, built from ``cfg.model``."""
-    return get_entry(cfg.model_name).model_cls(cfg.model, image_shape)
 
 
 def bf16_autocast(device: torch.device) -> torch.autocast:

@@ -21,9 +21,10 @@ from typing import Any
 
 import torch
 
+from ganvae import api
 from ganvae.metrics.classifier import load_classifier
-from ganvae.metrics.evaluate import HIGHER_IS_BETTER, LABELS, evaluate, machine_description
-from ganvae.utils import atomic_write_bytes, atomic_write_text
+from ganvae.metrics.evaluate import DIRECTION, LABELS, badness
+from ganvae.utils import atomic_write_bytes, atomic_write_text, machine_description
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def _load_or_evaluate(run: Path, loaded, n_samples: int, seed: int, data_dir: st
         result = json.loads(cached.read_text())
         if result.get("protocol", {}).get("n_samples") == n_samples and result["protocol"].get("sample_seed") == seed:
             return result
-    return evaluate(loaded, n_samples=n_samples, seed=seed, data_dir=data_dir)
+    return api.evaluate(loaded, n_samples=n_samples, seed=seed, data_dir=data_dir)
 
 
 def _during_training(run: Path) -> dict[str, list[float]] | None:
@@ -106,9 +107,6 @@ def _class_plot(entries: list[RunEntry], classes: list[str], out: Path) -> None:
     atomic_write_bytes(out, figure_bytes(fig))
 
 
-CLOSER_TO_ONE = {"memorisation_ratio", "sharpness"}  # neither copying / blurred (below 1) nor off the data / speckled
-
-
 def class_grid(images: torch.Tensor, probs: torch.Tensor, classes: list[int], per_row: int = 12) -> torch.Tensor:
     """Samples sorted by the classifier's predicted class: one row per class, its first ``per_row`` samples in
     draw order, empty (mid-grey) cells where the model drew fewer, so a dropped class shows as a grey row.
@@ -121,13 +119,6 @@ def class_grid(images: torch.Tensor, probs: torch.Tensor, classes: list[int], pe
         blank = torch.full((per_row - len(mine), *images.shape[1:]), 0.35)
         cells += [mine, blank]
     return torch.cat(cells)
-
-
-def _direction(key: str) -> str:
-    """Which way a metric is better, as the tables print it."""
-    if key in CLOSER_TO_ONE:
-        return "closer to 1"
-    return "higher" if HIGHER_IS_BETTER[key] else "lower"
 
 
 # a model failing one of these checks has samples that fidelity metrics cannot judge: precision, density and
@@ -153,13 +144,6 @@ SAMPLE_METRICS = {"fid", "kid", "precision", "recall", "density", "coverage", "i
                   "confident_share", "memorisation_ratio", "sharpness"}
 
 
-def _badness(key: str, v: float) -> float:
-    """A value where lower is better, for every metric."""
-    if key in CLOSER_TO_ONE:
-        return abs(v - 1)
-    return -v if HIGHER_IS_BETTER[key] else v
-
-
 def tied(key: str, a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether two models' values of ``key`` differ by less than twice the noise of their difference."""
     sa, sb = a.get(f"{key}_std"), b.get(f"{key}_std")
@@ -172,13 +156,13 @@ def best_per_row(entries: list[RunEntry]) -> dict[str, set[str]]:
     """Per metric, the models marked best: the best value among the models whose sample metrics can be trusted,
     and every trusted model tied with it (difference within twice its noise). A collapsed model is never best."""
     best: dict[str, set[str]] = {}
-    for key in HIGHER_IS_BETTER:
+    for key in DIRECTION:
         present = [e for e in entries if key in e.result["metrics"]]
         candidates = {e.label: e.result["metrics"] for e in present
                       if not (key in SAMPLE_METRICS and trust_problems(e.result["metrics"]))}
         if len(present) < 2 or not candidates:
             continue
-        top = min(candidates, key=lambda k: _badness(key, candidates[k][key]))
+        top = min(candidates, key=lambda k: badness(key, candidates[k][key]))
         best[key] = {k for k, m in candidates.items() if k == top or tied(key, candidates[top], m)}
     return best
 
@@ -324,7 +308,6 @@ def _fmt(v: Any) -> str:
 def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, seed: int = 0, data_dir: str | None = None,
             interpolation_steps: int = 12) -> Path:
     """Evaluate (or reuse ``metrics.json``) and write ``report.html`` and ``report.md`` into ``out``."""
-    from ganvae import api
     from ganvae.viz.images import save_grid
 
     out = Path(out)
@@ -440,7 +423,7 @@ def write_html(entries, shared, notes, best, out: Path, verdict_text: str = "") 
             cls = ' class="best"' if e.label in best.get(key, set()) else (
                 ' class="untrusted"' if key in SAMPLE_METRICS and trust_problems(e.result["metrics"]) else "")
             h.append(f"<td{cls}>{html.escape(_cell(e, key))}</td>")
-        h.append(f"<td>{_direction(key)}</td></tr>")
+        h.append(f"<td>{DIRECTION[key]}</td></tr>")
     h.append("</table></div></section>")
     h.append(f'<section id="verdict"><h2>Verdict</h2><p>{html.escape(verdict_text)}</p></section>')
     h.append('<section id="observations"><h2>Observations</h2>' + "".join(f"<p>{html.escape(n)}</p>" for n in notes) + "</section>")
@@ -477,7 +460,7 @@ def write_markdown(entries, shared, notes, best, out: Path, verdict_text: str = 
         for e in entries:
             text = _cell(e, key)
             cells.append(f"**{text}**" if e.label in best.get(key, set()) else text)
-        md.append(f"| {label} | " + " | ".join(cells) + f" | {_direction(key)} |")
+        md.append(f"| {label} | " + " | ".join(cells) + f" | {DIRECTION[key]} |")
     md += ["", "## Verdict", "", verdict_text, "", "## Observations", ""] + [f"- {n}" for n in notes]
     for section in PICTURE_SECTIONS:
         present = [e for e in entries if section in e.files]
