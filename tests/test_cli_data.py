@@ -189,3 +189,27 @@ def test_data_info_takes_data_dir(tmp_path, capsys):
     assert "--data-dir: 4 file(s) found" in capsys.readouterr().out
     assert main(["data", "info", "mnist", "--data-dir", str(tmp_path)]) == 0
     assert "train-images-idx3-ubyte.gz is missing" in capsys.readouterr().out
+
+
+def test_every_data_subcommand_takes_data_dir(tmp_path, capsys, http_server, monkeypatch):
+    """`data download --data-dir DIR` downloads into DIR (served here by a local mirror of the real files)."""
+    from dataclasses import replace
+
+    from conftest import SHARED_MNIST
+    from ganvae.data import sources
+
+    if not (SHARED_MNIST / "t10k-labels-idx1-ubyte.gz").is_file():
+        pytest.skip(f"needs the MNIST files in {SHARED_MNIST}")
+    base, files = http_server
+    for path in SHARED_MNIST.glob("*.gz"):
+        files[path.name] = path.read_bytes()
+    monkeypatch.setitem(sources.SOURCES, "mnist", replace(sources.SOURCES["mnist"], mirrors=(f"{base}/good",)))
+    target = tmp_path / "here"
+    assert main(["data", "download", "mnist", "--data-dir", str(target)]) == 0
+    assert sorted(p.name for p in target.iterdir()) == sorted(files)
+    assert main(["data", "verify", "mnist", "--data-dir", str(target)]) == 0
+    for action in ("list", "info", "verify", "download"):
+        assert "--data-dir" in run_cli("data", action, "--help").stdout
+    assert main(["data", "list", "--data-dir", str(target)]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listing if "its files are in" in line] == ["mnist"]

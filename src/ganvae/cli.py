@@ -51,6 +51,13 @@ def cmd_data(args) -> int:
     if args.data_command == "list":
         for s in sources.SOURCES.values():
             where = "offline, ships with ganvae" if s.offline else f"download, {len(s.mirrors)} mirrors"
+            if args.data_dir is not None and not s.offline:
+                try:  # the labels file is small: its checksum tells datasets with the same file names apart
+                    labels = sources.resolve_files(s, data_dir=args.data_dir, allow_download=False)["train_labels"]
+                    if sources.md5_file(labels) == s.files["train_labels"].md5:
+                        where += f"; its files are in {args.data_dir}"
+                except GanvaeError:
+                    pass
             print(f"{s.name:<14} {s.title} ({where})")
         print(f"{'folder:PATH':<14} any folder of png/jpg images; sub-folders are classes")
         return 0
@@ -84,7 +91,7 @@ def cmd_data(args) -> int:
         if source.offline:
             print(f"{source.name} ships with ganvae; nothing to download.")
             return 0
-        paths = sources.download(source)
+        paths = sources.download(source, cache_dir=args.data_dir)
         for role, path in paths.items():
             print(f"{role:<13} {path}  OK")
         return 0
@@ -227,18 +234,8 @@ class _CommandParser(argparse.ArgumentParser):
         _add_verbosity(self, argparse.SUPPRESS)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ganvae",
-        description="Train, sample, animate and compare GANs and VAEs on MNIST-like data.",
-    )
-    from ganvae import __version__
-
-    parser.add_argument("--version", action="version", version=f"ganvae {__version__}")
-    _add_verbosity(parser, False)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser)
-    models = _model_names()
-
+def _add_train_command(sub, models: list[str]) -> None:
+    """``ganvae train``."""
     from ganvae.registry import get_entry
 
     p = sub.add_parser("train", help="train a model", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -258,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.set_defaults(func=cmd_train)
 
+def _add_sample_command(sub) -> None:
+    """``ganvae sample``."""
     p = sub.add_parser("sample", help="a grid (or files) of samples from a trained run")
     p.add_argument("run", metavar="RUN", help="run folder or checkpoint file")
     p.add_argument("-n", type=int, default=64, help="number of samples")
@@ -267,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--separate", metavar="DIR", help="also write one PNG per sample into DIR")
     p.set_defaults(func=cmd_sample)
 
+def _add_interpolate_command(sub) -> None:
+    """``ganvae interpolate``."""
     p = sub.add_parser("interpolate", help="a looping latent walk (spherical interpolation) as a GIF")
     p.add_argument("run", metavar="RUN")
     p.add_argument("--points", type=int, default=4, help="latent points visited")
@@ -278,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=2, help="pixel enlargement of the GIF")
     p.set_defaults(func=cmd_interpolate)
 
+def _add_reconstruct_command(sub) -> None:
+    """``ganvae reconstruct``."""
     p = sub.add_parser("reconstruct", help="test images above their reconstructions (models with an encoder)")
     p.add_argument("run", metavar="RUN")
     p.add_argument("-n", type=int, default=16)
@@ -286,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_flags(p)
     p.set_defaults(func=cmd_reconstruct)
 
+def _add_render_command(sub) -> None:
+    """``ganvae render``."""
     p = sub.add_parser("render", help="render a cppn latent at any resolution")
     p.add_argument("run", metavar="RUN")
     p.add_argument("--size", type=_size, default=(1080, 1080), help="WIDTHxHEIGHT (default 1080x1080)")
@@ -296,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--points", type=int, default=3, help="latents visited by the --gif morph")
     p.set_defaults(func=cmd_render)
 
+def _add_evaluate_command(sub) -> None:
+    """``ganvae evaluate``."""
     p = sub.add_parser("evaluate", help="metrics of a trained run, real:DATASET (the reference figures) or images:DIR")
     p.add_argument("run", metavar="RUN", help="run folder, checkpoint, real:mnist (train split against test split), "
                                               "or images:DIR (a folder of any program's samples)")
@@ -309,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-ema", action="store_true", help="score the trained weights, not their moving average")
     p.set_defaults(func=cmd_evaluate)
 
+def _add_compare_command(sub) -> None:
+    """``ganvae compare``."""
     p = sub.add_parser("compare", help="a side-by-side HTML + Markdown report of several runs")
     p.add_argument("runs", nargs="+", metavar="RUN")
     p.add_argument("--out", required=True, help="report folder")
@@ -317,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.set_defaults(func=cmd_compare)
 
+def _add_demo_command(sub) -> None:
+    """``ganvae demo``."""
     p = sub.add_parser("demo", help="train a GAN, a DCGAN and a VAE on the offline mnist-25k and compare them")
     p.add_argument("--out", help="folder for the runs and the report (default runs/demo-<timestamp>)")
     p.add_argument("--minutes", type=float, help="training budget per model (default 1.5)")
@@ -324,9 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-samples", type=int, default=5000, help="samples per model for the final metrics")
     p.set_defaults(func=cmd_demo)
 
+def _add_data_command(sub) -> None:
+    """``ganvae data``."""
     p = sub.add_parser("data", help="list, describe, verify and download datasets")
     dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
-    dsub.add_parser("list", help="the known datasets")
+    q = dsub.add_parser("list", help="the known datasets")
+    q.add_argument("--data-dir", help="also say which datasets have their files in this folder")
     q = dsub.add_parser("info", help="a dataset's description, classes, files and mirrors")
     q.add_argument("name")
     q.add_argument("--data-dir", help="also say which of the dataset's files this folder holds")
@@ -335,8 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--data-dir", help="check this folder instead of the cache")
     q = dsub.add_parser("download", help="download into the cache ($GANVAE_DATA_DIR or ~/.cache/ganvae)")
     q.add_argument("name")
+    q.add_argument("--data-dir", help="download into this folder instead (then train with --data-dir DIR)")
     p.set_defaults(func=cmd_data)
 
+def _add_classifier_command(sub) -> None:
+    """``ganvae classifier``."""
     p = sub.add_parser("classifier", help="train the feature classifier that the metrics use")
     csub = p.add_subparsers(dest="classifier_command", required=True, metavar="ACTION")
     q = csub.add_parser("train", help="train it reproducibly (seeded) on a named dataset's train split")
@@ -348,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", help="output .safetensors (default: the cache, ~/.cache/ganvae/classifiers/NAME.safetensors)")
     p.set_defaults(func=cmd_classifier)
 
+def _add_config_command(sub, models: list[str]) -> None:
+    """``ganvae config``."""
     p = sub.add_parser("config", help="show configurations")
     csub = p.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     q = csub.add_parser("show", help="print a model's full configuration (defaults, or a file with overrides)")
@@ -358,6 +377,28 @@ def build_parser() -> argparse.ArgumentParser:
     csub.add_parser("presets", help="list the shipped presets: the original scripts' settings")
     p.set_defaults(func=cmd_config)
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ganvae",
+        description="Train, sample, animate and compare GANs and VAEs on MNIST-like data.",
+    )
+    from ganvae import __version__
+
+    parser.add_argument("--version", action="version", version=f"ganvae {__version__}")
+    _add_verbosity(parser, False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser)
+    models = _model_names()
+    _add_train_command(sub, models)
+    _add_sample_command(sub)
+    _add_interpolate_command(sub)
+    _add_reconstruct_command(sub)
+    _add_render_command(sub)
+    _add_evaluate_command(sub)
+    _add_compare_command(sub)
+    _add_demo_command(sub)
+    _add_data_command(sub)
+    _add_classifier_command(sub)
+    _add_config_command(sub, models)
     return parser
 
 

@@ -1,65 +1,98 @@
-"""Cheap metrics recorded while training (every ``train.eval_every`` epochs), so reports can
-plot quality against epochs and against wall-clock time.
+"""Cheap metrics recorded while training, so reports can plot quality against epochs and against wall-clock time.
 
-Only the Frechet distance and class coverage on ``train.eval_samples`` samples from a fixed
-generator (seeded; the training's own random stream is not touched, so resumption stays
-exact). The time spent here is excluded from the run's time budget.
+:class:`TrainingMetrics` is a small object the trainer calls after each logging interval and at each epoch's
+end (after lucidrains' ``FIDEvaluation``): it decides whether a measurement is due, owns its feature network and
+cached reference features, its CSV and the time it spent, and returns that time so the trainer can leave it out
+of the run's time budget. Only the Frechet distance and class coverage on ``train.eval_samples`` samples from a
+fixed generator (seeded; the training's own random stream is not touched, so resumption stays exact), and for
+encoder models an IWAE bound on part of the test set.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import time
+from pathlib import Path
 
 import torch
 
 from ganvae.metrics.classifier import load_classifier
-from ganvae.metrics.evaluate import reference_features, sample_metrics
+from ganvae.metrics.evaluate import likelihood_metrics, reference_features, sample_metrics
+
+log = logging.getLogger(__name__)
 
 FIELDS = ["epoch", "step", "train_seconds", "fid", "class_entropy", "confident_share", "n_samples", "test_nll_iwae10",
           "dropped_classes"]
 NLL_IMAGES = 2000  # test images for the in-training likelihood bound (IWAE, k = 10)
 
 
-def record_training_metrics(trainer, epoch: float, elapsed: float) -> None:
-    devices = [trainer.device] if trainer.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):  # the run's own random stream stays untouched
-        _record(trainer, epoch, elapsed)
+class TrainingMetrics:
+    """In-training FID, class coverage (and likelihood bound) every ``train.eval_every`` epochs (at epoch ends) or
+    every ``train.eval_interval_minutes`` of training (checked at each logging interval, so slow models such as the
+    CPPN, whose epoch can outlast the run, still get a curve).
 
+    Args:
+        cfg: the run's config (``train.eval_*``, the seed, the dataset's classifier).
+        run_dir: where ``metrics_during_training.csv`` goes.
+        dist: the distributed context: every rank decides together and draws its share of the samples.
+        writer: a TensorBoard writer, or None.
+    """
 
-def _record(trainer, epoch: float, elapsed: float) -> None:
-    t0 = time.monotonic()
-    dist = trainer.dist
-    # every rank draws its share of the samples (its own seed); rank 0 gathers them and scores them
-    per_rank = -(-trainer.cfg.train.eval_samples // dist.world_size)
-    g = torch.Generator().manual_seed(trainer.cfg.train.seed + 104729 + dist.rank)
-    with dist.unwrapped(trainer.model):
-        samples = trainer.model.sample(per_rank, generator=g)
-    samples = dist.all_gather_cat(samples).cpu()
-    if not dist.is_main:
-        trainer.excluded_seconds += time.monotonic() - t0
-        return
-    state = getattr(trainer, "_metric_state", None)
-    if state is None:
-        fnet = load_classifier(trainer.cfg.data.dataset)
-        data = trainer.data.to("cpu")
-        state = trainer._metric_state = (fnet, data, reference_features(data, fnet))
-    fnet, data, reference = state
-    m = sample_metrics(samples, data, fnet, cheap=True, reference=reference)
-    nll = ""
-    if trainer.model.has_encoder:
-        from ganvae.metrics.evaluate import likelihood_metrics
+    def __init__(self, cfg, run_dir: Path, dist, writer=None):
+        self.every_epochs = cfg.train.eval_every
+        self.interval_s = cfg.train.eval_interval_minutes * 60
+        self.n_samples, self.seed, self.dataset = cfg.train.eval_samples, cfg.train.seed, cfg.data.dataset
+        self.path = Path(run_dir) / "metrics_during_training.csv"
+        self.dist, self.writer = dist, writer
+        self.last_elapsed = 0.0  # training seconds at the last measurement
+        self.seconds = 0.0  # time spent measuring, in all
+        self._reference = None  # (feature network, test data on the CPU, reference features), loaded on first use
 
-        nll = f"{likelihood_metrics(trainer.model, data, k=10, max_images=NLL_IMAGES)['test_nll_iwae']:.3f}"
-    path = trainer.run_dir / "metrics_during_training.csv"
-    new = not path.exists()
-    with open(path, "a", newline="") as fh:
-        w = csv.writer(fh)
-        if new:
-            w.writerow(FIELDS)
-        w.writerow([round(epoch, 3), trainer.step, f"{elapsed:.2f}", f"{m['fid']:.4f}", f"{m['class_entropy']:.4f}",
-                    f"{m['confident_share']:.4f}", len(samples), nll, len(m["dropped_classes"])])
-    if trainer.writer is not None:
-        trainer.writer.add_scalar("metrics/fid", m["fid"], trainer.step)
-        trainer.writer.add_scalar("metrics/class_entropy", m["class_entropy"], trainer.step)
-    trainer.excluded_seconds += time.monotonic() - t0
+    def __call__(self, model, data, step: int, epoch: float, elapsed: float, epoch_end: bool) -> float:
+        """Measure if due; returns the seconds spent (0 when not due). ``epoch`` is fractional mid-epoch."""
+        if not epoch_end and self.interval_s <= 0:  # nothing can be due between epoch ends: no collective call
+            return 0.0
+        by_epoch = epoch_end and self.every_epochs > 0 and round(epoch) % self.every_epochs == 0
+        # by time: fast models (a VAE epoch can take 0.2 s) would otherwise spend more time evaluating than training
+        by_time = self.interval_s > 0 and elapsed - self.last_elapsed >= self.interval_s
+        if not self.dist.any(by_epoch or by_time):
+            return 0.0
+        self.last_elapsed = elapsed
+        start = time.monotonic()
+        device = model.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the run's stream stays untouched
+            self._record(model, data, step, epoch, elapsed)
+        spent = time.monotonic() - start
+        self.seconds += spent
+        return spent
+
+    def _record(self, model, data, step: int, epoch: float, elapsed: float) -> None:
+        dist = self.dist
+        # every rank draws its share of the samples (its own seed); rank 0 gathers them and scores them
+        per_rank = -(-self.n_samples // dist.world_size)
+        g = torch.Generator().manual_seed(self.seed + 104729 + dist.rank)
+        with dist.unwrapped(model):
+            samples = model.sample(per_rank, generator=g)
+        samples = dist.all_gather_cat(samples).cpu()
+        if not dist.is_main:
+            return
+        if self._reference is None:
+            fnet = load_classifier(self.dataset)
+            cpu_data = data.to("cpu")
+            self._reference = (fnet, cpu_data, reference_features(cpu_data, fnet))
+        fnet, cpu_data, reference = self._reference
+        m = sample_metrics(samples, cpu_data, fnet, fid_and_coverage_only=True, reference=reference)
+        nll = ""
+        if model.has_encoder:
+            nll = f"{likelihood_metrics(model, cpu_data, k=10, max_images=NLL_IMAGES)['test_nll_iwae']:.3f}"
+        new = not self.path.exists()
+        with open(self.path, "a", newline="") as fh:
+            w = csv.writer(fh)
+            if new:
+                w.writerow(FIELDS)
+            w.writerow([round(epoch, 3), step, f"{elapsed:.2f}", f"{m['fid']:.4f}", f"{m['class_entropy']:.4f}",
+                        f"{m['confident_share']:.4f}", len(samples), nll, len(m["dropped_classes"])])
+        if self.writer is not None:
+            self.writer.add_scalar("metrics/fid", m["fid"], step)
+            self.writer.add_scalar("metrics/class_entropy", m["class_entropy"], step)

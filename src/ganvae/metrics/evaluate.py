@@ -54,12 +54,12 @@ LABELS = {
 
 
 def sample_metrics(samples: torch.Tensor, data: ImageData, fnet: FeatureNetwork, seed: int = 0, k: int = 5,
-                   memorisation_n: int = 1000, cheap: bool = False,
+                   memorisation_n: int = 1000, fid_and_coverage_only: bool = False,
                    reference: tuple[torch.Tensor, torch.Tensor] | None = None, bootstrap: int = 20) -> dict[str, Any]:
     """Metrics of ``samples`` ``(M, 1, H, W)`` in [0, 1] against the test split of ``data``.
 
     Args:
-        cheap: only the Frechet distance and class coverage (for in-training tracking).
+        fid_and_coverage_only: only the Frechet distance and class coverage (for in-training tracking).
         reference: precomputed (features, probs) of the test split.
         bootstrap: resamplings of the samples behind the ``<metric>_std`` noise estimates (0 = none).
     """
@@ -75,7 +75,7 @@ def sample_metrics(samples: torch.Tensor, data: ImageData, fnet: FeatureNetwork,
     out: dict[str, Any] = {"fid": fid, "class_entropy": coverage["entropy"], "confident_share": coverage["confident_share"],
                            "dropped_classes": coverage["dropped_classes"], "class_histogram": coverage["histogram"]}
     timings["fid_coverage"] = time.monotonic() - t
-    if cheap:
+    if fid_and_coverage_only:
         return out
     t = time.monotonic()
     kid, kid_std = core.kernel_inception_distance(ref_feats, feats, seed=seed)

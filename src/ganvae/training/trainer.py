@@ -27,10 +27,11 @@ import torch
 
 from ganvae.config import ExperimentConfig, config_from_dict
 from ganvae.data.dataset import ImageData, iter_batches, load_dataset, steps_per_epoch
-from ganvae.pixels import scale_images
 from ganvae.errors import CheckpointError, ConfigError, GanvaeError, Interrupted, TrainingDiverged
+from ganvae.metrics.during_training import TrainingMetrics
 from ganvae.models.base import GenerativeModel
 from ganvae.models.step import StepContext
+from ganvae.pixels import scale_images
 from ganvae.registry import build_model
 from ganvae.runs import add_file_log, default_run_dir, write_run_metadata
 from ganvae.training import checkpoint as ckpt_io
@@ -155,7 +156,6 @@ class Trainer:
         self.step = self.epoch = self.step_in_epoch = 0
         self.elapsed_before = 0.0
         self.excluded_seconds = 0.0  # in-training evaluation, not counted against the time budget
-        self.last_eval_elapsed = 0.0
         self.images_seen = 0
         self.fingerprint = data.fingerprint()
         if self.resume_checkpoint is not None:
@@ -287,6 +287,7 @@ class Trainer:
     def fit(self) -> TrainResult:
         self._setup()
         self._prepare_run_dir()
+        self.metrics = TrainingMetrics(self.cfg, self.run_dir, self.dist, self.writer)
         try:
             with flush_denormals(self.cfg.train.flush_denormals and self.device.type == "cpu"):
                 return self._fit()
@@ -299,85 +300,116 @@ class Trainer:
                 self.file_log.close()
 
     def _fit(self) -> TrainResult:
+        """Epochs until the budget: each trained by :meth:`_train_epoch`, closed by :meth:`_end_epoch`; then
+        :meth:`_finish` writes the run's summary."""
         cfg, tc = self.cfg, self.cfg.train
-        world = self.dist.world_size
         for key in ("log_every", "checkpoint_every", "sample_every", "batch_size", "epochs"):
             if getattr(tc, key) < 1:
                 raise ConfigError(f"train.{key} is {getattr(tc, key)}; it must be at least 1.")
-        per_rank_batch = tc.batch_size // world
-        if per_rank_batch * world != tc.batch_size:
-            raise GanvaeError(f"train.batch_size={tc.batch_size} must be divisible by the number of processes ({world}).")
-        n_steps = steps_per_epoch(len(self.data), per_rank_batch, world)
-        budget = tc.max_minutes * 60 if tc.max_minutes is not None else math.inf
+        per_rank_batch = tc.batch_size // self.dist.world_size
+        if per_rank_batch * self.dist.world_size != tc.batch_size:
+            raise GanvaeError(f"train.batch_size={tc.batch_size} must be divisible by the number of processes "
+                              f"({self.dist.world_size}).")
+        n_steps = steps_per_epoch(len(self.data), per_rank_batch, self.dist.world_size)
+        budget_s = tc.max_minutes * 60 if tc.max_minutes is not None else math.inf
         log.info("training %s on %s (%d images, %d steps/epoch, batch %d) on %s, %s (%s) -> %s",
                  cfg.model_name, self.data.name, len(self.data), n_steps, tc.batch_size, self.device, tc.precision,
                  self.precision_reason, self.run_dir)
         self.model.train()
-        start = time.monotonic()
+        self.session_start = time.monotonic()
+        self.images_this_session = 0
+        self.last_losses: dict[str, float] = {}
         stopped_by = "epochs"
-        last: dict[str, float] = {}
-        images_this_session = 0
         with _StopFlag() as stop:
             epoch = self.epoch
             while epoch < tc.epochs:
-                bar = self._progress_bar(epoch, n_steps)
-                pending: list = []
-                out_of_time = False
-                tick, tick_images = time.monotonic(), 0
-                for batch in iter_batches(self.data.train_images, per_rank_batch, tc.seed, epoch,
-                                          start_step=self.step_in_epoch, rank=self.dist.rank, world_size=world):
-                    x = scale_images(batch, self.model.value_range)
-                    ctx = self.dist.step_context(StepContext(self.step, epoch, epoch + self.step_in_epoch / n_steps, self.autocast))
-                    losses = self.model.training_step(x, self.optimizers, ctx)
-                    self.model.after_step(self.step)
-                    pending.append((self.step, epoch, losses))
-                    self.step += 1
-                    self.step_in_epoch += 1
-                    self.images_seen += tc.batch_size
-                    tick_images += tc.batch_size
-                    images_this_session += tc.batch_size
-                    if bar is not None:
-                        bar.update(1)
-                    # every rank must stop at the same step: the decision is taken together
-                    out_of_time = self.dist.any(time.monotonic() - start - self.excluded_seconds > budget or stop.signum is not None)
-                    if len(pending) >= tc.log_every or self.step_in_epoch == n_steps or out_of_time:
-                        rate = tick_images / max(time.monotonic() - tick, 1e-9)
-                        last = self._log_losses(pending, rate, bar)
-                        pending, tick, tick_images = [], time.monotonic(), 0
-                        if tc.eval_interval_minutes > 0 and not out_of_time and self.step_in_epoch < n_steps:
-                            elapsed = self.elapsed_before + time.monotonic() - start - self.excluded_seconds
-                            self._maybe_record_metrics(epoch + self.step_in_epoch / n_steps, elapsed, epoch_end=False)
-                    if out_of_time:
-                        break
-                if bar is not None:
-                    bar.close()
-                elapsed = self.elapsed_before + time.monotonic() - start - self.excluded_seconds
-                if out_of_time:
+                if self._train_epoch(epoch, n_steps, per_rank_batch, budget_s, stop):
                     stopped_by = "interrupt" if self.dist.any(stop.signum is not None) else "time"
-                    self._sample_grid(epoch)  # a grid of the partial epoch too (a resumed run overwrites it)
-                    if self.step_in_epoch == n_steps:  # the budget ran out exactly at an epoch's end
-                        epoch, self.step_in_epoch = epoch + 1, 0
-                    self._checkpoint(epoch, self.step_in_epoch, elapsed)
+                    epoch = self._stop_mid_epoch(epoch, n_steps)
                     break
-                if (epoch + 1) % tc.sample_every == 0 or epoch + 1 == tc.epochs:
-                    self._sample_grid(epoch)
-                epoch, self.step_in_epoch = epoch + 1, 0
-                self._maybe_record_metrics(epoch, elapsed, epoch_end=True)
-                if epoch % tc.checkpoint_every == 0 or epoch == tc.epochs:
-                    self._checkpoint(epoch, 0, elapsed)
+                epoch = self._end_epoch(epoch)
             else:
-                elapsed = self.elapsed_before + time.monotonic() - start - self.excluded_seconds
                 if not self.ckpt_path.exists():  # e.g. resumed with no epochs left
-                    self._checkpoint(epoch, 0, elapsed)
-        session = time.monotonic() - start - self.excluded_seconds
-        rate = images_this_session / session if session > 0 else 0.0
+                    self._checkpoint(epoch, 0, self._elapsed())
+        return self._finish(epoch, stopped_by)
+
+    def _elapsed(self) -> float:
+        """Training seconds of the whole run: earlier sessions, plus this one less in-training evaluation."""
+        return self.elapsed_before + time.monotonic() - self.session_start - self.excluded_seconds
+
+    def _train_epoch(self, epoch: int, n_steps: int, per_rank_batch: int, budget_s: float, stop: _StopFlag) -> bool:
+        """Train from the current position to the end of ``epoch``, logging every ``train.log_every`` steps.
+        Returns True when the time budget ran out or a signal arrived (every rank stops at the same step)."""
+        tc, world = self.cfg.train, self.dist.world_size
+        bar = self._progress_bar(epoch, n_steps)
+        pending: list = []  # (step, epoch, losses) not yet synced to the host
+        out_of_time = False
+        tick, tick_images = time.monotonic(), 0
+        for batch in iter_batches(self.data.train_images, per_rank_batch, tc.seed, epoch,
+                                  start_step=self.step_in_epoch, rank=self.dist.rank, world_size=world):
+            x = scale_images(batch, self.model.value_range)  # (B, C, H, W) in the model's range
+            ctx = self.dist.step_context(StepContext(self.step, epoch, epoch + self.step_in_epoch / n_steps, self.autocast))
+            losses = self.model.training_step(x, self.optimizers, ctx)
+            self.model.after_step(self.step)
+            pending.append((self.step, epoch, losses))
+            self.step += 1
+            self.step_in_epoch += 1
+            self.images_seen += tc.batch_size
+            tick_images += tc.batch_size
+            self.images_this_session += tc.batch_size
+            if bar is not None:
+                bar.update(1)
+            # every rank must stop at the same step: the decision is taken together
+            session_s = time.monotonic() - self.session_start - self.excluded_seconds
+            out_of_time = self.dist.any(session_s > budget_s or stop.signum is not None)
+            if len(pending) >= tc.log_every or self.step_in_epoch == n_steps or out_of_time:
+                rate = tick_images / max(time.monotonic() - tick, 1e-9)
+                self.last_losses = self._log_losses(pending, rate, bar)
+                pending, tick, tick_images = [], time.monotonic(), 0
+                if not out_of_time and self.step_in_epoch < n_steps:
+                    self._record_metrics(epoch + self.step_in_epoch / n_steps, self._elapsed(), epoch_end=False)
+            if out_of_time:
+                break
+        if bar is not None:
+            bar.close()
+        return out_of_time
+
+    def _stop_mid_epoch(self, epoch: int, n_steps: int) -> int:
+        """Out of time or interrupted: a grid of the partial epoch (a resumed run overwrites it) and a checkpoint at
+        the exact position. Returns the epoch to record (the next one if the budget ran out exactly at an end)."""
+        elapsed = self._elapsed()
+        self._sample_grid(epoch)
+        if self.step_in_epoch == n_steps:
+            epoch, self.step_in_epoch = epoch + 1, 0
+        self._checkpoint(epoch, self.step_in_epoch, elapsed)
+        return epoch
+
+    def _end_epoch(self, epoch: int) -> int:
+        """After a full epoch: its sample grid, in-training metrics and checkpoint on their cadences. Returns the
+        next epoch."""
+        tc = self.cfg.train
+        elapsed = self._elapsed()
+        if (epoch + 1) % tc.sample_every == 0 or epoch + 1 == tc.epochs:
+            self._sample_grid(epoch)
+        epoch, self.step_in_epoch = epoch + 1, 0
+        self._record_metrics(epoch, elapsed, epoch_end=True)
+        if epoch % tc.checkpoint_every == 0 or epoch == tc.epochs:
+            self._checkpoint(epoch, 0, elapsed)
+        return epoch
+
+    def _finish(self, epoch: int, stopped_by: str) -> TrainResult:
+        """The progress GIF, the loss plot and ``summary.json``; raises :class:`Interrupted` after a signal."""
+        cfg = self.cfg
+        elapsed = self._elapsed()
+        session = time.monotonic() - self.session_start - self.excluded_seconds
+        rate = self.images_this_session / session if session > 0 else 0.0
         self._finish_outputs()
-        result = TrainResult(self.run_dir, self.ckpt_path, self.step, epoch, rate, elapsed, stopped_by, last)
+        result = TrainResult(self.run_dir, self.ckpt_path, self.step, epoch, rate, elapsed, stopped_by, self.last_losses)
         if self.dist.is_main:
             summary = {"model_name": cfg.model_name, "steps": self.step, "epochs_completed": epoch,
                        "images_seen": self.images_seen, "train_seconds": round(elapsed, 2),
-                       "images_per_second": round(rate, 1), "stopped_by": stopped_by, "last_losses": last,
-                       "device": str(self.device), "precision": cfg.train.precision, "world_size": world}
+                       "images_per_second": round(rate, 1), "stopped_by": stopped_by, "last_losses": self.last_losses,
+                       "device": str(self.device), "precision": cfg.train.precision, "world_size": self.dist.world_size}
             atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
             log.info("done: %d steps, %d epochs, %.0f images/s, %.1f s (%s) -> %s", self.step, epoch, rate, elapsed,
                      stopped_by, self.run_dir)
@@ -395,21 +427,10 @@ class Trainer:
         return tqdm(total=n_steps, initial=self.step_in_epoch, desc=f"epoch {epoch + 1}/{self.cfg.train.epochs}",
                     unit="step", leave=False, dynamic_ncols=True)
 
-    def _maybe_record_metrics(self, epoch: float, elapsed: float, epoch_end: bool) -> None:
-        """Cheap in-training metrics every ``train.eval_every`` epochs (at epoch ends) or every
-        ``train.eval_interval_minutes`` of training (checked at each logging interval, so slow models such as
-        the CPPN, whose epoch can outlast the run, still get a curve). Every rank takes the decision together."""
-        tc = self.cfg.train
-        by_epoch = epoch_end and tc.eval_every > 0 and round(epoch) % tc.eval_every == 0
-        # by time: fast models (a VAE epoch can take 0.2 s) would otherwise spend more time evaluating than training
-        by_time = tc.eval_interval_minutes > 0 and elapsed - self.last_eval_elapsed >= tc.eval_interval_minutes * 60
-        if not self.dist.any(by_epoch or by_time):
-            return
-        self.last_eval_elapsed = elapsed
-        from ganvae.metrics.during_training import record_training_metrics
-
+    def _record_metrics(self, epoch: float, elapsed: float, epoch_end: bool) -> None:
+        """Call the in-training metrics (they decide whether one is due) and leave their time out of the budget."""
         try:
-            record_training_metrics(self, epoch, elapsed)
+            self.excluded_seconds += self.metrics(self.model, self.data, self.step, epoch, elapsed, epoch_end)
         except GanvaeError as err:  # a missing classifier must not end a training run
             log.warning("in-training metrics skipped: %s", err)
 
