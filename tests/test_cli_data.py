@@ -213,3 +213,15 @@ def test_every_data_subcommand_takes_data_dir(tmp_path, capsys, http_server, mon
     assert main(["data", "list", "--data-dir", str(target)]) == 0
     listing = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in listing if "its files are in" in line] == ["mnist"]
+
+
+def test_closed_pipe_is_quiet(monkeypatch):
+    """`ganvae config show gan | head -1`: the reader left, so writing raises BrokenPipeError; exit 0, no traceback."""
+    import io
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["config", "show", "gan"]) == 0

@@ -255,6 +255,7 @@ def _add_train_command(sub, models: list[str]) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.set_defaults(func=cmd_train)
 
+
 def _add_sample_command(sub) -> None:
     """``ganvae sample``."""
     p = sub.add_parser("sample", help="a grid (or files) of samples from a trained run")
@@ -265,6 +266,7 @@ def _add_sample_command(sub) -> None:
     p.add_argument("--nrow", type=int, help="images per row")
     p.add_argument("--separate", metavar="DIR", help="also write one PNG per sample into DIR")
     p.set_defaults(func=cmd_sample)
+
 
 def _add_interpolate_command(sub) -> None:
     """``ganvae interpolate``."""
@@ -279,6 +281,7 @@ def _add_interpolate_command(sub) -> None:
     p.add_argument("--scale", type=int, default=2, help="pixel enlargement of the GIF")
     p.set_defaults(func=cmd_interpolate)
 
+
 def _add_reconstruct_command(sub) -> None:
     """``ganvae reconstruct``."""
     p = sub.add_parser("reconstruct", help="test images above their reconstructions (models with an encoder)")
@@ -288,6 +291,7 @@ def _add_reconstruct_command(sub) -> None:
     p.add_argument("--out", default="reconstructions.png")
     _add_data_flags(p)
     p.set_defaults(func=cmd_reconstruct)
+
 
 def _add_render_command(sub) -> None:
     """``ganvae render``."""
@@ -300,6 +304,7 @@ def _add_render_command(sub) -> None:
     p.add_argument("--frames", type=int, default=24, help="frames between two latents in the --gif morph")
     p.add_argument("--points", type=int, default=3, help="latents visited by the --gif morph")
     p.set_defaults(func=cmd_render)
+
 
 def _add_evaluate_command(sub) -> None:
     """``ganvae evaluate``."""
@@ -316,6 +321,7 @@ def _add_evaluate_command(sub) -> None:
     p.add_argument("--no-ema", action="store_true", help="score the trained weights, not their moving average")
     p.set_defaults(func=cmd_evaluate)
 
+
 def _add_compare_command(sub) -> None:
     """``ganvae compare``."""
     p = sub.add_parser("compare", help="a side-by-side HTML + Markdown report of several runs")
@@ -326,6 +332,7 @@ def _add_compare_command(sub) -> None:
     p.add_argument("--data-dir")
     p.set_defaults(func=cmd_compare)
 
+
 def _add_demo_command(sub) -> None:
     """``ganvae demo``."""
     p = sub.add_parser("demo", help="train a GAN, a DCGAN and a VAE on the offline mnist-25k and compare them")
@@ -334,6 +341,7 @@ def _add_demo_command(sub) -> None:
     p.add_argument("--models", help="comma-separated models to train (default gan,dcgan,vae; any of gan, dcgan, vae, conv-vae, vae-gan, cppn)")
     p.add_argument("--n-samples", type=int, default=5000, help="samples per model for the final metrics")
     p.set_defaults(func=cmd_demo)
+
 
 def _add_data_command(sub) -> None:
     """``ganvae data``."""
@@ -352,6 +360,7 @@ def _add_data_command(sub) -> None:
     q.add_argument("--data-dir", help="download into this folder instead (then train with --data-dir DIR)")
     p.set_defaults(func=cmd_data)
 
+
 def _add_classifier_command(sub) -> None:
     """``ganvae classifier``."""
     p = sub.add_parser("classifier", help="train the feature classifier that the metrics use")
@@ -365,6 +374,7 @@ def _add_classifier_command(sub) -> None:
     q.add_argument("--out", help="output .safetensors (default: the cache, ~/.cache/ganvae/classifiers/NAME.safetensors)")
     p.set_defaults(func=cmd_classifier)
 
+
 def _add_config_command(sub, models: list[str]) -> None:
     """``ganvae config``."""
     p = sub.add_parser("config", help="show configurations")
@@ -376,6 +386,7 @@ def _add_config_command(sub, models: list[str]) -> None:
     q.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     csub.add_parser("presets", help="list the shipped presets: the original scripts' settings")
     p.set_defaults(func=cmd_config)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

@@ -16,8 +16,8 @@ from pathlib import Path
 from ganvae.config import build_config
 from ganvae.errors import ConfigError, GanvaeError
 from ganvae.registry import model_names
-from ganvae.training.trainer import Trainer
 from ganvae.report import compare
+from ganvae.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 

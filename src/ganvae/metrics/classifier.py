@@ -104,8 +104,8 @@ def classifier_candidates(dataset: str) -> list[tuple[Path, str | None]]:
 
 def load_classifier(dataset: str, device: torch.device | str = "cpu", path: str | Path | None = None) -> FeatureNetwork:
     """The classifier matching ``dataset`` (``mnist-5k`` uses MNIST's); refuses a mismatch or a bad checksum."""
-    from safetensors.torch import load_file
     from safetensors import safe_open
+    from safetensors.torch import load_file
 
     base = CLASSIFIER_FOR.get(dataset)
     if base is None and path is None:

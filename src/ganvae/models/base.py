@@ -14,10 +14,10 @@ from typing import ClassVar, Iterator
 import torch
 from torch import nn
 
-from ganvae.pixels import ValueRange, from_unit, to_unit
 from ganvae.losses import discriminator_loss, generator_loss
 from ganvae.models.ema import ema_decay_at, update_ema
 from ganvae.models.step import StepContext
+from ganvae.pixels import ValueRange, from_unit, to_unit
 
 
 @contextlib.contextmanager

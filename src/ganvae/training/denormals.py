@@ -5,8 +5,8 @@ operation whose operand or result is *denormal* (nonzero and below 1.2e-38 in ma
 Training the MLP VAE on MNIST produces them: Adam's first moment of a weight whose
 gradient is almost always zero (the weights from MNIST's empty border pixels) decays as
 0.9^t and enters the denormal range after about 800 steps; from then on every fused Adam
-step ran on denormal operands and the VAE trained 20% slower (35,300 against 29,500
-images/s on the 2-core CPU of benchmarks/RESULTS.md). Flushing (FTZ: denormal results
+step ran on denormal operands and the VAE trained markedly slower (the figures are in
+benchmarks/RESULTS.md, "Speed"). Flushing (FTZ: denormal results
 become 0; DAZ: denormal inputs read as 0) changes only numbers below 1.2e-38, which
 cannot move a training run; TensorFlow flushes by default on CPU for the same reason, and
 GPUs run their fast paths with flushing.
