@@ -72,6 +72,41 @@ def test_interrupt_mid_epoch_then_resume_is_exact(tmp_path, monkeypatch):
     assert read_losses(tmp_path / "part") == read_losses(full.run_dir)
 
 
+def test_resume_after_a_kill_logs_each_step_once(tmp_path):
+    """A killed run (SIGKILL: no final checkpoint) has logged steps past its last checkpoint; resuming redoes them,
+    so their rows must be dropped first, in losses.csv and in the in-training metrics."""
+    import shutil
+
+    extra = ("train.eval_every=1", "data.image_size=28")
+    full = train(tiny_config("vae", "train.epochs=3", *extra), tmp_path / "full", data=tiny_data(size=28))
+    run = tmp_path / "part"
+    train(tiny_config("vae", "train.epochs=1", *extra), run, data=tiny_data(size=28))
+    shutil.copy(run / "checkpoints/last.safetensors", tmp_path / "epoch1.safetensors")
+    Trainer(tiny_config("vae", "train.epochs=2", *extra), run, data=tiny_data(size=28), resume=True).fit()
+    # the kill: rows of epoch 2 are on disk, the checkpoint is still epoch 1's
+    shutil.copy(tmp_path / "epoch1.safetensors", run / "checkpoints/last.safetensors")
+    Trainer(tiny_config("vae", "train.epochs=3", *extra), run, data=tiny_data(size=28), resume=True).fit()
+    assert read_losses(run) == read_losses(full.run_dir)
+    steps = [r["step"] for r in csv.DictReader(open(run / "metrics_during_training.csv"))]
+    assert steps == [r["step"] for r in csv.DictReader(open(full.run_dir / "metrics_during_training.csv"))]
+    assert len(steps) == len(set(steps)) == 3
+
+
+def test_checkpoint_by_wall_clock_mid_epoch(tmp_path, monkeypatch):
+    from ganvae.training import checkpoint as ckpt_io
+
+    saved = []
+    real = ckpt_io.save_checkpoint
+    monkeypatch.setattr(ckpt_io, "save_checkpoint", lambda *a, **k: saved.append(dict(k["counters"])) or real(*a, **k))
+    cfg = tiny_config("vae", "train.epochs=2", "train.checkpoint_every=5", "train.checkpoint_minutes=1e-6")
+    train(cfg, tmp_path / "often", data=tiny_data())
+    assert [c for c in saved if c["step_in_epoch"] > 0], "no checkpoint inside an epoch"
+    saved.clear()
+    train(tiny_config("vae", "train.epochs=2", "train.checkpoint_every=5", "train.checkpoint_minutes=0"),
+          tmp_path / "epochs-only", data=tiny_data())
+    assert [(c["epoch"], c["step_in_epoch"]) for c in saved] == [(2, 0)]  # only the final one
+
+
 def test_nan_stops_with_step_and_keeps_last_checkpoint(tmp_path, monkeypatch):
     original = GAN.training_step
 
@@ -198,5 +233,8 @@ def test_sample_every_and_invalid_cadence(tmp_path):
     result = train(tiny_config("vae", "train.epochs=5", "train.sample_every=2"), tmp_path / "run", data=tiny_data())
     assert sorted(p.name for p in (result.run_dir / "samples").iterdir()) == [
         "epoch_0002.png", "epoch_0004.png", "epoch_0005.png"]  # every 2nd epoch, and the last
+    cfg = tiny_config("vae")
+    cfg.train.checkpoint_every = 0  # set in Python: the trainer validates too, before creating anything
     with pytest.raises(GanvaeError, match="train.checkpoint_every is 0; it must be at least 1"):
-        train(tiny_config("vae", "train.checkpoint_every=0"), tmp_path / "bad", data=tiny_data())
+        train(cfg, tmp_path / "bad", data=tiny_data())
+    assert not (tmp_path / "bad").exists()

@@ -17,6 +17,8 @@ the wrong type is an error naming the field and the expected type.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -62,6 +64,9 @@ class TrainConfig:
     log_every: int = 20  # steps between loss records (CSV, TensorBoard, progress bar)
     sample_every: int = 1  # epochs between sample grids from the fixed noise
     checkpoint_every: int = 5  # epochs between checkpoints (one is always written at the end)
+    # also a checkpoint every this many minutes of training, mid-epoch if need be, so a crash loses at most that
+    # much work; 0 = only by epochs
+    checkpoint_minutes: float = 10.0
     eval_every: int = 0  # epochs between cheap in-training metrics (FID/coverage); 0 = off
     eval_interval_minutes: float = 0.0  # or: every this many minutes of training (checked every log_every steps); 0 = off
     eval_samples: int = 2000  # samples for the in-training metrics
@@ -213,6 +218,84 @@ def coerce_field(value: Any, tp: Any, dotted: str, source: str) -> Any:
             f"{source}: '{dotted}' must be {_type_name(tp)}, got {value!r} ({type(value).__name__}). "
             f"Fix the value in {source} (`ganvae config show` lists every key with its default)."
         ) from None
+
+
+# ----------------------------------------------------------------------------- value rules
+
+
+def _between(lo: float | None, hi: float | None, lo_open: bool = False, hi_open: bool = False):
+    def check(v) -> bool:
+        return ((lo is None or (v > lo if lo_open else v >= lo)) and (hi is None or (v < hi if hi_open else v <= hi)))
+    return check
+
+
+_AT_LEAST_1 = (_between(1, None), "at least 1")
+_AT_LEAST_0 = (_between(0, None), "0 or more")
+_POSITIVE = (_between(0, None, lo_open=True), "positive")
+_PROBABILITY = (_between(0, 1, hi_open=True), "in [0, 1)")
+# field name -> (test of a value, what the value must be). Names mean the same thing in every section and family;
+# floats must also be finite everywhere. Lists of layer sizes are checked entry by entry.
+VALUE_RULES: dict[str, tuple] = {
+    "epochs": _AT_LEAST_1, "log_every": _AT_LEAST_1, "sample_every": _AT_LEAST_1, "checkpoint_every": _AT_LEAST_1,
+    "batch_size": (_between(2, None), "at least 2 (batch norm and the batch statistics need two images)"),
+    "max_minutes": (_POSITIVE[0], "positive, or null for no limit"),
+    "checkpoint_minutes": (_AT_LEAST_0[0], "0 or more (0 = only by epochs)"),
+    "eval_every": _AT_LEAST_0, "eval_interval_minutes": _AT_LEAST_0,
+    "eval_samples": (_between(10, None), "at least 10"), "num_threads": _AT_LEAST_1,
+    "n_fixed": _AT_LEAST_1, "gif_fps": _AT_LEAST_1, "image_size": (_between(4, None), "at least 4"),
+    "test_fraction": (_between(0, 1, True, True), "between 0 and 1"),
+    "latent_dim": _AT_LEAST_1, "hidden_size": _AT_LEAST_1, "n_layers": _AT_LEAST_0, "kernel_size": _AT_LEAST_1,
+    "render_chunk": _AT_LEAST_1, "max_generator_steps": _AT_LEAST_1,
+    "lr": _POSITIVE, "lr_generator": _POSITIVE, "lr_discriminator": _POSITIVE,
+    "beta1": _PROBABILITY, "beta2": _PROBABILITY, "dropout": _PROBABILITY,
+    "real_label": (_between(0, 1, lo_open=True), "in (0, 1]"),
+    "ema_decay": (_between(0, 1, True, True), "between 0 and 1 (e.g. 0.999), or null for no averaging"),
+    "decoder_std": _POSITIVE, "scale": _POSITIVE, "kl_weight": _AT_LEAST_0, "kl_warmup_epochs": _AT_LEAST_0,
+    "adversarial_weight": _AT_LEAST_0, "vae_weight": _AT_LEAST_0, "leaky_slope": _AT_LEAST_0,
+    "generator_hidden": _AT_LEAST_1, "discriminator_hidden": _AT_LEAST_1, "generator_channels": _AT_LEAST_1,
+    "discriminator_channels": _AT_LEAST_1, "channels": _AT_LEAST_1, "encoder_channels": _AT_LEAST_1,
+    "hidden": _AT_LEAST_1, "classes": _AT_LEAST_0,
+}
+NON_EMPTY = {"generator_hidden", "discriminator_hidden", "generator_channels", "discriminator_channels", "channels",
+             "encoder_channels", "hidden", "classes"}  # lists that need at least one entry when given
+
+
+# the dedicated command-line flags of config keys, named in error messages
+FLAGS = {"train.epochs": "--epochs", "train.max_minutes": "--max-minutes", "train.batch_size": "--batch-size",
+         "train.seed": "--seed", "train.device": "--device", "data.classes": "--classes", "data.dataset": "--dataset",
+         "data.data_dir": "--data-dir"}
+
+
+def validate(cfg: ExperimentConfig, source: str = "the config") -> ExperimentConfig:
+    """Check every value against :data:`VALUE_RULES` (and floats for being finite), before anything is built or
+    written; the error names the key, the value, the rule and where to fix it."""
+    for section in SECTIONS:
+        for f in dataclasses.fields(getattr(cfg, section)):
+            value = getattr(getattr(cfg, section), f.name)
+            if value is None:
+                continue
+            rule = VALUE_RULES.get(f.name)
+            values = value if isinstance(value, (list, tuple)) else [value]
+            problem = None
+            if isinstance(value, (list, tuple)) and not value and f.name in NON_EMPTY:
+                problem = "a non-empty list" + (" (or null for all classes)" if f.name == "classes" else "")
+            for v in values:
+                if problem:
+                    break
+                if isinstance(v, float) and not math.isfinite(v):
+                    problem = f"a finite number{', ' + rule[1] if rule else ''}"
+                elif rule is not None and isinstance(v, (int, float)) and not isinstance(v, bool) and not rule[0](v):
+                    problem = rule[1] if not isinstance(value, list) else f"a list of values {rule[1]}"
+            if f.name == "classes" and not problem and len(set(value)) != len(value):
+                problem = "a list of distinct class indices"
+            if f.name == "device" and not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(value)):
+                problem = "auto, cpu, cuda, cuda:N or mps"
+            if problem:
+                key = f"{section}.{f.name}"
+                flag = f"{FLAGS[key]}, " if key in FLAGS else ""
+                raise ConfigError(f"{source}: {key} is {value!r}; it must be {problem}. "
+                                  f"Fix {flag}--set {key}=... or the config file's {key}.")
+    return cfg
 
 
 # ----------------------------------------------------------------------------- loading
@@ -374,7 +457,7 @@ def build_config(
         cfg = merge_mapping(cfg, {s: kv for s, kv in cleaned.items() if kv}, "command line")
     if overrides:
         cfg = apply_overrides(cfg, overrides)
-    return cfg
+    return validate(cfg, "invalid setting")
 
 
 def config_from_dict(data: Mapping[str, Any], source: str) -> ExperimentConfig:
@@ -386,4 +469,4 @@ def config_from_dict(data: Mapping[str, Any], source: str) -> ExperimentConfig:
     if isinstance(data.get("model"), Mapping) and retired.keys() & data["model"].keys():
         # a checkpoint written before those fields were removed: they never acted, so dropping them changes nothing
         data = {**data, "model": {k: v for k, v in data["model"].items() if k not in retired}}
-    return merge_mapping(cfg, data, source)
+    return validate(merge_mapping(cfg, data, source), source)

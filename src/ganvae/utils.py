@@ -100,7 +100,14 @@ def resolve_device(name: str = "auto"):
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise GanvaeError(f"train.device is {name!r}, which is not a device; use auto, cpu, cuda, cuda:N or mps "
+                          f"(--device auto).") from None
+    mps = getattr(torch.backends, "mps", None)
+    if device.type == "mps" and not (mps is not None and mps.is_available()):
+        raise GanvaeError(f"train.device is {name!r} but this machine has no Apple GPU (MPS); use --device auto (or cpu).")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise GanvaeError(
             f"train.device is {name!r} but CUDA is not available on this machine; "

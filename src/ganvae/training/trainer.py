@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from ganvae.config import ExperimentConfig, config_from_dict
+from ganvae.config import ExperimentConfig, config_from_dict, validate
 from ganvae.data.dataset import ImageData, iter_batches, load_dataset, steps_per_epoch
 from ganvae.errors import CheckpointError, ConfigError, GanvaeError, Interrupted, TrainingDiverged
 from ganvae.metrics.during_training import TrainingMetrics
@@ -125,6 +125,10 @@ class Trainer:
             raise GanvaeError(
                 f"{run_dir} already holds a trained run; add --resume to continue it, or choose another --out."
             )
+        validate(cfg, "invalid setting")  # every check before anything is created (configs built in Python too)
+        if cfg.train.batch_size % self.dist.world_size:
+            raise ConfigError(f"train.batch_size={cfg.train.batch_size} must be divisible by the number of processes "
+                              f"({self.dist.world_size}); it is the global batch.")
         self.cfg, self.run_dir, self.argv = cfg, run_dir, argv
         self.device = self.dist.device if self.dist.enabled else resolve_device(cfg.train.device)
         # auto is resolved once and the result stored in the run's config, so a resumed run keeps its precision
@@ -194,8 +198,11 @@ class Trainer:
                 "global_batch_size": self.cfg.train.batch_size,
             })
         self.csv_path = self.run_dir / "losses.csv"
-        if self.resume_checkpoint is not None and self.csv_path.exists():
-            self._truncate_csv(self.step)
+        if self.resume_checkpoint is not None:
+            # rows written after the checkpoint (a killed run logs past its last checkpoint) are redone on resume:
+            # losses.csv numbers steps from 0 (row s = the step that made step s + 1 done), the metrics CSV counts them
+            self._truncate_csv(self.csv_path, "step", lambda s: s < self.step)
+            self._truncate_csv(self.run_dir / "metrics_during_training.csv", "step", lambda s: s <= self.step)
         if self.cfg.run.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -204,12 +211,19 @@ class Trainer:
             except ImportError:
                 log.warning("tensorboard is not installed; TensorBoard logging is off")
 
-    def _truncate_csv(self, step: int) -> None:
-        """Drop loss rows after the checkpoint's step (written before an interruption)."""
-        with open(self.csv_path, newline="") as fh:
+    @staticmethod
+    def _truncate_csv(path: Path, column: str, keep) -> None:
+        """Keep the rows of a CSV whose integer ``column`` passes ``keep`` (atomically; absent files are left)."""
+        if not path.exists():
+            return
+        with open(path, newline="") as fh:
             rows = list(csv.reader(fh))
-        kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= step]
-        atomic_write_text(self.csv_path, "".join(",".join(r) + "\n" for r in kept))
+        if not rows:
+            return
+        i = rows[0].index(column)
+        kept = [rows[0]] + [r for r in rows[1:] if keep(int(r[i]))]
+        if len(kept) < len(rows):
+            atomic_write_text(path, "".join(",".join(r) + "\n" for r in kept))
 
     # ------------------------------------------------------------------ outputs
     def _log_losses(self, pending: list[tuple[int, int, dict[str, torch.Tensor]]], imgs_per_s: float, bar) -> dict[str, float]:
@@ -258,6 +272,7 @@ class Trainer:
             self.writer.add_image("samples", grid[None], self.step, dataformats="CHW")
 
     def _checkpoint(self, epoch: int, step_in_epoch: int, elapsed: float) -> None:
+        self.last_checkpoint_time = time.monotonic()
         if not self.dist.is_main:
             return
         ckpt_io.save_checkpoint(
@@ -303,13 +318,7 @@ class Trainer:
         """Epochs until the budget: each trained by :meth:`_train_epoch`, closed by :meth:`_end_epoch`; then
         :meth:`_finish` writes the run's summary."""
         cfg, tc = self.cfg, self.cfg.train
-        for key in ("log_every", "checkpoint_every", "sample_every", "batch_size", "epochs"):
-            if getattr(tc, key) < 1:
-                raise ConfigError(f"train.{key} is {getattr(tc, key)}; it must be at least 1.")
         per_rank_batch = tc.batch_size // self.dist.world_size
-        if per_rank_batch * self.dist.world_size != tc.batch_size:
-            raise GanvaeError(f"train.batch_size={tc.batch_size} must be divisible by the number of processes "
-                              f"({self.dist.world_size}).")
         n_steps = steps_per_epoch(len(self.data), per_rank_batch, self.dist.world_size)
         budget_s = tc.max_minutes * 60 if tc.max_minutes is not None else math.inf
         log.info("training %s on %s (%d images, %d steps/epoch, batch %d) on %s, %s (%s) -> %s",
@@ -317,6 +326,7 @@ class Trainer:
                  self.precision_reason, self.run_dir)
         self.model.train()
         self.session_start = time.monotonic()
+        self.last_checkpoint_time = self.session_start
         self.images_this_session = 0
         self.last_losses: dict[str, float] = {}
         stopped_by = "epochs"
@@ -368,11 +378,19 @@ class Trainer:
                 pending, tick, tick_images = [], time.monotonic(), 0
                 if not out_of_time and self.step_in_epoch < n_steps:
                     self._record_metrics(epoch + self.step_in_epoch / n_steps, self._elapsed(), epoch_end=False)
+                    self._checkpoint_if_due(epoch)
             if out_of_time:
                 break
         if bar is not None:
             bar.close()
         return out_of_time
+
+    def _checkpoint_if_due(self, epoch: int) -> None:
+        """A mid-epoch checkpoint when ``train.checkpoint_minutes`` have passed since the last one (decided by all
+        ranks together), so a crash early in a long epoch-cadence run loses at most that much work."""
+        minutes = self.cfg.train.checkpoint_minutes
+        if minutes > 0 and self.dist.any(time.monotonic() - self.last_checkpoint_time >= minutes * 60):
+            self._checkpoint(epoch, self.step_in_epoch, self._elapsed())
 
     def _stop_mid_epoch(self, epoch: int, n_steps: int) -> int:
         """Out of time or interrupted: a grid of the partial epoch (a resumed run overwrites it) and a checkpoint at
