@@ -73,8 +73,14 @@ def test_extra_bytes(tmp_path):
 
 def test_labels_where_images_expected(tmp_path):
     write_idx(tmp_path / "l", np.zeros(5, np.uint8))
-    with pytest.raises(DataError, match="expected an IDX images file.*are the file names swapped"):
+    with pytest.raises(DataError, match="wrong magic number 2049: this is an IDX labels file.*names swapped"):
         read_idx(tmp_path / "l", "images")
+
+
+def test_images_where_labels_expected(tmp_path):
+    write_idx(tmp_path / "i", np.zeros((5, 4, 4), np.uint8))
+    with pytest.raises(DataError, match="wrong magic number 2051: this is an IDX images file, where a labels"):
+        read_idx(tmp_path / "i", "labels")
 
 
 def test_label_out_of_range(tmp_path):

@@ -182,7 +182,7 @@ def test_checkpoint_write_is_atomic_on_failure(tmp_path, monkeypatch):
 
     monkeypatch.setattr(safetensors.torch, "save_file", disk_full)
     model = __import__("ganvae.registry", fromlist=["build_model"]).build_model(tiny_config("vae"), (1, 16, 16))
-    with pytest.raises(GanvaeError, match="the disk is full.*previous version .* is kept"):
+    with pytest.raises(GanvaeError, match="is full, so the file could not be written; the previous version .* is kept"):
         ck.save_checkpoint(result.checkpoint, model, "vae", tiny_config("vae").to_dict())
     assert result.checkpoint.read_bytes() == before
     assert [p.name for p in result.checkpoint.parent.iterdir()] == ["last.safetensors"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +16,11 @@ from typing import Any
 import torch
 
 from ganvae.config import ExperimentConfig, config_from_dict
-from ganvae.errors import CheckpointError, UnsupportedOperation
+from ganvae.errors import CheckpointError, ConfigError, UnsupportedOperation
 from ganvae.models.base import GenerativeModel
 from ganvae.pixels import uint8_to_unit
 from ganvae.training import checkpoint as ckpt_io
-from ganvae.utils import atomic_write_text, machine_description, resolve_device
+from ganvae.utils import atomic_write_text, check_output, machine_description, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +80,35 @@ def sample_images(loaded: LoadedRun, n: int, seed: int = 0) -> torch.Tensor:
     return loaded.model.sample(n, generator=_generator(seed))
 
 
+MAX_MEMORY_GB = 4.0  # default limit of one picture's memory (--max-memory-gb raises it)
+
+
+def check_memory(needed_bytes: float, what: str, max_memory_gb: float, hint: str = "") -> None:
+    """Refuse, before allocating, a picture that needs more than ``max_memory_gb`` of memory."""
+    if needed_bytes > max_memory_gb * 2**30:
+        raise ConfigError(f"{what} needs about {needed_bytes / 2**30:,.1f} GB of memory, over the limit of "
+                          f"{max_memory_gb:g} GB.{' ' + hint if hint else ''} Raise the limit with --max-memory-gb "
+                          f"if this machine has the memory.")
+
+
+def _at_least(value: int, minimum: int, flag: str, why: str = "") -> None:
+    if value < minimum:
+        raise ConfigError(f"{flag} {value}: it must be at least {minimum}{why}.")
+
+
 def sample(run, n: int = 64, seed: int = 0, out: str | Path = "samples.png", nrow: int | None = None,
-           separate: str | Path | None = None) -> Path:
+           separate: str | Path | None = None, max_memory_gb: float = MAX_MEMORY_GB) -> Path:
+    """A grid of ``n`` samples in ``out`` (and one PNG per sample in ``separate``)."""
     from ganvae.viz.images import make_grid, save_grid, save_png
 
+    _at_least(n, 1, "-n")
+    check_output(out)
+    if separate is not None:
+        check_output(separate, kind="folder", flag="--separate")
     loaded = load_run(run)
+    # the samples in float32, the grid in float32 and as uint8
+    check_memory(n * math.prod(loaded.model.image_shape) * 9, f"-n {n}: a grid of {n:,} samples", max_memory_gb,
+                 "Draw fewer, or several grids with different --seed.")
     images = sample_images(loaded, n, seed)
     save_grid(images, out, nrow=nrow)
     if separate is not None:
@@ -121,11 +146,17 @@ def walk_latents(loaded: LoadedRun, points: int, steps: int, walks: int, seed: i
 
 
 def interpolate(run, points: int = 4, steps: int = 30, seed: int = 0, out: str | Path = "walk.gif",
-                grid: bool = False, walks: int = 16, fps: float = 15, scale: int = 2) -> Path:
+                grid: bool = False, walks: int = 16, fps: float = 15, scale: int = 2,
+                max_memory_gb: float = MAX_MEMORY_GB) -> Path:
     """A looping latent walk as a GIF (``walks`` walks side by side), or a still grid (one row per leg)."""
     from ganvae.viz.images import make_grid, save_gif, save_grid, upscale
 
+    check_output(out)
     loaded = load_run(run)
+    frames = points * (steps + 1)  # an upper bound for both forms
+    per_frame = (1 if grid else walks * scale * scale) * math.prod(loaded.model.image_shape) * 9
+    check_memory(frames * per_frame, f"a walk of {frames:,} frames", max_memory_gb,
+                 "Use fewer --points, --steps or --walks.")
     if grid:
         z = walk_latents(loaded, points, steps + 1, 1, seed, loop=False)  # (legs*(steps+1), 1, Z)
         images = loaded.model.generate(z[:, 0])
@@ -155,6 +186,8 @@ def reconstruct(run, n: int = 16, seed: int = 0, out: str | Path = "reconstructi
     """Test images (odd rows) above their reconstructions (even rows)."""
     from ganvae.viz.images import save_grid
 
+    _at_least(n, 1, "-n")
+    check_output(out)
     loaded = load_run(run)
     if not loaded.model.has_encoder:
         raise UnsupportedOperation(
@@ -171,10 +204,19 @@ def reconstruct(run, n: int = 16, seed: int = 0, out: str | Path = "reconstructi
 
 
 def render(run, size: tuple[int, int] = (1080, 1080), seed: int = 0, out: str | Path | None = None,
-           gif: bool = False, frames: int = 24, points: int = 3) -> Path:
-    """Render a cppn latent at ``size`` (width, height), or a looping latent morph as a GIF."""
-    from ganvae.viz.images import make_grid, save_gif, save_png
+           gif: bool = False, frames: int = 24, points: int = 3, max_memory_gb: float = MAX_MEMORY_GB) -> Path:
+    """Render a cppn latent at ``size`` (width, height), or a looping latent morph as a GIF.
 
+    A still is rendered in bands of rows streamed into the PNG, so its memory is a few bands, whatever the size;
+    the limit applies to the image itself (what a viewer must hold), one byte per pixel and channel. A GIF holds
+    all its frames.
+    """
+    from ganvae.viz.images import make_grid, save_gif, save_png_rows
+
+    width, height = size
+    _at_least(min(width, height), 1, "--size", " pixels a side")
+    out = Path(out or ("render.gif" if gif else "render.png"))
+    check_output(out)
     loaded = load_run(run)
     if not loaded.model.renders_any_size:
         raise UnsupportedOperation(
@@ -182,15 +224,20 @@ def render(run, size: tuple[int, int] = (1080, 1080), seed: int = 0, out: str | 
             f"{loaded.name} always generates {loaded.model.image_shape[1]}x{loaded.model.image_shape[2]} images. "
             f"Use `ganvae sample` instead."
         )
-    width, height = size
-    out = Path(out or ("render.gif" if gif else "render.png"))
+    channels = loaded.model.image_shape[0]
+    n_frames = frames * points if gif else 1
+    check_memory(n_frames * width * height * channels * (5 if gif else 1), f"--size {width}x{height}"
+                 + (f" x {n_frames} frames" if gif else ""), max_memory_gb,
+                 "Render a smaller size" + (" or fewer --frames." if gif else "."))
     if not gif:
         z = loaded.model.prior(1, generator=_generator(seed), device=torch.device("cpu"))
-        image = loaded.model.render(z, height, width)
-        return save_png(make_grid(image, nrow=1, padding=0), out)
+        return save_png_rows(loaded.model.render_bands(z, height, width), width, height, out, channels)
     z = walk_latents(loaded, points, frames, 1, seed)[:, 0]  # (frames, Z)
     images = [make_grid(loaded.model.render(zi[None], height, width), nrow=1, padding=0) for zi in z]
     return save_gif(images, out, fps=12)
+
+
+MIN_EVAL_SAMPLES = 50  # fewer samples than this make the metrics meaningless (k-NN radii, covariances)
 
 
 def training_summary(run_dir: Path | None) -> dict | None:
@@ -217,6 +264,10 @@ def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 
     from ganvae.metrics import evaluate as metrics
     from ganvae.metrics.classifier import load_classifier
 
+    _at_least(n_samples, MIN_EVAL_SAMPLES, "--n-samples", " (the nearest-neighbour metrics use k = 5 neighbours and "
+              "the Frechet distance a covariance; 10,000 is the standard)")
+    if out is not None:
+        check_output(out, example="metrics.json")
     start = time.monotonic()
     real = str(run).startswith("real:")
     folder = str(run)[len("images:"):] if str(run).startswith("images:") else None

@@ -140,9 +140,17 @@ def cmd_train(args) -> int:
                   "seed": args.seed, "device": args.device},
         "run": {"out": args.out},
     }
-    cfg = build_config(args.model, args.config, flags, args.set, preset=args.preset)
-    if args.resume and not args.out:
-        raise GanvaeError("--resume needs --out RUN_FOLDER: the run to continue.")
+    base = None
+    if args.resume:
+        from ganvae.config import config_from_dict
+        from ganvae.training import checkpoint as ckpt_io
+
+        if not args.out:
+            raise GanvaeError("--resume needs --out RUN_FOLDER: the run to continue.")
+        path = ckpt_io.run_checkpoint(args.out)
+        if path.is_file():  # the settings given now apply on top of the run's own (the trainer checks which may change)
+            base = config_from_dict(ckpt_io.load_checkpoint(path, expected_model=args.model).header["config"], str(path))
+    cfg = build_config(args.model, args.config, flags, args.set, preset=args.preset, base=base)
     result = Trainer(cfg, cfg.run.out, resume=args.resume, argv=sys.argv).fit()
     print(result.run_dir)
     return 0
@@ -189,7 +197,8 @@ def cmd_demo(args) -> int:
 def cmd_sample(args) -> int:
     from ganvae import api
 
-    print(api.sample(args.run, n=args.n, seed=args.seed, out=args.out, nrow=args.nrow, separate=args.separate))
+    print(api.sample(args.run, n=args.n, seed=args.seed, out=args.out, nrow=args.nrow, separate=args.separate,
+                     max_memory_gb=args.max_memory_gb))
     return 0
 
 
@@ -198,7 +207,7 @@ def cmd_interpolate(args) -> int:
 
     out = args.out if not (args.grid and args.out == "walk.gif") else "walk.png"
     print(api.interpolate(args.run, points=args.points, steps=args.steps, seed=args.seed, out=out, grid=args.grid,
-                          walks=args.walks, scale=args.scale))
+                          walks=args.walks, scale=args.scale, max_memory_gb=args.max_memory_gb))
     return 0
 
 
@@ -212,7 +221,8 @@ def cmd_reconstruct(args) -> int:
 def cmd_render(args) -> int:
     from ganvae import api
 
-    print(api.render(args.run, size=args.size, seed=args.seed, out=args.out, gif=args.gif, frames=args.frames, points=args.points))
+    print(api.render(args.run, size=args.size, seed=args.seed, out=args.out, gif=args.gif, frames=args.frames,
+                     points=args.points, max_memory_gb=args.max_memory_gb))
     return 0
 
 
@@ -265,6 +275,8 @@ def _add_sample_command(sub) -> None:
     p.add_argument("--out", default="samples.png")
     p.add_argument("--nrow", type=int, help="images per row")
     p.add_argument("--separate", metavar="DIR", help="also write one PNG per sample into DIR")
+    p.add_argument("--max-memory-gb", type=float, default=4.0,
+                   help="refuse pictures needing more memory than this (default 4 GB)")
     p.set_defaults(func=cmd_sample)
 
 
@@ -279,6 +291,8 @@ def _add_interpolate_command(sub) -> None:
     p.add_argument("--grid", action="store_true", help="a still grid (one row per pair of points) instead of a GIF")
     p.add_argument("--walks", type=int, default=16, help="walks shown side by side in the GIF")
     p.add_argument("--scale", type=int, default=2, help="pixel enlargement of the GIF")
+    p.add_argument("--max-memory-gb", type=float, default=4.0,
+                   help="refuse pictures needing more memory than this (default 4 GB)")
     p.set_defaults(func=cmd_interpolate)
 
 
@@ -303,6 +317,8 @@ def _add_render_command(sub) -> None:
     p.add_argument("--gif", action="store_true", help="a looping latent morph at that size")
     p.add_argument("--frames", type=int, default=24, help="frames between two latents in the --gif morph")
     p.add_argument("--points", type=int, default=3, help="latents visited by the --gif morph")
+    p.add_argument("--max-memory-gb", type=float, default=4.0,
+                   help="refuse pictures needing more memory than this (default 4 GB)")
     p.set_defaults(func=cmd_render)
 
 
@@ -414,15 +430,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ganvae.runs import setup_logging
-
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Parse ``argv`` and run the command; user errors print one paragraph (exit 2), Ctrl-C exits 130 at any
+    point, start-up (the imports of torch and the models) included."""
     import os
 
-    quiet = args.quiet or int(os.environ.get("RANK", "0")) > 0  # under torchrun only rank 0 talks
-    setup_logging(logging.WARNING if quiet else logging.DEBUG if args.verbose else logging.INFO)
     try:
+        from ganvae.runs import setup_logging
+
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        quiet = args.quiet or int(os.environ.get("RANK", "0")) > 0  # under torchrun only rank 0 talks
+        setup_logging(logging.WARNING if quiet else logging.DEBUG if args.verbose else logging.INFO)
         return int(args.func(args) or 0)
     except GanvaeError as err:
         print(f"error: {err}", file=sys.stderr)

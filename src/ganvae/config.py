@@ -16,6 +16,7 @@ the wrong type is an error naming the field and the expected type.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import re
@@ -433,6 +434,7 @@ def build_config(
     flags: Mapping[str, Mapping[str, Any]] | None = None,
     overrides: list[str] | None = None,
     preset: str | None = None,
+    base: ExperimentConfig | None = None,
 ) -> ExperimentConfig:
     """Defaults -> preset -> YAML file -> command-line flags -> ``--set`` overrides, all validated.
 
@@ -442,8 +444,9 @@ def build_config(
         flags: ``{"train": {"epochs": 3}, ...}`` from dedicated flags; ``None`` values are skipped.
         overrides: ``["train.batch_size=128", ...]``.
         preset: a shipped preset's name (``tf-tutorial``); it must be one of ``model_name``'s.
+        base: start from this config instead of the defaults (a resumed run's saved config).
     """
-    cfg = default_config(model_name)
+    cfg = copy.deepcopy(base) if base is not None else default_config(model_name)
     if preset is not None:
         p = get_preset(preset)
         if p.model_name != model_name:

@@ -24,7 +24,7 @@ import torch
 from ganvae import api
 from ganvae.metrics.classifier import load_classifier
 from ganvae.metrics.evaluate import DIRECTION, LABELS, badness
-from ganvae.utils import atomic_write_bytes, atomic_write_text, machine_description
+from ganvae.utils import atomic_write_bytes, atomic_write_text, check_output, machine_description
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +225,27 @@ def verdict(entries: list[RunEntry]) -> str:
     return text
 
 
+def comparability_warnings(paths: list[Path], loaded_runs: list) -> list[str]:
+    """What makes a side-by-side comparison of these runs misleading: the same checkpoint twice, or runs trained
+    on different data (datasets, class subsets, image sizes), whose metrics are measured against different test
+    sets."""
+    out = []
+    checkpoints = [lr.checkpoint.path.resolve() for lr in loaded_runs]
+    for i, a in enumerate(checkpoints):
+        for j in range(i):
+            if checkpoints[j] == a:
+                out.append(f"{paths[i]} and {paths[j]} are the same run ({a}); the comparison shows it against itself.")
+    for what, value in (("datasets", lambda lr: lr.config.data.dataset),
+                        ("class subsets", lambda lr: sorted(lr.config.data.classes) if lr.config.data.classes else "all"),
+                        ("image sizes", lambda lr: lr.config.data.image_size)):
+        values = [value(lr) for lr in loaded_runs]
+        if len({str(v) for v in values}) > 1:
+            listed = ", ".join(f"{p} {v}" for p, v in zip(paths, values))
+            out.append(f"the runs were trained on different {what} ({listed}); each is scored against its own test "
+                       f"data, so their metrics are not comparable.")
+    return out
+
+
 def observations(entries: list[RunEntry]) -> list[str]:
     """Plain sentences read off the numbers."""
     out: list[str] = []
@@ -310,10 +331,13 @@ def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, see
     """Evaluate (or reuse ``metrics.json``) and write ``report.html`` and ``report.md`` into ``out``."""
     from ganvae.viz.images import save_grid
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output(out, kind="folder")
     paths = [Path(r) for r in runs]
     loaded_runs = [api.load_run(p) for p in paths]  # each checkpoint read once, for the metrics and the pictures
+    warnings = comparability_warnings(paths, loaded_runs)
+    for w in warnings:
+        log.warning("warning: %s", w)
+    out.mkdir(parents=True, exist_ok=True)
     results = [_load_or_evaluate(p, loaded, n_samples, seed, data_dir) for p, loaded in zip(paths, loaded_runs)]
     labels = _label_runs(paths, [r["model"] for r in results])
     entries = [RunEntry(lbl, p, r) for lbl, p, r in zip(labels, paths, results)]
@@ -349,7 +373,7 @@ def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, see
         shared["Quality during training"] = "quality.png"
     _class_plot(entries, classes, out / "classes.png")
     shared["Class coverage"] = "classes.png"
-    notes = observations(entries)
+    notes = [f"Warning: {w}" for w in warnings] + observations(entries)
     best = best_per_row(entries)
     text = verdict(entries)
     write_html(entries, shared, notes, best, out, text)

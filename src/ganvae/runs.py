@@ -16,12 +16,25 @@ from ganvae.utils import atomic_write_text, machine_description
 LOGGER_NAME = "ganvae"
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """A handler that writes to whatever ``sys.stderr`` is at each message (it may be replaced after set-up, by a
+    test's capture or a notebook), never to a stream closed since."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def setup_logging(level: int = logging.INFO) -> None:
     """Console logging for the ``ganvae`` logger (the CLI calls this; the library never does)."""
     logger = logging.getLogger(LOGGER_NAME)
     logger.setLevel(level)
     if not any(getattr(h, "_ganvae_console", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _CurrentStderr()
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler._ganvae_console = True  # type: ignore[attr-defined]
         logger.addHandler(handler)

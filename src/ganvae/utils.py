@@ -36,17 +36,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
-    except OSError as err:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
-        if err.errno == errno.ENOSPC:
+        if _disk_full(err):
             raise GanvaeError(
-                f"{path}: the disk is full, so the file could not be written; "
-                f"the previous version (if any) is kept. Free some space and run the command again."
+                f"{path}: the disk holding {path.parent} is full, so the file could not be written; the previous "
+                f"version (if any) is kept. Free some space (or write elsewhere with --out) and run the command again."
             ) from err
         raise
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+
+def _disk_full(err: BaseException) -> bool:
+    """Whether ``err`` says the disk is full: an OSError, or a library's wrapper of one (safetensors reports
+    "No space left on device (os error 28)" in its own exception type)."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return not isinstance(err, KeyboardInterrupt) and ("os error 28" in str(err) or "No space left on device" in str(err))
 
 
 def _umask() -> int:
@@ -172,3 +177,27 @@ def machine_description() -> str:
         pass
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads){gpu}"
+
+
+def check_output(path: str | os.PathLike, kind: str = "file", flag: str = "--out", example: str | None = None) -> Path:
+    """Refuse an output path that cannot be written, before any work: a folder where a file is wanted (or the
+    reverse), a path under a file, or a place that does not take new files (/proc, /sys, a read-only disk).
+    Writability is probed by creating and removing a temporary folder in the nearest existing parent."""
+    path = Path(path).expanduser()
+    if kind == "file" and path.is_dir():
+        name = example or f"out{Path(path).suffix or '.png'}"
+        raise GanvaeError(f"{flag} {path}: is a folder; give a file name, e.g. {flag} {path / name}.")
+    if kind == "folder" and path.exists() and not path.is_dir():
+        raise GanvaeError(f"{flag} {path}: is a file, not a folder; give a new or existing folder.")
+    parent = path if kind == "folder" else path.parent
+    existing = parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise GanvaeError(f"{flag} {path}: {existing} is a file, so nothing can be created under it; choose another path.")
+    try:
+        tempfile.TemporaryDirectory(dir=existing, prefix=".ganvae-probe-").cleanup()
+    except OSError as err:
+        raise GanvaeError(f"{flag} {path}: cannot create files in {existing} ({err.strerror or err}); "
+                          f"choose a folder you can write to.") from None
+    return path

@@ -110,11 +110,12 @@ def read_idx(path: str | os.PathLike, kind: str | None = None, num_classes: int 
         expected_magic, expected_ndim = (IMAGES_MAGIC, 3) if kind == "images" else (LABELS_MAGIC, 1)
         if magic != expected_magic or array.ndim != expected_ndim:
             other = "labels" if kind == "images" else "images"
-            hint = f" It looks like a {other} file: are the file names swapped?" if magic in (IMAGES_MAGIC, LABELS_MAGIC) else ""
-            raise DataError(
-                f"{path}: expected an IDX {kind} file (magic {expected_magic}, {expected_ndim} dimensions) "
-                f"but found magic {magic} with {array.ndim} dimensions.{hint}"
-            )
+            if magic in (IMAGES_MAGIC, LABELS_MAGIC):
+                raise DataError(f"{path}: wrong magic number {magic}: this is an IDX {other} file, where a {kind} file "
+                                f"(magic {expected_magic}) belongs. Are the file names swapped? Put the {kind} file "
+                                f"under this name (`ganvae data verify` checks each file).")
+            raise DataError(f"{path}: expected an IDX {kind} file (magic {expected_magic}, {expected_ndim} dimensions) "
+                            f"but found magic {magic} with {array.ndim} dimensions.")
         if kind == "labels" and num_classes is not None and array.size and int(array.max()) >= num_classes:
             raise DataError(
                 f"{path}: label {int(array.max())} is out of range for {num_classes} classes; the file is corrupt. {_REFETCH}"

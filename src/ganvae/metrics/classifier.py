@@ -105,7 +105,6 @@ def classifier_candidates(dataset: str) -> list[tuple[Path, str | None]]:
 def load_classifier(dataset: str, device: torch.device | str = "cpu", path: str | Path | None = None) -> FeatureNetwork:
     """The classifier matching ``dataset`` (``mnist-5k`` uses MNIST's); refuses a mismatch or a bad checksum."""
     from safetensors import safe_open
-    from safetensors.torch import load_file
 
     base = CLASSIFIER_FOR.get(dataset)
     if base is None and path is None:
@@ -123,8 +122,15 @@ def load_classifier(dataset: str, device: torch.device | str = "cpu", path: str 
                 f"{file}: checksum {digest[:16]}... does not match the shipped manifest ({expected_sha[:16]}...); "
                 f"the installed weights are damaged. Reinstall ganvae."
             )
-        with safe_open(str(file), framework="pt") as fh:
-            meta = fh.metadata() or {}
+        try:
+            with safe_open(str(file), framework="pt") as fh:
+                meta = fh.metadata() or {}
+                tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        except Exception as err:  # safetensors' own error type for damaged files, OSError for unreadable ones
+            raise GanvaeError(
+                f"{file}: not a readable safetensors classifier ({err}); the file is truncated, damaged or of another "
+                f"format. Give the .safetensors file that `ganvae classifier train` wrote, or drop --classifier."
+            ) from None
         if meta.get("dataset") not in (None, base) and path is None:
             raise GanvaeError(f"{file}: a classifier for {meta.get('dataset')!r}, not {base!r}.")
         if path is not None and base is not None and meta.get("dataset") != base:
@@ -134,7 +140,11 @@ def load_classifier(dataset: str, device: torch.device | str = "cpu", path: str 
             )
         with torch.random.fork_rng(devices=[]):  # the throwaway random init must not move the caller's stream
             model = MNISTClassifier(int(meta.get("num_classes", 10)))
-        model.load_state_dict(load_file(str(file)))
+        try:
+            model.load_state_dict(tensors)
+        except RuntimeError as err:
+            raise GanvaeError(f"{file}: its weights are not those of ganvae's feature classifier "
+                              f"({str(err).splitlines()[0]}). Give a file that `ganvae classifier train` wrote.") from None
         model.to(device).eval()
         acc = float(meta["test_accuracy"]) if "test_accuracy" in meta else None
         return FeatureNetwork(model, meta.get("dataset", base or "custom"), meta.get("version", "?"), digest, acc)

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import ClassVar, Iterator, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
 from ganvae.losses import discriminator_loss, gaussian_kl, generator_loss
-from ganvae.models.base import adam
+from ganvae.models.base import adam, eval_mode
 from ganvae.models.blocks import ConvDiscriminator, ConvEncoder, prepare_discriminator
 from ganvae.models.configs import RETIRED_VAE_FIELDS, AdversarialConfig, VAEObjectiveConfig
 from ganvae.models.step import StepContext
@@ -71,30 +72,37 @@ class CPPNGenerator(nn.Module):
         self.channels = channels
         self._grid_cache: dict = {}
 
-    def coordinates(self, height: int, width: int, device) -> torch.Tensor:
-        """``(H*W, 3)`` rows of (x, y, r); the shorter side spans [-scale, scale], aspect kept."""
+    def coordinates(self, height: int, width: int, device, rows: tuple[int, int] | None = None) -> torch.Tensor:
+        """``(R*W, 3)`` rows of (x, y, r) for image rows ``rows`` (default all ``H``); the shorter side spans
+        [-scale, scale], aspect kept. Whole grids are cached (training asks for the same one every step)."""
         key = (height, width, str(device))
-        if key not in self._grid_cache:
-            s = self.scale
-            sx, sy = (s * width / height, s) if width >= height else (s, s * height / width)
-            ys = torch.linspace(-sy, sy, height, device=device)
-            xs = torch.linspace(-sx, sx, width, device=device)
-            gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-            r = torch.sqrt(gx**2 + gy**2)
-            self._grid_cache = {key: torch.stack([gx, gy, r], dim=-1).view(-1, 3)}
-        return self._grid_cache[key]
+        if rows is None and key in self._grid_cache:
+            return self._grid_cache[key]
+        r0, r1 = rows or (0, height)
+        s = self.scale
+        sx, sy = (s * width / height, s) if width >= height else (s, s * height / width)
+        ys = torch.linspace(-sy, sy, height, device=device)[r0:r1]
+        xs = torch.linspace(-sx, sx, width, device=device)
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        grid = torch.stack([gx, gy, torch.sqrt(gx**2 + gy**2)], dim=-1).view(-1, 3)
+        if rows is None:
+            self._grid_cache = {key: grid}
+        return grid
 
-    def forward(self, z: torch.Tensor, height: int, width: int, chunk: int | None = None) -> torch.Tensor:
-        """``(B, Z)`` -> ``(B, C, H, W)`` logits, evaluating ``chunk`` pixels at a time."""
-        coords = self.coordinates(height, width, z.device)
+    def forward(self, z: torch.Tensor, height: int, width: int, chunk: int | None = None,
+                rows: tuple[int, int] | None = None) -> torch.Tensor:
+        """``(B, Z)`` -> ``(B, C, R, W)`` logits of image rows ``rows`` (default all: ``R = H``), evaluating
+        ``chunk`` pixels at a time."""
+        coords = self.coordinates(height, width, z.device, rows)
         hz = self.z_proj(z).unsqueeze(1)  # (B, 1, hidden)
         chunk = chunk or coords.shape[0]
         outs = []
         for part in coords.split(chunk):
             h = torch.tanh(hz + self.coord_proj(part).unsqueeze(0))  # (B, P, hidden)
             outs.append(self.out(self.body(h)))  # (B, P, C)
-        out = torch.cat(outs, dim=1)  # (B, H*W, C)
-        return out.transpose(1, 2).reshape(z.shape[0], self.channels, height, width)
+        out = torch.cat(outs, dim=1)  # (B, R*W, C)
+        n_rows = coords.shape[0] // width
+        return out.transpose(1, 2).reshape(z.shape[0], self.channels, n_rows, width)
 
 
 class CPPN(VAEBase):
@@ -127,6 +135,19 @@ class CPPN(VAEBase):
     def render(self, z: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """Latents ``(B, Z)`` -> images ``(B, C, height, width)`` in [0, 1], one at a time."""
         return torch.cat([self.generate(zi[None], batch_size=1, height=height, width=width) for zi in z])
+
+    @torch.inference_mode()
+    def render_bands(self, z: torch.Tensor, height: int, width: int, band_pixels: int = 1 << 20) -> Iterator[np.ndarray]:
+        """One latent ``(1, Z)`` rendered at ``height`` x ``width`` as bands of rows, uint8 ``(r, W)`` (grey) or
+        ``(r, W, C)``: memory grows with the band, not the image, for :func:`ganvae.viz.images.save_png_rows`."""
+        band = max(1, band_pixels // width)
+        with eval_mode(self):
+            generator = self.inference_network("generator")
+            for r0 in range(0, height, band):
+                rows = (r0, min(height, r0 + band))
+                logits = generator(z.to(self.device), height, width, chunk=self.config.render_chunk, rows=rows)
+                pixels = torch.sigmoid(logits[0].float()).mul(255).round().to(torch.uint8).cpu().numpy()  # (C, r, W)
+                yield pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
 
     def make_optimizers(self):
         c = self.config

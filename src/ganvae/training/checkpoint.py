@@ -176,12 +176,51 @@ def load_checkpoint(path: str | Path, expected_model: str | None = None) -> Chec
             f"{path}: checkpoint format version {header.get('format_version')} but this ganvae "
             f"({header.get('ganvae_version', '?')} wrote it) reads version {FORMAT_VERSION}. Use the ganvae version that wrote it."
         )
+    _check_header(header, path)
     if expected_model is not None and header.get("model_name") != expected_model:
         raise CheckpointError(
             f"{path}: this is a checkpoint of model {header.get('model_name')!r}, not {expected_model!r}. "
             f"Use `ganvae train {header.get('model_name')} --resume`, or start a new run folder."
         )
     return Checkpoint(header, tensors, path)
+
+
+# header fields every training checkpoint has: name -> (test, what it must be)
+_COUNTERS = {
+    "step": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
+    "epoch": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
+    "step_in_epoch": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
+    "elapsed_seconds": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, "a number >= 0"),
+    "images_seen": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
+    "image_shape": (lambda v: isinstance(v, list) and len(v) == 3 and all(isinstance(i, int) and i > 0 for i in v),
+                    "a list of 3 positive integers (C, H, W)"),
+}
+
+
+def _check_header(header: Any, path: Path) -> None:
+    """Validate a checkpoint's JSON header as a schema: a damaged or hand-edited header is refused with the field
+    named, instead of failing later as a KeyError or, worse, being used."""
+    from ganvae.registry import model_names
+
+    def bad(field: str, what: str) -> CheckpointError:
+        return CheckpointError(f"{path}: the checkpoint header's {field!r} is {what}. The file was damaged or edited; "
+                               f"use another checkpoint (or retrain).")
+
+    if not isinstance(header, dict):
+        raise bad("ganvae", "not a JSON object")
+    name = header.get("model_name")
+    if name not in model_names():
+        raise bad("model_name", f"{name!r}, not one of {', '.join(model_names())}")
+    config = header.get("config")
+    if not isinstance(config, dict):
+        raise bad("config", "missing" if config is None else "not a mapping")
+    if config.get("model_name") != name:
+        raise bad("config.model_name", f"{config.get('model_name')!r} while the header says {name!r}")
+    for field, (test, what) in _COUNTERS.items():
+        if field in header and not test(header[field]):
+            raise bad(field, f"{header[field]!r}; it must be {what}")
+    if "step" in header and "step_in_epoch" in header and header["step_in_epoch"] > header["step"]:
+        raise bad("step_in_epoch", f"{header['step_in_epoch']}, more than the step ({header['step']})")
 
 
 def restore_model(model: torch.nn.Module, ckpt: Checkpoint) -> None:

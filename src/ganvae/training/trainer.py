@@ -13,6 +13,7 @@ uninterrupted one and, on CPU, produces the same losses bit for bit.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import math
@@ -37,7 +38,8 @@ from ganvae.runs import add_file_log, default_run_dir, write_run_metadata
 from ganvae.training import checkpoint as ckpt_io
 from ganvae.training.denormals import flush_denormals
 from ganvae.training.distributed import DistContext
-from ganvae.utils import atomic_write_text, resolve_device, resolve_precision, seed_everything
+from ganvae.training.resume import resumed_config
+from ganvae.utils import atomic_write_text, check_output, resolve_device, resolve_precision, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,7 @@ class Trainer:
                 f"{run_dir} already holds a trained run; add --resume to continue it, or choose another --out."
             )
         validate(cfg, "invalid setting")  # every check before anything is created (configs built in Python too)
+        check_output(run_dir, kind="folder")
         if cfg.train.batch_size % self.dist.world_size:
             raise ConfigError(f"train.batch_size={cfg.train.batch_size} must be divisible by the number of processes "
                               f"({self.dist.world_size}); it is the global batch.")
@@ -135,13 +138,15 @@ class Trainer:
         cfg.train.precision, self.precision_reason = resolve_precision(cfg.train.precision, self.device)
         self._data = data
 
-    @staticmethod
-    def _resumed_config(cfg: ExperimentConfig, ckpt: ckpt_io.Checkpoint) -> ExperimentConfig:
-        """The checkpoint's config, except the budgets and cadences the command line may extend."""
-        saved = config_from_dict(ckpt.header["config"], str(ckpt.path))
-        for key in ("epochs", "max_minutes", "progress", "log_every", "checkpoint_every", "sample_every", "eval_every", "device", "num_threads"):
-            setattr(saved.train, key, getattr(cfg.train, key))
-        return saved
+    def _resumed_config(self, cfg: ExperimentConfig, ckpt: ckpt_io.Checkpoint) -> ExperimentConfig:
+        """``cfg`` if it differs from the checkpoint's config only in settings that may change on resume (each
+        logged); see :mod:`ganvae.training.resume`."""
+        self.saved_cfg = config_from_dict(ckpt.header["config"], str(ckpt.path))
+        image_shape = tuple(ckpt.header.get("image_shape") or (1, cfg.data.image_size, cfg.data.image_size))
+        cfg, changes = resumed_config(self.saved_cfg, cfg, image_shape, str(ckpt.path))
+        for line in changes:
+            log.info("changed on resume: %s", line)
+        return cfg
 
     # ------------------------------------------------------------------ set-up
     def _setup(self):
@@ -171,8 +176,20 @@ class Trainer:
                 )
             ckpt_io.restore_model(model, ck)
             ckpt_io.restore_optimizers(self.optimizers, ck)
+            # the restored optimisers carry the saved learning rates and betas: the config's (changed or not) rule
+            for name, fresh in model.make_optimizers().items():
+                for group, new in zip(self.optimizers[name].param_groups, fresh.param_groups):
+                    group.update({k: new[k] for k in ("lr", "betas", "eps", "weight_decay") if k in new})
             ckpt_io.restore_rng_state(ck)
+            missing = [k for k in ("step", "epoch", "step_in_epoch") if k not in ck.header]
+            if missing:
+                raise CheckpointError(f"{ck.path}: not a training checkpoint (no {', '.join(missing)} in its header), "
+                                      f"so it cannot be resumed; start a new run folder.")
             self.step, self.epoch, self.step_in_epoch = ck.header["step"], ck.header["epoch"], ck.header["step_in_epoch"]
+            old_batch = self.saved_cfg.train.batch_size
+            if old_batch != cfg.train.batch_size and self.step_in_epoch:
+                # the position inside the epoch is kept in images: the first images of the rest may repeat
+                self.step_in_epoch = self.step_in_epoch * old_batch // cfg.train.batch_size
             self.elapsed_before = ck.header.get("elapsed_seconds", 0.0)
             self.images_seen = ck.header.get("images_seen", 0)
             self.fixed_noise = ck.tensors["fixed_noise"]
@@ -236,10 +253,14 @@ class Trainer:
             i, j = (int(v) for v in bad.nonzero()[0])
             step, epoch = pending[i][0], pending[i][1]
             where = f"the last good checkpoint {self.ckpt_path} (kept)" if self.ckpt_path.exists() else "no checkpoint yet"
+            rates = [f.name for f in dataclasses.fields(self.cfg.model) if f.name.startswith("lr")]
+            lower = " ".join(f"--set model.{r}={getattr(self.cfg.model, r) / 2:g}" for r in rates)
+            again = (f"ganvae train {self.cfg.model_name} --out {self.run_dir} --resume {lower}" if self.ckpt_path.exists()
+                     else f"train again with {lower}")
             raise TrainingDiverged(
                 f"training diverged: {names[j]} became {values[i, j].item()} at step {step} (epoch {epoch + 1}). "
-                f"Stopped; {where}. Lower the learning rates (--set model.lr_...) or change the loss, then "
-                f"train again{' with --resume' if self.ckpt_path.exists() else ''}."
+                f"Stopped; {where}. Lower the learning rate{'s' if len(rates) > 1 else ''}, e.g. halve "
+                f"{' and '.join('model.' + r for r in rates)}: {again}"
             )
         if self.dist.is_main:
             new = not self.csv_path.exists()

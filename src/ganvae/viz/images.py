@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -51,6 +51,44 @@ def png_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     to_pil(array).save(buf, format="PNG", optimize=True)
     return buf.getvalue()
+
+
+def save_png_rows(rows: Iterator[np.ndarray], width: int, height: int, path: str | Path, channels: int = 1) -> Path:
+    """Write a PNG from bands of rows ``(r, width)`` (grey) or ``(r, width, 3)`` uint8, as they come: only one
+    band is in memory, so a 16384x16384 render needs megabytes, not gigabytes. Atomic, like :func:`save_png`.
+
+    The format (PNG specification, ISO/IEC 15948): signature, IHDR, the rows (each prefixed by filter byte 0)
+    deflated into IDAT chunks, IEND; each chunk is length, type, data, CRC-32 of type and data.
+    """
+    import struct
+    import zlib
+
+    from ganvae.utils import atomic_save
+
+    def chunk(fh, kind: bytes, data: bytes) -> None:
+        fh.write(struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            fh.write(b"\x89PNG\r\n\x1a\n")
+            colour = 0 if channels == 1 else 2  # grey, or RGB
+            chunk(fh, b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0))
+            deflate = zlib.compressobj(6)
+            written = 0
+            for band in rows:
+                band = np.ascontiguousarray(band, dtype=np.uint8).reshape(band.shape[0], width * channels)
+                filtered = np.concatenate([np.zeros((band.shape[0], 1), np.uint8), band], axis=1)  # filter 0: none
+                data = deflate.compress(filtered.tobytes())
+                if data:
+                    chunk(fh, b"IDAT", data)
+                written += band.shape[0]
+            if written != height:
+                raise ValueError(f"save_png_rows: got {written} rows for a {height}-row image")
+            chunk(fh, b"IDAT", deflate.flush())
+            chunk(fh, b"IEND", b"")
+
+    atomic_save(path, write)
+    return Path(path)
 
 
 def save_png(array: np.ndarray, path: str | Path) -> Path:
