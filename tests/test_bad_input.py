@@ -298,3 +298,40 @@ def test_divergence_advice_names_the_family_learning_rates(tmp_path, monkeypatch
     monkeypatch.setattr(VAE, "training_step", diverge)
     with pytest.raises(TrainingDiverged, match=r"halve model\.lr: ganvae train vae --out .* --resume --set model\.lr=0\.0005"):
         train(tiny_config("vae", "train.epochs=3"), tmp_path / "run", data=tiny_data())
+
+
+def test_second_training_into_the_same_folder_is_refused(tmp_path):
+    from conftest import tiny_config, tiny_data
+    from ganvae.errors import GanvaeError
+    from ganvae.runs import RunLock
+    from ganvae.training.trainer import train
+
+    run_dir = tmp_path / "run"
+    with RunLock(run_dir):  # as a first training holds it
+        with pytest.raises(GanvaeError, match=f"{run_dir}: another training is writing to this run folder \\(pid "):
+            train(tiny_config("vae", "train.epochs=1"), run_dir, data=tiny_data())
+        assert sorted(p.name for p in run_dir.iterdir()) == [".lock"]  # the second wrote nothing
+    # released (and a lock file left behind by a killed process is not stale): the folder trains normally
+    assert train(tiny_config("vae", "train.epochs=1"), run_dir, data=tiny_data()).step > 0
+    with RunLock(run_dir):  # and the finished training released it
+        pass
+
+
+def test_many_samples_stream_to_files_in_chunks(capsys, tmp_path, cppn_run):
+    import numpy as np
+    from PIL import Image
+
+    from ganvae import api
+
+    api.sample(cppn_run, n=23, seed=4, out=tmp_path / "grid.png", separate=tmp_path / "files", chunk=7)
+    reference = api.sample_images(api.load_run(cppn_run), 23, seed=4)
+    files = sorted((tmp_path / "files").iterdir())
+    assert len(files) == 23
+    np.testing.assert_array_equal(np.array(Image.open(files[22])), (reference[22, 0] * 255).round().byte().numpy())
+    # files only: no grid, so a request far over the grid's memory limit streams within it
+    code, err = run(capsys, "sample", str(cppn_run), "-n", "30", "--separate", str(tmp_path / "only"), "--no-grid",
+                    "--max-memory-gb", "0.00001")
+    assert code == 0 and len(list((tmp_path / "only").iterdir())) == 30, err
+    code, err = run(capsys, "sample", str(cppn_run), "-n", "30", "--max-memory-gb", "0.00001", "--out",
+                    str(tmp_path / "g.png"))
+    assert code == 2 and "--separate DIR --no-grid" in err

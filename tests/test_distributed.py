@@ -98,3 +98,37 @@ def test_failed_rank_ends_the_job(tmp_path, idx):
     out = p0.communicate(timeout=120)[0]
     assert p1.returncode == 3
     assert p0.returncode != 0, out
+
+
+def test_killed_rank_gives_the_survivor_a_clear_message(tmp_path, idx):
+    """SIGKILL one of two ranks mid-training: the other exits with one paragraph (who died, the last checkpoint,
+    how to continue), not gloo's traceback."""
+    import os
+    import time
+
+    port, run_dir = free_port(), tmp_path / "run"
+
+    def start(rank):
+        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1",
+               "MASTER_PORT": port, "GANVAE_DIST_TIMEOUT": "30", "OMP_NUM_THREADS": "1"}
+        return subprocess.Popen([sys.executable, "-m", "ganvae", "train", "vae", "--dataset", "mnist", "--data-dir",
+                                 str(idx), "--epochs", "100000", "--batch-size", "16", "--out", str(run_dir),
+                                 "--set", "model.hidden=[16]", "--set", "train.checkpoint_every=1",
+                                 "--set", "run.tensorboard=false"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    p0, p1 = start(0), start(1)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "checkpoints" / "last.safetensors").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(0.5)
+        p1.kill()
+        out = p0.communicate(timeout=120)[0]
+    finally:
+        for p in (p0, p1):
+            if p.poll() is None:
+                p.kill()
+    assert p0.returncode == 2, out
+    assert "rank 1 died or lost its connection at step" in out and "last checkpoint:" in out, out
+    assert "--resume" in out and "Traceback" not in out, out

@@ -96,26 +96,42 @@ def _at_least(value: int, minimum: int, flag: str, why: str = "") -> None:
         raise ConfigError(f"{flag} {value}: it must be at least {minimum}{why}.")
 
 
-def sample(run, n: int = 64, seed: int = 0, out: str | Path = "samples.png", nrow: int | None = None,
-           separate: str | Path | None = None, max_memory_gb: float = MAX_MEMORY_GB) -> Path:
-    """A grid of ``n`` samples in ``out`` (and one PNG per sample in ``separate``)."""
+def sample(run, n: int = 64, seed: int = 0, out: str | Path | None = "samples.png", nrow: int | None = None,
+           separate: str | Path | None = None, max_memory_gb: float = MAX_MEMORY_GB, chunk: int = 1000) -> Path | None:
+    """A grid of ``n`` samples in ``out`` and/or one PNG per sample in ``separate`` (``out=None``: files only).
+
+    The files are drawn and written ``chunk`` samples at a time, so any number fits in memory; the grid holds
+    all its samples, and is refused beyond ``max_memory_gb``. Either way the images are those of
+    ``sample_images(run, n, seed)``.
+    """
     from ganvae.viz.images import make_grid, save_grid, save_png
 
     _at_least(n, 1, "-n")
-    check_output(out)
+    if out is None and separate is None:
+        raise ConfigError("sample: --no-grid needs --separate DIR (otherwise nothing would be written).")
+    if out is not None:
+        check_output(out)
     if separate is not None:
         check_output(separate, kind="folder", flag="--separate")
     loaded = load_run(run)
-    # the samples in float32, the grid in float32 and as uint8
-    check_memory(n * math.prod(loaded.model.image_shape) * 9, f"-n {n}: a grid of {n:,} samples", max_memory_gb,
-                 "Draw fewer, or several grids with different --seed.")
-    images = sample_images(loaded, n, seed)
-    save_grid(images, out, nrow=nrow)
+    if out is not None:  # the samples in float32, the grid in float32 and as uint8
+        check_memory(n * math.prod(loaded.model.image_shape) * 9, f"-n {n}: a grid of {n:,} samples", max_memory_gb,
+                     "Draw fewer, or write them as files only with --separate DIR --no-grid.")
+    z = loaded.model.prior(n, generator=_generator(seed), device=torch.device("cpu"))  # (n, Z): the same as one draw
+    grid_parts = []
     if separate is not None:
-        folder = Path(separate)
-        folder.mkdir(parents=True, exist_ok=True)
-        for i, img in enumerate(images):
-            save_png(make_grid(img[None], nrow=1, padding=0), folder / f"sample_{i:04d}.png")
+        Path(separate).mkdir(parents=True, exist_ok=True)
+    digits = max(4, len(str(n - 1)))
+    for start in range(0, n, chunk):
+        images = loaded.model.generate(z[start : start + chunk])
+        if out is not None:
+            grid_parts.append(images)
+        if separate is not None:
+            for i, img in enumerate(images, start):
+                save_png(make_grid(img[None], nrow=1, padding=0), Path(separate) / f"sample_{i:0{digits}d}.png")
+    if out is None:
+        return None
+    save_grid(torch.cat(grid_parts), out, nrow=nrow)
     return Path(out)
 
 

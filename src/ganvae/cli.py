@@ -197,8 +197,9 @@ def cmd_demo(args) -> int:
 def cmd_sample(args) -> int:
     from ganvae import api
 
-    print(api.sample(args.run, n=args.n, seed=args.seed, out=args.out, nrow=args.nrow, separate=args.separate,
-                     max_memory_gb=args.max_memory_gb))
+    grid = api.sample(args.run, n=args.n, seed=args.seed, out=None if args.no_grid else args.out, nrow=args.nrow,
+                      separate=args.separate, max_memory_gb=args.max_memory_gb)
+    print(grid or args.separate)
     return 0
 
 
@@ -275,6 +276,7 @@ def _add_sample_command(sub) -> None:
     p.add_argument("--out", default="samples.png")
     p.add_argument("--nrow", type=int, help="images per row")
     p.add_argument("--separate", metavar="DIR", help="also write one PNG per sample into DIR")
+    p.add_argument("--no-grid", action="store_true", help="with --separate: write only the files (any -n fits in memory)")
     p.add_argument("--max-memory-gb", type=float, default=4.0,
                    help="refuse pictures needing more memory than this (default 4 GB)")
     p.set_defaults(func=cmd_sample)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import logging
 import platform
 import shlex
@@ -93,3 +94,46 @@ def write_run_metadata(run_dir: Path, cfg: ExperimentConfig, argv: list[str] | N
         **(extra or {}),
     }
     atomic_write_text(run_dir / "run.json", json.dumps(meta, indent=2) + "\n")
+
+
+class RunLock:
+    """An advisory lock on a run folder (``<run>/.lock``, ``flock``), held while a training writes into it, so a
+    second training into the same ``--out`` is refused instead of mixing its files with the first's.
+
+    The operating system releases the lock when the holder exits, however it exits (SIGKILL included), so a
+    lock file left behind is never stale: the next run takes it. Where ``fcntl`` does not exist (Windows) the lock
+    is a no-op.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / ".lock"
+        self._fh = None
+
+    def __enter__(self) -> "RunLock":
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover (Windows)
+            return self
+        from ganvae.errors import GanvaeError
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")  # noqa: SIM115 (held open for the lock's lifetime)
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise GanvaeError(f"{self.path.parent}: another training is writing to this run folder ({holder}); "
+                              f"wait for it to finish, or choose another --out.") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {platform.node()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fh is not None:
+            self._fh.close()  # closing the file releases the lock
+            self._fh = None

@@ -12,6 +12,7 @@ uninterrupted one and, on CPU, produces the same losses bit for bit.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -34,7 +35,7 @@ from ganvae.models.base import GenerativeModel
 from ganvae.models.step import StepContext
 from ganvae.pixels import scale_images
 from ganvae.registry import build_model
-from ganvae.runs import add_file_log, default_run_dir, write_run_metadata
+from ganvae.runs import RunLock, add_file_log, default_run_dir, write_run_metadata
 from ganvae.training import checkpoint as ckpt_io
 from ganvae.training.denormals import flush_denormals
 from ganvae.training.distributed import DistContext
@@ -167,6 +168,7 @@ class Trainer:
         self.excluded_seconds = 0.0  # in-training evaluation, not counted against the time budget
         self.images_seen = 0
         self.fingerprint = data.fingerprint()
+        self.last_checkpoint_step: int | None = None
         if self.resume_checkpoint is not None:
             ck = self.resume_checkpoint
             if ck.header.get("data_fingerprint") not in (None, self.fingerprint):
@@ -192,6 +194,7 @@ class Trainer:
                 self.step_in_epoch = self.step_in_epoch * old_batch // cfg.train.batch_size
             self.elapsed_before = ck.header.get("elapsed_seconds", 0.0)
             self.images_seen = ck.header.get("images_seen", 0)
+            self.last_checkpoint_step = self.step
             self.fixed_noise = ck.tensors["fixed_noise"]
             log.info("resumed %s at epoch %d, step %d", ck.path, self.epoch + 1, self.step)
         if self.dist.enabled:
@@ -294,6 +297,7 @@ class Trainer:
 
     def _checkpoint(self, epoch: int, step_in_epoch: int, elapsed: float) -> None:
         self.last_checkpoint_time = time.monotonic()
+        self.last_checkpoint_step = self.step
         if not self.dist.is_main:
             return
         ckpt_io.save_checkpoint(
@@ -322,18 +326,37 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def fit(self) -> TrainResult:
         self._setup()
-        self._prepare_run_dir()
-        self.metrics = TrainingMetrics(self.cfg, self.run_dir, self.dist, self.writer)
-        try:
-            with flush_denormals(self.cfg.train.flush_denormals and self.device.type == "cpu"):
-                return self._fit()
-        finally:
-            self.dist.close()
-            if self.writer is not None:
-                self.writer.close()
-            if self.file_log is not None:
-                logging.getLogger("ganvae").removeHandler(self.file_log)
-                self.file_log.close()
+        self.writer = self.file_log = None
+        # one training at a time per run folder: taken before anything is written, released however fit ends
+        with RunLock(self.run_dir) if self.dist.is_main else contextlib.nullcontext():
+            try:
+                self._prepare_run_dir()
+                self.metrics = TrainingMetrics(self.cfg, self.run_dir, self.dist, self.writer)
+                with flush_denormals(self.cfg.train.flush_denormals and self.device.type == "cpu"):
+                    return self._fit()
+            except RuntimeError as err:
+                if self.dist.enabled and _collective_failure(err):
+                    raise self._rank_failure() from None
+                raise
+            finally:
+                self.dist.close()
+                if self.writer is not None:
+                    self.writer.close()
+                if self.file_log is not None:
+                    logging.getLogger("ganvae").removeHandler(self.file_log)
+                    self.file_log.close()
+
+    def _rank_failure(self) -> GanvaeError:
+        """The message of a rank whose peers vanished mid-job (a killed or crashed worker, a lost machine)."""
+        d = self.dist
+        who = f"rank {1 - d.rank}" if d.world_size == 2 else f"another of the {d.world_size} ranks"
+        if self.ckpt_path.exists() or self.last_checkpoint_step is not None:
+            last = f"last checkpoint: {self.ckpt_path} (step {self.last_checkpoint_step})"
+            again = f"torchrun ... -m ganvae train {self.cfg.model_name} --out {self.run_dir} --resume"
+        else:
+            last, again = "no checkpoint was written yet", "the same command"
+        return GanvaeError(f"{who} died or lost its connection at step {self.step}, so rank {d.rank} stops too; "
+                           f"{last}. When every machine is back, continue with: {again}")
 
     def _fit(self) -> TrainResult:
         """Epochs until the budget: each trained by :meth:`_train_epoch`, closed by :meth:`_end_epoch`; then
@@ -472,6 +495,16 @@ class Trainer:
             self.excluded_seconds += self.metrics(self.model, self.data, self.step, epoch, elapsed, epoch_end)
         except GanvaeError as err:  # a missing classifier must not end a training run
             log.warning("in-training metrics skipped: %s", err)
+
+
+def _collective_failure(err: RuntimeError) -> bool:
+    """Whether ``err`` is a distributed backend's report of a peer that vanished (gloo: connection closed or reset,
+    timeouts; NCCL: its errors; torch's own DistError types)."""
+    dist_error = getattr(torch.distributed, "DistError", None)
+    if dist_error is not None and isinstance(err, dist_error):
+        return True
+    text = str(err)
+    return any(s in text for s in ("gloo", "Connection reset", "Connection closed", "NCCL", "Timed out", "timed out"))
 
 
 def train(cfg: ExperimentConfig, run_dir=None, data=None, resume=False, argv=None) -> TrainResult:
