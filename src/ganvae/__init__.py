@@ -1,7 +1,23 @@
 """ganvae: train, sample, animate and compare GANs and VAEs on MNIST-like data.
 
-Importing this package has no side effects; heavy modules (torch, models) are imported
-by the sub-modules that need them.
+Importing this package has no side effects and imports nothing heavy: ``ganvae.load`` (a pretrained model or a
+run, as a pipeline), ``ganvae.train`` and the classes below are imported on first use.
+
+    import ganvae
+    model = ganvae.load("mnist-dcgan")
+    model.sample(16, seed=0).grid()
 """
 
-__version__ = "0.1.0"
+from ganvae._version import __version__
+
+_LAZY = {"load": "ganvae.pipeline", "train": "ganvae.pipeline", "Pipeline": "ganvae.pipeline",
+         "Images": "ganvae.pipeline", "pretrained_names": "ganvae.pretrained"}
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ganvae' has no attribute {name!r}")

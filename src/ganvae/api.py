@@ -27,10 +27,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LoadedRun:
+    """A trained model ready to draw: from a run's checkpoint, or from a pretrained folder (``checkpoint`` None)."""
+
     model: GenerativeModel
     config: ExperimentConfig
-    checkpoint: ckpt_io.Checkpoint
+    checkpoint: ckpt_io.Checkpoint | None
     run_dir: Path | None
+    source: Path | None = None  # the checkpoint file or the pretrained folder it came from
 
     @property
     def name(self) -> str:
@@ -42,24 +45,30 @@ def checkpoint_path(run: str | Path) -> Path:
     if run.is_dir():
         path = ckpt_io.run_checkpoint(run)
         if not path.is_file():
-            raise CheckpointError(f"{run}: no checkpoint at {path}; is this a finished (or interrupted) ganvae run folder?")
+            raise CheckpointError(f"{run}: no checkpoint at {path}; is this a finished (or interrupted) ganvae run "
+                                  f"folder, or a pretrained folder (config.json, model.safetensors)?")
         return path
-    if not run.exists():
-        raise CheckpointError(f"{run}: no such run folder or checkpoint file.")
     return run
 
 
 def load_run(run: "str | Path | LoadedRun", device: str = "auto", use_ema: bool = True) -> LoadedRun:
-    """Rebuild a trained model from its checkpoint (weights only; no code is executed).
+    """Rebuild a trained model (weights and JSON only; no code from the files runs) from a run folder, a checkpoint
+    file, a pretrained folder, or a pretrained name (``mnist-dcgan``; `ganvae models` lists them).
 
     A ``LoadedRun`` is returned as it is, so callers that make several pictures load once.
-    ``use_ema=False`` drops the moving averages, so sampling uses the trained weights themselves.
+    ``use_ema=False`` drops the moving averages, so sampling uses the trained weights themselves (runs only: a
+    pretrained folder holds one set of weights).
     """
+    from ganvae import pretrained
     from ganvae.registry import build_model
 
     if isinstance(run, LoadedRun):
         return run
-    path = checkpoint_path(run)
+    path = pretrained.resolve(run)
+    if path.is_dir() and not ckpt_io.run_checkpoint(path).is_file() and (path / "config.json").is_file():
+        model, cfg = pretrained.load_pretrained(path)
+        return LoadedRun(model.to(resolve_device(device)).eval(), cfg, None, None, path)
+    path = checkpoint_path(path)
     ckpt = ckpt_io.load_checkpoint(path)
     cfg = config_from_dict(ckpt.header["config"], str(path))
     model = build_model(cfg, tuple(ckpt.header.get("image_shape", (1, cfg.data.image_size, cfg.data.image_size))))
@@ -68,7 +77,28 @@ def load_run(run: "str | Path | LoadedRun", device: str = "auto", use_ema: bool 
         model.drop_ema()
     model.to(resolve_device(device)).eval()
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
-    return LoadedRun(model, cfg, ckpt, run_dir)
+    return LoadedRun(model, cfg, ckpt, run_dir, path)
+
+
+def export(run, out: str | Path, dtype: str = "float16") -> Path:
+    """Write a run's sampling networks as a pretrained folder (config.json, model.safetensors, README.md)."""
+    from ganvae import pretrained
+
+    check_output(out, kind="folder")
+    loaded = load_run(run)
+    summary = training_summary(loaded.run_dir) or {}
+    run_json = loaded.run_dir / "run.json" if loaded.run_dir else None
+    environment = json.loads(run_json.read_text()) if run_json and run_json.is_file() else {}
+    if "machine" not in environment and loaded.run_dir and (loaded.run_dir / "metrics.json").is_file():
+        # runs from before run.json named the machine: their evaluation (same session) did
+        environment["machine"] = json.loads((loaded.run_dir / "metrics.json").read_text()).get("machine")
+    command = (loaded.run_dir / "command.txt").read_text().strip() if loaded.run_dir and (loaded.run_dir / "command.txt").is_file() else None
+    source = {"run": str(loaded.run_dir or loaded.source), "command": command, "steps": summary.get("steps"),
+              "epochs": summary.get("epochs_completed"), "train_seconds": summary.get("train_seconds"),
+              "images_per_second": summary.get("images_per_second"),
+              "machine": environment.get("machine") or environment.get("processor"), "device": summary.get("device"),
+              "torch": environment.get("torch")}
+    return pretrained.save_pretrained(loaded.model, loaded.config, out, dtype=dtype, source=source)
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -265,11 +295,13 @@ def training_summary(run_dir: Path | None) -> dict | None:
 
 def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 0, iwae_k: int = 50,
              data_dir: str | None = None, out: str | Path | None = None,
-             classifier: str | Path | None = None, dataset: str = "mnist", use_ema: bool = True) -> dict[str, Any]:
+             classifier: str | Path | None = None, dataset: str | None = None, use_ema: bool = True) -> dict[str, Any]:
     """Evaluate a run (a folder, a checkpoint, an already loaded run), ``real:DATASET`` (its training
     images as 'samples': the reference figures) or ``images:DIR`` (a folder of another program's
-    samples, scored against ``dataset`` with the same protocol; images are made grey and resized to
-    the dataset's size). ``use_ema=False`` scores the trained weights instead of their moving average.
+    samples, scored against ``dataset``, default mnist, with the same protocol; images are made grey and resized
+    to the dataset's size). A run is scored against its own dataset's test split, or ``dataset``'s (e.g. a model
+    trained on full MNIST against the offline ``mnist-25k``). ``use_ema=False`` scores the trained weights instead
+    of their moving average.
 
     Writes the result as JSON to ``out`` (default ``<run>/metrics.json``) and returns it.
     """
@@ -289,7 +321,7 @@ def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 
     folder = str(run)[len("images:"):] if str(run).startswith("images:") else None
     loaded = samples = None
     if real or folder is not None:
-        data = load_dataset(DataConfig(dataset=str(run)[5:] if real else dataset, data_dir=data_dir))
+        data = load_dataset(DataConfig(dataset=str(run)[5:] if real else dataset or "mnist", data_dir=data_dir))
         model_name = "real data (train split)" if real else f"images in {folder}"
         dataset = data.name
         if real:
@@ -300,8 +332,12 @@ def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 
     else:
         loaded = load_run(run, use_ema=use_ema)  # (a LoadedRun is used as it is)
         if isinstance(run, LoadedRun):
-            run = loaded.run_dir or loaded.checkpoint.path
-        data_cfg = loaded.config.data if data_dir is None else replace(loaded.config.data, data_dir=data_dir)
+            run = loaded.run_dir or loaded.source
+        data_cfg = loaded.config.data
+        if dataset is not None:
+            data_cfg = replace(data_cfg, dataset=dataset, data_dir=None)
+        if data_dir is not None:
+            data_cfg = replace(data_cfg, data_dir=data_dir)
         data = load_dataset(data_cfg)
         model_name, dataset = loaded.name, data_cfg.dataset
     fnet = load_classifier(dataset, path=classifier)

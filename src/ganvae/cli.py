@@ -156,6 +156,38 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from ganvae import api
+
+    print(api.export(args.run, args.out, dtype=args.dtype))
+    return 0
+
+
+def cmd_models(args) -> int:
+    import json
+
+    from ganvae import pretrained
+
+    names = pretrained.pretrained_names()
+    if not names:
+        print("no pretrained models installed")
+        return 0
+    print(f"{'name':<16} {'model':<9} {'FID':>7} {'recall':>7} {'NLL':>7}  {'size':>7}  trained")
+    for name in names:
+        folder = pretrained.zoo_dir() / name
+        meta = pretrained.read_config(folder)
+        m = (meta.get("metrics") or {})
+        nll = f"{m['test_nll_iwae']:.1f}" if "test_nll_iwae" in m else "-"
+        size = (folder / "model.safetensors").stat().st_size / 2**20
+        src = meta.get("source") or {}
+        minutes = f"{src['train_seconds'] / 60:.0f} min" if src.get("train_seconds") else "?"
+        print(f"{name:<16} {meta['model_name']:<9} {m.get('fid', float('nan')):7.1f} {m.get('recall', float('nan')):7.3f} "
+              f"{nll:>7}  {size:5.1f}MB  {minutes}, {meta['data']['dataset']}")
+    print("\nuse one wherever a command takes RUN (`ganvae sample mnist-dcgan -n 64`), or `ganvae.load(NAME)` in Python;"
+          "\neach folder's README.md is its model card: " + str(pretrained.zoo_dir()))
+    return 0
+
+
 def cmd_classifier(args) -> int:
     from ganvae.metrics.classifier import train_classifier
 
@@ -245,6 +277,9 @@ class _CommandParser(argparse.ArgumentParser):
         _add_verbosity(self, argparse.SUPPRESS)
 
 
+RUN_HELP = "run folder, checkpoint file, pretrained folder, or a pretrained name (`ganvae models`)"
+
+
 def _add_train_command(sub, models: list[str]) -> None:
     """``ganvae train``."""
     from ganvae.registry import get_entry
@@ -270,7 +305,7 @@ def _add_train_command(sub, models: list[str]) -> None:
 def _add_sample_command(sub) -> None:
     """``ganvae sample``."""
     p = sub.add_parser("sample", help="a grid (or files) of samples from a trained run")
-    p.add_argument("run", metavar="RUN", help="run folder or checkpoint file")
+    p.add_argument("run", metavar="RUN", help=RUN_HELP)
     p.add_argument("-n", type=int, default=64, help="number of samples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="samples.png")
@@ -285,7 +320,7 @@ def _add_sample_command(sub) -> None:
 def _add_interpolate_command(sub) -> None:
     """``ganvae interpolate``."""
     p = sub.add_parser("interpolate", help="a looping latent walk (spherical interpolation) as a GIF")
-    p.add_argument("run", metavar="RUN")
+    p.add_argument("run", metavar="RUN", help=RUN_HELP)
     p.add_argument("--points", type=int, default=4, help="latent points visited")
     p.add_argument("--steps", type=int, default=30, help="frames between two points")
     p.add_argument("--seed", type=int, default=0)
@@ -301,7 +336,7 @@ def _add_interpolate_command(sub) -> None:
 def _add_reconstruct_command(sub) -> None:
     """``ganvae reconstruct``."""
     p = sub.add_parser("reconstruct", help="test images above their reconstructions (models with an encoder)")
-    p.add_argument("run", metavar="RUN")
+    p.add_argument("run", metavar="RUN", help=RUN_HELP)
     p.add_argument("-n", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="reconstructions.png")
@@ -312,7 +347,7 @@ def _add_reconstruct_command(sub) -> None:
 def _add_render_command(sub) -> None:
     """``ganvae render``."""
     p = sub.add_parser("render", help="render a cppn latent at any resolution")
-    p.add_argument("run", metavar="RUN")
+    p.add_argument("run", metavar="RUN", help=RUN_HELP)
     p.add_argument("--size", type=_size, default=(1080, 1080), help="WIDTHxHEIGHT (default 1080x1080)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="output file (default render.png, or render.gif with --gif)")
@@ -327,9 +362,10 @@ def _add_render_command(sub) -> None:
 def _add_evaluate_command(sub) -> None:
     """``ganvae evaluate``."""
     p = sub.add_parser("evaluate", help="metrics of a trained run, real:DATASET (the reference figures) or images:DIR")
-    p.add_argument("run", metavar="RUN", help="run folder, checkpoint, real:mnist (train split against test split), "
+    p.add_argument("run", metavar="RUN", help="run folder, checkpoint, pretrained name or folder, real:mnist (train split against test split), "
                                               "or images:DIR (a folder of any program's samples)")
-    p.add_argument("--dataset", default="mnist", help="images:DIR only: the dataset whose test split is the reference")
+    p.add_argument("--dataset", help="score against this dataset's test split (default: the run's own; mnist for images:DIR), "
+                                     "e.g. mnist-25k offline for a model trained on full MNIST")
     p.add_argument("--n-samples", type=int, default=10000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--iwae-k", type=int, default=50, help="importance samples of the NLL bound (5000 as in the literature)")
@@ -406,12 +442,28 @@ def _add_config_command(sub, models: list[str]) -> None:
     p.set_defaults(func=cmd_config)
 
 
+def _add_export_command(sub) -> None:
+    """``ganvae export``."""
+    p = sub.add_parser("export", help="write a run's sampling networks as a pretrained folder (for ganvae.load)")
+    p.add_argument("run", metavar="RUN", help="run folder or checkpoint file")
+    p.add_argument("out", metavar="DIR", help="folder to write config.json, model.safetensors, README.md into")
+    p.add_argument("--dtype", choices=["float16", "float32"], default="float16",
+                   help="tensor precision on disk (default float16: half the size; loaded as float32)")
+    p.set_defaults(func=cmd_export)
+
+
+def _add_models_command(sub) -> None:
+    """``ganvae models``."""
+    p = sub.add_parser("models", help="the pretrained models shipped with ganvae, with their measured metrics")
+    p.set_defaults(func=cmd_models)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ganvae",
         description="Train, sample, animate and compare GANs and VAEs on MNIST-like data.",
     )
-    from ganvae import __version__
+    from ganvae._version import __version__
 
     parser.add_argument("--version", action="version", version=f"ganvae {__version__}")
     _add_verbosity(parser, False)
@@ -428,6 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_command(sub)
     _add_classifier_command(sub)
     _add_config_command(sub, models)
+    _add_export_command(sub)
+    _add_models_command(sub)
     return parser
 
 

@@ -230,7 +230,7 @@ def comparability_warnings(paths: list[Path], loaded_runs: list) -> list[str]:
     on different data (datasets, class subsets, image sizes), whose metrics are measured against different test
     sets."""
     out = []
-    checkpoints = [lr.checkpoint.path.resolve() for lr in loaded_runs]
+    checkpoints = [Path(lr.source).resolve() for lr in loaded_runs]
     for i, a in enumerate(checkpoints):
         for j in range(i):
             if checkpoints[j] == a:

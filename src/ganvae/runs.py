@@ -69,7 +69,7 @@ def default_run_dir(model_name: str, root: str | Path = "runs") -> Path:
 def environment_info() -> dict:
     import torch
 
-    from ganvae import __version__
+    from ganvae._version import __version__
 
     return {
         "ganvae": __version__,

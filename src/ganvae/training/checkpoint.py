@@ -126,7 +126,7 @@ def save_checkpoint(
     """
     from safetensors.torch import save_file
 
-    from ganvae import __version__
+    from ganvae._version import __version__
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     header: dict[str, Any] = {

@@ -144,9 +144,7 @@ class Trainer:
         logged); see :mod:`ganvae.training.resume`."""
         self.saved_cfg = config_from_dict(ckpt.header["config"], str(ckpt.path))
         image_shape = tuple(ckpt.header.get("image_shape") or (1, cfg.data.image_size, cfg.data.image_size))
-        cfg, changes = resumed_config(self.saved_cfg, cfg, image_shape, str(ckpt.path))
-        for line in changes:
-            log.info("changed on resume: %s", line)
+        cfg, self.resume_changes = resumed_config(self.saved_cfg, cfg, image_shape, str(ckpt.path))
         return cfg
 
     # ------------------------------------------------------------------ set-up
@@ -212,6 +210,8 @@ class Trainer:
             return
         (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
         self.file_log = add_file_log(self.run_dir / "train.log")
+        for line in getattr(self, "resume_changes", []):  # logged once the run's own log file listens too
+            log.info("changed on resume: %s", line)
         if self.resume_checkpoint is None:
             write_run_metadata(self.run_dir, self.cfg, self.argv, {
                 "device": str(self.device), "world_size": self.dist.world_size,
@@ -481,10 +481,11 @@ class Trainer:
         return result
 
     def _progress_bar(self, epoch: int, n_steps: int):
-        if (not (self.cfg.train.progress and self.dist.is_main) or not sys.stderr.isatty()  # no bars in log files
+        interactive = sys.stderr.isatty() or "ipykernel" in sys.modules  # a terminal or a notebook: no bars in log files
+        if (not (self.cfg.train.progress and self.dist.is_main) or not interactive
                 or logging.getLogger("ganvae").getEffectiveLevel() > logging.INFO):
             return None
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # the notebook widget in Jupyter (when ipywidgets is installed), text elsewhere
 
         return tqdm(total=n_steps, initial=self.step_in_epoch, desc=f"epoch {epoch + 1}/{self.cfg.train.epochs}",
                     unit="step", leave=False, dynamic_ncols=True)

@@ -1,0 +1,178 @@
+"""Pretrained model folders: what sampling needs, in a documented format shared by the shipped zoo and user exports.
+
+A folder holds three files (after diffusers' ``save_pretrained``):
+
+- ``config.json``: ``format`` ("ganvae-pretrained"), ``format_version``, ``model_name``, the model's full config
+  (``model``), the data it was trained on (``data``: dataset, classes, image_size), ``image_shape``, the tensors'
+  ``dtype``, and where it came from (``source``: the training command, steps, minutes, machine);
+- ``model.safetensors``: the sampling networks only (``generator``, or ``encoder`` and ``decoder``...), their
+  moving averages where the run kept them; ``float16`` by default (loaded back into float32);
+- ``README.md``: the model card (recipe, data, budget, machine, measured metrics and their protocol, licence,
+  intended use).
+
+Loading reads JSON and tensors only: no code from the folder runs. The zoo ships in ``ganvae/pretrained/<name>/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganvae.errors import CheckpointError, suggest
+
+log = logging.getLogger(__name__)
+
+FORMAT = "ganvae-pretrained"
+FORMAT_VERSION = 1
+FILES = ("config.json", "model.safetensors", "README.md")
+
+
+def zoo_dir() -> Path:
+    return Path(str(resources.files("ganvae").joinpath("pretrained")))
+
+
+def pretrained_names() -> list[str]:
+    """The models shipped with the package, e.g. ``mnist-dcgan``."""
+    root = zoo_dir()
+    return sorted(p.name for p in root.iterdir() if (p / "config.json").is_file()) if root.is_dir() else []
+
+
+def is_pretrained_folder(path: str | Path) -> bool:
+    return (Path(path) / "config.json").is_file() and (Path(path) / "model.safetensors").is_file()
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """The folder of a shipped name or a path; an unknown name gets the list and the nearest one."""
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        return path
+    names = pretrained_names()
+    if str(name_or_path) in names:
+        return zoo_dir() / str(name_or_path)
+    raise CheckpointError(
+        f"{name_or_path}: neither a pretrained model nor a path.{suggest(str(name_or_path), names, list_all=False)} "
+        f"Pretrained models: {', '.join(names) or '(none installed)'} (`ganvae models` lists them); or give a run "
+        f"folder, a checkpoint, or a folder written by `ganvae export`."
+    )
+
+
+def sampling_networks(model) -> tuple[str, ...]:
+    """The networks sampling, reconstruction and rendering use (every trained network but the discriminator)."""
+    return tuple(n for n in model.networks if n != "discriminator")
+
+
+def save_pretrained(model, config, out: str | Path, dtype: str = "float16", source: dict | None = None,
+                    card: str | None = None) -> Path:
+    """Write ``model``'s sampling networks (their inference versions: EMA copies where kept) as a pretrained folder.
+
+    Args:
+        model: a trained :class:`~ganvae.models.base.GenerativeModel`.
+        config: its :class:`~ganvae.config.ExperimentConfig`.
+        dtype: ``float16`` (half the size; measured not to move the metrics, see the zoo's cards) or ``float32``.
+        source: how it was trained (command, steps, seconds, machine), stored in config.json.
+        card: the README.md text; default a short card from the config.
+    """
+    from safetensors.torch import save_file
+
+    from ganvae._version import __version__
+    from ganvae.utils import atomic_save, atomic_write_text
+
+    if dtype not in ("float16", "float32"):
+        raise CheckpointError(f"dtype {dtype!r}: choose float16 or float32.")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    was_training = model.training
+    model.eval()  # inference_network gives the EMA copies in eval mode
+    tensors = {}
+    for name in sampling_networks(model):
+        for key, value in model.inference_network(name).state_dict().items():
+            value = value.detach().cpu()
+            if value.is_floating_point() and dtype == "float16":
+                value = value.half()
+            tensors[f"{name}.{key}"] = value.contiguous()
+    model.train(was_training)
+    model_cfg = dataclasses.asdict(config.model)
+    if "ema_decay" in model_cfg:
+        model_cfg["ema_decay"] = None  # the averaged weights are stored as the weights themselves
+    meta = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "model_name": config.model_name,
+        "model": model_cfg, "image_shape": list(model.image_shape),
+        "data": {"dataset": config.data.dataset, "classes": config.data.classes, "image_size": config.data.image_size},
+        "dtype": dtype, "ganvae_version": __version__, "source": source or {},
+    }
+    atomic_save(out / "model.safetensors", lambda tmp: save_file(tensors, str(tmp)))
+    atomic_write_text(out / "config.json", json.dumps(meta, indent=2) + "\n")
+    if card is not None or not (out / "README.md").exists():
+        atomic_write_text(out / "README.md", card if card is not None else default_card(meta))
+    return out
+
+
+def default_card(meta: dict[str, Any]) -> str:
+    src = meta.get("source") or {}
+    return (f"# {meta['model_name']} (ganvae)\n\nA `{meta['model_name']}` exported by `ganvae export`: the sampling "
+            f"networks only, {meta['dtype']}.\n\n- data: {meta['data']['dataset']}, classes "
+            f"{meta['data']['classes'] or 'all'}, {meta['data']['image_size']}x{meta['data']['image_size']}\n"
+            f"- trained with: `{src.get('command', '?')}` ({src.get('steps', '?')} steps, "
+            f"{src.get('train_seconds', '?')} s on {src.get('machine', '?')})\n\nLoad it with "
+            f"`ganvae.load(\"PATH\")` or give PATH to any command that takes a run.\n")
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """``config.json`` of a pretrained folder, checked as a schema."""
+    for name in ("config.json", "model.safetensors"):
+        if not (folder / name).is_file():
+            raise CheckpointError(f"{folder}: no {name}; a pretrained folder holds {', '.join(FILES)} "
+                                  f"(write one with `ganvae export RUN DIR`).")
+    try:
+        meta = json.loads((folder / "config.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{folder / 'config.json'}: not valid JSON ({err}); re-export the model.") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{folder / 'config.json'}: not a ganvae pretrained config (format "
+                              f"{meta.get('format') if isinstance(meta, dict) else None!r}, expected {FORMAT!r}).")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{folder / 'config.json'}: format version {meta.get('format_version')!r}, but this "
+                              f"ganvae reads version {FORMAT_VERSION}; use the ganvae version that wrote it "
+                              f"({meta.get('ganvae_version', '?')}), or re-export the model with this one.")
+    for key, kind in (("model_name", str), ("model", dict), ("data", dict), ("image_shape", list)):
+        if not isinstance(meta.get(key), kind):
+            raise CheckpointError(f"{folder / 'config.json'}: {key!r} is missing or not a {kind.__name__}; re-export.")
+    return meta
+
+
+def load_pretrained(folder: str | Path, device: torch.device | str = "cpu"):
+    """``(model, ExperimentConfig)`` from a pretrained folder, in eval mode on ``device`` (float32)."""
+    from safetensors import safe_open
+
+    from ganvae.config import config_from_dict
+    from ganvae.registry import build_model
+
+    folder = Path(folder)
+    meta = read_config(folder)
+    source = str(folder / "config.json")
+    cfg = config_from_dict({"model_name": meta["model_name"], "model": meta["model"], "data": meta["data"]}, source)
+    image_shape = tuple(meta["image_shape"])
+    with torch.random.fork_rng(devices=[]):  # the throwaway initialisation must not move the caller's stream
+        model = build_model(cfg, image_shape)
+    try:
+        with safe_open(str(folder / "model.safetensors"), framework="pt") as fh:
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as err:  # safetensors' own error type for damaged files
+        raise CheckpointError(f"{folder / 'model.safetensors'}: not a readable safetensors file ({err}); "
+                              f"re-export or reinstall the model.") from None
+    for name in sampling_networks(model):
+        part = {k[len(name) + 1:]: v.float() if v.is_floating_point() else v
+                for k, v in tensors.items() if k.startswith(name + ".")}
+        try:
+            getattr(model, name).load_state_dict(part, strict=True)
+        except RuntimeError as err:
+            raise CheckpointError(f"{folder / 'model.safetensors'}: the {name} weights do not fit the {meta['model_name']} "
+                                  f"of config.json ({str(err).splitlines()[0]}); the two files come from different "
+                                  f"models. Re-export the model.") from None
+    return model.to(device).eval(), cfg

@@ -1,0 +1,133 @@
+"""Pretrained folders (export, load, the shipped zoo) and the pipeline API (ganvae.load / ganvae.train)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+import ganvae
+from ganvae import api
+from ganvae.cli import main
+from ganvae.errors import CheckpointError, GanvaeError
+from ganvae.pretrained import pretrained_names
+
+from conftest import tiny_config, tiny_data
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    from ganvae.training.trainer import train
+
+    root = tmp_path_factory.mktemp("runs")
+    return {name: train(tiny_config(name, "train.epochs=1"), root / name, data=tiny_data()).run_dir
+            for name in ("dcgan", "vae-gan", "cppn")}
+
+
+@pytest.mark.parametrize("name", ["dcgan", "vae-gan", "cppn"])
+def test_export_then_load_draws_what_the_run_draws(runs, tmp_path, name):
+    run = api.load_run(runs[name])
+    exact = api.export(runs[name], tmp_path / "f32", dtype="float32")
+    assert sorted(p.name for p in exact.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    loaded = ganvae.load(exact)
+    assert torch.equal(loaded.sample(6, seed=3).tensor, api.sample_images(run, 6, seed=3))  # the EMA weights exactly
+    half = ganvae.load(api.export(runs[name], tmp_path / "f16"))
+    assert (half.sample(6, seed=3).tensor - api.sample_images(run, 6, seed=3)).abs().max() < 0.02
+    assert (tmp_path / "f16/model.safetensors").stat().st_size < 0.6 * (tmp_path / "f32/model.safetensors").stat().st_size
+    if run.model.has_encoder:
+        x = torch.rand(2, 1, 16, 16)
+        assert torch.equal(loaded.reconstruct(x).tensor, run.model.reconstruct(x).cpu())
+    assert "discriminator" not in json.dumps(list(__import__("safetensors").safe_open(
+        str(exact / "model.safetensors"), "pt").keys()))
+
+
+def test_commands_take_a_pretrained_folder(runs, tmp_path, capsys):
+    folder = tmp_path / "exported"
+    assert main(["export", str(runs["cppn"]), str(folder)]) == 0
+    assert main(["sample", str(folder), "-n", "9", "--out", str(tmp_path / "s.png")]) == 0
+    assert main(["render", str(folder), "--size", "64x48", "--out", str(tmp_path / "r.png")]) == 0
+    assert main(["interpolate", str(folder), "--points", "2", "--steps", "3", "--out", str(tmp_path / "w.gif")]) == 0
+    from PIL import Image
+
+    assert Image.open(tmp_path / "r.png").size == (64, 48)
+
+
+@pytest.mark.parametrize("damage,expected", [
+    (lambda f: (f / "model.safetensors").unlink(), "no model.safetensors"),
+    (lambda f: (f / "config.json").write_text("{not json"), "not valid JSON"),
+    (lambda f: (f / "config.json").write_text(json.dumps({"format": "diffusers"})), "not a ganvae pretrained config"),
+    (lambda f: _edit(f, format_version=99), "format version 99"),
+    (lambda f: _edit(f, model_name="vae"), "config.json: unknown key 'model.gan_loss'"),
+    (lambda f: _edit(f, model={**json.loads((f / "config.json").read_text())["model"], "latent_dim": 50}),
+     "the generator weights do not fit the dcgan of config.json"),
+    (lambda f: _edit(f, model={"latent_dim": 0}), "model.latent_dim is 0"),
+    (lambda f: (f / "model.safetensors").write_bytes(b"\x80\x04\x95pickle"), "not a readable safetensors file"),
+])
+def test_damaged_folders_name_the_file_and_the_fix(runs, tmp_path, damage, expected):
+    folder = api.export(runs["dcgan"], tmp_path / "m")
+    damage(folder)
+    with pytest.raises(GanvaeError, match=expected):
+        ganvae.load(folder)
+
+
+def _edit(folder, **changes):
+    meta = json.loads((folder / "config.json").read_text())
+    meta.update(changes)
+    (folder / "config.json").write_text(json.dumps(meta))
+
+
+def test_unknown_name_lists_the_models_and_the_nearest(capsys):
+    if "mnist-dcgan" in pretrained_names():
+        with pytest.raises(CheckpointError, match="Did you mean 'mnist-dcgan'"):
+            ganvae.load("mnist-dcgna")
+    code = main(["sample", "no-such-model"])
+    err = capsys.readouterr().err
+    assert code == 2 and "neither a pretrained model nor a path" in err and "ganvae models" in err
+
+
+def test_images_helpers(runs, tmp_path):
+    model = ganvae.load(runs["dcgan"])
+    images = model.sample(5, seed=1)
+    assert torch.equal(images.tensor, model.sample(5, seed=1).tensor) and len(images.to_pil()) == 5
+    assert images._repr_png_().startswith(b"\x89PNG") and images[0].tensor.shape == (1, 1, 16, 16)
+    assert images.save(tmp_path / "g.png").is_file()
+    assert model.interpolate(0, 1, steps=4).tensor.shape == (4, 1, 16, 16)
+
+
+def test_train_from_python_returns_a_pipeline(tmp_path):
+    trained = ganvae.train("vae", out=tmp_path / "run", data=tiny_data(), epochs=1, data__image_size=16,
+                           batch_size=8, model__hidden=[16], train__progress=False,
+                           run__tensorboard=False)
+    assert trained.name == "vae" and trained.run.run_dir == tmp_path / "run"
+    assert trained.sample(3, seed=0).tensor.shape == (3, 1, 16, 16)
+
+
+@pytest.mark.parametrize("name", pretrained_names())
+def test_every_shipped_model_loads_offline_and_draws(name):
+    model = ganvae.load(name)
+    images = model.sample(8, seed=0).tensor
+    assert images.shape == (8, 1, 28, 28) and 0 <= images.min() and images.max() <= 1 and images.std() > 0.05
+    meta = json.loads((ganvae.pretrained.zoo_dir() / name / "config.json").read_text())
+    assert "fid" in meta["metrics"] and (ganvae.pretrained.zoo_dir() / name / "README.md").read_text().startswith("# ")
+
+
+def test_models_command(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in pretrained_names())
+
+
+@pytest.mark.skipif(len(pretrained_names()) < 6, reason="the pretrained zoo is not built")
+def test_quickstart_notebook_runs(tmp_path, monkeypatch):
+    """Execute examples/quickstart.ipynb's code cells in order, as Jupyter would (offline, in a fresh folder)."""
+    from pathlib import Path
+
+    notebook = Path(__file__).parents[1] / "examples" / "quickstart.ipynb"
+    cells = [c for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for i, cell in enumerate(cells):
+        exec(compile("".join(cell["source"]), f"{notebook.name}[cell {i}]", "exec"), namespace)  # noqa: S102
+    assert (tmp_path / "runs" / "quickstart-vae" / "checkpoints" / "last.safetensors").is_file()

@@ -1,0 +1,121 @@
+"""Build the pretrained zoo (src/ganvae/pretrained/<name>/) from trained runs, with measured model cards.
+
+    python tools/make_zoo.py --data-dir ../shared/data/mnist NAME=RUN [NAME=RUN ...]
+
+For each pair: export the run's sampling networks in float16 (`ganvae export`), evaluate the exported folder with
+the standard protocol (`ganvae evaluate NAME --n-samples 10000`, on the full MNIST test set), compare its FID with
+the float32 run's (float16 is kept only if the two agree within the sampling noise; otherwise float32 is written),
+and write the model card and the headline metrics into config.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+from pathlib import Path
+
+from ganvae import api
+from ganvae.pretrained import read_config, save_pretrained, zoo_dir
+from ganvae.utils import atomic_write_text
+
+HEADLINE = ["fid", "fid_std", "kid", "precision", "recall", "density", "coverage", "class_entropy", "confident_share",
+            "sharpness", "memorisation_ratio", "dropped_classes", "test_elbo", "test_nll_iwae"]
+INTENDED = {
+    "gan": "an MLP GAN for teaching and comparison: samples, latent walks",
+    "dcgan": "a small DCGAN (the TensorFlow tutorial's layer structure, a quarter of its channels): samples, walks",
+    "vae": "an MLP VAE (784-400-10): samples, reconstructions, likelihood bounds, a 10-d latent space to explore",
+    "conv-vae": "a convolutional VAE: samples, reconstructions, likelihood bounds",
+    "vae-gan": "a VAE-GAN (Larsen et al. 2016): sharper reconstructions than the VAE, an encoder and a discriminator-trained decoder",
+    "cppn": "a CPPN GAN+VAE: renders one latent at any resolution (`ganvae render mnist-cppn --size 2160x2160`)",
+}
+
+
+def card(name: str, meta: dict, metrics: dict, protocol: dict, fp_check: str, networks: list[str]) -> str:
+    src = meta["source"]
+    rows = "\n".join(f"| {k} | {metrics[k]:.4g} |" if isinstance(metrics[k], float) else f"| {k} | {metrics[k]} |"
+                     for k in HEADLINE if k in metrics)
+    minutes = (src.get("train_seconds") or 0) / 60
+    return f"""# {name}
+
+A pretrained `{meta['model_name']}` from ganvae: {INTENDED[meta['model_name']]}.
+
+```python
+import ganvae
+model = ganvae.load("{name}")
+model.sample(16, seed=0).grid()
+```
+or `ganvae sample {name} -n 64 --out grid.png`.
+
+## Recipe and budget
+- Model: `{meta['model_name']}` with ganvae's default recipe (full config in `config.json`); the sampling networks
+  only ({", ".join(networks)}), their exponential
+  moving average where the recipe keeps one, stored in {meta['dtype']}.
+- Data: MNIST (LeCun, Cortes & Burges), the 60,000 training images, all ten classes, 28x28.
+- Training: `{src.get('command')}` — {src.get('steps')} steps, {src.get('epochs')} epochs, {minutes:.1f} minutes
+  of training on {src.get('machine')} ({src.get('device')}, torch {src.get('torch')}).
+
+## Measured (`{meta['metrics_protocol'].split(';')[0]} --data-dir MNIST_DIR`)
+Feature network: {protocol['feature_network']['name']} (test accuracy {protocol['feature_network']['test_accuracy']});
+{protocol['n_samples']} samples (seed {protocol['sample_seed']}) against the {protocol['reference']}; k = 5 for
+precision, recall, density and coverage; FID noise: standard deviation over 20 bootstrap resamplings.
+{('Likelihood: IWAE bound with k = ' + str(metrics.get('likelihood_protocol', {}).get('iwae_k')) + ', ' + str(metrics.get('likelihood_protocol', {}).get('binarisation')) + '.') if 'test_nll_iwae' in metrics else ''}
+
+| metric | value |
+| --- | --- |
+{rows}
+
+Storage: {fp_check}
+
+## Licence and intended use
+Weights: MIT, as ganvae. Trained on MNIST (Yann LeCun and Corinna Cortes; distributed under CC BY-SA 3.0).
+Intended for learning, demonstrations and as a baseline in comparisons on MNIST-like digits; not for any
+decision about people or documents. These are small models trained for minutes on a 2-core CPU: their FIDs are
+far from the literature's best (see the issue notes and benchmarks/RESULTS.md for the targets and what was reached).
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("pairs", nargs="+", metavar="NAME=RUN")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--n-samples", type=int, default=10000)
+    parser.add_argument("--iwae-k", type=int, default=1, help="importance samples of the likelihood bound (1 = the ELBO)")
+    args = parser.parse_args()
+    for pair in args.pairs:
+        name, run = pair.split("=", 1)
+        folder = zoo_dir() / name
+        shutil.rmtree(folder, ignore_errors=True)
+        reference = api.evaluate(run, n_samples=args.n_samples, data_dir=args.data_dir, iwae_k=args.iwae_k,
+                                out=Path("/tmp") / f"{name}-fp32.json")
+        api.export(run, folder, dtype="float16")
+        half = api.evaluate(folder, n_samples=args.n_samples, data_dir=args.data_dir, iwae_k=args.iwae_k,
+                           out=Path("/tmp") / f"{name}-fp16.json")
+        a, b = reference["metrics"], half["metrics"]
+        noise = 2 * math.hypot(a.get("fid_std", 0), b.get("fid_std", 0))
+        if abs(a["fid"] - b["fid"]) <= noise:
+            fp_check = (f"float16 (FID {b['fid']:.2f} against {a['fid']:.2f} for the float32 weights: within twice "
+                        f"the noise, {noise:.2f}).")
+            result = half
+        else:
+            loaded = api.load_run(run)
+            save_pretrained(loaded.model, loaded.config, folder, dtype="float32", source=read_config(folder)["source"])
+            fp_check = f"float32 (float16 moved the FID from {a['fid']:.2f} to {b['fid']:.2f}, beyond the noise {noise:.2f})."
+            result = reference
+        meta = read_config(folder)
+        meta["metrics"] = {k: result["metrics"][k] for k in HEADLINE if k in result["metrics"]}
+        meta["metrics_protocol"] = (f"ganvae evaluate {name} --n-samples {args.n_samples} --iwae-k {args.iwae_k}; "
+                                    f"full MNIST test set")
+        atomic_write_text(folder / "config.json", json.dumps(meta, indent=2) + "\n")
+        from safetensors import safe_open
+
+        with safe_open(str(folder / "model.safetensors"), framework="pt") as fh:
+            networks = sorted({k.split(".")[0] for k in fh.keys()})
+        atomic_write_text(folder / "README.md", card(name, meta, result["metrics"], result["protocol"], fp_check, networks))
+        size = (folder / "model.safetensors").stat().st_size / 2**20
+        print(f"{name}: FID {result['metrics']['fid']:.2f}, {size:.2f} MB, {fp_check}")
+
+
+if __name__ == "__main__":
+    main()
