@@ -32,6 +32,10 @@ INTENDED = {
 }
 
 
+def _epochs(n) -> str:
+    return "under one epoch" if not n else f"{n} epoch{'' if n == 1 else 's'}"
+
+
 def card(name: str, meta: dict, metrics: dict, protocol: dict, fp_check: str, networks: list[str]) -> str:
     src = meta["source"]
     rows = "\n".join(f"| {k} | {metrics[k]:.4g} |" if isinstance(metrics[k], float) else f"| {k} | {metrics[k]} |"
@@ -53,7 +57,7 @@ or `ganvae sample {name} -n 64 --out grid.png`.
   only ({", ".join(networks)}), their exponential
   moving average where the recipe keeps one, stored in {meta['dtype']}.
 - Data: MNIST (LeCun, Cortes & Burges), the 60,000 training images, all ten classes, 28x28.
-- Training: `{src.get('command')}` — {src.get('steps')} steps, {src.get('epochs')} epochs, {minutes:.1f} minutes
+- Training: `{src.get('command')}` — {src.get('steps')} steps, {_epochs(src.get('epochs'))}, {minutes:.1f} minutes
   of training on {src.get('machine')} ({src.get('device')}, torch {src.get('torch')}).
 
 ## Measured (`{meta['metrics_protocol'].split(';')[0]} --data-dir MNIST_DIR`)
@@ -76,13 +80,39 @@ far from the literature's best (see the issue notes and benchmarks/RESULTS.md fo
 """
 
 
+def readme_table() -> str:
+    """The README's table of the shipped models, read from their config.json files."""
+    from ganvae.pretrained import pretrained_names
+
+    lines = ["| name | model | FID (10,000 samples) | precision | recall | classes under 1/3 share | test NLL bound, k = 1 (nats) "
+             "| size | trained |", "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
+    total = 0
+    for name in pretrained_names():
+        folder = zoo_dir() / name
+        meta, m = read_config(folder), read_config(folder)["metrics"]
+        size = (folder / "model.safetensors").stat().st_size
+        total += size + (folder / "config.json").stat().st_size + (folder / "README.md").stat().st_size
+        nll = f"{m['test_nll_iwae']:.1f}" if "test_nll_iwae" in m else "-"
+        src = meta["source"]
+        lines.append(f"| [{name}](src/ganvae/pretrained/{name}/README.md) | {meta['model_name']} | {m['fid']:.1f} +- "
+                     f"{m['fid_std']:.1f} | {m['precision']:.3f} | {m['recall']:.3f} | {m['dropped_classes'] or 'none'} "
+                     f"| {nll} | {size / 2**20:.1f} MB | {src['train_seconds'] / 60:.0f} min, {src['machine'].split(',')[0]} |")
+    return "\n".join(lines) + f"\n\n{total / 2**20:.1f} MB in all.\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("pairs", nargs="+", metavar="NAME=RUN")
-    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("pairs", nargs="*", metavar="NAME=RUN")
+    parser.add_argument("--table", action="store_true", help="print the README's table of the shipped models")
+    parser.add_argument("--data-dir", help="folder of the four MNIST files (required to build)")
     parser.add_argument("--n-samples", type=int, default=10000)
     parser.add_argument("--iwae-k", type=int, default=1, help="importance samples of the likelihood bound (1 = the ELBO)")
     args = parser.parse_args()
+    if args.table:
+        print(readme_table())
+        return
+    if not args.pairs or not args.data_dir:
+        parser.error("give NAME=RUN pairs and --data-dir (or --table)")
     for pair in args.pairs:
         name, run = pair.split("=", 1)
         folder = zoo_dir() / name
