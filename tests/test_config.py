@@ -150,6 +150,8 @@ def test_trainer_records_the_resolved_precision(tmp_path, monkeypatch):
 
 # fields that change speed only, not what is computed; a preset may leave them to the defaults
 SPEED_ONLY = {"channels_last", "render_chunk"}
+# class conditioning is an option on top of any preset (the original scripts had none)
+CONDITIONING = {"conditional", "num_classes", "class_embedding_dim", "class_conditioning"}
 
 
 def test_presets_load_and_pin_every_setting():
@@ -164,7 +166,7 @@ def test_presets_load_and_pin_every_setting():
     for p in presets.values():
         cfg = build_config(p.model_name, preset=p.name)
         pinned = set(load_yaml(p.path)["model"])
-        missing = {f.name for f in dataclasses.fields(cfg.model)} - pinned - SPEED_ONLY
+        missing = {f.name for f in dataclasses.fields(cfg.model)} - pinned - SPEED_ONLY - CONDITIONING
         assert not missing, f"{p.name} leaves {missing} to the defaults"
         assert p.description
 

@@ -30,7 +30,8 @@ SPECIAL = {
     "diffaugment": lambda default: ["translation"],
 }
 # settings under which a field matters (the Gaussian decoder's deviation, with the Gaussian decoder)
-CONTEXT = {"decoder_std": {"decoder": "gaussian"}}
+CONTEXT = {"decoder_std": {"decoder": "gaussian"}, "num_classes": {"conditional": True},
+           "class_embedding_dim": {"conditional": True}, "class_conditioning": {"conditional": True}}
 
 
 def changed_value(name: str, tp, default):
@@ -61,13 +62,16 @@ def signature(model_name: str, fields: dict) -> list:
     optimizers = model.make_optimizers()
     x = torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(1))
     x = x * 2 - 1 if model.value_range == "tanh" else x
+    labels = (torch.arange(8) % 10) if model.conditional else None
     for step in range(3):
-        losses = model.training_step(x, optimizers, StepContext(step, 0, 0.0))
+        losses = model.training_step(x, optimizers, StepContext(step, 0, 0.0, labels=labels))
         model.after_step(step)
         sig.append(sorted((k, round(float(v), 6)) for k, v in losses.items()))
-    sig.append(model.sample(4, generator=torch.Generator().manual_seed(2)).flatten().tolist())
+    sig.append(model.sample(4, generator=torch.Generator().manual_seed(2),
+                            labels=None if labels is None else labels[:4]).flatten().tolist())
     if model.has_encoder:
-        sig.append(model.reconstruct(torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(3))).flatten().tolist())
+        sig.append(model.reconstruct(torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(3)),
+                                     None if labels is None else labels[:2]).flatten().tolist())
     for h in hooks:
         h.remove()
     sig.append(sorted(calls.items()))

@@ -60,7 +60,9 @@ def test_two_ranks_end_with_identical_weights(tmp_path, idx, name):
     assert len(list((run / "samples").iterdir())) == 2
 
 
-@pytest.mark.parametrize("name,extra", [("vae", []), ("gan", ["model.dropout=0.0", "model.generator_batchnorm=false"])])
+@pytest.mark.parametrize("name,extra", [("vae", []), ("gan", ["model.dropout=0.0", "model.generator_batchnorm=false"]),
+                                        ("gan", ["model.dropout=0.0", "model.generator_batchnorm=false",
+                                                 "model.conditional=true"])])
 def test_two_ranks_batch_b_match_one_rank_batch_2b(tmp_path, idx, name, extra):
     """No batch norm and no dropout: the global batch decides the step, not how it is split."""
     two = tmp_path / "two"

@@ -59,7 +59,7 @@ def test_commands_take_a_pretrained_folder(runs, tmp_path, capsys):
     (lambda f: (f / "config.json").write_text("{not json"), "not valid JSON"),
     (lambda f: (f / "config.json").write_text(json.dumps({"format": "diffusers"})), "not a ganvae pretrained config"),
     (lambda f: _edit(f, format_version=99), "format version 99"),
-    (lambda f: _edit(f, model_name="vae"), "config.json: unknown key 'model.gan_loss'"),
+    (lambda f: _edit(f, model_name="vae"), r"config.json: unknown key 'model\.\w+'"),
     (lambda f: _edit(f, model={**json.loads((f / "config.json").read_text())["model"], "latent_dim": 50}),
      "the generator weights do not fit the dcgan of config.json"),
     (lambda f: _edit(f, model={"latent_dim": 0}), "model.latent_dim is 0"),

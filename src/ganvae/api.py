@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from ganvae.config import ExperimentConfig, config_from_dict
 from ganvae.errors import CheckpointError, ConfigError, UnsupportedOperation
 from ganvae.models.base import GenerativeModel
+from ganvae.models.conditioning import balanced_labels, class_grid_inputs, trained_classes
 from ganvae.pixels import uint8_to_unit
 from ganvae.training import checkpoint as ckpt_io
 from ganvae.utils import atomic_write_text, check_output, machine_description, resolve_device
@@ -105,9 +107,45 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def sample_images(loaded: LoadedRun, n: int, seed: int = 0) -> torch.Tensor:
-    """``n`` samples ``(n, C, H, W)`` in [0, 1]; the same seed gives the same images."""
-    return loaded.model.sample(n, generator=_generator(seed))
+def sample_images(loaded: LoadedRun, n: int, seed: int = 0, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """``n`` samples ``(n, C, H, W)`` in [0, 1] (of classes ``labels``, conditional models); the same seed gives the
+    same images."""
+    return loaded.model.sample(n, generator=_generator(seed), labels=labels)
+
+
+def run_classes(loaded: LoadedRun) -> list[int]:
+    """The classes a conditional run was trained on."""
+    return trained_classes(loaded.config)
+
+
+def check_digits(loaded: LoadedRun, digits: "list[int] | None", flag: str = "--digit") -> "list[int] | None":
+    """Digits asked of a run: refused for an unconditional model, or outside the classes the run was trained on."""
+    if not digits:
+        return None
+    if not loaded.model.conditional:
+        raise UnsupportedOperation(
+            f"{flag}: {loaded.name} from {loaded.source} is not conditional (trained without model.conditional), so "
+            f"it cannot be asked for a class; it draws whatever digit its noise gives. Train a conditional one with "
+            f"`ganvae train {loaded.name} --set model.conditional=true`.")
+    classes = run_classes(loaded)
+    outside = [d for d in digits if d not in classes]
+    if outside:
+        raise ConfigError(f"{flag} {','.join(map(str, outside))}: {loaded.source} was trained on classes "
+                          f"{classes}; choose among them.")
+    return list(digits)
+
+
+def class_grid(loaded: LoadedRun, cols: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A conditional model's class grid: one row per trained class, the same ``cols`` latents in every row ->
+    latents ``(K*cols, Z)``, labels ``(K*cols,)``."""
+    z = loaded.model.prior(cols, generator=_generator(seed), device=torch.device("cpu"))
+    return class_grid_inputs(z, run_classes(loaded))
+
+
+def class_morph(k: int, a: int, b: int, steps: int) -> torch.Tensor:
+    """Class weights ``(steps, k)`` going linearly from class ``a`` to class ``b``."""
+    t = torch.linspace(0, 1, steps).unsqueeze(1)
+    return (1 - t) * F.one_hot(torch.tensor(a), k).float() + t * F.one_hot(torch.tensor(b), k).float()
 
 
 MAX_MEMORY_GB = 4.0  # default limit of one picture's memory (--max-memory-gb raises it)
@@ -127,12 +165,14 @@ def _at_least(value: int, minimum: int, flag: str, why: str = "") -> None:
 
 
 def sample(run, n: int = 64, seed: int = 0, out: str | Path | None = "samples.png", nrow: int | None = None,
-           separate: str | Path | None = None, max_memory_gb: float = MAX_MEMORY_GB, chunk: int = 1000) -> Path | None:
+           separate: str | Path | None = None, max_memory_gb: float = MAX_MEMORY_GB, chunk: int = 1000,
+           digit: int | None = None) -> Path | None:
     """A grid of ``n`` samples in ``out`` and/or one PNG per sample in ``separate`` (``out=None``: files only).
 
     The files are drawn and written ``chunk`` samples at a time, so any number fits in memory; the grid holds
     all its samples, and is refused beyond ``max_memory_gb``. Either way the images are those of
-    ``sample_images(run, n, seed)``.
+    ``sample_images(run, n, seed)``. A conditional model draws ``n`` samples of ``digit``, or, without one, a class
+    grid: one row per trained class with the same noise in every row (``n`` rounded up to whole rows).
     """
     from ganvae.viz.images import make_grid, save_grid, save_png
 
@@ -144,16 +184,26 @@ def sample(run, n: int = 64, seed: int = 0, out: str | Path | None = "samples.pn
     if separate is not None:
         check_output(separate, kind="folder", flag="--separate")
     loaded = load_run(run)
+    check_digits(loaded, None if digit is None else [digit])
+    labels = None
+    if loaded.model.conditional and digit is None:
+        cols = -(-n // len(run_classes(loaded)))
+        n, nrow = cols * len(run_classes(loaded)), cols
+    elif loaded.model.conditional:
+        labels = torch.full((n,), digit, dtype=torch.long)
     if out is not None:  # the samples in float32, the grid in float32 and as uint8
         check_memory(n * math.prod(loaded.model.image_shape) * 9, f"-n {n}: a grid of {n:,} samples", max_memory_gb,
                      "Draw fewer, or write them as files only with --separate DIR --no-grid.")
-    z = loaded.model.prior(n, generator=_generator(seed), device=torch.device("cpu"))  # (n, Z): the same as one draw
+    if loaded.model.conditional and digit is None:
+        z, labels = class_grid(loaded, nrow, seed)
+    else:
+        z = loaded.model.prior(n, generator=_generator(seed), device=torch.device("cpu"))  # (n, Z): as one draw
     grid_parts = []
     if separate is not None:
         Path(separate).mkdir(parents=True, exist_ok=True)
     digits = max(4, len(str(n - 1)))
     for start in range(0, n, chunk):
-        images = loaded.model.generate(z[start : start + chunk])
+        images = loaded.model.generate(z[start : start + chunk], None if labels is None else labels[start : start + chunk])
         if out is not None:
             grid_parts.append(images)
         if separate is not None:
@@ -193,28 +243,62 @@ def walk_latents(loaded: LoadedRun, points: int, steps: int, walks: int, seed: i
 
 def interpolate(run, points: int = 4, steps: int = 30, seed: int = 0, out: str | Path = "walk.gif",
                 grid: bool = False, walks: int = 16, fps: float = 15, scale: int = 2,
-                max_memory_gb: float = MAX_MEMORY_GB) -> Path:
-    """A looping latent walk as a GIF (``walks`` walks side by side), or a still grid (one row per leg)."""
+                max_memory_gb: float = MAX_MEMORY_GB, digit: int | None = None,
+                between_digits: tuple[int, int] | None = None) -> Path:
+    """A looping latent walk as a GIF (``walks`` walks side by side), or a still grid (one row per leg).
+
+    Conditional models walk within class ``digit`` (default: walk ``i`` within the ``i``-th trained class); with
+    ``between_digits=(a, b)`` the latent stays and the class morphs from ``a`` to ``b`` and back (a blend of the two
+    class embeddings): each walk keeps one style (the grid: one row per style, ``points`` rows).
+    """
     from ganvae.viz.images import make_grid, save_gif, save_grid, upscale
 
     check_output(out)
     loaded = load_run(run)
+    if digit is not None and between_digits is not None:
+        raise ConfigError("interpolate: give --digit (a walk within one class) or --between-digits A,B (one style "
+                          "morphing between classes), not both.")
+    check_digits(loaded, None if digit is None else [digit])
+    check_digits(loaded, None if between_digits is None else list(between_digits), "--between-digits")
     frames = points * (steps + 1)  # an upper bound for both forms
     per_frame = (1 if grid else walks * scale * scale) * math.prod(loaded.model.image_shape) * 9
     check_memory(frames * per_frame, f"a walk of {frames:,} frames", max_memory_gb,
                  "Use fewer --points, --steps or --walks.")
+    model = loaded.model
+    if between_digits is not None:
+        a, b = between_digits
+        k = model.config.num_classes
+        if grid:  # one row per style: steps + 1 images from class a to class b
+            z = model.prior(points, generator=_generator(seed), device=torch.device("cpu"))
+            weights = class_morph(k, a, b, steps + 1)
+            images = model.generate(z.repeat_interleave(steps + 1, 0), weights.repeat(points, 1))
+            return save_grid(images, out, nrow=steps + 1)
+        z = model.prior(walks, generator=_generator(seed), device=torch.device("cpu"))
+        there = class_morph(k, a, b, steps)
+        weights = torch.cat([there, there.flip(0)])  # (frames, K): a -> b -> a, a loop
+        images = model.generate(z.repeat(len(weights), 1), weights.repeat_interleave(walks, 0))
+        images = images.view(len(weights), walks, *model.image_shape)
+        return save_gif([upscale(make_grid(f), scale) for f in images], out, fps=fps)
     if grid:
         z = walk_latents(loaded, points, steps + 1, 1, seed, loop=False)  # (legs*(steps+1), 1, Z)
-        images = loaded.model.generate(z[:, 0])
+        labels = None if not model.conditional else torch.full(
+            (len(z),), digit if digit is not None else run_classes(loaded)[0], dtype=torch.long)
+        images = model.generate(z[:, 0], labels)
         return save_grid(images, out, nrow=steps + 1)
     z = walk_latents(loaded, points, steps, walks, seed)  # (frames, walks, Z)
-    images = loaded.model.generate(z.flatten(0, 1)).view(z.shape[0], walks, *loaded.model.image_shape)
+    labels = None
+    if model.conditional:  # walk i within class `digit`, or within the i-th class
+        per_walk = torch.full((walks,), digit, dtype=torch.long) if digit is not None else balanced_labels(
+            walks, run_classes(loaded))
+        labels = per_walk.repeat(z.shape[0])
+    images = model.generate(z.flatten(0, 1), labels).view(z.shape[0], walks, *model.image_shape)
     frames = [upscale(make_grid(f), scale) for f in images]
     return save_gif(frames, out, fps=fps)
 
 
-def held_out_images(loaded: LoadedRun, n: int, seed: int, dataset: str | None = None, data_dir: str | None = None) -> torch.Tensor:
-    """``n`` test-split images of the run's dataset, in [0, 1], chosen with ``seed``."""
+def held_out_images(loaded: LoadedRun, n: int, seed: int, dataset: str | None = None, data_dir: str | None = None,
+                    with_labels: bool = False):
+    """``n`` test-split images of the run's dataset, in [0, 1], chosen with ``seed`` (and their labels)."""
     from dataclasses import replace
 
     from ganvae.data.dataset import load_dataset
@@ -224,12 +308,15 @@ def held_out_images(loaded: LoadedRun, n: int, seed: int, dataset: str | None = 
         data_cfg = replace(data_cfg, dataset=dataset or data_cfg.dataset, data_dir=data_dir or data_cfg.data_dir)
     data = load_dataset(data_cfg)
     idx = torch.randperm(len(data.test_images), generator=_generator(seed))[:n]
+    if with_labels:
+        return uint8_to_unit(data.test_images[idx]), data.test_labels[idx]
     return uint8_to_unit(data.test_images[idx])
 
 
 def reconstruct(run, n: int = 16, seed: int = 0, out: str | Path = "reconstructions.png",
-                dataset: str | None = None, data_dir: str | None = None) -> Path:
-    """Test images (odd rows) above their reconstructions (even rows)."""
+                dataset: str | None = None, data_dir: str | None = None, as_digit: int | None = None) -> Path:
+    """Test images (odd rows) above their reconstructions (even rows). A conditional VAE encodes each image with its
+    own label; with ``as_digit`` it decodes the code as that class instead: the image's style, another digit."""
     from ganvae.viz.images import save_grid
 
     _at_least(n, 1, "-n")
@@ -240,8 +327,13 @@ def reconstruct(run, n: int = 16, seed: int = 0, out: str | Path = "reconstructi
             f"reconstruct needs a model with an encoder (vae, conv-vae, vae-gan, cppn); {loaded.name} only maps "
             f"noise to images, so it has no way to encode a given image. Use `ganvae sample` instead."
         )
-    x = held_out_images(loaded, n, seed, dataset, data_dir)
-    recon = loaded.model.reconstruct(x).cpu()
+    check_digits(loaded, None if as_digit is None else [as_digit], "--as-digit")
+    x, y = held_out_images(loaded, n, seed, dataset, data_dir, with_labels=True)
+    if loaded.model.conditional:
+        as_labels = None if as_digit is None else torch.full_like(y, as_digit)
+        recon = loaded.model.reconstruct(x, y, as_labels).cpu()
+    else:
+        recon = loaded.model.reconstruct(x).cpu()
     nrow = min(n, 8)
     rows = []
     for start in range(0, n, nrow):
@@ -250,8 +342,10 @@ def reconstruct(run, n: int = 16, seed: int = 0, out: str | Path = "reconstructi
 
 
 def render(run, size: tuple[int, int] = (1080, 1080), seed: int = 0, out: str | Path | None = None,
-           gif: bool = False, frames: int = 24, points: int = 3, max_memory_gb: float = MAX_MEMORY_GB) -> Path:
-    """Render a cppn latent at ``size`` (width, height), or a looping latent morph as a GIF.
+           gif: bool = False, frames: int = 24, points: int = 3, max_memory_gb: float = MAX_MEMORY_GB,
+           digit: int | None = None) -> Path:
+    """Render a cppn latent at ``size`` (width, height), or a looping latent morph as a GIF. A conditional cppn
+    renders class ``digit`` (default: the first trained class).
 
     A still is rendered in bands of rows streamed into the PNG, so its memory is a few bands, whatever the size;
     the limit applies to the image itself (what a viewer must hold), one byte per pixel and channel. A GIF holds
@@ -275,11 +369,15 @@ def render(run, size: tuple[int, int] = (1080, 1080), seed: int = 0, out: str | 
     check_memory(n_frames * width * height * channels * (5 if gif else 1), f"--size {width}x{height}"
                  + (f" x {n_frames} frames" if gif else ""), max_memory_gb,
                  "Render a smaller size" + (" or fewer --frames." if gif else "."))
+    check_digits(loaded, None if digit is None else [digit])
+    label = None
+    if loaded.model.conditional:
+        label = torch.tensor([digit if digit is not None else run_classes(loaded)[0]])
     if not gif:
         z = loaded.model.prior(1, generator=_generator(seed), device=torch.device("cpu"))
-        return save_png_rows(loaded.model.render_bands(z, height, width), width, height, out, channels)
+        return save_png_rows(loaded.model.render_bands(z, height, width, labels=label), width, height, out, channels)
     z = walk_latents(loaded, points, frames, 1, seed)[:, 0]  # (frames, Z)
-    images = [make_grid(loaded.model.render(zi[None], height, width), nrow=1, padding=0) for zi in z]
+    images = [make_grid(loaded.model.render(zi[None], height, width, labels=label), nrow=1, padding=0) for zi in z]
     return save_gif(images, out, fps=12)
 
 

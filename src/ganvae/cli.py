@@ -230,7 +230,7 @@ def cmd_sample(args) -> int:
     from ganvae import api
 
     grid = api.sample(args.run, n=args.n, seed=args.seed, out=None if args.no_grid else args.out, nrow=args.nrow,
-                      separate=args.separate, max_memory_gb=args.max_memory_gb)
+                      separate=args.separate, max_memory_gb=args.max_memory_gb, digit=args.digit)
     print(grid or args.separate)
     return 0
 
@@ -240,14 +240,16 @@ def cmd_interpolate(args) -> int:
 
     out = args.out if not (args.grid and args.out == "walk.gif") else "walk.png"
     print(api.interpolate(args.run, points=args.points, steps=args.steps, seed=args.seed, out=out, grid=args.grid,
-                          walks=args.walks, scale=args.scale, max_memory_gb=args.max_memory_gb))
+                          walks=args.walks, scale=args.scale, max_memory_gb=args.max_memory_gb, digit=args.digit,
+                          between_digits=args.between_digits))
     return 0
 
 
 def cmd_reconstruct(args) -> int:
     from ganvae import api
 
-    print(api.reconstruct(args.run, n=args.n, seed=args.seed, out=args.out, dataset=args.dataset, data_dir=args.data_dir))
+    print(api.reconstruct(args.run, n=args.n, seed=args.seed, out=args.out, dataset=args.dataset, data_dir=args.data_dir,
+                          as_digit=args.as_digit))
     return 0
 
 
@@ -255,7 +257,7 @@ def cmd_render(args) -> int:
     from ganvae import api
 
     print(api.render(args.run, size=args.size, seed=args.seed, out=args.out, gif=args.gif, frames=args.frames,
-                     points=args.points, max_memory_gb=args.max_memory_gb))
+                     points=args.points, max_memory_gb=args.max_memory_gb, digit=args.digit))
     return 0
 
 
@@ -302,6 +304,14 @@ def _add_train_command(sub, models: list[str]) -> None:
     p.set_defaults(func=cmd_train)
 
 
+def _digit_pair(text: str) -> tuple[int, int]:
+    """``A,B`` -> (A, B), for --between-digits."""
+    parts = text.split(",")
+    if len(parts) != 2 or not all(p.strip().lstrip("-").isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r}: give two classes as A,B, e.g. 1,7")
+    return int(parts[0]), int(parts[1])
+
+
 def _add_sample_command(sub) -> None:
     """``ganvae sample``."""
     p = sub.add_parser("sample", help="a grid (or files) of samples from a trained run")
@@ -312,6 +322,8 @@ def _add_sample_command(sub) -> None:
     p.add_argument("--nrow", type=int, help="images per row")
     p.add_argument("--separate", metavar="DIR", help="also write one PNG per sample into DIR")
     p.add_argument("--no-grid", action="store_true", help="with --separate: write only the files (any -n fits in memory)")
+    p.add_argument("--digit", type=int, metavar="D", help="conditional models: draw this class (default: a class grid, "
+                   "one row per class, the same noise in every row)")
     p.add_argument("--max-memory-gb", type=float, default=4.0,
                    help="refuse pictures needing more memory than this (default 4 GB)")
     p.set_defaults(func=cmd_sample)
@@ -328,6 +340,9 @@ def _add_interpolate_command(sub) -> None:
     p.add_argument("--grid", action="store_true", help="a still grid (one row per pair of points) instead of a GIF")
     p.add_argument("--walks", type=int, default=16, help="walks shown side by side in the GIF")
     p.add_argument("--scale", type=int, default=2, help="pixel enlargement of the GIF")
+    p.add_argument("--digit", type=int, metavar="D", help="conditional models: walk within this class")
+    p.add_argument("--between-digits", type=_digit_pair, metavar="A,B",
+                   help="conditional models: keep each style and morph its class from A to B")
     p.add_argument("--max-memory-gb", type=float, default=4.0,
                    help="refuse pictures needing more memory than this (default 4 GB)")
     p.set_defaults(func=cmd_interpolate)
@@ -340,6 +355,8 @@ def _add_reconstruct_command(sub) -> None:
     p.add_argument("-n", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="reconstructions.png")
+    p.add_argument("--as-digit", type=int, metavar="D", help="conditional VAEs: decode each image's code as class D "
+                   "(its style, another digit)")
     _add_data_flags(p)
     p.set_defaults(func=cmd_reconstruct)
 
@@ -354,6 +371,7 @@ def _add_render_command(sub) -> None:
     p.add_argument("--gif", action="store_true", help="a looping latent morph at that size")
     p.add_argument("--frames", type=int, default=24, help="frames between two latents in the --gif morph")
     p.add_argument("--points", type=int, default=3, help="latents visited by the --gif morph")
+    p.add_argument("--digit", type=int, metavar="D", help="conditional cppn: render this class")
     p.add_argument("--max-memory-gb", type=float, default=4.0,
                    help="refuse pictures needing more memory than this (default 4 GB)")
     p.set_defaults(func=cmd_render)

@@ -73,3 +73,9 @@ def log_normal(z: torch.Tensor, mu: torch.Tensor | None = None, logvar: torch.Te
     if mu is None:
         return -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(-1)
     return -0.5 * ((z - mu).pow(2) / logvar.exp() + logvar + math.log(2 * math.pi)).sum(-1)
+
+
+def class_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of class logits ``(B, K)`` against labels ``(B,)``: the auxiliary classifier's loss L_C
+    (Odena et al. 2017, Eq. 2), in float32."""
+    return F.cross_entropy(logits.float(), labels)

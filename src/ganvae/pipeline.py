@@ -15,6 +15,7 @@ import torch
 
 from ganvae import api
 from ganvae.errors import UnsupportedOperation
+from ganvae.models.conditioning import balanced_labels
 
 log = logging.getLogger(__name__)
 
@@ -93,39 +94,78 @@ class Pipeline:
     def __repr__(self) -> str:
         return f"Pipeline({self.name}, latent {self.model.latent_dim}, from {self.run.source})"
 
-    def sample(self, n: int = 16, seed: int | None = None, latents: torch.Tensor | None = None) -> Images:
-        """``n`` samples from the prior (``seed`` None: a fresh random draw), or the images of given ``latents``."""
+    @property
+    def classes(self) -> list[int] | None:
+        """The classes a conditional model was trained on (None: not conditional)."""
+        return api.run_classes(self.run) if self.model.conditional else None
+
+    def _labels(self, labels, n: int) -> torch.Tensor | None:
+        """``labels`` (an int, or one per sample) for a conditional model; None -> classes cycling."""
+        if not self.model.conditional:
+            api.check_digits(self.run, None if labels is None else torch.as_tensor(labels).reshape(-1).tolist(), "labels")
+            return None
+        if labels is None:
+            return balanced_labels(n, self.classes)
+        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+        api.check_digits(self.run, sorted(set(labels.tolist())), "labels")
+        return labels.expand(n).clone() if labels.numel() == 1 else labels
+
+    def sample(self, n: int = 16, seed: int | None = None, latents: torch.Tensor | None = None,
+               labels: "int | list[int] | torch.Tensor | None" = None) -> Images:
+        """``n`` samples from the prior (``seed`` None: a fresh random draw), or the images of given ``latents``.
+        Conditional models: ``labels`` is one class for all or one per sample (default: the classes in turn)."""
         if latents is None:
             generator = torch.Generator().manual_seed(seed if seed is not None else int(torch.randint(2**31, ())))
             latents = self.model.prior(n, generator=generator, device=torch.device("cpu"))
-        return Images(self.model.generate(latents))
+        return Images(self.model.generate(latents, self._labels(labels, len(latents))))
 
-    def interpolate(self, seed_a: int = 0, seed_b: int = 1, steps: int = 8) -> Images:
-        """A spherical walk of ``steps`` images from the latent of ``seed_a`` to that of ``seed_b``."""
+    def class_grid(self, cols: int = 8, seed: int = 0) -> Images:
+        """A conditional model's class grid: one row per trained class, the same ``cols`` latents in every row."""
+        if not self.model.conditional:
+            raise UnsupportedOperation(f"{self.name} is not conditional; it has no class grid. Use sample().")
+        z, labels = api.class_grid(self.run, cols, seed)
+        return Images(self.model.generate(z, labels), nrow=cols)
+
+    def interpolate(self, seed_a: int = 0, seed_b: int = 1, steps: int = 8, labels=None) -> Images:
+        """A spherical walk of ``steps`` images from the latent of ``seed_a`` to that of ``seed_b`` (conditional
+        models: within class ``labels``, default the first trained class)."""
         a = self.model.prior(1, generator=torch.Generator().manual_seed(seed_a), device=torch.device("cpu"))
         b = self.model.prior(1, generator=torch.Generator().manual_seed(seed_b), device=torch.device("cpu"))
         z = api.slerp(a[0], b[0], torch.linspace(0, 1, steps))  # (steps, Z)
-        return Images(self.model.generate(z), nrow=steps)
+        if self.model.conditional and labels is None:
+            labels = self.classes[0]
+        return Images(self.model.generate(z, self._labels(labels, steps)), nrow=steps)
 
-    def reconstruct(self, images: "torch.Tensor | Images") -> Images:
-        """Encode and decode images ``(N, C, H, W)`` in [0, 1] (models with an encoder)."""
+    def reconstruct(self, images: "torch.Tensor | Images", labels=None, as_labels=None) -> Images:
+        """Encode and decode images ``(N, C, H, W)`` in [0, 1] (models with an encoder). A conditional model needs
+        the images' ``labels``; ``as_labels`` decodes them as other classes."""
         if not self.model.has_encoder:
             raise UnsupportedOperation(f"{self.name} has no encoder, so it cannot reconstruct an image; use sample().")
         x = images.tensor if isinstance(images, Images) else images
         if x.dim() != 4 or tuple(x.shape[1:]) != tuple(self.model.image_shape):
             raise UnsupportedOperation(f"reconstruct: images must be (N, {', '.join(map(str, self.model.image_shape))}) "
                                        f"in [0, 1]; got {tuple(x.shape)}.")
-        return Images(self.model.reconstruct(x.float()))
+        if not self.model.conditional:
+            self._labels(labels if labels is not None else as_labels, len(x))  # refuses labels
+            return Images(self.model.reconstruct(x.float()))
+        if labels is None:
+            raise UnsupportedOperation(f"{self.name} is conditional: reconstruct(images, labels=...) needs the class "
+                                       f"of each image.")
+        y = self._labels(labels, len(x))
+        return Images(self.model.reconstruct(x.float(), y, None if as_labels is None else self._labels(as_labels, len(x))))
 
-    def render(self, size: int | tuple[int, int] = 512, seed: int = 0) -> Images:
-        """One latent rendered at ``size`` (an int, or (width, height)) by a coordinate generator (cppn)."""
+    def render(self, size: int | tuple[int, int] = 512, seed: int = 0, labels=None) -> Images:
+        """One latent rendered at ``size`` (an int, or (width, height)) by a coordinate generator (cppn); a
+        conditional one of class ``labels`` (default its first class)."""
         if not self.model.renders_any_size:
             raise UnsupportedOperation(f"{self.name} generates {self.model.image_shape[1]}-pixel images only; render "
                                        f"needs a cppn.")
         width, height = (size, size) if isinstance(size, int) else size
         api.check_memory(width * height * 4 * 3, f"render size {width}x{height}", api.MAX_MEMORY_GB)
         z = self.model.prior(1, generator=torch.Generator().manual_seed(seed), device=torch.device("cpu"))
-        return Images(self.model.render(z, height, width))
+        if self.model.conditional and labels is None:
+            labels = self.classes[0]
+        return Images(self.model.render(z, height, width, labels=self._labels(labels, 1)))
 
     def save_pretrained(self, folder: str | Path, dtype: str = "float16") -> Path:
         """Write this model as a pretrained folder that :func:`load` reads back."""

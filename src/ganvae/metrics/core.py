@@ -163,6 +163,38 @@ def class_coverage(probs: torch.Tensor, classes: list[int] | None = None, confid
     }
 
 
+def conditional_accuracy(probs: torch.Tensor, labels: torch.Tensor) -> dict:
+    """How often the feature classifier names the class a conditional model was asked for.
+
+    Args:
+        probs: ``(M, K)`` class probabilities of the samples.
+        labels: ``(M,)`` the requested classes.
+
+    Returns ``{"conditional_accuracy": share overall, "conditional_accuracy_per_class": {class: share}}``; the
+    overall share is the mean of the per-class shares (a class-balanced request makes the two agree).
+    """
+    hit = probs.argmax(1).eq(labels.to(probs.device)).double()
+    per_class = {int(c): float(hit[labels == c].mean()) for c in labels.unique().tolist()}
+    return {"conditional_accuracy": float(np.mean(list(per_class.values()))) if per_class else float("nan"),
+            "conditional_accuracy_per_class": per_class}
+
+
+def intra_class_fid(fake: torch.Tensor, fake_labels: torch.Tensor, real: torch.Tensor, real_labels: torch.Tensor) -> dict:
+    """Intra-class Frechet distance (Miyato & Koyama 2018, Sec. 5): the distance between the samples asked for class
+    ``c`` and the real images of class ``c``, averaged over the classes present in both.
+
+    Returns ``{"intra_fid": mean, "intra_fid_per_class": {class: distance}}``.
+    """
+    per_class = {}
+    for c in sorted(set(fake_labels.tolist()) & set(real_labels.tolist())):
+        f, r = fake[fake_labels == c], real[real_labels == c]
+        if len(f) < 2 or len(r) < 2:
+            continue
+        per_class[int(c)] = frechet_distance(*gaussian_stats(f), *gaussian_stats(r))
+    return {"intra_fid": float(np.mean(list(per_class.values()))) if per_class else float("nan"),
+            "intra_fid_per_class": per_class}
+
+
 def nearest_distances(queries: torch.Tensor, reference: torch.Tensor, chunk: int = 512) -> torch.Tensor:
     """For each row of ``queries`` ``(Q, D)``, the Euclidean distance to its nearest row of ``reference``."""
     ref = reference.float()

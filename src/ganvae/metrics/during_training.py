@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from ganvae.metrics.classifier import load_classifier
-from ganvae.metrics.evaluate import likelihood_metrics, reference_features, sample_metrics
+from ganvae.metrics.evaluate import data_classes, likelihood_metrics, reference_features, sample_metrics
+from ganvae.models.conditioning import balanced_labels
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,9 @@ class TrainingMetrics:
         # every rank draws its share of the samples (its own seed); rank 0 gathers them and scores them
         per_rank = -(-self.n_samples // dist.world_size)
         g = torch.Generator().manual_seed(self.seed + 104729 + dist.rank)
+        labels = balanced_labels(per_rank, data_classes(data)) if model.conditional else None
         with dist.unwrapped(model):
-            samples = model.sample(per_rank, generator=g)
+            samples = model.sample(per_rank, generator=g, labels=labels)
         samples = dist.all_gather_cat(samples).cpu()
         if not dist.is_main:
             return

@@ -18,6 +18,7 @@ import torch
 from ganvae.data.dataset import ImageData
 from ganvae.metrics import core
 from ganvae.metrics.classifier import FeatureNetwork
+from ganvae.models.conditioning import balanced_labels
 from ganvae.pixels import uint8_to_unit
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ DIRECTION = {
     "coverage": "higher", "inception_score": "higher", "class_entropy": "higher", "confident_share": "higher",
     "memorisation_ratio": "closer to 1", "sharpness": "closer to 1",
     "test_elbo": "higher", "test_nll_iwae": "lower", "reconstruction_error": "lower",
+    "conditional_accuracy": "higher", "intra_fid": "lower",
 }
 
 
@@ -50,6 +52,7 @@ LABELS = {
     "confident_share": "confident predictions", "sharpness": "edge sharpness (samples / real)", "memorisation_ratio": "sample/test distance to train (median ratio)",
     "test_elbo": "test ELBO (nats)", "test_nll_iwae": "test NLL, IWAE bound (nats)",
     "reconstruction_error": "reconstruction error (nats or MSE)",
+    "conditional_accuracy": "conditional accuracy (asked class drawn)", "intra_fid": "intra-class Frechet distance",
 }
 
 
@@ -127,6 +130,22 @@ def reference_features(data: ImageData, fnet: FeatureNetwork) -> tuple[torch.Ten
 
 
 @torch.inference_mode()
+def data_classes(data: ImageData) -> list[int]:
+    """The classes present in the test split (those a class-balanced request cycles through)."""
+    return sorted(set(data.test_labels.tolist()))
+
+
+def conditional_metrics(samples: torch.Tensor, labels: torch.Tensor, data: ImageData, fnet: FeatureNetwork,
+                        reference: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, Any]:
+    """Conditional accuracy and intra-class Frechet distance of ``samples`` ``(M, 1, H, W)`` drawn for ``labels``
+    ``(M,)``, on the feature classifier (:func:`ganvae.metrics.core.conditional_accuracy`, ``intra_class_fid``)."""
+    ref_feats, _ = reference if reference is not None else reference_features(data, fnet)
+    feats, probs = fnet.extract(samples)
+    labels = labels.cpu()
+    return {**core.conditional_accuracy(probs, labels),
+            **core.intra_class_fid(feats, labels, ref_feats, data.test_labels.cpu())}
+
+
 def likelihood_metrics(model, data: ImageData, k: int = 50, seed: int = 0, batch_size: int = 250,
                        max_images: int | None = None) -> dict[str, Any]:
     """Test ELBO, reconstruction error and the IWAE bound on the test NLL (Burda et al. 2016, Eq. 8), in nats.
@@ -138,8 +157,10 @@ def likelihood_metrics(model, data: ImageData, k: int = 50, seed: int = 0, batch
     cfg = model.config
     g = torch.Generator().manual_seed(seed)
     x_all = uint8_to_unit(data.test_images)
+    y_all = data.test_labels
     if max_images is not None:
-        x_all = x_all[:max_images]
+        x_all, y_all = x_all[:max_images], y_all[:max_images]
+    y_chunks = y_all.split(batch_size) if model.conditional else [None] * len(x_all.split(batch_size))
     bernoulli = getattr(cfg, "decoder", "bernoulli") == "bernoulli"
     if bernoulli:
         x_all = torch.bernoulli(x_all, generator=g)
@@ -148,17 +169,19 @@ def likelihood_metrics(model, data: ImageData, k: int = 50, seed: int = 0, batch
     device = model.device
     elbo, iwae, recon_err = [], [], []
     # the posterior draws use a forked random stream: evaluating never changes a training run's randomness
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), eval_mode(model):
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), eval_mode(model), torch.no_grad():
         torch.manual_seed(seed)
-        for x in x_all.split(batch_size):
-            x = x.to(device)
-            log_w = model.log_importance_weights(x, k)  # (k, B)
+        for x, y in zip(x_all.split(batch_size), y_chunks):  # y: the labels of a conditional model's images
+            x, y = x.to(device), None if y is None else y.to(device)
+            log_w = model.log_importance_weights(x, k, y)  # (k, B)
             elbo.append(log_w.mean(0).cpu())
             iwae.append((torch.logsumexp(log_w, 0) - math.log(k)).cpu())
-            mu, _ = model.encode(x)
-            recon_err.append(model.reconstruction_nll(model.decoder_logits(mu), x).cpu())
+            mu, _ = model.encode(x, y)
+            recon_err.append(model.reconstruction_nll(model.decoder_logits(mu, y), x).cpu())
     protocol = ("test images binarised once, stochastically (seed %d), Bernoulli likelihood" % seed) if bernoulli \
         else f"grey levels in [0, 1], Gaussian likelihood (std {cfg.decoder_std})"
+    if model.conditional:
+        protocol += "; conditional: log p(x | y), each image with its own label"
     return {
         "test_elbo": float(torch.cat(elbo).mean()),
         "test_nll_iwae": float(-torch.cat(iwae).mean()),
@@ -202,8 +225,11 @@ def evaluate(model: GenerativeModel | None, data: ImageData, fnet: FeatureNetwor
     Returns ``{"protocol": ..., "metrics": ...}``; :func:`ganvae.api.evaluate` adds the run's details.
     """
     t = time.monotonic()
+    labels = None
     if samples is None:
-        samples = model.sample(n_samples, generator=torch.Generator().manual_seed(seed))
+        if model.conditional:  # a class-balanced request: labels cycle through the test split's classes
+            labels = balanced_labels(n_samples, data_classes(data))
+        samples = model.sample(n_samples, generator=torch.Generator().manual_seed(seed), labels=labels)
     sampling_s = time.monotonic() - t
     result: dict[str, Any] = {
         "protocol": {
@@ -221,6 +247,14 @@ def evaluate(model: GenerativeModel | None, data: ImageData, fnet: FeatureNetwor
         "metrics": sample_metrics(samples, data, fnet, seed=seed),
     }
     result["metrics"]["timings"]["sampling"] = sampling_s
+    if labels is not None:
+        t = time.monotonic()
+        result["metrics"].update(conditional_metrics(samples, labels, data, fnet))
+        result["metrics"]["timings"]["conditional"] = time.monotonic() - t
+        result["protocol"]["conditional"] = ("class-balanced request (labels cycle through the test split's classes); "
+                                             "conditional accuracy = share the feature classifier assigns to the asked "
+                                             "class, mean over classes; intra-class Frechet distance = per class against "
+                                             "that class's test images, mean over classes (Miyato & Koyama 2018)")
     if model is not None and model.has_encoder:
         t = time.monotonic()
         result["metrics"].update(likelihood_metrics(model, data, k=iwae_k, seed=seed))
@@ -240,5 +274,8 @@ def format_table(result: dict[str, Any]) -> str:
             lines.append(f"  {label:<46} {value:10.4f}{extra}")
     if m.get("dropped_classes"):
         lines.append(f"  classes under a third of their share: {m['dropped_classes']}")
+    for key, label in (("conditional_accuracy_per_class", "conditional accuracy"), ("intra_fid_per_class", "intra-FID")):
+        if m.get(key):
+            lines.append(f"  {label} per class: " + ", ".join(f"{c}: {v:.3f}" for c, v in m[key].items()))
     lines.append(f"  ({result['seconds']:.1f} s)")
     return "\n".join(lines)

@@ -14,7 +14,8 @@ from typing import ClassVar, Iterator
 import torch
 from torch import nn
 
-from ganvae.losses import discriminator_loss, generator_loss
+from ganvae.losses import class_cross_entropy, discriminator_loss, generator_loss
+from ganvae.models.conditioning import call, split_logits
 from ganvae.models.ema import ema_decay_at, update_ema
 from ganvae.models.step import StepContext
 from ganvae.pixels import ValueRange, from_unit, to_unit
@@ -115,38 +116,86 @@ class GenerativeModel(nn.Module):
             return ema
         return getattr(self, name)
 
+    # ---- class conditioning
+    @property
+    def conditional(self) -> bool:
+        """Whether the networks take class labels (``model.conditional``); sampling then needs ``labels``."""
+        return bool(getattr(self.config, "conditional", False))
+
+    def check_labels(self, labels: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        """``labels`` as ``(n,)`` int64 on the model's device, or None for an unconditional model; a clear
+        error for labels given to an unconditional model, missing for a conditional one, or of the wrong size."""
+        if not self.conditional:
+            if labels is not None:
+                raise ValueError(f"this {type(self).__name__} is not conditional (trained with model.conditional=false): "
+                                 "it cannot be asked for a class; drop the labels (--digit).")
+            return None
+        if labels is None:
+            raise ValueError(f"this {type(self).__name__} is conditional: give the class of each sample (labels=, --digit).")
+        k = self.config.num_classes
+        labels = torch.as_tensor(labels, device=self.device)
+        if labels.is_floating_point() and labels.dim() == 2:  # class weights: a blend of classes
+            if labels.shape != (n, k):
+                raise ValueError(f"class weights of shape {tuple(labels.shape)} for {n} samples: give ({n}, {k}).")
+            return labels
+        labels = labels.to(torch.long).reshape(-1)
+        if labels.numel() != n:
+            raise ValueError(f"{labels.numel()} labels for {n} samples: give one label per sample.")
+        if labels.numel() and (labels.min() < 0 or labels.max() >= k):
+            raise ValueError(f"labels must lie in 0..{k - 1} (model.num_classes); got "
+                             f"{sorted(set(labels.tolist()))[:10]}.")
+        return labels
+
+    def step_labels(self, ctx: StepContext) -> torch.Tensor | None:
+        """The batch's labels for a conditional model's training step (None for an unconditional one)."""
+        if not self.conditional:
+            return None
+        if ctx.labels is None:
+            raise ValueError("a conditional model's training step needs the batch's labels (StepContext.labels)")
+        return ctx.labels
+
     # ---- sampling
     def prior(self, n: int, generator: torch.Generator | None = None, device: torch.device | None = None) -> torch.Tensor:
         """``n`` latents ``(n, latent_dim)`` from N(0, I), drawn from ``generator`` when given."""
         device = device or self.device
         return torch.randn(n, self.latent_dim, generator=generator, device=generator.device if generator is not None else device).to(device)
 
-    def decode(self, z: torch.Tensor, **kwargs) -> torch.Tensor:
-        """Latents -> images in :attr:`value_range` (the sampling network, EMA copy when enabled)."""
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
+        """Latents (and, for a conditional model, labels ``(B,)``) -> images in :attr:`value_range` (the sampling
+        network, EMA copy when enabled)."""
         raise NotImplementedError
 
     @torch.inference_mode()
-    def generate(self, z: torch.Tensor, batch_size: int = 500, **kwargs) -> torch.Tensor:
-        """Latents -> images in [0, 1], in eval mode, in chunks of ``batch_size``."""
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 500, **kwargs) -> torch.Tensor:
+        """Latents (and labels, conditional models) -> images in [0, 1], in eval mode, in chunks of ``batch_size``."""
+        labels = self.check_labels(labels, len(z))
+        label_chunks = labels.split(batch_size) if labels is not None else [None] * len(z.split(batch_size))
         with eval_mode(self):
-            out = [to_unit(self.decode(chunk.to(self.device), **kwargs), self.value_range).float() for chunk in z.split(batch_size)]
-        return torch.cat(out)
+            out = [to_unit(self.decode(chunk.to(self.device), y, **kwargs), self.value_range).float()
+                   for chunk, y in zip(z.split(batch_size), label_chunks)]
+        return torch.cat(out) if out else torch.empty(0, *self.image_shape)
 
-    def sample(self, n: int, generator: torch.Generator | None = None, **kwargs) -> torch.Tensor:
-        """``n`` images ``(n, C, H, W)`` in [0, 1] from the prior."""
-        return self.generate(self.prior(n, generator), **kwargs)
+    def sample(self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None,
+               **kwargs) -> torch.Tensor:
+        """``n`` images ``(n, C, H, W)`` in [0, 1] from the prior (of class ``labels`` ``(n,)``, conditional models)."""
+        return self.generate(self.prior(n, generator), labels, **kwargs)
 
     # ---- encoder models
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images in :attr:`value_range` -> ``(mu, logvar)``, each ``(B, latent_dim)``."""
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images in :attr:`value_range` (and their labels, conditional models) -> ``(mu, logvar)``, each
+        ``(B, latent_dim)``."""
         raise NotImplementedError(f"{type(self).__name__} has no encoder")
 
     @torch.inference_mode()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] -> reconstructions in [0, 1] (decoding the posterior mean)."""
+    def reconstruct(self, x: torch.Tensor, labels: torch.Tensor | None = None,
+                    as_labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [0, 1] -> reconstructions in [0, 1] (decoding the posterior mean). A conditional model encodes
+        with ``labels`` and decodes with ``as_labels`` (default: the same): the CVAE's style-and-content swap."""
+        labels = self.check_labels(labels, len(x))
+        as_labels = labels if as_labels is None else self.check_labels(as_labels, len(x))
         with eval_mode(self):
-            mu, _ = self.encode(from_unit(x.to(self.device), self.value_range))
-            return to_unit(self.decode(mu), self.value_range).float()
+            mu, _ = self.encode(from_unit(x.to(self.device), self.value_range), labels)
+            return to_unit(self.decode(mu, as_labels), self.value_range).float()
 
     @property
     def background(self) -> float:
@@ -168,8 +217,8 @@ class AdversarialModel(GenerativeModel):
     networks = ("generator", "discriminator")
     ema_networks = ("generator",)
 
-    def decode(self, z: torch.Tensor, **kwargs) -> torch.Tensor:
-        return self.inference_network("generator")(z)
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
+        return call(self.inference_network("generator"), z, labels)
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
@@ -193,23 +242,44 @@ class AdversarialModel(GenerativeModel):
         opt_g, opt_d = optimizers["generator"], optimizers["discriminator"]
         b = x.shape[0]
         z = ctx.randn(b, self.latent_dim, x.device)
+        y = self.step_labels(ctx)  # the fakes are asked for the real batch's classes
+        y2 = None if y is None else torch.cat([y, y])
         if c.reuse_fake_logits:
             with ctx.autocast():
-                fake = self.generator(z)
-                d_real, d_fake = self.discriminator(torch.cat([x, fake])).split(b)
-                d_loss = discriminator_loss(d_real, d_fake, c.gan_loss, c.real_label)
-                g_loss = generator_loss(d_fake, c.gan_loss)
+                fake = call(self.generator, z, y)
+                out = call(self.discriminator, torch.cat([x, fake]), y2)  # (2B, 1) or (2B, 1 + K)
+                d_loss = self._discriminator_loss(out, y)
+                g_loss = self._generator_loss(out[b:], y)
             # each loss reaches only its own network's parameters; both before either update
             ctx.optimize_simultaneously([(opt_d, d_loss, self.discriminator), (opt_g, g_loss, self.generator)])
             return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
 
         with ctx.autocast():
-            fake = self.generator(z)  # (B, C, H, W)
-            d_real, d_fake = self.discriminator(torch.cat([x, fake.detach()])).split(b)
-            d_loss = discriminator_loss(d_real, d_fake, c.gan_loss, c.real_label)
+            fake = call(self.generator, z, y)  # (B, C, H, W)
+            d_loss = self._discriminator_loss(call(self.discriminator, torch.cat([x, fake.detach()]), y2), y)
         ctx.optimize(opt_d, d_loss)
 
         with ctx.frozen(self.discriminator) as discriminator, ctx.autocast():
-            g_loss = generator_loss(discriminator(fake), c.gan_loss)
+            g_loss = self._generator_loss(call(discriminator, fake, y), y)
         ctx.optimize(opt_g, g_loss)
         return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
+
+    def _discriminator_loss(self, out: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The discriminator's loss from its output on ``[real; fake]`` ``(2B, 1)``; with the auxiliary classifier
+        ``(2B, 1 + K)`` it also learns to name the class of both halves (Odena et al. 2017, L_S + L_C)."""
+        c = self.config
+        logits, classes = split_logits(out)
+        b = logits.shape[0] // 2
+        loss = discriminator_loss(logits[:b], logits[b:], c.gan_loss, c.real_label)
+        if classes is not None:
+            loss = loss + class_cross_entropy(classes, torch.cat([labels, labels]))
+        return loss
+
+    def _generator_loss(self, out: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The generator's loss from the discriminator's output on the fakes ``(B, 1)``; with the auxiliary
+        classifier the fakes must also be classified as the class they were asked for (L_C - L_S)."""
+        logits, classes = split_logits(out)
+        loss = generator_loss(logits, self.config.gan_loss)
+        if classes is not None:
+            loss = loss + class_cross_entropy(classes, labels)
+        return loss

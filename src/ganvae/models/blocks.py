@@ -205,10 +205,25 @@ class ConvDiscriminator(nn.Module):
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.features.to(memory_format=self.memory_format)  # weights in the activations' layout
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, 1) logits
+    @property
+    def n_features(self) -> int:
+        return self.head.in_features
+
+    def features_flat(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` -> ``(B, F)``: the features the head reads, in the activations' memory order."""
         h = self.features(x.contiguous(memory_format=self.memory_format))  # (B, C_last, H', W')
         if self.memory_format is torch.contiguous_format:
-            return self.head(h.flatten(1))
-        b, c, hh, ww = h.shape
-        weight = self.head.weight.view(1, c, hh, ww).permute(0, 2, 3, 1).reshape(1, -1)  # (1, H'*W'*C)
-        return F.linear(h.permute(0, 2, 3, 1).reshape(b, -1), weight, self.head.bias)
+            return h.flatten(1)
+        return h.permute(0, 2, 3, 1).reshape(h.shape[0], -1)  # (B, H'*W'*C): a view of the NHWC storage
+
+    def logit(self, phi: torch.Tensor) -> torch.Tensor:
+        """Features from :meth:`features_flat` -> ``(B, 1)`` logits."""
+        if self.memory_format is torch.contiguous_format:
+            return self.head(phi)
+        c = self.features[-3].out_channels  # the last convolution (each block is conv, leaky ReLU, dropout)
+        hw = self.head.in_features // c
+        weight = self.head.weight.view(1, c, hw).transpose(1, 2).reshape(1, -1)  # (1, H'*W'*C)
+        return F.linear(phi, weight, self.head.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, 1) logits
+        return self.logit(self.features_flat(x))

@@ -26,13 +26,15 @@ from torch import nn
 from ganvae.losses import discriminator_loss, gaussian_kl, generator_loss
 from ganvae.models.base import adam, eval_mode
 from ganvae.models.blocks import ConvDiscriminator, ConvEncoder, prepare_discriminator
+from ganvae.models.conditioning import (ConditionalConfig, call, conditioned_discriminator, conditioned_encoder,
+                                       conditioned_generator, encoder_input_shape, generator_input_dim)
 from ganvae.models.configs import RETIRED_VAE_FIELDS, AdversarialConfig, VAEObjectiveConfig
 from ganvae.models.step import StepContext
 from ganvae.models.vae import VAEBase
 
 
 @dataclass
-class CPPNConfig(AdversarialConfig, VAEObjectiveConfig):
+class CPPNConfig(AdversarialConfig, VAEObjectiveConfig, ConditionalConfig):
     """CPPN generator + conv encoder + conv discriminator; the VAE term (reconstruction + beta * KL, per pixel)
     and the adversarial one trained together, encoder and generator at ``lr_generator``."""
 
@@ -62,7 +64,7 @@ class CPPNGenerator(nn.Module):
     def __init__(self, c: CPPNConfig, channels: int = 1):
         super().__init__()
         self.scale = c.scale
-        self.z_proj = nn.Linear(c.latent_dim, c.hidden_size)  # W_z z + b
+        self.z_proj = nn.Linear(generator_input_dim(c), c.hidden_size)  # W_z z + b (z and the class embedding)
         self.coord_proj = nn.Linear(3, c.hidden_size, bias=False)  # W_x x + W_y y + W_r r
         layers: list[nn.Module] = []
         for _ in range(c.n_layers):
@@ -114,38 +116,46 @@ class CPPN(VAEBase):
     def __init__(self, config: CPPNConfig, image_shape=(1, 28, 28)):
         super().__init__(config, image_shape)
         c = config
-        self.encoder = ConvEncoder(self.image_shape, c.encoder_channels, c.hidden, c.latent_dim)
-        self.generator = CPPNGenerator(c, self.image_shape[0])
+        encoder = ConvEncoder(encoder_input_shape(c, self.image_shape), c.encoder_channels, c.hidden, c.latent_dim)
+        self.encoder = conditioned_encoder(encoder, c, self.image_shape)
+        self.generator = conditioned_generator(CPPNGenerator(c, self.image_shape[0]), c)
         discriminator = ConvDiscriminator(self.image_shape, c.discriminator_channels, 4, c.leaky_slope, c.dropout)
-        self.discriminator = prepare_discriminator(discriminator, config, self.background)
+        self.discriminator = prepare_discriminator(conditioned_discriminator(discriminator, c), c, self.background)
         self._init_ema()
 
     # the VAE machinery calls decoder_logits(z) for logits at the training resolution
-    def decoder(self, z: torch.Tensor) -> torch.Tensor:
+    def decoder(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The generator being trained, at the training resolution: ``(B, Z)`` -> logits ``(B, C, H, W)``."""
-        return self.generator(z, self.image_shape[1], self.image_shape[2])
+        return call(self.generator, z, labels, self.image_shape[1], self.image_shape[2])
 
-    def decoder_logits(self, z: torch.Tensor) -> torch.Tensor:
-        return self.inference_network("generator")(z, self.image_shape[1], self.image_shape[2])
+    def decoder_logits(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return call(self.inference_network("generator"), z, labels, self.image_shape[1], self.image_shape[2])
 
-    def decode(self, z, height: int | None = None, width: int | None = None, **kwargs):
+    def decode(self, z, labels=None, height: int | None = None, width: int | None = None, **kwargs):
         h, w = height or self.image_shape[1], width or self.image_shape[2]
-        return torch.sigmoid(self.inference_network("generator")(z, h, w, chunk=self.config.render_chunk))
+        return torch.sigmoid(call(self.inference_network("generator"), z, labels, h, w, chunk=self.config.render_chunk))
 
-    def render(self, z: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        """Latents ``(B, Z)`` -> images ``(B, C, height, width)`` in [0, 1], one at a time."""
-        return torch.cat([self.generate(zi[None], batch_size=1, height=height, width=width) for zi in z])
+    def render(self, z: torch.Tensor, height: int, width: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Latents ``(B, Z)`` (and labels ``(B,)``, conditional) -> images ``(B, C, height, width)`` in [0, 1], one
+        at a time."""
+        labels = self.check_labels(labels, len(z))
+        return torch.cat([self.generate(zi[None], None if labels is None else labels[i : i + 1], batch_size=1,
+                                        height=height, width=width) for i, zi in enumerate(z)])
 
     @torch.inference_mode()
-    def render_bands(self, z: torch.Tensor, height: int, width: int, band_pixels: int = 1 << 20) -> Iterator[np.ndarray]:
-        """One latent ``(1, Z)`` rendered at ``height`` x ``width`` as bands of rows, uint8 ``(r, W)`` (grey) or
-        ``(r, W, C)``: memory grows with the band, not the image, for :func:`ganvae.viz.images.save_png_rows`."""
+    def render_bands(self, z: torch.Tensor, height: int, width: int, band_pixels: int = 1 << 20,
+                     labels: torch.Tensor | None = None) -> Iterator[np.ndarray]:
+        """One latent ``(1, Z)`` (and label ``(1,)``, conditional) rendered at ``height`` x ``width`` as bands of
+        rows, uint8 ``(r, W)`` (grey) or ``(r, W, C)``: memory grows with the band, not the image, for
+        :func:`ganvae.viz.images.save_png_rows`."""
         band = max(1, band_pixels // width)
+        labels = self.check_labels(labels, len(z))
         with eval_mode(self):
             generator = self.inference_network("generator")
             for r0 in range(0, height, band):
                 rows = (r0, min(height, r0 + band))
-                logits = generator(z.to(self.device), height, width, chunk=self.config.render_chunk, rows=rows)
+                logits = call(generator, z.to(self.device), labels, height, width, chunk=self.config.render_chunk,
+                              rows=rows)
                 pixels = torch.sigmoid(logits[0].float()).mul(255).round().to(torch.uint8).cpu().numpy()  # (C, r, W)
                 yield pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
 
@@ -156,53 +166,54 @@ class CPPN(VAEBase):
             "discriminator": adam(self.discriminator.parameters(), c.lr_discriminator, c.beta1, c.beta2),
         }
 
-    def _generator_step(self, x, opt, ctx: StepContext):
+    def _generator_step(self, x, opt, ctx: StepContext, y: torch.Tensor | None):
         c = self.config
         n_pixels = math.prod(self.image_shape)
         with ctx.autocast():
-            mu, logvar = self.encode(x)
+            mu, logvar = self.encode(x, y)
             z = self.reparameterize(mu, logvar, ctx)
-            logits = self.decoder(z)
+            logits = self.decoder(z, y)
             # VAE loss per pixel (the original divides by the image size) keeps it on the GAN loss's scale
             vae_loss = (self.reconstruction_nll(logits, x) + self.kl_beta(ctx) * gaussian_kl(mu, logvar)).mean() / n_pixels
             with ctx.frozen(self.discriminator) as discriminator:
-                g_loss = generator_loss(discriminator(torch.sigmoid(logits)), c.gan_loss)
+                g_loss = generator_loss(call(discriminator, torch.sigmoid(logits), y), c.gan_loss)
             loss = c.vae_weight * vae_loss + g_loss
         ctx.optimize(opt, loss)
         return g_loss.detach(), vae_loss.detach(), torch.sigmoid(logits).detach()
 
-    def _discriminator_loss(self, x, fake, ctx: StepContext):
+    def _discriminator_loss(self, x, fake, ctx: StepContext, y: torch.Tensor | None):
         b = x.shape[0]
         with ctx.autocast():
-            logits = self.discriminator(torch.cat([x, fake]))  # one pass on real and fake
+            logits = call(self.discriminator, torch.cat([x, fake]), None if y is None else torch.cat([y, y]))  # one pass
             return discriminator_loss(logits[:b], logits[b:], self.config.gan_loss, self.config.real_label)
 
     def training_step(self, x, optimizers, ctx: StepContext):
         c = self.config
         x = self.prepare(x)
         opt_g, opt_d = optimizers["generator"], optimizers["discriminator"]
+        y = self.step_labels(ctx)
         if c.schedule == "alternating":
             with torch.no_grad():
-                fake = torch.sigmoid(self.decoder(self.reparameterize(*self.encode(x), ctx)))
-            d_loss = self._discriminator_loss(x, fake, ctx)
+                fake = torch.sigmoid(self.decoder(self.reparameterize(*self.encode(x, y), ctx), y))
+            d_loss = self._discriminator_loss(x, fake, ctx, y)
             ctx.optimize(opt_d, d_loss)
-            g_loss, vae_loss, _ = self._generator_step(x, opt_g, ctx)
+            g_loss, vae_loss, _ = self._generator_step(x, opt_g, ctx, y)
             g_steps, d_steps = 1, 1
         else:
             # balanced: the decisions need loss values on the host (one sync per decision);
             # under torchrun they use the mean over ranks so that every rank takes the same branch
             g_steps = 0
             for _ in range(c.max_generator_steps):
-                g_loss, vae_loss, fake = self._generator_step(x, opt_g, ctx)
+                g_loss, vae_loss, fake = self._generator_step(x, opt_g, ctx, y)
                 g_steps += 1
                 if ctx.reduce_mean(g_loss).item() < c.generator_loss_target:
                     break
             with torch.no_grad():  # a probe only: DDP allows no grad-enabled forward without a backward
-                d_loss = self._discriminator_loss(x, fake, ctx)
+                d_loss = self._discriminator_loss(x, fake, ctx, y)
             d_steps = 0
             if (ctx.reduce_mean(d_loss).item() > c.discriminator_loss_floor
                     and ctx.reduce_mean(g_loss).item() < c.discriminator_step_max_g_loss):
-                d_loss = self._discriminator_loss(x, fake, ctx)
+                d_loss = self._discriminator_loss(x, fake, ctx, y)
                 ctx.optimize(opt_d, d_loss)
                 d_steps = 1
         return {

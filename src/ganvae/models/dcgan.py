@@ -22,11 +22,13 @@ from torch import nn
 from ganvae.errors import ConfigError
 from ganvae.models.base import AdversarialModel
 from ganvae.models.blocks import ConvDiscriminator, prepare_discriminator
+from ganvae.models.conditioning import (ConditionalDiscriminatorConfig, conditioned_discriminator,
+                                       conditioned_generator, generator_input_dim)
 from ganvae.models.configs import GANStepConfig
 
 
 @dataclass
-class DCGANConfig(GANStepConfig):
+class DCGANConfig(GANStepConfig, ConditionalDiscriminatorConfig):
     """DCGAN. Each default departs from the tutorial only where a comparison at equal minutes of a 2-core CPU
     favoured it (benchmarks/RESULTS.md, "Recipes"): Radford et al.'s optimiser (Adam 2e-4, beta1 0.5) and leaky
     slope, no dropout, a quarter of the tutorial's channels (2.5x the images per second and a lower FID), batch
@@ -65,7 +67,7 @@ class DCGANGenerator(nn.Module):
                               f"generator_channels={ch}; use an odd kernel (5) or two entries (e.g. [128, 64]).")
         self.start = (ch[0], size, size)
         self.project = nn.Sequential(
-            nn.Linear(c.latent_dim, ch[0] * size * size, bias=False),
+            nn.Linear(generator_input_dim(c), ch[0] * size * size, bias=False),
             nn.BatchNorm1d(ch[0] * size * size),
             nn.LeakyReLU(slope, inplace=True),
         )
@@ -93,8 +95,9 @@ class DCGAN(AdversarialModel):
 
     def __init__(self, config: DCGANConfig, image_shape=(1, 28, 28)):
         super().__init__(config, image_shape)
-        self.generator = DCGANGenerator(config, self.image_shape)
+        self.generator = conditioned_generator(DCGANGenerator(config, self.image_shape), config)
         discriminator = ConvDiscriminator(self.image_shape, config.discriminator_channels, config.kernel_size,
                                           config.leaky_slope, config.dropout, config.channels_last)
-        self.discriminator = prepare_discriminator(discriminator, config, self.background)
+        self.discriminator = prepare_discriminator(conditioned_discriminator(discriminator, config), config,
+                                                   self.background)
         self._init_ema()

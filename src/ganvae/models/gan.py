@@ -14,11 +14,13 @@ from torch import nn
 
 from ganvae.models.base import AdversarialModel
 from ganvae.models.blocks import Dropout, prepare_discriminator
+from ganvae.models.conditioning import (ConditionalDiscriminatorConfig, conditioned_discriminator,
+                                       conditioned_generator, generator_input_dim)
 from ganvae.models.configs import GANStepConfig
 
 
 @dataclass
-class GANConfig(GANStepConfig):
+class GANConfig(GANStepConfig, ConditionalDiscriminatorConfig):
     """MLP GAN: the hobby scripts' network and optimiser (Adam 2e-4, beta1 0.5, batch 64; the ``mlp-gan-original``
     preset) plus an EMA of the generator for sampling (Yazici et al. 2019), which removed most of the trained
     weights' speckle at equal minutes. Measured in benchmarks/RESULTS.md ("Recipes").
@@ -52,7 +54,7 @@ class MLPGenerator(nn.Module):
     def __init__(self, c: GANConfig, image_shape: tuple[int, int, int]):
         super().__init__()
         self.image_shape = image_shape
-        self.net = mlp([c.latent_dim, *c.generator_hidden, math.prod(image_shape)], c.leaky_slope,
+        self.net = mlp([generator_input_dim(c), *c.generator_hidden, math.prod(image_shape)], c.leaky_slope,
                        batchnorm=c.generator_batchnorm)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:  # (B, Z) -> (B, C, H, W) in [-1, 1]
@@ -64,6 +66,16 @@ class MLPDiscriminator(nn.Module):
         super().__init__()
         self.net = mlp([math.prod(image_shape), *c.discriminator_hidden, 1], c.leaky_slope, c.dropout)
 
+    @property
+    def n_features(self) -> int:
+        return self.net[-1].in_features
+
+    def features_flat(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, F), the last hidden layer
+        return self.net[:-1](x.flatten(1))
+
+    def logit(self, phi: torch.Tensor) -> torch.Tensor:  # (B, F) -> (B, 1)
+        return self.net[-1](phi)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, 1) logits
         return self.net(x.flatten(1))
 
@@ -73,6 +85,7 @@ class GAN(AdversarialModel):
 
     def __init__(self, config: GANConfig, image_shape=(1, 28, 28)):
         super().__init__(config, image_shape)
-        self.generator = MLPGenerator(config, self.image_shape)
-        self.discriminator = prepare_discriminator(MLPDiscriminator(config, self.image_shape), config, self.background)
+        self.generator = conditioned_generator(MLPGenerator(config, self.image_shape), config)
+        self.discriminator = prepare_discriminator(
+            conditioned_discriminator(MLPDiscriminator(config, self.image_shape), config), config, self.background)
         self._init_ema()

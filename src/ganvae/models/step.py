@@ -38,6 +38,7 @@ class StepContext:
     reduce_mean: Callable[[torch.Tensor], torch.Tensor] = _identity
     rank: int = 0  # this process's rank under torchrun
     world_size: int = 1  # number of processes
+    labels: torch.Tensor | None = None  # the batch's class labels (B,), for conditional models; None otherwise
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """The mixed-precision region for forward passes and losses (a no-op in fp32)."""

@@ -18,12 +18,14 @@ from torch import nn
 from ganvae.losses import bernoulli_nll, gaussian_kl, gaussian_nll, log_normal
 from ganvae.models.base import GenerativeModel, adam
 from ganvae.models.blocks import ConvDecoder, ConvEncoder, dense_stack
+from ganvae.models.conditioning import (ConditionalConfig, call, conditioned_encoder, conditioned_generator,
+                                       encoder_input_shape, generator_input_dim)
 from ganvae.models.configs import ConvNetConfig, VAEObjectiveConfig
 from ganvae.models.step import StepContext
 
 
 @dataclass
-class VAEConfig(VAEObjectiveConfig):
+class VAEConfig(VAEObjectiveConfig, ConditionalConfig):
     """MLP VAE, 784-400-10 (the PyTorch example's 784-400-20 is ``--preset mlp-vae-original``).
 
     Latent size 10 rather than 20: prior samples fall into fewer holes of the aggregate posterior, so they look more
@@ -68,6 +70,14 @@ class MLPDecoder(nn.Module):
         return self.net(z).view(-1, *self.image_shape)
 
 
+def conv_encoder_decoder(c, image_shape: tuple[int, int, int]) -> tuple[nn.Module, nn.Module]:
+    """The convolutional encoder and decoder of ``c`` (a :class:`ConvNetConfig` with latent and conditioning
+    fields), conditional when ``c.conditional``: the conv VAE's and the VAE-GAN's pair."""
+    encoder = ConvEncoder(encoder_input_shape(c, image_shape), c.channels, c.hidden, c.latent_dim)
+    decoder = ConvDecoder(image_shape, c.channels, c.hidden, generator_input_dim(c))
+    return conditioned_encoder(encoder, c, image_shape), conditioned_generator(decoder, c)
+
+
 class VAEBase(GenerativeModel):
     """The VAE objective on top of an ``encoder`` and a ``decoder`` (which outputs logits)."""
 
@@ -75,15 +85,15 @@ class VAEBase(GenerativeModel):
     has_encoder = True
     networks = ("encoder", "decoder")
 
-    def encode(self, x):
-        return self.inference_network("encoder")(x)
+    def encode(self, x, labels=None):
+        return call(self.inference_network("encoder"), x, labels)
 
-    def decoder_logits(self, z: torch.Tensor) -> torch.Tensor:
+    def decoder_logits(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Latents ``(B, Z)`` -> decoder logits ``(B, C, H, W)``, by the network evaluation uses (EMA in eval mode)."""
-        return self.inference_network("decoder")(z)
+        return call(self.inference_network("decoder"), z, labels)
 
-    def decode(self, z, **kwargs):
-        return torch.sigmoid(self.decoder_logits(z))
+    def decode(self, z, labels=None, **kwargs):
+        return torch.sigmoid(self.decoder_logits(z, labels))
 
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor, ctx: StepContext | None = None) -> torch.Tensor:
         """z = mu + sigma * eps, eps ~ N(0, I) (Kingma & Welling 2014, Eq. 10); eps from ``ctx`` when training."""
@@ -96,11 +106,12 @@ class VAEBase(GenerativeModel):
             return bernoulli_nll(logits, x)
         return gaussian_nll(torch.sigmoid(logits), x, self.config.decoder_std)
 
-    def elbo_terms(self, x: torch.Tensor, ctx: StepContext | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Single-sample reconstruction NLL and KL per image, ``(B,)`` each."""
-        mu, logvar = self.encode(x)
+    def elbo_terms(self, x: torch.Tensor, ctx: StepContext | None = None,
+                   labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Single-sample reconstruction NLL and KL per image, ``(B,)`` each (of log p(x | y) for a CVAE)."""
+        mu, logvar = self.encode(x, labels)
         z = self.reparameterize(mu, logvar, ctx)
-        return self.reconstruction_nll(self.decoder_logits(z), x), gaussian_kl(mu, logvar)
+        return self.reconstruction_nll(self.decoder_logits(z, labels), x), gaussian_kl(mu, logvar)
 
     def kl_beta(self, ctx: StepContext) -> float:
         c = self.config
@@ -119,23 +130,25 @@ class VAEBase(GenerativeModel):
         """One step on the negative ELBO, reconstruction + beta * KL, averaged over the batch."""
         x = self.prepare(x)
         with ctx.autocast():
-            recon, kl = self.elbo_terms(x, ctx)
+            recon, kl = self.elbo_terms(x, ctx, self.step_labels(ctx))
         recon, kl = recon.mean(), kl.mean()
         loss = recon + self.kl_beta(ctx) * kl
         ctx.optimize(optimizers["vae"], loss)
         return {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach()}
 
     @torch.inference_mode()
-    def log_importance_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
+    def log_importance_weights(self, x: torch.Tensor, k: int, labels: torch.Tensor | None = None) -> torch.Tensor:
         """``log w_i = log p(x, z_i) - log q(z_i | x)`` for ``k`` posterior samples: ``(k, B)``.
 
-        ``logsumexp(log w) - log k`` is the IWAE bound (Burda et al. 2016, Eq. 8); k = 1 is the ELBO.
+        ``logsumexp(log w) - log k`` is the IWAE bound (Burda et al. 2016, Eq. 8); k = 1 is the ELBO. A conditional
+        model bounds log p(x | y) with its images' ``labels``.
         """
-        mu, logvar = self.encode(x)
+        labels = self.check_labels(labels, len(x))
+        mu, logvar = self.encode(x, labels)
         out = []
         for _ in range(k):
             z = self.reparameterize(mu, logvar)
-            log_px_z = -self.reconstruction_nll(self.decoder_logits(z), x)
+            log_px_z = -self.reconstruction_nll(self.decoder_logits(z, labels), x)
             out.append(log_px_z + log_normal(z) - log_normal(z, mu, logvar))
         return torch.stack(out)
 
@@ -143,12 +156,13 @@ class VAEBase(GenerativeModel):
 class VAE(VAEBase):
     def __init__(self, config: VAEConfig, image_shape=(1, 28, 28)):
         super().__init__(config, image_shape)
-        self.encoder = MLPEncoder(math.prod(self.image_shape), config.hidden, config.latent_dim)
-        self.decoder = MLPDecoder(config.latent_dim, config.hidden, self.image_shape)
+        c = config
+        self.encoder = conditioned_encoder(MLPEncoder(math.prod(encoder_input_shape(c, self.image_shape)), c.hidden,
+                                                      c.latent_dim), c, self.image_shape)
+        self.decoder = conditioned_generator(MLPDecoder(generator_input_dim(c), c.hidden, self.image_shape), c)
 
 
 class ConvVAE(VAEBase):
     def __init__(self, config: ConvVAEConfig, image_shape=(1, 28, 28)):
         super().__init__(config, image_shape)
-        self.encoder = ConvEncoder(self.image_shape, config.channels, config.hidden, config.latent_dim)
-        self.decoder = ConvDecoder(self.image_shape, config.channels, config.hidden, config.latent_dim)
+        self.encoder, self.decoder = conv_encoder_decoder(config, self.image_shape)

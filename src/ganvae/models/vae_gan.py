@@ -22,14 +22,15 @@ import torch
 
 from ganvae.losses import discriminator_loss, gaussian_kl, generator_loss
 from ganvae.models.base import adam
-from ganvae.models.blocks import ConvDecoder, ConvDiscriminator, ConvEncoder, prepare_discriminator
+from ganvae.models.blocks import ConvDiscriminator, prepare_discriminator
+from ganvae.models.conditioning import ConditionalConfig, call, conditioned_discriminator
 from ganvae.models.configs import RETIRED_VAE_FIELDS, AdversarialConfig, ConvNetConfig, VAEObjectiveConfig
 from ganvae.models.step import StepContext
-from ganvae.models.vae import VAEBase
+from ganvae.models.vae import VAEBase, conv_encoder_decoder
 
 
 @dataclass
-class VAEGANConfig(AdversarialConfig, VAEObjectiveConfig, ConvNetConfig):
+class VAEGANConfig(AdversarialConfig, VAEObjectiveConfig, ConvNetConfig, ConditionalConfig):
     """VAE-GAN = the convolutional VAE's networks and objective + a discriminator, all trained with the
     adversarial configs' two Adam optimisers (encoder and decoder at ``lr_generator``)."""
 
@@ -54,10 +55,9 @@ class VAEGAN(VAEBase):
     def __init__(self, config: VAEGANConfig, image_shape=(1, 28, 28)):
         super().__init__(config, image_shape)
         c = config
-        self.encoder = ConvEncoder(self.image_shape, c.channels, c.hidden, c.latent_dim)
-        self.decoder = ConvDecoder(self.image_shape, c.channels, c.hidden, c.latent_dim)
+        self.encoder, self.decoder = conv_encoder_decoder(c, self.image_shape)
         discriminator = ConvDiscriminator(self.image_shape, c.discriminator_channels, 4, c.leaky_slope, c.dropout)
-        self.discriminator = prepare_discriminator(discriminator, config, self.background)
+        self.discriminator = prepare_discriminator(conditioned_discriminator(discriminator, c), c, self.background)
         self._init_ema()
 
     def make_optimizers(self):
@@ -72,15 +72,18 @@ class VAEGAN(VAEBase):
         c = self.config
         x = self.prepare(x)
         b = x.shape[0]
+        y = self.step_labels(ctx)  # conditional: prior samples are drawn for the batch's classes too
+        y2, y3 = (None, None) if y is None else (torch.cat([y, y]), torch.cat([y, y, y]))
         with ctx.autocast():
-            mu, logvar = self.encode(x)
+            mu, logvar = self.encode(x, y)
             z = self.reparameterize(mu, logvar, ctx)
             # one decoder pass on [z, prior z, detached z] -> reconstructions, prior samples, and
             # reconstructions for the adversarial term that the encoder must not receive
-            recon_logits, prior_logits, adv_logits = self.decoder(torch.cat([z, ctx.randn(b, z.shape[1], z.device), z.detach()])).split(b)
+            zs = torch.cat([z, ctx.randn(b, z.shape[1], z.device), z.detach()])
+            recon_logits, prior_logits, adv_logits = call(self.decoder, zs, y3).split(b)
             recon_images, prior_images = torch.sigmoid(recon_logits), torch.sigmoid(prior_logits)
             # --- discriminator: data vs reconstructions and prior samples (detached), one pass
-            logits = self.discriminator(torch.cat([x, recon_images.detach(), prior_images.detach()]))
+            logits = call(self.discriminator, torch.cat([x, recon_images.detach(), prior_images.detach()]), y3)
             d_loss = discriminator_loss(logits[:b], logits[b:], c.gan_loss, c.real_label)
         ctx.optimize(optimizers["discriminator"], d_loss)
 
@@ -93,7 +96,7 @@ class VAEGAN(VAEBase):
             else:
                 recon = self.reconstruction_nll(recon_logits, x)
             kl = gaussian_kl(mu, logvar)
-            adv = generator_loss(discriminator(torch.cat([torch.sigmoid(adv_logits), prior_images])), c.gan_loss)
+            adv = generator_loss(call(discriminator, torch.cat([torch.sigmoid(adv_logits), prior_images]), y2), c.gan_loss)
             recon, kl = recon.mean(), kl.mean()
             loss = recon + self.kl_beta(ctx) * kl + c.adversarial_weight * adv
         ctx.optimize(optimizers["vae"], loss)

@@ -28,10 +28,11 @@ from typing import Any
 import torch
 
 from ganvae.config import ExperimentConfig, config_from_dict, validate
-from ganvae.data.dataset import ImageData, iter_batches, load_dataset, steps_per_epoch
+from ganvae.data.dataset import ImageData, iter_batch_indices, load_dataset, steps_per_epoch
 from ganvae.errors import CheckpointError, ConfigError, GanvaeError, Interrupted, TrainingDiverged
 from ganvae.metrics.during_training import TrainingMetrics
 from ganvae.models.base import GenerativeModel
+from ganvae.models.conditioning import class_grid_inputs, trained_classes
 from ganvae.models.step import StepContext
 from ganvae.pixels import scale_images
 from ganvae.registry import build_model
@@ -56,6 +57,17 @@ def bf16_autocast(device: torch.device) -> torch.autocast:
         f"train.precision=bf16: {device} has no native bf16 arithmetic (needs a recent NVIDIA GPU, or a CPU with "
         f"AVX512-BF16/AMX); it would run slower than fp32. Use --set train.precision=fp32."
     )
+
+
+def check_conditional_data(cfg, data: ImageData) -> None:
+    """A conditional model needs the data's labels to be the classes it is told of (``trained_classes``)."""
+    found = sorted(set(data.train_labels.unique().tolist()))
+    expected = trained_classes(cfg)
+    if found != expected:
+        raise ConfigError(
+            f"model.conditional: the training data holds classes {found}, but the run describes {expected} "
+            f"(model.num_classes={cfg.model.num_classes}, data.classes={cfg.data.classes}); set "
+            f"--set model.num_classes={max(found) + 1} and, for a subset, --classes {','.join(map(str, found))}.")
 
 
 def fixed_noise(model: GenerativeModel, n: int, seed: int) -> torch.Tensor:
@@ -155,6 +167,8 @@ class Trainer:
         seed_everything(cfg.train.seed)
         data = self._data if self._data is not None else load_dataset(cfg.data)
         self.data = data.to(self.device)
+        if getattr(cfg.model, "conditional", False):
+            check_conditional_data(cfg, data)
         model = build_model(cfg, data.image_shape).to(self.device)
         if cfg.train.sync_batchnorm and self.dist.enabled:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -289,8 +303,13 @@ class Trainer:
         from ganvae.viz.images import make_grid, save_png
 
         with self.dist.unwrapped(self.model):
-            images = self.model.generate(self.fixed_noise.to(self.device))
-        grid = make_grid(images)
+            if self.model.conditional:  # one row per class, the same noise in every row
+                classes = trained_classes(self.cfg)
+                cols = -(-len(self.fixed_noise) // len(classes))
+                z, labels = class_grid_inputs(self.fixed_noise[:cols], classes)
+                grid = make_grid(self.model.generate(z.to(self.device), labels), nrow=cols)
+            else:
+                grid = make_grid(self.model.generate(self.fixed_noise.to(self.device)))
         save_png(grid, self.run_dir / "samples" / f"epoch_{epoch + 1:04d}.png")
         if self.writer is not None:
             self.writer.add_image("samples", grid[None], self.step, dataformats="CHW")
@@ -399,10 +418,14 @@ class Trainer:
         pending: list = []  # (step, epoch, losses) not yet synced to the host
         out_of_time = False
         tick, tick_images = time.monotonic(), 0
-        for batch in iter_batches(self.data.train_images, per_rank_batch, tc.seed, epoch,
-                                  start_step=self.step_in_epoch, rank=self.dist.rank, world_size=world):
+        conditional = self.model.conditional
+        for idx in iter_batch_indices(len(self.data.train_images), per_rank_batch, tc.seed, epoch, self.step_in_epoch,
+                                      self.dist.rank, world, self.data.train_images.device):
+            batch = self.data.train_images.index_select(0, idx)  # 5 us against 34 for images[idx] (batch 128, CPU)
             x = scale_images(batch, self.model.value_range)  # (B, C, H, W) in the model's range
-            ctx = self.dist.step_context(StepContext(self.step, epoch, epoch + self.step_in_epoch / n_steps, self.autocast))
+            labels = self.data.train_labels.index_select(0, idx) if conditional else None
+            ctx = self.dist.step_context(StepContext(self.step, epoch, epoch + self.step_in_epoch / n_steps, self.autocast,
+                                                     labels=labels))
             losses = self.model.training_step(x, self.optimizers, ctx)
             self.model.after_step(self.step)
             pending.append((self.step, epoch, losses))

@@ -1,0 +1,174 @@
+"""Class conditioning, shared by every family (``model.conditional: true``).
+
+- Generators and decoders see the class as a learned embedding appended to z (the conditional GAN of Mirza &
+  Osindero 2014, with an embedding instead of a one-hot vector): :class:`LabelledGenerator`.
+- Encoders of conditional VAEs see it too (Sohn et al. 2015, "Learning Structured Output Representation using
+  Deep Conditional Generative Models", the CVAE: q(z|x, y), p(x|z, y)), as one extra input channel holding a
+  learned per-class map: :class:`LabelledEncoder`. A network whose input is the image then needs no other change.
+- Discriminators take the projection form (Miyato & Koyama 2018, "cGANs with Projection Discriminator", Eq. 3):
+  ``D(x, y) = psi(phi(x)) + <embed(y), phi(x)>``; or, with ``class_conditioning: acgan``, the auxiliary-classifier
+  form (Odena et al. 2017, AC-GAN): a second head predicts the class, and both players add its cross-entropy:
+  :class:`ConditionalDiscriminator`.
+
+Unconditional models build exactly the networks they built before conditioning existed (the same parameter names),
+so their checkpoints load unchanged. Labels are class indices ``(B,)`` int64 in ``[0, num_classes)`` (for sampling also class weights ``(B, K)``, a
+blend of two classes' embeddings); a dataset's
+labels are used as they are (``--classes 3,7`` trains on labels 3 and 7 of 10 embeddings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ConditionalConfig:
+    """Fields of every family: whether and how its networks see the class."""
+
+    conditional: bool = False  # generator/decoder (and encoder) receive the class; sample with labels (--digit)
+    num_classes: int = 10  # class labels 0 .. num_classes - 1 the embeddings cover (MNIST: 10)
+    class_embedding_dim: int = 16  # size of the learned class embedding appended to z
+
+
+@dataclass
+class ConditionalDiscriminatorConfig(ConditionalConfig):
+    """Models trained with the two-optimiser GAN step can also use the auxiliary-classifier discriminator."""
+
+    # projection (Miyato & Koyama 2018) or acgan (Odena et al. 2017: an auxiliary class head and its cross-entropy)
+    class_conditioning: Literal["projection", "acgan"] = "projection"
+
+
+def generator_input_dim(config) -> int:
+    """What a generator's or decoder's first layer takes: z, and the class embedding when conditional."""
+    return config.latent_dim + (config.class_embedding_dim if config.conditional else 0)
+
+
+def encoder_input_shape(config, image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The images an encoder sees: ``(C, H, W)``, plus the class map channel when conditional."""
+    c, h, w = image_shape
+    return (c + 1, h, w) if config.conditional else (c, h, w)
+
+
+def embed(embedding: nn.Embedding, labels: torch.Tensor) -> torch.Tensor:
+    """Class indices ``(B,)`` -> their embeddings ``(B, D)``; class weights ``(B, K)`` (float, rows summing to 1)
+    -> the weighted mix of the embeddings, which morphs one class into another (``--between-digits``)."""
+    if labels.is_floating_point():
+        return labels.to(embedding.weight.dtype) @ embedding.weight
+    return embedding(labels)
+
+
+class LabelledGenerator(nn.Module):
+    """``net(cat(z, embed(y)), ...)``: ``(B, Z)``, ``(B,)`` -> whatever ``net`` returns; further arguments (the
+    CPPN's resolution) pass through."""
+
+    def __init__(self, net: nn.Module, num_classes: int, dim: int):
+        super().__init__()
+        self.net = net
+        self.embedding = nn.Embedding(num_classes, dim)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        return self.net(torch.cat([z, embed(self.embedding, labels).to(z.dtype)], dim=1), *args, **kwargs)
+
+
+class LabelledEncoder(nn.Module):
+    """``net(cat(x, map(y)))`` along channels: ``(B, C, H, W)``, ``(B,)`` -> ``net``'s ``(mu, logvar)``; ``map(y)``
+    is a learned ``(1, H, W)`` image per class (initialised at 0, so training starts from the unconditional
+    encoder's view of the image)."""
+
+    def __init__(self, net: nn.Module, num_classes: int, image_shape: tuple[int, int, int]):
+        super().__init__()
+        self.net = net
+        self.map_shape = (1, image_shape[1], image_shape[2])
+        self.embedding = nn.Embedding(num_classes, image_shape[1] * image_shape[2])
+        nn.init.zeros_(self.embedding.weight)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor):
+        maps = embed(self.embedding, labels).to(x.dtype).view(-1, *self.map_shape)
+        return self.net(torch.cat([x, maps], dim=1))
+
+
+class ConditionalDiscriminator(nn.Module):
+    """A discriminator with ``features_flat(x) -> (B, F)``, ``logit(phi) -> (B, 1)`` and ``n_features``, made
+    conditional.
+
+    - ``projection``: ``head(phi) + sum(embed(y) * phi)`` ``(B, 1)`` (Miyato & Koyama 2018, Eq. 3).
+    - ``acgan``: ``(B, 1 + K)``: the unconditional logit, then ``K`` class logits from a second head on the same
+      features (Odena et al. 2017); the labels are not an input. :func:`split_logits` separates the two.
+    """
+
+    def __init__(self, net: nn.Module, num_classes: int, mode: str = "projection"):
+        super().__init__()
+        self.net = net
+        self.mode = mode
+        n_features = net.n_features
+        if mode == "projection":
+            self.embedding = nn.Embedding(num_classes, n_features)
+            nn.init.normal_(self.embedding.weight, std=0.02)  # starts close to the unconditional discriminator
+        else:
+            self.classifier = nn.Linear(n_features, num_classes)
+
+    @property
+    def features(self) -> nn.Module:
+        """The convolutional features (the VAE-GAN's learned similarity reads them)."""
+        return self.net.features
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        phi = self.net.features_flat(x)  # (B, F)
+        logit = self.net.logit(phi)  # (B, 1)
+        if self.mode == "projection":
+            return logit + (self.embedding(labels).to(phi.dtype) * phi).sum(1, keepdim=True)
+        return torch.cat([logit, self.classifier(phi)], dim=1)
+
+
+def conditioned_generator(net: nn.Module, config) -> nn.Module:
+    """``net`` (built for :func:`generator_input_dim` inputs), taking labels when ``config.conditional``."""
+    return LabelledGenerator(net, config.num_classes, config.class_embedding_dim) if config.conditional else net
+
+
+def conditioned_encoder(net: nn.Module, config, image_shape: tuple[int, int, int]) -> nn.Module:
+    """``net`` (built for :func:`encoder_input_shape` images), taking labels when ``config.conditional``."""
+    return LabelledEncoder(net, config.num_classes, image_shape) if config.conditional else net
+
+
+def conditioned_discriminator(net: nn.Module, config) -> nn.Module:
+    """``net``, taking labels when ``config.conditional`` (projection unless the config asks for acgan)."""
+    if not config.conditional:
+        return net
+    return ConditionalDiscriminator(net, config.num_classes, getattr(config, "class_conditioning", "projection"))
+
+
+def split_logits(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A discriminator's output -> (real/fake logits ``(B, 1)``, class logits ``(B, K)`` or None)."""
+    return (out[:, :1], out[:, 1:]) if out.shape[1] > 1 else (out, None)
+
+
+def call(net: nn.Module, x: torch.Tensor, labels: torch.Tensor | None, *args, **kwargs):
+    """``net(x, labels, ...)`` for a conditional network, ``net(x, ...)`` for an unconditional one (``labels``
+    None): one call site for both."""
+    return net(x, *args, **kwargs) if labels is None else net(x, labels, *args, **kwargs)
+
+
+def balanced_labels(n: int, classes: list[int] | tuple[int, ...], device=None) -> torch.Tensor:
+    """``n`` labels cycling through ``classes`` (``[c0, c1, ..., c0, ...]``): a class-balanced request."""
+    classes_t = torch.as_tensor(list(classes), dtype=torch.long, device=device)
+    return classes_t[torch.arange(n, device=device) % len(classes_t)]
+
+
+def class_grid_inputs(z: torch.Tensor, classes: list[int] | tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A class grid's inputs: the same ``cols`` latents ``(cols, Z)`` in every row, one row per class ->
+    latents ``(K*cols, Z)`` and labels ``(K*cols,)`` in row-major order (tile with ``nrow=cols``): each column shows
+    one "style" across all classes."""
+    cols = z.shape[0]
+    labels = torch.as_tensor(list(classes), dtype=torch.long).repeat_interleave(cols)
+    return z.repeat(len(classes), 1), labels
+
+
+def trained_classes(config) -> list[int]:
+    """The classes a conditional run was trained on: ``data.classes``, or all ``model.num_classes``."""
+    if config.data.classes:
+        return sorted(config.data.classes)
+    return list(range(config.model.num_classes))
