@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from ganvae.errors import GanvaeError
+from ganvae.errors import GanvaeError, UnsupportedOperation
 
 log = logging.getLogger("ganvae")
 
@@ -361,6 +361,31 @@ def _add_reconstruct_command(sub) -> None:
     p.set_defaults(func=cmd_reconstruct)
 
 
+def cmd_explore(args) -> int:
+    try:
+        from ganvae.explore.server import serve
+        from ganvae.explore.session import Limits
+    except ImportError as err:
+        raise UnsupportedOperation(str(err)) from None
+    limits = Limits(max_samples=args.max_samples, max_render=args.max_render, max_invert_steps=args.max_invert_steps,
+                    max_jobs=args.max_jobs)
+    serve(args.runs, host=args.host, port=args.port, limits=limits)
+    return 0
+
+
+def _add_explore_command(sub) -> None:
+    """``ganvae explore``."""
+    p = sub.add_parser("explore", help="a local web app: walk the latent space, sliders, draw a digit, zoom a cppn")
+    p.add_argument("runs", nargs="+", metavar="RUN", help=RUN_HELP + " (several: side by side)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-samples", type=int, default=64, help="images per request")
+    p.add_argument("--max-render", type=int, default=4096, help="largest cppn render, pixels a side")
+    p.add_argument("--max-invert-steps", type=int, default=500, help="optimisation steps of one GAN inversion")
+    p.add_argument("--max-jobs", type=int, default=2, help="inversions running at once")
+    p.set_defaults(func=cmd_explore)
+
+
 def _add_render_command(sub) -> None:
     """``ganvae render``."""
     p = sub.add_parser("render", help="render a cppn latent at any resolution")
@@ -500,6 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_command(sub, models)
     _add_export_command(sub)
     _add_models_command(sub)
+    _add_explore_command(sub)
     return parser
 
 

@@ -1,0 +1,309 @@
+"""What the explorer does with a model, independent of the web framework: draw, decode, find the main directions
+of variation, encode a drawing, invert a GAN, render a CPPN. The web layer (``server.py``) validates requests and
+calls these.
+
+Images cross the wire as grey PNG data URIs (28x28 samples are ~300 bytes each); latents as lists of floats.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganvae.api import LoadedRun, run_classes
+from ganvae.errors import ConfigError
+from ganvae.pixels import to_unit
+
+
+@dataclass
+class Limits:
+    """Caps on the expensive work one request may ask for (the server's flags can change them)."""
+
+    max_samples: int = 64  # images per sample/decode request
+    max_steps: int = 64  # images of an interpolation
+    max_render: int = 4096  # pixels a side of a CPPN render
+    max_invert_steps: int = 500  # optimisation steps of one GAN inversion
+    max_jobs: int = 2  # inversions running at once
+
+
+def png_data_uri(image: np.ndarray) -> str:
+    """A uint8 ``(H, W)`` or ``(H, W, 3)`` array -> ``data:image/png;base64,...``."""
+    from ganvae.viz.images import png_bytes
+
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode()
+
+
+def to_uint8(images: torch.Tensor) -> list[np.ndarray]:
+    """``(N, C, H, W)`` in [0, 1] -> N uint8 arrays ``(H, W)`` (grey) or ``(H, W, 3)``."""
+    arr = images.clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
+    return [a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0) for a in arr]
+
+
+@dataclass
+class Job:
+    """A GAN inversion running in a background thread; the page polls it."""
+
+    id: str
+    steps: int
+    step: int = 0
+    loss: float = float("nan")
+    state: str = "running"  # running, done, failed
+    image: str | None = None
+    latent: list[float] | None = None
+    error: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "state": self.state, "step": self.step, "steps": self.steps, "loss": self.loss,
+                "image": self.image, "latent": self.latent, "error": self.error,
+                "seconds": round(time.monotonic() - self.started, 2)}
+
+
+class ModelView:
+    """One loaded model as the explorer sees it. Forward passes hold ``lock`` (a model is not shared between
+    threads mid-call), so an inversion's steps interleave with the page's other requests."""
+
+    def __init__(self, key: str, loaded: LoadedRun):
+        self.key = key
+        self.loaded = loaded
+        self.model = loaded.model
+        self.lock = threading.Lock()
+        self._directions: dict[str, Any] | None = None
+
+    # ---- description
+    def info(self) -> dict[str, Any]:
+        m = self.model
+        return {
+            "name": self.key, "family": self.loaded.name, "latent_dim": m.latent_dim,
+            "image_size": list(m.image_shape[1:]), "conditional": m.conditional,
+            "classes": run_classes(self.loaded) if m.conditional else None,
+            "has_encoder": m.has_encoder, "renders_any_size": m.renders_any_size,
+        }
+
+    # ---- checks
+    def labels(self, digit: int | None, n: int) -> torch.Tensor | None:
+        """``n`` copies of ``digit`` for a conditional model (default its first class); refused for others."""
+        if not self.model.conditional:
+            if digit is not None:
+                raise ConfigError(f"digit: {self.key} is not conditional; it cannot be asked for a class.")
+            return None
+        classes = run_classes(self.loaded)
+        if digit is None:
+            digit = classes[0]
+        if digit not in classes:
+            raise ConfigError(f"digit {digit}: {self.key} was trained on classes {classes}.")
+        return torch.full((n,), digit, dtype=torch.long)
+
+    def latent_tensor(self, latents: list[list[float]]) -> torch.Tensor:
+        z = torch.tensor(latents, dtype=torch.float32)
+        if z.dim() != 2 or z.shape[1] != self.model.latent_dim:
+            raise ConfigError(f"latents: {self.key} takes latents of {self.model.latent_dim} numbers each; got shape "
+                              f"{list(z.shape)}.")
+        if not torch.isfinite(z).all():
+            raise ConfigError("latents: every number must be finite.")
+        return z
+
+    def image_tensor(self, pixels: list[float]) -> torch.Tensor:
+        """A drawing as ``H*W`` grey values in [0, 1] (row-major) -> ``(1, 1, H, W)``."""
+        c, h, w = self.model.image_shape
+        x = torch.tensor(pixels, dtype=torch.float32)
+        if x.dim() != 1 or x.numel() != h * w or c != 1:
+            raise ConfigError(f"image: {self.key} takes {h}x{w} = {h * w} grey values; got {x.numel()}.")
+        if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+            raise ConfigError("image: grey values must lie in [0, 1].")
+        return x.view(1, 1, h, w)
+
+    # ---- drawing
+    def sample(self, seed: int, n: int, digit: int | None) -> dict[str, Any]:
+        z = self.model.prior(n, generator=torch.Generator().manual_seed(seed), device=torch.device("cpu"))
+        return {"latents": z.tolist(), "images": self.decode(z, digit)}
+
+    def decode(self, z: torch.Tensor, digit: int | None) -> list[str]:
+        labels = self.labels(digit, len(z))
+        with self.lock:
+            images = self.model.generate(z, labels)
+        return [png_data_uri(a) for a in to_uint8(images)]
+
+    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int, digit: int | None) -> dict[str, Any]:
+        from ganvae.api import slerp
+
+        z = slerp(a[0], b[0], torch.linspace(0, 1, steps))  # (steps, Z)
+        return {"latents": z.tolist(), "images": self.decode(z, digit)}
+
+    # ---- main directions of variation
+    def directions(self, k: int = 6, n: int = 2000) -> dict[str, Any]:
+        """The ``k`` main directions of the latent space, each a unit vector with the spread of the codes along it.
+
+        Encoder models: principal components of the posterior means of test images. Others: GANSpace (Harkonen et
+        al. 2020, Sec. 2): principal components of the generator's first-layer activations for ``n`` prior
+        samples, carried back to latent space by linear regression of the latents on the components' scores.
+        """
+        if self._directions is None:
+            with self.lock, torch.no_grad():
+                self._directions = self._posterior_directions(n) if self.model.has_encoder else self._ganspace(n)
+        d = self._directions
+        return {"directions": d["directions"][:k], "scales": d["scales"][:k], "source": d["source"]}
+
+    def _ganspace(self, n: int) -> dict[str, Any]:
+        g = torch.Generator().manual_seed(1234)
+        z = self.model.prior(n, generator=g, device=torch.device("cpu"))
+        first = first_linear(self.model.inference_network("generator" if "generator" in self.model.networks
+                                                          else "decoder"))
+        acts: list[torch.Tensor] = []
+        hook = first.register_forward_hook(lambda m, i, o: acts.append(o.detach().flatten(1).float().cpu()))
+        try:
+            self.model.generate(z, self.labels(None, n), batch_size=500)
+        finally:
+            hook.remove()
+        y = torch.cat(acts)[:n]
+        y = y - y.mean(0)
+        _, _, v = torch.linalg.svd(y, full_matrices=False)  # rows of v: principal axes of the activations
+        scores = y @ v[:16].T  # (n, 16)
+        u = torch.linalg.lstsq(scores, z - z.mean(0)).solution  # (16, Z): latent change per unit of each score
+        u = u / u.norm(dim=1, keepdim=True)
+        spread = (z @ u.T).std(0)  # prior spread along each direction (about 1)
+        return {"directions": u.tolist(), "scales": spread.tolist(),
+                "source": "GANSpace: principal components of the first layer's activations (2,000 samples)"}
+
+    def _posterior_directions(self, n: int) -> dict[str, Any]:
+        from ganvae.pixels import from_unit
+
+        x, y, source = reference_images(self.loaded, n)
+        conditional = self.model.conditional
+        mu = torch.cat([self.model.encode(from_unit(xb, self.model.value_range), yb if conditional else None)[0]
+                        for xb, yb in zip(x.split(500), y.split(500))])
+        mu = mu.float() - mu.float().mean(0)
+        _, s, v = torch.linalg.svd(mu, full_matrices=False)
+        return {"directions": v.tolist(), "scales": (s / max(len(mu) - 1, 1) ** 0.5).tolist(),
+                "source": f"principal components of the posterior means of {len(x)} {source} images"}
+
+    # ---- a drawing
+    def encode(self, x: torch.Tensor, digit: int | None, nearest: int = 4) -> dict[str, Any]:
+        """Encoder models: the drawing's posterior mean, its reconstruction, and the model's samples nearest to it."""
+        from ganvae.pixels import from_unit
+
+        labels = self.labels(digit, 1)
+        with self.lock, torch.no_grad():
+            mu, _ = self.model.encode(from_unit(x, self.model.value_range), labels)
+            recon = self.model.generate(mu, labels)
+            z = self.model.prior(256, generator=torch.Generator().manual_seed(99), device=torch.device("cpu"))
+            pool = self.model.generate(z, self.labels(digit, 256))
+        d = (pool - x).flatten(1).pow(2).sum(1)
+        idx = d.argsort()[:nearest]
+        return {"latent": mu[0].tolist(), "reconstruction": png_data_uri(to_uint8(recon)[0]),
+                "nearest": [png_data_uri(a) for a in to_uint8(pool[idx])]}
+
+    def invert(self, job: Job, x: torch.Tensor, digit: int | None, lr: float = 0.05, feature_weight: float = 0.1) -> None:
+        """GAN inversion (Zhu et al. 2016, "Generative Visual Manipulation on the Natural Image Manifold", Sec. 3.1):
+        the latent whose image best matches the drawing, by Adam on z from the best of 64 random starts; loss = pixel
+        MSE + ``feature_weight`` x MSE of the shipped classifier's features + a small pull towards the prior."""
+        try:
+            from ganvae.metrics.classifier import load_classifier
+
+            fnet = load_classifier("mnist").model if tuple(self.model.image_shape[1:]) == (28, 28) else None
+            labels = self.labels(digit, 1)
+            with self.lock, torch.no_grad():
+                starts = self.model.prior(64, generator=torch.Generator().manual_seed(7), device=torch.device("cpu"))
+                pool = self.model.generate(starts, self.labels(digit, 64))
+                z0 = starts[(pool - x).flatten(1).pow(2).sum(1).argmin()][None]
+            z = z0.clone().requires_grad_(True)
+            opt = torch.optim.Adam([z], lr=lr)
+            target_features = fnet.features(x).detach() if fnet is not None else None
+            for step in range(job.steps):
+                with self.lock:
+                    image = to_unit(self.model.decode(z, labels), self.model.value_range)
+                    loss = (image - x).pow(2).mean()
+                    if fnet is not None:
+                        loss = loss + feature_weight * (fnet.features(image) - target_features).pow(2).mean()
+                    loss = loss + 1e-4 * z.pow(2).mean()
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                job.step, job.loss = step + 1, float(loss.detach())
+                if step % 10 == 0 or step == job.steps - 1:
+                    job.image = png_data_uri(to_uint8(image.detach())[0])
+            job.latent = z.detach()[0].tolist()
+            job.state = "done"
+        except Exception as err:  # reported to the page; the server keeps running
+            job.state, job.error = "failed", f"{type(err).__name__}: {err}"
+
+    # ---- cppn
+    def render(self, z: torch.Tensor, size: int, digit: int | None) -> bytes:
+        """A CPPN latent rendered at ``size`` x ``size``, as PNG bytes (rendered in bands)."""
+        from ganvae.viz.images import png_bytes
+
+        if not self.model.renders_any_size:
+            raise ConfigError(f"render: {self.key} is a {self.loaded.name}, which generates "
+                              f"{self.model.image_shape[1]}-pixel images only; render needs a cppn.")
+        labels = self.labels(digit, 1)
+        with self.lock:
+            bands = list(self.model.render_bands(z, size, size, labels=labels))
+        return png_bytes(np.concatenate(bands, axis=0))
+
+
+def first_linear(network: nn.Module) -> nn.Module:
+    """The first linear layer of a generator (after a conditional wrapper's embedding): GANSpace's layer."""
+    for module in network.modules():
+        if isinstance(module, nn.Linear):
+            return module
+    raise ConfigError("this generator has no linear layer to find directions in")
+
+
+def reference_images(loaded: LoadedRun, n: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Up to ``n`` test images (and labels) in [0, 1]: the run's dataset when it can be read here, otherwise the
+    offline ``mnist-5k`` that ships with ganvae (so a pretrained model's directions work offline)."""
+    from dataclasses import replace
+
+    from ganvae.data.dataset import load_dataset
+    from ganvae.errors import GanvaeError
+    from ganvae.pixels import uint8_to_unit
+
+    size = loaded.model.image_shape[1]
+    try:
+        data = load_dataset(replace(loaded.config.data, image_size=size))
+        source = f"{data.name} test"
+    except GanvaeError:
+        from ganvae.config import DataConfig
+
+        data = load_dataset(DataConfig(dataset="mnist-5k", image_size=size, classes=loaded.config.data.classes))
+        source = "mnist-5k test"
+    return uint8_to_unit(data.test_images[:n]), data.test_labels[:n], source
+
+
+class Explorer:
+    """The models on show and the inversion jobs."""
+
+    def __init__(self, views: dict[str, ModelView], limits: Limits | None = None):
+        self.views = views
+        self.limits = limits or Limits()
+        self.jobs: dict[str, Job] = {}
+        self._ids = itertools.count(1)
+        self._jobs_lock = threading.Lock()
+
+    def view(self, key: str) -> ModelView:
+        if key not in self.views:
+            raise KeyError(key)
+        return self.views[key]
+
+    def start_inversion(self, view: ModelView, x: torch.Tensor, steps: int, digit: int | None) -> Job:
+        with self._jobs_lock:
+            running = [j for j in self.jobs.values() if j.state == "running"]
+            if len(running) >= self.limits.max_jobs:
+                raise RuntimeError(f"{len(running)} inversions are running (the limit is {self.limits.max_jobs}); "
+                                   f"wait for one to finish.")
+            view.labels(digit, 1)  # refuse a bad digit now, not in the thread
+            job = Job(id=str(next(self._ids)), steps=steps)
+            self.jobs[job.id] = job
+            for old in [k for k, j in self.jobs.items() if j.state != "running"][:-20]:  # keep the last 20 finished
+                del self.jobs[old]
+        threading.Thread(target=view.invert, args=(job, x, digit), daemon=True, name=f"invert-{job.id}").start()
+        return job
+
