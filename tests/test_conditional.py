@@ -301,3 +301,14 @@ def test_evaluate_reports_conditional_metrics(cli_runs, tmp_path, capsys):
     assert 0 <= m["conditional_accuracy"] <= 1 and set(m["conditional_accuracy_per_class"]) == {str(c) for c in range(10)}
     assert "conditional" in json.loads(out.read_text())["protocol"]
     assert "log p(x | y)" in m["likelihood_protocol"]["binarisation"]
+
+
+def test_report_shows_conditional_metrics_and_the_class_grid(cli_runs, tmp_path):
+    from ganvae.report import compare
+
+    report = compare([cli_runs["dcgan"], cli_runs["vae"]], tmp_path / "report", n_samples=100,
+                     data_dir=str(cli_runs["data"]))
+    html = report.read_text()
+    assert "conditional accuracy" in html and "intra-class Frechet distance" in html
+    grids = sorted((tmp_path / "report").glob("*samples*.png"))
+    assert grids and grey(grids[0]).shape[0] == 2 * (10 * 28 + 11 * 2)  # one row per class, shown at 2x

@@ -108,8 +108,10 @@ def _generator(seed: int) -> torch.Generator:
 
 
 def sample_images(loaded: LoadedRun, n: int, seed: int = 0, labels: torch.Tensor | None = None) -> torch.Tensor:
-    """``n`` samples ``(n, C, H, W)`` in [0, 1] (of classes ``labels``, conditional models); the same seed gives the
-    same images."""
+    """``n`` samples ``(n, C, H, W)`` in [0, 1] (of classes ``labels``, conditional models: default the trained
+    classes in turn, a class-balanced request); the same seed gives the same images."""
+    if loaded.model.conditional and labels is None:
+        labels = balanced_labels(n, run_classes(loaded))
     return loaded.model.sample(n, generator=_generator(seed), labels=labels)
 
 

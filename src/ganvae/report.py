@@ -345,7 +345,11 @@ def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, see
     classifiers = {}  # dataset -> feature network, loaded (and checksummed) once for all the runs on it
     for e, loaded in zip(entries, loaded_runs):
         slug = "".join(ch if ch.isalnum() else "-" for ch in e.label)
-        save_grid(api.sample_images(loaded, 64, seed), out / f"{slug}_samples.png", nrow=8, scale=2)
+        if loaded.model.conditional:  # the class grid: one row per class, the same noise in every row
+            z, asked = api.class_grid(loaded, 8, seed)
+            save_grid(loaded.model.generate(z, asked), out / f"{slug}_samples.png", nrow=8, scale=2)
+        else:
+            save_grid(api.sample_images(loaded, 64, seed), out / f"{slug}_samples.png", nrow=8, scale=2)
         e.files["Samples"] = f"{slug}_samples.png"
         dataset = loaded.config.data.dataset
         fnet = classifiers[dataset] = classifiers.get(dataset) or load_classifier(dataset)
