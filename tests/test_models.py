@@ -283,3 +283,16 @@ def test_one_likelihood_for_training_and_evaluation(name, monkeypatch):
     calls.clear()
     model.log_importance_weights(batch(model, 2), k=2)  # what the likelihood bounds evaluate
     assert calls
+
+
+def test_cppn_gradients_flow_after_sampling_at_the_same_size():
+    """The coordinate grid cached by a sample (inference mode) must not break a later backward (GAN inversion)."""
+    from ganvae.registry import build_model
+
+    from conftest import tiny_config
+
+    model = build_model(tiny_config("cppn"), (1, 16, 16)).eval()
+    model.sample(2)  # caches the 16x16 grid under inference mode
+    z = model.prior(1).requires_grad_(True)
+    model.decode(z).sum().backward()
+    assert z.grad is not None and torch.isfinite(z.grad).all()

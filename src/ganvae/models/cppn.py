@@ -78,8 +78,10 @@ class CPPNGenerator(nn.Module):
         """``(R*W, 3)`` rows of (x, y, r) for image rows ``rows`` (default all ``H``); the shorter side spans
         [-scale, scale], aspect kept. Whole grids are cached (training asks for the same one every step)."""
         key = (height, width, str(device))
-        if rows is None and key in self._grid_cache:
-            return self._grid_cache[key]
+        cached = self._grid_cache.get(key) if rows is None else None
+        # a grid made under inference mode cannot enter autograd (a GAN inversion after sampling): made again then
+        if cached is not None and (torch.is_inference_mode_enabled() or not cached.is_inference()):
+            return cached
         r0, r1 = rows or (0, height)
         s = self.scale
         sx, sy = (s * width / height, s) if width >= height else (s, s * height / width)
