@@ -21,7 +21,8 @@ from ganvae.pretrained import read_config, save_pretrained, zoo_dir
 from ganvae.utils import atomic_write_text
 
 HEADLINE = ["fid", "fid_std", "kid", "precision", "recall", "density", "coverage", "class_entropy", "confident_share",
-            "sharpness", "memorisation_ratio", "dropped_classes", "test_elbo", "test_nll_iwae"]
+            "sharpness", "memorisation_ratio", "dropped_classes", "test_elbo", "test_nll_iwae", "conditional_accuracy",
+            "intra_fid"]
 INTENDED = {
     "gan": "an MLP GAN for teaching and comparison: samples, latent walks",
     "dcgan": "a small DCGAN (the TensorFlow tutorial's layer structure, a quarter of its channels): samples, walks",
@@ -32,25 +33,30 @@ INTENDED = {
 }
 
 
+CONDITIONAL = ("; ask it for a digit (`labels=` in Python, `--digit` on the command line), class-conditional with "
+               "a projection discriminator (Miyato & Koyama 2018) or, for the VAE, a CVAE (Sohn et al. 2015)")
+
+
 def _epochs(n) -> str:
     return "under one epoch" if not n else f"{n} epoch{'' if n == 1 else 's'}"
 
 
 def card(name: str, meta: dict, metrics: dict, protocol: dict, fp_check: str, networks: list[str]) -> str:
     src = meta["source"]
+    conditional = meta["model"].get("conditional", False)
     rows = "\n".join(f"| {k} | {metrics[k]:.4g} |" if isinstance(metrics[k], float) else f"| {k} | {metrics[k]} |"
                      for k in HEADLINE if k in metrics)
     minutes = (src.get("train_seconds") or 0) / 60
     return f"""# {name}
 
-A pretrained `{meta['model_name']}` from ganvae: {INTENDED[meta['model_name']]}.
+A pretrained {'class-conditional ' if conditional else ''}`{meta['model_name']}` from ganvae: {INTENDED[meta['model_name']]}{CONDITIONAL if conditional else ''}.
 
 ```python
 import ganvae
 model = ganvae.load("{name}")
-model.sample(16, seed=0).grid()
+model.sample(16, seed=0{', labels=7' if conditional else ''}).grid()
 ```
-or `ganvae sample {name} -n 64 --out grid.png`.
+or `ganvae sample {name} -n 64 --out grid.png`{' (a class grid; `--digit 7` for sevens)' if conditional else ''}.
 
 ## Recipe and budget
 - Model: `{meta['model_name']}` with ganvae's default recipe (full config in `config.json`); the sampling networks
@@ -85,7 +91,7 @@ def readme_table() -> str:
     from ganvae.pretrained import pretrained_names
 
     lines = ["| name | model | FID (10,000 samples) | precision | recall | classes under 1/3 share | test NLL bound, k = 1 (nats) "
-             "| size | trained |", "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
+             "| conditional accuracy | size | trained |", "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |"]
     total = 0
     for name in pretrained_names():
         folder = zoo_dir() / name
@@ -93,10 +99,11 @@ def readme_table() -> str:
         size = (folder / "model.safetensors").stat().st_size
         total += size + (folder / "config.json").stat().st_size + (folder / "README.md").stat().st_size
         nll = f"{m['test_nll_iwae']:.1f}" if "test_nll_iwae" in m else "-"
+        accuracy = f"{m['conditional_accuracy']:.1%}" if "conditional_accuracy" in m else "-"
         src = meta["source"]
         lines.append(f"| [{name}](src/ganvae/pretrained/{name}/README.md) | {meta['model_name']} | {m['fid']:.1f} +- "
                      f"{m['fid_std']:.1f} | {m['precision']:.3f} | {m['recall']:.3f} | {m['dropped_classes'] or 'none'} "
-                     f"| {nll} | {size / 2**20:.1f} MB | {src['train_seconds'] / 60:.0f} min, {src['machine'].split(',')[0]} |")
+                     f"| {nll} | {accuracy} | {size / 2**20:.1f} MB | {src['train_seconds'] / 60:.0f} min, {src['machine'].split(',')[0]} |")
     return "\n".join(lines) + f"\n\n{total / 2**20:.1f} MB in all.\n"
 
 

@@ -172,18 +172,20 @@ def cmd_models(args) -> int:
     if not names:
         print("no pretrained models installed")
         return 0
-    print(f"{'name':<16} {'model':<9} {'FID':>7} {'recall':>7} {'NLL':>7}  {'size':>7}  trained")
+    print(f"{'name':<16} {'model':<9} {'FID':>7} {'recall':>7} {'NLL':>7} {'asked':>6}  {'size':>7}  trained")
     for name in names:
         folder = pretrained.zoo_dir() / name
         meta = pretrained.read_config(folder)
         m = (meta.get("metrics") or {})
         nll = f"{m['test_nll_iwae']:.1f}" if "test_nll_iwae" in m else "-"
+        asked = f"{m['conditional_accuracy']:.1%}" if "conditional_accuracy" in m else "-"  # conditional accuracy
         size = (folder / "model.safetensors").stat().st_size / 2**20
         src = meta.get("source") or {}
         minutes = f"{src['train_seconds'] / 60:.0f} min" if src.get("train_seconds") else "?"
         print(f"{name:<16} {meta['model_name']:<9} {m.get('fid', float('nan')):7.1f} {m.get('recall', float('nan')):7.3f} "
-              f"{nll:>7}  {size:5.1f}MB  {minutes}, {meta['data']['dataset']}")
-    print("\nuse one wherever a command takes RUN (`ganvae sample mnist-dcgan -n 64`), or `ganvae.load(NAME)` in Python;"
+              f"{nll:>7} {asked:>6}  {size:5.1f}MB  {minutes}, {meta['data']['dataset']}")
+    print("\nNLL: test bound (nats); asked: conditional accuracy, the share of samples drawing the digit asked for."
+          "\nuse one wherever a command takes RUN (`ganvae sample mnist-dcgan -n 64`), or `ganvae.load(NAME)` in Python;"
           "\neach folder's README.md is its model card: " + str(pretrained.zoo_dir()))
     return 0
 
