@@ -64,7 +64,7 @@ or `ganvae sample {name} -n 64 --out grid.png`{' (a class grid; `--digit 7` for 
   moving average where the recipe keeps one, stored in {meta['dtype']}.
 - Data: MNIST (LeCun, Cortes & Burges), the 60,000 training images, all ten classes, 28x28.
 - Training: `{src.get('command')}` — {src.get('steps')} steps, {_epochs(src.get('epochs'))}, {minutes:.1f} minutes
-  of training on {src.get('machine')} ({src.get('device')}, torch {src.get('torch')}).
+  of training on {src.get('machine')} ({src.get('device')}).
 
 ## Measured (`{meta['metrics_protocol'].split(';')[0]} --data-dir MNIST_DIR`)
 Feature network: {protocol['feature_network']['name']} (test accuracy {protocol['feature_network']['test_accuracy']});
@@ -103,7 +103,7 @@ def readme_table() -> str:
         src = meta["source"]
         lines.append(f"| [{name}](src/ganvae/pretrained/{name}/README.md) | {meta['model_name']} | {m['fid']:.1f} +- "
                      f"{m['fid_std']:.1f} | {m['precision']:.3f} | {m['recall']:.3f} | {m['dropped_classes'] or 'none'} "
-                     f"| {nll} | {accuracy} | {size / 2**20:.1f} MB | {src['train_seconds'] / 60:.0f} min, {src['machine'].split(',')[0]} |")
+                     f"| {nll} | {accuracy} | {size / 2**20:.1f} MB | {src['train_seconds'] / 60:.0f} min, {src['machine'].split(',')[0].replace('(R)', '')} |")
     return "\n".join(lines) + f"\n\n{total / 2**20:.1f} MB in all.\n"
 
 
@@ -111,12 +111,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("pairs", nargs="*", metavar="NAME=RUN")
     parser.add_argument("--table", action="store_true", help="print the README's table of the shipped models")
+    parser.add_argument("--readme", help="with --table: write it into this README between its zoo-table markers")
     parser.add_argument("--data-dir", help="folder of the four MNIST files (required to build)")
     parser.add_argument("--n-samples", type=int, default=10000)
     parser.add_argument("--iwae-k", type=int, default=1, help="importance samples of the likelihood bound (1 = the ELBO)")
     args = parser.parse_args()
     if args.table:
-        print(readme_table())
+        table = readme_table()
+        if args.readme:
+            path = Path(args.readme)
+            text = path.read_text()
+            start, end = "<!-- zoo-table -->\n", "<!-- /zoo-table -->"
+            head, rest = text.split(start, 1)
+            atomic_write_text(path, head + start + table + rest[rest.index(end):])
+        print(table)
         return
     if not args.pairs or not args.data_dir:
         parser.error("give NAME=RUN pairs and --data-dir (or --table)")
