@@ -102,7 +102,7 @@ def test_encode_a_drawing(client):
 def test_invert_a_drawing_in_the_background(client):
     c, run = client
     job = c.post("/api/invert", json={"model": run, "image": digit_pixels(16), "steps": 30, "digit": 1}).json()
-    assert job["state"] == "running"
+    assert job["state"] == "running" and job["loss"] is None  # strict JSON: no NaN before the first step
     assert c.post("/api/invert", json={"model": run, "image": digit_pixels(16), "steps": 30}).status_code in (200, 429)
     t0 = time.monotonic()
     while (j := c.get(f"/api/jobs/{job['id']}").json())["state"] == "running":

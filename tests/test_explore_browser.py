@@ -39,7 +39,8 @@ def server():
     from ganvae.explore.session import Limits
 
     port = free_port()
-    app = create_app(build_explorer(["mnist-vae", "mnist-cppn"], limits=Limits(max_render=1024)))
+    app = create_app(build_explorer(["mnist-vae", "mnist-cppn", "mnist-dcgan"],
+                                    limits=Limits(max_render=1024, max_invert_steps=60)))
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -58,7 +59,7 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1500"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1900,1750"):
         options.add_argument(arg)
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
     yield driver
@@ -78,7 +79,10 @@ def test_the_page_in_chromium(server, browser, artifacts):
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    wait = WebDriverWait(browser, 60)
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    # the page replaces images as they arrive: an element read mid-replacement is looked up again
+    wait = WebDriverWait(browser, 120, ignored_exceptions=(StaleElementReferenceException,))
     browser.get(server)
     wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
     assert browser.find_element(By.ID, "status").text == ""
@@ -115,6 +119,11 @@ def test_the_page_in_chromium(server, browser, artifacts):
     recon = vae.find_element(By.CSS_SELECTOR, ".recon")
     wait.until(lambda d: (recon.get_attribute("src") or "").startswith("data:image/png"))
     assert len(vae.find_elements(By.CSS_SELECTOR, ".nearest img")) == 4
+    # ... and the GAN searches for a latent that draws it, showing its progress
+    gan = browser.find_element(By.ID, "panel-2")
+    found = gan.find_element(By.CSS_SELECTOR, ".recon")
+    wait.until(lambda d: found.get_attribute("data-done") == "1")
+    assert "inversion: step 60 / 60" in gan.find_element(By.CSS_SELECTOR, ".drawn-note").text
 
     # the cppn renders the selected latent at 1024x1024
     cppn = browser.find_element(By.ID, "panel-1")
@@ -123,4 +132,5 @@ def test_the_page_in_chromium(server, browser, artifacts):
     img = cppn.find_element(By.CSS_SELECTOR, ".render-img")
     wait.until(lambda d: d.execute_script("return arguments[0].naturalWidth", img) == 1024)
     assert browser.find_element(By.ID, "status").text == ""
+    browser.execute_script("window.scrollTo(0, 0)")
     browser.save_screenshot(str(artifacts / "explore.png"))

@@ -54,7 +54,7 @@ class Job:
     id: str
     steps: int
     step: int = 0
-    loss: float = float("nan")
+    loss: float | None = None  # None until the first step (JSON has no NaN)
     state: str = "running"  # running, done, failed
     image: str | None = None
     latent: list[float] | None = None

@@ -162,7 +162,7 @@ async function useDrawing(panel) {
   for (;;) {
     const j = await api(`/api/jobs/${job.id}`);
     if (j.image) $(".recon", panel.root).src = j.image;
-    $(".drawn-note", panel.root).textContent = `inversion: step ${j.step} / ${j.steps}, loss ${j.loss.toFixed(4)}, ${j.seconds} s`;
+    $(".drawn-note", panel.root).textContent = `inversion: step ${j.step} / ${j.steps}, loss ${j.loss === null ? "-" : j.loss.toFixed(4)}, ${j.seconds} s`;
     if (j.state === "done") { setLatent(panel, j.latent); $(".recon", panel.root).dataset.done = "1"; return; }
     if (j.state === "failed") throw new Error(j.error);
     await new Promise((r) => setTimeout(r, 200));
