@@ -206,18 +206,23 @@ class ConvDiscriminator(nn.Module):
         self.features.to(memory_format=self.memory_format)  # weights in the activations' layout
 
     @property
-    def n_features(self) -> int:
-        return self.head.in_features
+    def n_projection_features(self) -> int:
+        return self.features[-3].out_channels  # the last convolution (each block is conv, leaky ReLU, dropout)
 
-    def features_flat(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W)`` -> ``(B, F)``: the features the head reads, in the activations' memory order."""
+    def features_and_logit(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, C, H, W)`` -> the last feature map summed over positions ``(B, C_last)`` (what a conditional
+        discriminator projects the class onto) and the logit ``(B, 1)``."""
         h = self.features(x.contiguous(memory_format=self.memory_format))  # (B, C_last, H', W')
+        return h.sum(dim=(2, 3)), self.logit(self._flat(h))
+
+    def _flat(self, h: torch.Tensor) -> torch.Tensor:
+        """The feature map ``(B, C, H', W')`` -> ``(B, F)`` as the head reads it, in the activations' memory order."""
         if self.memory_format is torch.contiguous_format:
             return h.flatten(1)
         return h.permute(0, 2, 3, 1).reshape(h.shape[0], -1)  # (B, H'*W'*C): a view of the NHWC storage
 
     def logit(self, phi: torch.Tensor) -> torch.Tensor:
-        """Features from :meth:`features_flat` -> ``(B, 1)`` logits."""
+        """Flat features (:meth:`_flat`) -> ``(B, 1)`` logits."""
         if self.memory_format is torch.contiguous_format:
             return self.head(phi)
         c = self.features[-3].out_channels  # the last convolution (each block is conv, leaky ReLU, dropout)
@@ -226,4 +231,4 @@ class ConvDiscriminator(nn.Module):
         return F.linear(phi, weight, self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, 1) logits
-        return self.logit(self.features_flat(x))
+        return self.logit(self._flat(self.features(x.contiguous(memory_format=self.memory_format))))

@@ -92,10 +92,12 @@ class LabelledEncoder(nn.Module):
 
 
 class ConditionalDiscriminator(nn.Module):
-    """A discriminator with ``features_flat(x) -> (B, F)``, ``logit(phi) -> (B, 1)`` and ``n_features``, made
-    conditional.
+    """A discriminator with ``features_and_logit(x) -> (phi (B, F), logit (B, 1))`` and ``n_projection_features``,
+    made conditional.
 
-    - ``projection``: ``head(phi) + sum(embed(y) * phi)`` ``(B, 1)`` (Miyato & Koyama 2018, Eq. 3).
+    - ``projection``: ``logit + sum(embed(y) * phi)`` ``(B, 1)`` (Miyato & Koyama 2018, Eq. 3). For a convolutional
+      discriminator ``phi`` is its last feature map summed over positions, as in the paper's networks (a class
+      vector per channel, not a pixel template per class).
     - ``acgan``: ``(B, 1 + K)``: the unconditional logit, then ``K`` class logits from a second head on the same
       features (Odena et al. 2017); the labels are not an input. :func:`split_logits` separates the two.
     """
@@ -104,7 +106,7 @@ class ConditionalDiscriminator(nn.Module):
         super().__init__()
         self.net = net
         self.mode = mode
-        n_features = net.n_features
+        n_features = net.n_projection_features
         if mode == "projection":
             self.embedding = nn.Embedding(num_classes, n_features)
             nn.init.normal_(self.embedding.weight, std=0.02)  # starts close to the unconditional discriminator
@@ -117,8 +119,7 @@ class ConditionalDiscriminator(nn.Module):
         return self.net.features
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        phi = self.net.features_flat(x)  # (B, F)
-        logit = self.net.logit(phi)  # (B, 1)
+        phi, logit = self.net.features_and_logit(x)  # (B, F), (B, 1)
         if self.mode == "projection":
             return logit + (self.embedding(labels).to(phi.dtype) * phi).sum(1, keepdim=True)
         return torch.cat([logit, self.classifier(phi)], dim=1)

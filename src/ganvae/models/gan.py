@@ -67,14 +67,13 @@ class MLPDiscriminator(nn.Module):
         self.net = mlp([math.prod(image_shape), *c.discriminator_hidden, 1], c.leaky_slope, c.dropout)
 
     @property
-    def n_features(self) -> int:
+    def n_projection_features(self) -> int:
         return self.net[-1].in_features
 
-    def features_flat(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, F), the last hidden layer
-        return self.net[:-1](x.flatten(1))
-
-    def logit(self, phi: torch.Tensor) -> torch.Tensor:  # (B, F) -> (B, 1)
-        return self.net[-1](phi)
+    def features_and_logit(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, C, H, W)`` -> the last hidden layer ``(B, F)`` and the logit ``(B, 1)``."""
+        phi = self.net[:-1](x.flatten(1))
+        return phi, self.net[-1](phi)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, 1) logits
         return self.net(x.flatten(1))
