@@ -33,8 +33,11 @@ INTENDED = {
 }
 
 
-CONDITIONAL = ("; ask it for a digit (`labels=` in Python, `--digit` on the command line), class-conditional with "
-               "a projection discriminator (Miyato & Koyama 2018) or, for the VAE, a CVAE (Sohn et al. 2015)")
+def conditional_text(model_name: str) -> str:
+    """How a conditional model of this family sees the class (conditioning.py), for its card."""
+    how = ("a CVAE (Sohn et al. 2015): encoder and decoder both see the class" if model_name in ("vae", "conv-vae")
+           else "the class embedding beside z and a projection discriminator (Miyato & Koyama 2018)")
+    return f"; ask it for a digit (`labels=` in Python, `--digit` on the command line): {how}"
 
 
 def _epochs(n) -> str:
@@ -49,7 +52,7 @@ def card(name: str, meta: dict, metrics: dict, protocol: dict, fp_check: str, ne
     minutes = (src.get("train_seconds") or 0) / 60
     return f"""# {name}
 
-A pretrained {'class-conditional ' if conditional else ''}`{meta['model_name']}` from ganvae: {INTENDED[meta['model_name']]}{CONDITIONAL if conditional else ''}.
+A pretrained {'class-conditional ' if conditional else ''}`{meta['model_name']}` from ganvae: {INTENDED[meta['model_name']]}{conditional_text(meta['model_name']) if conditional else ''}.
 
 ```python
 import ganvae
