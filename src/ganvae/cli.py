@@ -164,7 +164,6 @@ def cmd_export(args) -> int:
 
 
 def cmd_models(args) -> int:
-    import json
 
     from ganvae import pretrained
 

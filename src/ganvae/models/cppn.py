@@ -26,8 +26,15 @@ from torch import nn
 from ganvae.losses import discriminator_loss, gaussian_kl, generator_loss
 from ganvae.models.base import adam, eval_mode
 from ganvae.models.blocks import ConvDiscriminator, ConvEncoder, prepare_discriminator
-from ganvae.models.conditioning import (ConditionalConfig, call, conditioned_discriminator, conditioned_encoder,
-                                       conditioned_generator, encoder_input_shape, generator_input_dim)
+from ganvae.models.conditioning import (
+    ConditionalConfig,
+    call,
+    conditioned_discriminator,
+    conditioned_encoder,
+    conditioned_generator,
+    encoder_input_shape,
+    generator_input_dim,
+)
 from ganvae.models.configs import RETIRED_VAE_FIELDS, AdversarialConfig, VAEObjectiveConfig
 from ganvae.models.step import StepContext
 from ganvae.models.vae import VAEBase

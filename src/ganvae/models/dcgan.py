@@ -22,8 +22,12 @@ from torch import nn
 from ganvae.errors import ConfigError
 from ganvae.models.base import AdversarialModel
 from ganvae.models.blocks import ConvDiscriminator, prepare_discriminator
-from ganvae.models.conditioning import (ConditionalDiscriminatorConfig, conditioned_discriminator,
-                                       conditioned_generator, generator_input_dim)
+from ganvae.models.conditioning import (
+    ConditionalDiscriminatorConfig,
+    conditioned_discriminator,
+    conditioned_generator,
+    generator_input_dim,
+)
 from ganvae.models.configs import GANStepConfig
 
 

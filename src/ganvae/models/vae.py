@@ -18,8 +18,14 @@ from torch import nn
 from ganvae.losses import bernoulli_nll, gaussian_kl, gaussian_nll, log_normal
 from ganvae.models.base import GenerativeModel, adam
 from ganvae.models.blocks import ConvDecoder, ConvEncoder, dense_stack
-from ganvae.models.conditioning import (ConditionalConfig, call, conditioned_encoder, conditioned_generator,
-                                       encoder_input_shape, generator_input_dim)
+from ganvae.models.conditioning import (
+    ConditionalConfig,
+    call,
+    conditioned_encoder,
+    conditioned_generator,
+    encoder_input_shape,
+    generator_input_dim,
+)
 from ganvae.models.configs import ConvNetConfig, VAEObjectiveConfig
 from ganvae.models.step import StepContext
 
