@@ -115,6 +115,33 @@ def tiny_config(name: str, *extra: str):
     return build_config(name, overrides=[*TINY[name], *TINY_TRAIN, *extra])
 
 
+def tiny_flags(name: str) -> list[str]:
+    """The TINY overrides of ``name`` as command-line ``--set`` flags."""
+    return [a for o in TINY[name] for a in ("--set", o)]
+
+
+def train_cli_runs(root: Path, names, *flags: str) -> dict:
+    """Tiny runs of each of ``names`` trained through ``ganvae train`` (with ``flags``) on a small IDX dataset
+    written to ``root / "idx"``: ``{name: run folder, "data": the dataset folder}``."""
+    from ganvae.cli import main
+
+    data = write_idx_dataset(root / "idx", n_train=64, n_test=20)
+    runs = {"data": data}
+    for name in names:
+        assert main(["-q", "train", name, "--dataset", "mnist", "--data-dir", str(data), "--out", str(root / name),
+                     *flags, *tiny_flags(name)]) == 0
+        runs[name] = root / name
+    return runs
+
+
+def grey_image(path) -> np.ndarray:
+    """A PNG as a grey uint8 array ``(H, W)``."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("L"))
+
+
 def tiny_data(n: int = 48, size: int = 16, seed: int = 0):
     """A synthetic in-memory dataset of ``n`` ``size``x``size`` images in 10 classes."""
     import torch

@@ -6,33 +6,15 @@ from PIL import Image
 
 from ganvae.cli import main
 
-from conftest import TINY, write_idx_dataset
+from conftest import grey_image, tiny_flags, train_cli_runs, write_idx_dataset
 
 COMMON = ["--epochs", "1", "--batch-size", "16", "--set", "train.progress=false", "--set", "run.tensorboard=false",
           "--set", "run.n_fixed=16"]
 
 
-def tiny_flags(name):
-    return [a for o in TINY[name] for a in ("--set", o)]
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli")
-    data = write_idx_dataset(root / "idx", n_train=64, n_test=20)
-    out = {}
-    for name in ("gan", "vae", "cppn"):
-        rc = main(["-q", "train", name, "--dataset", "mnist", "--data-dir", str(data), "--out", str(root / name),
-                   *COMMON, *tiny_flags(name)])
-        assert rc == 0
-        out[name] = root / name
-    out["data"] = data
-    return out
-
-
-def image(path):
-    with Image.open(path) as im:
-        return np.asarray(im.convert("L"))
+    return train_cli_runs(tmp_path_factory.mktemp("cli"), ("gan", "vae", "cppn"), *COMMON)
 
 
 def test_train_wrote_run(runs):
@@ -43,10 +25,10 @@ def test_train_wrote_run(runs):
 def test_sample_grid_and_separate(runs, tmp_path):
     assert main(["sample", str(runs["gan"]), "-n", "6", "--nrow", "3", "--out", str(tmp_path / "g.png"),
                  "--separate", str(tmp_path / "sep")]) == 0
-    assert image(tmp_path / "g.png").shape == (2 * 30 + 2, 3 * 30 + 2)  # 28 px + 2 px padding
+    assert grey_image(tmp_path / "g.png").shape == (2 * 30 + 2, 3 * 30 + 2)  # 28 px + 2 px padding
     assert len(list((tmp_path / "sep").glob("*.png"))) == 6
     main(["sample", str(runs["gan"]), "-n", "6", "--out", str(tmp_path / "again.png"), "--nrow", "3"])
-    assert np.array_equal(image(tmp_path / "g.png"), image(tmp_path / "again.png"))  # same seed, same grid
+    assert np.array_equal(grey_image(tmp_path / "g.png"), grey_image(tmp_path / "again.png"))  # same seed, same grid
 
 
 def test_sample_from_checkpoint_file(runs, tmp_path):
@@ -58,19 +40,19 @@ def test_interpolate_gif_and_grid(runs, tmp_path):
     with Image.open(tmp_path / "w.gif") as im:
         assert im.n_frames == 12  # 3 legs of 4 frames, looping
     assert main(["interpolate", str(runs["gan"]), "--points", "3", "--steps", "5", "--grid", "--out", str(tmp_path / "w.png")]) == 0
-    assert image(tmp_path / "w.png").shape == (2 * 30 + 2, 6 * 30 + 2)
+    assert grey_image(tmp_path / "w.png").shape == (2 * 30 + 2, 6 * 30 + 2)
 
 
 def test_reconstruct(runs, tmp_path, capsys):
     assert main(["reconstruct", str(runs["vae"]), "-n", "4", "--out", str(tmp_path / "r.png")]) == 0
-    assert image(tmp_path / "r.png").shape == (2 * 30 + 2, 4 * 30 + 2)
+    assert grey_image(tmp_path / "r.png").shape == (2 * 30 + 2, 4 * 30 + 2)
     assert main(["reconstruct", str(runs["gan"]), "--out", str(tmp_path / "x.png")]) == 2
     assert "needs a model with an encoder" in capsys.readouterr().err
 
 
 def test_render_png_gif_and_refusal(runs, tmp_path, capsys):
     assert main(["render", str(runs["cppn"]), "--size", "64x40", "--out", str(tmp_path / "c.png")]) == 0
-    assert image(tmp_path / "c.png").shape == (40, 64)
+    assert grey_image(tmp_path / "c.png").shape == (40, 64)
     assert main(["render", str(runs["cppn"]), "--size", "32x32", "--gif", "--frames", "3", "--points", "2",
                  "--out", str(tmp_path / "c.gif")]) == 0
     with Image.open(tmp_path / "c.gif") as im:

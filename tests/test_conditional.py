@@ -18,7 +18,7 @@ from ganvae.models.step import StepContext
 from ganvae.registry import build_model, model_names
 from ganvae.training.trainer import Trainer, train
 
-from conftest import TINY, tiny_config, tiny_data, write_idx_dataset
+from conftest import grey_image, tiny_config, tiny_data, tiny_flags, train_cli_runs
 
 COND = "model.conditional=true"
 FAMILIES = model_names()
@@ -198,28 +198,14 @@ def test_conditional_accuracy_counts_per_class():
 # ---- the commands
 @pytest.fixture(scope="module")
 def cli_runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cond")
-    data = write_idx_dataset(root / "idx", n_train=64, n_test=20)
-    runs = {}
-    for name in ("dcgan", "vae", "cppn"):
-        flags = [a for o in TINY[name] for a in ("--set", o)]
-        assert main(["-q", "train", name, "--dataset", "mnist", "--data-dir", str(data), "--out", str(root / name),
-                     "--epochs", "1", "--batch-size", "16", "--set", "train.progress=false", "--set",
-                     "run.tensorboard=false", "--set", COND, *flags]) == 0
-        runs[name] = root / name
-    runs["data"] = data
-    return runs
-
-
-def grey(path):
-    with Image.open(path) as im:
-        return np.asarray(im.convert("L"))
+    return train_cli_runs(tmp_path_factory.mktemp("cond"), ("dcgan", "vae", "cppn"), "--epochs", "1", "--batch-size",
+                          "16", "--set", "train.progress=false", "--set", "run.tensorboard=false", "--set", COND)
 
 
 def test_sample_digit_and_class_grid(cli_runs, tmp_path):
     assert main(["sample", str(cli_runs["dcgan"]), "--digit", "7", "-n", "8", "--out", str(tmp_path / "d7.png")]) == 0
     assert main(["sample", str(cli_runs["dcgan"]), "-n", "30", "--out", str(tmp_path / "grid.png")]) == 0
-    grid = grey(tmp_path / "grid.png")
+    grid = grey_image(tmp_path / "grid.png")
     size = 28  # MNIST files: the images keep their size
     assert grid.shape == (10 * size + 11 * 2, 3 * size + 4 * 2)  # 10 class rows, 30 / 10 = 3 columns
     # columns share the noise, rows differ by class
@@ -234,7 +220,7 @@ def test_interpolate_within_and_between_digits(cli_runs, tmp_path):
                  "--out", str(tmp_path / "w3.gif")]) == 0
     assert main(["interpolate", run, "--between-digits", "1,7", "--steps", "5", "--grid", "--points", "2",
                  "--out", str(tmp_path / "b.png")]) == 0
-    assert grey(tmp_path / "b.png").shape[1] == 6 * 28 + 7 * 2
+    assert grey_image(tmp_path / "b.png").shape[1] == 6 * 28 + 7 * 2
     assert main(["interpolate", run, "--between-digits", "1,7", "--steps", "3", "--walks", "2",
                  "--out", str(tmp_path / "b.gif")]) == 0
 
@@ -244,16 +230,16 @@ def test_reconstruct_as_another_digit_and_render_a_digit(cli_runs, tmp_path):
     assert main(["reconstruct", str(cli_runs["vae"]), "-n", "4", "--as-digit", "5", "--data-dir", data,
                  "--out", str(tmp_path / "as5.png")]) == 0
     assert main(["reconstruct", str(cli_runs["vae"]), "-n", "4", "--data-dir", data, "--out", str(tmp_path / "r.png")]) == 0
-    assert not np.array_equal(grey(tmp_path / "as5.png"), grey(tmp_path / "r.png"))
+    assert not np.array_equal(grey_image(tmp_path / "as5.png"), grey_image(tmp_path / "r.png"))
     assert main(["render", str(cli_runs["cppn"]), "--digit", "4", "--size", "40x30", "--out", str(tmp_path / "c.png")]) == 0
-    assert grey(tmp_path / "c.png").shape == (30, 40)
+    assert grey_image(tmp_path / "c.png").shape == (30, 40)
 
 
 def test_bad_digit_requests_name_the_classes(cli_runs, tmp_path, capsys):
     unconditional = tmp_path / "plain"
     assert main(["-q", "train", "gan", "--dataset", "mnist", "--data-dir", str(cli_runs["data"]), "--out",
                  str(unconditional), "--epochs", "1", "--batch-size", "16", "--set", "train.progress=false",
-                 *[a for o in TINY["gan"] for a in ("--set", o)]]) == 0
+                 *tiny_flags("gan")]) == 0
     capsys.readouterr()
     assert main(["sample", str(unconditional), "--digit", "3", "--out", str(tmp_path / "x.png")]) == 2
     assert "not conditional" in capsys.readouterr().err
@@ -311,4 +297,4 @@ def test_report_shows_conditional_metrics_and_the_class_grid(cli_runs, tmp_path)
     html = report.read_text()
     assert "conditional accuracy" in html and "intra-class Frechet distance" in html
     grids = sorted((tmp_path / "report").glob("*samples*.png"))
-    assert grids and grey(grids[0]).shape[0] == 2 * (10 * 28 + 11 * 2)  # one row per class, shown at 2x
+    assert grids and grey_image(grids[0]).shape[0] == 2 * (10 * 28 + 11 * 2)  # one row per class, shown at 2x

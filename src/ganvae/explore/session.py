@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganvae.api import LoadedRun, run_classes
+from ganvae.api import LoadedRun, check_digits, run_classes
 from ganvae.errors import ConfigError
 from ganvae.pixels import to_unit
 
@@ -91,16 +91,10 @@ class ModelView:
     # ---- checks
     def labels(self, digit: int | None, n: int) -> torch.Tensor | None:
         """``n`` copies of ``digit`` for a conditional model (default its first class); refused for others."""
+        check_digits(self.loaded, None if digit is None else [digit], "digit")
         if not self.model.conditional:
-            if digit is not None:
-                raise ConfigError(f"digit: {self.key} is not conditional; it cannot be asked for a class.")
             return None
-        classes = run_classes(self.loaded)
-        if digit is None:
-            digit = classes[0]
-        if digit not in classes:
-            raise ConfigError(f"digit {digit}: {self.key} was trained on classes {classes}.")
-        return torch.full((n,), digit, dtype=torch.long)
+        return torch.full((n,), run_classes(self.loaded)[0] if digit is None else digit, dtype=torch.long)
 
     def latent_tensor(self, latents: list[list[float]]) -> torch.Tensor:
         z = torch.tensor(latents, dtype=torch.float32)

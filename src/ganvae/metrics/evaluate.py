@@ -58,18 +58,20 @@ LABELS = {
 
 def sample_metrics(samples: torch.Tensor, data: ImageData, fnet: FeatureNetwork, seed: int = 0, k: int = 5,
                    memorisation_n: int = 1000, fid_and_coverage_only: bool = False,
-                   reference: tuple[torch.Tensor, torch.Tensor] | None = None, bootstrap: int = 20) -> dict[str, Any]:
+                   reference: tuple[torch.Tensor, torch.Tensor] | None = None, bootstrap: int = 20,
+                   features: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, Any]:
     """Metrics of ``samples`` ``(M, 1, H, W)`` in [0, 1] against the test split of ``data``.
 
     Args:
         fid_and_coverage_only: only the Frechet distance and class coverage (for in-training tracking).
         reference: precomputed (features, probs) of the test split.
+        features: precomputed (features, probs) of the samples (``fnet.extract(samples)``).
         bootstrap: resamplings of the samples behind the ``<metric>_std`` noise estimates (0 = none).
     """
     timings: dict[str, float] = {}
     t = time.monotonic()
     ref_feats, _ = reference if reference is not None else reference_features(data, fnet)
-    feats, probs = fnet.extract(samples)
+    feats, probs = features if features is not None else fnet.extract(samples)
     timings["features"] = time.monotonic() - t
     t = time.monotonic()
     ref_stats = core.gaussian_stats(ref_feats)
@@ -136,11 +138,13 @@ def data_classes(data: ImageData) -> list[int]:
 
 
 def conditional_metrics(samples: torch.Tensor, labels: torch.Tensor, data: ImageData, fnet: FeatureNetwork,
-                        reference: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, Any]:
+                        reference: tuple[torch.Tensor, torch.Tensor] | None = None,
+                        features: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, Any]:
     """Conditional accuracy and intra-class Frechet distance of ``samples`` ``(M, 1, H, W)`` drawn for ``labels``
-    ``(M,)``, on the feature classifier (:func:`ganvae.metrics.core.conditional_accuracy`, ``intra_class_fid``)."""
+    ``(M,)``, on the feature classifier (:func:`ganvae.metrics.core.conditional_accuracy`, ``intra_class_fid``).
+    ``reference`` and ``features``: as in :func:`sample_metrics`."""
     ref_feats, _ = reference if reference is not None else reference_features(data, fnet)
-    feats, probs = fnet.extract(samples)
+    feats, probs = features if features is not None else fnet.extract(samples)
     labels = labels.cpu()
     return {**core.conditional_accuracy(probs, labels),
             **core.intra_class_fid(feats, labels, ref_feats, data.test_labels.cpu())}
@@ -231,6 +235,9 @@ def evaluate(model: GenerativeModel | None, data: ImageData, fnet: FeatureNetwor
             labels = balanced_labels(n_samples, data_classes(data))
         samples = model.sample(n_samples, generator=torch.Generator().manual_seed(seed), labels=labels)
     sampling_s = time.monotonic() - t
+    t = time.monotonic()  # features once, for the sample metrics and the conditional ones
+    reference, extracted = reference_features(data, fnet), fnet.extract(samples)
+    features_s = time.monotonic() - t
     result: dict[str, Any] = {
         "protocol": {
             "n_samples": len(samples), "sample_seed": seed, "reference": f"test split ({len(data.test_images)} images)",
@@ -244,12 +251,13 @@ def evaluate(model: GenerativeModel | None, data: ImageData, fnet: FeatureNetwor
             "classes": list(data.class_subset) if data.class_subset else None,
             "weights": None if model is None else ("exponential moving average" if model.has_ema else "trained"),
         },
-        "metrics": sample_metrics(samples, data, fnet, seed=seed),
+        "metrics": sample_metrics(samples, data, fnet, seed=seed, reference=reference, features=extracted),
     }
+    result["metrics"]["timings"]["features"] = features_s
     result["metrics"]["timings"]["sampling"] = sampling_s
     if labels is not None:
         t = time.monotonic()
-        result["metrics"].update(conditional_metrics(samples, labels, data, fnet))
+        result["metrics"].update(conditional_metrics(samples, labels, data, fnet, reference, extracted))
         result["metrics"]["timings"]["conditional"] = time.monotonic() - t
         result["protocol"]["conditional"] = ("class-balanced request (labels cycle through the test split's classes); "
                                              "conditional accuracy = share the feature classifier assigns to the asked "

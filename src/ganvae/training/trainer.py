@@ -167,7 +167,7 @@ class Trainer:
         seed_everything(cfg.train.seed)
         data = self._data if self._data is not None else load_dataset(cfg.data)
         self.data = data.to(self.device)
-        if getattr(cfg.model, "conditional", False):
+        if cfg.model.conditional:
             check_conditional_data(cfg, data)
         model = build_model(cfg, data.image_shape).to(self.device)
         if cfg.train.sync_batchnorm and self.dist.enabled:
