@@ -139,3 +139,13 @@ def test_readme_has_no_unfilled_placeholders():
 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     assert not re.findall(r"\b[A-Z]+_(?:SIZE|TABLE|RESULTS|FIGURES|VERDICT|ROWS|LINE)\b", readme)
+
+
+def test_evaluating_a_pretrained_model_reports_its_training_budget(tmp_path):
+    """A report on pretrained models states their budgets (from config.json's record of the run), not '?'."""
+    from ganvae.pretrained import read_config, zoo_dir
+
+    result = api.evaluate("mnist-vae", n_samples=100, iwae_k=1, dataset="mnist-5k", out=tmp_path / "m.json")
+    source = read_config(zoo_dir() / "mnist-vae")["source"]
+    assert result["training"]["train_seconds"] == source["train_seconds"]
+    assert result["training"]["steps"] == source["steps"]

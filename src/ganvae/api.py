@@ -393,6 +393,21 @@ def training_summary(run_dir: Path | None) -> dict | None:
     return json.loads((run_dir / "summary.json").read_text())
 
 
+def loaded_training_summary(loaded: LoadedRun) -> dict | None:
+    """Steps, minutes and speed of a loaded model's training: its run's ``summary.json``, or, for a pretrained
+    folder, the record of the run it was exported from (config.json's ``source``)."""
+    from ganvae import pretrained
+
+    summary = training_summary(loaded.run_dir)
+    if summary is None and loaded.checkpoint is None and loaded.source is not None:
+        src = pretrained.read_config(loaded.source).get("source") or {}
+        if src.get("train_seconds") is not None:
+            record = {"steps": src.get("steps"), "epochs_completed": src.get("epochs"), "train_seconds":
+                      src["train_seconds"], "images_per_second": src.get("images_per_second"), "device": src.get("device")}
+            summary = {k: v for k, v in record.items() if v is not None}
+    return summary
+
+
 def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 0, iwae_k: int = 50,
              data_dir: str | None = None, out: str | Path | None = None,
              classifier: str | Path | None = None, dataset: str | None = None, use_ema: bool = True) -> dict[str, Any]:
@@ -444,7 +459,7 @@ def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 
     result: dict[str, Any] = {"run": str(run), "model": model_name, "dataset": data.name}
     result.update(metrics.evaluate(loaded.model if loaded else None, data, fnet, n_samples, seed, iwae_k, samples))
     if loaded is not None:
-        result["training"] = training_summary(loaded.run_dir)
+        result["training"] = loaded_training_summary(loaded)
     result["seconds"] = round(time.monotonic() - start, 2)
     result["machine"] = machine_description()
     if out is None and loaded is not None and loaded.run_dir is not None:
