@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -121,7 +122,6 @@ def test_models_command(capsys):
 @pytest.mark.skipif(len(pretrained_names()) < 6, reason="the pretrained zoo is not built")
 def test_quickstart_notebook_runs(tmp_path, monkeypatch):
     """Execute examples/quickstart.ipynb's code cells in order, as Jupyter would (offline, in a fresh folder)."""
-    from pathlib import Path
 
     notebook = Path(__file__).parents[1] / "examples" / "quickstart.ipynb"
     cells = [c for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
@@ -135,7 +135,6 @@ def test_quickstart_notebook_runs(tmp_path, monkeypatch):
 def test_readme_has_no_unfilled_placeholders():
     """The README's measured sections are filled in (placeholders are upper-case words ending in a known stem)."""
     import re
-    from pathlib import Path
 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     assert not re.findall(r"\b[A-Z]+_(?:SIZE|TABLE|RESULTS|FIGURES|VERDICT|ROWS|LINE)\b", readme)
@@ -149,3 +148,11 @@ def test_evaluating_a_pretrained_model_reports_its_training_budget(tmp_path):
     source = read_config(zoo_dir() / "mnist-vae")["source"]
     assert result["training"]["train_seconds"] == source["train_seconds"]
     assert result["training"]["steps"] == source["steps"]
+
+
+def test_a_report_names_pretrained_models_by_their_names():
+    """Two pretrained models of one family are two columns named mnist-vae and mnist-cvae, not 'vae' twice."""
+    from ganvae.report import _label_runs
+
+    names = ["mnist-vae", "mnist-cvae"]
+    assert _label_runs([Path(n) for n in names], [api.load_run(n) for n in names]) == names

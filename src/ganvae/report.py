@@ -41,12 +41,11 @@ class RunEntry:
     files: dict[str, str] = field(default_factory=dict)  # section -> file name in the report folder
 
 
-def _label_runs(paths: list[Path], names: list[str]) -> list[str]:
-    labels = []
-    for path, name in zip(paths, names):
-        label = name if names.count(name) == 1 else f"{name} ({path.name})"
-        labels.append(label)
-    return labels
+def _label_runs(paths: list[Path], loaded_runs: list[api.LoadedRun]) -> list[str]:
+    """A column name per model: a pretrained model's own name (``mnist-cgan``); a run's family (``dcgan``), with
+    its folder's name when two runs share the family."""
+    names = [p.name if loaded.checkpoint is None else loaded.name for p, loaded in zip(paths, loaded_runs)]
+    return [name if names.count(name) == 1 else f"{name} ({path.name})" for path, name in zip(paths, names)]
 
 
 def _load_or_evaluate(run: Path, loaded, n_samples: int, seed: int, data_dir: str | None) -> dict[str, Any]:
@@ -339,7 +338,7 @@ def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, see
         log.warning("warning: %s", w)
     out.mkdir(parents=True, exist_ok=True)
     results = [_load_or_evaluate(p, loaded, n_samples, seed, data_dir) for p, loaded in zip(paths, loaded_runs)]
-    labels = _label_runs(paths, [r["model"] for r in results])
+    labels = _label_runs(paths, loaded_runs)
     entries = [RunEntry(lbl, p, r) for lbl, p, r in zip(labels, paths, results)]
     classes: list[str] = []
     classifiers = {}  # dataset -> feature network, loaded (and checksummed) once for all the runs on it
