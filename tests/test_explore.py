@@ -99,6 +99,16 @@ def test_encode_a_drawing(client):
     assert recon[4:-4, 12:16].mean() > 3 * recon[:, :6].mean()  # it drew the stroke where the drawing has it
 
 
+def test_encode_draws_its_neighbour_pool_once():
+    """The samples a drawing is compared with are drawn on the first request, not on every one."""
+    view = build_explorer(["mnist-vae"]).view("mnist-vae")
+    drawn, generate = [], view.model.generate
+    view.model.generate = lambda z, *a, **k: drawn.append(len(z)) or generate(z, *a, **k)
+    x = view.image_tensor(digit_pixels())
+    first, second = view.encode(x, None), view.encode(x, None)
+    assert first["nearest"] == second["nearest"] and drawn.count(256) == 1
+
+
 def test_invert_a_drawing_in_the_background(client):
     c, run = client
     job = c.post("/api/invert", json={"model": run, "image": digit_pixels(16), "steps": 30, "digit": 1}).json()

@@ -77,6 +77,7 @@ class ModelView:
         self.model = loaded.model
         self.lock = threading.Lock()
         self._directions: dict[str, Any] | None = None
+        self._pools: dict[int | None, torch.Tensor] = {}  # digit -> the samples encode() compares a drawing with
 
     # ---- description
     def info(self) -> dict[str, Any]:
@@ -188,12 +189,19 @@ class ModelView:
         with self.lock, torch.no_grad():
             mu, _ = self.model.encode(from_unit(x, self.model.value_range), labels)
             recon = self.model.generate(mu, labels)
-            z = self.model.prior(256, generator=torch.Generator().manual_seed(99), device=torch.device("cpu"))
-            pool = self.model.generate(z, self.labels(digit, 256))
+            pool = self._nearest_pool(digit)
         d = (pool - x).flatten(1).pow(2).sum(1)
         idx = d.argsort()[:nearest]
         return {"latent": mu[0].tolist(), "reconstruction": png_data_uri(to_uint8(recon)[0]),
                 "nearest": [png_data_uri(a) for a in to_uint8(pool[idx])]}
+
+    def _nearest_pool(self, digit: int | None, n: int = 256) -> torch.Tensor:
+        """``n`` fixed samples ``(n, C, H, W)`` in [0, 1] (of ``digit``, conditional models) that :meth:`encode`
+        searches for a drawing's nearest neighbours: drawn once per digit, then reused (call under ``lock``)."""
+        if digit not in self._pools:
+            z = self.model.prior(n, generator=torch.Generator().manual_seed(99), device=torch.device("cpu"))
+            self._pools[digit] = self.model.generate(z, self.labels(digit, n))
+        return self._pools[digit]
 
     def invert(self, job: Job, x: torch.Tensor, digit: int | None, lr: float = 0.05, feature_weight: float = 0.1) -> None:
         """GAN inversion (Zhu et al. 2016, "Generative Visual Manipulation on the Natural Image Manifold", Sec. 3.1):
