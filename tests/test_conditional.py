@@ -52,6 +52,16 @@ def test_the_label_changes_what_the_model_draws(name):
     assert torch.equal(a, model.generate(z, torch.tensor([1, 1, 1, 1])))  # and the same class, the same images
 
 
+@pytest.mark.parametrize("name", FAMILIES)
+def test_the_class_embedding_starts_small(name):
+    """The generator's class embedding starts at std 0.02, not nn.Embedding's N(0, 1): with N(0, 1) the conditional
+    DCGAN drew one image per class whatever its noise (benchmarks/cdcgan_diversity.py bigemb)."""
+    from ganvae.models.conditioning import LabelledGenerator
+
+    generators = [m for m in conditional_model(name).modules() if isinstance(m, LabelledGenerator)]  # and EMA copies
+    assert generators and all(0.01 < float(g.embedding.weight.std()) < 0.04 for g in generators)
+
+
 @pytest.mark.parametrize("name", ["vae", "conv-vae", "vae-gan", "cppn"])
 def test_the_encoder_sees_the_label(name):
     model = conditional_model(name)
