@@ -30,6 +30,11 @@ def run(capsys, *argv) -> tuple[int, str]:
     (["train", "dcgan", "--set", "model.generator_channels=[0,8]"], "a list of values at least 1"),
     (["train", "vae", "--set", "model.hidden=[]"], "model.hidden is []; it must be a non-empty list"),
     (["train", "vae", "--set", "model.beta1=inf"], "model.beta1 is inf"),
+    (["train", "gan", "--set", "model.conditional=true", "--set", "model.num_classes=0"], "model.num_classes is 0"),
+    (["train", "gan", "--set", "model.conditional=true", "--set", "model.class_embedding_dim=0"],
+     "model.class_embedding_dim is 0"),
+    (["train", "gan", "--set", "model.conditional=true", "--classes", "3,12"],
+     "data.classes is [3, 12]; it must be classes below model.num_classes=10"),
 ])
 def test_bad_settings_are_refused_before_anything_is_created(capsys, tmp_path, argv, expected):
     out = tmp_path / "run"

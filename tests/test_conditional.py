@@ -4,6 +4,8 @@ metrics score a perfect and a class-ignoring sampler as they should; bad request
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -59,7 +61,7 @@ def test_the_class_embedding_starts_small(name):
     from ganvae.models.conditioning import LabelledGenerator
 
     generators = [m for m in conditional_model(name).modules() if isinstance(m, LabelledGenerator)]  # and EMA copies
-    assert generators and all(0.01 < float(g.embedding.weight.std()) < 0.04 for g in generators)
+    assert generators and all(0.01 < float(g.embedding.weight.detach().std()) < 0.04 for g in generators)
 
 
 @pytest.mark.parametrize("name", ["vae", "conv-vae", "vae-gan", "cppn"])
@@ -139,6 +141,12 @@ def test_classes_subset_and_wrong_num_classes(tmp_path):
     assert api.run_classes(loaded) == [3, 7]
     with pytest.raises(GanvaeError, match=r"trained on classes \[3, 7\]"):
         api.check_digits(loaded, [5])
+    with pytest.raises(ValueError, match=r"labels \[5\]: this model was trained on classes \[3, 7\]"):
+        loaded.model.sample(2, labels=5)  # the model itself knows its classes, not only the command line
+    assert loaded.model.sample(2, labels=7).shape == (2, 1, 16, 16)
+    with pytest.raises(GanvaeError, match=r"data.classes is \[3, 7\].*num_classes=8"):  # embeddings for 0, 1 only
+        train(tiny_config("vae", COND, "train.epochs=1", "data.classes=[3, 7]", "model.num_classes=2"),
+              tmp_path / "small", data=data)
     with pytest.raises(GanvaeError, match="model.num_classes=10"):
         train(tiny_config("vae", COND, "train.epochs=1"), tmp_path / "bad", data=data)
     assert not (tmp_path / "bad").exists()  # refused before the run folder was made
@@ -147,12 +155,17 @@ def test_classes_subset_and_wrong_num_classes(tmp_path):
 def test_labels_of_the_wrong_kind_are_refused():
     model = conditional_model("gan")
     z = model.prior(4)
-    with pytest.raises(ValueError, match="3 labels for 4 samples"):
+    with pytest.raises(ValueError, match=r"3 labels for 4 samples.*among \[0, 1, 2"):
         model.generate(z, torch.tensor([1, 2, 3]))
-    with pytest.raises(ValueError, match=r"0\.\.9"):
+    with pytest.raises(ValueError, match=r"labels \[10\]: this model was trained on classes \[0, 1,"):
         model.generate(z, torch.tensor([1, 2, 3, 10]))
     with pytest.raises(ValueError, match="is conditional"):
         model.generate(z)
+    with pytest.raises(ValueError, match="whole class numbers"):
+        model.generate(z, torch.tensor([1.0, 2.0, 3.0, 6.9]))
+    with pytest.raises(ValueError, match="non-negative, sum to 1"):
+        model.generate(z, torch.full((4, 10), 0.5))
+    assert torch.equal(model.generate(z, 7), model.generate(z, torch.full((4,), 7)))  # one class for all
     plain = build_model(tiny_config("gan"), (1, 16, 16))
     with pytest.raises(ValueError, match="not conditional"):
         plain.generate(z[:, : plain.latent_dim], torch.tensor([1, 2, 3, 4]))
@@ -166,6 +179,17 @@ def test_class_weights_blend_two_classes():
     blend = model.generate(z, w)
     assert torch.allclose(blend[0], model.generate(z[:1], torch.tensor([1]))[0], atol=1e-6)
     assert torch.allclose(blend[2], model.generate(z[:1], torch.tensor([7]))[0], atol=1e-6)
+    x = torch.rand(3, 1, 16, 16) * 2 - 1  # the projection discriminator takes the same weights
+    one_hot = model.discriminator(x, torch.tensor([1, 1, 7]))
+    assert torch.allclose(model.discriminator(x, torch.eye(10)[[1, 1, 7]]), one_hot, atol=1e-6)
+
+
+def test_balanced_labels_continue_across_ranks():
+    from ganvae.models.conditioning import balanced_labels
+
+    whole = balanced_labels(14, [3, 5, 7])
+    assert torch.equal(torch.cat([balanced_labels(7, [3, 5, 7], start=r * 7) for r in range(2)]), whole)
+    assert whole.bincount(minlength=8)[[3, 5, 7]].tolist() == [5, 5, 4]
 
 
 # ---- metrics on synthetic cases: real test images stand in for a perfect sampler
@@ -195,6 +219,14 @@ def test_a_perfect_conditional_sampler_scores_full_accuracy(real):
                                    fnet, reference=ref)  # the asked class has nothing to do with the image
     assert 0.05 < ignoring["conditional_accuracy"] < 0.16
     assert ignoring["intra_fid"] > 20 * max(perfect["intra_fid"], 0.5)
+    assert perfect["intra_fid_min_images"] == int(y.bincount().min())
+
+
+def test_intra_fid_without_a_shared_class_is_none_not_nan():
+    m = core.intra_class_fid(torch.randn(6, 4), torch.tensor([0, 0, 0, 1, 1, 1]), torch.randn(6, 4),
+                             torch.tensor([2, 2, 2, 3, 3, 3]))
+    assert m["intra_fid"] is None and m["intra_fid_per_class"] == {} and m["intra_fid_min_images"] == 0
+    assert core.conditional_accuracy(torch.empty(0, 3), torch.empty(0, dtype=torch.long))["conditional_accuracy"] is None
 
 
 def test_conditional_accuracy_counts_per_class():
@@ -268,6 +300,11 @@ def test_python_api_takes_labels(cli_runs):
     assert pipe.sample(4, seed=0, labels=7).tensor.shape == (4, 1, 28, 28)
     assert torch.equal(pipe.sample(3, seed=0, labels=[1, 2, 3]).tensor, pipe.sample(3, seed=0, labels=[1, 2, 3]).tensor)
     assert pipe.class_grid(cols=2).tensor.shape == (20, 1, 28, 28)
+    weights = torch.zeros(2, 10)
+    weights[:, 1] = weights[:, 7] = 0.5  # a blend of 1 and 7 through the pipeline
+    assert pipe.sample(2, seed=0, labels=weights).tensor.shape == (2, 1, 28, 28)
+    with pytest.raises(ValueError, match=r"3 labels for 2 samples.*among \[0, 1"):
+        pipe.sample(2, seed=0, labels=[1, 2, 3])
     vae = ganvae.load(cli_runs["vae"])
     x = torch.rand(2, 1, 28, 28)
     assert vae.reconstruct(x, labels=[1, 2], as_labels=[5, 5]).tensor.shape == (2, 1, 28, 28)
@@ -293,6 +330,7 @@ def test_evaluate_reports_conditional_metrics(cli_runs, tmp_path, capsys):
                  str(cli_runs["data"]), "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "conditional accuracy" in text and "intra-class Frechet distance" in text and "per class: 0:" in text
+    assert re.search(r"intra-FID from as few as \d+ images of a class", text)  # 100 samples: 10 a class, tiny test split
     m = json.loads(out.read_text())["metrics"]
     assert 0 <= m["conditional_accuracy"] <= 1 and set(m["conditional_accuracy_per_class"]) == {str(c) for c in range(10)}
     assert "conditional" in json.loads(out.read_text())["protocol"]
@@ -306,5 +344,7 @@ def test_report_shows_conditional_metrics_and_the_class_grid(cli_runs, tmp_path)
                      data_dir=str(cli_runs["data"]))
     html = report.read_text()
     assert "conditional accuracy" in html and "intra-class Frechet distance" in html
+    assert "Conditional models, per class" in html and "<tr><td>9</td><td>" in html  # a row per class
+    assert "## Conditional models, per class" in (tmp_path / "report/report.md").read_text()
     grids = sorted((tmp_path / "report").glob("*samples*.png"))
     assert grids and grey_image(grids[0]).shape[0] == 2 * (10 * 28 + 11 * 2)  # one row per class, shown at 2x

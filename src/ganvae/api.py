@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ganvae.config import ExperimentConfig, config_from_dict
 from ganvae.errors import CheckpointError, ConfigError, UnsupportedOperation
 from ganvae.models.base import GenerativeModel
-from ganvae.models.conditioning import balanced_labels, class_grid_inputs, trained_classes
+from ganvae.models.conditioning import balanced_labels, class_grid_inputs
 from ganvae.pixels import uint8_to_unit
 from ganvae.training import checkpoint as ckpt_io
 from ganvae.utils import atomic_write_text, check_output, machine_description, resolve_device
@@ -116,8 +116,8 @@ def sample_images(loaded: LoadedRun, n: int, seed: int = 0, labels: torch.Tensor
 
 
 def run_classes(loaded: LoadedRun) -> list[int]:
-    """The classes a conditional run was trained on."""
-    return trained_classes(loaded.config)
+    """The classes a conditional run was trained on (``data.classes``, else all ``model.num_classes``)."""
+    return loaded.model.classes
 
 
 def check_digits(loaded: LoadedRun, digits: "list[int] | None", flag: str = "--digit") -> "list[int] | None":
@@ -172,9 +172,10 @@ def sample(run, n: int = 64, seed: int = 0, out: str | Path | None = "samples.pn
     """A grid of ``n`` samples in ``out`` and/or one PNG per sample in ``separate`` (``out=None``: files only).
 
     The files are drawn and written ``chunk`` samples at a time, so any number fits in memory; the grid holds
-    all its samples, and is refused beyond ``max_memory_gb``. Either way the images are those of
-    ``sample_images(run, n, seed)``. A conditional model draws ``n`` samples of ``digit``, or, without one, a class
-    grid: one row per trained class with the same noise in every row (``n`` rounded up to whole rows).
+    all its samples, and is refused beyond ``max_memory_gb``. Either way the images are those of one draw of ``n``
+    latents from ``seed`` (for an unconditional model, ``sample_images(run, n, seed)``). A conditional model draws
+    ``n`` samples of ``digit``, or, without one, a class grid: one row per trained class with the same noise in
+    every row (``n`` rounded up to whole rows; ``nrow`` is then the number of columns, ``n / classes``).
     """
     from ganvae.viz.images import make_grid, save_grid, save_png
 
@@ -249,7 +250,8 @@ def interpolate(run, points: int = 4, steps: int = 30, seed: int = 0, out: str |
                 between_digits: tuple[int, int] | None = None) -> Path:
     """A looping latent walk as a GIF (``walks`` walks side by side), or a still grid (one row per leg).
 
-    Conditional models walk within class ``digit`` (default: walk ``i`` within the ``i``-th trained class); with
+    Conditional models walk within class ``digit`` (default: in the GIF, walk ``i`` within the ``i``-th trained
+    class; in the grid, every row within the first trained class); with
     ``between_digits=(a, b)`` the latent stays and the class morphs from ``a`` to ``b`` and back (a blend of the two
     class embeddings): each walk keeps one style (the grid: one row per style, ``points`` rows).
     """

@@ -255,7 +255,7 @@ VALUE_RULES: dict[str, tuple] = {
     "adversarial_weight": _AT_LEAST_0, "vae_weight": _AT_LEAST_0, "leaky_slope": _AT_LEAST_0,
     "generator_hidden": _AT_LEAST_1, "discriminator_hidden": _AT_LEAST_1, "generator_channels": _AT_LEAST_1,
     "discriminator_channels": _AT_LEAST_1, "channels": _AT_LEAST_1, "encoder_channels": _AT_LEAST_1,
-    "hidden": _AT_LEAST_1, "classes": _AT_LEAST_0,
+    "hidden": _AT_LEAST_1, "classes": _AT_LEAST_0, "num_classes": _AT_LEAST_1, "class_embedding_dim": _AT_LEAST_1,
 }
 NON_EMPTY = {"generator_hidden", "discriminator_hidden", "generator_channels", "discriminator_channels", "channels",
              "encoder_channels", "hidden", "classes"}  # lists that need at least one entry when given
@@ -291,6 +291,12 @@ def validate(cfg: ExperimentConfig, source: str = "the config") -> ExperimentCon
                 problem = "a list of distinct class indices"
             if f.name == "device" and not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(value)):
                 problem = "auto, cpu, cuda, cuda:N or mps"
+            conditional = getattr(cfg.model, "conditional", False)
+            if f.name == "classes" and section == "data" and not problem and conditional \
+                    and max(value) >= cfg.model.num_classes:
+                problem = (f"classes below model.num_classes={cfg.model.num_classes} for a conditional model (its "
+                           f"class embeddings cover 0..{cfg.model.num_classes - 1}; or raise "
+                           f"--set model.num_classes={max(value) + 1})")
             if problem:
                 key = f"{section}.{f.name}"
                 flag = f"{FLAGS[key]}, " if key in FLAGS else ""

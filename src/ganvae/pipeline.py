@@ -100,15 +100,17 @@ class Pipeline:
         return api.run_classes(self.run) if self.model.conditional else None
 
     def _labels(self, labels, n: int) -> torch.Tensor | None:
-        """``labels`` (an int, or one per sample) for a conditional model; None -> classes cycling."""
+        """``labels`` (an int, one per sample, or class weights ``(n, K)``: a blend) for a conditional model; None ->
+        the trained classes in turn."""
         if not self.model.conditional:
             api.check_digits(self.run, None if labels is None else torch.as_tensor(labels).reshape(-1).tolist(), "labels")
             return None
         if labels is None:
             return balanced_labels(n, self.classes)
-        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
-        api.check_digits(self.run, sorted(set(labels.tolist())), "labels")
-        return labels.expand(n).clone() if labels.numel() == 1 else labels
+        labels = torch.as_tensor(labels)
+        if not (labels.is_floating_point() and labels.dim() == 2):  # class weights (n, K) are checked by the model
+            api.check_digits(self.run, sorted(set(labels.reshape(-1).tolist())), "labels")
+        return self.model.check_labels(labels, n)
 
     def sample(self, n: int = 16, seed: int | None = None, latents: torch.Tensor | None = None,
                labels: "int | list[int] | torch.Tensor | None" = None) -> Images:

@@ -56,5 +56,11 @@ def get_entry(name: str) -> ModelEntry:
 
 
 def build_model(cfg, image_shape: tuple[int, int, int]):
-    """The registered model class of ``cfg.model_name``, built from ``cfg.model`` for images ``(C, H, W)``."""
-    return get_entry(cfg.model_name).model_cls(cfg.model, image_shape)
+    """The registered model class of ``cfg.model_name``, built from ``cfg.model`` for images ``(C, H, W)``; a
+    conditional model learns the classes it may be asked for (``data.classes``, else all ``model.num_classes``)."""
+    model = get_entry(cfg.model_name).model_cls(cfg.model, image_shape)
+    if getattr(cfg.model, "conditional", False):
+        from ganvae.models.conditioning import trained_classes
+
+        model.classes = trained_classes(cfg)
+    return model

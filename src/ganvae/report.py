@@ -156,7 +156,7 @@ def best_per_row(entries: list[RunEntry]) -> dict[str, set[str]]:
     and every trusted model tied with it (difference within twice its noise). A collapsed model is never best."""
     best: dict[str, set[str]] = {}
     for key in DIRECTION:
-        present = [e for e in entries if key in e.result["metrics"]]
+        present = [e for e in entries if e.result["metrics"].get(key) is not None]
         candidates = {e.label: e.result["metrics"] for e in present
                       if not (key in SAMPLE_METRICS and trust_problems(e.result["metrics"]))}
         if len(present) < 2 or not candidates:
@@ -424,6 +424,29 @@ SECTION_NOTES = {
 }
 
 
+def per_class_table(entries: list[RunEntry]) -> tuple[list[str], list[list[str]]]:
+    """The conditional models' per-class figures: a header (class, then one column per conditional model) and a row
+    per class, each cell ``accuracy / intra-FID`` (empty when no model is conditional)."""
+    cond = [e for e in entries if e.result["metrics"].get("conditional_accuracy_per_class")]
+    if not cond:
+        return [], []
+
+    def per_class(e: RunEntry, key: str) -> dict[int, float]:  # JSON turns the class keys into strings
+        return {int(c): v for c, v in (e.result["metrics"].get(key) or {}).items()}
+
+    accuracy = {e.label: per_class(e, "conditional_accuracy_per_class") for e in cond}
+    intra = {e.label: per_class(e, "intra_fid_per_class") for e in cond}
+    classes = sorted({c for a in accuracy.values() for c in a})
+    rows = [[str(c)] + [(f"{accuracy[e.label][c]:.1%}" if c in accuracy[e.label] else "-") + " / "
+                        + (f"{intra[e.label][c]:.1f}" if c in intra[e.label] else "-") for e in cond] for c in classes]
+    return ["class"] + [e.label for e in cond], rows
+
+
+PER_CLASS_NOTE = ("Per class: the share of the samples asked for that class that the feature classifier names as it "
+                  "(conditional accuracy, higher is better) / the intra-class Frechet distance against that class's test "
+                  "images (lower is better).")
+
+
 def write_html(entries, shared, notes, best, out: Path, verdict_text: str = "") -> Path:
     h = ['<!DOCTYPE html><html><head><meta charset="utf-8">'
          '<meta name="viewport" content="width=device-width, initial-scale=1"><title>ganvae comparison</title><style>',
@@ -452,6 +475,12 @@ def write_html(entries, shared, notes, best, out: Path, verdict_text: str = "") 
             h.append(f"<td{cls}>{html.escape(_cell(e, key))}</td>")
         h.append(f"<td>{DIRECTION[key]}</td></tr>")
     h.append("</table></div></section>")
+    header, rows = per_class_table(entries)
+    if rows:
+        h.append(f'<section id="per-class"><h2>Conditional models, per class</h2><p>{html.escape(PER_CLASS_NOTE)}</p>'
+                 '<div class="scroll"><table><tr>' + "".join(f"<th>{html.escape(c)}</th>" for c in header) + "</tr>")
+        h += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows]
+        h.append("</table></div></section>")
     h.append(f'<section id="verdict"><h2>Verdict</h2><p>{html.escape(verdict_text)}</p></section>')
     h.append('<section id="observations"><h2>Observations</h2>' + "".join(f"<p>{html.escape(n)}</p>" for n in notes) + "</section>")
     for section in PICTURE_SECTIONS:
@@ -488,6 +517,10 @@ def write_markdown(entries, shared, notes, best, out: Path, verdict_text: str = 
             text = _cell(e, key)
             cells.append(f"**{text}**" if e.label in best.get(key, set()) else text)
         md.append(f"| {label} | " + " | ".join(cells) + f" | {DIRECTION[key]} |")
+    header, rows = per_class_table(entries)
+    if rows:
+        md += ["", "## Conditional models, per class", "", PER_CLASS_NOTE, "", "| " + " | ".join(header) + " |",
+               "| --- |" + " ---: |" * (len(header) - 1)] + ["| " + " | ".join(row) + " |" for row in rows]
     md += ["", "## Verdict", "", verdict_text, "", "## Observations", ""] + [f"- {n}" for n in notes]
     for section in PICTURE_SECTIONS:
         present = [e for e in entries if section in e.files]

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from ganvae.metrics.classifier import load_classifier
-from ganvae.metrics.evaluate import data_classes, likelihood_metrics, reference_features, sample_metrics
+from ganvae.metrics.evaluate import likelihood_metrics, reference_features, sample_metrics
 from ganvae.models.conditioning import balanced_labels
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,8 @@ class TrainingMetrics:
         # every rank draws its share of the samples (its own seed); rank 0 gathers them and scores them
         per_rank = -(-self.n_samples // dist.world_size)
         g = torch.Generator().manual_seed(self.seed + 104729 + dist.rank)
-        labels = balanced_labels(per_rank, data_classes(data)) if model.conditional else None
+        # one balanced request split over the ranks: rank r continues the class cycle where rank r - 1 stopped
+        labels = balanced_labels(per_rank, model.classes, start=dist.rank * per_rank) if model.conditional else None
         with dist.unwrapped(model):
             samples = model.sample(per_rank, generator=g, labels=labels)
         samples = dist.all_gather_cat(samples).cpu()

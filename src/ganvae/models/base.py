@@ -65,6 +65,7 @@ class GenerativeModel(nn.Module):
         self.config = config
         self.image_shape = tuple(image_shape)  # (C, H, W)
         self.latent_dim: int = config.latent_dim
+        self._classes: list[int] | None = None  # the trained classes of a conditional model (see ``classes``)
 
     # ---- what the trainer calls
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -122,28 +123,52 @@ class GenerativeModel(nn.Module):
         """Whether the networks take class labels (``model.conditional``); sampling then needs ``labels``."""
         return bool(getattr(self.config, "conditional", False))
 
-    def check_labels(self, labels: torch.Tensor | None, n: int) -> torch.Tensor | None:
-        """``labels`` as ``(n,)`` int64 on the model's device, or None for an unconditional model; a clear
-        error for labels given to an unconditional model, missing for a conditional one, or of the wrong size."""
+    @property
+    def classes(self) -> list[int]:
+        """The classes a conditional model may be asked for: those it was trained on (``build_model`` sets them
+        from ``data.classes``), else all ``model.num_classes``."""
+        return self._classes or list(range(getattr(self.config, "num_classes", 0)))
+
+    @classes.setter
+    def classes(self, classes: list[int]) -> None:
+        self._classes = sorted(int(c) for c in classes)
+
+    def check_labels(self, labels, n: int) -> torch.Tensor | None:
+        """``labels`` as ``(n,)`` int64 on the model's device (an int or a single label: the class of all ``n``),
+        class weights ``(n, K)`` as they are, or None for an unconditional model; a clear error, naming the classes
+        the model was trained on, for labels given to an unconditional model, missing for a conditional one, of the
+        wrong size or kind, or outside those classes."""
         if not self.conditional:
             if labels is not None:
                 raise ValueError(f"this {type(self).__name__} is not conditional (trained with model.conditional=false): "
                                  "it cannot be asked for a class; drop the labels (--digit).")
             return None
+        classes = self.classes
         if labels is None:
-            raise ValueError(f"this {type(self).__name__} is conditional: give the class of each sample (labels=, --digit).")
+            raise ValueError(f"this {type(self).__name__} is conditional: give the class of each sample (labels=, "
+                             f"--digit), among {classes}.")
         k = self.config.num_classes
         labels = torch.as_tensor(labels, device=self.device)
         if labels.is_floating_point() and labels.dim() == 2:  # class weights: a blend of classes
             if labels.shape != (n, k):
                 raise ValueError(f"class weights of shape {tuple(labels.shape)} for {n} samples: give ({n}, {k}).")
+            untrained = [c for c in range(k) if c not in classes]
+            if (labels < 0).any() or not torch.allclose(labels.sum(1), torch.ones(n, device=labels.device), atol=1e-4) \
+                    or (untrained and labels[:, untrained].abs().sum() > 0):
+                raise ValueError(f"class weights must be non-negative, sum to 1 in each row and weigh only the "
+                                 f"classes the model was trained on, {classes}.")
             return labels
+        if labels.is_floating_point() and not torch.equal(labels, labels.round()):
+            raise ValueError("labels must be whole class numbers (or (n, K) class weights); got fractions.")
         labels = labels.to(torch.long).reshape(-1)
+        if labels.numel() == 1:
+            labels = labels.expand(n).clone()  # one class for every sample
         if labels.numel() != n:
-            raise ValueError(f"{labels.numel()} labels for {n} samples: give one label per sample.")
-        if labels.numel() and (labels.min() < 0 or labels.max() >= k):
-            raise ValueError(f"labels must lie in 0..{k - 1} (model.num_classes); got "
-                             f"{sorted(set(labels.tolist()))[:10]}.")
+            raise ValueError(f"{labels.numel()} labels for {n} samples: give one label per sample, or one for all, "
+                             f"among {classes}.")
+        outside = sorted(set(labels.tolist()) - set(classes))
+        if outside:
+            raise ValueError(f"labels {outside[:10]}: this model was trained on classes {classes}; choose among them.")
         return labels
 
     def step_labels(self, ctx: StepContext) -> torch.Tensor | None:

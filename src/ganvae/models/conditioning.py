@@ -126,7 +126,7 @@ class ConditionalDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         phi, logit = self.net.features_and_logit(x)  # (B, F), (B, 1)
         if self.mode == "projection":
-            return logit + (self.embedding(labels).to(phi.dtype) * phi).sum(1, keepdim=True)
+            return logit + (embed(self.embedding, labels).to(phi.dtype) * phi).sum(1, keepdim=True)
         return torch.cat([logit, self.classifier(phi)], dim=1)
 
 
@@ -158,10 +158,11 @@ def call(net: nn.Module, x: torch.Tensor, labels: torch.Tensor | None, *args, **
     return net(x, *args, **kwargs) if labels is None else net(x, labels, *args, **kwargs)
 
 
-def balanced_labels(n: int, classes: list[int] | tuple[int, ...], device=None) -> torch.Tensor:
-    """``n`` labels cycling through ``classes`` (``[c0, c1, ..., c0, ...]``): a class-balanced request."""
+def balanced_labels(n: int, classes: list[int] | tuple[int, ...], device=None, start: int = 0) -> torch.Tensor:
+    """``n`` labels cycling through ``classes`` (``[c0, c1, ..., c0, ...]``), from position ``start`` of the cycle
+    (a rank's share of one balanced request starts where the previous rank's ended): a class-balanced request."""
     classes_t = torch.as_tensor(list(classes), dtype=torch.long, device=device)
-    return classes_t[torch.arange(n, device=device) % len(classes_t)]
+    return classes_t[(start + torch.arange(n, device=device)) % len(classes_t)]
 
 
 def class_grid_inputs(z: torch.Tensor, classes: list[int] | tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:

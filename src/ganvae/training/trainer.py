@@ -63,7 +63,7 @@ def check_conditional_data(cfg, data: ImageData) -> None:
     """A conditional model needs the data's labels to be the classes it is told of (``trained_classes``)."""
     found = sorted(set(data.train_labels.unique().tolist()))
     expected = trained_classes(cfg)
-    if found != expected:
+    if found != expected or max(found) >= cfg.model.num_classes:
         raise ConfigError(
             f"model.conditional: the training data holds classes {found}, but the run describes {expected} "
             f"(model.num_classes={cfg.model.num_classes}, data.classes={cfg.data.classes}); set "
