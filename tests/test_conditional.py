@@ -184,6 +184,16 @@ def test_class_weights_blend_two_classes():
     assert torch.allclose(model.discriminator(x, torch.eye(10)[[1, 1, 7]]), one_hot, atol=1e-6)
 
 
+def test_spectral_norm_covers_the_class_embedding():
+    """Miyato & Koyama (2018) normalise the projection's class embedding with the layers."""
+    model = conditional_model("dcgan", "model.spectral_norm=true")
+    embedding = model.discriminator.embedding
+    assert "weight" in embedding.parametrizations
+    model.training_step(torch.rand(4, 1, 16, 16) * 2 - 1, model.make_optimizers(),
+                        StepContext(0, 0, 0.0, labels=torch.tensor([1, 2, 3, 4])))
+    assert torch.linalg.matrix_norm(embedding.weight.detach(), ord=2) <= 1.05
+
+
 def test_balanced_labels_continue_across_ranks():
     from ganvae.models.conditioning import balanced_labels
 

@@ -106,14 +106,15 @@ AUGMENTATIONS = {"translation": _translation, "cutout": _cutout}
 def prepare_discriminator(discriminator: nn.Module, config, background: float) -> nn.Module:
     """Apply a discriminator's regularisers from an adversarial config, in place; returns it.
 
-    - ``spectral_norm``: every convolution and linear layer's weight divided by its largest
-      singular value, estimated by one power iteration per step (Miyato et al. 2018).
+    - ``spectral_norm``: every convolution and linear layer's weight, and a projection discriminator's class
+      embedding (as Miyato & Koyama 2018 normalise theirs), divided by its largest singular value, estimated by one
+      power iteration per step (Miyato et al. 2018).
     - ``diffaugment``: :func:`diff_augment` on every input while training, as a forward
       pre-hook, so the weights' names (and checkpoints) are unchanged.
     """
     if config.spectral_norm:
         for module in list(discriminator.modules()):
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
+            if isinstance(module, (nn.Conv2d, nn.Linear, nn.Embedding)):
                 nn.utils.parametrizations.spectral_norm(module)
     policy = tuple(config.diffaugment)
     unknown = [p for p in policy if p not in AUGMENTATIONS]
