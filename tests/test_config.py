@@ -151,7 +151,7 @@ def test_trainer_records_the_resolved_precision(tmp_path, monkeypatch):
 # fields that change speed only, not what is computed; a preset may leave them to the defaults
 SPEED_ONLY = {"channels_last", "render_chunk"}
 # class conditioning is an option on top of any preset (the original scripts had none)
-CONDITIONING = {"conditional", "num_classes", "class_embedding_dim", "class_conditioning"}
+CONDITIONING = {"conditional", "num_classes", "class_embedding_dim", "class_embedding_std", "class_conditioning"}
 
 
 def test_presets_load_and_pin_every_setting():

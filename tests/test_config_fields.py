@@ -31,7 +31,8 @@ SPECIAL = {
 }
 # settings under which a field matters (the Gaussian decoder's deviation, with the Gaussian decoder)
 CONTEXT = {"decoder_std": {"decoder": "gaussian"}, "num_classes": {"conditional": True},
-           "class_embedding_dim": {"conditional": True}, "class_conditioning": {"conditional": True}}
+           "class_embedding_dim": {"conditional": True}, "class_embedding_std": {"conditional": True},
+           "class_conditioning": {"conditional": True}}
 
 
 def changed_value(name: str, tp, default):

@@ -256,6 +256,7 @@ VALUE_RULES: dict[str, tuple] = {
     "generator_hidden": _AT_LEAST_1, "discriminator_hidden": _AT_LEAST_1, "generator_channels": _AT_LEAST_1,
     "discriminator_channels": _AT_LEAST_1, "channels": _AT_LEAST_1, "encoder_channels": _AT_LEAST_1,
     "hidden": _AT_LEAST_1, "classes": _AT_LEAST_0, "num_classes": _AT_LEAST_1, "class_embedding_dim": _AT_LEAST_1,
+    "class_embedding_std": _POSITIVE,
 }
 NON_EMPTY = {"generator_hidden", "discriminator_hidden", "generator_channels", "discriminator_channels", "channels",
              "encoder_channels", "hidden", "classes"}  # lists that need at least one entry when given
