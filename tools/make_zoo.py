@@ -40,6 +40,15 @@ def conditional_text(model_name: str) -> str:
     return f"; ask it for a digit (`labels=` in Python, `--digit` on the command line): {how}"
 
 
+def per_class_text(metrics: dict) -> str:
+    """A conditional model's per-class accuracy and intra-FID, for its card (empty for other models)."""
+    accuracy, intra = metrics.get("conditional_accuracy_per_class"), metrics.get("intra_fid_per_class") or {}
+    if not accuracy:
+        return ""
+    cells = ", ".join(f"{c}: {a:.1%}" + (f" / {intra[c]:.0f}" if c in intra else "") for c, a in accuracy.items())
+    return f"\nPer class (conditional accuracy / intra-FID): {cells}.\n"
+
+
 def _epochs(n) -> str:
     return "under one epoch" if not n else f"{n} epoch{'' if n == 1 else 's'}"
 
@@ -78,7 +87,7 @@ precision, recall, density and coverage; FID noise: standard deviation over 20 b
 | metric | value |
 | --- | --- |
 {rows}
-
+{per_class_text(metrics)}
 Storage: {fp_check}
 
 ## Licence and intended use
