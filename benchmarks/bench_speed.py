@@ -36,17 +36,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 import torch.nn.functional as F
+from PIL import Image
 
 from ganvae.config import DataConfig, build_config
 from ganvae.data.dataset import iter_batches, load_dataset
-from ganvae.pixels import scale_images
-from ganvae.utils import machine_description
 from ganvae.models.step import StepContext
-from ganvae.registry import get_entry
+from ganvae.pixels import scale_images
+from ganvae.registry import build_model, get_entry
 from ganvae.training.denormals import flush_denormals
-from ganvae.registry import build_model
+from ganvae.utils import machine_description
 
 MODELS = ("gan", "dcgan", "vae", "vae-gan")
 
