@@ -1,7 +1,8 @@
 """Class conditioning, shared by every family (``model.conditional: true``).
 
 - Generators and decoders see the class as a learned embedding appended to z (the conditional GAN of Mirza &
-  Osindero 2014, with an embedding instead of a one-hot vector): :class:`LabelledGenerator`.
+  Osindero 2014, with an embedding instead of a one-hot vector), initialised small for GAN generators and at
+  N(0, 1) for decoders (``class_embedding_std``; why, at :class:`LabelledGenerator`).
 - Encoders of conditional VAEs see it too (Sohn et al. 2015, "Learning Structured Output Representation using
   Deep Conditional Generative Models", the CVAE: q(z|x, y), p(x|z, y)), as one extra input channel holding a
   learned per-class map: :class:`LabelledEncoder`. A network whose input is the image then needs no other change.
@@ -11,9 +12,9 @@
   :class:`ConditionalDiscriminator`.
 
 Unconditional models build exactly the networks they built before conditioning existed (the same parameter names),
-so their checkpoints load unchanged. Labels are class indices ``(B,)`` int64 in ``[0, num_classes)`` (for sampling also class weights ``(B, K)``, a
-blend of two classes' embeddings); a dataset's
-labels are used as they are (``--classes 3,7`` trains on labels 3 and 7 of 10 embeddings).
+so their checkpoints load unchanged. Labels are class indices ``(B,)`` int64 in ``[0, num_classes)`` (for sampling
+also class weights ``(B, K)``, a blend of two classes' embeddings); a dataset's labels are used as they are
+(``--classes 3,7`` trains on labels 3 and 7 of 10 embeddings, and the model then draws only those).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ class ConditionalConfig:
     num_classes: int = 10  # class labels 0 .. num_classes - 1 the embeddings cover (MNIST: 10)
     class_embedding_dim: int = 16  # size of the learned class embedding appended to z
     # initial standard deviation of that embedding. 1.0 (nn.Embedding's) for decoders trained to reconstruct: with a
-    # weak class input they learn to read the class from z instead (the conditional vae-gan drew the asked class 56%
-    # of the time at 0.02, 86% at 1.0; benchmarks/RESULTS.md, "Conditional models")
+    # weak class input they learn to read the class from z instead (at 0.02 the conditional cppn drew the asked class
+    # 21% of the time and the vae-gan 56%, against 92% and 93% at 1.0; benchmarks/RESULTS.md, "Conditional models")
     class_embedding_std: float = 1.0
 
 
@@ -78,9 +79,9 @@ class LabelledGenerator(nn.Module):
         self.embedding = nn.Embedding(num_classes, dim)
         # How strongly the class speaks at the start decides what the network learns to use (model.
         # class_embedding_std). A GAN generator given a strong class input (N(0, 1)) drew one image per class
-        # whatever z (the DCGAN's pixel std across 64 noises 0.01-0.03 on two seeds, against 0.11-0.18 at 0.02 and
-        # 0.15-0.18 unconditionally); a decoder given a weak one reads the class from the encoder's z and then
-        # ignores the label (benchmarks/RESULTS.md, "Conditional models").
+        # whatever z (the DCGAN's pixel std across 64 noises 0.01-0.03 on two seeds, against 0.07-0.18 at 0.02, the
+        # 1s least varied, and 0.15-0.18 unconditionally); a decoder given a weak one reads the class from the
+        # encoder's z and then ignores the label (benchmarks/RESULTS.md, "Conditional models").
         nn.init.normal_(self.embedding.weight, std=init_std)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor, *args, **kwargs) -> torch.Tensor:
