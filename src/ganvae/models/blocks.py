@@ -226,7 +226,7 @@ class ConvDiscriminator(nn.Module):
         """Flat features (:meth:`_flat`) -> ``(B, 1)`` logits."""
         if self.memory_format is torch.contiguous_format:
             return self.head(phi)
-        c = self.features[-3].out_channels  # the last convolution (each block is conv, leaky ReLU, dropout)
+        c = self.n_projection_features  # channels of the last feature map
         hw = self.head.in_features // c
         weight = self.head.weight.view(1, c, hw).transpose(1, 2).reshape(1, -1)  # (1, H'*W'*C)
         return F.linear(phi, weight, self.head.bias)
