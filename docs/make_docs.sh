@@ -8,12 +8,19 @@ R=${1:-benchmarks/out/time_to_quality}
 # VAE_RUN=... overrides the vae run (the README's vae row comes from the 10-minute run of its new 10-d default,
 # benchmarks/out/recipes10/vae-z10, made after the time-to-quality run)
 declare -A RUN=([gan]=$R/gan [dcgan]=$R/dcgan [vae]=${VAE_RUN:-$R/vae} [conv-vae]=$R/conv-vae [vae-gan]=$R/vae-gan [cppn]=$R/cppn)
-for m in gan dcgan vae conv-vae vae-gan cppn; do
+MODELS="gan dcgan vae conv-vae vae-gan cppn"
+# ZOO_ENCODERS=1: the encoder families' pictures from the pretrained zoo instead (the same 10-minute runs' networks,
+# with their learned prior fitted by `tools/make_zoo.py --refit-prior`), the GANs' rows left as they are
+if [ "${ZOO_ENCODERS:-0}" = 1 ]; then
+  MODELS="vae conv-vae vae-gan cppn"
+  for m in $MODELS; do RUN[$m]=mnist-$m; done
+fi
+for m in $MODELS; do
   $G -q sample "${RUN[$m]}" -n 64 --seed 0 --out docs/$m-samples.png
   $G -q interpolate "${RUN[$m]}" --points 4 --steps 12 --walks 9 --scale 2 --out docs/$m-walk.gif
 done
 for m in vae conv-vae vae-gan cppn; do
-  $G -q reconstruct "${RUN[$m]}" -n 16 --out docs/$m-reconstructions.png
+  $G -q reconstruct "${RUN[$m]}" -n 16 --out docs/$m-reconstructions.png ${DATA_DIR:+--data-dir $DATA_DIR}
 done
-$G -q sample $R/cppn -n 1 --seed 3 --out docs/cppn-28.png
-$G -q render $R/cppn --size 1080x1080 --seed 3 --out docs/cppn-1080.png
+$G -q sample "${RUN[cppn]}" -n 1 --seed 3 --out docs/cppn-28.png
+$G -q render "${RUN[cppn]}" --size 1080x1080 --seed 3 --out docs/cppn-1080.png

@@ -21,7 +21,10 @@ def main():
     trainer.fit()
     # every rank dumps its final weights (parameters; batch-norm running statistics are rank 0's,
     # broadcast by DDP at each forward) so the test can compare them across ranks
-    torch.save({k: v.detach().clone() for k, v in trainer.model.named_parameters()},
+    # (and a self-conditioned model's pseudo-classes, which every rank must share)
+    state = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
+    state.update({k: v.clone() for k, v in trainer.model.state_dict().items() if k.startswith("pseudo_classes.")})
+    torch.save(state,
                os.path.join(spec["run_dir"], f"rank{rank}_weights.pt"))
 
 

@@ -32,7 +32,7 @@ SPECIAL = {
 # settings under which a field matters (the Gaussian decoder's deviation, with the Gaussian decoder)
 CONTEXT = {"decoder_std": {"decoder": "gaussian"}, "num_classes": {"conditional": True},
            "class_embedding_dim": {"conditional": True}, "class_embedding_std": {"conditional": True},
-           "class_conditioning": {"conditional": True}}
+           "class_conditioning": {"conditional": True}, "recluster_every": {"self_conditioning": 2}}
 
 
 def changed_value(name: str, tp, default):
@@ -64,12 +64,18 @@ def signature(model_name: str, fields: dict) -> list:
     x = torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(1))
     x = x * 2 - 1 if model.value_range == "tanh" else x
     labels = (torch.arange(8) % 10) if model.conditional else None
+    if model.self_conditioned:  # three epochs' clusterings of the batch, on their schedule
+        images = (x if model.value_range == "unit" else (x + 1) / 2).mul(255).to(torch.uint8)
+        for epoch in range(3):
+            model.before_epoch(epoch, images)
+        sig.append(sorted((k, v.tolist()) for k, v in model.pseudo_classes.state_dict().items()))
+        labels = model.training_labels(torch.arange(8), torch.zeros(8, dtype=torch.long))
     for step in range(3):
         losses = model.training_step(x, optimizers, StepContext(step, 0, 0.0, labels=labels))
         model.after_step(step)
         sig.append(sorted((k, round(float(v), 6)) for k, v in losses.items()))
     sig.append(model.sample(4, generator=torch.Generator().manual_seed(2),
-                            labels=None if labels is None else labels[:4]).flatten().tolist())
+                            labels=labels[:4] if model.conditional else None).flatten().tolist())
     if model.has_encoder:
         sig.append(model.reconstruct(torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(3)),
                                      None if labels is None else labels[:2]).flatten().tolist())

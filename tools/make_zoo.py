@@ -49,6 +49,22 @@ def per_class_text(metrics: dict) -> str:
     return f"\nPer class (conditional accuracy / intra-FID): {cells}.\n"
 
 
+def prior_text(meta: dict) -> str:
+    """The card's line on the sampling prior."""
+    m = meta["model"]
+    if m.get("prior") == "gmm":
+        fit = meta.get("prior_fit") or {}
+        how = (f", fitted after training to the posterior means of {fit['codes']:,} training images ({fit['iterations']} "
+               f"EM iterations, seed {fit['seed']}; `ganvae fit-prior` refits it)") if fit else ""
+        return (f"a Gaussian mixture of {m['prior_components']} components with {m['prior_covariance']} covariances"
+                f"{how}, stored in float32 (Ghosh et al. 2020, ex-post density estimation). The likelihood bounds "
+                f"below use N(0, I), the training objective's prior.")
+    if m.get("self_conditioning"):
+        return (f"N(0, I) noise and one of {m['self_conditioning']} self-conditioning clusters, drawn by its share of "
+                f"the training images (Liu et al. 2020).")
+    return "N(0, I)."
+
+
 def _epochs(n) -> str:
     return "under one epoch" if not n else f"{n} epoch{'' if n == 1 else 's'}"
 
@@ -74,6 +90,7 @@ or `ganvae sample {name} -n 64 --out grid.png`{' (a class grid; `--digit 7` for 
 - Model: `{meta['model_name']}` with ganvae's default recipe (full config in `config.json`); the sampling networks
   only ({", ".join(networks)}), their exponential
   moving average where the recipe keeps one, stored in {meta['dtype']}.
+- Prior (what samples are drawn from): {prior_text(meta)}
 - Data: MNIST (LeCun, Cortes & Burges), the 60,000 training images, all ten classes, 28x28.
 - Training: `{src.get('command')}` — {src.get('steps')} steps, {_epochs(src.get('epochs'))}, {minutes:.1f} minutes
   of training on {src.get('machine')} ({src.get('device')}).
@@ -119,6 +136,44 @@ def readme_table() -> str:
     return "\n".join(lines) + f"\n\n{total / 2**20:.1f} MB in all.\n"
 
 
+def refit_prior(name: str, args) -> None:
+    """Fit a shipped encoder model's learned prior on full MNIST (``ganvae fit-prior``), evaluate it with the zoo's
+    protocol and write it back with its card; the networks (and their float16 check) stay as they were."""
+    import tempfile
+
+    folder = zoo_dir() / name
+    old = read_config(folder)
+    old_card = (folder / "README.md").read_text()
+    storage = next((line[len("Storage: "):] for line in old_card.splitlines() if line.startswith("Storage: ")),
+                   f"{old['dtype']}.")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / name
+        fit = api.fit_prior(folder, out=out, components=args.components, covariance=args.covariance,
+                            dataset="mnist", data_dir=args.data_dir)
+        result = api.evaluate(out, n_samples=args.n_samples, data_dir=args.data_dir, iwae_k=args.iwae_k,
+                              out=Path(tmp) / "metrics.json")
+        meta = read_config(out)
+        meta["metrics"] = {k: result["metrics"][k] for k in HEADLINE if k in result["metrics"]}
+        meta["metrics_protocol"] = (f"ganvae evaluate {name} --n-samples {args.n_samples} --iwae-k {args.iwae_k}; "
+                                    f"full MNIST test set")
+        meta["prior_fit"] = {k: fit[k] for k in ("codes", "iterations", "seed", "log_likelihood", "seconds")}
+        meta["prior_fit"]["dataset"] = fit["dataset"]
+        meta["metrics_before_prior"] = {k: old["metrics"][k] for k in ("fid", "fid_std", "precision", "recall")
+                                        if k in old.get("metrics", {})}
+        atomic_write_text(out / "config.json", json.dumps(meta, indent=2) + "\n")
+        from safetensors import safe_open
+
+        with safe_open(str(out / "model.safetensors"), framework="pt") as fh:
+            networks = sorted({k.split(".")[0] for k in fh.keys()} - {"latent_prior", "pseudo_classes"})
+        storage = storage.rstrip(".") + "; the prior's tensors in float32."
+        atomic_write_text(out / "README.md", card(name, meta, result["metrics"], result["protocol"], storage, networks))
+        for f in ("config.json", "model.safetensors", "README.md"):
+            shutil.copyfile(out / f, folder / f)
+    before = meta["metrics_before_prior"].get("fid")
+    print(f"{name}: {fit['prior']}: FID {result['metrics']['fid']:.2f} (N(0, I): {before}), recall "
+          f"{result['metrics']['recall']:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("pairs", nargs="*", metavar="NAME=RUN")
@@ -127,6 +182,10 @@ def main() -> None:
     parser.add_argument("--data-dir", help="folder of the four MNIST files (required to build)")
     parser.add_argument("--n-samples", type=int, default=10000)
     parser.add_argument("--iwae-k", type=int, default=1, help="importance samples of the likelihood bound (1 = the ELBO)")
+    parser.add_argument("--refit-prior", nargs="+", metavar="NAME", help="fit the learned prior of these shipped "
+                        "encoder models (their networks unchanged), evaluate them again and rewrite their cards")
+    parser.add_argument("--components", type=int, help="with --refit-prior: mixture components (default: the config's)")
+    parser.add_argument("--covariance", choices=["full", "diag"], help="with --refit-prior: covariance type")
     args = parser.parse_args()
     if args.table:
         table = readme_table()
@@ -137,6 +196,12 @@ def main() -> None:
             head, rest = text.split(start, 1)
             atomic_write_text(path, head + start + table + rest[rest.index(end):])
         print(table)
+        return
+    if args.refit_prior:
+        if not args.data_dir:
+            parser.error("--refit-prior needs --data-dir")
+        for name in args.refit_prior:
+            refit_prior(name, args)
         return
     if not args.pairs or not args.data_dir:
         parser.error("give NAME=RUN pairs and --data-dir (or --table)")

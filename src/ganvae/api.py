@@ -234,6 +234,17 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return torch.where(so.abs() < 1e-6, lerp, spherical)
 
 
+def latent_path(model: GenerativeModel, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Latents between ``a`` and ``b`` ``(..., Z)`` at fractions ``t`` ``(T,)`` -> ``(T, ..., Z)``: spherical for
+    the N(0, I) prior (:func:`slerp`), straight for a fitted mixture, whose latents lie around its components'
+    means rather than on a sphere about the origin (a straight line between two codes stays among codes)."""
+    prior = model.latent_prior
+    if prior is not None and prior.is_fitted:
+        t = t.view(-1, *([1] * a.dim()))
+        return (1 - t) * a + t * b
+    return slerp(a, b, t)
+
+
 def walk_latents(loaded: LoadedRun, points: int, steps: int, walks: int, seed: int, loop: bool = True) -> torch.Tensor:
     """Latents of a walk through ``points`` random latents: ``(frames, walks, Z)``."""
     if points < 2 or steps < 1:
@@ -241,7 +252,7 @@ def walk_latents(loaded: LoadedRun, points: int, steps: int, walks: int, seed: i
     anchors = loaded.model.prior(points * walks, generator=_generator(seed), device=torch.device("cpu")).view(points, walks, -1)
     t = torch.arange(steps) / steps
     legs = points if loop else points - 1
-    return torch.cat([slerp(anchors[i], anchors[(i + 1) % points], t) for i in range(legs)])
+    return torch.cat([latent_path(loaded.model, anchors[i], anchors[(i + 1) % points], t) for i in range(legs)])
 
 
 def interpolate(run, points: int = 4, steps: int = 30, seed: int = 0, out: str | Path = "walk.gif",
@@ -469,3 +480,86 @@ def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 
     if out is not None:
         atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     return result
+
+
+def fit_prior(run, out: str | Path | None = None, components: int | None = None, covariance: str | None = None,
+              dataset: str | None = None, data_dir: str | None = None, seed: int | None = None) -> dict[str, Any]:
+    """Fit (or refit) the learned prior of an encoder model (``model.prior: gmm``, :mod:`ganvae.models.prior`) to
+    the posterior means of its training images, and store it.
+
+    A run folder or checkpoint is rewritten in place (atomically; its training state is kept, so it still
+    resumes). A pretrained folder is written to ``out``, or in place when ``out`` is None and the folder is not
+    one of the shipped zoo's. ``components`` and ``covariance`` change the mixture (they are recorded in the
+    config); ``dataset``/``data_dir`` say where the training images are; ``seed`` defaults to the run's seed.
+    Returns what was fitted and where it was written.
+    """
+    from dataclasses import replace
+
+    from ganvae import pretrained
+    from ganvae.config import validate
+    from ganvae.data.dataset import load_dataset
+    from ganvae.registry import build_model
+
+    if out is not None:
+        check_output(out, kind="folder")
+    path = pretrained.resolve(run)
+    is_folder = path.is_dir() and not ckpt_io.run_checkpoint(path).is_file() and (path / "config.json").is_file()
+    if is_folder:
+        meta = pretrained.read_config(path)
+        if out is None and path.resolve().is_relative_to(pretrained.zoo_dir().resolve()):
+            raise ConfigError(f"fit-prior {run}: {path} is a model shipped inside the package; write the refitted "
+                              f"model elsewhere with --out DIR (then use DIR wherever a command takes RUN).")
+        model, cfg = pretrained.load_pretrained(path)
+        ckpt = None
+    else:
+        ckpt = ckpt_io.load_checkpoint(checkpoint_path(path))
+        cfg = config_from_dict(ckpt.header["config"], str(ckpt.path))
+        if out is not None:
+            raise ConfigError(f"fit-prior --out: {run} is a training run, whose checkpoint is refitted in place (it "
+                              f"stays resumable); drop --out, or `ganvae export` it first and refit the export.")
+    if not hasattr(cfg.model, "prior"):
+        raise UnsupportedOperation(f"fit-prior: {cfg.model_name} has no encoder, so it has no posterior to fit a "
+                                   f"prior to; it draws from N(0, I). (The encoder families: vae, conv-vae, vae-gan, "
+                                   f"cppn.)")
+    changes = {"prior": "gmm"}
+    if components is not None:
+        changes["prior_components"] = components
+    if covariance is not None:
+        changes["prior_covariance"] = covariance
+    cfg.model = replace(cfg.model, **changes)
+    validate(cfg, "fit-prior")
+    image_shape = tuple(model.image_shape) if ckpt is None else tuple(
+        ckpt.header.get("image_shape") or (1, cfg.data.image_size, cfg.data.image_size))
+    with torch.random.fork_rng(devices=[]):
+        fresh = build_model(cfg, image_shape)
+    if ckpt is None:
+        fresh.load_state_dict({**model.state_dict(), **{f"latent_prior.{k}": v for k, v in
+                                                        fresh.latent_prior.state_dict().items()}})
+    else:
+        ckpt_io.restore_model(fresh, ckpt, refit_prior=True)
+    model = fresh.eval()
+    data_cfg = cfg.data
+    if dataset is not None or data_dir is not None:
+        data_cfg = replace(data_cfg, dataset=dataset or data_cfg.dataset, data_dir=data_dir or data_cfg.data_dir)
+    data = load_dataset(data_cfg)
+    seed = cfg.train.seed if seed is None else seed
+    try:
+        fit = model.fit_prior(data.train_images, data.train_labels, seed=seed)
+    except ValueError as err:
+        raise ConfigError(f"fit-prior {run}: {err}.") from None
+    if ckpt is None:
+        target = Path(out) if out is not None else path
+        source_card = path / "README.md"
+        card = source_card.read_text() if source_card.is_file() else None
+        pretrained.save_pretrained(model, cfg, target, dtype=meta.get("dtype", "float16"),
+                                   source=meta.get("source"), card=card)  # the old metrics were of the old prior
+        written = target
+    else:
+        header = dict(ckpt.header, config=cfg.to_dict())
+        tensors = {f"model.latent_prior.{k}": v for k, v in model.latent_prior.state_dict().items()}
+        written = ckpt_io.rewrite_checkpoint(ckpt, header, tensors, drop_prefix="model.latent_prior.")
+    log.info("fitted %s to %d posterior means of %s in %.1f s -> %s", model.prior_description(), fit.n, data.name,
+             fit.seconds, written)
+    return {"prior": model.prior_description(), "codes": fit.n, "dataset": data.name, "seed": seed,
+            "iterations": fit.iterations, "converged": fit.converged, "log_likelihood": fit.log_likelihood,
+            "seconds": fit.seconds, "written": str(written)}

@@ -163,6 +163,17 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_fit_prior(args) -> int:
+    from ganvae import api
+
+    result = api.fit_prior(args.run, out=args.out, components=args.components, covariance=args.covariance,
+                           dataset=args.dataset, data_dir=args.data_dir, seed=args.seed)
+    print(f"{result['prior']}: fitted to {result['codes']:,} posterior means of {result['dataset']} in "
+          f"{result['seconds']:.1f} s ({result['iterations']} EM iterations, {result['log_likelihood']:.3f} nats per "
+          f"code) -> {result['written']}")
+    return 0
+
+
 def cmd_models(args) -> int:
 
     from ganvae import pretrained
@@ -496,6 +507,23 @@ def _add_export_command(sub) -> None:
     p.set_defaults(func=cmd_export)
 
 
+def _add_fit_prior_command(sub) -> None:
+    """``ganvae fit-prior``."""
+    p = sub.add_parser("fit-prior", help="fit an encoder model's learned prior (a Gaussian mixture over its latents)",
+                       description="Fit a Gaussian mixture to the posterior means of the training images (Ghosh et "
+                                   "al. 2020's ex-post density estimation) and sample from it instead of N(0, I). "
+                                   "Training fits it when it ends (model.prior: gmm); this refits a run (in place, "
+                                   "still resumable) or a pretrained folder.")
+    p.add_argument("run", metavar="RUN", help="run folder, checkpoint, pretrained name or folder")
+    p.add_argument("--out", metavar="DIR", help="pretrained models: write the refitted model here (required for a "
+                                                "shipped name)")
+    p.add_argument("--components", type=int, help="mixture components (model.prior_components)")
+    p.add_argument("--covariance", choices=["full", "diag"], help="each component's covariance (model.prior_covariance)")
+    p.add_argument("--seed", type=int, help="seed of the fit (default: the run's train.seed)")
+    _add_data_flags(p)
+    p.set_defaults(func=cmd_fit_prior)
+
+
 def _add_models_command(sub) -> None:
     """``ganvae models``."""
     p = sub.add_parser("models", help="the pretrained models shipped with ganvae, with their measured metrics")
@@ -525,6 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_classifier_command(sub)
     _add_config_command(sub, models)
     _add_export_command(sub)
+    _add_fit_prior_command(sub)
     _add_models_command(sub)
     _add_explore_command(sub)
     return parser

@@ -256,7 +256,8 @@ VALUE_RULES: dict[str, tuple] = {
     "generator_hidden": _AT_LEAST_1, "discriminator_hidden": _AT_LEAST_1, "generator_channels": _AT_LEAST_1,
     "discriminator_channels": _AT_LEAST_1, "channels": _AT_LEAST_1, "encoder_channels": _AT_LEAST_1,
     "hidden": _AT_LEAST_1, "classes": _AT_LEAST_0, "num_classes": _AT_LEAST_1, "class_embedding_dim": _AT_LEAST_1,
-    "class_embedding_std": _POSITIVE,
+    "class_embedding_std": _POSITIVE, "prior_components": _AT_LEAST_1, "self_conditioning": _AT_LEAST_0,
+    "recluster_every": _AT_LEAST_1,
 }
 NON_EMPTY = {"generator_hidden", "discriminator_hidden", "generator_channels", "discriminator_channels", "channels",
              "encoder_channels", "hidden", "classes"}  # lists that need at least one entry when given
@@ -298,6 +299,9 @@ def validate(cfg: ExperimentConfig, source: str = "the config") -> ExperimentCon
                 problem = (f"classes below model.num_classes={cfg.model.num_classes} for a conditional model (its "
                            f"class embeddings cover 0..{cfg.model.num_classes - 1}; or raise "
                            f"--set model.num_classes={max(value) + 1})")
+            if f.name == "self_conditioning" and value and conditional and not problem:
+                problem = ("0 for a conditional model (model.conditional=true trains on the data's labels; "
+                           "self-conditioning is for data without them): choose one")
             if problem:
                 key = f"{section}.{f.name}"
                 flag = f"{FLAGS[key]}, " if key in FLAGS else ""

@@ -133,7 +133,7 @@ class Pipeline:
         models: within class ``labels``, default the first trained class)."""
         a = self.model.prior(1, generator=torch.Generator().manual_seed(seed_a), device=torch.device("cpu"))
         b = self.model.prior(1, generator=torch.Generator().manual_seed(seed_b), device=torch.device("cpu"))
-        z = api.slerp(a[0], b[0], torch.linspace(0, 1, steps))  # (steps, Z)
+        z = api.latent_path(self.model, a[0], b[0], torch.linspace(0, 1, steps))  # (steps, Z)
         if self.model.conditional and labels is None:
             labels = self.classes[0]
         return Images(self.model.generate(z, self._labels(labels, steps)), nrow=steps)

@@ -96,6 +96,8 @@ def save_pretrained(model, config, out: str | Path, dtype: str = "float16", sour
             if value.is_floating_point() and dtype == "float16":
                 value = value.half()
             tensors[f"{name}.{key}"] = value.contiguous()
+    for key, value in model.sampling_state().items():  # float32: a Cholesky factor loses too much in half
+        tensors[key] = value.detach().cpu().contiguous()
     model.train(was_training)
     model_cfg = dataclasses.asdict(config.model)
     if "ema_decay" in model_cfg:
@@ -166,7 +168,8 @@ def load_pretrained(folder: str | Path, device: torch.device | str = "cpu"):
     except Exception as err:  # safetensors' own error type for damaged files
         raise CheckpointError(f"{folder / 'model.safetensors'}: not a readable safetensors file ({err}); "
                               f"re-export or reinstall the model.") from None
-    for name in sampling_networks(model):
+    parts = sampling_networks(model)
+    for name in parts:
         part = {k[len(name) + 1:]: v.float() if v.is_floating_point() else v
                 for k, v in tensors.items() if k.startswith(name + ".")}
         try:
@@ -175,4 +178,12 @@ def load_pretrained(folder: str | Path, device: torch.device | str = "cpu"):
             raise CheckpointError(f"{folder / 'model.safetensors'}: the {name} weights do not fit the {meta['model_name']} "
                                   f"of config.json ({str(err).splitlines()[0]}); the two files come from different "
                                   f"models. Re-export the model.") from None
+    rest = {k: v for k, v in tensors.items() if k.split(".")[0] not in parts}
+    try:  # the learned prior, the pseudo-classes' shares; absent in a folder from before the prior existed
+        model.load_sampling_state(rest)
+    except ValueError as err:
+        raise CheckpointError(f"{folder / 'model.safetensors'}: the sampling state beside the networks does not fit "
+                              f"the {meta['model_name']} of config.json ({err}): model.prior, prior_components, "
+                              f"prior_covariance, latent_dim or self_conditioning differ from what was stored. "
+                              f"Re-export the model, or refit its prior with `ganvae fit-prior`.") from None
     return model.to(device).eval(), cfg

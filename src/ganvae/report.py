@@ -53,7 +53,9 @@ def _load_or_evaluate(run: Path, loaded, n_samples: int, seed: int, data_dir: st
     cached = run / "metrics.json" if run.is_dir() else None
     if cached is not None and cached.is_file():
         result = json.loads(cached.read_text())
-        if result.get("protocol", {}).get("n_samples") == n_samples and result["protocol"].get("sample_seed") == seed:
+        protocol = result.get("protocol", {})
+        if protocol.get("n_samples") == n_samples and protocol.get("sample_seed") == seed \
+                and protocol.get("prior") == loaded.model.prior_description():  # a refitted prior: measured again
             return result
     return api.evaluate(loaded, n_samples=n_samples, seed=seed, data_dir=data_dir)
 
@@ -412,6 +414,8 @@ def _setting_rows(entries: list[RunEntry]) -> list[tuple[str, str]]:
         budget = (f"{t.get('train_seconds', 0) / 60:.1f} min, {t.get('epochs_completed', '?')} epochs, "
                   f"{t.get('steps', '?')} steps, {t.get('images_per_second', 0):.0f} images/s on {t.get('device', '?')}") if t else "?"
         rows.append((f"budget: {e.label}", budget))
+        if e.result["protocol"].get("prior"):
+            rows.append((f"prior: {e.label}", e.result["protocol"]["prior"]))
         if lp:
             rows.append((f"likelihood: {e.label}", f"IWAE k = {lp['iwae_k']} on {lp['test_images']} test images; {lp['binarisation']}"))
     return rows

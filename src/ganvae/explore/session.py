@@ -128,9 +128,9 @@ class ModelView:
         return [png_data_uri(a) for a in to_uint8(images)]
 
     def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int, digit: int | None) -> dict[str, Any]:
-        from ganvae.api import slerp
+        from ganvae.api import latent_path
 
-        z = slerp(a[0], b[0], torch.linspace(0, 1, steps))  # (steps, Z)
+        z = latent_path(self.model, a[0], b[0], torch.linspace(0, 1, steps))  # (steps, Z)
         return {"latents": z.tolist(), "images": self.decode(z, digit)}
 
     # ---- main directions of variation

@@ -181,6 +181,8 @@ def likelihood_metrics(model, data: ImageData, k: int = 50, seed: int = 0, batch
         else f"grey levels in [0, 1], Gaussian likelihood (std {cfg.decoder_std})"
     if model.conditional:
         protocol += "; conditional: log p(x | y), each image with its own label"
+    # the bound is of the model as trained: the learned prior changes where samples come from, not the objective
+    protocol += "; prior of the bound: N(0, I), the training objective's"
     return {
         "test_elbo": float(torch.cat(elbo).mean()),
         "test_nll_iwae": float(-torch.cat(iwae).mean()),
@@ -245,6 +247,7 @@ def evaluate(model: GenerativeModel | None, data: ImageData, fnet: FeatureNetwor
             "inception_score_splits": 10, "memorisation": "pixel L2 to nearest train image, 1000 samples vs 1000 test",
             "classes": list(data.class_subset) if data.class_subset else None,
             "weights": None if model is None else ("exponential moving average" if model.has_ema else "trained"),
+            "prior": None if model is None else model.prior_description(),
         },
         "metrics": sample_metrics(samples, data, fnet, seed=seed, reference=reference, features=extracted),
     }
@@ -273,8 +276,9 @@ INTRA_FID_FAIR = FEATURE_DIM
 def format_table(result: dict[str, Any]) -> str:
     """A two-column text table of the headline metrics."""
     m = result["metrics"]
-    lines = [f"{result['model']} on {result['dataset']}: {result['protocol']['n_samples']} samples, "
-             f"features {result['protocol']['feature_network']['name']}"]
+    prior = result["protocol"].get("prior")
+    lines = [f"{result['model']} on {result['dataset']}: {result['protocol']['n_samples']} samples"
+             f"{' from the prior ' + prior if prior else ''}, features {result['protocol']['feature_network']['name']}"]
     for key, label in LABELS.items():
         if m.get(key) is not None:
             value = m[key]

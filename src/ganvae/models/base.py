@@ -12,11 +12,14 @@ import copy
 from typing import ClassVar, Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ganvae.losses import class_cross_entropy, discriminator_loss, generator_loss
 from ganvae.models.conditioning import call, split_logits
 from ganvae.models.ema import ema_decay_at, update_ema
+from ganvae.models.prior import GaussianMixturePrior, MixtureFit
+from ganvae.models.self_conditioning import PseudoClasses
 from ganvae.models.step import StepContext
 from ganvae.pixels import ValueRange, from_unit, to_unit
 
@@ -64,8 +67,18 @@ class GenerativeModel(nn.Module):
         super().__init__()
         self.config = config
         self.image_shape = tuple(image_shape)  # (C, H, W)
-        self.latent_dim: int = config.latent_dim
+        self.noise_dim: int = config.latent_dim  # the generator's noise z
+        # a self-conditioned model's latent is z and its pseudo-class as a one-hot (K,), so that every front end's
+        # latent maths (walks, sliders, inversion) works on it unchanged; otherwise z alone
+        self.pseudo_classes: PseudoClasses | None = None
+        if getattr(config, "self_conditioning", 0):
+            self.pseudo_classes = PseudoClasses(config.self_conditioning)
+        self.latent_dim: int = config.latent_dim + (self.pseudo_classes.k if self.pseudo_classes is not None else 0)
         self._classes: list[int] | None = None  # the trained classes of a conditional model (see ``classes``)
+        # the learned prior of an encoder model (model.prior: gmm), fitted after training; None = N(0, I) only
+        self.latent_prior: GaussianMixturePrior | None = None
+        if getattr(config, "prior", "normal") == "gmm":
+            self.latent_prior = GaussianMixturePrior(config.latent_dim, config.prior_components, config.prior_covariance)
 
     # ---- what the trainer calls
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -172,18 +185,130 @@ class GenerativeModel(nn.Module):
         return labels
 
     def step_labels(self, ctx: StepContext) -> torch.Tensor | None:
-        """The batch's labels for a conditional model's training step (None for an unconditional one)."""
-        if not self.conditional:
+        """The batch's labels for the training step of a conditional model (the data's) or a self-conditioned one
+        (its pseudo-classes'); None for a model whose networks take no labels."""
+        if not self.conditional and self.pseudo_classes is None:
             return None
         if ctx.labels is None:
-            raise ValueError("a conditional model's training step needs the batch's labels (StepContext.labels)")
+            raise ValueError("a conditional or self-conditioned model's training step needs the batch's labels "
+                             "(StepContext.labels)")
         return ctx.labels
+
+    @property
+    def self_conditioned(self) -> bool:
+        """Whether the networks are trained on pseudo-classes (``model.self_conditioning``, Liu et al. 2020)."""
+        return self.pseudo_classes is not None
+
+    def training_labels(self, idx: torch.Tensor, data_labels: torch.Tensor) -> torch.Tensor | None:
+        """The labels of training images ``idx`` ``(B,)`` the step trains on: the data's for a conditional model,
+        their pseudo-classes for a self-conditioned one, None otherwise."""
+        if self.conditional:
+            return data_labels.index_select(0, idx)
+        if self.pseudo_classes is not None:
+            return self.pseudo_classes.assignments.index_select(0, idx.to(self.pseudo_classes.assignments.device))
+        return None
+
+    @torch.no_grad()
+    def before_epoch(self, epoch: int, images: torch.Tensor, seed: int = 0, batch_size: int = 1000) -> dict | None:
+        """The trainer's call at the start of each epoch ``epoch`` (from 0) with the training images ``(N, C, H,
+        W)`` uint8: a self-conditioned model clusters them again when due (epoch 0, then every
+        ``model.recluster_every`` epochs), on the features its discriminator gives them now. Returns what the
+        clustering did, or None."""
+        pc = self.pseudo_classes
+        if pc is None or (pc.clustered and epoch % self.config.recluster_every):
+            return None
+        from ganvae.models.conditioning import ConditionalDiscriminator
+        from ganvae.pixels import scale_images
+
+        discriminator = self._modules["discriminator"]  # the plain network (the trainer unwraps DDP)
+        net = discriminator.net if isinstance(discriminator, ConditionalDiscriminator) else discriminator
+        feats = []
+        with eval_mode(discriminator):  # no dropout, no augmentation: the features of the images themselves
+            for start in range(0, len(images), batch_size):
+                x = scale_images(images[start : start + batch_size], self.value_range).to(self.device)
+                feats.append(net.cluster_features(x).float().cpu())
+        return pc.recluster(torch.cat(feats), seed=seed)
 
     # ---- sampling
     def prior(self, n: int, generator: torch.Generator | None = None, device: torch.device | None = None) -> torch.Tensor:
-        """``n`` latents ``(n, latent_dim)`` from N(0, I), drawn from ``generator`` when given."""
+        """``n`` latents ``(n, latent_dim)`` from the model's prior, drawn from ``generator`` when given: the fitted
+        mixture of an encoder model (``model.prior: gmm``), else N(0, I)."""
         device = device or self.device
-        return torch.randn(n, self.latent_dim, generator=generator, device=generator.device if generator is not None else device).to(device)
+        if self.latent_prior is not None and self.latent_prior.is_fitted:
+            return self.latent_prior.sample(n, generator).to(device)
+        z = torch.randn(n, self.noise_dim, generator=generator, device=generator.device if generator is not None else device)
+        if self.pseudo_classes is not None:  # then a pseudo-class by its share of the data, as a one-hot
+            k = self.pseudo_classes.k
+            z = torch.cat([z, F.one_hot(self.pseudo_classes.sample(n, generator), k).to(z)], dim=1)
+        return z.to(device)
+
+    def sampling_state(self) -> dict[str, torch.Tensor]:
+        """What sampling needs besides the sampling networks, by state-dict key: the fitted mixture
+        (``latent_prior.*``) and the pseudo-classes' shares (``pseudo_classes.counts``; their assignments of the
+        training images are training state). A pretrained folder stores these in float32."""
+        out = {}
+        if self.latent_prior is not None:
+            out.update({f"latent_prior.{k}": v for k, v in self.latent_prior.state_dict().items()})
+        if self.pseudo_classes is not None:
+            out["pseudo_classes.counts"] = self.pseudo_classes.counts
+        return out
+
+    def load_sampling_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Load :meth:`sampling_state` tensors (exactly its keys and shapes, else a ``ValueError`` naming them). An
+        empty dict, from a folder written before the learned prior existed, leaves the mixture unfitted."""
+        own = self.sampling_state()
+        if not tensors and self.pseudo_classes is None:
+            return
+        if tensors.keys() != own.keys() or any(tuple(tensors[k].shape) != tuple(own[k].shape) for k in own):
+            have = {k: tuple(v.shape) for k, v in tensors.items()}
+            want = {k: tuple(v.shape) for k, v in own.items()}
+            raise ValueError(f"stored {have or 'nothing'}, the config implies {want or 'nothing'}")
+        for key, value in tensors.items():
+            own[key].copy_(value.to(own[key]))
+
+    def split_latent(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A self-conditioned model's latent ``(B, Z + K)`` -> noise ``(B, Z)`` and pseudo-class weights ``(B, K)``
+        (made non-negative and summing to 1, so a walk between two latents blends their classes' embeddings);
+        ``(z, None)`` for any other model."""
+        if self.pseudo_classes is None:
+            return z, None
+        noise, weights = z[:, : self.noise_dim], z[:, self.noise_dim :].clamp_min(0)
+        total = weights.sum(1, keepdim=True)
+        uniform = torch.full_like(weights, 1.0 / weights.shape[1])
+        return noise, torch.where(total > 1e-8, weights / total.clamp_min(1e-8), uniform)
+
+    def prior_description(self) -> str:
+        """Which prior :meth:`prior` draws from, as protocols and model cards state it."""
+        if self.pseudo_classes is not None:
+            return (f"normal: N(0, I), with one of {self.pseudo_classes.k} self-conditioning clusters drawn by its "
+                    f"share of the training images")
+        return "normal: N(0, I)" if self.latent_prior is None else self.latent_prior.describe()
+
+    @torch.no_grad()
+    def fit_prior(self, images: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0,
+                  batch_size: int = 1000) -> MixtureFit:
+        """Fit the learned prior to the posterior means of ``images`` ``(N, C, H, W)`` (uint8, or float in [0, 1];
+        with their ``labels``, a conditional model): one mixture pooled over the classes, since a conditional
+        model's class grid and class morph decode one latent under every class (benchmarks/RESULTS.md, "Learned
+        prior", measures the pooled mixture against one per class)."""
+        from ganvae.models.prior import MAX_FIT_IMAGES
+        from ganvae.pixels import uint8_to_unit
+
+        if self.latent_prior is None:
+            raise ValueError(f"this {type(self).__name__} has no learned prior (model.prior is normal, or the family "
+                             f"has no encoder)")
+        if len(images) > MAX_FIT_IMAGES:  # a seeded subset: the same codes for the same seed
+            keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:MAX_FIT_IMAGES]
+            images, labels = images[keep], None if labels is None else labels[keep]
+        codes = []
+        with eval_mode(self):
+            for start in range(0, len(images), batch_size):
+                x = images[start : start + batch_size].to(self.device)
+                x = uint8_to_unit(x) if x.dtype == torch.uint8 else x.float()
+                y = None if labels is None or not self.conditional else labels[start : start + batch_size].to(self.device)
+                mu, _ = self.encode(from_unit(x, self.value_range), y)
+                codes.append(mu.float().cpu())
+        return self.latent_prior.fit(torch.cat(codes), seed=seed)
 
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
         """Latents (and, for a conditional model, labels ``(B,)``) -> images in :attr:`value_range` (the sampling
@@ -243,7 +368,8 @@ class AdversarialModel(GenerativeModel):
     ema_networks = ("generator",)
 
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
-        return call(self.inference_network("generator"), z, labels)
+        noise, weights = self.split_latent(z)
+        return call(self.inference_network("generator"), noise, labels if weights is None else weights)
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
@@ -266,8 +392,8 @@ class AdversarialModel(GenerativeModel):
         c = self.config
         opt_g, opt_d = optimizers["generator"], optimizers["discriminator"]
         b = x.shape[0]
-        z = ctx.randn(b, self.latent_dim, x.device)
-        y = self.step_labels(ctx)  # the fakes are asked for the real batch's classes
+        z = ctx.randn(b, self.noise_dim, x.device)
+        y = self.step_labels(ctx)  # the fakes are asked for the real batch's classes (or pseudo-classes)
         y2 = None if y is None else torch.cat([y, y])
         if c.reuse_fake_logits:
             with ctx.autocast():

@@ -216,6 +216,14 @@ class ConvDiscriminator(nn.Module):
         h = self.features(x.contiguous(memory_format=self.memory_format))  # (B, C_last, H', W')
         return h.sum(dim=(2, 3)), self.logit(self._flat(h))
 
+    def cluster_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` -> what self-conditioning clusters ``(B, 4 C_last)``: the last feature map averaged over
+        a 2x2 grid of regions. The sum over positions that the projection uses cannot tell where a stroke is (an
+        untrained discriminator's sums clustered bars at ten rows into mixed groups, purity 0.74, against 1.0 for
+        this grid; tests/test_self_conditioning.py)."""
+        h = self.features(x.contiguous(memory_format=self.memory_format))
+        return torch.nn.functional.adaptive_avg_pool2d(h, 2).flatten(1)
+
     def _flat(self, h: torch.Tensor) -> torch.Tensor:
         """The feature map ``(B, C, H', W')`` -> ``(B, F)`` as the head reads it, in the activations' memory order."""
         if self.memory_format is torch.contiguous_format:

@@ -48,11 +48,23 @@ class ConditionalDiscriminatorConfig(ConditionalConfig):
     # a GAN generator starts with a weak class input, so it first learns to draw from z: at 1.0 the dcgan drew one
     # image per class whatever z (benchmarks/cdcgan_diversity.py base model.class_embedding_std=1.0)
     class_embedding_std: float = 0.02
+    # self-conditioning (Liu et al. 2020; models/self_conditioning.py): train the class machinery on this many
+    # k-means clusters of the discriminator's features of the real images instead of labels; 0 = off
+    self_conditioning: int = 0
+    recluster_every: int = 2  # self-conditioning: epochs between two clusterings (the first is before step 0)
+
+
+def label_count(config) -> int:
+    """How many label values the networks embed: ``num_classes`` when conditional, the pseudo-classes
+    (``self_conditioning``) when self-conditioned, 0 when the networks take no labels."""
+    if config.conditional:
+        return config.num_classes
+    return getattr(config, "self_conditioning", 0)
 
 
 def generator_input_dim(config) -> int:
-    """What a generator's or decoder's first layer takes: z, and the class embedding when conditional."""
-    return config.latent_dim + (config.class_embedding_dim if config.conditional else 0)
+    """What a generator's or decoder's first layer takes: z, and the class embedding when it takes labels."""
+    return config.latent_dim + (config.class_embedding_dim if label_count(config) else 0)
 
 
 def encoder_input_shape(config, image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -140,10 +152,11 @@ class ConditionalDiscriminator(nn.Module):
 
 
 def conditioned_generator(net: nn.Module, config) -> nn.Module:
-    """``net`` (built for :func:`generator_input_dim` inputs), taking labels when ``config.conditional``."""
-    if not config.conditional:
+    """``net`` (built for :func:`generator_input_dim` inputs), taking labels when the config gives it any
+    (:func:`label_count`)."""
+    if not label_count(config):
         return net
-    return LabelledGenerator(net, config.num_classes, config.class_embedding_dim, config.class_embedding_std)
+    return LabelledGenerator(net, label_count(config), config.class_embedding_dim, config.class_embedding_std)
 
 
 def conditioned_encoder(net: nn.Module, config, image_shape: tuple[int, int, int]) -> nn.Module:
@@ -152,10 +165,10 @@ def conditioned_encoder(net: nn.Module, config, image_shape: tuple[int, int, int
 
 
 def conditioned_discriminator(net: nn.Module, config) -> nn.Module:
-    """``net``, taking labels when ``config.conditional`` (projection unless the config asks for acgan)."""
-    if not config.conditional:
+    """``net``, taking labels when the config gives it any (projection unless the config asks for acgan)."""
+    if not label_count(config):
         return net
-    return ConditionalDiscriminator(net, config.num_classes, getattr(config, "class_conditioning", "projection"))
+    return ConditionalDiscriminator(net, label_count(config), getattr(config, "class_conditioning", "projection"))
 
 
 def split_logits(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -41,7 +41,18 @@ class GANStepConfig(AdversarialConfig):
 
 
 @dataclass
-class VAEObjectiveConfig:
+class LatentPriorConfig:
+    """Where an encoder model's samples are drawn from (``models/prior.py``): N(0, I), or a Gaussian mixture fitted
+    to the training images' posterior means once training ends (Ghosh et al. 2020, ex-post density estimation).
+    Defaults measured in benchmarks/RESULTS.md ("Learned prior")."""
+
+    prior: Literal["normal", "gmm"] = "gmm"  # gmm = fit a mixture after training and sample from it; normal = N(0, I)
+    prior_components: int = 100  # mixture components (one mixture pooled over the classes of a conditional model)
+    prior_covariance: Literal["full", "diag"] = "full"  # each component's covariance
+
+
+@dataclass
+class VAEObjectiveConfig(LatentPriorConfig):
     """The likelihood and KL terms of every model with an encoder (the negative ELBO, Kingma & Welling 2014)."""
 
     decoder: Literal["bernoulli", "gaussian"] = "bernoulli"  # likelihood p(x|z), used by training and evaluation alike

@@ -79,6 +79,10 @@ class MLPDiscriminator(nn.Module):
         phi = self.net[:-1](x.flatten(1))
         return phi, self.net[-1](phi)
 
+    def cluster_features(self, x: torch.Tensor) -> torch.Tensor:
+        """What self-conditioning clusters: the last hidden layer ``(B, F)``."""
+        return self.net[:-1](x.flatten(1))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, 1) logits
         return self.net(x.flatten(1))
 

@@ -103,6 +103,18 @@ def restore_rng_state(ckpt: Checkpoint) -> None:
         np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
+def rewrite_checkpoint(ckpt: Checkpoint, header: dict[str, Any], tensors: dict[str, torch.Tensor],
+                       drop_prefix: str | None = None) -> Path:
+    """Write ``ckpt`` again, atomically, with ``header`` and ``tensors`` replacing its own (and its tensors under
+    ``drop_prefix`` removed first): every other tensor, the training state included, is kept byte for byte."""
+    from safetensors.torch import save_file
+
+    kept = {k: v for k, v in ckpt.tensors.items() if drop_prefix is None or not k.startswith(drop_prefix)}
+    kept.update({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+    atomic_save(ckpt.path, lambda tmp: save_file(kept, str(tmp), metadata={"ganvae": json.dumps(header)}))
+    return ckpt.path
+
+
 def save_checkpoint(
     path: str | Path,
     model: torch.nn.Module,
@@ -223,9 +235,19 @@ def _check_header(header: Any, path: Path) -> None:
         raise bad("step_in_epoch", f"{header['step_in_epoch']}, more than the step ({header['step']})")
 
 
-def restore_model(model: torch.nn.Module, ckpt: Checkpoint) -> None:
+def restore_model(model: torch.nn.Module, ckpt: Checkpoint, refit_prior: bool = False) -> None:
+    """Load the checkpoint's weights into ``model`` (strictly). A checkpoint from before the learned prior existed
+    has no ``latent_prior`` tensors: the model's mixture then stays unfitted, and it draws from N(0, I) until
+    ``ganvae fit-prior`` fits it. ``refit_prior`` (a resumed run, which fits its prior again when it ends): the
+    stored mixture is dropped when the model's prior settings changed."""
+    state = ckpt.group("model")
+    prior = getattr(model, "latent_prior", None)
+    own = {} if prior is None else {f"latent_prior.{k}": v for k, v in prior.state_dict().items()}
+    saved = {k: state.pop(k) for k in [k for k in state if k.startswith("latent_prior.")]}
+    fits = saved.keys() == own.keys() and all(saved[k].shape == own[k].shape for k in own)
+    state.update(own if not saved or (refit_prior and not fits) else saved)
     try:
-        model.load_state_dict(ckpt.group("model"), strict=True)
+        model.load_state_dict(state, strict=True)
     except RuntimeError as err:
         first = str(err).splitlines()[0:3]
         raise CheckpointError(

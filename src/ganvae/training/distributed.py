@@ -119,6 +119,17 @@ class DistContext:
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
         return out / self.world_size
 
+    def broadcast_buffers(self, module: nn.Module) -> None:
+        """Overwrite ``module``'s buffers on every rank with rank 0's (same shapes on every rank)."""
+        if not self.enabled:
+            return
+        import torch.distributed as dist
+
+        for buf in module.buffers():
+            moved = buf.to(self.device)
+            dist.broadcast(moved, src=0)
+            buf.copy_(moved.to(buf.device))
+
     def all_gather_cat(self, tensor: torch.Tensor) -> torch.Tensor:
         """Concatenate equally shaped tensors from all ranks along dim 0."""
         if not self.enabled:

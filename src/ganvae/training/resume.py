@@ -43,7 +43,9 @@ def _weight_shapes(cfg: ExperimentConfig, image_shape: tuple[int, int, int]) -> 
     from ganvae.registry import build_model
 
     with torch.random.fork_rng(devices=[]):  # building initialises weights: the caller's random stream stays as it was
-        return {k: tuple(v.shape) for k, v in build_model(cfg, image_shape).state_dict().items()}
+        # the learned prior is not trained: it is fitted again when the resumed run ends, so its settings may change
+        return {k: tuple(v.shape) for k, v in build_model(cfg, image_shape).state_dict().items()
+                if not k.startswith("latent_prior.")}
 
 
 def resumed_config(saved: ExperimentConfig, wanted: ExperimentConfig, image_shape: tuple[int, int, int],

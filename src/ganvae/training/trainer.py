@@ -181,6 +181,7 @@ class Trainer:
         self.images_seen = 0
         self.fingerprint = data.fingerprint()
         self.last_checkpoint_step: int | None = None
+        self._last_checkpoint_position = (0, 0, 0.0)  # (epoch, step in epoch, elapsed) of the last checkpoint
         if self.resume_checkpoint is not None:
             ck = self.resume_checkpoint
             if ck.header.get("data_fingerprint") not in (None, self.fingerprint):
@@ -188,7 +189,7 @@ class Trainer:
                     f"{ck.path}: the run was trained on other data (fingerprint {ck.header['data_fingerprint']}, "
                     f"now {self.fingerprint}). Resume with the same --dataset, --data-dir and --classes."
                 )
-            ckpt_io.restore_model(model, ck)
+            ckpt_io.restore_model(model, ck, refit_prior=True)
             ckpt_io.restore_optimizers(self.optimizers, ck)
             # the restored optimisers carry the saved learning rates and betas: the config's (changed or not) rule
             for name, fresh in model.make_optimizers().items():
@@ -207,7 +208,10 @@ class Trainer:
             self.elapsed_before = ck.header.get("elapsed_seconds", 0.0)
             self.images_seen = ck.header.get("images_seen", 0)
             self.last_checkpoint_step = self.step
+            self._last_checkpoint_position = (self.epoch, self.step_in_epoch, self.elapsed_before)
             self.fixed_noise = ck.tensors["fixed_noise"]
+            if model.latent_prior is not None:  # fitted to the weights before this session: refitted at its end
+                model.latent_prior.fitted.fill_(False)
             log.info("resumed %s at epoch %d, step %d", ck.path, self.epoch + 1, self.step)
         if self.dist.enabled:
             self.dist.wrap(model)  # each network in DDP; the model object stays the one we save
@@ -315,6 +319,7 @@ class Trainer:
             self.writer.add_image("samples", grid[None], self.step, dataformats="CHW")
 
     def _checkpoint(self, epoch: int, step_in_epoch: int, elapsed: float) -> None:
+        self._last_checkpoint_position = (epoch, step_in_epoch, elapsed)
         self.last_checkpoint_time = time.monotonic()
         self.last_checkpoint_step = self.step
         if not self.dist.is_main:
@@ -404,7 +409,38 @@ class Trainer:
             else:
                 if not self.ckpt_path.exists():  # e.g. resumed with no epochs left
                     self._checkpoint(epoch, 0, self._elapsed())
+        if stopped_by != "interrupt":
+            self._fit_latent_prior()
         return self._finish(epoch, stopped_by)
+
+    def _fit_latent_prior(self) -> None:
+        """Fit an encoder model's learned prior (``model.prior: gmm``) to the training images' posterior means, then
+        rewrite the last checkpoint with it (same position and counters; the fit's time is not training time).
+        Too few images for the mixture is a warning, not a failure: the run keeps N(0, I)."""
+        model = self.model
+        if model.latent_prior is None or not self.dist.is_main:
+            return
+        start = time.monotonic()
+        try:
+            with self.dist.unwrapped(model):
+                fit = model.fit_prior(self.data.train_images, self.data.train_labels, seed=self.cfg.train.seed)
+        except ValueError as err:
+            log.warning("learned prior not fitted (%s); samples come from N(0, I). Fit it later with "
+                        "`ganvae fit-prior %s`.", err, self.run_dir)
+            return
+        log.info("learned prior: %s fitted to %d posterior means in %.1f s (%d EM iterations, log-likelihood %.3f "
+                 "nats per code)", model.prior_description(), fit.n, fit.seconds, fit.iterations, fit.log_likelihood)
+        self._checkpoint(*self._last_checkpoint_position)
+        from ganvae.viz.images import make_grid, save_png
+
+        with self.dist.unwrapped(model):
+            z = model.prior(len(self.fixed_noise), generator=torch.Generator().manual_seed(self.cfg.train.seed + 7919),
+                            device=torch.device("cpu"))
+            labels = None
+            if model.conditional:
+                labels = torch.as_tensor(model.classes).repeat_interleave(-(-len(z) // len(model.classes)))[:len(z)]
+            save_png(make_grid(model.generate(z.to(self.device), labels)), self.run_dir / "samples" / "learned_prior.png")
+        self.excluded_seconds += time.monotonic() - start
 
     def _elapsed(self) -> float:
         """Training seconds of the whole run: earlier sessions, plus this one less in-training evaluation."""
@@ -418,12 +454,13 @@ class Trainer:
         pending: list = []  # (step, epoch, losses) not yet synced to the host
         out_of_time = False
         tick, tick_images = time.monotonic(), 0
-        conditional = self.model.conditional
+        if self.step_in_epoch == 0:
+            self._before_epoch(epoch)
         for idx in iter_batch_indices(len(self.data.train_images), per_rank_batch, tc.seed, epoch, self.step_in_epoch,
                                       self.dist.rank, world, self.data.train_images.device):
             batch = self.data.train_images.index_select(0, idx)  # 5 us against 34 for images[idx] (batch 128, CPU)
             x = scale_images(batch, self.model.value_range)  # (B, C, H, W) in the model's range
-            labels = self.data.train_labels.index_select(0, idx) if conditional else None
+            labels = self.model.training_labels(idx, self.data.train_labels)  # the data's, pseudo-classes, or None
             ctx = self.dist.step_context(StepContext(self.step, epoch, epoch + self.step_in_epoch / n_steps, self.autocast,
                                                      labels=labels))
             losses = self.model.training_step(x, self.optimizers, ctx)
@@ -451,6 +488,19 @@ class Trainer:
         if bar is not None:
             bar.close()
         return out_of_time
+
+    def _before_epoch(self, epoch: int) -> None:
+        """The model's start-of-epoch hook (a self-conditioned model's clustering). Every rank computes it from the
+        same weights and data; rank 0's result is then sent to all, so the ranks train on one labelling."""
+        with self.dist.unwrapped(self.model):
+            info = self.model.before_epoch(epoch, self.data.train_images, seed=self.cfg.train.seed)
+        if info is None:
+            return
+        if self.dist.enabled:
+            self.dist.broadcast_buffers(self.model.pseudo_classes)
+        log.info("self-conditioning: %d images clustered at epoch %d into %d pseudo-classes (%.1f%% changed id; "
+                 "sizes %d-%d)", len(self.data.train_images), epoch + 1, self.model.pseudo_classes.k,
+                 100 * info["changed"], info["smallest"], info["largest"])
 
     def _checkpoint_if_due(self, epoch: int) -> None:
         """A mid-epoch checkpoint when ``train.checkpoint_minutes`` have passed since the last one (decided by all

@@ -1,0 +1,116 @@
+"""Clustering helpers shared by the learned prior's initialisation (``models/prior.py``) and self-conditioning
+(``models/self_conditioning.py``): k-means with k-means++ seeds, and the Hungarian matching of two clusterings.
+torch and numpy only."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def cluster_means(x: torch.Tensor, assign: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
+    """Each cluster's mean of ``x`` ``(N, F)`` under ``assign`` ``(N,)`` -> ``(k, F)``; an empty cluster gets a
+    random point (as the paper's code restarts a starved cluster)."""
+    counts = torch.bincount(assign, minlength=k).to(x.dtype)
+    means = torch.zeros(k, x.shape[1], dtype=x.dtype).index_add_(0, assign, x) / counts.clamp_min(1)[:, None]
+    empty = (counts == 0).nonzero().flatten()
+    if len(empty):
+        means[empty] = x[torch.randint(len(x), (len(empty),), generator=g)]
+    return means
+
+
+def kmeans(x: torch.Tensor, k: int, g: torch.Generator, init: torch.Tensor | None = None,
+           iterations: int = 20, restarts: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lloyd's k-means of ``x`` ``(N, F)`` -> (assignments ``(N,)``, centroids ``(k, F)``): from ``init``
+    ``(k, F)``, or, without one, the best (least squared distance) of ``restarts`` runs from k-means++ seeds
+    (Arthur & Vassilvitskii 2007) drawn from ``g``, as the paper's code runs scikit-learn's KMeans (n_init=10)."""
+    n = len(x)
+    if n < k:
+        raise ValueError(f"{n} images cannot form {k} pseudo-classes: lower model.self_conditioning")
+    if init is not None:
+        return _lloyd(x, init.clone(), k, g, iterations)
+    best = None
+    for _ in range(restarts):
+        assign, c = _lloyd(x, _kmeans_pp(x, k, g), k, g, iterations)
+        inertia = float(((x - c[assign]) ** 2).sum())
+        if best is None or inertia < best[0]:
+            best = (inertia, assign, c)
+    return best[1], best[2]
+
+
+def _kmeans_pp(x: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
+    """k-means++ seeds ``(k, F)``: each next seed drawn with probability its squared distance to the nearest one."""
+    n = len(x)
+    centres = [x[torch.randint(n, (1,), generator=g)].squeeze(0)]
+    dist = ((x - centres[0]) ** 2).sum(1)
+    for _ in range(1, k):
+        probs = dist / dist.sum() if dist.sum() > 0 else torch.full_like(dist, 1.0 / n)
+        nxt = x[torch.multinomial(probs, 1, generator=g)].squeeze(0)
+        centres.append(nxt)
+        dist = torch.minimum(dist, ((x - nxt) ** 2).sum(1))
+    return torch.stack(centres)
+
+
+def _lloyd(x: torch.Tensor, c: torch.Tensor, k: int, g: torch.Generator, iterations: int):
+    assign = torch.cdist(x, c).argmin(1)
+    for _ in range(iterations):
+        c = cluster_means(x, assign, k, g)
+        new = torch.cdist(x, c).argmin(1)
+        if torch.equal(new, assign):
+            break
+        assign = new
+    return assign, c
+
+
+def match_clusters(new: torch.Tensor, old: torch.Tensor, k: int) -> torch.Tensor:
+    """The one-to-one map ``(k,)`` from new cluster ids to old ones that keeps the most images in their old
+    cluster: the assignment problem on the overlap counts, solved exactly by :func:`hungarian`."""
+    overlap = torch.zeros(k, k, dtype=torch.long)
+    overlap.index_put_((new, old), torch.ones_like(new), accumulate=True)  # (new, old) image counts
+    cost = (overlap.max() - overlap).double().numpy()
+    return torch.as_tensor(hungarian(cost), dtype=torch.long)
+
+
+def hungarian(cost: np.ndarray) -> np.ndarray:
+    """The minimum-cost perfect matching of a square cost matrix ``(k, k)``: ``out[i]`` is the column of row ``i``.
+
+    The Hungarian method (Kuhn 1955) in its O(k^3) shortest-augmenting-path form with potentials (Jonker &
+    Volgenant 1987), rows added one at a time.
+    """
+    k = cost.shape[0]
+    inf = float("inf")
+    u, v = np.zeros(k + 1), np.zeros(k + 1)  # row and column potentials (1-based; 0 is a virtual column)
+    match = np.zeros(k + 1, dtype=np.int64)  # match[j]: the row matched to column j (0 = none)
+    way = np.zeros(k + 1, dtype=np.int64)
+    for i in range(1, k + 1):
+        match[0] = i
+        j0 = 0
+        minv = np.full(k + 1, inf)
+        used = np.zeros(k + 1, dtype=bool)
+        while True:
+            used[j0] = True
+            i0 = match[j0]
+            free = ~used
+            free[0] = False
+            cur = np.full(k + 1, inf)
+            cur[1:] = cost[i0 - 1] - u[i0] - v[1:]
+            better = free & (cur < minv)
+            minv[better], way[better] = cur[better], j0
+            j1 = int(np.argmin(np.where(free, minv, inf)))
+            delta = minv[j1]
+            u[match[used]] += delta
+            v[used] -= delta
+            minv[free] -= delta
+            j0 = j1
+            if match[j0] == 0:
+                break
+        while True:  # augment along the path found
+            j1 = way[j0]
+            match[j0] = match[j1]
+            j0 = j1
+            if j0 == 0:
+                break
+    out = np.zeros(k, dtype=np.int64)
+    for j in range(1, k + 1):
+        out[match[j] - 1] = j - 1
+    return out

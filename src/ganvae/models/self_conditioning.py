@@ -1,0 +1,71 @@
+"""Self-conditioning: class structure for a GAN without labels (Liu et al. 2020, "Diverse Image Generation via
+Self-Conditioned GANs", Sec. 3).
+
+The discriminator's features of the real training images are clustered by k-means into ``K`` pseudo-classes, and
+the conditional machinery (the generator's class embedding, the projection discriminator) is trained on the
+cluster ids as if they were labels. Every ``recluster_every`` epochs the clustering is done again on the current
+discriminator's features, k-means starting from the previous clusters' means under the new features, and the new
+clusters are matched one-to-one to the old ones (the Hungarian algorithm on their overlap, Kuhn 1955), so a
+cluster keeps its id across reclusterings, as the paper's code does. Sampling draws a cluster by its share of the
+training images (:class:`PseudoClasses`), then the noise: a self-conditioned model is unconditional to its user.
+
+The assignments of the training images are part of the model's state (a buffer sized at the first clustering),
+so checkpoints save them and a resumed run continues with the same pseudo-labels.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ganvae.models.clustering import cluster_means, kmeans, match_clusters
+
+
+class PseudoClasses(nn.Module):
+    """The pseudo-classes of a self-conditioned model: each cluster's image count ``counts`` ``(K,)`` (sampling
+    draws a cluster by its share) and the cluster of every training image, ``assignments`` ``(N,)`` int64 (training
+    state; empty until the first clustering)."""
+
+    def __init__(self, k: int):
+        super().__init__()
+        self.k = k
+        self.register_buffer("counts", torch.ones(k))  # (K,): uniform until the first clustering
+        self.register_buffer("assignments", torch.zeros(0, dtype=torch.long))  # (N,)
+        self.register_buffer("reclusterings", torch.tensor(0))  # how many clusterings were done (seeds the next)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "assignments"
+        if key in state_dict:  # sized by the data at the first clustering: take the stored size
+            self.assignments = torch.empty_like(state_dict[key], device=self.assignments.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @property
+    def clustered(self) -> bool:
+        return self.assignments.numel() > 0
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` cluster ids ``(n,)``, each drawn with probability its share of the training images."""
+        device = generator.device if generator is not None else self.counts.device
+        return torch.multinomial(self.counts.to(device).float(), n, replacement=True, generator=generator)
+
+    @torch.no_grad()
+    def recluster(self, features: torch.Tensor, seed: int, iterations: int = 20) -> dict:
+        """Cluster ``features`` ``(N, F)`` of the training images (in dataset order) into ``k`` clusters and store
+        the assignments, keeping each cluster's id from the previous clustering where it continues.
+
+        Returns the share of images whose id changed and the smallest cluster's size.
+        """
+        x = features.detach().float().cpu()
+        previous = self.assignments.cpu() if self.clustered and len(self.assignments) == len(x) else None
+        g = torch.Generator().manual_seed(seed * 1000003 + int(self.reclusterings))
+        init = None if previous is None else cluster_means(x, previous, self.k, g)
+        assign, _ = kmeans(x, self.k, g, init=init, iterations=iterations)
+        changed = 1.0
+        if previous is not None:
+            mapping = match_clusters(assign, previous, self.k)  # new id -> old id
+            assign = mapping[assign]
+            changed = float((assign != previous).float().mean())
+        self.assignments = assign.to(self.counts.device)
+        self.counts.copy_(torch.bincount(assign, minlength=self.k).to(self.counts))
+        self.reclusterings += 1
+        return {"changed": changed, "smallest": int(self.counts.min()), "largest": int(self.counts.max())}

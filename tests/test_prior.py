@@ -1,0 +1,208 @@
+"""The learned prior (models/prior.py): the EM fit, its storage in checkpoints and pretrained folders, the trainer's
+fit at the end of training and `ganvae fit-prior`."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from ganvae.models.prior import GaussianMixturePrior
+
+from conftest import tiny_config, tiny_data
+
+
+def blobs(n_per: int = 400, seed: int = 0):
+    """Four well-separated Gaussian blobs in 3-d with different shapes, shares and means: (codes, true means)."""
+    g = torch.Generator().manual_seed(seed)
+    means = torch.tensor([[8.0, 0, 0], [-8, 0, 0], [0, 8, 0], [0, -8, 4]])
+    shares = [1, 2, 3, 4]
+    parts = []
+    for m, share, scale in zip(means, shares, [0.5, 1.0, 0.3, 0.8]):
+        parts.append(m + scale * torch.randn(n_per * share, 3, generator=g))
+    return torch.cat(parts), means, torch.tensor(shares, dtype=torch.float) / sum(shares)
+
+
+@pytest.mark.parametrize("covariance", ["full", "diag"])
+def test_the_fit_recovers_well_separated_blobs(covariance):
+    codes, means, shares = blobs()
+    prior = GaussianMixturePrior(3, 4, covariance)
+    fit = prior.fit(codes, seed=3)
+    assert prior.is_fitted and fit.converged and fit.n == len(codes)
+    # each true mean has a fitted component within 0.2, carrying that blob's share of the data
+    dist = torch.cdist(means, prior.means)  # (4 true, 4 fitted)
+    nearest = dist.argmin(1)
+    assert sorted(nearest.tolist()) == [0, 1, 2, 3]
+    assert dist.min(1).values.max() < 0.2
+    assert torch.allclose(prior.log_weights.exp()[nearest], shares, atol=0.02)
+    # the log-density matches torch.distributions' mixture of the fitted parameters
+    if covariance == "full":
+        comp = torch.distributions.MultivariateNormal(prior.means.double(), scale_tril=prior.scale_tril.double())
+    else:
+        comp = torch.distributions.Independent(torch.distributions.Normal(prior.means.double(), prior.scales.double()), 1)
+    ref = torch.distributions.MixtureSameFamily(torch.distributions.Categorical(logits=prior.log_weights.double()), comp)
+    assert torch.allclose(prior.log_prob(codes[:100]), ref.log_prob(codes[:100].double()), atol=1e-4)
+    # samples fall around the blobs in their shares
+    z = prior.sample(4000, torch.Generator().manual_seed(0))
+    assigned = torch.cdist(z, means).argmin(1)
+    assert torch.allclose(torch.bincount(assigned, minlength=4).float() / len(z), shares, atol=0.03)
+
+
+def test_the_fit_is_deterministic_for_a_seed_and_varies_with_it():
+    codes, _, _ = blobs(100)
+    a, b, c = (GaussianMixturePrior(3, 6, "full") for _ in range(3))
+    a.fit(codes, seed=1)
+    b.fit(codes, seed=1)
+    c.fit(codes, seed=2)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(a.means, c.means)
+
+
+def test_the_fit_refuses_too_few_or_broken_codes():
+    prior = GaussianMixturePrior(3, 10)
+    with pytest.raises(ValueError, match="cannot fit 10 mixture components"):
+        prior.fit(torch.randn(5, 3))
+    with pytest.raises(ValueError, match="NaN"):
+        prior.fit(torch.full((50, 3), math.nan))
+    with pytest.raises(ValueError, match="codes of size 2"):
+        prior.fit(torch.randn(50, 2))
+
+
+def fitted_vae(components: int = 4, covariance: str = "full", conditional: bool = False):
+    from ganvae.registry import build_model
+
+    extra = [f"model.prior_components={components}", f"model.prior_covariance={covariance}"]
+    cfg = tiny_config("vae", *extra, *(["model.conditional=true"] if conditional else []))
+    torch.manual_seed(0)
+    model = build_model(cfg, (1, 16, 16))
+    data = tiny_data(48)
+    fit = model.fit_prior(data.train_images, data.train_labels, seed=0)
+    return model, cfg, fit
+
+
+def test_an_unfitted_prior_draws_from_the_standard_normal_and_a_fitted_one_from_the_mixture():
+    from ganvae.registry import build_model
+
+    cfg = tiny_config("vae", "model.prior_components=4")
+    model = build_model(cfg, (1, 16, 16))
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    assert torch.equal(model.prior(8, g()), torch.randn(8, model.latent_dim, generator=g()))
+    assert "not fitted" in model.prior_description()
+    model.fit_prior(tiny_data(48).train_images, seed=0)
+    assert model.prior_description() == "gmm (k=4, full covariance)"
+    assert torch.equal(model.prior(8, g()), model.latent_prior.sample(8, g()))
+    normal = build_model(tiny_config("vae", "model.prior=normal"), (1, 16, 16))
+    assert normal.latent_prior is None and normal.prior_description() == "normal: N(0, I)"
+    with pytest.raises(ValueError, match="no learned prior"):
+        normal.fit_prior(tiny_data(48).train_images)
+
+
+def test_a_conditional_model_fits_one_pooled_mixture_to_codes_of_its_own_labels():
+    model, _, fit = fitted_vae(conditional=True)
+    assert fit.n == 48 and model.latent_prior.is_fitted
+    images = model.sample(10, torch.Generator().manual_seed(0), labels=3)
+    assert images.shape == (10, 1, 16, 16) and torch.isfinite(images).all()
+
+
+def test_checkpoint_round_trip_gives_bit_identical_samples(tmp_path):
+    from ganvae.api import load_run
+    from ganvae.training import checkpoint as ckpt_io
+
+    model, cfg, _ = fitted_vae()
+    path = tmp_path / "run" / "checkpoints" / "last.safetensors"
+    ckpt_io.save_checkpoint(path, model, "vae", cfg.to_dict(), counters={"step": 0, "epoch": 0, "step_in_epoch": 0},
+                            extra_header={"image_shape": [1, 16, 16]})
+    loaded = load_run(tmp_path / "run", device="cpu")
+    assert loaded.model.latent_prior.is_fitted
+    g = lambda: torch.Generator().manual_seed(11)  # noqa: E731
+    model.eval()
+    assert torch.equal(loaded.model.sample(16, g()), model.sample(16, g()))
+
+
+def test_pretrained_round_trip_keeps_the_prior_in_float32_and_samples_bit_identically(tmp_path):
+    from safetensors import safe_open
+
+    from ganvae.pretrained import load_pretrained, save_pretrained
+
+    model, cfg, _ = fitted_vae()
+    save_pretrained(model, cfg, tmp_path / "m", dtype="float16")
+    with safe_open(str(tmp_path / "m" / "model.safetensors"), framework="pt") as fh:
+        assert fh.get_tensor("latent_prior.scale_tril").dtype == torch.float32
+    loaded, _ = load_pretrained(tmp_path / "m")
+    g = lambda: torch.Generator().manual_seed(4)  # noqa: E731
+    assert torch.equal(loaded.prior(32, g()), model.prior(32, g()))
+    again, _ = load_pretrained(tmp_path / "m")
+    assert torch.equal(again.sample(8, g()), loaded.sample(8, g()))
+
+
+def test_a_prior_of_the_wrong_size_is_refused(tmp_path):
+    from ganvae.errors import CheckpointError
+    from ganvae.pretrained import load_pretrained, save_pretrained
+
+    model, cfg, _ = fitted_vae(components=4)
+    folder = save_pretrained(model, cfg, tmp_path / "m", dtype="float32")
+    meta = json.loads((folder / "config.json").read_text())
+    meta["model"]["prior_components"] = 5
+    (folder / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="sampling state beside the networks does not fit"):
+        load_pretrained(folder)
+    meta["model"]["prior_components"], meta["model"]["prior"] = 4, "normal"
+    (folder / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="latent_prior"):
+        load_pretrained(folder)
+
+
+def test_training_fits_the_prior_at_the_end_and_fit_prior_refits_in_place(tmp_path):
+    from ganvae.api import load_run
+    from ganvae.cli import main
+
+    from conftest import tiny_flags, train_cli_runs
+
+    runs = train_cli_runs(tmp_path, ["vae"], "--epochs", "1", "--batch-size", "16", "--set", "model.prior_components=3")
+    run, data = runs["vae"], runs["data"]
+    loaded = load_run(run, device="cpu")
+    assert loaded.model.latent_prior.is_fitted and (run / "samples" / "learned_prior.png").is_file()
+    before = loaded.checkpoint.tensors
+    # refit with other settings: the training state is kept byte for byte, the config records the change
+    assert main(["-q", "fit-prior", str(run), "--components", "2", "--covariance", "diag", "--data-dir", str(data)]) == 0
+    refit = load_run(run, device="cpu")
+    assert refit.model.prior_description() == "gmm (k=2, diag covariance)"
+    assert refit.config.model.prior_components == 2 and refit.config.model.prior_covariance == "diag"
+    for key, value in before.items():
+        if not key.startswith("model.latent_prior."):
+            assert torch.equal(refit.checkpoint.tensors[key], value), key
+    # the run still resumes with other prior settings; it is fitted again when the resumed run ends
+    assert main(["-q", "train", "vae", "--dataset", "mnist", "--data-dir", str(data), "--out", str(run), "--resume",
+                 "--epochs", "2", "--batch-size", "16", "--set", "model.prior_components=3", "--set", "model.prior_covariance=full",
+                 *tiny_flags("vae")]) == 0
+    resumed = load_run(run, device="cpu")
+    assert resumed.checkpoint.header["epoch"] == 2
+    assert resumed.model.prior_description() == "gmm (k=3, full covariance)"
+    # resumed with no epochs left: nothing is trained, the prior is fitted again and the position kept
+    assert main(["-q", "train", "vae", "--dataset", "mnist", "--data-dir", str(data), "--out", str(run), "--resume",
+                 "--epochs", "2", "--batch-size", "16", *tiny_flags("vae")]) == 0
+    again = load_run(run, device="cpu")
+    assert again.checkpoint.header["epoch"] == 2 and again.checkpoint.header["step"] == resumed.checkpoint.header["step"]
+    assert again.model.latent_prior.is_fitted
+
+
+def test_fit_prior_refuses_gans_and_the_shipped_folders_in_place(capsys, tmp_path):
+    from ganvae.cli import main
+
+    assert main(["fit-prior", "mnist-gan", "--out", str(tmp_path / "out")]) == 2
+    assert "has no encoder" in capsys.readouterr().err
+    assert main(["fit-prior", "mnist-vae"]) == 2
+    assert "--out DIR" in capsys.readouterr().err
+
+
+def test_too_little_data_for_the_mixture_is_a_warning_not_a_failure(tmp_path, caplog):
+    from ganvae.api import load_run
+    from ganvae.training.trainer import train
+
+    cfg = tiny_config("vae", "train.epochs=1")  # the default 100 components, 48 images
+    with caplog.at_level("WARNING", logger="ganvae"):
+        train(cfg, tmp_path / "run", data=tiny_data(48))
+    assert "learned prior not fitted" in caplog.text
+    assert not load_run(tmp_path / "run", device="cpu").model.latent_prior.is_fitted

@@ -1,0 +1,170 @@
+"""Self-conditioning (models/self_conditioning.py): clustering, stable ids, the model's latent, training on pseudo-
+classes from a folder without class sub-folders, exact resume."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from ganvae.models.clustering import hungarian, match_clusters
+from ganvae.models.self_conditioning import PseudoClasses
+
+from conftest import make_images, tiny_config, tiny_data
+
+
+@pytest.mark.parametrize("k", [1, 2, 4, 6])
+def test_hungarian_finds_the_cheapest_matching(k):
+    rng = np.random.default_rng(k)
+    for _ in range(5):
+        cost = rng.integers(0, 50, (k, k)).astype(float)
+        out = hungarian(cost)
+        assert sorted(out.tolist()) == list(range(k))
+        best = min(sum(cost[i, p[i]] for i in range(k)) for p in itertools.permutations(range(k)))
+        assert cost[np.arange(k), out].sum() == best
+
+
+def blob_features(seed: int = 0, n: int = 100, shift: float = 0.0):
+    """Five well-separated blobs in 8-d (blob b around 10 * e_b), ``n`` points each: (features, blob ids)."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.arange(5).repeat_interleave(n)
+    centres = torch.eye(5, 8) * 10 + shift
+    return centres[ids] + torch.randn(len(ids), 8, generator=g), ids
+
+
+def purity(assign: torch.Tensor, truth: torch.Tensor) -> float:
+    return sum(int(torch.bincount(truth[assign == c]).max()) for c in assign.unique()) / len(truth)
+
+
+def test_clusters_match_the_blobs_and_keep_their_ids_when_reclustered():
+    feats, truth = blob_features()
+    pc = PseudoClasses(5)
+    info = pc.recluster(feats, seed=0)
+    assert pc.clustered and info["changed"] == 1.0
+    assert purity(pc.assignments, truth) == 1.0  # each cluster is one blob
+    assert sorted(pc.counts.tolist()) == [100.0] * 5
+    first = pc.assignments.clone()
+    # the discriminator's features move (a shift, new noise): the same blobs keep the same ids
+    moved, _ = blob_features(seed=1, shift=0.5)
+    info = pc.recluster(moved, seed=0)
+    assert torch.equal(pc.assignments, first) and info["changed"] == 0.0
+
+
+def test_matching_maps_permuted_clusters_back():
+    old = torch.tensor([0, 0, 1, 1, 2, 2, 2])
+    new = torch.tensor([2, 2, 0, 0, 1, 1, 0])  # relabelled, one image moved
+    mapping = match_clusters(new, old, 3)
+    assert mapping.tolist() == [1, 2, 0]
+    assert (mapping[new] == old).float().mean() > 0.8
+
+
+def test_sampling_draws_clusters_by_their_share():
+    pc = PseudoClasses(3)
+    pc.counts.copy_(torch.tensor([600.0, 300.0, 100.0]))
+    draws = pc.sample(20000, torch.Generator().manual_seed(0))
+    assert torch.allclose(torch.bincount(draws, minlength=3).float() / 20000, torch.tensor([0.6, 0.3, 0.1]), atol=0.01)
+
+
+def self_conditioned(name: str = "gan", k: int = 3, *extra: str):
+    from ganvae.registry import build_model
+
+    cfg = tiny_config(name, f"model.self_conditioning={k}", *extra)
+    torch.manual_seed(0)
+    return build_model(cfg, (1, 16, 16)), cfg
+
+
+@pytest.mark.parametrize("name", ["gan", "dcgan"])
+def test_a_self_conditioned_model_is_unconditional_to_its_user(name):
+    model, _ = self_conditioned(name, 4)
+    assert model.self_conditioned and not model.conditional
+    assert model.latent_dim == model.noise_dim + 4
+    data = tiny_data(48)
+    info = model.before_epoch(0, data.train_images, seed=0)
+    assert info is not None and model.pseudo_classes.assignments.shape == (48,)
+    assert model.before_epoch(1, data.train_images) is None  # recluster_every 2: not due
+    assert model.before_epoch(2, data.train_images) is not None
+    z = model.prior(6, torch.Generator().manual_seed(1))
+    assert z.shape == (6, model.latent_dim) and torch.equal(z[:, model.noise_dim:].sum(1), torch.ones(6))
+    images = model.sample(6, torch.Generator().manual_seed(1))
+    assert images.shape == (6, 1, 16, 16) and torch.isfinite(images).all()
+    with pytest.raises(ValueError, match="not conditional"):
+        model.sample(2, labels=1)
+    labels = model.training_labels(torch.tensor([0, 5, 7]), data.train_labels)
+    assert torch.equal(labels, model.pseudo_classes.assignments[[0, 5, 7]])
+
+
+def test_self_conditioning_and_labels_are_exclusive():
+    from ganvae.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="self_conditioning"):
+        from ganvae.config import validate
+
+        validate(tiny_config("gan", "model.self_conditioning=3", "model.conditional=true"))
+
+
+def test_pseudo_classes_of_the_discriminator_separate_visibly_different_images():
+    """Images of 10 well-separated kinds (a bright bar at a kind-dependent row, the bars apart at 28x28): the
+    clusters of even an untrained discriminator's features follow the kinds."""
+    from ganvae.registry import build_model
+
+    images, kinds = make_images(300, size=28, seed=3)
+    cfg = tiny_config("dcgan", "model.self_conditioning=10")
+    torch.manual_seed(0)
+    model = build_model(cfg, (1, 28, 28))
+    model.before_epoch(0, torch.from_numpy(images).unsqueeze(1), seed=0)
+    assert purity(model.pseudo_classes.assignments, torch.from_numpy(kinds.astype(np.int64))) > 0.95
+
+
+def write_flat_folder(root, n: int = 48):
+    """A folder of PNGs with no class sub-folders (one 'class' to the data loader)."""
+    from PIL import Image
+
+    root.mkdir(parents=True)
+    images, _ = make_images(n, size=16, seed=5)
+    for i, im in enumerate(images):
+        Image.fromarray(im).save(root / f"img_{i:03d}.png")
+    return root
+
+
+def test_training_on_an_unlabelled_folder_and_exact_resume(tmp_path):
+    """Pseudo-classes on folder: data without class sub-folders; a run resumed at an epoch boundary (with a
+    reclustering on its first epoch) gives the same losses, weights and pseudo-classes bit for bit."""
+    from ganvae.api import load_run
+    from ganvae.training.checkpoint import load_checkpoint
+    from ganvae.training.trainer import Trainer, train
+
+    folder = write_flat_folder(tmp_path / "flat")
+    extra = [f"data.dataset=folder:{folder}", "data.image_size=16", "model.self_conditioning=3",
+             "model.recluster_every=1", "train.batch_size=8"]
+    full = train(tiny_config("gan", *extra, "train.epochs=3"), tmp_path / "full")
+    train(tiny_config("gan", *extra, "train.epochs=1"), tmp_path / "part")
+    Trainer(tiny_config("gan", *extra, "train.epochs=3"), tmp_path / "part", resume=True).fit()
+    assert (tmp_path / "part/losses.csv").read_text() == (full.run_dir / "losses.csv").read_text()
+    a = load_checkpoint(tmp_path / "full/checkpoints/last.safetensors").group("model")
+    b = load_checkpoint(tmp_path / "part/checkpoints/last.safetensors").group("model")
+    assert a.keys() == b.keys() and "pseudo_classes.assignments" in a
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert int(a["pseudo_classes.reclusterings"]) == 3
+    loaded = load_run(tmp_path / "full", device="cpu")
+    assert loaded.model.pseudo_classes.assignments.shape[0] == 43  # the folder's train split (48, 10% held out)
+    assert "self-conditioning clusters" in loaded.model.prior_description()
+
+
+def test_pretrained_folder_keeps_the_shares_not_the_assignments(tmp_path):
+    from safetensors import safe_open
+
+    from ganvae.pretrained import load_pretrained, save_pretrained
+
+    model, cfg = self_conditioned("gan", 3)
+    model.before_epoch(0, tiny_data(48).train_images)
+    save_pretrained(model, cfg, tmp_path / "m")
+    with safe_open(str(tmp_path / "m" / "model.safetensors"), framework="pt") as fh:
+        keys = set(fh.keys())
+    assert "pseudo_classes.counts" in keys and "pseudo_classes.assignments" not in keys
+    loaded, _ = load_pretrained(tmp_path / "m")
+    assert torch.equal(loaded.pseudo_classes.counts, model.pseudo_classes.counts)
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    assert torch.equal(loaded.prior(16, g()), model.prior(16, g()))
