@@ -32,22 +32,47 @@ def test_the_fit_recovers_well_separated_blobs(covariance):
     fit = prior.fit(codes, seed=3)
     assert prior.is_fitted and fit.converged and fit.n == len(codes)
     # each true mean has a fitted component within 0.2, carrying that blob's share of the data
-    dist = torch.cdist(means, prior.means)  # (4 true, 4 fitted)
+    dist = torch.cdist(means, prior.means[0])  # (4 true, 4 fitted)
     nearest = dist.argmin(1)
     assert sorted(nearest.tolist()) == [0, 1, 2, 3]
     assert dist.min(1).values.max() < 0.2
-    assert torch.allclose(prior.log_weights.exp()[nearest], shares, atol=0.02)
+    assert torch.allclose(prior.log_weights[0].exp()[nearest], shares, atol=0.02)
     # the log-density matches torch.distributions' mixture of the fitted parameters
     if covariance == "full":
-        comp = torch.distributions.MultivariateNormal(prior.means.double(), scale_tril=prior.scale_tril.double())
+        comp = torch.distributions.MultivariateNormal(prior.means[0].double(), scale_tril=prior.scale_tril[0].double())
     else:
-        comp = torch.distributions.Independent(torch.distributions.Normal(prior.means.double(), prior.scales.double()), 1)
-    ref = torch.distributions.MixtureSameFamily(torch.distributions.Categorical(logits=prior.log_weights.double()), comp)
+        comp = torch.distributions.Independent(torch.distributions.Normal(prior.means[0].double(),
+                                                                          prior.scales[0].double()), 1)
+    ref = torch.distributions.MixtureSameFamily(torch.distributions.Categorical(logits=prior.log_weights[0].double()),
+                                                comp)
     assert torch.allclose(prior.log_prob(codes[:100]), ref.log_prob(codes[:100].double()), atol=1e-4)
     # samples fall around the blobs in their shares
     z = prior.sample(4000, torch.Generator().manual_seed(0))
     assigned = torch.cdist(z, means).argmin(1)
     assert torch.allclose(torch.bincount(assigned, minlength=4).float() / len(z), shares, atol=0.03)
+
+
+def test_one_mixture_per_class_draws_each_class_from_its_own_blobs():
+    codes, means, _ = blobs(200)
+    # class 0 holds blobs 0 and 1, class 1 blobs 2 and 3 (the blob sizes are 200, 400, 600, 800)
+    labels = torch.cat([torch.zeros(600, dtype=torch.long), torch.ones(1400, dtype=torch.long)])
+    prior = GaussianMixturePrior(3, 2, "full", groups=2)
+    with pytest.raises(ValueError, match="labels"):
+        prior.fit(codes)
+    prior.fit(codes, labels, seed=0)
+    assert torch.allclose(prior.group_log_weights.exp(), torch.tensor([0.3, 0.7]))
+    z = prior.sample(2000, torch.Generator().manual_seed(1), groups=torch.tensor([0, 1]).repeat(1000))
+    blob = torch.cdist(z, means).argmin(1)
+    assert set(blob[0::2].tolist()) == {0, 1} and set(blob[1::2].tolist()) == {2, 3}
+    # without a class: each class by its share (the pooled mixture)
+    pooled = torch.cdist(prior.sample(4000, torch.Generator().manual_seed(2)), means).argmin(1)
+    assert abs(float((pooled >= 2).float().mean()) - 0.7) < 0.03
+    # the same noise under another class lands in that class's blobs (what a class grid's column does)
+    u, eps = prior.noise(5, torch.Generator().manual_seed(3))
+    a, b = prior.transform(u, eps, torch.zeros(5, dtype=torch.long)), prior.transform(u, eps, torch.ones(5, dtype=torch.long))
+    assert torch.cdist(a, means).argmin(1).max() <= 1 and torch.cdist(b, means).argmin(1).min() >= 2
+    lp = prior.log_prob(codes[:10], torch.zeros(10, dtype=torch.long))
+    assert torch.isfinite(lp).all() and (prior.log_prob(codes[:10]) > lp + math.log(0.3) - 1e-6).all()
 
 
 def test_the_fit_is_deterministic_for_a_seed_and_varies_with_it():
@@ -62,7 +87,7 @@ def test_the_fit_is_deterministic_for_a_seed_and_varies_with_it():
 
 def test_the_fit_refuses_too_few_or_broken_codes():
     prior = GaussianMixturePrior(3, 10)
-    with pytest.raises(ValueError, match="cannot fit 10 mixture components"):
+    with pytest.raises(ValueError, match="too few codes to fit 10 mixture components"):
         prior.fit(torch.randn(5, 3))
     with pytest.raises(ValueError, match="NaN"):
         prior.fit(torch.full((50, 3), math.nan))
@@ -99,11 +124,18 @@ def test_an_unfitted_prior_draws_from_the_standard_normal_and_a_fitted_one_from_
         normal.fit_prior(tiny_data(48).train_images)
 
 
-def test_a_conditional_model_fits_one_pooled_mixture_to_codes_of_its_own_labels():
-    model, _, fit = fitted_vae(conditional=True)
-    assert fit.n == 48 and model.latent_prior.is_fitted
+def test_a_conditional_model_fits_one_mixture_per_class_and_draws_from_the_asked_one():
+    model, _, fit = fitted_vae(components=20, conditional=True)  # 2 components for each of 10 classes
+    prior = model.latent_prior
+    assert fit.n == 48 and prior.is_fitted and prior.groups == 10 and prior.components == 2
+    assert "per class" in model.prior_description()
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    threes = model.prior(6, g(), labels=torch.full((6,), 3))
+    assert torch.equal(threes, prior.sample(6, g(), torch.full((6,), 3)))
     images = model.sample(10, torch.Generator().manual_seed(0), labels=3)
     assert images.shape == (10, 1, 16, 16) and torch.isfinite(images).all()
+    z, labels = model.class_grid_latents(4, model.classes, g())
+    assert z.shape == (40, model.latent_dim) and labels.tolist() == [c for c in range(10) for _ in range(4)]
 
 
 def test_checkpoint_round_trip_gives_bit_identical_samples(tmp_path):
@@ -186,6 +218,27 @@ def test_training_fits_the_prior_at_the_end_and_fit_prior_refits_in_place(tmp_pa
     again = load_run(run, device="cpu")
     assert again.checkpoint.header["epoch"] == 2 and again.checkpoint.header["step"] == resumed.checkpoint.header["step"]
     assert again.model.latent_prior.is_fitted
+
+
+def test_fit_prior_refits_a_pretrained_folder_with_another_covariance(tmp_path, idx_dir):
+    from ganvae.api import fit_prior, load_run
+    from ganvae.pretrained import save_pretrained
+
+    model, cfg, _ = fitted_vae(components=3)  # a 16x16 model: refit on the 28x28 IDX set at its own size
+    folder = save_pretrained(model, cfg, tmp_path / "m")
+    with pytest.raises(Exception, match="image_size"):
+        fit_prior(folder, out=tmp_path / "bad", dataset="mnist", data_dir=str(idx_dir))
+    cfg28 = tiny_config("vae", "model.prior_components=3", "data.image_size=28")
+    from ganvae.registry import build_model
+
+    model28 = build_model(cfg28, (1, 28, 28))
+    folder28 = save_pretrained(model28, cfg28, tmp_path / "m28")
+    result = fit_prior(folder28, out=tmp_path / "refit", covariance="diag", components=2, dataset="mnist",
+                       data_dir=str(idx_dir))
+    assert result["prior"] == "gmm (k=2, diag covariance)" and result["codes"] == 200
+    loaded = load_run(tmp_path / "refit", device="cpu")
+    assert loaded.model.prior_description() == "gmm (k=2, diag covariance)"
+    assert torch.equal(loaded.model.decoder.net[0].weight, model28.decoder.net[0].weight.half().float())
 
 
 def test_fit_prior_refuses_gans_and_the_shipped_folders_in_place(capsys, tmp_path):

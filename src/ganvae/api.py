@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ganvae.config import ExperimentConfig, config_from_dict
 from ganvae.errors import CheckpointError, ConfigError, UnsupportedOperation
 from ganvae.models.base import GenerativeModel
-from ganvae.models.conditioning import balanced_labels, class_grid_inputs
+from ganvae.models.conditioning import balanced_labels
 from ganvae.pixels import uint8_to_unit
 from ganvae.training import checkpoint as ckpt_io
 from ganvae.utils import atomic_write_text, check_output, machine_description, resolve_device
@@ -140,8 +140,7 @@ def check_digits(loaded: LoadedRun, digits: "list[int] | None", flag: str = "--d
 def class_grid(loaded: LoadedRun, cols: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A conditional model's class grid: one row per trained class, the same ``cols`` latents in every row ->
     latents ``(K*cols, Z)``, labels ``(K*cols,)``."""
-    z = loaded.model.prior(cols, generator=_generator(seed), device=torch.device("cpu"))
-    return class_grid_inputs(z, run_classes(loaded))
+    return loaded.model.class_grid_latents(cols, run_classes(loaded), _generator(seed))
 
 
 def class_morph(k: int, a: int, b: int, steps: int) -> torch.Tensor:
@@ -200,7 +199,7 @@ def sample(run, n: int = 64, seed: int = 0, out: str | Path | None = "samples.pn
     if loaded.model.conditional and digit is None:
         z, labels = class_grid(loaded, nrow, seed)
     else:
-        z = loaded.model.prior(n, generator=_generator(seed), device=torch.device("cpu"))  # (n, Z): as one draw
+        z = loaded.model.prior(n, generator=_generator(seed), device=torch.device("cpu"), labels=labels)  # one draw
     grid_parts = []
     if separate is not None:
         Path(separate).mkdir(parents=True, exist_ok=True)
@@ -389,7 +388,7 @@ def render(run, size: tuple[int, int] = (1080, 1080), seed: int = 0, out: str | 
     if loaded.model.conditional:
         label = torch.tensor([digit if digit is not None else run_classes(loaded)[0]])
     if not gif:
-        z = loaded.model.prior(1, generator=_generator(seed), device=torch.device("cpu"))
+        z = loaded.model.prior(1, generator=_generator(seed), device=torch.device("cpu"), labels=label)
         return save_png_rows(loaded.model.render_bands(z, height, width, labels=label), width, height, out, channels)
     z = walk_latents(loaded, points, frames, 1, seed)[:, 0]  # (frames, Z)
     images = [make_grid(loaded.model.render(zi[None], height, width, labels=label), nrow=1, padding=0) for zi in z]
@@ -533,8 +532,8 @@ def fit_prior(run, out: str | Path | None = None, components: int | None = None,
     with torch.random.fork_rng(devices=[]):
         fresh = build_model(cfg, image_shape)
     if ckpt is None:
-        fresh.load_state_dict({**model.state_dict(), **{f"latent_prior.{k}": v for k, v in
-                                                        fresh.latent_prior.state_dict().items()}})
+        networks = {k: v for k, v in model.state_dict().items() if not k.startswith("latent_prior.")}
+        fresh.load_state_dict({**networks, **{f"latent_prior.{k}": v for k, v in fresh.latent_prior.state_dict().items()}})
     else:
         ckpt_io.restore_model(fresh, ckpt, refit_prior=True)
     model = fresh.eval()

@@ -116,10 +116,12 @@ class Pipeline:
                labels: "int | list[int] | torch.Tensor | None" = None) -> Images:
         """``n`` samples from the prior (``seed`` None: a fresh random draw), or the images of given ``latents``.
         Conditional models: ``labels`` is one class for all or one per sample (default: the classes in turn)."""
-        if latents is None:
+        n = n if latents is None else len(latents)
+        labels = self._labels(labels, n)
+        if latents is None:  # a conditional model's learned prior draws each latent for its class
             generator = torch.Generator().manual_seed(seed if seed is not None else int(torch.randint(2**31, ())))
-            latents = self.model.prior(n, generator=generator, device=torch.device("cpu"))
-        return Images(self.model.generate(latents, self._labels(labels, len(latents))))
+            latents = self.model.prior(n, generator=generator, device=torch.device("cpu"), labels=labels)
+        return Images(self.model.generate(latents, labels))
 
     def class_grid(self, cols: int = 8, seed: int = 0) -> Images:
         """A conditional model's class grid: one row per trained class, the same ``cols`` latents in every row."""

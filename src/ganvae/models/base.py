@@ -78,7 +78,11 @@ class GenerativeModel(nn.Module):
         # the learned prior of an encoder model (model.prior: gmm), fitted after training; None = N(0, I) only
         self.latent_prior: GaussianMixturePrior | None = None
         if getattr(config, "prior", "normal") == "gmm":
-            self.latent_prior = GaussianMixturePrior(config.latent_dim, config.prior_components, config.prior_covariance)
+            # a conditional model: one mixture per class, prior_components shared among them (benchmarks/RESULTS.md,
+            # "Learned prior": the CVAE's FID 52.8 with one pooled mixture, 24.8 with one per class)
+            groups = config.num_classes if getattr(config, "conditional", False) else 1
+            self.latent_prior = GaussianMixturePrior(config.latent_dim, max(1, config.prior_components // groups),
+                                                     config.prior_covariance, groups)
 
     # ---- what the trainer calls
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -230,12 +234,17 @@ class GenerativeModel(nn.Module):
         return pc.recluster(torch.cat(feats), seed=seed)
 
     # ---- sampling
-    def prior(self, n: int, generator: torch.Generator | None = None, device: torch.device | None = None) -> torch.Tensor:
+    def prior(self, n: int, generator: torch.Generator | None = None, device: torch.device | None = None,
+              labels: torch.Tensor | None = None) -> torch.Tensor:
         """``n`` latents ``(n, latent_dim)`` from the model's prior, drawn from ``generator`` when given: the fitted
-        mixture of an encoder model (``model.prior: gmm``), else N(0, I)."""
+        mixture of an encoder model (``model.prior: gmm``), else N(0, I). A conditional model's mixture draws each
+        latent from its class's mixture when class indices ``labels`` ``(n,)`` are given, else from their mixture
+        (a latent to be decoded under several classes: walks, morphs, the explorer)."""
         device = device or self.device
         if self.latent_prior is not None and self.latent_prior.is_fitted:
-            return self.latent_prior.sample(n, generator).to(device)
+            groups = labels if labels is not None and self.latent_prior.groups > 1 and not labels.is_floating_point() \
+                else None
+            return self.latent_prior.sample(n, generator, groups).to(device)
         z = torch.randn(n, self.noise_dim, generator=generator, device=generator.device if generator is not None else device)
         if self.pseudo_classes is not None:  # then a pseudo-class by its share of the data, as a one-hot
             k = self.pseudo_classes.k
@@ -287,10 +296,8 @@ class GenerativeModel(nn.Module):
     @torch.no_grad()
     def fit_prior(self, images: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0,
                   batch_size: int = 1000) -> MixtureFit:
-        """Fit the learned prior to the posterior means of ``images`` ``(N, C, H, W)`` (uint8, or float in [0, 1];
-        with their ``labels``, a conditional model): one mixture pooled over the classes, since a conditional
-        model's class grid and class morph decode one latent under every class (benchmarks/RESULTS.md, "Learned
-        prior", measures the pooled mixture against one per class)."""
+        """Fit the learned prior to the posterior means of ``images`` ``(N, C, H, W)`` (uint8, or float in [0, 1]);
+        a conditional model encodes each with its ``labels`` and fits one mixture per class."""
         from ganvae.models.prior import MAX_FIT_IMAGES
         from ganvae.pixels import uint8_to_unit
 
@@ -308,7 +315,8 @@ class GenerativeModel(nn.Module):
                 y = None if labels is None or not self.conditional else labels[start : start + batch_size].to(self.device)
                 mu, _ = self.encode(from_unit(x, self.value_range), y)
                 codes.append(mu.float().cpu())
-        return self.latent_prior.fit(torch.cat(codes), seed=seed)
+        groups = labels.long().cpu() if self.latent_prior.groups > 1 else None
+        return self.latent_prior.fit(torch.cat(codes), groups, seed=seed)
 
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
         """Latents (and, for a conditional model, labels ``(B,)``) -> images in :attr:`value_range` (the sampling
@@ -328,7 +336,23 @@ class GenerativeModel(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None,
                **kwargs) -> torch.Tensor:
         """``n`` images ``(n, C, H, W)`` in [0, 1] from the prior (of class ``labels`` ``(n,)``, conditional models)."""
-        return self.generate(self.prior(n, generator), labels, **kwargs)
+        labels = self.check_labels(labels, n)
+        return self.generate(self.prior(n, generator, labels=labels), labels, **kwargs)
+
+    def class_grid_latents(self, cols: int, classes: list[int], generator: torch.Generator | None = None
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A class grid's inputs: one row per class, ``cols`` columns, each column from the same noise in every
+        row (its "style") -> latents ``(K*cols, Z)`` on the CPU and labels ``(K*cols,)``. With a per-class learned
+        prior a column's noise is carried through each class's own mixture; otherwise its latent is repeated."""
+        from ganvae.models.conditioning import class_grid_inputs
+
+        prior = self.latent_prior
+        if prior is None or not prior.is_fitted or prior.groups == 1:
+            return class_grid_inputs(self.prior(cols, generator, device=torch.device("cpu")), classes)
+        u, eps = prior.noise(cols, generator)
+        labels = torch.as_tensor(list(classes), dtype=torch.long).repeat_interleave(cols)
+        z = prior.transform(u.repeat(len(classes), 1), eps.repeat(len(classes), 1), labels)
+        return z.cpu(), labels
 
     # ---- encoder models
     def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -49,20 +49,28 @@ class MixtureFit:
 
 
 class GaussianMixturePrior(nn.Module):
-    """``p(z)`` as a mixture of ``components`` Gaussians over ``dim`` latents (see the module docstring)."""
+    """``p(z)`` as a mixture of ``components`` Gaussians over ``dim`` latents (see the module docstring); with
+    ``groups`` > 1 (a conditional model's classes) one such mixture per class, ``p(z | y)``, and their mixture by
+    the classes' shares where no class is given.
 
-    def __init__(self, dim: int, components: int, covariance: Covariance = "full"):
+    Drawing goes through :meth:`noise` (two uniforms and a standard normal per latent) and :meth:`transform`, so the
+    same noise can be turned into latents of several classes (a class grid's columns keep their noise).
+    """
+
+    def __init__(self, dim: int, components: int, covariance: Covariance = "full", groups: int = 1):
         super().__init__()
         if covariance not in ("full", "diag"):
             raise ValueError(f"covariance {covariance!r}: choose full or diag")
-        self.dim, self.components, self.covariance = dim, components, covariance
+        self.dim, self.components, self.covariance, self.groups = dim, components, covariance, groups
+        g, k = groups, components
         self.register_buffer("fitted", torch.tensor(False))
-        self.register_buffer("log_weights", torch.full((components,), -math.log(components)))  # (K,)
-        self.register_buffer("means", torch.zeros(components, dim))  # (K, D)
+        self.register_buffer("group_log_weights", torch.full((g,), -math.log(g)))  # (G,): log share of each class
+        self.register_buffer("log_weights", torch.full((g, k), -math.log(k)))  # (G, K)
+        self.register_buffer("means", torch.zeros(g, k, dim))  # (G, K, D)
         if covariance == "full":
-            self.register_buffer("scale_tril", torch.eye(dim).repeat(components, 1, 1))  # (K, D, D): Sigma = L L^T
+            self.register_buffer("scale_tril", torch.eye(dim).repeat(g, k, 1, 1))  # (G, K, D, D): Sigma = L L^T
         else:
-            self.register_buffer("scales", torch.ones(components, dim))  # (K, D): standard deviations
+            self.register_buffer("scales", torch.ones(g, k, dim))  # (G, K, D): standard deviations
 
     @property
     def is_fitted(self) -> bool:
@@ -71,36 +79,66 @@ class GaussianMixturePrior(nn.Module):
     def describe(self) -> str:
         """How a protocol names this prior, e.g. ``gmm (k=100, full covariance)``."""
         state = "" if self.is_fitted else ", not fitted yet: N(0, I) is used"
-        return f"gmm (k={self.components}, {self.covariance} covariance{state})"
+        per = f" per class, one mixture for each of {self.groups} classes" if self.groups > 1 else ""
+        return f"gmm (k={self.components}{per}, {self.covariance} covariance{state})"
 
     # ------------------------------------------------------------------ sampling
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` latents ``(n, D)`` float32 on the buffers' device: a component by its weight, then its Gaussian;
-        the same ``generator`` state gives the same latents."""
+    def noise(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """What :meth:`transform` turns into latents: uniforms ``(n, 2)`` (the class, the component) and a
+        standard normal ``(n, D)``, from ``generator``."""
         device = generator.device if generator is not None else self.means.device
-        weights = self.log_weights.to(device).float().softmax(0)
-        k = torch.multinomial(weights, n, replacement=True, generator=generator)  # (n,)
-        eps = torch.randn(n, self.dim, generator=generator, device=device)  # (n, D)
-        means = self.means.to(device)[k]
-        if self.covariance == "full":
-            return means + torch.einsum("nij,nj->ni", self.scale_tril.to(device)[k], eps)
-        return means + self.scales.to(device)[k] * eps
+        return (torch.rand(n, 2, generator=generator, device=device),
+                torch.randn(n, self.dim, generator=generator, device=device))
 
-    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        """``log p(z)`` ``(n,)`` of latents ``(n, D)`` (computed in float64)."""
-        params = _Params(self.log_weights.double(), self.means.double(),
-                         self.scale_tril.double() if self.covariance == "full" else self.scales.double() ** 2)
-        return torch.logsumexp(_component_log_probs(z.double(), params, self.covariance), dim=1)
+    def transform(self, u: torch.Tensor, eps: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
+        """Noise (:meth:`noise`) -> latents ``(n, D)`` on ``eps``'s device: the class ``groups`` ``(n,)`` (default: one
+        drawn by its share with ``u[:, 0]``), a component by its weight with ``u[:, 1]`` (inverse CDF), then
+        ``mu + L eps``."""
+        device = eps.device
+        if groups is None:
+            groups = _inverse_cdf(self.group_log_weights.to(device).float().softmax(0).expand(len(u), -1), u[:, 0])
+        groups = groups.to(device)
+        comp = _inverse_cdf(self.log_weights.to(device).float().softmax(1)[groups], u[:, 1])  # (n,)
+        if self.covariance == "diag":
+            return self.means.to(device)[groups, comp] + self.scales.to(device)[groups, comp] * eps
+        z = self.means.to(device)[groups, comp]
+        tril = self.scale_tril.to(device)
+        flat = groups * self.components + comp
+        for c in flat.unique().tolist():  # one matrix product per component: memory O(n D), not O(n D^2)
+            rows = (flat == c).nonzero().squeeze(1)
+            z[rows] += eps[rows] @ tril[c // self.components, c % self.components].T
+        return z
+
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               groups: torch.Tensor | None = None) -> torch.Tensor:
+        """``n`` latents ``(n, D)`` float32 on the generator's device, of classes ``groups`` ``(n,)`` (default:
+        each class by its share); the same ``generator`` state gives the same latents."""
+        return self.transform(*self.noise(n, generator), groups)
+
+    def log_prob(self, z: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
+        """``log p(z)`` (or ``log p(z | y)`` for ``groups`` ``(n,)``) ``(n,)`` of latents ``(n, D)``, in float64."""
+        per_group = torch.stack([torch.logsumexp(_component_log_probs(z.double(), self._params(g), self.covariance), 1)
+                                 for g in range(self.groups)], dim=1)  # (n, G)
+        if groups is not None:
+            return per_group.gather(1, groups.view(-1, 1).to(per_group.device)).squeeze(1)
+        return torch.logsumexp(per_group + self.group_log_weights.double(), dim=1)
+
+    def _params(self, g: int) -> "_Params":
+        cov = self.scale_tril[g] if self.covariance == "full" else self.scales[g] ** 2
+        return _Params(self.log_weights[g].double(), self.means[g].double(), cov.double())
 
     # ------------------------------------------------------------------ fitting
     @torch.no_grad()
-    def fit(self, codes: torch.Tensor, seed: int = 0, max_iterations: int = 300, tol: float = 1e-3) -> MixtureFit:
-        """Fit the mixture to ``codes`` ``(N, D)`` by EM in float64 and store it (see the module docstring).
+    def fit(self, codes: torch.Tensor, groups: torch.Tensor | None = None, seed: int = 0, max_iterations: int = 300,
+            tol: float = 1e-3) -> MixtureFit:
+        """Fit the mixture (one per class of ``groups`` ``(N,)``, when there are several) to ``codes`` ``(N, D)`` by
+        EM in float64 and store it (see the module docstring). A class without codes (not in the training data)
+        keeps a weight of zero.
 
         Stops when the mean log-likelihood improves by less than ``tol`` nats per code (scikit-learn's default),
         or after ``max_iterations``: on the conv VAE's codes 1e-3 took 45 iterations where 1e-4 took 163, for the
-        same FID (11.6 and 11.2, within the noise; benchmarks/RESULTS.md, "Learned prior"). A component left with (almost) no codes is restarted on the code the fit explains
-        worst, so every component describes data.
+        same FID (11.6 and 11.2, within the noise; benchmarks/RESULTS.md, "Learned prior"). A component left with
+        (almost) no codes is restarted on the code the fit explains worst, so every component describes data.
         """
         import time
 
@@ -109,34 +147,59 @@ class GaussianMixturePrior(nn.Module):
         n, d = x.shape
         if d != self.dim:
             raise ValueError(f"codes of size {d} for a prior over {self.dim} latents")
-        if n < self.components:
-            raise ValueError(f"{n} codes cannot fit {self.components} mixture components: fit on more images, or "
-                             f"lower model.prior_components")
         if not torch.isfinite(x).all():
             raise ValueError("the codes hold NaN or infinite values: the encoder's weights are broken")
+        if self.groups > 1 and groups is None:
+            raise ValueError(f"a prior with one mixture per class ({self.groups}) is fitted to codes and their labels")
+        labels = torch.zeros(n, dtype=torch.long) if groups is None else groups.detach().to("cpu", torch.long)
+        counts = torch.bincount(labels, minlength=self.groups).double()
+        small = [g for g in range(self.groups) if 0 < counts[g] < self.components]
+        if n < self.components or small:
+            where = f" (class {small[0]}: {int(counts[small[0]])} codes)" if small else f" ({n} codes)"
+            raise ValueError(f"too few codes to fit {self.components} mixture components{where}: fit on more images, "
+                             f"or lower model.prior_components")
         g = torch.Generator().manual_seed(seed)
-        params = _initialise(x, self.components, self.covariance, g)
-        previous, converged, iteration = -math.inf, False, 0
-        for iteration in range(1, max_iterations + 1):
-            log_p = _component_log_probs(x, params, self.covariance)  # (N, K), log pi_k + log N(x | k)
-            total = torch.logsumexp(log_p, dim=1)  # (N,)
-            ll = float(total.mean())
-            resp = (log_p - total[:, None]).exp()  # E step: responsibilities (N, K)
-            params = _m_step(x, resp, self.covariance, total)
-            if ll - previous < tol:
-                converged = True
-                break
-            previous = ll
-        final = float(torch.logsumexp(_component_log_probs(x, params, self.covariance), dim=1).mean())
-        self.log_weights.copy_(params.log_weights.float())
-        self.means.copy_(params.means.float())
-        if self.covariance == "full":
-            self.scale_tril.copy_(params.cov.float())
-        else:
-            self.scales.copy_(params.cov.sqrt().float())
+        iterations, converged, total_ll = 0, True, 0.0
+        for group in range(self.groups):
+            if counts[group] == 0:
+                continue
+            params, its, conv, ll = _fit_one(x[labels == group], self.components, self.covariance, g,
+                                             max_iterations, tol)
+            iterations, converged, total_ll = max(iterations, its), converged and conv, total_ll + ll * counts[group]
+            self.log_weights[group] = params.log_weights.float()
+            self.means[group] = params.means.float()
+            if self.covariance == "full":
+                self.scale_tril[group] = params.cov.float()
+            else:
+                self.scales[group] = params.cov.sqrt().float()
+        self.group_log_weights.copy_((counts / counts.sum()).log().float())
         self.fitted.fill_(True)
-        return MixtureFit(n, self.components, self.covariance, iteration, converged, final,
+        return MixtureFit(n, self.components, self.covariance, iterations, converged, float(total_ll / n),
                           round(time.monotonic() - start, 2))
+
+
+def _inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Rows of probabilities ``(n, K)`` and uniforms ``(n,)`` -> the index each uniform falls on ``(n,)``."""
+    cdf = probs.cumsum(1)
+    return (u[:, None] > cdf).sum(1).clamp(max=probs.shape[1] - 1)
+
+
+def _fit_one(x: torch.Tensor, k: int, covariance: str, g: torch.Generator, max_iterations: int, tol: float):
+    """EM for one mixture on codes ``x`` ``(N, D)`` float64 -> (parameters, iterations, converged, mean log-lik)."""
+    params = _initialise(x, k, covariance, g)
+    previous, converged, iteration = -math.inf, False, 0
+    for iteration in range(1, max_iterations + 1):
+        log_p = _component_log_probs(x, params, covariance)  # (N, K), log pi_k + log N(x | k)
+        total = torch.logsumexp(log_p, dim=1)  # (N,)
+        ll = float(total.mean())
+        resp = (log_p - total[:, None]).exp()  # E step: responsibilities (N, K)
+        params = _m_step(x, resp, covariance, total)
+        if ll - previous < tol:
+            converged = True
+            break
+        previous = ll
+    final = float(torch.logsumexp(_component_log_probs(x, params, covariance), dim=1).mean())
+    return params, iteration, converged, final
 
 
 @dataclass
