@@ -56,9 +56,12 @@ def prior_text(meta: dict) -> str:
         fit = meta.get("prior_fit") or {}
         how = (f", fitted after training to the posterior means of {fit['codes']:,} training images ({fit['iterations']} "
                f"EM iterations, seed {fit['seed']}; `ganvae fit-prior` refits it)") if fit else ""
-        return (f"a Gaussian mixture of {m['prior_components']} components with {m['prior_covariance']} covariances"
-                f"{how}, stored in float32 (Ghosh et al. 2020, ex-post density estimation). The likelihood bounds "
-                f"below use N(0, I), the training objective's prior.")
+        shape = f"a Gaussian mixture of {m['prior_components']} components"
+        if m.get("conditional"):
+            shape = (f"one Gaussian mixture per class, {max(1, m['prior_components'] // m['num_classes'])} "
+                     f"components each")
+        return (f"{shape} with {m['prior_covariance']} covariances{how}, stored in float32 (Ghosh et al. 2020, "
+                f"ex-post density estimation). The likelihood bounds below use N(0, I), the training objective's prior.")
     if m.get("self_conditioning"):
         return (f"N(0, I) noise and one of {m['self_conditioning']} self-conditioning clusters, drawn by its share of "
                 f"the training images (Liu et al. 2020).")
