@@ -250,6 +250,17 @@ def test_fit_prior_refuses_gans_and_the_shipped_folders_in_place(capsys, tmp_pat
     assert "--out DIR" in capsys.readouterr().err
 
 
+def test_a_conditional_run_fits_one_mixture_per_class_when_training_ends(tmp_path):
+    from ganvae.api import load_run
+    from ganvae.training.trainer import train
+
+    cfg = tiny_config("vae", "model.conditional=true", "model.prior_components=10", "train.epochs=1")
+    train(cfg, tmp_path / "run", data=tiny_data(60))
+    model = load_run(tmp_path / "run", device="cpu").model
+    assert model.latent_prior.is_fitted and model.latent_prior.groups == 10 and model.latent_prior.components == 1
+    assert (tmp_path / "run" / "samples" / "learned_prior.png").is_file()
+
+
 def test_too_little_data_for_the_mixture_is_a_warning_not_a_failure(tmp_path, caplog):
     from ganvae.api import load_run
     from ganvae.training.trainer import train

@@ -433,13 +433,15 @@ class Trainer:
         self._checkpoint(*self._last_checkpoint_position)
         from ganvae.viz.images import make_grid, save_png
 
+        g, n = torch.Generator().manual_seed(self.cfg.train.seed + 7919), len(self.fixed_noise)
         with self.dist.unwrapped(model):
-            z = model.prior(len(self.fixed_noise), generator=torch.Generator().manual_seed(self.cfg.train.seed + 7919),
-                            device=torch.device("cpu"))
-            labels = None
-            if model.conditional:
-                labels = torch.as_tensor(model.classes).repeat_interleave(-(-len(z) // len(model.classes)))[:len(z)]
-            save_png(make_grid(model.generate(z.to(self.device), labels)), self.run_dir / "samples" / "learned_prior.png")
+            if model.conditional:  # a class grid: one row per class, each from its class's mixture
+                cols = -(-n // len(model.classes))
+                z, labels = model.class_grid_latents(cols, model.classes, g)
+            else:
+                cols, z, labels = None, model.prior(n, generator=g, device=torch.device("cpu")), None
+            grid = make_grid(model.generate(z.to(self.device), labels), nrow=cols)
+        save_png(grid, self.run_dir / "samples" / "learned_prior.png")
         self.excluded_seconds += time.monotonic() - start
 
     def _elapsed(self) -> float:
