@@ -138,8 +138,9 @@ def check_digits(loaded: LoadedRun, digits: "list[int] | None", flag: str = "--d
 
 
 def class_grid(loaded: LoadedRun, cols: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A conditional model's class grid: one row per trained class, the same ``cols`` latents in every row ->
-    latents ``(K*cols, Z)``, labels ``(K*cols,)``."""
+    """A conditional model's class grid: one row per trained class, each column from the same noise in every row
+    (:meth:`~ganvae.models.base.GenerativeModel.class_grid_latents`) -> latents ``(K*cols, Z)``, labels
+    ``(K*cols,)``."""
     return loaded.model.class_grid_latents(cols, run_classes(loaded), _generator(seed))
 
 
@@ -488,8 +489,9 @@ def fit_prior(run, out: str | Path | None = None, components: int | None = None,
 
     A run folder or checkpoint is rewritten in place (atomically; its training state is kept, so it still
     resumes). A pretrained folder is written to ``out``, or in place when ``out`` is None and the folder is not
-    one of the shipped zoo's. ``components`` and ``covariance`` change the mixture (they are recorded in the
-    config); ``dataset``/``data_dir`` say where the training images are; ``seed`` defaults to the run's seed.
+    one of the shipped zoo's. A model trained with ``model.prior=normal`` is switched to ``gmm``. ``components``
+    and ``covariance`` change the mixture (they are recorded in the config); ``dataset``/``data_dir`` say where the
+    training images are; ``seed`` defaults to the run's seed.
     Returns what was fitted and where it was written.
     """
     from dataclasses import replace
