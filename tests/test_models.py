@@ -296,3 +296,31 @@ def test_cppn_gradients_flow_after_sampling_at_the_same_size():
     z = model.prior(1).requires_grad_(True)
     model.decode(z).sum().backward()
     assert z.grad is not None and torch.isfinite(z.grad).all()
+
+
+def test_r1_penalty_is_half_gamma_times_the_squared_input_gradient():
+    """R1 (Mescheder et al. 2018, Eq. 9) of a linear discriminator D(x) = w . x: its input gradient is w, so the
+    penalty is gamma / 2 * |w|^2 whatever the images, and it reaches w."""
+    from ganvae.losses import r1_penalty
+
+    w = torch.randn(16, requires_grad=True)
+    x = torch.rand(5, 1, 4, 4, requires_grad=True)
+    penalty = r1_penalty((x.flatten(1) @ w)[:, None], x, gamma=3.0)
+    assert torch.allclose(penalty, 1.5 * w.detach().pow(2).sum())
+    penalty.backward()
+    assert torch.allclose(w.grad, 3.0 * w.detach())
+
+
+@pytest.mark.parametrize("reuse", [False, True])
+def test_r1_gamma_adds_the_penalty_to_the_discriminator_loss(reuse):
+    from ganvae.models.step import StepContext
+    from ganvae.registry import build_model
+
+    losses = []
+    for gamma in (0.0, 10.0):
+        cfg = tiny_config("dcgan", f"model.r1_gamma={gamma}", f"model.reuse_fake_logits={str(reuse).lower()}")
+        torch.manual_seed(0)
+        model = build_model(cfg, (1, 16, 16))
+        x = torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+        losses.append(model.training_step(x, model.make_optimizers(), StepContext(0, 0, 0.0)))
+    assert losses[1]["d_loss"] > losses[0]["d_loss"]  # the same first pass plus a positive penalty

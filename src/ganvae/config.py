@@ -257,7 +257,7 @@ VALUE_RULES: dict[str, tuple] = {
     "discriminator_channels": _AT_LEAST_1, "channels": _AT_LEAST_1, "encoder_channels": _AT_LEAST_1,
     "hidden": _AT_LEAST_1, "classes": _AT_LEAST_0, "num_classes": _AT_LEAST_1, "class_embedding_dim": _AT_LEAST_1,
     "class_embedding_std": _POSITIVE, "prior_components": _AT_LEAST_1, "self_conditioning": _AT_LEAST_0,
-    "recluster_every": _AT_LEAST_1,
+    "recluster_every": _AT_LEAST_1, "r1_gamma": _AT_LEAST_0,
 }
 NON_EMPTY = {"generator_hidden", "discriminator_hidden", "generator_channels", "discriminator_channels", "channels",
              "encoder_channels", "hidden", "classes"}  # lists that need at least one entry when given

@@ -79,3 +79,11 @@ def class_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Ten
     """Mean cross-entropy of class logits ``(B, K)`` against labels ``(B,)``: the auxiliary classifier's loss L_C
     (Odena et al. 2017, Eq. 2), in float32."""
     return F.cross_entropy(logits.float(), labels)
+
+
+def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor, gamma: float) -> torch.Tensor:
+    """``gamma / 2 * E[||grad_x D(x)||^2]`` on real images ``x`` (Mescheder et al. 2018, "Which Training Methods
+    for GANs do actually Converge?", Eq. 9): the gradient of the logits with respect to ``real`` (which must require
+    grad), kept in the graph so the discriminator's step minimises it."""
+    (grad,) = torch.autograd.grad(real_logits.float().sum(), real, create_graph=True)
+    return 0.5 * gamma * grad.float().pow(2).flatten(1).sum(1).mean()

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganvae.losses import class_cross_entropy, discriminator_loss, generator_loss
+from ganvae.losses import class_cross_entropy, discriminator_loss, generator_loss, r1_penalty
 from ganvae.models.conditioning import call, split_logits
 from ganvae.models.ema import ema_decay_at, update_ema
 from ganvae.models.prior import GaussianMixturePrior, MixtureFit
@@ -424,6 +424,8 @@ class AdversarialModel(GenerativeModel):
                 fake = call(self.generator, z, y)
                 out = call(self.discriminator, torch.cat([x, fake]), y2)  # (2B, 1) or (2B, 1 + K)
                 d_loss = self._discriminator_loss(out, y)
+                if c.r1_gamma > 0:
+                    d_loss = d_loss + self._r1(x, y)
                 g_loss = self._generator_loss(out[b:], y)
             # each loss reaches only its own network's parameters; both before either update
             ctx.optimize_simultaneously([(opt_d, d_loss, self.discriminator), (opt_g, g_loss, self.generator)])
@@ -432,12 +434,20 @@ class AdversarialModel(GenerativeModel):
         with ctx.autocast():
             fake = call(self.generator, z, y)  # (B, C, H, W)
             d_loss = self._discriminator_loss(call(self.discriminator, torch.cat([x, fake.detach()]), y2), y)
+            if c.r1_gamma > 0:  # one more pass on the real images, differentiated twice
+                d_loss = d_loss + self._r1(x, y)
         ctx.optimize(opt_d, d_loss)
 
         with ctx.frozen(self.discriminator) as discriminator, ctx.autocast():
             g_loss = self._generator_loss(call(discriminator, fake, y), y)
         ctx.optimize(opt_g, g_loss)
         return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
+
+    def _r1(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The R1 penalty of the discriminator on the real batch ``x`` (:func:`ganvae.losses.r1_penalty`)."""
+        real = x.detach().requires_grad_(True)
+        logits, _ = split_logits(call(self.discriminator, real, labels))
+        return r1_penalty(logits, real, self.config.r1_gamma)
 
     def _discriminator_loss(self, out: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """The discriminator's loss from its output on ``[real; fake]`` ``(2B, 1)``; with the auxiliary classifier

@@ -38,6 +38,7 @@ class GANStepConfig(AdversarialConfig):
     """A generator/discriminator pair trained with :class:`~ganvae.models.base.AdversarialModel`'s step."""
 
     reuse_fake_logits: bool = False  # generator step reuses the discriminator's pass on the fakes (faster, not the textbook step)
+    r1_gamma: float = 0.0  # weight of the R1 gradient penalty on real images (Mescheder et al. 2018); 0 = off
 
 
 @dataclass
