@@ -53,6 +53,11 @@ def checkpoint_path(run: str | Path) -> Path:
     return run
 
 
+def _is_pretrained_folder(path: Path) -> bool:
+    """A pretrained folder (config.json beside the weights), not a run folder (which holds a checkpoint)."""
+    return path.is_dir() and not ckpt_io.run_checkpoint(path).is_file() and (path / "config.json").is_file()
+
+
 def load_run(run: "str | Path | LoadedRun", device: str = "auto", use_ema: bool = True) -> LoadedRun:
     """Rebuild a trained model (weights and JSON only; no code from the files runs) from a run folder, a checkpoint
     file, a pretrained folder, or a pretrained name (``mnist-dcgan``; `ganvae models` lists them).
@@ -67,7 +72,7 @@ def load_run(run: "str | Path | LoadedRun", device: str = "auto", use_ema: bool 
     if isinstance(run, LoadedRun):
         return run
     path = pretrained.resolve(run)
-    if path.is_dir() and not ckpt_io.run_checkpoint(path).is_file() and (path / "config.json").is_file():
+    if _is_pretrained_folder(path):
         model, cfg = pretrained.load_pretrained(path)
         return LoadedRun(model.to(resolve_device(device)).eval(), cfg, None, None, path)
     path = checkpoint_path(path)
@@ -504,8 +509,7 @@ def fit_prior(run, out: str | Path | None = None, components: int | None = None,
     if out is not None:
         check_output(out, kind="folder")
     path = pretrained.resolve(run)
-    is_folder = path.is_dir() and not ckpt_io.run_checkpoint(path).is_file() and (path / "config.json").is_file()
-    if is_folder:
+    if _is_pretrained_folder(path):
         meta = pretrained.read_config(path)
         if out is None and path.resolve().is_relative_to(pretrained.zoo_dir().resolve()):
             raise ConfigError(f"fit-prior {run}: {path} is a model shipped inside the package; write the refitted "

@@ -221,16 +221,14 @@ class GenerativeModel(nn.Module):
         pc = self.pseudo_classes
         if pc is None or (pc.clustered and epoch % self.config.recluster_every):
             return None
-        from ganvae.models.conditioning import ConditionalDiscriminator
         from ganvae.pixels import scale_images
 
         discriminator = self._modules["discriminator"]  # the plain network (the trainer unwraps DDP)
-        net = discriminator.net if isinstance(discriminator, ConditionalDiscriminator) else discriminator
         feats = []
         with eval_mode(discriminator):  # no dropout, no augmentation: the features of the images themselves
             for start in range(0, len(images), batch_size):
                 x = scale_images(images[start : start + batch_size], self.value_range).to(self.device)
-                feats.append(net.cluster_features(x).float().cpu())
+                feats.append(discriminator.cluster_features(x).float().cpu())
         return pc.recluster(torch.cat(feats), seed=seed)
 
     # ---- sampling

@@ -144,6 +144,10 @@ class ConditionalDiscriminator(nn.Module):
         """The convolutional features (the VAE-GAN's learned similarity reads them)."""
         return self.net.features
 
+    def cluster_features(self, x: torch.Tensor) -> torch.Tensor:
+        """What self-conditioning clusters: the wrapped discriminator's own features, labels not involved."""
+        return self.net.cluster_features(x)
+
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         phi, logit = self.net.features_and_logit(x)  # (B, F), (B, 1)
         if self.mode == "projection":

@@ -20,7 +20,6 @@ where samples are drawn from, not what the networks were trained to do.
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -28,7 +27,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-log = logging.getLogger(__name__)
+from ganvae.models.clustering import kmeans
 
 Covariance = Literal["full", "diag"]
 REG_COVAR = 1e-6  # added to every variance: keeps a component of near-identical codes positive definite
@@ -262,8 +261,6 @@ def _m_step(x: torch.Tensor, resp: torch.Tensor, covariance: str, total: torch.T
 def _initialise(x: torch.Tensor, k: int, covariance: str, g: torch.Generator) -> _Params:
     """k-means++ seeds (Arthur & Vassilvitskii 2007) and ten Lloyd iterations, then each cluster's weight, mean and
     covariance as EM's starting point."""
-    from ganvae.models.clustering import kmeans
-
     assign, _ = kmeans(x, k, g, iterations=10, restarts=1)
     resp = torch.nn.functional.one_hot(assign, k).to(x.dtype)
     return _m_step(x, resp, covariance, torch.zeros(len(x), dtype=x.dtype))
