@@ -201,6 +201,12 @@ def test_training_fits_the_prior_at_the_end_and_fit_prior_refits_in_place(tmp_pa
     assert main(["-q", "fit-prior", str(run), "--components", "2", "--covariance", "diag", "--data-dir", str(data)]) == 0
     refit = load_run(run, device="cpu")
     assert refit.model.prior_description() == "gmm (k=2, diag covariance)"
+    from ganvae.api import fit_prior
+    from ganvae.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="refitted in place"):  # a run is refitted where it is, never copied
+        fit_prior(run, out=tmp_path / "copy", data_dir=str(data))
+    assert not (tmp_path / "copy" / "config.json").exists()
     assert refit.config.model.prior_components == 2 and refit.config.model.prior_covariance == "diag"
     for key, value in before.items():
         if not key.startswith("model.latent_prior."):

@@ -513,15 +513,17 @@ def fit_prior(run, out: str | Path | None = None, components: int | None = None,
         meta = pretrained.read_config(path)
         if out is None and path.resolve().is_relative_to(pretrained.zoo_dir().resolve()):
             raise ConfigError(f"fit-prior {run}: {path} is a model shipped inside the package; write the refitted "
-                              f"model elsewhere with --out DIR (then use DIR wherever a command takes RUN).")
+                              f"model elsewhere: fit_prior(..., out=DIR) in Python, --out DIR on the command line "
+                              f"(then use DIR wherever a run is taken).")
         model, cfg = pretrained.load_pretrained(path)
         ckpt = None
     else:
         ckpt = ckpt_io.load_checkpoint(checkpoint_path(path))
         cfg = config_from_dict(ckpt.header["config"], str(ckpt.path))
         if out is not None:
-            raise ConfigError(f"fit-prior --out: {run} is a training run, whose checkpoint is refitted in place (it "
-                              f"stays resumable); drop --out, or `ganvae export` it first and refit the export.")
+            raise ConfigError(f"fit-prior out={out}: {run} is a training run, whose checkpoint is refitted in place "
+                              f"(it stays resumable); drop out= (--out), or export it first (`ganvae export`, "
+                              f"Pipeline.save_pretrained) and refit the export.")
     if not hasattr(cfg.model, "prior"):
         raise UnsupportedOperation(f"fit-prior: {cfg.model_name} has no encoder, so it has no posterior to fit a "
                                    f"prior to; it draws from N(0, I). (The encoder families: vae, conv-vae, vae-gan, "
