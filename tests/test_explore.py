@@ -29,7 +29,7 @@ def client(tmp_path_factory):
                 tmp_path_factory.mktemp("explore") / "cdcgan", data=tiny_data()).run_dir
     explorer = build_explorer(["mnist-vae", "mnist-cppn", str(run)],
                               limits=Limits(max_samples=32, max_render=512, max_invert_steps=40, max_jobs=1))
-    return TestClient(create_app(explorer)), str(run)
+    return TestClient(create_app(explorer), base_url="http://localhost"), str(run)
 
 
 def png(data_uri: str) -> Image.Image:

@@ -230,13 +230,16 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     would pass through the low-probability centre (White 2016, "Sampling Generative Networks").
     Returns ``(T, ..., Z)``.
     """
-    a_n, b_n = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
+    norm_a, norm_b = a.norm(dim=-1, keepdim=True), b.norm(dim=-1, keepdim=True)
+    a_n, b_n = a / norm_a.clamp_min(1e-12), b / norm_b.clamp_min(1e-12)
     omega = torch.acos((a_n * b_n).sum(-1).clamp(-1 + 1e-7, 1 - 1e-7))  # (...)
     t = t.view(-1, *([1] * a.dim()))
     so = torch.sin(omega).unsqueeze(-1)
     lerp = (1 - t) * a + t * b
     spherical = torch.sin((1 - t) * omega.unsqueeze(-1)) / so * a + torch.sin(t * omega.unsqueeze(-1)) / so * b
-    return torch.where(so.abs() < 1e-6, lerp, spherical)
+    # no angle to follow when the two are (anti)parallel or either is the origin: the straight line
+    straight = (so.abs() < 1e-6) | (norm_a < 1e-12) | (norm_b < 1e-12)
+    return torch.where(straight, lerp, spherical)
 
 
 def latent_path(model: GenerativeModel, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

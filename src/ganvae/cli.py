@@ -380,9 +380,33 @@ def cmd_explore(args) -> int:
     except ImportError as err:
         raise UnsupportedOperation(str(err)) from None
     limits = Limits(max_samples=args.max_samples, max_render=args.max_render, max_invert_steps=args.max_invert_steps,
-                    max_jobs=args.max_jobs)
+                    max_jobs=args.max_jobs, max_queue=args.max_queue, render_seconds=args.render_seconds)
     serve(args.runs, host=args.host, port=args.port, limits=limits)
     return 0
+
+
+def _port(text: str) -> int:
+    """A TCP port, 1-65535, for --port."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: a port is a whole number from 1 to 65535, e.g. 8000")
+    return int(text)
+
+
+def _positive_int(text: str) -> int:
+    """A whole number of at least 1, for the explorer's limits (0 would refuse every request)."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of at least 1 (0 would refuse every request)")
+    return int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0, e.g. 30")
+    return value
 
 
 def _add_explore_command(sub) -> None:
@@ -390,11 +414,20 @@ def _add_explore_command(sub) -> None:
     p = sub.add_parser("explore", help="a local web app: walk the latent space, sliders, draw a digit, zoom a cppn")
     p.add_argument("runs", nargs="+", metavar="RUN", help=RUN_HELP + " (several: side by side)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--max-samples", type=int, default=64, help="images per request")
-    p.add_argument("--max-render", type=int, default=4096, help="largest cppn render, pixels a side")
-    p.add_argument("--max-invert-steps", type=int, default=500, help="optimisation steps of one GAN inversion")
-    p.add_argument("--max-jobs", type=int, default=2, help="inversions running at once")
+    from ganvae.explore.limits import Limits
+
+    d = Limits()
+    p.add_argument("--port", type=_port, default=8000, help="TCP port, 1-65535 (default 8000)")
+    p.add_argument("--max-samples", type=_positive_int, default=d.max_samples, help="images per request")
+    p.add_argument("--max-render", type=_positive_int, default=d.max_render,
+                   help=f"largest cppn render, pixels a side (default {d.max_render}: a few seconds on 2 cores)")
+    p.add_argument("--max-invert-steps", type=_positive_int, default=d.max_invert_steps,
+                   help="optimisation steps of one GAN inversion")
+    p.add_argument("--max-jobs", type=_positive_int, default=d.max_jobs, help="inversions running at once")
+    p.add_argument("--max-queue", type=_positive_int, default=d.max_queue,
+                   help="requests waiting for one model; more are answered 429 (busy)")
+    p.add_argument("--render-seconds", type=_positive_float, default=d.render_seconds,
+                   help="a cppn render still running after this many seconds is stopped")
     p.set_defaults(func=cmd_explore)
 
 

@@ -9,22 +9,26 @@ the page stays responsive while one runs.
 
 from __future__ import annotations
 
+import json
 from importlib import resources
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 from ganvae.errors import ConfigError, GanvaeError
-from ganvae.explore.session import Explorer, Limits, ModelView
+from ganvae.explore.session import Busy, Explorer, Limits, ModelView, RenderTooSlow
 
 try:  # the web stack is an optional extra: ganvae[explore]
     from fastapi import FastAPI, HTTPException
     from fastapi.responses import HTMLResponse, JSONResponse, Response
     from pydantic import BaseModel, Field
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
 except ImportError as err:  # pragma: no cover - reported by the CLI with the install command
     raise ImportError("ganvae explore needs FastAPI and uvicorn: pip install 'ganvae[explore]' "
                       "(from a checkout: pip install -e '.[explore]')") from err
 
 MAX_LATENT = 1024  # numbers in one latent (far above any model here): bounds a request's size
 MAX_PIXELS = 64 * 64  # grey values in one drawing
+MAX_LATENTS = 1024  # latents in one decode request, before the server's --max-samples (a bound on parsing)
+Latent = Annotated[list[float], Field(min_length=1, max_length=MAX_LATENT)]
 
 
 class SampleRequest(BaseModel):
@@ -36,14 +40,14 @@ class SampleRequest(BaseModel):
 
 class DecodeRequest(BaseModel):
     model: str
-    latents: list[list[float]] = Field(..., min_length=1)
+    latents: list[Latent] = Field(..., min_length=1, max_length=MAX_LATENTS)
     digit: Optional[int] = None
 
 
 class InterpolateRequest(BaseModel):
     model: str
-    a: list[float] = Field(..., min_length=1, max_length=MAX_LATENT)
-    b: list[float] = Field(..., min_length=1, max_length=MAX_LATENT)
+    a: Latent
+    b: Latent
     steps: int = Field(10, ge=2)
     digit: Optional[int] = None
 
@@ -60,15 +64,69 @@ class InvertRequest(ImageRequest):
 
 class RenderRequest(BaseModel):
     model: str
-    latent: list[float] = Field(..., min_length=1, max_length=MAX_LATENT)
+    latent: Latent
     size: int = Field(1024, ge=8)
     digit: Optional[int] = None
 
 
-def create_app(explorer: Explorer) -> FastAPI:
-    """The web app over ``explorer``'s models."""
+class BodyLimit:
+    """ASGI middleware: a request body over ``max_bytes`` is answered 413 before it is parsed, whether it declares
+    its length or streams in chunks, so a huge body costs neither memory nor the event loop's time."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            return await self._refuse(send, declared.decode("latin-1"))
+        seen, refused = 0, False
+
+        async def counted():  # past the limit: answer 413 now, and tell the app the client has gone
+            nonlocal seen, refused
+            message = await receive()
+            if message["type"] == "http.request" and not refused:
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    refused = True
+                    await self._refuse(send, f"over {self.max_bytes:,}")
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def quiet_send(message):  # the app's own answer to a refused request is dropped
+            if not refused:
+                await send(message)
+
+        await self.app(scope, counted, quiet_send)
+
+    async def _refuse(self, send, size: str) -> None:
+        body = json.dumps({"detail": f"the request body ({size} bytes) is over this server's limit of "
+                                     f"{self.max_bytes:,} bytes; send fewer or shorter latents."}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+LOCAL_HOSTS = ["localhost", "127.0.0.1", "::1", "[::1]"]
+
+
+def allowed_hosts(host: str) -> list[str]:
+    """Host headers the API answers: this machine's names and the ``--host`` it listens on. Any other name is a
+    page of another site reaching the API through DNS rebinding (answered 400). Listening on every address
+    (0.0.0.0, ::) means any name the machine is reached by."""
+    if host in ("0.0.0.0", "::", ""):
+        return ["*"]
+    return LOCAL_HOSTS + ([host] if host not in LOCAL_HOSTS else [])
+
+
+def create_app(explorer: Explorer, host: str = "127.0.0.1") -> FastAPI:
+    """The web app over ``explorer``'s models, answering requests addressed to ``host`` (and localhost)."""
     app = FastAPI(title="ganvae explore", docs_url=None, redoc_url=None)
     limits = explorer.limits
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host))
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
 
     def view(name: str) -> ModelView:
         try:
@@ -82,7 +140,15 @@ def create_app(explorer: Explorer) -> FastAPI:
 
     @app.exception_handler(GanvaeError)
     async def bad_request(request, err: GanvaeError):  # a request the model cannot serve: say why
-        return JSONResponse(status_code=400, content={"detail": str(err)})
+        return JSONResponse(status_code=400, content={"detail": explorer.public_text(str(err))})
+
+    @app.exception_handler(Busy)
+    async def busy(request, err: Busy):  # this model's queue is full: come back later
+        return JSONResponse(status_code=429, content={"detail": str(err)}, headers={"Retry-After": "2"})
+
+    @app.exception_handler(RenderTooSlow)
+    async def too_slow(request, err: RenderTooSlow):
+        return JSONResponse(status_code=503, content={"detail": str(err)})
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> str:
@@ -99,37 +165,44 @@ def create_app(explorer: Explorer) -> FastAPI:
     def models() -> dict[str, Any]:
         return {"models": [v.info() for v in explorer.views.values()],
                 "limits": {k: getattr(limits, k) for k in ("max_samples", "max_steps", "max_render",
-                                                            "max_invert_steps", "max_jobs")}}
+                                                            "max_invert_steps", "max_jobs", "max_queue")}}
 
     @app.post("/api/sample")
     def sample(req: SampleRequest) -> dict[str, Any]:
         at_most(req.n, limits.max_samples, "n", "--max-samples")
-        return view(req.model).sample(req.seed, req.n, req.digit)
+        v = view(req.model)
+        with v.queued():
+            return v.sample(req.seed, req.n, req.digit)
 
     @app.post("/api/decode")
     def decode(req: DecodeRequest) -> dict[str, Any]:
         at_most(len(req.latents), limits.max_samples, "latents", "--max-samples")
         v = view(req.model)
-        return {"images": v.decode(v.latent_tensor(req.latents), req.digit)}
+        with v.queued():
+            return {"images": v.decode(v.latent_tensor(req.latents), req.digit)}
 
     @app.post("/api/interpolate")
     def interpolate(req: InterpolateRequest) -> dict[str, Any]:
         at_most(req.steps, limits.max_steps, "steps", "--max-steps")
         v = view(req.model)
-        return v.interpolate(v.latent_tensor([req.a]), v.latent_tensor([req.b]), req.steps, req.digit)
+        with v.queued():
+            return v.interpolate(v.latent_tensor([req.a]), v.latent_tensor([req.b]), req.steps, req.digit)
 
     @app.get("/api/directions")
     def directions(model: str, k: int = 6) -> dict[str, Any]:
         if not 1 <= k <= 16:
             raise HTTPException(422, f"k={k}: ask for 1 to 16 directions.")
-        return view(model).directions(k)
+        v = view(model)
+        with v.queued():
+            return v.directions(k)
 
     @app.post("/api/encode")
     def encode(req: ImageRequest) -> dict[str, Any]:
         v = view(req.model)
         if not v.model.has_encoder:
             raise HTTPException(400, f"{req.model} has no encoder; find a latent for the drawing with /api/invert.")
-        return v.encode(v.image_tensor(req.image), req.digit)
+        with v.queued():
+            return v.encode(v.image_tensor(req.image), req.digit)
 
     @app.post("/api/invert")
     def invert(req: InvertRequest) -> dict[str, Any]:
@@ -144,13 +217,15 @@ def create_app(explorer: Explorer) -> FastAPI:
     def job(job_id: str) -> dict[str, Any]:
         if job_id not in explorer.jobs:
             raise HTTPException(404, f"no inversion job {job_id!r} (finished jobs are kept for a while only).")
-        return explorer.jobs[job_id].as_dict()
+        state = explorer.jobs[job_id].as_dict()
+        return {**state, "error": state["error"] and explorer.public_text(state["error"])}
 
     @app.post("/api/render")
     def render(req: RenderRequest) -> Response:
         at_most(req.size, limits.max_render, "size", "--max-render")
         v = view(req.model)
-        return Response(v.render(v.latent_tensor([req.latent]), req.size, req.digit), media_type="image/png")
+        with v.queued():
+            return Response(v.render(v.latent_tensor([req.latent]), req.size, req.digit), media_type="image/png")
 
     return app
 
@@ -186,9 +261,34 @@ def serve(runs: list[str], host: str = "127.0.0.1", port: int = 8000, limits: Li
     """Load the models and serve the app until Ctrl-C."""
     import uvicorn
 
-    app = create_app(build_explorer(runs, limits=limits))
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"port {port}: choose a port from 1 to 65535 (e.g. --port 8000).")
+    app = create_app(build_explorer(runs, limits=limits), host=host)
+    sock = bind(host, port)  # bound before the URL is printed: the URL is this server's, not another's
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     say(f"ganvae explore: http://{shown}:{port}/  (Ctrl-C stops it)")
     if host not in ("127.0.0.1", "localhost", "::1"):
         say(f"warning: listening on {host}: anyone who can reach this machine can use the models")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def bind(host: str, port: int):
+    """A listening socket on ``host:port``; a port in use or an address this machine lacks is a named error."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise ConfigError(f"explore: cannot listen on {host}:{port} ({err.strerror or err}); another program may "
+                          f"hold the port: choose another with --port N, or --host for another address.") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock

@@ -8,6 +8,7 @@ Images cross the wire as grey PNG data URIs (28x28 samples are ~300 bytes each);
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import threading
 import time
@@ -20,18 +21,8 @@ from torch import nn
 
 from ganvae.api import LoadedRun, check_digits, run_classes
 from ganvae.errors import ConfigError
+from ganvae.explore.limits import Busy, Limits, RenderTooSlow  # noqa: F401 (re-exported)
 from ganvae.pixels import to_unit
-
-
-@dataclass
-class Limits:
-    """Caps on the expensive work one request may ask for (the server's flags can change them)."""
-
-    max_samples: int = 64  # images per sample/decode request
-    max_steps: int = 64  # images of an interpolation
-    max_render: int = 4096  # pixels a side of a CPPN render
-    max_invert_steps: int = 500  # optimisation steps of one GAN inversion
-    max_jobs: int = 2  # inversions running at once
 
 
 def png_data_uri(image: np.ndarray) -> str:
@@ -60,22 +51,29 @@ class Job:
     latent: list[float] | None = None
     error: str | None = None
     started: float = field(default_factory=time.monotonic)
+    ended: float | None = None  # set when the job finishes: its time stops growing
+
+    def finish(self, state: str, error: str | None = None) -> None:
+        self.state, self.error, self.ended = state, error, time.monotonic()
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "state": self.state, "step": self.step, "steps": self.steps, "loss": self.loss,
                 "image": self.image, "latent": self.latent, "error": self.error,
-                "seconds": round(time.monotonic() - self.started, 2)}
+                "seconds": round((self.ended or time.monotonic()) - self.started, 2)}
 
 
 class ModelView:
     """One loaded model as the explorer sees it. Forward passes hold ``lock`` (a model is not shared between
     threads mid-call), so an inversion's steps interleave with the page's other requests."""
 
-    def __init__(self, key: str, loaded: LoadedRun):
+    def __init__(self, key: str, loaded: LoadedRun, limits: Limits | None = None):
         self.key = key
         self.loaded = loaded
         self.model = loaded.model
+        self.limits = limits or Limits()
         self.lock = threading.Lock()
+        self._pending = 0  # requests waiting for or holding `lock`
+        self._pending_lock = threading.Lock()
         self._directions: dict[str, Any] | None = None
         self._pools: dict[int | None, torch.Tensor] = {}  # digit -> the samples encode() compares a drawing with
 
@@ -89,6 +87,21 @@ class ModelView:
             "has_encoder": m.has_encoder, "renders_any_size": m.renders_any_size,
         }
 
+    @contextlib.contextmanager
+    def queued(self):
+        """Count a request against this model's queue for its duration; a full queue raises :class:`Busy` at once
+        (the thread pool is shared by every model: one slow model must not stall the others)."""
+        with self._pending_lock:
+            if self._pending >= self.limits.max_queue:
+                raise Busy(f"{self.key} is busy: {self._pending} requests are waiting for it (the limit is "
+                           f"{self.limits.max_queue}); try again in a moment.")
+            self._pending += 1
+        try:
+            yield
+        finally:
+            with self._pending_lock:
+                self._pending -= 1
+
     # ---- checks
     def labels(self, digit: int | None, n: int) -> torch.Tensor | None:
         """``n`` copies of ``digit`` for a conditional model (default its first class); refused for others."""
@@ -98,7 +111,12 @@ class ModelView:
         return torch.full((n,), run_classes(self.loaded)[0] if digit is None else digit, dtype=torch.long)
 
     def latent_tensor(self, latents: list[list[float]]) -> torch.Tensor:
-        z = torch.tensor(latents, dtype=torch.float32)
+        try:
+            z = torch.tensor(latents, dtype=torch.float32)
+        except (ValueError, TypeError):  # ragged lists
+            lengths = sorted({len(row) for row in latents})
+            raise ConfigError(f"latents: every latent must have {self.model.latent_dim} numbers; got lists of "
+                              f"{', '.join(map(str, lengths))} numbers.") from None
         if z.dim() != 2 or z.shape[1] != self.model.latent_dim:
             raise ConfigError(f"latents: {self.key} takes latents of {self.model.latent_dim} numbers each; got shape "
                               f"{list(z.shape)}.")
@@ -233,9 +251,9 @@ class ModelView:
                 if step % 10 == 0 or step == job.steps - 1:
                     job.image = png_data_uri(to_uint8(image.detach())[0])
             job.latent = z.detach()[0].tolist()
-            job.state = "done"
+            job.finish("done")
         except Exception as err:  # reported to the page; the server keeps running
-            job.state, job.error = "failed", f"{type(err).__name__}: {err}"
+            job.finish("failed", f"{type(err).__name__}: {err}")
 
     # ---- cppn
     def render(self, z: torch.Tensor, size: int, digit: int | None) -> bytes:
@@ -246,8 +264,14 @@ class ModelView:
             raise ConfigError(f"render: {self.key} is a {self.loaded.name}, which generates "
                               f"{self.model.image_shape[1]}-pixel images only; render needs a cppn.")
         labels = self.labels(digit, 1)
-        with self.lock:
-            bands = list(self.model.render_bands(z, size, size, labels=labels))
+        deadline = time.monotonic() + self.limits.render_seconds
+        bands = []
+        with self.lock:  # bands of 2^18 pixels (about a second each): the time limit is checked between them
+            for band in self.model.render_bands(z, size, size, band_pixels=1 << 18, labels=labels):
+                bands.append(band)
+                if time.monotonic() > deadline and sum(len(b) for b in bands) < size:
+                    raise RenderTooSlow(f"render: {size}x{size} took over {self.limits.render_seconds:g} s and was "
+                                        f"stopped; ask for a smaller size.")
         return png_bytes(np.concatenate(bands, axis=0))
 
 
@@ -286,9 +310,21 @@ class Explorer:
     def __init__(self, views: dict[str, ModelView], limits: Limits | None = None):
         self.views = views
         self.limits = limits or Limits()
+        for v in views.values():
+            v.limits = self.limits
         self.jobs: dict[str, Job] = {}
         self._ids = itertools.count(1)
         self._jobs_lock = threading.Lock()
+
+    def public_text(self, text: str) -> str:
+        """An error message for the page: paths on this machine (a model's folder, the package's install path)
+        become the names the page knows."""
+        from ganvae.pretrained import zoo_dir
+
+        paths = {str(p): v.key for v in self.views.values() for p in (v.loaded.source, v.loaded.run_dir) if p}
+        for path in sorted(paths, key=len, reverse=True):  # a checkpoint's path before its run folder's
+            text = text.replace(path, paths[path])
+        return text.replace(str(zoo_dir()), "<zoo>")
 
     def view(self, key: str) -> ModelView:
         if key not in self.views:
