@@ -70,9 +70,9 @@ def test_commands_take_a_pretrained_folder(runs, tmp_path, capsys):
     (lambda f: _edit(f, format_version=99), "format version 99"),
     (lambda f: _edit(f, model_name="vae"), r"config.json: unknown key 'model\.\w+'"),
     (lambda f: _edit(f, model={**json.loads((f / "config.json").read_text())["model"], "latent_dim": 50}),
-     "the generator weights do not fit the dcgan of config.json"),
+     r"the tensors do not fit the dcgan of config.json \(generator\.project\.0\.weight \[256, 8\] \(expected \[256, 50\]\)"),
     (lambda f: _edit(f, model={"latent_dim": 0}), "model.latent_dim is 0"),
-    (lambda f: (f / "model.safetensors").write_bytes(b"\x80\x04\x95pickle"), "not a readable safetensors file"),
+    (lambda f: (f / "model.safetensors").write_bytes(b"\x80\x04\x95pickle"), "not a safetensors file"),
 ])
 def test_damaged_folders_name_the_file_and_the_fix(runs, tmp_path, damage, expected):
     folder = api.export(runs["dcgan"], tmp_path / "m")

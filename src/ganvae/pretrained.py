@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from ganvae import tensorfile
 from ganvae.errors import CheckpointError, suggest
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 FORMAT = "ganvae-pretrained"
 FORMAT_VERSION = 1
 FILES = ("config.json", "model.safetensors", "README.md")
+MAX_CONFIG_BYTES = 1 << 20  # config.json of a shipped model is about 3 KB
+MAX_IMAGE_SIDE = 1024  # pixels a side of the images a pretrained model was trained on
 
 
 def zoo_dir() -> Path:
@@ -131,10 +134,17 @@ def read_config(folder: Path) -> dict[str, Any]:
         if not (folder / name).is_file():
             raise CheckpointError(f"{folder}: no {name}; a pretrained folder holds {', '.join(FILES)} "
                                   f"(write one with `ganvae export RUN DIR`).")
+    size = (folder / "config.json").stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{folder / 'config.json'}: {size:,} bytes, while a pretrained config takes a few KB "
+                              f"(at most {MAX_CONFIG_BYTES // 1024} KB are read); re-export the model.")
     try:
         meta = json.loads((folder / "config.json").read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError, and a number of thousands of digits
         raise CheckpointError(f"{folder / 'config.json'}: not valid JSON ({err}); re-export the model.") from None
+    except RecursionError:
+        raise CheckpointError(f"{folder / 'config.json'}: nested too deeply to be a pretrained config; "
+                              f"re-export the model.") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{folder / 'config.json'}: not a ganvae pretrained config (format "
                               f"{meta.get('format') if isinstance(meta, dict) else None!r}, expected {FORMAT!r}).")
@@ -145,6 +155,11 @@ def read_config(folder: Path) -> dict[str, Any]:
     for key, kind in (("model_name", str), ("model", dict), ("data", dict), ("image_shape", list)):
         if not isinstance(meta.get(key), kind):
             raise CheckpointError(f"{folder / 'config.json'}: {key!r} is missing or not a {kind.__name__}; re-export.")
+    shape = meta["image_shape"]
+    if not (len(shape) == 3 and all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
+            and shape[0] in (1, 3) and all(1 <= d <= MAX_IMAGE_SIDE for d in shape[1:])):
+        raise CheckpointError(f"{folder / 'config.json'}: image_shape {shape!r} is not [C, H, W] with C 1 or 3 and "
+                              f"H, W from 1 to {MAX_IMAGE_SIDE} pixels; re-export the model.")
     return meta
 
 
@@ -160,14 +175,29 @@ def load_pretrained(folder: str | Path, device: torch.device | str = "cpu"):
     source = str(folder / "config.json")
     cfg = config_from_dict({"model_name": meta["model_name"], "model": meta["model"], "data": meta["data"]}, source)
     image_shape = tuple(meta["image_shape"])
+    weights = folder / "model.safetensors"
+    fix = "Re-export the model (`ganvae export RUN DIR`) or reinstall ganvae."
+    header = tensorfile.read_header(weights, fix)  # the file's tensors lie inside it: bounded by its size
+    # what config.json implies, on the meta device: names, shapes and dtypes, no memory (a config may ask for a
+    # billion-unit layer; it is refused here, before anything is allocated)
+    with torch.device("meta"):
+        skeleton = build_model(cfg, image_shape)
+    expected = {f"{n}.{k}": v for n in sampling_networks(skeleton) for k, v in getattr(skeleton, n).state_dict().items()}
+    expected.update(skeleton.sampling_state())
+    optional = {k for k in skeleton.sampling_state()}  # a folder from before the learned prior has none
+    if optional and not optional & set(header):
+        expected = {k: v for k, v in expected.items() if k not in optional}
+    tensorfile.compare_with_model(header, expected, weights, f"the {meta['model_name']} of config.json",
+                                  "config.json and model.safetensors come from different models (or one was "
+                                  "edited); " + fix)
     with torch.random.fork_rng(devices=[]):  # the throwaway initialisation must not move the caller's stream
         model = build_model(cfg, image_shape)
     try:
-        with safe_open(str(folder / "model.safetensors"), framework="pt") as fh:
+        with safe_open(str(weights), framework="pt") as fh:
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
     except Exception as err:  # safetensors' own error type for damaged files
-        raise CheckpointError(f"{folder / 'model.safetensors'}: not a readable safetensors file ({err}); "
-                              f"re-export or reinstall the model.") from None
+        raise CheckpointError(f"{weights}: not a readable safetensors file ({err}); {fix}") from None
+    tensorfile.check_finite(tensors, weights, fix)
     parts = sampling_networks(model)
     for name in parts:
         part = {k[len(name) + 1:]: v.float() if v.is_floating_point() else v
@@ -175,14 +205,14 @@ def load_pretrained(folder: str | Path, device: torch.device | str = "cpu"):
         try:
             getattr(model, name).load_state_dict(part, strict=True)
         except RuntimeError as err:
-            raise CheckpointError(f"{folder / 'model.safetensors'}: the {name} weights do not fit the {meta['model_name']} "
+            raise CheckpointError(f"{weights}: the {name} weights do not fit the {meta['model_name']} "
                                   f"of config.json ({str(err).splitlines()[0]}); the two files come from different "
                                   f"models. Re-export the model.") from None
     rest = {k: v for k, v in tensors.items() if k.split(".")[0] not in parts}
     try:  # the learned prior, the pseudo-classes' shares; absent in a folder from before the prior existed
         model.load_sampling_state(rest)
     except ValueError as err:
-        raise CheckpointError(f"{folder / 'model.safetensors'}: the sampling state beside the networks does not fit "
+        raise CheckpointError(f"{weights}: the sampling state beside the networks does not fit "
                               f"the {meta['model_name']} of config.json ({err}): model.prior, prior_components, "
                               f"prior_covariance, latent_dim or self_conditioning differ from what was stored. "
                               f"Re-export the model, or refit its prior with `ganvae fit-prior`.") from None

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ganvae import tensorfile
 from ganvae.errors import CheckpointError
 from ganvae.utils import atomic_save
 
@@ -169,6 +170,7 @@ def load_checkpoint(path: str | Path, expected_model: str | None = None) -> Chec
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found.")
+    tensorfile.read_header(path, "Use another checkpoint of the run (or retrain).")  # bounded by the file's size
     try:
         with safe_open(str(path), framework="pt") as fh:
             metadata = fh.metadata() or {}
@@ -246,6 +248,13 @@ def restore_model(model: torch.nn.Module, ckpt: Checkpoint, refit_prior: bool = 
     saved = {k: state.pop(k) for k in [k for k in state if k.startswith("latent_prior.")]}
     fits = saved.keys() == own.keys() and all(saved[k].shape == own[k].shape for k in own)
     state.update(own if not saved or (refit_prior and not fits) else saved)
+    fix = "Use another checkpoint of the run (an earlier one in checkpoints/), or retrain."
+    tensorfile.check_finite(state, ckpt.path, fix)
+    own_state = model.state_dict()
+    kinds = [k for k in state if k in own_state and state[k].is_floating_point() != own_state[k].is_floating_point()]
+    if kinds:
+        raise CheckpointError(f"{ckpt.path}: tensor {kinds[0]!r} is {state[kinds[0]].dtype}, where the model holds "
+                              f"{own_state[kinds[0]].dtype}; the file was edited or damaged. {fix}")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:

@@ -1,0 +1,162 @@
+"""Pretrained folders and checkpoints that lie: every one is refused with the file, the field and the fix, before it
+can allocate more memory than its own size (each measured in a fresh process, under a 200 MB ceiling)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import ganvae
+from ganvae.errors import CheckpointError
+from ganvae.pretrained import zoo_dir
+
+CEILING_MB = 200
+
+
+@pytest.fixture
+def folder(tmp_path):
+    out = tmp_path / "gan"
+    shutil.copytree(zoo_dir() / "mnist-gan", out)
+    return out
+
+
+def edit_config(folder, **model):
+    meta = json.loads((folder / "config.json").read_text())
+    meta["model"].update(model)
+    (folder / "config.json").write_text(json.dumps(meta))
+
+
+def peak_growth_mb(folder) -> tuple[float, str]:
+    """Load ``folder`` in a fresh process: (growth of the peak resident memory in MB, the error's text)."""
+    code = textwrap.dedent(f"""
+        import resource, ganvae
+        from ganvae.errors import GanvaeError
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        try:
+            ganvae.load({str(folder)!r}); message = "loaded"
+        except GanvaeError as err:
+            message = str(err)
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print((after - before) / 1024); print(message)
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    growth, message = res.stdout.split("\n", 1)
+    return float(growth), message
+
+
+@pytest.mark.parametrize("model", [{"latent_dim": 10**9}, {"generator_hidden": [10**6, 10**6]},
+                                   {"generator_hidden": [20000, 20000]}])
+def test_a_config_that_implies_a_huge_model_is_refused_before_allocating(folder, model):
+    edit_config(folder, **model)
+    growth, message = peak_growth_mb(folder)
+    assert "the tensors do not fit the gan of config.json" in message and "expected" in message, message
+    assert growth < CEILING_MB, f"{growth:.0f} MB"
+
+
+def write_header_only(path, header: dict, file_bytes: int) -> None:
+    raw = json.dumps(header).encode()
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<Q", len(raw)) + raw)
+        fh.truncate(file_bytes)  # sparse: no disk is used for the declared data
+
+
+def test_a_sparse_file_declaring_a_huge_tensor_is_refused(folder):
+    weights = folder / "model.safetensors"
+    header = {"generator.net.0.weight": {"dtype": "F32", "shape": [2**28], "data_offsets": [0, 2**30]}}
+    write_header_only(weights, header, 4096)
+    growth, message = peak_growth_mb(folder)
+    assert str(weights) in message and "declares 1,073,741,824 bytes" in message and "holds" in message, message
+    assert growth < CEILING_MB
+
+
+def test_a_large_sparse_file_whose_tensors_do_not_fit_is_refused_unread(folder):
+    """The data does lie inside the (sparse, 1 GB) file, but the names and shapes are not the model's."""
+    header = {"generator.net.0.weight": {"dtype": "F32", "shape": [2**28], "data_offsets": [0, 2**30]}}
+    raw_len = len(json.dumps(header).encode())
+    write_header_only(folder / "model.safetensors", header, 8 + raw_len + 2**30)
+    growth, message = peak_growth_mb(folder)
+    assert "do not fit" in message and growth < CEILING_MB, message
+
+
+@pytest.mark.parametrize("shape", [["a", None], [-1, 28, 28], [1, 100000, 100000], [1, 28], [2, 28, 28], True])
+def test_image_shape_is_checked(folder, shape):
+    meta = json.loads((folder / "config.json").read_text())
+    meta["image_shape"] = shape
+    (folder / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"config.json: ('image_shape' is missing|image_shape .* is not \[C, H, W\])"):
+        ganvae.load(folder)
+
+
+@pytest.mark.parametrize("text,says", [('{"format": ' + "9" * 5000 + "}", "not valid JSON"),
+                                        ("[" * 100000 + "]" * 100000, "nested too deeply|not valid JSON")])
+def test_hostile_json_is_a_named_refusal(folder, text, says):
+    (folder / "config.json").write_text(text)
+    with pytest.raises(CheckpointError, match=says):
+        ganvae.load(folder)
+
+
+def test_an_oversized_config_is_not_read(folder):
+    with open(folder / "config.json", "ab") as fh:
+        fh.truncate(50 * 2**20)
+    with pytest.raises(CheckpointError, match="a pretrained config takes a few KB"):
+        ganvae.load(folder)
+
+
+def rewrite_weights(folder, change) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(folder / "model.safetensors"))
+    change(tensors)
+    save_file(tensors, str(folder / "model.safetensors"))
+
+
+def test_nan_weights_are_refused_with_the_tensor_named(folder):
+    def poison(t):
+        t["generator.net.0.weight"][0, 0] = float("nan")
+
+    rewrite_weights(folder, poison)
+    with pytest.raises(CheckpointError, match=r"'generator.net.0.weight' holds 1 NaN or infinite value"):
+        ganvae.load(folder)
+
+
+def test_integer_weights_are_refused(folder):
+    def to_int(t):
+        t["generator.net.0.weight"] = t["generator.net.0.weight"].to(torch.int32)
+
+    rewrite_weights(folder, to_int)
+    with pytest.raises(CheckpointError, match=r"generator.net.0.weight is I32 \(expected a float tensor\)"):
+        ganvae.load(folder)
+
+
+def test_a_checkpoint_with_nan_weights_is_refused(tmp_path):
+    from conftest import tiny_config, tiny_data
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from ganvae.training.checkpoint import run_checkpoint
+    from ganvae.training.trainer import train
+
+    run = train(tiny_config("gan", "train.epochs=1"), tmp_path / "run", data=tiny_data()).run_dir
+    path = run_checkpoint(run)
+    with safe_open(str(path), framework="pt") as fh:
+        metadata, tensors = fh.metadata(), {k: fh.get_tensor(k) for k in fh.keys()}
+    key = next(k for k in tensors if k.startswith("model.") and tensors[k].is_floating_point())
+    tensors[key].view(-1)[0] = float("inf")
+    save_file(tensors, str(path), metadata=metadata)
+    with pytest.raises(CheckpointError, match="NaN or infinite"):
+        ganvae.load(run)
+
+
+def test_the_shipped_zoo_still_loads():
+    for name in ("mnist-gan", "mnist-vae", "mnist-cvae"):
+        assert torch.isfinite(ganvae.load(name).sample(2, seed=0).tensor).all()
+    assert os.path.isdir(zoo_dir())
