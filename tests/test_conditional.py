@@ -316,7 +316,7 @@ def test_python_api_takes_labels(cli_runs):
     weights = torch.zeros(2, 10)
     weights[:, 1] = weights[:, 7] = 0.5  # a blend of 1 and 7 through the pipeline
     assert pipe.sample(2, seed=0, labels=weights).tensor.shape == (2, 1, 28, 28)
-    with pytest.raises(ValueError, match=r"3 labels for 2 samples.*among \[0, 1"):
+    with pytest.raises(GanvaeError, match=r"sample\(labels=...\): 3 labels for 2 samples.*among \[0, 1"):
         pipe.sample(2, seed=0, labels=[1, 2, 3])
     vae = ganvae.load(cli_runs["vae"])
     x = torch.rand(2, 1, 28, 28)

@@ -133,7 +133,8 @@ def check_digits(loaded: LoadedRun, digits: "list[int] | None", flag: str = "--d
         raise UnsupportedOperation(
             f"{flag}: {loaded.name} from {loaded.source} is not conditional (trained without model.conditional), so "
             f"it cannot be asked for a class; it draws whatever digit its noise gives. Train a conditional one with "
-            f"`ganvae train {loaded.name} --set model.conditional=true`.")
+            + (f"`ganvae train {loaded.name} --set model.conditional=true`." if flag.startswith("-") else
+               f"`ganvae.train({loaded.name!r}, model__conditional=True)`."))
     classes = run_classes(loaded)
     outside = [d for d in digits if d not in classes]
     if outside:
@@ -158,11 +159,13 @@ def class_morph(k: int, a: int, b: int, steps: int) -> torch.Tensor:
 MAX_MEMORY_GB = 4.0  # default limit of one picture's memory (--max-memory-gb raises it)
 
 
-def check_memory(needed_bytes: float, what: str, max_memory_gb: float, hint: str = "") -> None:
-    """Refuse, before allocating, a picture that needs more than ``max_memory_gb`` of memory."""
+def check_memory(needed_bytes: float, what: str, max_memory_gb: float, hint: str = "",
+                 knob: str = "--max-memory-gb") -> None:
+    """Refuse, before allocating, a picture that needs more than ``max_memory_gb`` of memory (the command line's
+    and the Python API's one guard; ``knob`` names the setting that raises the limit, in the caller's words)."""
     if needed_bytes > max_memory_gb * 2**30:
         raise ConfigError(f"{what} needs about {needed_bytes / 2**30:,.1f} GB of memory, over the limit of "
-                          f"{max_memory_gb:g} GB.{' ' + hint if hint else ''} Raise the limit with --max-memory-gb "
+                          f"{max_memory_gb:g} GB.{' ' + hint if hint else ''} Raise the limit with {knob} "
                           f"if this machine has the memory.")
 
 
@@ -177,8 +180,9 @@ def sample(run, n: int = 64, seed: int = 0, out: str | Path | None = "samples.pn
     """A grid of ``n`` samples in ``out`` and/or one PNG per sample in ``separate`` (``out=None``: files only).
 
     The files are drawn and written ``chunk`` samples at a time, so any number fits in memory; the grid holds
-    all its samples, and is refused beyond ``max_memory_gb``. Either way the images are those of one draw of ``n``
-    latents from ``seed`` (for an unconditional model, ``sample_images(run, n, seed)``). A conditional model draws
+    all its samples, and is refused beyond ``max_memory_gb``. Up to a million samples the images are those of one
+    draw of ``n`` latents from ``seed`` (for an unconditional model, ``sample_images(run, n, seed)``); beyond, the
+    latents too are drawn chunk by chunk from ``seed`` (:func:`_draw_in_chunks`). A conditional model draws
     ``n`` samples of ``digit``, or, without one, a class grid: one row per trained class with the same noise in
     every row (``n`` rounded up to whole rows; ``nrow`` is then the number of columns, ``n / classes``).
     """
@@ -193,34 +197,64 @@ def sample(run, n: int = 64, seed: int = 0, out: str | Path | None = "samples.pn
         check_output(separate, kind="folder", flag="--separate")
     loaded = load_run(run)
     check_digits(loaded, None if digit is None else [digit])
-    labels = None
     if loaded.model.conditional and digit is None:
         cols = -(-n // len(run_classes(loaded)))
         n, nrow = cols * len(run_classes(loaded)), cols
-    elif loaded.model.conditional:
-        labels = torch.full((n,), digit, dtype=torch.long)
     if out is not None:  # the samples in float32, the grid in float32 and as uint8
         check_memory(n * math.prod(loaded.model.image_shape) * 9, f"-n {n}: a grid of {n:,} samples", max_memory_gb,
                      "Draw fewer, or write them as files only with --separate DIR --no-grid.")
-    if loaded.model.conditional and digit is None:
-        z, labels = class_grid(loaded, nrow, seed)
-    else:
-        z = loaded.model.prior(n, generator=_generator(seed), device=torch.device("cpu"), labels=labels)  # one draw
-    grid_parts = []
     if separate is not None:
         Path(separate).mkdir(parents=True, exist_ok=True)
     digits = max(4, len(str(n - 1)))
-    for start in range(0, n, chunk):
-        images = loaded.model.generate(z[start : start + chunk], None if labels is None else labels[start : start + chunk])
-        if out is not None:
-            grid_parts.append(images)
+    grid = torch.empty(n, *loaded.model.image_shape) if out is not None else None
+    for index, images in _draw_in_chunks(loaded, n, nrow if loaded.model.conditional and digit is None else None,
+                                         digit, seed, chunk):
+        if grid is not None:
+            grid[index] = images
         if separate is not None:
-            for i, img in enumerate(images, start):
+            for i, img in zip(index.tolist(), images):
                 save_png(make_grid(img[None], nrow=1, padding=0), Path(separate) / f"sample_{i:0{digits}d}.png")
     if out is None:
         return None
-    save_grid(torch.cat(grid_parts), out, nrow=nrow)
+    save_grid(grid, out, nrow=nrow)
     return Path(out)
+
+
+ONE_DRAW = 1_000_000  # up to this many samples, `sample` draws its latents at once (the images of sample_images)
+
+
+def _draw_in_chunks(loaded: LoadedRun, n: int, cols: int | None, digit: int | None, seed: int, chunk: int):
+    """``(indices, images)`` of ``n`` samples (of class ``digit``, or a class grid of ``cols`` columns), ``chunk``
+    at a time. Up to :data:`ONE_DRAW` samples the latents are one draw from ``seed``; beyond, they are drawn chunk
+    by chunk from the same generator, so memory stays that of a chunk whatever ``n`` (a class grid then draws
+    ``chunk // K`` columns at a time, and the indices place each image in its row)."""
+    model, g = loaded.model, _generator(seed)
+
+    def labels(count: int) -> torch.Tensor | None:
+        return None if digit is None else torch.full((count,), digit, dtype=torch.long)
+
+    if n <= ONE_DRAW:
+        if cols is not None:
+            z, y = class_grid(loaded, cols, seed)
+        else:
+            y = labels(n)
+            z = model.prior(n, generator=g, device=torch.device("cpu"), labels=y)  # one draw
+        for start in range(0, n, chunk):
+            part = slice(start, start + chunk)
+            yield torch.arange(start, min(n, start + chunk)), model.generate(z[part], None if y is None else y[part])
+    elif cols is None:
+        for start in range(0, n, chunk):
+            count = min(chunk, n - start)
+            yield torch.arange(start, start + count), model.generate(
+                model.prior(count, generator=g, device=torch.device("cpu"), labels=labels(count)), labels(count))
+    else:
+        classes = run_classes(loaded)
+        step = max(1, chunk // len(classes))
+        for c0 in range(0, cols, step):
+            width = min(step, cols - c0)
+            z, y = model.class_grid_latents(width, classes, g)  # (K*width, Z): row-major by class
+            rows = torch.arange(len(classes)).repeat_interleave(width)
+            yield rows * cols + c0 + torch.arange(width).repeat(len(classes)), model.generate(z, y)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

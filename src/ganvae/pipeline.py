@@ -11,10 +11,11 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ganvae import api
-from ganvae.errors import UnsupportedOperation
+from ganvae.errors import ConfigError, UnsupportedOperation
 from ganvae.models.conditioning import balanced_labels
 
 log = logging.getLogger(__name__)
@@ -82,10 +83,44 @@ class Grid:
 class Pipeline:
     """A trained model ready to draw. ``name``: the model family; ``run``: the :class:`~ganvae.api.LoadedRun`."""
 
+    max_memory_gb: float = api.MAX_MEMORY_GB  # the most memory one call's images may take (set it to allow more)
+
     def __init__(self, run: api.LoadedRun):
         self.run = run
         self.model = run.model
         self.config = run.config
+
+    # ---- the checks every method makes (Python's words: `sample(n=...)`, not flags)
+    def _guard(self, call: str, images: int, width: int | None = None, height: int | None = None) -> None:
+        """Refuse, before drawing, ``images`` images (of ``width`` x ``height``, default the model's) whose float32
+        tensor would take more than :attr:`max_memory_gb`: the same guard as the command line's."""
+        c, h, w = self.model.image_shape
+        api.check_memory(images * c * (height or h) * (width or w) * 4 * 2, f"{call}: {images:,} images", self.max_memory_gb,
+                         "Draw fewer at a time (in a loop).", knob="the pipeline's max_memory_gb (e.g. "
+                         "`model.max_memory_gb = 16`)")
+
+    def _latents(self, latents, call: str) -> torch.Tensor:
+        try:
+            z = torch.as_tensor(latents, dtype=torch.float32)
+        except (TypeError, ValueError, RuntimeError):
+            raise ConfigError(f"{call}: latents must be a tensor or array of numbers, shape (n, "
+                              f"{self.model.latent_dim}); got {type(latents).__name__}.") from None
+        if z.dim() != 2 or z.shape[1] != self.model.latent_dim or len(z) == 0:
+            raise ConfigError(f"{call}: latents of shape {tuple(z.shape)}; this {self.name} takes (n, "
+                              f"{self.model.latent_dim}), n >= 1.")
+        if not torch.isfinite(z).all():
+            raise ConfigError(f"{call}: latents hold NaN or infinite values; every number must be finite.")
+        return z
+
+    def _labels_checked(self, labels, n: int, call: str) -> torch.Tensor | None:
+        if labels is not None and not (isinstance(labels, (torch.Tensor, np.ndarray)) or _is_int(labels) or (
+                isinstance(labels, (list, tuple)) and all(_is_int(v) or isinstance(v, (list, tuple)) for v in labels))):
+            raise ConfigError(f"{call}: labels={labels!r}; give a class number (e.g. labels=3), one per sample "
+                              f"(a list or tensor of ints), or class weights (n, K).")
+        try:
+            return self._labels(labels, n)
+        except ValueError as err:  # the model's own check: say it in Python
+            raise ConfigError(f"{call}: {str(err).replace(' (--digit)', '').replace(', --digit', '')}") from None
 
     @property
     def name(self) -> str:
@@ -116,8 +151,14 @@ class Pipeline:
                labels: "int | list[int] | torch.Tensor | None" = None) -> Images:
         """``n`` samples from the prior (``seed`` None: a fresh random draw), or the images of given ``latents``.
         Conditional models: ``labels`` is one class for all or one per sample (default: the classes in turn)."""
-        n = n if latents is None else len(latents)
-        labels = self._labels(labels, n)
+        if latents is None:
+            n = _count(n, "sample(n=...)")
+        else:
+            latents = self._latents(latents, "sample(latents=...)")
+            n = len(latents)
+        seed = _seed(seed, "sample(seed=...)")
+        self._guard(f"sample(n={n})", n)
+        labels = self._labels_checked(labels, n, "sample(labels=...)")
         if latents is None:  # a conditional model's learned prior draws each latent for its class
             generator = torch.Generator().manual_seed(seed if seed is not None else int(torch.randint(2**31, ())))
             latents = self.model.prior(n, generator=generator, device=torch.device("cpu"), labels=labels)
@@ -127,36 +168,56 @@ class Pipeline:
         """A conditional model's class grid: one row per trained class, the same ``cols`` latents in every row."""
         if not self.model.conditional:
             raise UnsupportedOperation(f"{self.name} is not conditional; it has no class grid. Use sample().")
+        cols, seed = _count(cols, "class_grid(cols=...)"), _seed(seed, "class_grid(seed=...)")
+        self._guard(f"class_grid(cols={cols})", cols * len(self.classes))
         z, labels = api.class_grid(self.run, cols, seed)
         return Images(self.model.generate(z, labels), nrow=cols)
 
     def interpolate(self, seed_a: int = 0, seed_b: int = 1, steps: int = 8, labels=None) -> Images:
-        """A spherical walk of ``steps`` images from the latent of ``seed_a`` to that of ``seed_b`` (conditional
-        models: within class ``labels``, default the first trained class)."""
+        """A walk of ``steps`` images from the latent of ``seed_a`` to that of ``seed_b`` (spherical under N(0, I),
+        straight under a fitted mixture; conditional models: within class ``labels``, default the first class)."""
+        seed_a, seed_b = _seed(seed_a, "interpolate(seed_a=...)"), _seed(seed_b, "interpolate(seed_b=...)")
+        steps = _count(steps, "interpolate(steps=...)", 2)
+        self._guard(f"interpolate(steps={steps})", steps)
         a = self.model.prior(1, generator=torch.Generator().manual_seed(seed_a), device=torch.device("cpu"))
         b = self.model.prior(1, generator=torch.Generator().manual_seed(seed_b), device=torch.device("cpu"))
         z = api.latent_path(self.model, a[0], b[0], torch.linspace(0, 1, steps))  # (steps, Z)
         if self.model.conditional and labels is None:
             labels = self.classes[0]
-        return Images(self.model.generate(z, self._labels(labels, steps)), nrow=steps)
+        return Images(self.model.generate(z, self._labels_checked(labels, steps, "interpolate(labels=...)")), nrow=steps)
 
     def reconstruct(self, images: "torch.Tensor | Images", labels=None, as_labels=None) -> Images:
-        """Encode and decode images ``(N, C, H, W)`` in [0, 1] (models with an encoder). A conditional model needs
-        the images' ``labels``; ``as_labels`` decodes them as other classes."""
+        """Encode and decode images ``(N, C, H, W)`` (float in [0, 1], or uint8 0-255, converted) with a model that
+        has an encoder. A conditional model needs the images' ``labels``; ``as_labels`` decodes them as other
+        classes."""
+        from ganvae.pixels import uint8_to_unit
+
         if not self.model.has_encoder:
             raise UnsupportedOperation(f"{self.name} has no encoder, so it cannot reconstruct an image; use sample().")
-        x = images.tensor if isinstance(images, Images) else images
-        if x.dim() != 4 or tuple(x.shape[1:]) != tuple(self.model.image_shape):
+        x = images.tensor if isinstance(images, Images) else torch.as_tensor(images)
+        if x.dim() != 4 or tuple(x.shape[1:]) != tuple(self.model.image_shape) or len(x) == 0:
             raise UnsupportedOperation(f"reconstruct: images must be (N, {', '.join(map(str, self.model.image_shape))}) "
                                        f"in [0, 1]; got {tuple(x.shape)}.")
+        if x.dtype == torch.uint8:
+            x = uint8_to_unit(x)
+        elif not x.is_floating_point():
+            raise ConfigError(f"reconstruct(images=...): {x.dtype} images; give float images in [0, 1] or uint8 0-255.")
+        x = x.float()
+        if not torch.isfinite(x).all():
+            raise ConfigError("reconstruct(images=...): the images hold NaN or infinite values.")
+        if x.min() < 0 or x.max() > 1:
+            raise ConfigError(f"reconstruct(images=...): values from {float(x.min()):.3g} to {float(x.max()):.3g}; "
+                              f"float images must lie in [0, 1] (divide uint8 images by 255, or pass them as uint8).")
+        self._guard(f"reconstruct({len(x)} images)", len(x))
         if not self.model.conditional:
-            self._labels(labels if labels is not None else as_labels, len(x))  # refuses labels
-            return Images(self.model.reconstruct(x.float()))
+            self._labels_checked(labels if labels is not None else as_labels, len(x), "reconstruct(labels=...)")
+            return Images(self.model.reconstruct(x))
         if labels is None:
             raise UnsupportedOperation(f"{self.name} is conditional: reconstruct(images, labels=...) needs the class "
                                        f"of each image.")
-        y = self._labels(labels, len(x))
-        return Images(self.model.reconstruct(x.float(), y, None if as_labels is None else self._labels(as_labels, len(x))))
+        y = self._labels_checked(labels, len(x), "reconstruct(labels=...)")
+        as_y = None if as_labels is None else self._labels_checked(as_labels, len(x), "reconstruct(as_labels=...)")
+        return Images(self.model.reconstruct(x, y, as_y))
 
     def render(self, size: int | tuple[int, int] = 512, seed: int = 0, labels=None) -> Images:
         """One latent rendered at ``size`` (an int, or (width, height)) by a coordinate generator (cppn); a
@@ -164,18 +225,43 @@ class Pipeline:
         if not self.model.renders_any_size:
             raise UnsupportedOperation(f"{self.name} generates {self.model.image_shape[1]}-pixel images only; render "
                                        f"needs a cppn.")
-        width, height = (size, size) if isinstance(size, int) else size
-        api.check_memory(width * height * 4 * 3, f"render size {width}x{height}", api.MAX_MEMORY_GB)
+        pair = (size, size) if _is_int(size) else tuple(size) if isinstance(size, (tuple, list)) else ()
+        if len(pair) != 2 or not all(_is_int(v) and v >= 1 for v in pair):
+            raise ConfigError(f"render(size={size!r}): give a whole number of pixels a side, or (width, height), "
+                              f"each at least 1.")
+        width, height = pair
+        seed = _seed(seed, "render(seed=...)")
+        self._guard(f"render(size=({width}, {height}))", 1, width, height)
         z = self.model.prior(1, generator=torch.Generator().manual_seed(seed), device=torch.device("cpu"))
         if self.model.conditional and labels is None:
             labels = self.classes[0]
-        return Images(self.model.render(z, height, width, labels=self._labels(labels, 1)))
+        return Images(self.model.render(z, height, width, labels=self._labels_checked(labels, 1, "render(labels=...)")))
 
     def save_pretrained(self, folder: str | Path, dtype: str = "float16") -> Path:
         """Write this model as a pretrained folder that :func:`load` reads back."""
         from ganvae import pretrained
 
         return pretrained.save_pretrained(self.model, self.config, folder, dtype=dtype)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _count(value, call: str, minimum: int = 1) -> int:
+    """A count argument (``n``, ``steps``, ``cols``): a whole number of at least ``minimum``."""
+    if not _is_int(value) or value < minimum:
+        raise ConfigError(f"{call}: {value!r}; give a whole number of at least {minimum}.")
+    return int(value)
+
+
+def _seed(value, call: str) -> int | None:
+    """A seed: None (fresh randomness) or a whole number from 0 to 2**63 - 1 (what torch's generators take)."""
+    if value is None:
+        return None
+    if not _is_int(value) or not 0 <= value < 2**63:
+        raise ConfigError(f"{call}: {value!r}; a seed is a whole number from 0 to 2**63 - 1.")
+    return int(value)
 
 
 def _enable_logging() -> None:
