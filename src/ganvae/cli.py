@@ -61,6 +61,8 @@ def cmd_data(args) -> int:
             print(f"{s.name:<14} {s.title} ({where})")
         print(f"{'folder:PATH':<14} any folder of png/jpg images; sub-folders are classes")
         return 0
+    if args.name.startswith("folder:") and args.data_command in ("info", "verify"):
+        return _folder_info(args.name.removeprefix("folder:"), verify=args.data_command == "verify")
     source = sources.get_source(args.name)
     if args.data_command == "info":
         print(f"{source.name}: {source.title}")
@@ -78,6 +80,7 @@ def cmd_data(args) -> int:
         for role in sources.ROLES:
             spec = source.files[role]
             print(f"  {role:<13} {spec.filename}  md5 {spec.md5}")
+        print(f"  content sums: {sources.content_sums_text(source)}")
         if args.data_dir is not None and not source.offline:
             try:
                 found = sources.resolve_files(source, data_dir=args.data_dir, allow_download=False)
@@ -96,7 +99,7 @@ def cmd_data(args) -> int:
             print(f"{role:<13} {path}  OK")
         return 0
     if args.data_command == "verify":
-        reports = sources.verify(source, data_dir=args.data_dir)
+        reports = sources.verify(source, data_dir=args.data_dir, accept_unverified=args.accept_unverified)
         for rep in reports:
             name = str(rep.path) if rep.path else source.files[rep.role].filename
             status = (f"OK ({rep.note})" if rep.note else "OK") if rep.ok else f"PROBLEM: {rep.problem}"
@@ -108,6 +111,31 @@ def cmd_data(args) -> int:
             return 1
         return 0
     raise AssertionError(args.data_command)
+
+
+def _folder_info(path: str, verify: bool) -> int:
+    """`ganvae data info|verify folder:PATH`: its classes and image counts (verify: every image read)."""
+    from ganvae.data.dataset import load_folder
+
+    data = load_folder(path, image_size=28) if verify else None
+    if data is None:
+        from pathlib import Path
+
+        from ganvae.data.dataset import image_files
+
+        root = Path(path).expanduser()
+        if not root.is_dir():
+            raise GanvaeError(f"folder:{path}: no such folder. Give the folder of images as folder:PATH.")
+        subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+        counts = {d.name: len(image_files(d, root)) for d in subdirs} or {"all": len(image_files(root))}
+        print(f"folder:{path}: {sum(counts.values()):,} images in {len(counts)} class(es) (sub-folders are classes)")
+        for name, count in counts.items():
+            print(f"  {name:<14} {count:,} images")
+        print(f"  (`ganvae data verify folder:{path}` reads every image)")
+        return 0
+    print(f"folder:{path}: {len(data.train_images) + len(data.test_images):,} images read, classes "
+          f"{', '.join(data.classes)}  OK")
+    return 0
 
 
 def cmd_config(args) -> int:
@@ -497,6 +525,8 @@ def _add_data_command(sub) -> None:
     q = dsub.add_parser("verify", help="check each file: present, md5, valid IDX")
     q.add_argument("name")
     q.add_argument("--data-dir", help="check this folder instead of the cache")
+    q.add_argument("--accept-unverified", action="store_true",
+                   help="accept a recompressed archive whose content has no published checksum, if it parses")
     q = dsub.add_parser("download", help="download into the cache ($GANVAE_DATA_DIR or ~/.cache/ganvae)")
     q.add_argument("name")
     q.add_argument("--data-dir", help="download into this folder instead (then train with --data-dir DIR)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
@@ -134,43 +135,91 @@ def load_offline(source: DatasetSource) -> ImageData:
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
+MAX_IMAGE_PIXELS = 4096 * 4096  # a folder image larger than this is refused (decoding it would take ~1 GB)
+
+
 def read_grey_images(files: list[Path], image_size: int) -> list[np.ndarray]:
-    """Each file as a ``(image_size, image_size)`` uint8 grey image (converted, resized bilinearly if needed)."""
+    """Each file as a ``(image_size, image_size)`` uint8 grey image (converted, resized bilinearly if needed).
+    An image over :data:`MAX_IMAGE_PIXELS` is refused, by its header, before it is decoded."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     out = []
     for f in files:
         try:
-            with Image.open(f) as im:
+            with warnings.catch_warnings():  # Pillow's own bomb warning: replaced by the size check below
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                im_file = Image.open(f)
+            with im_file as im:
+                _check_image_size(f, *im.size)
                 im = im.convert("L")
                 if im.size != (image_size, image_size):
                     im = im.resize((image_size, image_size), Image.Resampling.BILINEAR)
                 out.append(np.asarray(im, dtype=np.uint8))
+        except Image.DecompressionBombError as err:  # far over Pillow's limit: refused at open
+            raise DataError(f"{f}: {err} Shrink the image (e.g. `python -c \"from PIL import Image; "
+                            f"im = Image.open('{f.name}'); im.thumbnail((1024, 1024)); im.save('{f.name}')\"`) or "
+                            f"remove it from the folder.") from None
         except (UnidentifiedImageError, OSError) as err:
             raise DataError(f"{f}: not a readable image ({err}). Remove it from the folder or replace it.") from None
     return out
 
 
-def image_files(folder: Path) -> list[Path]:
-    """The image files under ``folder`` (recursively), sorted by path."""
-    return sorted(f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+def _check_image_size(f: Path, width: int, height: int) -> None:
+    if width * height > MAX_IMAGE_PIXELS:
+        raise DataError(f"{f}: {width}x{height} pixels, over the {MAX_IMAGE_PIXELS:,} a folder image may have "
+                        f"(it is resized to a few dozen pixels anyway; decoding it would take "
+                        f"{width * height * 3 / 2**30:.1f} GB). Shrink it to at most 4096x4096, or remove it.")
+
+
+def image_files(folder: Path, root: Path | None = None) -> list[Path]:
+    """The image files under ``folder`` (recursively, following no links to folders), sorted by path. A folder
+    that cannot be read is an error naming it: its images would otherwise be left out without a word."""
+    found = []
+
+    def unreadable(err: OSError) -> None:
+        raise DataError(f"{err.filename}: this folder of folder:{root or folder} cannot be read ({err.strerror}); "
+                        f"its images would be left out. Make it readable (chmod -R u+rX) or move it out.")
+
+    for here, dirs, files in os.walk(folder, onerror=unreadable):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(Path(here) / f for f in files if Path(f).suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(f for f in found if f.is_file())
 
 
 def load_folder(path: str | Path, image_size: int, invert: bool = False, test_fraction: float = 0.1, seed: int = 0) -> ImageData:
     """Any folder of images: grey, resized to ``image_size``; sub-folders (sorted) are classes.
 
     Images directly in ``path`` (no sub-folders) form a single class. A seeded
-    ``test_fraction`` of the images is held out as the test split.
+    ``test_fraction`` of the images is held out as the test split. A class folder that links back to the
+    folder (or into another class) is skipped with a warning: it would hold the same images twice.
     """
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DataError(f"folder:{path}: no such folder. Give the folder of images as --dataset folder:PATH.")
-    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    try:
+        entries = sorted(root.iterdir())
+    except PermissionError:
+        raise DataError(f"folder:{path}: the folder cannot be read (permission denied). Make it readable "
+                        f"(chmod -R u+rX {path}) or copy the images somewhere readable.") from None
+    subdirs = []
+    for d in entries:
+        if not d.is_dir() or d.name.startswith("."):
+            continue
+        target = d.resolve()
+        if d.is_symlink() and (target == root.resolve() or root.resolve().is_relative_to(target)
+                               or any(target == s.resolve() for s in subdirs)):
+            log.warning("folder:%s: %s links to %s, which is the folder itself (or another class); skipped, so that "
+                        "no image counts twice", path, d.name, target)
+            continue
+        subdirs.append(d)
     groups = [(d.name, d) for d in subdirs] if subdirs else [("all", root)]
     images, labels, classes = [], [], []
     for label, (class_name, folder) in enumerate(groups):
-        files = image_files(folder)
+        files = image_files(folder, root)
         if not files:
+            log.warning("folder:%s: class folder %s holds no images; it is not a class", path, class_name)
             continue
         classes.append(class_name)
         images.extend(read_grey_images(files, image_size))

@@ -208,6 +208,16 @@ def keras_npz_path(source: DatasetSource, folder: Path) -> Path | None:
     return None
 
 
+def check_readable(folder: Path, flag: str = "--data-dir") -> None:
+    """A folder the user named must be readable: a permission error names it, instead of a traceback."""
+    try:
+        with os.scandir(folder):
+            pass
+    except PermissionError:
+        raise DataError(f"{flag} {folder}: the folder cannot be read (permission denied). Make it readable "
+                        f"(chmod -R u+rX {folder}), or copy the files somewhere readable.") from None
+
+
 def locate_file(spec: FileSpec, folder: str | os.PathLike) -> Path | None:
     """The first accepted spelling of ``spec`` present in ``folder``, or ``None``."""
     folder = Path(folder)
@@ -351,12 +361,17 @@ def verify(
     source: DatasetSource,
     data_dir: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
+    accept_unverified: bool = False,
 ) -> list[FileReport]:
-    """Check each file of ``source``: present, md5 as published, and a valid IDX of the right kind."""
+    """Check each file of ``source``: present, md5 as published, and a valid IDX of the right kind. A recompressed
+    archive is checked by its unpacked content where a content sum is known (:func:`content_sums_text`); where none
+    is, it is a problem unless ``accept_unverified``, and the report says what it parses as."""
     from ganvae.data.idx import check_pair, read_bytes, read_idx
 
     if data_dir is not None:
         given = Path(data_dir)
+        if given.is_dir():
+            check_readable(given)
         folders = layout_folders(source, given)
         folder = next((f for f in folders if any(locate_file(source.files[r], f) for r in ROLES)), given)
         npz = keras_npz_path(source, given)
@@ -387,6 +402,18 @@ def verify(
                 note = "same content, different compression (unpacked md5 as published)"
             else:
                 problems.append(f"content differs from the published file (unpacked md5 {content}, expected {spec.raw_md5})")
+        elif not problems and gz and md5 != spec.md5:  # recompressed, and no content sum to check it against
+            parsed = arrays[role]
+            what = (f"{len(parsed):,} valid {parsed.shape[1]}x{parsed.shape[2]} images" if parsed.ndim == 3 else
+                    f"{len(parsed):,} valid labels {int(parsed.min())}-{int(parsed.max())}")
+            text = (f"the archive differs from the published one (md5 {md5}, published {spec.md5}); its content "
+                    f"cannot be checked against a published sum ({source.name} publishes sums of its .gz files "
+                    f"only): it parses as {what}")
+            if accept_unverified:
+                note = text + "; accepted (--accept-unverified)"
+            else:
+                problems.append(text + ". If you trust where the copy came from, accept it with "
+                                "--accept-unverified; training reads it either way")
         elif expected is not None and md5 != expected:
             problems.append(f"md5 mismatch (expected {expected}): the file differs from the published one"
                             + ("" if gz or spec.raw_md5 else "; no published checksum of the unpacked file to compare"))
@@ -403,6 +430,17 @@ def verify(
                     if rep.role.startswith(split) and rep.ok:
                         rep.ok, rep.problem = False, str(err)
     return reports
+
+
+def content_sums_text(source: DatasetSource) -> str:
+    """Which content (unpacked-file) sums ganvae knows for ``source``, for `ganvae data info`."""
+    if source.offline:
+        return "the packaged files are checked by their own md5s"
+    if all(source.files[r].raw_md5 for r in ROLES):
+        return ("known for all four files (md5 of the unpacked IDX files of the published archives, computed "
+                "from those archives): a recompressed copy is checked by its content")
+    return ("none published: only the .gz archives' md5s are (by the dataset's authors); a recompressed copy "
+            "is reported as unverified, with what it parses as")
 
 
 def verify_keras_npz(source: DatasetSource, path: Path) -> list[FileReport]:
@@ -439,6 +477,7 @@ def resolve_files(
         folder = Path(data_dir)
         if not folder.is_dir():
             raise DataError(f"--data-dir {folder}: no such folder. Point it at the folder holding the IDX files.")
+        check_readable(folder)
         for candidate in layout_folders(source, folder):
             found = {role: locate_file(source.files[role], candidate) for role in ROLES}
             if all(path is not None for path in found.values()):
