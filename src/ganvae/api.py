@@ -317,6 +317,10 @@ def interpolate(run, points: int = 4, steps: int = 30, seed: int = 0, out: str |
                           "morphing between classes), not both.")
     check_digits(loaded, None if digit is None else [digit])
     check_digits(loaded, None if between_digits is None else list(between_digits), "--between-digits")
+    if between_digits is not None and between_digits[0] == between_digits[1]:
+        a = between_digits[0]
+        raise ConfigError(f"--between-digits {a},{a}: a morph needs two different classes (e.g. {a},{(a + 1) % 10}); "
+                          f"for a walk within class {a}, use --digit {a}.")
     frames = points * (steps + 1)  # an upper bound for both forms
     per_frame = (1 if grid else walks * scale * scale) * math.prod(loaded.model.image_shape) * 9
     check_memory(frames * per_frame, f"a walk of {frames:,} frames", max_memory_gb,

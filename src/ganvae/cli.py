@@ -169,17 +169,12 @@ def cmd_train(args) -> int:
         "run": {"out": args.out},
     }
     base = None
-    if args.resume:
-        from ganvae.config import config_from_dict
-        from ganvae.training import checkpoint as ckpt_io
+    if args.resume:  # the settings given now apply on top of the run's own (the trainer checks which may change)
+        from ganvae.training.resume import resume_base
 
-        if not args.out:
-            raise GanvaeError("--resume needs --out RUN_FOLDER: the run to continue.")
-        path = ckpt_io.run_checkpoint(args.out)
-        if path.is_file():  # the settings given now apply on top of the run's own (the trainer checks which may change)
-            base = config_from_dict(ckpt_io.load_checkpoint(path, expected_model=args.model).header["config"], str(path))
+        base = resume_base(args.out, args.model)
     cfg = build_config(args.model, args.config, flags, args.set, preset=args.preset, base=base)
-    result = Trainer(cfg, cfg.run.out, resume=args.resume, argv=sys.argv).fit()
+    result = Trainer(cfg, cfg.run.out, resume=args.resume, argv=args.argv).fit()
     print(result.run_dir)
     return 0
 
@@ -632,6 +627,7 @@ def main(argv: list[str] | None = None) -> int:
 
         parser = build_parser()
         args = parser.parse_args(argv)
+        args.argv = ["ganvae", *(sys.argv[1:] if argv is None else argv)]  # what ran, for command.txt
         quiet = args.quiet or int(os.environ.get("RANK", "0")) > 0  # under torchrun only rank 0 talks
         setup_logging(logging.WARNING if quiet else logging.DEBUG if args.verbose else logging.INFO)
         return int(args.func(args) or 0)

@@ -297,8 +297,15 @@ def train(model: str, *, out: str | Path | None = None, data=None, resume: bool 
     for key, value in overrides.items():
         section, _, name = key.partition("__") if "__" in key else (sections.get(key, "train"), "", key)
         sets.append(f"{section}.{name}={_yaml(value)}")
-    cfg = build_config(model, config, overrides=sets, preset=preset)
-    result = Trainer(cfg, out or cfg.run.out, data=data, resume=resume, argv=[sys.argv[0], "ganvae.train", model]).fit()
+    base = None
+    if resume:  # the run's own settings, with those given now on top: what `ganvae train --resume` does
+        from ganvae.training.resume import resume_base
+
+        base = resume_base(out, model, "train(..., resume=True) needs out=RUN_FOLDER")
+    cfg = build_config(model, config, overrides=sets, preset=preset, base=base)
+    argv = [sys.argv[0], "ganvae.train", model, *(["--resume"] if resume else []),
+            *(f"{k}={v!r}" for k, v in overrides.items())]
+    result = Trainer(cfg, out or cfg.run.out, data=data, resume=resume, argv=argv).fit()
     return load(result.run_dir)
 
 

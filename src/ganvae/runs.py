@@ -96,6 +96,17 @@ def write_run_metadata(run_dir: Path, cfg: ExperimentConfig, argv: list[str] | N
     atomic_write_text(run_dir / "run.json", json.dumps(meta, indent=2) + "\n")
 
 
+def record_resume(run_dir: Path, cfg: ExperimentConfig, argv: list[str] | None = None) -> None:
+    """A resumed run: ``config.yaml`` becomes the config it now trains with (a new batch size, budget...), and
+    ``command.txt`` gains the resuming command as a line of its own, so both stay true to what ran."""
+    atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+    argv = sys.argv if argv is None else argv
+    path = run_dir / "command.txt"
+    before = path.read_text() if path.is_file() else ""
+    atomic_write_text(path, before + ("" if not before or before.endswith("\n") else "\n")
+                      + shlex.join(["ganvae", *argv[1:]]) + "\n")
+
+
 class RunLock:
     """An advisory lock on a run folder (``<run>/.lock``, ``flock``), held while a training writes into it, so a
     second training into the same ``--out`` is refused instead of mixing its files with the first's.

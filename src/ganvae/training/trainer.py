@@ -36,7 +36,7 @@ from ganvae.models.conditioning import class_grid_inputs, trained_classes
 from ganvae.models.step import StepContext
 from ganvae.pixels import scale_images
 from ganvae.registry import build_model
-from ganvae.runs import RunLock, add_file_log, default_run_dir, write_run_metadata
+from ganvae.runs import RunLock, add_file_log, default_run_dir, record_resume, write_run_metadata
 from ganvae.training import checkpoint as ckpt_io
 from ganvae.training.denormals import flush_denormals
 from ganvae.training.distributed import DistContext
@@ -235,6 +235,8 @@ class Trainer:
                 "device": str(self.device), "world_size": self.dist.world_size,
                 "global_batch_size": self.cfg.train.batch_size,
             })
+        else:
+            record_resume(self.run_dir, self.cfg, self.argv)
         self.csv_path = self.run_dir / "losses.csv"
         if self.resume_checkpoint is not None:
             # rows written after the checkpoint (a killed run logs past its last checkpoint) are redone on resume:
@@ -274,15 +276,9 @@ class Trainer:
             i, j = (int(v) for v in bad.nonzero()[0])
             step, epoch = pending[i][0], pending[i][1]
             where = f"the last good checkpoint {self.ckpt_path} (kept)" if self.ckpt_path.exists() else "no checkpoint yet"
-            rates = [f.name for f in dataclasses.fields(self.cfg.model) if f.name.startswith("lr")]
-            lower = " ".join(f"--set model.{r}={getattr(self.cfg.model, r) / 2:g}" for r in rates)
-            again = (f"ganvae train {self.cfg.model_name} --out {self.run_dir} --resume {lower}" if self.ckpt_path.exists()
-                     else f"train again with {lower}")
             raise TrainingDiverged(
                 f"training diverged: {names[j]} became {values[i, j].item()} at step {step} (epoch {epoch + 1}). "
-                f"Stopped; {where}. Lower the learning rate{'s' if len(rates) > 1 else ''}, e.g. halve "
-                f"{' and '.join('model.' + r for r in rates)}: {again}"
-            )
+                f"Stopped; {where}. {divergence_advice(self.cfg, self.run_dir, self.ckpt_path.exists())}")
         if self.dist.is_main:
             new = not self.csv_path.exists()
             with open(self.csv_path, "a", newline="") as fh:
@@ -547,7 +543,16 @@ class Trainer:
                        "images_seen": self.images_seen, "train_seconds": round(elapsed, 2),
                        "images_per_second": round(rate, 1), "stopped_by": stopped_by, "last_losses": self.last_losses,
                        "device": str(self.device), "precision": cfg.train.precision, "world_size": self.dist.world_size}
-            atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+            path = self.run_dir / "summary.json"
+            if self.images_this_session == 0 and self.resume_checkpoint is not None and path.is_file():
+                # resumed with nothing left to train: the speed and losses are those of the sessions that trained
+                try:
+                    before = json.loads(path.read_text())
+                except ValueError:
+                    before = {}
+                summary["images_per_second"] = before.get("images_per_second", summary["images_per_second"])
+                summary["last_losses"] = summary["last_losses"] or before.get("last_losses", {})
+            atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
             log.info("done: %d steps, %d epochs, %.0f images/s, %.1f s (%s) -> %s", self.step, epoch, rate, elapsed,
                      stopped_by, self.run_dir)
         if stopped_by == "interrupt":
@@ -581,6 +586,25 @@ def _collective_failure(err: RuntimeError) -> bool:
         return True
     text = str(err)
     return any(s in text for s in ("gloo", "Connection reset", "Connection closed", "NCCL", "Timed out", "timed out"))
+
+
+SENSIBLE_LR = (1e-5, 1e-3)  # Adam's rates in every family's recipes and presets lie in this range
+
+
+def divergence_advice(cfg: ExperimentConfig, run_dir: Path, resumable: bool) -> str:
+    """What to do after a divergence: halve each learning rate while it lies in the sensible range; a rate far
+    outside it is brought back into it (halving 1e300 would not help)."""
+    rates = {f.name: getattr(cfg.model, f.name) for f in dataclasses.fields(cfg.model) if f.name.startswith("lr")}
+    low, high = SENSIBLE_LR
+    new = {r: (v / 2 if low <= v <= high * 10 else 2e-4) for r, v in rates.items()}
+    wild = [f"model.{r}={v:g}" for r, v in rates.items() if not low <= v <= high * 10]
+    sets = " ".join(f"--set model.{r}={v:g}" for r, v in new.items())
+    again = f"ganvae train {cfg.model_name} --out {run_dir} --resume {sets}" if resumable else f"train again with {sets}"
+    if wild:
+        return (f"{' and '.join(wild)} {'is' if len(wild) == 1 else 'are'} far outside the range that trains "
+                f"({low:g} to {high:g} for Adam here; the recipes use 1e-4 to 1e-3): {again}")
+    return (f"Lower the learning rate{'s' if len(rates) > 1 else ''} (sensible: {low:g} to {high:g}), e.g. halve "
+            f"{' and '.join('model.' + r for r in rates)}: {again}")
 
 
 def train(cfg: ExperimentConfig, run_dir=None, data=None, resume=False, argv=None) -> TrainResult:
