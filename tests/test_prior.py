@@ -178,7 +178,7 @@ def test_a_prior_of_the_wrong_size_is_refused(tmp_path):
     meta = json.loads((folder / "config.json").read_text())
     meta["model"]["prior_components"] = 5
     (folder / "config.json").write_text(json.dumps(meta))
-    with pytest.raises(CheckpointError, match="sampling state beside the networks does not fit"):
+    with pytest.raises(CheckpointError, match=r"do not fit the sampling state .*latent_prior.means \[1, 4, 4\] \(expected \[1, 5, 4\]\).*fit-prior"):
         load_pretrained(folder)
     meta["model"]["prior_components"], meta["model"]["prior"] = 4, "normal"
     (folder / "config.json").write_text(json.dumps(meta))

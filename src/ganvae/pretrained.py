@@ -183,13 +183,18 @@ def load_pretrained(folder: str | Path, device: torch.device | str = "cpu"):
     with torch.device("meta"):
         skeleton = build_model(cfg, image_shape)
     expected = {f"{n}.{k}": v for n in sampling_networks(skeleton) for k, v in getattr(skeleton, n).state_dict().items()}
-    expected.update(skeleton.sampling_state())
-    optional = {k for k in skeleton.sampling_state()}  # a folder from before the learned prior has none
-    if optional and not optional & set(header):
-        expected = {k: v for k, v in expected.items() if k not in optional}
-    tensorfile.compare_with_model(header, expected, weights, f"the {meta['model_name']} of config.json",
+    state = skeleton.sampling_state()  # the learned prior, pseudo-classes: absent in a folder from before them
+    nets = {k: v for k, v in header.items() if k not in state and k.split(".")[0] not in ("latent_prior", "pseudo_classes")}
+    tensorfile.compare_with_model(nets, expected, weights, f"the {meta['model_name']} of config.json",
                                   "config.json and model.safetensors come from different models (or one was "
                                   "edited); " + fix)
+    stored = {k: v for k, v in header.items() if k not in nets}
+    if stored:
+        tensorfile.compare_with_model(stored, state, weights, f"the sampling state (learned prior, pseudo-classes) "
+                                      f"of the {meta['model_name']} of config.json",
+                                      "model.prior, prior_components, prior_covariance, latent_dim or "
+                                      "self_conditioning differ from what was stored. Re-export the model, or refit "
+                                      "its prior with `ganvae fit-prior`.")
     with torch.random.fork_rng(devices=[]):  # the throwaway initialisation must not move the caller's stream
         model = build_model(cfg, image_shape)
     try:
