@@ -177,6 +177,10 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1") -> FastAPI:
     @app.post("/api/decode")
     def decode(req: DecodeRequest) -> dict[str, Any]:
         at_most(len(req.latents), limits.max_samples, "latents", "--max-samples")
+        lengths = sorted({len(z) for z in req.latents})
+        if len(lengths) > 1:  # a ragged list is a malformed request, like any other validation failure
+            raise HTTPException(422, f"latents: every latent must have the same length; got lists of "
+                                     f"{', '.join(map(str, lengths))} numbers.")
         v = view(req.model)
         with v.queued():
             return {"images": v.decode(v.latent_tensor(req.latents), req.digit)}
