@@ -115,24 +115,19 @@ def cmd_data(args) -> int:
 
 def _folder_info(path: str, verify: bool) -> int:
     """`ganvae data info|verify folder:PATH`: its classes and image counts (verify: every image read)."""
-    from ganvae.data.dataset import load_folder
+    from pathlib import Path
 
-    data = load_folder(path, image_size=28) if verify else None
-    if data is None:
-        from pathlib import Path
+    from ganvae.data.dataset import class_folders, image_files, load_folder
 
-        from ganvae.data.dataset import image_files
-
+    if not verify:
         root = Path(path).expanduser()
-        if not root.is_dir():
-            raise GanvaeError(f"folder:{path}: no such folder. Give the folder of images as folder:PATH.")
-        subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-        counts = {d.name: len(image_files(d, root)) for d in subdirs} or {"all": len(image_files(root))}
+        counts = {name: len(image_files(folder, root)) for name, folder in class_folders(path)}
         print(f"folder:{path}: {sum(counts.values()):,} images in {len(counts)} class(es) (sub-folders are classes)")
         for name, count in counts.items():
             print(f"  {name:<14} {count:,} images")
         print(f"  (`ganvae data verify folder:{path}` reads every image)")
         return 0
+    data = load_folder(path, image_size=28)
     print(f"folder:{path}: {len(data.train_images) + len(data.test_images):,} images read, classes "
           f"{', '.join(data.classes)}  OK")
     return 0

@@ -188,13 +188,10 @@ def image_files(folder: Path, root: Path | None = None) -> list[Path]:
     return sorted(f for f in found if f.is_file())
 
 
-def load_folder(path: str | Path, image_size: int, invert: bool = False, test_fraction: float = 0.1, seed: int = 0) -> ImageData:
-    """Any folder of images: grey, resized to ``image_size``; sub-folders (sorted) are classes.
-
-    Images directly in ``path`` (no sub-folders) form a single class. A seeded
-    ``test_fraction`` of the images is held out as the test split. A class folder that links back to the
-    folder (or into another class) is skipped with a warning: it would hold the same images twice.
-    """
+def class_folders(path: str | Path) -> list[tuple[str, Path]]:
+    """``(class name, folder)`` of a folder dataset: its sub-folders, sorted (hidden ones and links back to the
+    folder, or into another class, skipped with a warning: they would count images twice), or ``("all", path)``
+    when it has none. A missing or unreadable folder is a DataError naming it."""
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DataError(f"folder:{path}: no such folder. Give the folder of images as --dataset folder:PATH.")
@@ -203,7 +200,7 @@ def load_folder(path: str | Path, image_size: int, invert: bool = False, test_fr
     except PermissionError:
         raise DataError(f"folder:{path}: the folder cannot be read (permission denied). Make it readable "
                         f"(chmod -R u+rX {path}) or copy the images somewhere readable.") from None
-    subdirs = []
+    subdirs: list[Path] = []
     for d in entries:
         if not d.is_dir() or d.name.startswith("."):
             continue
@@ -214,7 +211,18 @@ def load_folder(path: str | Path, image_size: int, invert: bool = False, test_fr
                         "no image counts twice", path, d.name, target)
             continue
         subdirs.append(d)
-    groups = [(d.name, d) for d in subdirs] if subdirs else [("all", root)]
+    return [(d.name, d) for d in subdirs] if subdirs else [("all", root)]
+
+
+def load_folder(path: str | Path, image_size: int, invert: bool = False, test_fraction: float = 0.1, seed: int = 0) -> ImageData:
+    """Any folder of images: grey, resized to ``image_size``; sub-folders (sorted) are classes.
+
+    Images directly in ``path`` (no sub-folders) form a single class. A seeded
+    ``test_fraction`` of the images is held out as the test split. A class folder that links back to the
+    folder (or into another class) is skipped with a warning: it would hold the same images twice.
+    """
+    root = Path(path).expanduser()
+    groups = class_folders(path)
     images, labels, classes = [], [], []
     for label, (class_name, folder) in enumerate(groups):
         files = image_files(folder, root)
