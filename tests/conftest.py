@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.server
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -153,3 +155,32 @@ def tiny_data(n: int = 48, size: int = 16, seed: int = 0):
     t = lambda a: torch.from_numpy(np.array(a)).unsqueeze(1)  # noqa: E731
     return ImageData("tiny", tuple(str(i) for i in range(10)), t(train_x), torch.from_numpy(train_y.astype(np.int64)),
                      t(test_x), torch.from_numpy(test_y.astype(np.int64)))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def uvicorn_in_thread(app):
+    """Serve ``app`` with a real uvicorn on 127.0.0.1 in a daemon thread; yields the port, stops on exit."""
+    import uvicorn
+
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    t0 = time.monotonic()
+    while not srv.started:
+        assert time.monotonic() - t0 < 30, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)

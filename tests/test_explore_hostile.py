@@ -19,29 +19,14 @@ pytest.importorskip("fastapi", reason="ganvae explore needs the explore extra: p
 from ganvae.explore.server import build_explorer, create_app  # noqa: E402
 from ganvae.explore.session import Limits  # noqa: E402
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import uvicorn_in_thread  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def server():
-    import uvicorn
-
     explorer = build_explorer(["mnist-vae", "mnist-cppn"], limits=Limits(max_queue=1, render_seconds=0.5))
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(explorer), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    t0 = time.monotonic()
-    while not srv.started:
-        assert time.monotonic() - t0 < 30, "uvicorn did not start"
-        time.sleep(0.05)
-    yield port, explorer
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with uvicorn_in_thread(create_app(explorer)) as port:
+        yield port, explorer
 
 
 def post(port: int, path: str, body, headers: dict | None = None, timeout: float = 20) -> tuple[int, dict]:
