@@ -119,8 +119,8 @@ class Pipeline:
                               f"(a list or tensor of ints), or class weights (n, K).")
         try:
             return self._labels(labels, n)
-        except ValueError as err:  # the model's own check: say it in Python
-            raise ConfigError(f"{call}: {str(err).replace(' (--digit)', '').replace(', --digit', '')}") from None
+        except ValueError as err:  # the model's own check (front-end neutral), under the Python argument's name
+            raise ConfigError(f"{call}: {err}") from None
 
     @property
     def name(self) -> str:

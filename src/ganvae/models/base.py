@@ -158,12 +158,12 @@ class GenerativeModel(nn.Module):
         if not self.conditional:
             if labels is not None:
                 raise ValueError(f"this {type(self).__name__} is not conditional (trained with model.conditional=false): "
-                                 "it cannot be asked for a class; drop the labels (--digit).")
+                                 "it cannot be asked for a class; drop the labels.")
             return None
         classes = self.classes
         if labels is None:
-            raise ValueError(f"this {type(self).__name__} is conditional: give the class of each sample (labels=, "
-                             f"--digit), among {classes}.")
+            raise ValueError(f"this {type(self).__name__} is conditional: give the class of each sample, among "
+                             f"{classes}.")
         k = self.config.num_classes
         labels = torch.as_tensor(labels, device=self.device)
         if labels.is_floating_point() and labels.dim() == 2:  # class weights: a blend of classes
