@@ -265,11 +265,12 @@ class ModelView:
                               f"{self.model.image_shape[1]}-pixel images only; render needs a cppn.")
         labels = self.labels(digit, 1)
         deadline = time.monotonic() + self.limits.render_seconds
-        bands = []
+        bands, rows = [], 0
         with self.lock:  # bands of 2^18 pixels (about a second each): the time limit is checked between them
             for band in self.model.render_bands(z, size, size, band_pixels=1 << 18, labels=labels):
                 bands.append(band)
-                if time.monotonic() > deadline and sum(len(b) for b in bands) < size:
+                rows += len(band)
+                if time.monotonic() > deadline and rows < size:
                     raise RenderTooSlow(f"render: {size}x{size} took over {self.limits.render_seconds:g} s and was "
                                         f"stopped; ask for a smaller size.")
         return png_bytes(np.concatenate(bands, axis=0))
