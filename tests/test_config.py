@@ -87,9 +87,9 @@ def test_flags_then_set_precedence(tmp_path):
 
 def test_inherited_configs():
     from ganvae.models.configs import AdversarialConfig, VAEObjectiveConfig
-    from ganvae.models.cppn import CPPNConfig
-    from ganvae.models.vae import ConvVAEConfig, VAEConfig
-    from ganvae.models.vae_gan import VAEGANConfig
+    from ganvae.models.cppn_config import CPPNConfig
+    from ganvae.models.vae_config import ConvVAEConfig, VAEConfig
+    from ganvae.models.vae_gan_config import VAEGANConfig
 
     assert issubclass(ConvVAEConfig, VAEConfig)
     for combined in (VAEGANConfig, CPPNConfig):
@@ -137,10 +137,10 @@ def test_precision_auto_resolves_by_hardware(monkeypatch):
 
 
 def test_trainer_records_the_resolved_precision(tmp_path, monkeypatch):
+    from conftest import tiny_config, tiny_data
+
     from ganvae import utils
     from ganvae.training.trainer import Trainer
-
-    from conftest import tiny_config, tiny_data
 
     monkeypatch.setattr(utils, "cpu_flags", lambda: set())
     cfg = tiny_config("vae", "train.precision=auto", "train.epochs=1")

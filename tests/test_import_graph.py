@@ -4,7 +4,11 @@ layers that cannot be understood, tested or replaced one without the other."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import ganvae
 
@@ -70,3 +74,30 @@ def test_models_do_not_import_the_training_layer():
     for name, targets in graph.items():
         if name.startswith("ganvae.models"):
             assert not {t for t in targets if t.startswith(("ganvae.training", "ganvae.data", "ganvae.config"))}, name
+
+
+# The commands that only list or print must answer without importing torch (issue 25: `ganvae --help` took
+# seconds because building the parser imported every network through the registry).
+LIGHT_COMMANDS = [["--help"], ["--version"], ["train", "--help"], ["config", "show", "gan"],
+                  ["config", "show", "cppn"], ["data", "list"], ["models"]]
+
+
+@pytest.mark.parametrize("argv", LIGHT_COMMANDS, ids=" ".join)
+def test_light_commands_do_not_import_torch(argv):
+    probe = ("import sys\n"
+             "from ganvae.cli import main\n"
+             "try:\n"
+             f"    main({argv!r})\n"
+             "except SystemExit:\n"
+             "    pass\n"
+             "heavy = sorted(m for m in ('torch', 'numpy') if m in sys.modules)\n"
+             "print('HEAVY=' + ','.join(heavy))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "HEAVY=\n" in done.stdout, f"ganvae {' '.join(argv)} imported {done.stdout.split('HEAVY=')[-1]}"
+
+
+def test_the_probe_sees_torch_when_a_command_needs_it():
+    probe = "import sys\nimport ganvae.models.gan\nprint('torch' in sys.modules)\n"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "True", done.stderr

@@ -20,12 +20,13 @@ import json
 import logging
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ganvae import tensorfile
 from ganvae.errors import CheckpointError, suggest
+
+if TYPE_CHECKING:  # listing and reading the zoo's cards needs no torch (`ganvae models`)
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,7 @@ def read_config(folder: Path) -> dict[str, Any]:
 
 def load_pretrained(folder: str | Path, device: torch.device | str = "cpu"):
     """``(model, ExperimentConfig)`` from a pretrained folder, in eval mode on ``device`` (float32)."""
+    import torch
     from safetensors import safe_open
 
     from ganvae.config import config_from_dict

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from ganvae import api
+from ganvae.errors import ConfigError
 from ganvae.metrics.classifier import load_classifier
 from ganvae.metrics.evaluate import DIRECTION, LABELS, badness
 from ganvae.utils import atomic_write_bytes, atomic_write_text, check_output, machine_description
@@ -173,7 +174,15 @@ def _pm(m: dict[str, Any], key: str, digits: int = 1) -> str:
     return f"{m[key]:.{digits}f}" + (f" +- {std:.{digits}f}" if std is not None else "")
 
 
-FAMILY = {"gan": "GAN", "dcgan": "GAN", "vae": "VAE", "conv-vae": "VAE", "vae-gan": "VAE-GAN", "cppn": "CPPN GAN+VAE"}
+def _family(model_name: str) -> str:
+    """The kind of model the registry files ``model_name`` under ("GAN", "VAE", ...); the name itself for a family
+    no longer registered."""
+    from ganvae.registry import get_entry
+
+    try:
+        return get_entry(model_name).family
+    except ConfigError:
+        return model_name
 
 
 def verdict(entries: list[RunEntry]) -> str:
@@ -181,7 +190,7 @@ def verdict(entries: list[RunEntry]) -> str:
     closest to real ones (and how sharp), which covers the classes, at what compute; differences within the
     noise are called ties, and models whose metrics cannot be trusted are named as such."""
     m = {e.label: e.result["metrics"] for e in entries}
-    families = {e.label: FAMILY.get(e.result["model"], e.result["model"]) for e in entries}
+    families = {e.label: _family(e.result["model"]) for e in entries}
     trusted = [k for k in m if not trust_problems(m[k])]
     parts = []
     budgets = {e.label: (e.result.get("training") or {}).get("train_seconds") for e in entries}

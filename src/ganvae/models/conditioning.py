@@ -19,39 +19,8 @@ also class weights ``(B, K)``, a blend of two classes' embeddings); a dataset's 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 from torch import nn
-
-
-@dataclass
-class ConditionalConfig:
-    """Fields of every family: whether and how its networks see the class."""
-
-    conditional: bool = False  # generator/decoder (and encoder) receive the class; sample with labels (--digit)
-    num_classes: int = 10  # class labels 0 .. num_classes - 1 the embeddings cover (MNIST: 10)
-    class_embedding_dim: int = 16  # size of the learned class embedding appended to z
-    # initial standard deviation of that embedding. 1.0 (nn.Embedding's) for decoders trained to reconstruct: with a
-    # weak class input they learn to read the class from z instead (at 0.02 the conditional cppn drew the asked class
-    # 21% of the time and the vae-gan 56%, against 92% and 93% at 1.0; benchmarks/RESULTS.md, "Conditional models")
-    class_embedding_std: float = 1.0
-
-
-@dataclass
-class ConditionalDiscriminatorConfig(ConditionalConfig):
-    """Models trained with the two-optimiser GAN step can also use the auxiliary-classifier discriminator."""
-
-    # projection (Miyato & Koyama 2018) or acgan (Odena et al. 2017: an auxiliary class head and its cross-entropy)
-    class_conditioning: Literal["projection", "acgan"] = "projection"
-    # a GAN generator starts with a weak class input, so it first learns to draw from z: at 1.0 the dcgan drew one
-    # image per class whatever z (benchmarks/cdcgan_diversity.py base model.class_embedding_std=1.0)
-    class_embedding_std: float = 0.02
-    # self-conditioning (Liu et al. 2020; models/self_conditioning.py): train the class machinery on this many
-    # k-means clusters of the discriminator's features of the real images instead of labels; 0 = off
-    self_conditioning: int = 0
-    recluster_every: int = 2  # self-conditioning: epochs between two clusterings (the first is before step 0)
 
 
 def label_count(config) -> int:

@@ -10,7 +10,6 @@ Appendix B, in nats per image; beta can warm up linearly from 0 (Bowman et al. 2
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -19,39 +18,14 @@ from ganvae.losses import bernoulli_nll, gaussian_kl, gaussian_nll, log_normal
 from ganvae.models.base import GenerativeModel, adam
 from ganvae.models.blocks import ConvDecoder, ConvEncoder, dense_stack
 from ganvae.models.conditioning import (
-    ConditionalConfig,
     call,
     conditioned_encoder,
     conditioned_generator,
     encoder_input_shape,
     generator_input_dim,
 )
-from ganvae.models.configs import ConvNetConfig, VAEObjectiveConfig
 from ganvae.models.step import StepContext
-
-
-@dataclass
-class VAEConfig(VAEObjectiveConfig, ConditionalConfig):
-    """MLP VAE, 784-400-10 (the PyTorch example's 784-400-20 is ``--preset mlp-vae-original``).
-
-    Latent size 10 rather than 20: prior samples fall into fewer holes of the aggregate posterior, so they look more
-    like digits, at some cost in variety; measured in benchmarks/RESULTS.md ("MLP VAE: latent size"). For
-    likelihood bounds, more latents (``--set model.latent_dim=50``) fit the test set better.
-    """
-
-    latent_dim: int = 10  # size of z
-    hidden: list[int] = field(default_factory=lambda: [400])  # encoder layer widths (the decoder mirrors them)
-    lr: float = 1e-3  # Adam learning rate
-    beta1: float = 0.9  # Adam beta1
-    beta2: float = 0.999  # Adam beta2
-
-
-@dataclass
-class ConvVAEConfig(VAEConfig, ConvNetConfig):
-    """Convolutional VAE: two stride-2 convolutions down, two transposed convolutions up."""
-
-    latent_dim: int = 16  # size of z
-    hidden: list[int] = field(default_factory=lambda: [256])  # dense layers between the convolutions and z
+from ganvae.models.vae_config import ConvVAEConfig, VAEConfig
 
 
 class MLPEncoder(nn.Module):

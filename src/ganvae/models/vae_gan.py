@@ -15,36 +15,15 @@ from reconstructions and from prior samples. Losses (Sec. 2.2):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 import torch
 
 from ganvae.losses import discriminator_loss, gaussian_kl, generator_loss
 from ganvae.models.base import adam
 from ganvae.models.blocks import ConvDiscriminator, prepare_discriminator
-from ganvae.models.conditioning import ConditionalConfig, call, conditioned_discriminator
-from ganvae.models.configs import RETIRED_VAE_FIELDS, AdversarialConfig, ConvNetConfig, VAEObjectiveConfig
+from ganvae.models.conditioning import call, conditioned_discriminator
 from ganvae.models.step import StepContext
 from ganvae.models.vae import VAEBase, conv_encoder_decoder
-
-
-@dataclass
-class VAEGANConfig(AdversarialConfig, VAEObjectiveConfig, ConvNetConfig, ConditionalConfig):
-    """VAE-GAN = the convolutional VAE's networks and objective + a discriminator, all trained with the
-    adversarial configs' two Adam optimisers (encoder and decoder at ``lr_generator``)."""
-
-    RETIRED: ClassVar[dict[str, str]] = RETIRED_VAE_FIELDS
-
-    latent_dim: int = 32  # size of z
-    real_label: float = 0.9  # one-sided label smoothing of real images (Salimans et al. 2016)
-    discriminator_channels: list[int] = field(default_factory=lambda: [32, 64])  # conv channels at H/2, H/4
-    dropout: float = 0.3  # dropout after each discriminator activation
-    leaky_slope: float = 0.2  # negative slope of the discriminator's leaky ReLUs
-    adversarial_weight: float = 20.0  # weight of the adversarial term against the ELBO (nats per image)
-    feature_recon: bool = False  # reconstruct in discriminator-feature space (Larsen et al. 2016, Eq. 7)
-    lr_generator: float = 3e-4  # Adam learning rate of encoder and decoder
-    lr_discriminator: float = 2e-4  # Adam learning rate of the discriminator
+from ganvae.models.vae_gan_config import VAEGANConfig
 
 
 class VAEGAN(VAEBase):

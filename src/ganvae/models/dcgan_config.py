@@ -1,0 +1,32 @@
+"""The DCGAN's config (``models/dcgan.py`` builds its networks).
+
+Torch-free, so that ``ganvae config show`` and the command line's help read it without importing the networks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ganvae.models.configs import ConditionalDiscriminatorConfig, GANStepConfig
+
+
+@dataclass
+class DCGANConfig(GANStepConfig, ConditionalDiscriminatorConfig):
+    """DCGAN. Each default departs from the tutorial only where a comparison at equal minutes of a 2-core CPU
+    favoured it (benchmarks/RESULTS.md, "Recipes"): Radford et al.'s optimiser (Adam 2e-4, beta1 0.5) and leaky
+    slope, no dropout, a quarter of the tutorial's channels (2.5x the images per second and a lower FID), batch
+    64, and an EMA of the generator for sampling. Tried and not kept: the hinge loss, two time-scale learning
+    rates, an eighth of the channels, spectral normalisation.
+    """
+
+    latent_dim: int = 100  # size of the noise vector z
+    # channels of the dense projection at H/4, then of each transposed convolution (the last one at H/2)
+    generator_channels: list[int] = field(default_factory=lambda: [64, 32, 16])
+    discriminator_channels: list[int] = field(default_factory=lambda: [16, 32])  # channels at H/2, H/4
+    kernel_size: int = 5  # kernel of every (transposed) convolution
+    leaky_slope: float = 0.2  # negative slope of the leaky ReLUs (Radford et al. 2016; the tutorial: 0.3)
+    dropout: float = 0.0  # dropout after each discriminator activation (the tutorial: 0.3)
+    lr_generator: float = 2e-4  # Adam learning rate of the generator (Radford et al. 2016; the tutorial: 1e-4)
+    lr_discriminator: float = 2e-4  # Adam learning rate of the discriminator
+    beta1: float = 0.5  # Adam beta1 (Radford et al. 2016; the tutorial: Keras' 0.9)
+    channels_last: bool = True  # NHWC memory format for the convolutions (faster on CPU and tensor cores)

@@ -1,0 +1,34 @@
+"""The MLP and convolutional VAEs' configs (``models/vae.py`` builds their networks).
+
+Torch-free, so that ``ganvae config show`` and the command line's help read it without importing the networks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ganvae.models.configs import ConditionalConfig, ConvNetConfig, VAEObjectiveConfig
+
+
+@dataclass
+class VAEConfig(VAEObjectiveConfig, ConditionalConfig):
+    """MLP VAE, 784-400-10 (the PyTorch example's 784-400-20 is ``--preset mlp-vae-original``).
+
+    Latent size 10 rather than 20: prior samples fall into fewer holes of the aggregate posterior, so they look more
+    like digits, at some cost in variety; measured in benchmarks/RESULTS.md ("MLP VAE: latent size"). For
+    likelihood bounds, more latents (``--set model.latent_dim=50``) fit the test set better.
+    """
+
+    latent_dim: int = 10  # size of z
+    hidden: list[int] = field(default_factory=lambda: [400])  # encoder layer widths (the decoder mirrors them)
+    lr: float = 1e-3  # Adam learning rate
+    beta1: float = 0.9  # Adam beta1
+    beta2: float = 0.999  # Adam beta2
+
+
+@dataclass
+class ConvVAEConfig(VAEConfig, ConvNetConfig):
+    """Convolutional VAE: two stride-2 convolutions down, two transposed convolutions up."""
+
+    latent_dim: int = 16  # size of z
+    hidden: list[int] = field(default_factory=lambda: [256])  # dense layers between the convolutions and z
