@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ganvae.config import ExperimentConfig, config_from_dict
 from ganvae.errors import CheckpointError, ConfigError, UnsupportedOperation
+from ganvae.memory import MAX_MEMORY_GB, check_memory
 from ganvae.models.base import GenerativeModel
 from ganvae.models.conditioning import balanced_labels
 from ganvae.pixels import uint8_to_unit
@@ -154,19 +155,6 @@ def class_morph(k: int, a: int, b: int, steps: int) -> torch.Tensor:
     """Class weights ``(steps, k)`` going linearly from class ``a`` to class ``b``."""
     t = torch.linspace(0, 1, steps).unsqueeze(1)
     return (1 - t) * F.one_hot(torch.tensor(a), k).float() + t * F.one_hot(torch.tensor(b), k).float()
-
-
-MAX_MEMORY_GB = 4.0  # default limit of one picture's memory (--max-memory-gb raises it)
-
-
-def check_memory(needed_bytes: float, what: str, max_memory_gb: float, hint: str = "",
-                 knob: str = "--max-memory-gb") -> None:
-    """Refuse, before allocating, a picture that needs more than ``max_memory_gb`` of memory (the command line's
-    and the Python API's one guard; ``knob`` names the setting that raises the limit, in the caller's words)."""
-    if needed_bytes > max_memory_gb * 2**30:
-        raise ConfigError(f"{what} needs about {needed_bytes / 2**30:,.1f} GB of memory, over the limit of "
-                          f"{max_memory_gb:g} GB.{' ' + hint if hint else ''} Raise the limit with {knob} "
-                          f"if this machine has the memory.")
 
 
 def _at_least(value: int, minimum: int, flag: str, why: str = "") -> None:

@@ -7,6 +7,7 @@ import logging
 import sys
 
 from ganvae.errors import GanvaeError, UnsupportedOperation
+from ganvae.memory import MAX_MEMORY_GB
 
 log = logging.getLogger("ganvae")
 
@@ -354,8 +355,8 @@ def _add_sample_command(sub) -> None:
     p.add_argument("--no-grid", action="store_true", help="with --separate: write only the files (any -n fits in memory)")
     p.add_argument("--digit", type=int, metavar="D", help="conditional models: draw this class (default: a class grid, "
                    "one row per class, the same noise in every row)")
-    p.add_argument("--max-memory-gb", type=float, default=4.0,
-                   help="refuse pictures needing more memory than this (default 4 GB)")
+    p.add_argument("--max-memory-gb", type=float, default=MAX_MEMORY_GB,
+                   help="refuse pictures needing more memory than this (default %(default)g GB)")
     p.set_defaults(func=cmd_sample)
 
 
@@ -373,8 +374,8 @@ def _add_interpolate_command(sub) -> None:
     p.add_argument("--digit", type=int, metavar="D", help="conditional models: walk within this class")
     p.add_argument("--between-digits", type=_digit_pair, metavar="A,B",
                    help="conditional models: keep each style and morph its class from A to B")
-    p.add_argument("--max-memory-gb", type=float, default=4.0,
-                   help="refuse pictures needing more memory than this (default 4 GB)")
+    p.add_argument("--max-memory-gb", type=float, default=MAX_MEMORY_GB,
+                   help="refuse pictures needing more memory than this (default %(default)g GB)")
     p.set_defaults(func=cmd_interpolate)
 
 
@@ -460,8 +461,8 @@ def _add_render_command(sub) -> None:
     p.add_argument("--frames", type=int, default=24, help="frames between two latents in the --gif morph")
     p.add_argument("--points", type=int, default=3, help="latents visited by the --gif morph")
     p.add_argument("--digit", type=int, metavar="D", help="conditional cppn: render this class")
-    p.add_argument("--max-memory-gb", type=float, default=4.0,
-                   help="refuse pictures needing more memory than this (default 4 GB)")
+    p.add_argument("--max-memory-gb", type=float, default=MAX_MEMORY_GB,
+                   help="refuse pictures needing more memory than this (default %(default)g GB)")
     p.set_defaults(func=cmd_render)
 
 

@@ -16,6 +16,7 @@ import torch
 
 from ganvae import api
 from ganvae.errors import ConfigError, UnsupportedOperation
+from ganvae.memory import MAX_MEMORY_GB, check_memory
 from ganvae.models.conditioning import balanced_labels
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class Grid:
 class Pipeline:
     """A trained model ready to draw. ``name``: the model family; ``run``: the :class:`~ganvae.api.LoadedRun`."""
 
-    max_memory_gb: float = api.MAX_MEMORY_GB  # the most memory one call's images may take (set it to allow more)
+    max_memory_gb: float = MAX_MEMORY_GB  # the most memory one call's images may take (set it to allow more)
 
     def __init__(self, run: api.LoadedRun):
         self.run = run
@@ -95,7 +96,7 @@ class Pipeline:
         """Refuse, before drawing, ``images`` images (of ``width`` x ``height``, default the model's) whose float32
         tensor would take more than :attr:`max_memory_gb`: the same guard as the command line's."""
         c, h, w = self.model.image_shape
-        api.check_memory(images * c * (height or h) * (width or w) * 4 * 2, f"{call}: {images:,} images", self.max_memory_gb,
+        check_memory(images * c * (height or h) * (width or w) * 4 * 2, f"{call}: {images:,} images", self.max_memory_gb,
                          "Draw fewer at a time (in a loop).", knob="the pipeline's max_memory_gb (e.g. "
                          "`model.max_memory_gb = 16`)")
 

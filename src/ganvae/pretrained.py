@@ -47,10 +47,6 @@ def pretrained_names() -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "config.json").is_file()) if root.is_dir() else []
 
 
-def is_pretrained_folder(path: str | Path) -> bool:
-    return (Path(path) / "config.json").is_file() and (Path(path) / "model.safetensors").is_file()
-
-
 def resolve(name_or_path: str | Path) -> Path:
     """The folder of a shipped name or a path; an unknown name gets the list and the nearest one."""
     path = Path(name_or_path).expanduser()

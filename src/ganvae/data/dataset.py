@@ -17,6 +17,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from ganvae import seeds
 from ganvae.config import DataConfig
 from ganvae.data.idx import check_pair, read_idx, read_keras_npz
 from ganvae.data.sources import ROLES, DatasetSource, get_source, resolve_files
@@ -282,7 +283,7 @@ def epoch_permutation(n: int, seed: int, epoch: int, device: torch.device | str 
     or a rank of a distributed run, draw exactly the batches an uninterrupted run draws.
     """
     g = torch.Generator(device="cpu")
-    g.manual_seed(seed * 1_000_003 + epoch)
+    g.manual_seed(seeds.per_counter(seed, epoch))
     return torch.randperm(n, generator=g).to(device)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganvae import seeds
 from ganvae.api import LoadedRun, check_digits, run_classes
 from ganvae.errors import ConfigError
 from ganvae.explore.limits import Busy, Limits, RenderTooSlow  # noqa: F401 (re-exported)
@@ -166,7 +167,7 @@ class ModelView:
         return {"directions": d["directions"][:k], "scales": d["scales"][:k], "source": d["source"]}
 
     def _ganspace(self, n: int) -> dict[str, Any]:
-        g = torch.Generator().manual_seed(1234)
+        g = torch.Generator().manual_seed(seeds.EXPLORER_DIRECTIONS)
         z = self.model.prior(n, generator=g, device=torch.device("cpu"))
         first = first_linear(self.model.inference_network("generator" if "generator" in self.model.networks
                                                           else "decoder"))
@@ -217,7 +218,8 @@ class ModelView:
         """``n`` fixed samples ``(n, C, H, W)`` in [0, 1] (of ``digit``, conditional models) that :meth:`encode`
         searches for a drawing's nearest neighbours: drawn once per digit, then reused (call under ``lock``)."""
         if digit not in self._pools:
-            z = self.model.prior(n, generator=torch.Generator().manual_seed(99), device=torch.device("cpu"))
+            g = torch.Generator().manual_seed(seeds.EXPLORER_NEAREST_POOL)
+            z = self.model.prior(n, generator=g, device=torch.device("cpu"))
             self._pools[digit] = self.model.generate(z, self.labels(digit, n))
         return self._pools[digit]
 
@@ -231,7 +233,8 @@ class ModelView:
             fnet = load_classifier("mnist").model if tuple(self.model.image_shape[1:]) == (28, 28) else None
             labels = self.labels(digit, 1)
             with self.lock, torch.no_grad():
-                starts = self.model.prior(64, generator=torch.Generator().manual_seed(7), device=torch.device("cpu"))
+                g = torch.Generator().manual_seed(seeds.EXPLORER_INVERSION_STARTS)
+                starts = self.model.prior(64, generator=g, device=torch.device("cpu"))
                 pool = self.model.generate(starts, self.labels(digit, 64))
                 z0 = starts[(pool - x).flatten(1).pow(2).sum(1).argmin()][None]
             z = z0.clone().requires_grad_(True)

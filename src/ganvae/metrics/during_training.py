@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from ganvae import seeds
 from ganvae.metrics.classifier import load_classifier
 from ganvae.metrics.evaluate import likelihood_metrics, reference_features, sample_metrics
 from ganvae.models.conditioning import balanced_labels
@@ -72,7 +73,7 @@ class TrainingMetrics:
         dist = self.dist
         # every rank draws its share of the samples (its own seed); rank 0 gathers them and scores them
         per_rank = -(-self.n_samples // dist.world_size)
-        g = torch.Generator().manual_seed(self.seed + 104729 + dist.rank)
+        g = torch.Generator().manual_seed(self.seed + seeds.DURING_TRAINING_SAMPLES + dist.rank)
         # one balanced request split over the ranks: rank r continues the class cycle where rank r - 1 stopped
         labels = balanced_labels(per_rank, model.classes, start=dist.rank * per_rank) if model.conditional else None
         with dist.unwrapped(model):

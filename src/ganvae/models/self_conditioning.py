@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ganvae import seeds
 from ganvae.models.clustering import cluster_means, kmeans, match_clusters
 
 
@@ -57,7 +58,7 @@ class PseudoClasses(nn.Module):
         """
         x = features.detach().float().cpu()
         previous = self.assignments.cpu() if self.clustered and len(self.assignments) == len(x) else None
-        g = torch.Generator().manual_seed(seed * 1000003 + int(self.reclusterings))
+        g = torch.Generator().manual_seed(seeds.per_counter(seed, int(self.reclusterings)))
         init = None if previous is None else cluster_means(x, previous, self.k, g)
         assign, _ = kmeans(x, self.k, g, init=init, iterations=iterations)
         changed = 1.0

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from ganvae import seeds
 from ganvae.config import ExperimentConfig, config_from_dict, validate
 from ganvae.data.dataset import ImageData, iter_batch_indices, load_dataset, steps_per_epoch
 from ganvae.errors import CheckpointError, ConfigError, GanvaeError, Interrupted, TrainingDiverged
@@ -72,7 +73,7 @@ def check_conditional_data(cfg, data: ImageData) -> None:
 
 def fixed_noise(model: GenerativeModel, n: int, seed: int) -> torch.Tensor:
     """The latents every sample grid of a run is drawn from (same seed, same grids)."""
-    g = torch.Generator().manual_seed(seed + 7919)
+    g = torch.Generator().manual_seed(seed + seeds.FIXED_NOISE)
     return model.prior(n, generator=g, device=torch.device("cpu"))
 
 
@@ -429,7 +430,7 @@ class Trainer:
         self._checkpoint(*self._last_checkpoint_position)
         from ganvae.viz.images import make_grid, save_png
 
-        g, n = torch.Generator().manual_seed(self.cfg.train.seed + 7919), len(self.fixed_noise)
+        g, n = torch.Generator().manual_seed(self.cfg.train.seed + seeds.FIXED_NOISE), len(self.fixed_noise)
         with self.dist.unwrapped(model):
             if model.conditional:  # a class grid: one row per class, each from its class's mixture
                 cols = -(-n // len(model.classes))
