@@ -3,9 +3,12 @@ no traceback, nothing created or lost."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ganvae.cli import main
+from ganvae.errors import ConfigError
 
 
 def run(capsys, *argv) -> tuple[int, str]:
@@ -48,18 +51,70 @@ def test_device_that_is_not_there(capsys, tmp_path):
     assert code == 2 and "no Apple GPU" in err and not (tmp_path / "run").exists()
 
 
-def test_every_value_rule_names_a_real_field():
-    import dataclasses
+# numeric fields with no bound, and why: any integer seeds a run; the balanced schedule's loss thresholds are
+# compared with a loss, and any value (even a negative one) only makes a step always or never happen
+UNBOUNDED = {"seed", "discriminator_loss_floor", "discriminator_step_max_g_loss", "generator_loss_target"}
 
-    from ganvae.config import VALUE_RULES, default_config
+
+def _outside(bound):
+    """A value the bound refuses: just below its lower end, or just above its upper end."""
+    if bound.lo is not None:
+        return bound.lo if bound.lo_open else bound.lo - 1
+    return bound.hi if bound.hi_open else bound.hi + 0.5
+
+
+def _numeric_fields():
+    import dataclasses
+    import typing
+
+    from ganvae.bounds import field_bounds
+    from ganvae.config import SECTIONS, default_config
     from ganvae.registry import model_names
 
-    fields = set()
     for name in model_names():
         cfg = default_config(name)
-        for section in ("data", "model", "train", "run"):
-            fields |= {f.name for f in dataclasses.fields(getattr(cfg, section))}
-    assert set(VALUE_RULES) - fields == set()
+        for section in SECTIONS:
+            cls = type(getattr(cfg, section))
+            hints, bounds = typing.get_type_hints(cls), field_bounds(cls)
+            for f in dataclasses.fields(cls):
+                args = typing.get_args(hints[f.name]) or (hints[f.name],)
+                inner = {a for t in args for a in (typing.get_args(t) or (t,))}
+                if inner & {int, float} and bool not in inner:
+                    yield name, cfg, section, f.name, bounds.get(f.name)
+
+
+def test_every_numeric_field_declares_its_bound():
+    """Each family's every int/float field (or list of them) carries its bound on the field itself, except the
+    few listed as unbounded; a new field without one fails here."""
+    missing = {f"{name}: {section}.{field}" for name, _, section, field, bound in _numeric_fields()
+               if bound is None and field not in UNBOUNDED}
+    assert not missing, f"declare a bound (ganvae.bounds) on: {sorted(missing)}"
+
+
+def test_every_bound_refuses_a_value_outside_it_and_allows_the_default():
+    import dataclasses
+
+    from ganvae.config import validate
+
+    checked = 0
+    for name, cfg, section, field, bound in _numeric_fields():
+        if bound is None:
+            continue
+        default = getattr(getattr(cfg, section), field)
+        if default is not None:
+            for v in default if isinstance(default, list) else [default]:
+                assert bound.allows(v), f"{name}: {section}.{field}'s default {v} is outside its bound"
+        bad = _outside(bound)
+        value = [bad] if isinstance(default, list) or field in ("classes",) else bad
+        edited = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **{field: value})})
+        with pytest.raises(ConfigError, match=rf"{section}\.{field} is .*it must be .*{re.escape(bound.says)}"):
+            validate(edited, "probe")
+        if bound.non_empty:
+            edited = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **{field: []})})
+            with pytest.raises(ConfigError, match=re.escape(bound.empty_says)):
+                validate(edited, "probe")
+        checked += 1
+    assert checked > 100  # six families x their bounded fields
 
 
 def _rewrite_header(path, edit) -> None:

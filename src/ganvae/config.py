@@ -24,10 +24,11 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Optional, Union
+from typing import Annotated, Any, Literal, Mapping, Optional, Union
 
 import yaml
 
+from ganvae.bounds import AT_LEAST_0, AT_LEAST_1, Bound, field_bounds
 from ganvae.errors import ConfigError, suggest
 
 SECTIONS = ("data", "model", "train", "run")
@@ -39,38 +40,38 @@ class DataConfig:
 
     dataset: str = "mnist-25k"  # a name from `ganvae data list`, or folder:PATH (mnist-25k ships with ganvae)
     data_dir: Optional[str] = None  # folder holding the IDX files; default: the download cache
-    classes: Optional[list[int]] = None  # train on these class indices only (e.g. [3, 5])
-    image_size: int = 28  # side length in pixels; folder images are resized to it
+    classes: Annotated[Optional[list[int]], Bound(0, says="0 or more", non_empty=True, empty_says="a non-empty list (or null for all classes)")] = None  # train on these class indices only (e.g. [3, 5])
+    image_size: Annotated[int, Bound(4, says="at least 4")] = 28  # side length in pixels; folder images are resized to it
     invert: bool = False  # invert grey levels (for dark-on-light folder images)
     download: bool = True  # download a missing named dataset into the cache
-    test_fraction: float = 0.1  # folder datasets only: share of images held out as the test split
+    test_fraction: Annotated[float, Bound(0, 1, lo_open=True, hi_open=True, says="between 0 and 1")] = 0.1  # folder datasets only: share of images held out as the test split
 
 
 @dataclass
 class TrainConfig:
     """The training loop: budgets, batches, device, logging cadence."""
 
-    epochs: int = 20  # passes over the training set (the run stops at the first budget reached)
-    max_minutes: Optional[float] = None  # wall-clock budget in minutes; None = no limit
-    batch_size: int = 64  # images per optimisation step (global batch under torchrun)
+    epochs: Annotated[int, AT_LEAST_1] = 20  # passes over the training set (the run stops at the first budget reached)
+    max_minutes: Annotated[Optional[float], Bound(0, lo_open=True, says="positive, or null for no limit")] = None  # wall-clock budget in minutes; None = no limit
+    batch_size: Annotated[int, Bound(2, says="at least 2 (batch norm and the batch statistics need two images)")] = 64  # images per optimisation step (global batch under torchrun)
     seed: int = 0  # seeds weights, data order, noise; saved with the run
     device: str = "auto"  # auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps
     # fp32; bf16 = autocast to bfloat16 where the hardware has it (GPU, CPU with AMX/AVX512-BF16): faster, other numerics;
     # auto = bf16 on CUDA GPUs with bf16 and on CPUs with AMX, else fp32 (resolved once; the run records the result)
     precision: Literal["auto", "fp32", "bf16"] = "fp32"
-    num_threads: Optional[int] = None  # CPU threads for torch; None = torch's default
+    num_threads: Annotated[Optional[int], AT_LEAST_1] = None  # CPU threads for torch; None = torch's default
     # on CPU, flush denormal floats (below 1.2e-38) to zero on every torch thread: Adam moments decaying into that
     # range made the MLP VAE 20% slower; no effect on numbers above it (see ganvae/training/denormals.py)
     flush_denormals: bool = True
-    log_every: int = 20  # steps between loss records (CSV, TensorBoard, progress bar)
-    sample_every: int = 1  # epochs between sample grids from the fixed noise
-    checkpoint_every: int = 5  # epochs between checkpoints (one is always written at the end)
+    log_every: Annotated[int, AT_LEAST_1] = 20  # steps between loss records (CSV, TensorBoard, progress bar)
+    sample_every: Annotated[int, AT_LEAST_1] = 1  # epochs between sample grids from the fixed noise
+    checkpoint_every: Annotated[int, AT_LEAST_1] = 5  # epochs between checkpoints (one is always written at the end)
     # also a checkpoint every this many minutes of training, mid-epoch if need be, so a crash loses at most that
     # much work; 0 = only by epochs
-    checkpoint_minutes: float = 10.0
-    eval_every: int = 0  # epochs between cheap in-training metrics (FID/coverage); 0 = off
-    eval_interval_minutes: float = 0.0  # or: every this many minutes of training (checked every log_every steps); 0 = off
-    eval_samples: int = 2000  # samples for the in-training metrics
+    checkpoint_minutes: Annotated[float, Bound(0, says="0 or more (0 = only by epochs)")] = 10.0
+    eval_every: Annotated[int, AT_LEAST_0] = 0  # epochs between cheap in-training metrics (FID/coverage); 0 = off
+    eval_interval_minutes: Annotated[float, AT_LEAST_0] = 0.0  # or: every this many minutes of training (checked every log_every steps); 0 = off
+    eval_samples: Annotated[int, Bound(10, says="at least 10")] = 2000  # samples for the in-training metrics
     compile: bool = False  # torch.compile the networks (pays back only on long runs)
     sync_batchnorm: bool = False  # under torchrun: convert BatchNorm to SyncBatchNorm
     progress: bool = True  # show a progress bar per epoch
@@ -82,8 +83,8 @@ class RunConfig:
 
     out: Optional[str] = None  # run folder; default runs/<model>-<timestamp>
     tensorboard: bool = True  # write TensorBoard event files under <run>/tensorboard
-    n_fixed: int = 64  # size of the fixed noise batch used for grids and the progress GIF
-    gif_fps: int = 4  # frames per second of the training-progress GIF
+    n_fixed: Annotated[int, AT_LEAST_1] = 64  # size of the fixed noise batch used for grids and the progress GIF
+    gif_fps: Annotated[int, AT_LEAST_1] = 4  # frames per second of the training-progress GIF
 
 
 @dataclass
@@ -224,45 +225,6 @@ def coerce_field(value: Any, tp: Any, dotted: str, source: str) -> Any:
 # ----------------------------------------------------------------------------- value rules
 
 
-def _between(lo: float | None, hi: float | None, lo_open: bool = False, hi_open: bool = False):
-    def check(v) -> bool:
-        return ((lo is None or (v > lo if lo_open else v >= lo)) and (hi is None or (v < hi if hi_open else v <= hi)))
-    return check
-
-
-_AT_LEAST_1 = (_between(1, None), "at least 1")
-_AT_LEAST_0 = (_between(0, None), "0 or more")
-_POSITIVE = (_between(0, None, lo_open=True), "positive")
-_PROBABILITY = (_between(0, 1, hi_open=True), "in [0, 1)")
-# field name -> (test of a value, what the value must be). Names mean the same thing in every section and family;
-# floats must also be finite everywhere. Lists of layer sizes are checked entry by entry.
-VALUE_RULES: dict[str, tuple] = {
-    "epochs": _AT_LEAST_1, "log_every": _AT_LEAST_1, "sample_every": _AT_LEAST_1, "checkpoint_every": _AT_LEAST_1,
-    "batch_size": (_between(2, None), "at least 2 (batch norm and the batch statistics need two images)"),
-    "max_minutes": (_POSITIVE[0], "positive, or null for no limit"),
-    "checkpoint_minutes": (_AT_LEAST_0[0], "0 or more (0 = only by epochs)"),
-    "eval_every": _AT_LEAST_0, "eval_interval_minutes": _AT_LEAST_0,
-    "eval_samples": (_between(10, None), "at least 10"), "num_threads": _AT_LEAST_1,
-    "n_fixed": _AT_LEAST_1, "gif_fps": _AT_LEAST_1, "image_size": (_between(4, None), "at least 4"),
-    "test_fraction": (_between(0, 1, True, True), "between 0 and 1"),
-    "latent_dim": _AT_LEAST_1, "hidden_size": _AT_LEAST_1, "n_layers": _AT_LEAST_0, "kernel_size": _AT_LEAST_1,
-    "render_chunk": _AT_LEAST_1, "max_generator_steps": _AT_LEAST_1,
-    "lr": _POSITIVE, "lr_generator": _POSITIVE, "lr_discriminator": _POSITIVE,
-    "beta1": _PROBABILITY, "beta2": _PROBABILITY, "dropout": _PROBABILITY,
-    "real_label": (_between(0, 1, lo_open=True), "in (0, 1]"),
-    "ema_decay": (_between(0, 1, True, True), "between 0 and 1 (e.g. 0.999), or null for no averaging"),
-    "decoder_std": _POSITIVE, "scale": _POSITIVE, "kl_weight": _AT_LEAST_0, "kl_warmup_epochs": _AT_LEAST_0,
-    "adversarial_weight": _AT_LEAST_0, "vae_weight": _AT_LEAST_0, "leaky_slope": _AT_LEAST_0,
-    "generator_hidden": _AT_LEAST_1, "discriminator_hidden": _AT_LEAST_1, "generator_channels": _AT_LEAST_1,
-    "discriminator_channels": _AT_LEAST_1, "channels": _AT_LEAST_1, "encoder_channels": _AT_LEAST_1,
-    "hidden": _AT_LEAST_1, "classes": _AT_LEAST_0, "num_classes": _AT_LEAST_1, "class_embedding_dim": _AT_LEAST_1,
-    "class_embedding_std": _POSITIVE, "prior_components": _AT_LEAST_1, "self_conditioning": _AT_LEAST_0,
-    "recluster_every": _AT_LEAST_1, "r1_gamma": _AT_LEAST_0,
-}
-NON_EMPTY = {"generator_hidden", "discriminator_hidden", "generator_channels", "discriminator_channels", "channels",
-             "encoder_channels", "hidden", "classes"}  # lists that need at least one entry when given
-
-
 # the dedicated command-line flags of config keys, named in error messages
 FLAGS = {"train.epochs": "--epochs", "train.max_minutes": "--max-minutes", "train.batch_size": "--batch-size",
          "train.seed": "--seed", "train.device": "--device", "data.classes": "--classes", "data.dataset": "--dataset",
@@ -270,25 +232,27 @@ FLAGS = {"train.epochs": "--epochs", "train.max_minutes": "--max-minutes", "trai
 
 
 def validate(cfg: ExperimentConfig, source: str = "the config") -> ExperimentConfig:
-    """Check every value against :data:`VALUE_RULES` (and floats for being finite), before anything is built or
+    """Check every value against the bound declared on its field (``Annotated[int, AT_LEAST_1]``, see
+    :mod:`ganvae.bounds`) and floats for being finite, then the checks that span fields, before anything is built or
     written; the error names the key, the value, the rule and where to fix it."""
     for section in SECTIONS:
+        bounds = field_bounds(type(getattr(cfg, section)))
         for f in dataclasses.fields(getattr(cfg, section)):
             value = getattr(getattr(cfg, section), f.name)
             if value is None:
                 continue
-            rule = VALUE_RULES.get(f.name)
+            rule = bounds.get(f.name)
             values = value if isinstance(value, (list, tuple)) else [value]
             problem = None
-            if isinstance(value, (list, tuple)) and not value and f.name in NON_EMPTY:
-                problem = "a non-empty list" + (" (or null for all classes)" if f.name == "classes" else "")
+            if isinstance(value, (list, tuple)) and not value and rule is not None and rule.non_empty:
+                problem = rule.empty_says
             for v in values:
                 if problem:
                     break
                 if isinstance(v, float) and not math.isfinite(v):
-                    problem = f"a finite number{', ' + rule[1] if rule else ''}"
-                elif rule is not None and isinstance(v, (int, float)) and not isinstance(v, bool) and not rule[0](v):
-                    problem = rule[1] if not isinstance(value, list) else f"a list of values {rule[1]}"
+                    problem = f"a finite number{', ' + rule.says if rule else ''}"
+                elif rule is not None and isinstance(v, (int, float)) and not isinstance(v, bool) and not rule.allows(v):
+                    problem = rule.says if not isinstance(value, list) else f"a list of values {rule.says}"
             if f.name == "classes" and not problem and len(set(value)) != len(value):
                 problem = "a list of distinct class indices"
             if f.name == "device" and not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(value)):

@@ -11,9 +11,11 @@ A field a family once had but never used is listed in its config class's ``RETIR
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 GanLoss = Literal["bce", "hinge", "lsgan"]
+
+from ganvae.bounds import AT_LEAST_0, AT_LEAST_1, POSITIVE, PROBABILITY, WIDTHS, Bound
 
 
 @dataclass
@@ -21,13 +23,13 @@ class AdversarialConfig:
     """Fields every model with a discriminator has."""
 
     gan_loss: GanLoss = "bce"  # bce = non-saturating (Goodfellow 2014), hinge (Lim & Ye 2017), lsgan (Mao 2017)
-    lr_generator: float = 2e-4  # Adam learning rate of the generator (and encoder)
-    lr_discriminator: float = 2e-4  # Adam learning rate of the discriminator
-    beta1: float = 0.5  # Adam beta1 (0.5 as in Radford et al. 2016)
-    beta2: float = 0.999  # Adam beta2
-    real_label: float = 1.0  # target for real images in the BCE loss; 0.9 = one-sided label smoothing
+    lr_generator: Annotated[float, POSITIVE] = 2e-4  # Adam learning rate of the generator (and encoder)
+    lr_discriminator: Annotated[float, POSITIVE] = 2e-4  # Adam learning rate of the discriminator
+    beta1: Annotated[float, PROBABILITY] = 0.5  # Adam beta1 (0.5 as in Radford et al. 2016)
+    beta2: Annotated[float, PROBABILITY] = 0.999  # Adam beta2
+    real_label: Annotated[float, Bound(0, 1, lo_open=True, says="in (0, 1]")] = 1.0  # target for real images in the BCE loss; 0.9 = one-sided label smoothing
     # EMA of the generator (and encoder) weights, used for sampling and evaluation (Yazici et al. 2019); None = off
-    ema_decay: Optional[float] = 0.999
+    ema_decay: Annotated[Optional[float], Bound(0, 1, lo_open=True, hi_open=True, says="between 0 and 1 (e.g. 0.999), or null for no averaging")] = 0.999
     spectral_norm: bool = False  # spectral normalisation of every discriminator layer (Miyato et al. 2018)
     # differentiable augmentation of the discriminator's inputs (Zhao et al. 2020): translation, cutout; [] = off
     diffaugment: list[str] = field(default_factory=list)
@@ -38,7 +40,7 @@ class GANStepConfig(AdversarialConfig):
     """A generator/discriminator pair trained with :class:`~ganvae.models.base.AdversarialModel`'s step."""
 
     reuse_fake_logits: bool = False  # generator step reuses the discriminator's pass on the fakes (faster, not the textbook step)
-    r1_gamma: float = 0.0  # weight of the R1 gradient penalty on real images (Mescheder et al. 2018); 0 = off
+    r1_gamma: Annotated[float, AT_LEAST_0] = 0.0  # weight of the R1 gradient penalty on real images (Mescheder et al. 2018); 0 = off
 
 
 @dataclass
@@ -48,7 +50,7 @@ class LatentPriorConfig:
     Defaults measured in benchmarks/RESULTS.md ("Learned prior")."""
 
     prior: Literal["normal", "gmm"] = "gmm"  # gmm = fit a mixture after training and sample from it; normal = N(0, I)
-    prior_components: int = 100  # mixture components (one mixture pooled over the classes of a conditional model)
+    prior_components: Annotated[int, AT_LEAST_1] = 100  # mixture components (one mixture pooled over the classes of a conditional model)
     prior_covariance: Literal["full", "diag"] = "full"  # each component's covariance
 
 
@@ -57,9 +59,9 @@ class VAEObjectiveConfig(LatentPriorConfig):
     """The likelihood and KL terms of every model with an encoder (the negative ELBO, Kingma & Welling 2014)."""
 
     decoder: Literal["bernoulli", "gaussian"] = "bernoulli"  # likelihood p(x|z), used by training and evaluation alike
-    decoder_std: float = 0.1  # standard deviation of the Gaussian decoder
-    kl_weight: float = 1.0  # beta: weight of the KL term once warmed up (1 = the true ELBO)
-    kl_warmup_epochs: float = 0.0  # epochs over which beta rises linearly from 0; 0 = no warm-up
+    decoder_std: Annotated[float, POSITIVE] = 0.1  # standard deviation of the Gaussian decoder
+    kl_weight: Annotated[float, AT_LEAST_0] = 1.0  # beta: weight of the KL term once warmed up (1 = the true ELBO)
+    kl_warmup_epochs: Annotated[float, AT_LEAST_0] = 0.0  # epochs over which beta rises linearly from 0; 0 = no warm-up
     binarize: Literal["none", "dynamic"] = "none"  # dynamic = resample x ~ Bernoulli(pixel) every batch (Burda et al. 2016)
 
 
@@ -67,8 +69,8 @@ class VAEObjectiveConfig(LatentPriorConfig):
 class ConvNetConfig:
     """The convolutional encoder (and its mirrored decoder) of ``models/blocks.py``."""
 
-    channels: list[int] = field(default_factory=lambda: [32, 64])  # encoder channels at H/2, H/4 (decoder mirrors)
-    hidden: list[int] = field(default_factory=lambda: [256])  # dense layers between the convolutions and z
+    channels: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [32, 64])  # encoder channels at H/2, H/4 (decoder mirrors)
+    hidden: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [256])  # dense layers between the convolutions and z
 
 
 @dataclass
@@ -76,12 +78,12 @@ class ConditionalConfig:
     """Fields of every family: whether and how its networks see the class."""
 
     conditional: bool = False  # generator/decoder (and encoder) receive the class; sample with labels (--digit)
-    num_classes: int = 10  # class labels 0 .. num_classes - 1 the embeddings cover (MNIST: 10)
-    class_embedding_dim: int = 16  # size of the learned class embedding appended to z
+    num_classes: Annotated[int, AT_LEAST_1] = 10  # class labels 0 .. num_classes - 1 the embeddings cover (MNIST: 10)
+    class_embedding_dim: Annotated[int, AT_LEAST_1] = 16  # size of the learned class embedding appended to z
     # initial standard deviation of that embedding. 1.0 (nn.Embedding's) for decoders trained to reconstruct: with a
     # weak class input they learn to read the class from z instead (at 0.02 the conditional cppn drew the asked class
     # 21% of the time and the vae-gan 56%, against 92% and 93% at 1.0; benchmarks/RESULTS.md, "Conditional models")
-    class_embedding_std: float = 1.0
+    class_embedding_std: Annotated[float, POSITIVE] = 1.0
 
 
 @dataclass
@@ -92,11 +94,11 @@ class ConditionalDiscriminatorConfig(ConditionalConfig):
     class_conditioning: Literal["projection", "acgan"] = "projection"
     # a GAN generator starts with a weak class input, so it first learns to draw from z: at 1.0 the dcgan drew one
     # image per class whatever z (benchmarks/cdcgan_diversity.py base model.class_embedding_std=1.0)
-    class_embedding_std: float = 0.02
+    class_embedding_std: Annotated[float, POSITIVE] = 0.02
     # self-conditioning (Liu et al. 2020; models/self_conditioning.py): train the class machinery on this many
     # k-means clusters of the discriminator's features of the real images instead of labels; 0 = off
-    self_conditioning: int = 0
-    recluster_every: int = 2  # self-conditioning: epochs between two clusterings (the first is before step 0)
+    self_conditioning: Annotated[int, AT_LEAST_0] = 0
+    recluster_every: Annotated[int, AT_LEAST_1] = 2  # self-conditioning: epochs between two clusterings (the first is before step 0)
 
 
 RETIRED_VAE_FIELDS: dict[str, str] = {

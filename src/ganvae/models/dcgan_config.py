@@ -6,7 +6,9 @@ Torch-free, so that ``ganvae config show`` and the command line's help read it w
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
+from ganvae.bounds import AT_LEAST_0, AT_LEAST_1, POSITIVE, PROBABILITY, WIDTHS
 from ganvae.models.configs import ConditionalDiscriminatorConfig, GANStepConfig
 
 
@@ -19,14 +21,14 @@ class DCGANConfig(GANStepConfig, ConditionalDiscriminatorConfig):
     rates, an eighth of the channels, spectral normalisation.
     """
 
-    latent_dim: int = 100  # size of the noise vector z
+    latent_dim: Annotated[int, AT_LEAST_1] = 100  # size of the noise vector z
     # channels of the dense projection at H/4, then of each transposed convolution (the last one at H/2)
-    generator_channels: list[int] = field(default_factory=lambda: [64, 32, 16])
-    discriminator_channels: list[int] = field(default_factory=lambda: [16, 32])  # channels at H/2, H/4
-    kernel_size: int = 5  # kernel of every (transposed) convolution
-    leaky_slope: float = 0.2  # negative slope of the leaky ReLUs (Radford et al. 2016; the tutorial: 0.3)
-    dropout: float = 0.0  # dropout after each discriminator activation (the tutorial: 0.3)
-    lr_generator: float = 2e-4  # Adam learning rate of the generator (Radford et al. 2016; the tutorial: 1e-4)
-    lr_discriminator: float = 2e-4  # Adam learning rate of the discriminator
-    beta1: float = 0.5  # Adam beta1 (Radford et al. 2016; the tutorial: Keras' 0.9)
+    generator_channels: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [64, 32, 16])
+    discriminator_channels: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [16, 32])  # channels at H/2, H/4
+    kernel_size: Annotated[int, AT_LEAST_1] = 5  # kernel of every (transposed) convolution
+    leaky_slope: Annotated[float, AT_LEAST_0] = 0.2  # negative slope of the leaky ReLUs (Radford et al. 2016; the tutorial: 0.3)
+    dropout: Annotated[float, PROBABILITY] = 0.0  # dropout after each discriminator activation (the tutorial: 0.3)
+    lr_generator: Annotated[float, POSITIVE] = 2e-4  # Adam learning rate of the generator (Radford et al. 2016; the tutorial: 1e-4)
+    lr_discriminator: Annotated[float, POSITIVE] = 2e-4  # Adam learning rate of the discriminator
+    beta1: Annotated[float, PROBABILITY] = 0.5  # Adam beta1 (Radford et al. 2016; the tutorial: Keras' 0.9)
     channels_last: bool = True  # NHWC memory format for the convolutions (faster on CPU and tensor cores)

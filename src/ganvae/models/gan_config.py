@@ -6,7 +6,9 @@ Torch-free, so that ``ganvae config show`` and the command line's help read it w
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
+from ganvae.bounds import AT_LEAST_0, AT_LEAST_1, PROBABILITY, WIDTHS
 from ganvae.models.configs import ConditionalDiscriminatorConfig, GANStepConfig
 
 
@@ -17,11 +19,11 @@ class GANConfig(GANStepConfig, ConditionalDiscriminatorConfig):
     weights' speckle at equal minutes. Measured in benchmarks/RESULTS.md ("Recipes").
     """
 
-    latent_dim: int = 100  # size of the noise vector z
-    generator_hidden: list[int] = field(default_factory=lambda: [256, 512, 1024])  # generator layer widths
-    discriminator_hidden: list[int] = field(default_factory=lambda: [1024, 512, 256])  # discriminator layer widths
-    leaky_slope: float = 0.2  # negative slope of the leaky ReLUs
-    dropout: float = 0.3  # dropout after each discriminator activation
+    latent_dim: Annotated[int, AT_LEAST_1] = 100  # size of the noise vector z
+    generator_hidden: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [256, 512, 1024])  # generator layer widths
+    discriminator_hidden: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [1024, 512, 256])  # discriminator layer widths
+    leaky_slope: Annotated[float, AT_LEAST_0] = 0.2  # negative slope of the leaky ReLUs
+    dropout: Annotated[float, PROBABILITY] = 0.3  # dropout after each discriminator activation
     # batch norm after each hidden generator layer, as the widely used PyTorch-GAN MLP has it: without it the
     # generator collapsed to one or two blurred digits within a few epochs on full MNIST
     generator_batchnorm: bool = True

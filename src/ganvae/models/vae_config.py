@@ -6,7 +6,9 @@ Torch-free, so that ``ganvae config show`` and the command line's help read it w
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
+from ganvae.bounds import AT_LEAST_1, POSITIVE, PROBABILITY, WIDTHS
 from ganvae.models.configs import ConditionalConfig, ConvNetConfig, VAEObjectiveConfig
 
 
@@ -19,16 +21,16 @@ class VAEConfig(VAEObjectiveConfig, ConditionalConfig):
     likelihood bounds, more latents (``--set model.latent_dim=50``) fit the test set better.
     """
 
-    latent_dim: int = 10  # size of z
-    hidden: list[int] = field(default_factory=lambda: [400])  # encoder layer widths (the decoder mirrors them)
-    lr: float = 1e-3  # Adam learning rate
-    beta1: float = 0.9  # Adam beta1
-    beta2: float = 0.999  # Adam beta2
+    latent_dim: Annotated[int, AT_LEAST_1] = 10  # size of z
+    hidden: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [400])  # encoder layer widths (the decoder mirrors them)
+    lr: Annotated[float, POSITIVE] = 1e-3  # Adam learning rate
+    beta1: Annotated[float, PROBABILITY] = 0.9  # Adam beta1
+    beta2: Annotated[float, PROBABILITY] = 0.999  # Adam beta2
 
 
 @dataclass
 class ConvVAEConfig(VAEConfig, ConvNetConfig):
     """Convolutional VAE: two stride-2 convolutions down, two transposed convolutions up."""
 
-    latent_dim: int = 16  # size of z
-    hidden: list[int] = field(default_factory=lambda: [256])  # dense layers between the convolutions and z
+    latent_dim: Annotated[int, AT_LEAST_1] = 16  # size of z
+    hidden: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [256])  # dense layers between the convolutions and z
