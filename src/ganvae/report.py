@@ -25,6 +25,7 @@ from ganvae import api
 from ganvae.errors import ConfigError
 from ganvae.metrics.classifier import load_classifier
 from ganvae.metrics.evaluate import DIRECTION, LABELS, badness
+from ganvae.registry import get_entry
 from ganvae.utils import atomic_write_bytes, atomic_write_text, check_output, machine_description
 
 log = logging.getLogger(__name__)
@@ -177,8 +178,6 @@ def _pm(m: dict[str, Any], key: str, digits: int = 1) -> str:
 def _family(model_name: str) -> str:
     """The kind of model the registry files ``model_name`` under ("GAN", "VAE", ...); the name itself for a family
     no longer registered."""
-    from ganvae.registry import get_entry
-
     try:
         return get_entry(model_name).family
     except ConfigError:
