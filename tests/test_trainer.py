@@ -238,3 +238,32 @@ def test_sample_every_and_invalid_cadence(tmp_path):
     with pytest.raises(GanvaeError, match="train.checkpoint_every is 0; it must be at least 1"):
         train(cfg, tmp_path / "bad", data=tiny_data())
     assert not (tmp_path / "bad").exists()
+
+
+def test_training_state_is_saved_and_restored_whole(tmp_path):
+    from ganvae.training.state import TrainingState
+
+    train(tiny_config("gan", "train.epochs=1"), tmp_path / "run", data=tiny_data())
+    ck = load_checkpoint(tmp_path / "run/checkpoints/last.safetensors")
+    state = TrainingState.from_checkpoint(ck)
+    assert state.counters() == {k: ck.header[k] for k in state.counters()}
+    assert (state.step, state.epoch, state.step_in_epoch, state.images_seen) == (6, 1, 0, 48)
+    assert torch.equal(state.fixed_noise, ck.tensors["fixed_noise"]) and state.fixed_noise.shape[0] == 16
+    torch.manual_seed(123)  # another stream: restoring must bring back the saved one
+    state.restore_rng()
+    after_restore = torch.rand(5)
+    torch.set_rng_state(ck.tensors["rng.torch"])
+    assert torch.equal(after_restore, torch.rand(5))
+    moved = state.at(3, 2, 9.5)
+    assert moved.counters() == {**state.counters(), "epoch": 3, "step_in_epoch": 2, "elapsed_seconds": 9.5}
+    assert state.epoch == 1  # `at` is a copy
+
+
+def test_a_checkpoint_without_training_state_is_refused_by_name(tmp_path):
+    from ganvae.training.state import TrainingState
+
+    train(tiny_config("gan", "train.epochs=1"), tmp_path / "run", data=tiny_data())
+    ck = load_checkpoint(tmp_path / "run/checkpoints/last.safetensors")
+    del ck.tensors["fixed_noise"]
+    with pytest.raises(CheckpointError, match=r"last\.safetensors: not a training checkpoint \(no fixed_noise"):
+        TrainingState.from_checkpoint(ck)

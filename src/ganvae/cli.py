@@ -39,8 +39,11 @@ def _model_names() -> list[str]:
 
 
 def _add_data_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", help="dataset name (`ganvae data list`) or folder:PATH")
-    p.add_argument("--data-dir", help="folder holding the dataset's IDX files (instead of the download cache)")
+    from ganvae.config import SHORTCUTS
+
+    for s in SHORTCUTS:
+        if s.path in ("data.dataset", "data.data_dir"):
+            p.add_argument(s.flag, help=s.help)
 
 
 # ----------------------------------------------------------------------------- commands
@@ -155,22 +158,12 @@ def cmd_config(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from ganvae.config import build_config
-    from ganvae.training.trainer import Trainer
+    from ganvae.config import SHORTCUTS, shortcut_settings
+    from ganvae.training.launch import train_run
 
-    flags = {
-        "data": {"dataset": args.dataset, "data_dir": args.data_dir, "classes": args.classes},
-        "train": {"epochs": args.epochs, "max_minutes": args.max_minutes, "batch_size": args.batch_size,
-                  "seed": args.seed, "device": args.device},
-        "run": {"out": args.out},
-    }
-    base = None
-    if args.resume:  # the settings given now apply on top of the run's own (the trainer checks which may change)
-        from ganvae.training.resume import resume_base
-
-        base = resume_base(args.out, args.model)
-    cfg = build_config(args.model, args.config, flags, args.set, preset=args.preset, base=base)
-    result = Trainer(cfg, cfg.run.out, resume=args.resume, argv=args.argv).fit()
+    settings = shortcut_settings({s.key: getattr(args, s.key) for s in SHORTCUTS})
+    result = train_run(args.model, out=args.out, resume=args.resume, config_file=args.config, settings=settings,
+                       overrides=args.set, preset=args.preset, argv=args.argv)
     print(result.run_dir)
     return 0
 
@@ -315,6 +308,7 @@ RUN_HELP = "run folder, checkpoint file, pretrained folder, or a pretrained name
 
 def _add_train_command(sub, models: list[str]) -> None:
     """``ganvae train``."""
+    from ganvae.config import SHORTCUTS
     from ganvae.registry import get_entry
 
     p = sub.add_parser("train", help="train a model", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -322,14 +316,8 @@ def _add_train_command(sub, models: list[str]) -> None:
     p.add_argument("model", choices=models, metavar="MODEL", help=f"one of: {', '.join(models)}")
     p.add_argument("--preset", help="a shipped preset (`ganvae config presets`), e.g. tf-tutorial; applied before --config")
     p.add_argument("--config", help="YAML config file")
-    _add_data_flags(p)
-    p.add_argument("--classes", type=_classes, help="train on these classes only, e.g. 3,5")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--max-minutes", type=float, help="wall-clock budget; the first budget reached ends the run")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:N, mps")
-    p.add_argument("--out", help="run folder (default runs/<model>-<timestamp>)")
+    for s in SHORTCUTS:  # --dataset, --epochs, --out, ...: the settings with their own flag (config.SHORTCUTS)
+        p.add_argument(s.flag, type=_classes if s.type == "classes" else s.type, help=s.help)
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override any config value")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.set_defaults(func=cmd_train)

@@ -226,9 +226,44 @@ def coerce_field(value: Any, tp: Any, dotted: str, source: str) -> Any:
 
 
 # the dedicated command-line flags of config keys, named in error messages
-FLAGS = {"train.epochs": "--epochs", "train.max_minutes": "--max-minutes", "train.batch_size": "--batch-size",
-         "train.seed": "--seed", "train.device": "--device", "data.classes": "--classes", "data.dataset": "--dataset",
-         "data.data_dir": "--data-dir"}
+@dataclass(frozen=True)
+class Shortcut:
+    """A setting with its own flag on ``ganvae train`` (``--epochs``) and its own keyword on ``ganvae.train``
+    (``epochs=``): the one table both front ends, and the error messages, are built from."""
+
+    section: str
+    key: str
+    flag: str
+    help: str | None = None
+    type: Any = None  # how the flag's text is read (None: kept as text); ``classes`` for a comma-separated list
+
+    @property
+    def path(self) -> str:
+        return f"{self.section}.{self.key}"
+
+
+SHORTCUTS = (
+    Shortcut("data", "dataset", "--dataset", "dataset name (`ganvae data list`) or folder:PATH"),
+    Shortcut("data", "data_dir", "--data-dir", "folder holding the dataset's IDX files (instead of the download cache)"),
+    Shortcut("data", "classes", "--classes", "train on these classes only, e.g. 3,5", "classes"),
+    Shortcut("train", "epochs", "--epochs", None, int),
+    Shortcut("train", "max_minutes", "--max-minutes", "wall-clock budget; the first budget reached ends the run", float),
+    Shortcut("train", "batch_size", "--batch-size", None, int),
+    Shortcut("train", "seed", "--seed", None, int),
+    Shortcut("train", "device", "--device", "auto, cpu, cuda, cuda:N, mps"),
+    Shortcut("run", "out", "--out", "run folder (default runs/<model>-<timestamp>)"),
+)
+FLAGS = {s.path: s.flag for s in SHORTCUTS}  # "train.epochs" -> "--epochs", for messages that name the fix
+
+
+def shortcut_settings(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{"epochs": 3, "dataset": "mnist"}`` (shortcut keys, e.g. parsed flags or keywords) -> the sections they
+    set, ``{"train": {"epochs": 3}, "data": {"dataset": "mnist"}}``; keys that are not shortcuts are left out."""
+    out: dict[str, dict[str, Any]] = {}
+    for s in SHORTCUTS:
+        if s.key in values:
+            out.setdefault(s.section, {})[s.key] = values[s.key]
+    return out
 
 
 def validate(cfg: ExperimentConfig, source: str = "the config") -> ExperimentConfig:

@@ -288,25 +288,22 @@ def train(model: str, *, out: str | Path | None = None, data=None, resume: bool 
     """Train ``model`` (a family name) from Python and return the trained :class:`Pipeline` (``.run.run_dir`` is
     the run folder). ``overrides`` are ``section__key=value`` pairs or plain train/data keys, e.g.
     ``ganvae.train("vae", epochs=2, dataset="mnist-5k", model__latent_dim=8)``."""
-    from ganvae.config import build_config
-    from ganvae.training.trainer import Trainer
+    from ganvae.config import shortcut_settings
+    from ganvae.training.launch import train_run
 
     _enable_logging()
-    sections = {"epochs": "train", "max_minutes": "train", "batch_size": "train", "seed": "train", "device": "train",
-                "dataset": "data", "data_dir": "data", "classes": "data"}
+    shortcuts = shortcut_settings(overrides)  # epochs=, dataset=, ...: the keywords of config.SHORTCUTS
     sets = []
     for key, value in overrides.items():
-        section, _, name = key.partition("__") if "__" in key else (sections.get(key, "train"), "", key)
+        if "__" in key:
+            section, _, name = key.partition("__")
+        else:
+            section, name = next((s for s, keys in shortcuts.items() if key in keys), "train"), key
         sets.append(f"{section}.{name}={_yaml(value)}")
-    base = None
-    if resume:  # the run's own settings, with those given now on top: what `ganvae train --resume` does
-        from ganvae.training.resume import resume_base
-
-        base = resume_base(out, model, "train(..., resume=True) needs out=RUN_FOLDER")
-    cfg = build_config(model, config, overrides=sets, preset=preset, base=base)
     argv = [sys.argv[0], "ganvae.train", model, *(["--resume"] if resume else []),
             *(f"{k}={v!r}" for k, v in overrides.items())]
-    result = Trainer(cfg, out or cfg.run.out, data=data, resume=resume, argv=argv).fit()
+    result = train_run(model, out=out, resume=resume, config_file=config, overrides=sets, preset=preset, data=data,
+                       argv=argv, needs_out="train(..., resume=True) needs out=RUN_FOLDER")
     return load(result.run_dir)
 
 

@@ -74,17 +74,3 @@ def resumed_config(saved: ExperimentConfig, wanted: ExperimentConfig, image_shap
                           + "; ".join(refused) + ". Drop them, or start a new run with another --out.")
     return wanted, accepted
 
-
-def resume_base(run_dir, model_name: str, flag: str = "--resume needs --out RUN_FOLDER") -> ExperimentConfig | None:
-    """The config a resumed run starts from: its last checkpoint's own (the settings given now apply on top, and
-    :func:`resumed_config` checks which may change). None when the run has no checkpoint yet (the trainer then
-    says so). One function for the command line and ``ganvae.train(..., resume=True)``."""
-    from ganvae.config import config_from_dict
-    from ganvae.training import checkpoint as ckpt_io
-
-    if not run_dir:
-        raise ConfigError(f"{flag}: the run to continue.")
-    path = ckpt_io.run_checkpoint(run_dir)
-    if not path.is_file():
-        return None
-    return config_from_dict(ckpt_io.load_checkpoint(path, expected_model=model_name).header["config"], str(path))

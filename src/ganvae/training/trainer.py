@@ -42,6 +42,7 @@ from ganvae.training import checkpoint as ckpt_io
 from ganvae.training.denormals import flush_denormals
 from ganvae.training.distributed import DistContext
 from ganvae.training.resume import resumed_config
+from ganvae.training.state import TrainingState
 from ganvae.utils import atomic_write_text, check_output, resolve_device, resolve_precision, seed_everything
 
 log = logging.getLogger(__name__)
@@ -122,20 +123,27 @@ class Trainer:
         cfg: the full experiment config.
         run_dir: output folder; default ``cfg.run.out`` or ``runs/<model>-<timestamp>``.
         data: an already loaded dataset (tests pass tiny ones); default loads ``cfg.data``.
-        resume: continue from ``run_dir/checkpoints/last.safetensors``.
+        resume: continue from ``run_dir/checkpoints/last.safetensors`` (True), or from that checkpoint already
+            read (:func:`ganvae.training.launch.train_run` reads it once to build the config on the run's own).
         argv: the command line to record in the run folder.
     """
 
     def __init__(self, cfg: ExperimentConfig, run_dir: str | Path | None = None, data: ImageData | None = None,
-                 resume: bool = False, argv: list[str] | None = None, dist: DistContext | None = None):
+                 resume: "bool | ckpt_io.Checkpoint" = False, argv: list[str] | None = None,
+                 dist: DistContext | None = None):
         self.dist = dist or DistContext.from_env()
         self.resume_checkpoint: ckpt_io.Checkpoint | None = None
         run_dir = Path(run_dir or cfg.run.out or default_run_dir(cfg.model_name))
-        if resume:
+        if isinstance(resume, ckpt_io.Checkpoint):  # already read (by training.launch, the front ends' way in)
+            if resume.model_name != cfg.model_name:
+                raise CheckpointError(f"{resume.path}: a {resume.model_name} checkpoint, not {cfg.model_name}.")
+            self.resume_checkpoint = resume
+        elif resume:
             path = ckpt_io.run_checkpoint(run_dir)
             if not path.is_file():
                 raise CheckpointError(f"--resume: no checkpoint at {path}. Give the run folder with --out, or drop --resume.")
             self.resume_checkpoint = ckpt_io.load_checkpoint(path, expected_model=cfg.model_name)
+        if self.resume_checkpoint is not None:
             cfg = self._resumed_config(cfg, self.resume_checkpoint)
         elif ckpt_io.run_checkpoint(run_dir).exists():
             raise GanvaeError(
@@ -175,14 +183,11 @@ class Trainer:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model
         self.optimizers = model.make_optimizers()
-        self.fixed_noise = fixed_noise(model, cfg.run.n_fixed, cfg.train.seed)
-        self.step = self.epoch = self.step_in_epoch = 0
-        self.elapsed_before = 0.0
+        self.state = TrainingState(fixed_noise=fixed_noise(model, cfg.run.n_fixed, cfg.train.seed))
         self.excluded_seconds = 0.0  # in-training evaluation, not counted against the time budget
-        self.images_seen = 0
         self.fingerprint = data.fingerprint()
         self.last_checkpoint_step: int | None = None
-        self._last_checkpoint_position = (0, 0, 0.0)  # (epoch, step in epoch, elapsed) of the last checkpoint
+        self._last_saved = self.state.at(0, 0, 0.0)  # the last checkpoint's state (rewritten with the fitted prior)
         if self.resume_checkpoint is not None:
             ck = self.resume_checkpoint
             if ck.header.get("data_fingerprint") not in (None, self.fingerprint):
@@ -190,30 +195,24 @@ class Trainer:
                     f"{ck.path}: the run was trained on other data (fingerprint {ck.header['data_fingerprint']}, "
                     f"now {self.fingerprint}). Resume with the same --dataset, --data-dir and --classes."
                 )
+            self.state = TrainingState.from_checkpoint(ck)  # refused before any weight is touched
             ckpt_io.restore_model(model, ck, refit_prior=True)
             ckpt_io.restore_optimizers(self.optimizers, ck)
             # the restored optimisers carry the saved learning rates and betas: the config's (changed or not) rule
             for name, fresh in model.make_optimizers().items():
                 for group, new in zip(self.optimizers[name].param_groups, fresh.param_groups):
                     group.update({k: new[k] for k in ("lr", "betas", "eps", "weight_decay") if k in new})
-            ckpt_io.restore_rng_state(ck)
-            missing = [k for k in ("step", "epoch", "step_in_epoch") if k not in ck.header]
-            if missing:
-                raise CheckpointError(f"{ck.path}: not a training checkpoint (no {', '.join(missing)} in its header), "
-                                      f"so it cannot be resumed; start a new run folder.")
-            self.step, self.epoch, self.step_in_epoch = ck.header["step"], ck.header["epoch"], ck.header["step_in_epoch"]
+            self.state.restore_rng()
             old_batch = self.saved_cfg.train.batch_size
-            if old_batch != cfg.train.batch_size and self.step_in_epoch:
+            if old_batch != cfg.train.batch_size and self.state.step_in_epoch:
                 # the position inside the epoch is kept in images: the first images of the rest may repeat
-                self.step_in_epoch = self.step_in_epoch * old_batch // cfg.train.batch_size
-            self.elapsed_before = ck.header.get("elapsed_seconds", 0.0)
-            self.images_seen = ck.header.get("images_seen", 0)
-            self.last_checkpoint_step = self.step
-            self._last_checkpoint_position = (self.epoch, self.step_in_epoch, self.elapsed_before)
-            self.fixed_noise = ck.tensors["fixed_noise"]
+                self.state.step_in_epoch = self.state.step_in_epoch * old_batch // cfg.train.batch_size
+            self.last_checkpoint_step = self.state.step
+            self._last_saved = self.state.at(self.state.epoch, self.state.step_in_epoch, self.state.elapsed_seconds)
             if model.latent_prior is not None:  # fitted to the weights before this session: refitted at its end
                 model.latent_prior.fitted.fill_(False)
-            log.info("resumed %s at epoch %d, step %d", ck.path, self.epoch + 1, self.step)
+            log.info("resumed %s at epoch %d, step %d", ck.path, self.state.epoch + 1, self.state.step)
+        self.elapsed_before = self.state.elapsed_seconds  # training time of the earlier sessions
         if self.dist.enabled:
             self.dist.wrap(model)  # each network in DDP; the model object stays the one we save
         if cfg.train.compile:
@@ -242,13 +241,13 @@ class Trainer:
         if self.resume_checkpoint is not None:
             # rows written after the checkpoint (a killed run logs past its last checkpoint) are redone on resume:
             # losses.csv numbers steps from 0 (row s = the step that made step s + 1 done), the metrics CSV counts them
-            self._truncate_csv(self.csv_path, "step", lambda s: s < self.step)
-            self._truncate_csv(self.run_dir / "metrics_during_training.csv", "step", lambda s: s <= self.step)
+            self._truncate_csv(self.csv_path, "step", lambda s: s < self.state.step)
+            self._truncate_csv(self.run_dir / "metrics_during_training.csv", "step", lambda s: s <= self.state.step)
         if self.cfg.run.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step if self.step else None)
+                self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.state.step if self.state.step else None)
             except ImportError:
                 log.warning("tensorboard is not installed; TensorBoard logging is off")
 
@@ -306,31 +305,34 @@ class Trainer:
         with self.dist.unwrapped(self.model):
             if self.model.conditional:  # one row per class, the same noise in every row
                 classes = self.model.classes
-                cols = -(-len(self.fixed_noise) // len(classes))
-                z, labels = class_grid_inputs(self.fixed_noise[:cols], classes)
+                cols = -(-len(self.state.fixed_noise) // len(classes))
+                z, labels = class_grid_inputs(self.state.fixed_noise[:cols], classes)
                 grid = make_grid(self.model.generate(z.to(self.device), labels), nrow=cols)
             else:
-                grid = make_grid(self.model.generate(self.fixed_noise.to(self.device)))
+                grid = make_grid(self.model.generate(self.state.fixed_noise.to(self.device)))
         save_png(grid, self.run_dir / "samples" / f"epoch_{epoch + 1:04d}.png")
         if self.writer is not None:
-            self.writer.add_image("samples", grid[None], self.step, dataformats="CHW")
+            self.writer.add_image("samples", grid[None], self.state.step, dataformats="CHW")
 
     def _checkpoint(self, epoch: int, step_in_epoch: int, elapsed: float) -> None:
-        self._last_checkpoint_position = (epoch, step_in_epoch, elapsed)
+        self._save(self.state.at(epoch, step_in_epoch, elapsed))
+
+    def _save(self, saved: TrainingState) -> None:
+        """Write the checkpoint: the model, its optimisers and the training state ``saved`` (the position of the
+        current step; the random states are taken as they are now)."""
+        self._last_saved = saved
         self.last_checkpoint_time = time.monotonic()
-        self.last_checkpoint_step = self.step
+        self.last_checkpoint_step = self.state.step
         if not self.dist.is_main:
             return
         ckpt_io.save_checkpoint(
             self.ckpt_path, self.model, self.cfg.model_name, self.cfg.to_dict(), self.optimizers,
-            counters={"step": self.step, "epoch": epoch, "step_in_epoch": step_in_epoch,
-                      "elapsed_seconds": elapsed, "images_seen": self.images_seen},
-            extra_tensors={"fixed_noise": self.fixed_noise},
+            counters=saved.counters(), extra_tensors=saved.tensors(),
             extra_header={"data_fingerprint": self.fingerprint, "dataset": self.data.name,
                           "classes": list(self.data.class_subset) if self.data.class_subset else None,
                           "image_shape": list(self.data.image_shape), "world_size": self.dist.world_size},
         )
-        log.debug("checkpoint written: %s (step %d)", self.ckpt_path, self.step)
+        log.debug("checkpoint written: %s (step %d)", self.ckpt_path, self.state.step)
 
     def _finish_outputs(self) -> None:
         if not self.dist.is_main:
@@ -376,7 +378,7 @@ class Trainer:
             again = f"torchrun ... -m ganvae train {self.cfg.model_name} --out {self.run_dir} --resume"
         else:
             last, again = "no checkpoint was written yet", "the same command"
-        return GanvaeError(f"{who} died or lost its connection at step {self.step}, so rank {d.rank} stops too; "
+        return GanvaeError(f"{who} died or lost its connection at step {self.state.step}, so rank {d.rank} stops too; "
                            f"{last}. When every machine is back, continue with: {again}")
 
     def _fit(self) -> TrainResult:
@@ -396,7 +398,7 @@ class Trainer:
         self.last_losses: dict[str, float] = {}
         stopped_by = "epochs"
         with _StopFlag() as stop:
-            epoch = self.epoch
+            epoch = self.state.epoch
             while epoch < tc.epochs:
                 if self._train_epoch(epoch, n_steps, per_rank_batch, budget_s, stop):
                     stopped_by = "interrupt" if self.dist.any(stop.signum is not None) else "time"
@@ -427,10 +429,10 @@ class Trainer:
             return
         log.info("learned prior: %s fitted to %d posterior means in %.1f s (%d EM iterations, log-likelihood %.3f "
                  "nats per code)", model.prior_description(), fit.n, fit.seconds, fit.iterations, fit.log_likelihood)
-        self._checkpoint(*self._last_checkpoint_position)
+        self._save(self._last_saved)
         from ganvae.viz.images import make_grid, save_png
 
-        g, n = torch.Generator().manual_seed(self.cfg.train.seed + seeds.FIXED_NOISE), len(self.fixed_noise)
+        g, n = torch.Generator().manual_seed(self.cfg.train.seed + seeds.FIXED_NOISE), len(self.state.fixed_noise)
         with self.dist.unwrapped(model):
             if model.conditional:  # a class grid: one row per class, each from its class's mixture
                 cols = -(-n // len(model.classes))
@@ -453,21 +455,21 @@ class Trainer:
         pending: list = []  # (step, epoch, losses) not yet synced to the host
         out_of_time = False
         tick, tick_images = time.monotonic(), 0
-        if self.step_in_epoch == 0:
+        if self.state.step_in_epoch == 0:
             self._before_epoch(epoch)
-        for idx in iter_batch_indices(len(self.data.train_images), per_rank_batch, tc.seed, epoch, self.step_in_epoch,
+        for idx in iter_batch_indices(len(self.data.train_images), per_rank_batch, tc.seed, epoch, self.state.step_in_epoch,
                                       self.dist.rank, world, self.data.train_images.device):
             batch = self.data.train_images.index_select(0, idx)  # 5 us against 34 for images[idx] (batch 128, CPU)
             x = scale_images(batch, self.model.value_range)  # (B, C, H, W) in the model's range
             labels = self.model.training_labels(idx, self.data.train_labels)  # the data's, pseudo-classes, or None
-            ctx = self.dist.step_context(StepContext(self.step, epoch, epoch + self.step_in_epoch / n_steps, self.autocast,
+            ctx = self.dist.step_context(StepContext(self.state.step, epoch, epoch + self.state.step_in_epoch / n_steps, self.autocast,
                                                      labels=labels))
             losses = self.model.training_step(x, self.optimizers, ctx)
-            self.model.after_step(self.step)
-            pending.append((self.step, epoch, losses))
-            self.step += 1
-            self.step_in_epoch += 1
-            self.images_seen += tc.batch_size
+            self.model.after_step(self.state.step)
+            pending.append((self.state.step, epoch, losses))
+            self.state.step += 1
+            self.state.step_in_epoch += 1
+            self.state.images_seen += tc.batch_size
             tick_images += tc.batch_size
             self.images_this_session += tc.batch_size
             if bar is not None:
@@ -475,12 +477,12 @@ class Trainer:
             # every rank must stop at the same step: the decision is taken together
             session_s = time.monotonic() - self.session_start - self.excluded_seconds
             out_of_time = self.dist.any(session_s > budget_s or stop.signum is not None)
-            if len(pending) >= tc.log_every or self.step_in_epoch == n_steps or out_of_time:
+            if len(pending) >= tc.log_every or self.state.step_in_epoch == n_steps or out_of_time:
                 rate = tick_images / max(time.monotonic() - tick, 1e-9)
                 self.last_losses = self._log_losses(pending, rate, bar)
                 pending, tick, tick_images = [], time.monotonic(), 0
-                if not out_of_time and self.step_in_epoch < n_steps:
-                    self._record_metrics(epoch + self.step_in_epoch / n_steps, self._elapsed(), epoch_end=False)
+                if not out_of_time and self.state.step_in_epoch < n_steps:
+                    self._record_metrics(epoch + self.state.step_in_epoch / n_steps, self._elapsed(), epoch_end=False)
                     self._checkpoint_if_due(epoch)
             if out_of_time:
                 break
@@ -506,16 +508,16 @@ class Trainer:
         ranks together), so a crash early in a long epoch-cadence run loses at most that much work."""
         minutes = self.cfg.train.checkpoint_minutes
         if minutes > 0 and self.dist.any(time.monotonic() - self.last_checkpoint_time >= minutes * 60):
-            self._checkpoint(epoch, self.step_in_epoch, self._elapsed())
+            self._checkpoint(epoch, self.state.step_in_epoch, self._elapsed())
 
     def _stop_mid_epoch(self, epoch: int, n_steps: int) -> int:
         """Out of time or interrupted: a grid of the partial epoch (a resumed run overwrites it) and a checkpoint at
         the exact position. Returns the epoch to record (the next one if the budget ran out exactly at an end)."""
         elapsed = self._elapsed()
         self._sample_grid(epoch)
-        if self.step_in_epoch == n_steps:
-            epoch, self.step_in_epoch = epoch + 1, 0
-        self._checkpoint(epoch, self.step_in_epoch, elapsed)
+        if self.state.step_in_epoch == n_steps:
+            epoch, self.state.step_in_epoch = epoch + 1, 0
+        self._checkpoint(epoch, self.state.step_in_epoch, elapsed)
         return epoch
 
     def _end_epoch(self, epoch: int) -> int:
@@ -525,7 +527,7 @@ class Trainer:
         elapsed = self._elapsed()
         if (epoch + 1) % tc.sample_every == 0 or epoch + 1 == tc.epochs:
             self._sample_grid(epoch)
-        epoch, self.step_in_epoch = epoch + 1, 0
+        epoch, self.state.step_in_epoch = epoch + 1, 0
         self._record_metrics(epoch, elapsed, epoch_end=True)
         if epoch % tc.checkpoint_every == 0 or epoch == tc.epochs:
             self._checkpoint(epoch, 0, elapsed)
@@ -538,10 +540,10 @@ class Trainer:
         session = time.monotonic() - self.session_start - self.excluded_seconds
         rate = self.images_this_session / session if session > 0 else 0.0
         self._finish_outputs()
-        result = TrainResult(self.run_dir, self.ckpt_path, self.step, epoch, rate, elapsed, stopped_by, self.last_losses)
+        result = TrainResult(self.run_dir, self.ckpt_path, self.state.step, epoch, rate, elapsed, stopped_by, self.last_losses)
         if self.dist.is_main:
-            summary = {"model_name": cfg.model_name, "steps": self.step, "epochs_completed": epoch,
-                       "images_seen": self.images_seen, "train_seconds": round(elapsed, 2),
+            summary = {"model_name": cfg.model_name, "steps": self.state.step, "epochs_completed": epoch,
+                       "images_seen": self.state.images_seen, "train_seconds": round(elapsed, 2),
                        "images_per_second": round(rate, 1), "stopped_by": stopped_by, "last_losses": self.last_losses,
                        "device": str(self.device), "precision": cfg.train.precision, "world_size": self.dist.world_size}
             path = self.run_dir / "summary.json"
@@ -554,10 +556,10 @@ class Trainer:
                 summary["images_per_second"] = before.get("images_per_second", summary["images_per_second"])
                 summary["last_losses"] = summary["last_losses"] or before.get("last_losses", {})
             atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
-            log.info("done: %d steps, %d epochs, %.0f images/s, %.1f s (%s) -> %s", self.step, epoch, rate, elapsed,
+            log.info("done: %d steps, %d epochs, %.0f images/s, %.1f s (%s) -> %s", self.state.step, epoch, rate, elapsed,
                      stopped_by, self.run_dir)
         if stopped_by == "interrupt":
-            raise Interrupted(f"interrupted at step {self.step}; checkpoint written to {self.ckpt_path}. "
+            raise Interrupted(f"interrupted at step {self.state.step}; checkpoint written to {self.ckpt_path}. "
                               f"Continue with: ganvae train {cfg.model_name} --out {self.run_dir} --resume")
         return result
 
@@ -568,13 +570,13 @@ class Trainer:
             return None
         from tqdm.auto import tqdm  # the notebook widget in Jupyter (when ipywidgets is installed), text elsewhere
 
-        return tqdm(total=n_steps, initial=self.step_in_epoch, desc=f"epoch {epoch + 1}/{self.cfg.train.epochs}",
+        return tqdm(total=n_steps, initial=self.state.step_in_epoch, desc=f"epoch {epoch + 1}/{self.cfg.train.epochs}",
                     unit="step", leave=False, dynamic_ncols=True)
 
     def _record_metrics(self, epoch: float, elapsed: float, epoch_end: bool) -> None:
         """Call the in-training metrics (they decide whether one is due) and leave their time out of the budget."""
         try:
-            self.excluded_seconds += self.metrics(self.model, self.data, self.step, epoch, elapsed, epoch_end)
+            self.excluded_seconds += self.metrics(self.model, self.data, self.state.step, epoch, elapsed, epoch_end)
         except GanvaeError as err:  # a missing classifier must not end a training run
             log.warning("in-training metrics skipped: %s", err)
 

@@ -1,0 +1,68 @@
+"""The training position as one typed object: what a checkpoint saves and a resumed run restores, whole.
+
+Weights and optimiser moments belong to the model and its optimisers; everything else that makes a resumed run
+draw the same batches and noise as an uninterrupted one is here: the counters, the time already trained, the
+grids' fixed noise and the global random states. The header keys are those checkpoints have always had, so older
+runs still resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ganvae.errors import CheckpointError
+from ganvae.training import checkpoint as ckpt_io
+
+# the position's header keys, in the order the checkpoint lists them
+POSITION_KEYS = ("step", "epoch", "step_in_epoch", "elapsed_seconds", "images_seen")
+
+
+@dataclass
+class TrainingState:
+    """Where a run is: ``step`` optimiser steps done, ``epoch`` epochs completed and ``step_in_epoch`` steps into
+    the next, ``elapsed_seconds`` of training (earlier sessions included, evaluation excluded), ``images_seen``
+    (global, over every rank), the ``fixed_noise`` ``(n_fixed, Z)`` of the per-epoch grids, and the global random
+    states at the moment it was saved (``rng_tensors``: torch CPU/CUDA; ``rng_meta``: Python, NumPy)."""
+
+    step: int = 0
+    epoch: int = 0
+    step_in_epoch: int = 0
+    elapsed_seconds: float = 0.0
+    images_seen: int = 0
+    fixed_noise: torch.Tensor | None = None
+    rng_tensors: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    rng_meta: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def at(self, epoch: int, step_in_epoch: int, elapsed_seconds: float) -> TrainingState:
+        """This state at another position of the same step (a checkpoint at an epoch's end, or the last one again)."""
+        return dataclasses.replace(self, epoch=epoch, step_in_epoch=step_in_epoch, elapsed_seconds=elapsed_seconds)
+
+    def counters(self) -> dict[str, Any]:
+        """The header entries of the position (``step``, ``epoch``, ...)."""
+        return {k: getattr(self, k) for k in POSITION_KEYS}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {} if self.fixed_noise is None else {"fixed_noise": self.fixed_noise}
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: ckpt_io.Checkpoint) -> TrainingState:
+        """The state a checkpoint saved; refused, naming the file, when it is not a training checkpoint."""
+        missing = [k for k in ("step", "epoch", "step_in_epoch") if k not in ckpt.header]
+        if missing or "fixed_noise" not in ckpt.tensors or "rng.torch" not in ckpt.tensors:
+            what = ", ".join(missing + [k for k in ("fixed_noise", "rng.torch") if k not in ckpt.tensors])
+            raise CheckpointError(f"{ckpt.path}: not a training checkpoint (no {what} in it), so it cannot be "
+                                  f"resumed; start a new run folder.")
+        h = ckpt.header
+        return cls(step=h["step"], epoch=h["epoch"], step_in_epoch=h["step_in_epoch"],
+                   elapsed_seconds=h.get("elapsed_seconds", 0.0), images_seen=h.get("images_seen", 0),
+                   fixed_noise=ckpt.tensors["fixed_noise"],
+                   rng_tensors={k: v for k, v in ckpt.tensors.items() if k.startswith("rng.")},
+                   rng_meta=h.get("rng", {}))
+
+    def restore_rng(self) -> None:
+        """Set the global random states to those saved (the data order and every noise draw continue from there)."""
+        ckpt_io.restore_rng_state(ckpt_io.Checkpoint({"rng": self.rng_meta}, self.rng_tensors, path=None))
