@@ -361,3 +361,22 @@ def test_report_shows_conditional_metrics_and_the_class_grid(cli_runs, tmp_path)
     assert "## Conditional models, per class" in (tmp_path / "report/report.md").read_text()
     grids = sorted((tmp_path / "report").glob("*samples*.png"))
     assert grids and grey_image(grids[0]).shape[0] == 2 * (10 * 28 + 11 * 2)  # one row per class, shown at 2x
+
+
+def test_one_label_policy_answers_what_a_model_draws_when_no_class_is_asked():
+    from ganvae.models.conditioning import LabelPolicy
+
+    model = conditional_model("gan", "data.classes=[3, 5]")
+    assert model.classes == [3, 5]
+    assert model.labels_for(3).tolist() == [3, 5, 3]  # balanced by default
+    assert model.labels_for(3, start=1).tolist() == [5, 3, 5]  # a rank's share continues the cycle
+    assert model.labels_for(3, policy=LabelPolicy.CLASS_GRID).tolist() == [3, 3, 5, 5]  # whole rows
+    assert model.labels_for(3, policy=LabelPolicy.FIRST_CLASS).tolist() == [3, 3, 3]
+    assert model.labels_for(2, 5, LabelPolicy.FIRST_CLASS).tolist() == [5, 5]  # a class asked for wins
+    with pytest.raises(ValueError, match=r"trained on classes \[3, 5\]"):
+        model.labels_for(2, 4)
+    plain = build_model(tiny_config("gan"), (1, 16, 16))
+    assert all(plain.labels_for(4, policy=p) is None for p in LabelPolicy)
+    # the grids of the trainer, the report and `ganvae sample` take their rows from the same policy
+    z, labels = model.class_grid_latents(2, model.classes, torch.Generator().manual_seed(0))
+    assert labels.tolist() == model.labels_for(4, policy=LabelPolicy.CLASS_GRID).tolist() and len(z) == 4

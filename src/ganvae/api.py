@@ -20,7 +20,7 @@ from ganvae.config import ExperimentConfig, config_from_dict
 from ganvae.errors import CheckpointError, ConfigError, UnsupportedOperation
 from ganvae.memory import MAX_MEMORY_GB, check_memory
 from ganvae.models.base import GenerativeModel
-from ganvae.models.conditioning import balanced_labels
+from ganvae.models.conditioning import LabelPolicy
 from ganvae.pixels import uint8_to_unit
 from ganvae.training import checkpoint as ckpt_io
 from ganvae.utils import atomic_write_text, check_output, machine_description, resolve_device
@@ -116,9 +116,7 @@ def _generator(seed: int) -> torch.Generator:
 def sample_images(loaded: LoadedRun, n: int, seed: int = 0, labels: torch.Tensor | None = None) -> torch.Tensor:
     """``n`` samples ``(n, C, H, W)`` in [0, 1] (of classes ``labels``, conditional models: default the trained
     classes in turn, a class-balanced request); the same seed gives the same images."""
-    if loaded.model.conditional and labels is None:
-        labels = balanced_labels(n, run_classes(loaded))
-    return loaded.model.sample(n, generator=_generator(seed), labels=labels)
+    return loaded.model.sample(n, generator=_generator(seed), labels=loaded.model.labels_for(n, labels))
 
 
 def run_classes(loaded: LoadedRun) -> list[int]:
@@ -330,16 +328,11 @@ def interpolate(run, points: int = 4, steps: int = 30, seed: int = 0, out: str |
         return save_gif([upscale(make_grid(f), scale) for f in images], out, fps=fps)
     if grid:
         z = walk_latents(loaded, points, steps + 1, 1, seed, loop=False)  # (legs*(steps+1), 1, Z)
-        labels = None if not model.conditional else torch.full(
-            (len(z),), digit if digit is not None else run_classes(loaded)[0], dtype=torch.long)
-        images = model.generate(z[:, 0], labels)
+        images = model.generate(z[:, 0], model.labels_for(len(z), digit, LabelPolicy.FIRST_CLASS))
         return save_grid(images, out, nrow=steps + 1)
     z = walk_latents(loaded, points, steps, walks, seed)  # (frames, walks, Z)
-    labels = None
-    if model.conditional:  # walk i within class `digit`, or within the i-th class
-        per_walk = torch.full((walks,), digit, dtype=torch.long) if digit is not None else balanced_labels(
-            walks, run_classes(loaded))
-        labels = per_walk.repeat(z.shape[0])
+    per_walk = model.labels_for(walks, digit)  # walk i within class `digit`, or within the i-th class
+    labels = None if per_walk is None else per_walk.expand(walks).repeat(z.shape[0])
     images = model.generate(z.flatten(0, 1), labels).view(z.shape[0], walks, *model.image_shape)
     frames = [upscale(make_grid(f), scale) for f in images]
     return save_gif(frames, out, fps=fps)
@@ -419,9 +412,7 @@ def render(run, size: tuple[int, int] = (1080, 1080), seed: int = 0, out: str | 
                  + (f" x {n_frames} frames" if gif else ""), max_memory_gb,
                  "Render a smaller size" + (" or fewer --frames." if gif else "."))
     check_digits(loaded, None if digit is None else [digit])
-    label = None
-    if loaded.model.conditional:
-        label = torch.tensor([digit if digit is not None else run_classes(loaded)[0]])
+    label = loaded.model.labels_for(1, digit, LabelPolicy.FIRST_CLASS)
     if not gif:
         z = loaded.model.prior(1, generator=_generator(seed), device=torch.device("cpu"), labels=label)
         return save_png_rows(loaded.model.render_bands(z, height, width, labels=label), width, height, out, channels)

@@ -17,7 +17,7 @@ import torch
 from ganvae import api
 from ganvae.errors import ConfigError, UnsupportedOperation
 from ganvae.memory import MAX_MEMORY_GB, check_memory
-from ganvae.models.conditioning import balanced_labels
+from ganvae.models.conditioning import LabelPolicy
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +113,14 @@ class Pipeline:
             raise ConfigError(f"{call}: latents hold NaN or infinite values; every number must be finite.")
         return z
 
-    def _labels_checked(self, labels, n: int, call: str) -> torch.Tensor | None:
+    def _labels_checked(self, labels, n: int, call: str, policy: LabelPolicy = LabelPolicy.BALANCED
+                        ) -> torch.Tensor | None:
         if labels is not None and not (isinstance(labels, (torch.Tensor, np.ndarray)) or _is_int(labels) or (
                 isinstance(labels, (list, tuple)) and all(_is_int(v) or isinstance(v, (list, tuple)) for v in labels))):
             raise ConfigError(f"{call}: labels={labels!r}; give a class number (e.g. labels=3), one per sample "
                               f"(a list or tensor of ints), or class weights (n, K).")
         try:
-            return self._labels(labels, n)
+            return self._labels(labels, n, policy)
         except ValueError as err:  # the model's own check (front-end neutral), under the Python argument's name
             raise ConfigError(f"{call}: {err}") from None
 
@@ -135,14 +136,14 @@ class Pipeline:
         """The classes a conditional model was trained on (None: not conditional)."""
         return api.run_classes(self.run) if self.model.conditional else None
 
-    def _labels(self, labels, n: int) -> torch.Tensor | None:
+    def _labels(self, labels, n: int, policy: LabelPolicy = LabelPolicy.BALANCED) -> torch.Tensor | None:
         """``labels`` (an int, one per sample, or class weights ``(n, K)``: a blend) for a conditional model; None ->
-        the trained classes in turn."""
+        those of ``policy`` (default: the trained classes in turn)."""
         if not self.model.conditional:
             api.check_digits(self.run, None if labels is None else torch.as_tensor(labels).reshape(-1).tolist(), "labels")
             return None
         if labels is None:
-            return balanced_labels(n, self.classes)
+            return self.model.labels_for(n, policy=policy)
         labels = torch.as_tensor(labels)
         if not (labels.is_floating_point() and labels.dim() == 2):  # class weights (n, K) are checked by the model
             api.check_digits(self.run, sorted(set(labels.reshape(-1).tolist())), "labels")
@@ -183,9 +184,8 @@ class Pipeline:
         a = self.model.prior(1, generator=torch.Generator().manual_seed(seed_a), device=torch.device("cpu"))
         b = self.model.prior(1, generator=torch.Generator().manual_seed(seed_b), device=torch.device("cpu"))
         z = api.latent_path(self.model, a[0], b[0], torch.linspace(0, 1, steps))  # (steps, Z)
-        if self.model.conditional and labels is None:
-            labels = self.classes[0]
-        return Images(self.model.generate(z, self._labels_checked(labels, steps, "interpolate(labels=...)")), nrow=steps)
+        labels = self._labels_checked(labels, steps, "interpolate(labels=...)", LabelPolicy.FIRST_CLASS)
+        return Images(self.model.generate(z, labels), nrow=steps)
 
     def reconstruct(self, images: "torch.Tensor | Images", labels=None, as_labels=None) -> Images:
         """Encode and decode images ``(N, C, H, W)`` (float in [0, 1], or uint8 0-255, converted) with a model that
@@ -234,9 +234,8 @@ class Pipeline:
         seed = _seed(seed, "render(seed=...)")
         self._guard(f"render(size=({width}, {height}))", 1, width, height)
         z = self.model.prior(1, generator=torch.Generator().manual_seed(seed), device=torch.device("cpu"))
-        if self.model.conditional and labels is None:
-            labels = self.classes[0]
-        return Images(self.model.render(z, height, width, labels=self._labels_checked(labels, 1, "render(labels=...)")))
+        labels = self._labels_checked(labels, 1, "render(labels=...)", LabelPolicy.FIRST_CLASS)
+        return Images(self.model.render(z, height, width, labels=labels))
 
     def save_pretrained(self, folder: str | Path, dtype: str = "float16") -> Path:
         """Write this model as a pretrained folder that :func:`load` reads back."""

@@ -23,6 +23,7 @@ from ganvae import seeds
 from ganvae.api import LoadedRun, check_digits, run_classes
 from ganvae.errors import ConfigError
 from ganvae.explore.limits import Busy, Limits, RenderTooSlow  # noqa: F401 (re-exported)
+from ganvae.models.conditioning import LabelPolicy
 from ganvae.pixels import to_unit
 
 
@@ -107,9 +108,7 @@ class ModelView:
     def labels(self, digit: int | None, n: int) -> torch.Tensor | None:
         """``n`` copies of ``digit`` for a conditional model (default its first class); refused for others."""
         check_digits(self.loaded, None if digit is None else [digit], "digit")
-        if not self.model.conditional:
-            return None
-        return torch.full((n,), run_classes(self.loaded)[0] if digit is None else digit, dtype=torch.long)
+        return self.model.labels_for(n, digit, LabelPolicy.FIRST_CLASS)
 
     def latent_tensor(self, latents: list[list[float]]) -> torch.Tensor:
         try:

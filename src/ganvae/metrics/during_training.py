@@ -20,7 +20,6 @@ import torch
 from ganvae import seeds
 from ganvae.metrics.classifier import load_classifier
 from ganvae.metrics.evaluate import likelihood_metrics, reference_features, sample_metrics
-from ganvae.models.conditioning import balanced_labels
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +74,7 @@ class TrainingMetrics:
         per_rank = -(-self.n_samples // dist.world_size)
         g = torch.Generator().manual_seed(self.seed + seeds.DURING_TRAINING_SAMPLES + dist.rank)
         # one balanced request split over the ranks: rank r continues the class cycle where rank r - 1 stopped
-        labels = balanced_labels(per_rank, model.classes, start=dist.rank * per_rank) if model.conditional else None
+        labels = model.labels_for(per_rank, start=dist.rank * per_rank)  # balanced (LabelPolicy)
         with dist.unwrapped(model):
             samples = model.sample(per_rank, generator=g, labels=labels)
         samples = dist.all_gather_cat(samples).cpu()

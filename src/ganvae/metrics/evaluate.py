@@ -18,7 +18,6 @@ import torch
 from ganvae.data.dataset import ImageData
 from ganvae.metrics import core
 from ganvae.metrics.classifier import FEATURE_DIM, FeatureNetwork
-from ganvae.models.conditioning import balanced_labels
 from ganvae.pixels import uint8_to_unit
 
 if TYPE_CHECKING:
@@ -228,8 +227,7 @@ def evaluate(model: GenerativeModel | None, data: ImageData, fnet: FeatureNetwor
     t = time.monotonic()
     labels = None
     if samples is None:
-        if model.conditional:  # a class-balanced request: labels cycle through the classes the model was trained on
-            labels = balanced_labels(n_samples, model.classes)
+        labels = model.labels_for(n_samples)  # a class-balanced request: the trained classes in turn
         samples = model.sample(n_samples, generator=torch.Generator().manual_seed(seed), labels=labels)
     sampling_s = time.monotonic() - t
     t = time.monotonic()  # features once, for the sample metrics and the conditional ones

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganvae.losses import class_cross_entropy, discriminator_loss, generator_loss, r1_penalty
-from ganvae.models.conditioning import call, split_logits
+from ganvae.models.conditioning import LabelPolicy, call, default_labels, split_logits
 from ganvae.models.ema import ema_decay_at, update_ema
 from ganvae.models.prior import GaussianMixturePrior, MixtureFit
 from ganvae.models.self_conditioning import PseudoClasses
@@ -149,6 +149,15 @@ class GenerativeModel(nn.Module):
     @classes.setter
     def classes(self, classes: list[int]) -> None:
         self._classes = sorted(int(c) for c in classes)
+
+    def labels_for(self, n: int, labels=None, policy: LabelPolicy | None = None, start: int = 0
+                   ) -> torch.Tensor | None:
+        """The labels of ``n`` samples: ``labels`` as asked (checked by :meth:`check_labels`), or, when a
+        conditional model is asked for none, those of ``policy`` (default balanced;
+        :class:`~ganvae.models.conditioning.LabelPolicy`); None for an unconditional model."""
+        if labels is not None or not self.conditional:
+            return self.check_labels(labels, n)
+        return default_labels(self.classes, n, policy or LabelPolicy.BALANCED, start=start)
 
     def check_labels(self, labels, n: int) -> torch.Tensor | None:
         """``labels`` as ``(n,)`` int64 on the model's device (an int or a single label: the class of all ``n``),
@@ -348,7 +357,7 @@ class GenerativeModel(nn.Module):
         if prior is None or not prior.is_fitted or prior.groups == 1:
             return class_grid_inputs(self.prior(cols, generator, device=torch.device("cpu")), classes)
         u, eps = prior.noise(cols, generator)
-        labels = torch.as_tensor(list(classes), dtype=torch.long).repeat_interleave(cols)
+        labels = default_labels(classes, len(classes) * cols, LabelPolicy.CLASS_GRID)
         z = prior.transform(u.repeat(len(classes), 1), eps.repeat(len(classes), 1), labels)
         return z.cpu(), labels
 

@@ -19,6 +19,8 @@ also class weights ``(B, K)``, a blend of two classes' embeddings); a dataset's 
 
 from __future__ import annotations
 
+import enum
+
 import torch
 from torch import nn
 
@@ -155,6 +157,36 @@ def call(net: nn.Module, x: torch.Tensor, labels: torch.Tensor | None, *args, **
     return net(x, *args, **kwargs) if labels is None else net(x, labels, *args, **kwargs)
 
 
+class LabelPolicy(str, enum.Enum):
+    """What a conditional model draws when no class is asked for: the one policy every front end follows.
+
+    - ``BALANCED``: the trained classes in turn, a class-balanced request (evaluation, in-training metrics,
+      ``sample_images``, ``Pipeline.sample``).
+    - ``CLASS_GRID``: one row per trained class, ``ceil(n / K)`` columns (grids a person looks at: ``ganvae sample``,
+      the report, the per-epoch grids; the rows' latents come from ``class_grid_latents``).
+    - ``FIRST_CLASS``: every sample of the first trained class (a latent seen as one digit: walks, renders, the
+      explorer).
+    """
+
+    BALANCED = "balanced"
+    CLASS_GRID = "class-grid"
+    FIRST_CLASS = "first-class"
+
+
+def default_labels(classes: list[int] | tuple[int, ...], n: int, policy: LabelPolicy, start: int = 0,
+                   device=None) -> torch.Tensor:
+    """The labels of ``n`` samples under ``policy`` (:class:`LabelPolicy`): ``(n,)``, or ``(K * ceil(n / K),)``
+    for a class grid (whole rows). ``start``: where a balanced request's cycle begins (a rank's share)."""
+    if policy is LabelPolicy.BALANCED:
+        return balanced_labels(n, classes, device=device, start=start)
+    if policy is LabelPolicy.CLASS_GRID:
+        cols = -(-n // len(classes))
+        return torch.as_tensor(list(classes), dtype=torch.long, device=device).repeat_interleave(cols)
+    if policy is LabelPolicy.FIRST_CLASS:
+        return torch.full((n,), classes[0], dtype=torch.long, device=device)
+    raise ValueError(f"unknown label policy {policy!r}; one of {[p.value for p in LabelPolicy]}")
+
+
 def balanced_labels(n: int, classes: list[int] | tuple[int, ...], device=None, start: int = 0) -> torch.Tensor:
     """``n`` labels cycling through ``classes`` (``[c0, c1, ..., c0, ...]``), from position ``start`` of the cycle
     (a rank's share of one balanced request starts where the previous rank's ended): a class-balanced request."""
@@ -166,8 +198,7 @@ def class_grid_inputs(z: torch.Tensor, classes: list[int] | tuple[int, ...]) -> 
     """A class grid's inputs: the same ``cols`` latents ``(cols, Z)`` in every row, one row per class ->
     latents ``(K*cols, Z)`` and labels ``(K*cols,)`` in row-major order (tile with ``nrow=cols``): each column shows
     one "style" across all classes."""
-    cols = z.shape[0]
-    labels = torch.as_tensor(list(classes), dtype=torch.long).repeat_interleave(cols)
+    labels = default_labels(classes, len(classes) * z.shape[0], LabelPolicy.CLASS_GRID)
     return z.repeat(len(classes), 1), labels
 
 
