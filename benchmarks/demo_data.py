@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ganvae import api
+from ganvae import inference, storage
 from ganvae.config import DataConfig, build_config
 from ganvae.data.dataset import load_dataset
 from ganvae.metrics.classifier import load_classifier
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
                     "train.checkpoint_every=1000", "train.progress=false", "train.num_threads=2"])
                 Trainer(cfg, run, argv=["benchmarks/demo_data.py"]).fit()
             summary = json.loads((run / "summary.json").read_text())
-            m = sample_metrics(api.sample_images(api.load_run(run), 5000, 0), reference, fnet, seed=0)
+            m = sample_metrics(inference.sample_images(storage.load(run), 5000, 0), reference, fnet, seed=0)
             row = {"model": model, "dataset": dataset, "steps": summary["steps"], "images_per_second": summary["images_per_second"],
                    "fid": round(m["fid"], 1), "fid_std": round(m["fid_std"], 1), "precision": round(m["precision"], 3),
                    "recall": round(m["recall"], 3), "dropped_classes": m["dropped_classes"]}

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import torch
 
-from ganvae.api import load_run
 from ganvae.config import DataConfig
 from ganvae.data.dataset import load_dataset
 from ganvae.metrics import core
@@ -28,6 +27,7 @@ from ganvae.metrics.classifier import load_classifier
 from ganvae.metrics.evaluate import reference_features
 from ganvae.models.conditioning import balanced_labels
 from ganvae.models.prior import GaussianMixturePrior
+from ganvae.storage import load as load_run
 from ganvae.utils import machine_description
 
 

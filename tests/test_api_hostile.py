@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import ganvae
-from ganvae import api
+from ganvae import inference, storage, writers
 from ganvae.errors import GanvaeError
 
 
@@ -78,28 +78,28 @@ def test_class_grid_is_guarded():
 
 def test_a_huge_file_only_draw_draws_its_latents_chunk_by_chunk(tmp_path, monkeypatch):
     """Beyond ONE_DRAW samples, latents are drawn a chunk at a time (a billion at once would be 400 GB)."""
-    loaded = api.load_run("mnist-gan")
+    loaded = storage.load("mnist-gan")
     drawn = []
     prior = loaded.model.prior
     monkeypatch.setattr(loaded.model, "prior", lambda n, *a, **k: drawn.append(n) or prior(n, *a, **k))
-    monkeypatch.setattr(api, "ONE_DRAW", 10)
-    api.sample(loaded, n=25, seed=0, out=None, separate=tmp_path / "files", chunk=10)
+    monkeypatch.setattr(inference, "ONE_DRAW", 10)
+    writers.sample(loaded, n=25, seed=0, out=None, separate=tmp_path / "files", chunk=10)
     assert drawn == [10, 10, 5] and len(list((tmp_path / "files").iterdir())) == 25
     # the same seed gives the same files
-    api.sample(loaded, n=25, seed=0, out=None, separate=tmp_path / "again", chunk=10)
+    writers.sample(loaded, n=25, seed=0, out=None, separate=tmp_path / "again", chunk=10)
     assert (tmp_path / "files" / "sample_0017.png").read_bytes() == (tmp_path / "again" / "sample_0017.png").read_bytes()
 
 
 def test_a_huge_class_grid_is_drawn_by_columns_into_its_rows(tmp_path, monkeypatch):
-    loaded = api.load_run("mnist-cgan")
-    monkeypatch.setattr(api, "ONE_DRAW", 10)
+    loaded = storage.load("mnist-cgan")
+    monkeypatch.setattr(inference, "ONE_DRAW", 10)
     seen = []
     generate = loaded.model.generate
     monkeypatch.setattr(loaded.model, "generate", lambda z, y, **k: seen.append(y.clone()) or generate(z, y, **k))
     indices = []
-    for index, part in api._draw_in_chunks(loaded, 40, 4, None, 0, 20):
+    for index, part in inference._draw_in_chunks(loaded, 40, 4, None, 0, 20):
         assert len(part) == len(index) <= 20
         assert torch.equal(index // 4, seen[-1])  # the image at row r, column c is of class r
         indices.append(index)
     assert torch.equal(torch.cat(indices).sort().values, torch.arange(40))  # every cell once
-    assert api.sample(loaded, n=40, seed=0, out=tmp_path / "g.png", nrow=None).is_file()
+    assert writers.sample(loaded, n=40, seed=0, out=tmp_path / "g.png", nrow=None).is_file()

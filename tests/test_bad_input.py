@@ -134,6 +134,7 @@ def _rewrite_header(path, edit) -> None:
 @pytest.fixture(scope="module")
 def trained_checkpoint(tmp_path_factory):
     from conftest import tiny_config, tiny_data
+
     from ganvae.training.trainer import train
 
     run = tmp_path_factory.mktemp("ck") / "run"
@@ -164,6 +165,7 @@ def test_tampered_checkpoint_header_is_refused(capsys, tmp_path, trained_checkpo
 @pytest.fixture(scope="module")
 def cppn_run(tmp_path_factory):
     from conftest import tiny_config, tiny_data
+
     from ganvae.training.trainer import train
 
     run = tmp_path_factory.mktemp("cppn") / "run"
@@ -239,16 +241,16 @@ def test_large_render_streams_in_bands_identical_to_one_pass(cppn_run, tmp_path)
     import numpy as np
     from PIL import Image
 
-    from ganvae import api
+    from ganvae import storage, writers
     from ganvae.viz.images import make_grid
 
-    loaded = api.load_run(cppn_run)
+    loaded = storage.load(cppn_run)
     z = loaded.model.prior(1, generator=torch_generator(3))
     whole = make_grid(loaded.model.render(z, 61, 97), nrow=1, padding=0)  # (61, 97) uint8
     bands = list(loaded.model.render_bands(z, 61, 97, band_pixels=97 * 7))  # 9 bands of up to 7 rows
     assert len(bands) == 9
     np.testing.assert_array_equal(np.concatenate(bands), whole)
-    out = api.render(loaded, size=(97, 61), seed=3, out=tmp_path / "r.png")
+    out = writers.render(loaded, size=(97, 61), seed=3, out=tmp_path / "r.png")
     np.testing.assert_array_equal(np.array(Image.open(out)), whole)
 
 
@@ -260,18 +262,19 @@ def torch_generator(seed):
 
 def test_compare_warns_about_runs_that_cannot_be_compared(trained_checkpoint, tmp_path):
     from conftest import tiny_config, tiny_data
-    from ganvae import api
+
+    from ganvae import storage
     from ganvae.report import comparability_warnings
     from ganvae.training.trainer import train
 
     run = trained_checkpoint.parent.parent
-    same = comparability_warnings([run, run], [api.load_run(run), api.load_run(run)])
+    same = comparability_warnings([run, run], [storage.load(run), storage.load(run)])
     assert len(same) == 1 and "are the same run" in same[0]
     other = tmp_path / "other"
     train(tiny_config("vae", "train.epochs=1", "data.classes=[1,2]"), other, data=tiny_data())
-    warnings = comparability_warnings([run, other], [api.load_run(run), api.load_run(other)])
+    warnings = comparability_warnings([run, other], [storage.load(run), storage.load(other)])
     assert len(warnings) == 1 and "different class subsets" in warnings[0] and "[1, 2]" in warnings[0]
-    assert comparability_warnings([run], [api.load_run(run)]) == []
+    assert comparability_warnings([run], [storage.load(run)]) == []
 
 
 def test_ctrl_c_during_start_up(capsys, monkeypatch):
@@ -318,7 +321,7 @@ def test_resume_applies_what_may_change_and_refuses_the_rest(capsys, tmp_path):
     err = capsys.readouterr().err
     for line in ("changed on resume: model.lr: 0.001 -> 0.0005", "train.epochs: 1 -> 2", "train.batch_size: 128 -> 64"):
         assert line in err, err
-    from ganvae.training.checkpoint import load_checkpoint
+    from ganvae.storage.checkpoint import load_checkpoint
 
     header = load_checkpoint(tmp_path / "run/checkpoints/last.safetensors").header
     assert header["config"]["model"]["lr"] == 0.0005 and header["config"]["train"]["batch_size"] == 64
@@ -332,6 +335,7 @@ def test_resume_applies_what_may_change_and_refuses_the_rest(capsys, tmp_path):
 
 def test_learning_rate_changed_on_resume_reaches_the_optimisers(tmp_path):
     from conftest import tiny_config, tiny_data
+
     from ganvae.training.trainer import Trainer, train
 
     train(tiny_config("gan", "train.epochs=1"), tmp_path / "run", data=tiny_data())
@@ -345,6 +349,7 @@ def test_learning_rate_changed_on_resume_reaches_the_optimisers(tmp_path):
 
 def test_divergence_advice_names_the_family_learning_rates(tmp_path, monkeypatch):
     from conftest import tiny_config, tiny_data
+
     from ganvae.errors import TrainingDiverged
     from ganvae.models.vae import VAE
     from ganvae.training.trainer import train
@@ -362,6 +367,7 @@ def test_divergence_advice_names_the_family_learning_rates(tmp_path, monkeypatch
 
 def test_second_training_into_the_same_folder_is_refused(tmp_path):
     from conftest import tiny_config, tiny_data
+
     from ganvae.errors import GanvaeError
     from ganvae.runs import RunLock
     from ganvae.training.trainer import train
@@ -381,10 +387,10 @@ def test_many_samples_stream_to_files_in_chunks(capsys, tmp_path, cppn_run):
     import numpy as np
     from PIL import Image
 
-    from ganvae import api
+    from ganvae import inference, storage, writers
 
-    api.sample(cppn_run, n=23, seed=4, out=tmp_path / "grid.png", separate=tmp_path / "files", chunk=7)
-    reference = api.sample_images(api.load_run(cppn_run), 23, seed=4)
+    writers.sample(cppn_run, n=23, seed=4, out=tmp_path / "grid.png", separate=tmp_path / "files", chunk=7)
+    reference = inference.sample_images(storage.load(cppn_run), 23, seed=4)
     files = sorted((tmp_path / "files").iterdir())
     assert len(files) == 23
     np.testing.assert_array_equal(np.array(Image.open(files[22])), (reference[22, 0] * 255).round().byte().numpy())

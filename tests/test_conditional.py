@@ -9,18 +9,17 @@ import re
 import numpy as np
 import pytest
 import torch
+from conftest import grey_image, tiny_config, tiny_data, tiny_flags, train_cli_runs
 from PIL import Image
 
 import ganvae
-from ganvae import api
+from ganvae import inference, operations, storage
 from ganvae.cli import main
 from ganvae.errors import GanvaeError
 from ganvae.metrics import core
 from ganvae.models.step import StepContext
 from ganvae.registry import build_model, model_names
 from ganvae.training.trainer import Trainer, train
-
-from conftest import grey_image, tiny_config, tiny_data, tiny_flags, train_cli_runs
 
 COND = "model.conditional=true"
 FAMILIES = model_names()
@@ -123,7 +122,7 @@ def test_train_save_load_sample_each_family(tmp_path, name):
     grid = np.asarray(Image.open(run / "samples/epoch_0001.png").convert("L"))
     # the per-epoch grid is a class grid: 10 rows of 16x16 images with 2-pixel padding
     assert grid.shape[0] == 10 * 16 + 11 * 2
-    loaded = api.load_run(run)
+    loaded = storage.load(run)
     assert loaded.model.conditional
     a = loaded.model.sample(5, torch.Generator().manual_seed(0), labels=torch.tensor([3] * 5))
     b = loaded.model.sample(5, torch.Generator().manual_seed(0), labels=torch.tensor([3] * 5))
@@ -140,10 +139,10 @@ def test_exact_resume_of_a_conditional_run(tmp_path):
 def test_classes_subset_and_wrong_num_classes(tmp_path):
     data = tiny_data().select_classes([3, 7])
     run = train(tiny_config("vae", COND, "train.epochs=1", "data.classes=[3, 7]"), tmp_path / "sub", data=data).run_dir
-    loaded = api.load_run(run)
-    assert api.run_classes(loaded) == [3, 7]
+    loaded = storage.load(run)
+    assert inference.run_classes(loaded) == [3, 7]
     with pytest.raises(GanvaeError, match=r"trained on classes \[3, 7\]"):
-        api.check_digits(loaded, [5])
+        inference.check_digits(loaded, [5])
     with pytest.raises(ValueError, match=r"labels \[5\]: this model was trained on classes \[3, 7\]"):
         loaded.model.sample(2, labels=5)  # the model itself knows its classes, not only the command line
     assert loaded.model.sample(2, labels=7).shape == (2, 1, 16, 16)
@@ -208,8 +207,8 @@ def test_balanced_labels_continue_across_ranks():
 # ---- metrics on synthetic cases: real test images stand in for a perfect sampler
 @pytest.fixture(scope="module")
 def real():
-    from ganvae.data.dataset import load_dataset
     from ganvae.config import DataConfig
+    from ganvae.data.dataset import load_dataset
     from ganvae.metrics.classifier import load_classifier
     from ganvae.metrics.evaluate import reference_features
 
@@ -326,9 +325,9 @@ def test_python_api_takes_labels(cli_runs):
 
 
 def test_a_conditional_model_exports_as_a_pretrained_folder(cli_runs, tmp_path):
-    api.export(cli_runs["vae"], tmp_path / "cvae")
-    run, folder = api.load_run(cli_runs["vae"]), api.load_run(tmp_path / "cvae")
-    assert folder.model.conditional and api.run_classes(folder) == list(range(10))
+    operations.export(cli_runs["vae"], tmp_path / "cvae")
+    run, folder = storage.load(cli_runs["vae"]), storage.load(tmp_path / "cvae")
+    assert folder.model.conditional and inference.run_classes(folder) == list(range(10))
     labels = torch.tensor([2, 9])
     a = run.model.sample(2, torch.Generator().manual_seed(0), labels=labels)
     b = folder.model.sample(2, torch.Generator().manual_seed(0), labels=labels)

@@ -16,10 +16,10 @@ import torch
 
 pytest.importorskip("fastapi", reason="ganvae explore needs the explore extra: pip install -e '.[explore]'")
 
+from conftest import uvicorn_in_thread  # noqa: E402
+
 from ganvae.explore.server import build_explorer, create_app  # noqa: E402
 from ganvae.explore.session import Limits  # noqa: E402
-
-from conftest import uvicorn_in_thread  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,7 @@ def test_interpolating_from_the_origin_is_a_straight_line(server):
 
 def test_error_messages_name_models_not_paths(server):
     _, explorer = server
-    from ganvae.pretrained import zoo_dir
+    from ganvae.zoo import zoo_dir
 
     view = explorer.view("mnist-vae")
     text = explorer.public_text(f"--digit: vae from {view.loaded.source} is not conditional")

@@ -76,6 +76,24 @@ def test_models_do_not_import_the_training_layer():
             assert not {t for t in targets if t.startswith(("ganvae.training", "ganvae.data", "ganvae.config"))}, name
 
 
+
+INFERENCE = ("ganvae.storage", "ganvae.zoo", "ganvae.inference", "ganvae.writers", "ganvae.operations", "ganvae.explore")
+
+
+def test_inference_does_not_import_the_training_package():
+    """Loading, drawing, evaluating and exploring a trained model need the on-disk formats (ganvae.storage), not the
+    trainer; Pipeline reaches training only through ganvae.training.launch, for Pipeline's own ``train``."""
+    graph = import_graph()
+    checked = [name for name in graph if name.startswith(INFERENCE)]
+    assert {"ganvae.storage", "ganvae.storage.checkpoint", "ganvae.inference", "ganvae.writers"} <= set(checked)
+    for name in checked:
+        assert not {t for t in graph[name] if t.startswith("ganvae.training")}, name
+    assert {t for t in graph["ganvae.pipeline"] if t.startswith("ganvae.training")} == {"ganvae.training.launch"}
+    # the format code names no network and no setting of a family: the model declares them
+    for module in ("storage/pretrained_folder.py", "storage/checkpoint.py", "storage/__init__.py"):
+        text = (PACKAGE / module).read_text()
+        assert '"discriminator"' not in text and "ema_decay" not in text, module
+
 # The commands that only list or print must answer without importing torch (issue 25: `ganvae --help` took
 # seconds because building the parser imported every network through the registry).
 LIGHT_COMMANDS = [["--help"], ["--version"], ["train", "--help"], ["config", "show", "gan"],

@@ -3,13 +3,11 @@
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from ganvae.models.step import StepContext
-from ganvae.registry import model_names
-from ganvae.training.checkpoint import load_checkpoint, restore_model, save_checkpoint
-from ganvae.registry import build_model
-
-from conftest import tiny_config
+from ganvae.registry import build_model, model_names
+from ganvae.storage.checkpoint import load_checkpoint, restore_model, save_checkpoint
 
 NAMES = model_names()
 
@@ -287,9 +285,9 @@ def test_one_likelihood_for_training_and_evaluation(name, monkeypatch):
 
 def test_cppn_gradients_flow_after_sampling_at_the_same_size():
     """The coordinate grid cached by a sample (inference mode) must not break a later backward (GAN inversion)."""
-    from ganvae.registry import build_model
-
     from conftest import tiny_config
+
+    from ganvae.registry import build_model
 
     model = build_model(tiny_config("cppn"), (1, 16, 16)).eval()
     model.sample(2)  # caches the 16x16 grid under inference mode

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_config, tiny_data
 
 import ganvae
-from ganvae import api
+from ganvae import inference, operations, storage
 from ganvae.cli import main
 from ganvae.errors import CheckpointError, GanvaeError
-from ganvae.pretrained import pretrained_names
-
-from conftest import tiny_config, tiny_data
+from ganvae.zoo import pretrained_names
 
 
 def network_bytes(folder) -> int:
@@ -36,13 +35,13 @@ def runs(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["dcgan", "vae-gan", "cppn"])
 def test_export_then_load_draws_what_the_run_draws(runs, tmp_path, name):
-    run = api.load_run(runs[name])
-    exact = api.export(runs[name], tmp_path / "f32", dtype="float32")
+    run = storage.load(runs[name])
+    exact = operations.export(runs[name], tmp_path / "f32", dtype="float32")
     assert sorted(p.name for p in exact.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     loaded = ganvae.load(exact)
-    assert torch.equal(loaded.sample(6, seed=3).tensor, api.sample_images(run, 6, seed=3))  # the EMA weights exactly
-    half = ganvae.load(api.export(runs[name], tmp_path / "f16"))
-    assert (half.sample(6, seed=3).tensor - api.sample_images(run, 6, seed=3)).abs().max() < 0.02
+    assert torch.equal(loaded.sample(6, seed=3).tensor, inference.sample_images(run, 6, seed=3))  # the EMA weights exactly
+    half = ganvae.load(operations.export(runs[name], tmp_path / "f16"))
+    assert (half.sample(6, seed=3).tensor - inference.sample_images(run, 6, seed=3)).abs().max() < 0.02
     # the networks' tensors halve (the learned prior beside them stays float32, test_prior.py)
     assert network_bytes(tmp_path / "f16") < 0.6 * network_bytes(tmp_path / "f32")
     if run.model.has_encoder:
@@ -75,7 +74,7 @@ def test_commands_take_a_pretrained_folder(runs, tmp_path, capsys):
     (lambda f: (f / "model.safetensors").write_bytes(b"\x80\x04\x95pickle"), "not a safetensors file"),
 ])
 def test_damaged_folders_name_the_file_and_the_fix(runs, tmp_path, damage, expected):
-    folder = api.export(runs["dcgan"], tmp_path / "m")
+    folder = operations.export(runs["dcgan"], tmp_path / "m")
     damage(folder)
     with pytest.raises(GanvaeError, match=expected):
         ganvae.load(folder)
@@ -118,8 +117,8 @@ def test_every_shipped_model_loads_offline_and_draws(name):
     model = ganvae.load(name)
     images = model.sample(8, seed=0).tensor
     assert images.shape == (8, 1, 28, 28) and 0 <= images.min() and images.max() <= 1 and images.std() > 0.05
-    meta = json.loads((ganvae.pretrained.zoo_dir() / name / "config.json").read_text())
-    assert "fid" in meta["metrics"] and (ganvae.pretrained.zoo_dir() / name / "README.md").read_text().startswith("# ")
+    meta = json.loads((ganvae.zoo.zoo_dir() / name / "config.json").read_text())
+    assert "fid" in meta["metrics"] and (ganvae.zoo.zoo_dir() / name / "README.md").read_text().startswith("# ")
 
 
 def test_models_command(capsys):
@@ -151,9 +150,10 @@ def test_readme_has_no_unfilled_placeholders():
 
 def test_evaluating_a_pretrained_model_reports_its_training_budget(tmp_path):
     """A report on pretrained models states their budgets (from config.json's record of the run), not '?'."""
-    from ganvae.pretrained import read_config, zoo_dir
+    from ganvae.storage.pretrained_folder import read_config
+    from ganvae.zoo import zoo_dir
 
-    result = api.evaluate("mnist-vae", n_samples=100, iwae_k=1, dataset="mnist-5k", out=tmp_path / "m.json")
+    result = operations.evaluate("mnist-vae", n_samples=100, iwae_k=1, dataset="mnist-5k", out=tmp_path / "m.json")
     source = read_config(zoo_dir() / "mnist-vae")["source"]
     assert result["training"]["train_seconds"] == source["train_seconds"]
     assert result["training"]["steps"] == source["steps"]
@@ -164,4 +164,4 @@ def test_a_report_names_pretrained_models_by_their_names():
     from ganvae.report import _label_runs
 
     names = ["mnist-vae", "mnist-cvae"]
-    assert _label_runs([Path(n) for n in names], [api.load_run(n) for n in names]) == names
+    assert _label_runs([Path(n) for n in names], [storage.load(n) for n in names]) == names

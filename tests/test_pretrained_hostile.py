@@ -16,7 +16,7 @@ import torch
 
 import ganvae
 from ganvae.errors import CheckpointError
-from ganvae.pretrained import zoo_dir
+from ganvae.zoo import zoo_dir
 
 CEILING_MB = 200
 
@@ -142,7 +142,7 @@ def test_a_checkpoint_with_nan_weights_is_refused(tmp_path):
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from ganvae.training.checkpoint import run_checkpoint
+    from ganvae.storage.checkpoint import run_checkpoint
     from ganvae.training.trainer import train
 
     run = train(tiny_config("gan", "train.epochs=1"), tmp_path / "run", data=tiny_data()).run_dir

@@ -8,10 +8,9 @@ import math
 
 import pytest
 import torch
+from conftest import tiny_config, tiny_data
 
 from ganvae.models.prior import GaussianMixturePrior
-
-from conftest import tiny_config, tiny_data
 
 
 def blobs(n_per: int = 400, seed: int = 0):
@@ -139,8 +138,8 @@ def test_a_conditional_model_fits_one_mixture_per_class_and_draws_from_the_asked
 
 
 def test_checkpoint_round_trip_gives_bit_identical_samples(tmp_path):
-    from ganvae.api import load_run
-    from ganvae.training import checkpoint as ckpt_io
+    from ganvae.storage import checkpoint as ckpt_io
+    from ganvae.storage import load as load_run
 
     model, cfg, _ = fitted_vae()
     path = tmp_path / "run" / "checkpoints" / "last.safetensors"
@@ -156,7 +155,7 @@ def test_checkpoint_round_trip_gives_bit_identical_samples(tmp_path):
 def test_pretrained_round_trip_keeps_the_prior_in_float32_and_samples_bit_identically(tmp_path):
     from safetensors import safe_open
 
-    from ganvae.pretrained import load_pretrained, save_pretrained
+    from ganvae.storage.pretrained_folder import load_pretrained, save_pretrained
 
     model, cfg, _ = fitted_vae()
     save_pretrained(model, cfg, tmp_path / "m", dtype="float16")
@@ -171,7 +170,7 @@ def test_pretrained_round_trip_keeps_the_prior_in_float32_and_samples_bit_identi
 
 def test_a_prior_of_the_wrong_size_is_refused(tmp_path):
     from ganvae.errors import CheckpointError
-    from ganvae.pretrained import load_pretrained, save_pretrained
+    from ganvae.storage.pretrained_folder import load_pretrained, save_pretrained
 
     model, cfg, _ = fitted_vae(components=4)
     folder = save_pretrained(model, cfg, tmp_path / "m", dtype="float32")
@@ -187,10 +186,10 @@ def test_a_prior_of_the_wrong_size_is_refused(tmp_path):
 
 
 def test_training_fits_the_prior_at_the_end_and_fit_prior_refits_in_place(tmp_path):
-    from ganvae.api import load_run
-    from ganvae.cli import main
-
     from conftest import tiny_flags, train_cli_runs
+
+    from ganvae.cli import main
+    from ganvae.storage import load as load_run
 
     runs = train_cli_runs(tmp_path, ["vae"], "--epochs", "1", "--batch-size", "16", "--set", "model.prior_components=3")
     run, data = runs["vae"], runs["data"]
@@ -201,8 +200,8 @@ def test_training_fits_the_prior_at_the_end_and_fit_prior_refits_in_place(tmp_pa
     assert main(["-q", "fit-prior", str(run), "--components", "2", "--covariance", "diag", "--data-dir", str(data)]) == 0
     refit = load_run(run, device="cpu")
     assert refit.model.prior_description() == "gmm (k=2, diag covariance)"
-    from ganvae.api import fit_prior
     from ganvae.errors import ConfigError
+    from ganvae.operations import fit_prior
 
     with pytest.raises(ConfigError, match="refitted in place"):  # a run is refitted where it is, never copied
         fit_prior(run, out=tmp_path / "copy", data_dir=str(data))
@@ -227,8 +226,9 @@ def test_training_fits_the_prior_at_the_end_and_fit_prior_refits_in_place(tmp_pa
 
 
 def test_fit_prior_refits_a_pretrained_folder_with_another_covariance(tmp_path, idx_dir):
-    from ganvae.api import fit_prior, load_run
-    from ganvae.pretrained import save_pretrained
+    from ganvae.operations import fit_prior
+    from ganvae.storage import load as load_run
+    from ganvae.storage.pretrained_folder import save_pretrained
 
     model, cfg, _ = fitted_vae(components=3)  # a 16x16 model: refit on the 28x28 IDX set at its own size
     folder = save_pretrained(model, cfg, tmp_path / "m")
@@ -257,7 +257,7 @@ def test_fit_prior_refuses_gans_and_the_shipped_folders_in_place(capsys, tmp_pat
 
 
 def test_a_conditional_run_fits_one_mixture_per_class_when_training_ends(tmp_path):
-    from ganvae.api import load_run
+    from ganvae.storage import load as load_run
     from ganvae.training.trainer import train
 
     cfg = tiny_config("vae", "model.conditional=true", "model.prior_components=10", "train.epochs=1")
@@ -268,7 +268,7 @@ def test_a_conditional_run_fits_one_mixture_per_class_when_training_ends(tmp_pat
 
 
 def test_too_little_data_for_the_mixture_is_a_warning_not_a_failure(tmp_path, caplog):
-    from ganvae.api import load_run
+    from ganvae.storage import load as load_run
     from ganvae.training.trainer import train
 
     cfg = tiny_config("vae", "train.epochs=1")  # the default 100 components, 48 images

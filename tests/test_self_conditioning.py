@@ -8,11 +8,10 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from conftest import make_images, tiny_config, tiny_data
 
 from ganvae.models.clustering import hungarian, match_clusters
 from ganvae.models.self_conditioning import PseudoClasses
-
-from conftest import make_images, tiny_config, tiny_data
 
 
 @pytest.mark.parametrize("k", [1, 2, 4, 6])
@@ -131,8 +130,8 @@ def write_flat_folder(root, n: int = 48):
 def test_training_on_an_unlabelled_folder_and_exact_resume(tmp_path):
     """Pseudo-classes on folder: data without class sub-folders; a run resumed at an epoch boundary (with a
     reclustering on its first epoch) gives the same losses, weights and pseudo-classes bit for bit."""
-    from ganvae.api import load_run
-    from ganvae.training.checkpoint import load_checkpoint
+    from ganvae.storage import load as load_run
+    from ganvae.storage.checkpoint import load_checkpoint
     from ganvae.training.trainer import Trainer, train
 
     folder = write_flat_folder(tmp_path / "flat")
@@ -156,7 +155,7 @@ def test_training_on_an_unlabelled_folder_and_exact_resume(tmp_path):
 def test_pretrained_folder_keeps_the_shares_not_the_assignments(tmp_path):
     from safetensors import safe_open
 
-    from ganvae.pretrained import load_pretrained, save_pretrained
+    from ganvae.storage.pretrained_folder import load_pretrained, save_pretrained
 
     model, cfg = self_conditioned("gan", 3)
     model.before_epoch(0, tiny_data(48).train_images)

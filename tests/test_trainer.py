@@ -6,13 +6,12 @@ import signal
 
 import pytest
 import torch
+from conftest import tiny_config, tiny_data
 
 from ganvae.errors import CheckpointError, GanvaeError, Interrupted, TrainingDiverged
 from ganvae.models.gan import GAN
-from ganvae.training.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
+from ganvae.storage.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from ganvae.training.trainer import Trainer, train
-
-from conftest import tiny_config, tiny_data
 
 
 def read_losses(run_dir):
@@ -93,7 +92,7 @@ def test_resume_after_a_kill_logs_each_step_once(tmp_path):
 
 
 def test_checkpoint_by_wall_clock_mid_epoch(tmp_path, monkeypatch):
-    from ganvae.training import checkpoint as ckpt_io
+    from ganvae.storage import checkpoint as ckpt_io
 
     saved = []
     real = ckpt_io.save_checkpoint
@@ -170,7 +169,7 @@ def test_checkpoint_write_is_atomic_on_failure(tmp_path, monkeypatch):
     """A failing write (e.g. a full disk) leaves the previous checkpoint intact and no temp file."""
     import errno
 
-    from ganvae.training import checkpoint as ck
+    from ganvae.storage import checkpoint as ck
 
     result = train(tiny_config("vae", "train.epochs=1"), tmp_path / "run", data=tiny_data())
     before = result.checkpoint.read_bytes()

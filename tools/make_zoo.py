@@ -16,9 +16,10 @@ import math
 import shutil
 from pathlib import Path
 
-from ganvae import api
-from ganvae.pretrained import read_config, save_pretrained, zoo_dir
+from ganvae import operations, storage
+from ganvae.storage.pretrained_folder import read_config, save_pretrained
 from ganvae.utils import atomic_write_text
+from ganvae.zoo import zoo_dir
 
 HEADLINE = ["fid", "fid_std", "kid", "precision", "recall", "density", "coverage", "class_entropy", "confident_share",
             "sharpness", "memorisation_ratio", "dropped_classes", "test_elbo", "test_nll_iwae", "conditional_accuracy",
@@ -120,7 +121,7 @@ far from the literature's best (see the issue notes and benchmarks/RESULTS.md fo
 
 def readme_table() -> str:
     """The README's table of the shipped models, read from their config.json files."""
-    from ganvae.pretrained import pretrained_names
+    from ganvae.zoo import pretrained_names
 
     lines = ["| name | model | FID (10,000 samples) | precision | recall | classes under 1/3 share | test NLL bound, k = 1 (nats) "
              "| conditional accuracy | size | trained |", "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |"]
@@ -151,9 +152,9 @@ def refit_prior(name: str, args) -> None:
                    f"{old['dtype']}.")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / name
-        fit = api.fit_prior(folder, out=out, components=args.components, covariance=args.covariance,
+        fit = operations.fit_prior(folder, out=out, components=args.components, covariance=args.covariance,
                             dataset="mnist", data_dir=args.data_dir)
-        result = api.evaluate(out, n_samples=args.n_samples, data_dir=args.data_dir, iwae_k=args.iwae_k,
+        result = operations.evaluate(out, n_samples=args.n_samples, data_dir=args.data_dir, iwae_k=args.iwae_k,
                               out=Path(tmp) / "metrics.json")
         meta = read_config(out)
         meta["metrics"] = {k: result["metrics"][k] for k in HEADLINE if k in result["metrics"]}
@@ -212,10 +213,10 @@ def main() -> None:
         name, run = pair.split("=", 1)
         folder = zoo_dir() / name
         shutil.rmtree(folder, ignore_errors=True)
-        reference = api.evaluate(run, n_samples=args.n_samples, data_dir=args.data_dir, iwae_k=args.iwae_k,
+        reference = operations.evaluate(run, n_samples=args.n_samples, data_dir=args.data_dir, iwae_k=args.iwae_k,
                                 out=Path("/tmp") / f"{name}-fp32.json")
-        api.export(run, folder, dtype="float16")
-        half = api.evaluate(folder, n_samples=args.n_samples, data_dir=args.data_dir, iwae_k=args.iwae_k,
+        operations.export(run, folder, dtype="float16")
+        half = operations.evaluate(folder, n_samples=args.n_samples, data_dir=args.data_dir, iwae_k=args.iwae_k,
                            out=Path("/tmp") / f"{name}-fp16.json")
         a, b = reference["metrics"], half["metrics"]
         noise = 2 * math.hypot(a.get("fid_std", 0), b.get("fid_std", 0))
@@ -224,7 +225,7 @@ def main() -> None:
                         f"the noise, {noise:.2f}).")
             result = half
         else:
-            loaded = api.load_run(run)
+            loaded = storage.load(run)
             save_pretrained(loaded.model, loaded.config, folder, dtype="float32", source=read_config(folder)["source"])
             fp_check = f"float32 (float16 moved the FID from {a['fid']:.2f} to {b['fid']:.2f}, beyond the noise {noise:.2f})."
             result = reference

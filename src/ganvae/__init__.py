@@ -11,7 +11,7 @@ run, as a pipeline), ``ganvae.train`` and the classes below are imported on firs
 from ganvae._version import __version__
 
 _LAZY = {"load": "ganvae.pipeline", "train": "ganvae.pipeline", "Pipeline": "ganvae.pipeline",
-         "Images": "ganvae.pipeline", "pretrained_names": "ganvae.pretrained"}
+         "Images": "ganvae.pipeline", "pretrained_names": "ganvae.zoo"}
 __all__ = ["__version__", *_LAZY]
 
 

@@ -169,16 +169,16 @@ def cmd_train(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from ganvae import api
+    from ganvae import operations
 
-    print(api.export(args.run, args.out, dtype=args.dtype))
+    print(operations.export(args.run, args.out, dtype=args.dtype))
     return 0
 
 
 def cmd_fit_prior(args) -> int:
-    from ganvae import api
+    from ganvae import operations
 
-    result = api.fit_prior(args.run, out=args.out, components=args.components, covariance=args.covariance,
+    result = operations.fit_prior(args.run, out=args.out, components=args.components, covariance=args.covariance,
                            dataset=args.dataset, data_dir=args.data_dir, seed=args.seed)
     print(f"{result['prior']}: fitted to {result['codes']:,} posterior means of {result['dataset']} in "
           f"{result['seconds']:.1f} s ({result['iterations']} EM iterations, {result['log_likelihood']:.3f} nats per "
@@ -188,16 +188,17 @@ def cmd_fit_prior(args) -> int:
 
 def cmd_models(args) -> int:
 
-    from ganvae import pretrained
+    from ganvae import zoo
+    from ganvae.storage import pretrained_folder
 
-    names = pretrained.pretrained_names()
+    names = zoo.pretrained_names()
     if not names:
         print("no pretrained models installed")
         return 0
     print(f"{'name':<16} {'model':<9} {'FID':>7} {'recall':>7} {'NLL':>7} {'asked':>6}  {'size':>7}  trained")
     for name in names:
-        folder = pretrained.zoo_dir() / name
-        meta = pretrained.read_config(folder)
+        folder = zoo.zoo_dir() / name
+        meta = pretrained_folder.read_config(folder)
         m = (meta.get("metrics") or {})
         nll = f"{m['test_nll_iwae']:.1f}" if "test_nll_iwae" in m else "-"
         asked = f"{m['conditional_accuracy']:.1%}" if "conditional_accuracy" in m else "-"  # conditional accuracy
@@ -208,7 +209,7 @@ def cmd_models(args) -> int:
               f"{nll:>7} {asked:>6}  {size:5.1f}MB  {minutes}, {meta['data']['dataset']}")
     print("\nNLL: test bound (nats); asked: conditional accuracy, the share of samples drawing the digit asked for."
           "\nuse one wherever a command takes RUN (`ganvae sample mnist-dcgan -n 64`), or `ganvae.load(NAME)` in Python;"
-          "\neach folder's README.md is its model card: " + str(pretrained.zoo_dir()))
+          "\neach folder's README.md is its model card: " + str(zoo.zoo_dir()))
     return 0
 
 
@@ -225,8 +226,8 @@ def cmd_classifier(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from ganvae.api import evaluate
     from ganvae.metrics.evaluate import format_table
+    from ganvae.operations import evaluate
 
     result = evaluate(args.run, n_samples=args.n_samples, seed=args.seed, iwae_k=args.iwae_k, data_dir=args.data_dir,
                       out=args.out, classifier=args.classifier, dataset=args.dataset, use_ema=not args.no_ema)
@@ -251,36 +252,36 @@ def cmd_demo(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from ganvae import api
+    from ganvae import writers
 
-    grid = api.sample(args.run, n=args.n, seed=args.seed, out=None if args.no_grid else args.out, nrow=args.nrow,
+    grid = writers.sample(args.run, n=args.n, seed=args.seed, out=None if args.no_grid else args.out, nrow=args.nrow,
                       separate=args.separate, max_memory_gb=args.max_memory_gb, digit=args.digit)
     print(grid or args.separate)
     return 0
 
 
 def cmd_interpolate(args) -> int:
-    from ganvae import api
+    from ganvae import writers
 
     out = args.out if not (args.grid and args.out == "walk.gif") else "walk.png"
-    print(api.interpolate(args.run, points=args.points, steps=args.steps, seed=args.seed, out=out, grid=args.grid,
+    print(writers.interpolate(args.run, points=args.points, steps=args.steps, seed=args.seed, out=out, grid=args.grid,
                           walks=args.walks, scale=args.scale, max_memory_gb=args.max_memory_gb, digit=args.digit,
                           between_digits=args.between_digits))
     return 0
 
 
 def cmd_reconstruct(args) -> int:
-    from ganvae import api
+    from ganvae import writers
 
-    print(api.reconstruct(args.run, n=args.n, seed=args.seed, out=args.out, dataset=args.dataset, data_dir=args.data_dir,
+    print(writers.reconstruct(args.run, n=args.n, seed=args.seed, out=args.out, dataset=args.dataset, data_dir=args.data_dir,
                           as_digit=args.as_digit))
     return 0
 
 
 def cmd_render(args) -> int:
-    from ganvae import api
+    from ganvae import writers
 
-    print(api.render(args.run, size=args.size, seed=args.seed, out=args.out, gif=args.gif, frames=args.frames,
+    print(writers.render(args.run, size=args.size, seed=args.seed, out=args.out, gif=args.gif, frames=args.frames,
                      points=args.points, max_memory_gb=args.max_memory_gb, digit=args.digit))
     return 0
 

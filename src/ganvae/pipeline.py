@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganvae import api
+from ganvae import inference, storage
 from ganvae.errors import ConfigError, UnsupportedOperation
 from ganvae.memory import MAX_MEMORY_GB, check_memory
 from ganvae.models.conditioning import LabelPolicy
@@ -82,11 +82,11 @@ class Grid:
 
 
 class Pipeline:
-    """A trained model ready to draw. ``name``: the model family; ``run``: the :class:`~ganvae.api.LoadedRun`."""
+    """A trained model ready to draw. ``name``: the model family; ``run``: the :class:`~ganvae.storage.LoadedRun`."""
 
     max_memory_gb: float = MAX_MEMORY_GB  # the most memory one call's images may take (set it to allow more)
 
-    def __init__(self, run: api.LoadedRun):
+    def __init__(self, run: storage.LoadedRun):
         self.run = run
         self.model = run.model
         self.config = run.config
@@ -134,19 +134,19 @@ class Pipeline:
     @property
     def classes(self) -> list[int] | None:
         """The classes a conditional model was trained on (None: not conditional)."""
-        return api.run_classes(self.run) if self.model.conditional else None
+        return inference.run_classes(self.run) if self.model.conditional else None
 
     def _labels(self, labels, n: int, policy: LabelPolicy = LabelPolicy.BALANCED) -> torch.Tensor | None:
         """``labels`` (an int, one per sample, or class weights ``(n, K)``: a blend) for a conditional model; None ->
         those of ``policy`` (default: the trained classes in turn)."""
         if not self.model.conditional:
-            api.check_digits(self.run, None if labels is None else torch.as_tensor(labels).reshape(-1).tolist(), "labels")
+            inference.check_digits(self.run, None if labels is None else torch.as_tensor(labels).reshape(-1).tolist(), "labels")
             return None
         if labels is None:
             return self.model.labels_for(n, policy=policy)
         labels = torch.as_tensor(labels)
         if not (labels.is_floating_point() and labels.dim() == 2):  # class weights (n, K) are checked by the model
-            api.check_digits(self.run, sorted(set(labels.reshape(-1).tolist())), "labels")
+            inference.check_digits(self.run, sorted(set(labels.reshape(-1).tolist())), "labels")
         return self.model.check_labels(labels, n)
 
     def sample(self, n: int = 16, seed: int | None = None, latents: torch.Tensor | None = None,
@@ -172,7 +172,7 @@ class Pipeline:
             raise UnsupportedOperation(f"{self.name} is not conditional; it has no class grid. Use sample().")
         cols, seed = _count(cols, "class_grid(cols=...)"), _seed(seed, "class_grid(seed=...)")
         self._guard(f"class_grid(cols={cols})", cols * len(self.classes))
-        z, labels = api.class_grid(self.run, cols, seed)
+        z, labels = inference.class_grid(self.run, cols, seed)
         return Images(self.model.generate(z, labels), nrow=cols)
 
     def interpolate(self, seed_a: int = 0, seed_b: int = 1, steps: int = 8, labels=None) -> Images:
@@ -183,7 +183,7 @@ class Pipeline:
         self._guard(f"interpolate(steps={steps})", steps)
         a = self.model.prior(1, generator=torch.Generator().manual_seed(seed_a), device=torch.device("cpu"))
         b = self.model.prior(1, generator=torch.Generator().manual_seed(seed_b), device=torch.device("cpu"))
-        z = api.latent_path(self.model, a[0], b[0], torch.linspace(0, 1, steps))  # (steps, Z)
+        z = inference.latent_path(self.model, a[0], b[0], torch.linspace(0, 1, steps))  # (steps, Z)
         labels = self._labels_checked(labels, steps, "interpolate(labels=...)", LabelPolicy.FIRST_CLASS)
         return Images(self.model.generate(z, labels), nrow=steps)
 
@@ -239,9 +239,9 @@ class Pipeline:
 
     def save_pretrained(self, folder: str | Path, dtype: str = "float16") -> Path:
         """Write this model as a pretrained folder that :func:`load` reads back."""
-        from ganvae import pretrained
+        from ganvae.storage import pretrained_folder
 
-        return pretrained.save_pretrained(self.model, self.config, folder, dtype=dtype)
+        return pretrained_folder.save_pretrained(self.model, self.config, folder, dtype=dtype)
 
 
 def _is_int(value) -> bool:
@@ -276,10 +276,10 @@ def _enable_logging() -> None:
 
 
 def load(name_or_path: str | Path, device: str = "auto") -> Pipeline:
-    """A pretrained name (``mnist-dcgan``; ``ganvae.pretrained.pretrained_names()`` lists them), a pretrained folder,
+    """A pretrained name (``mnist-dcgan``; ``ganvae.zoo.pretrained_names()`` lists them), a pretrained folder,
     a run folder or a checkpoint file -> a :class:`Pipeline`. Loading reads weights and JSON only."""
     _enable_logging()
-    return Pipeline(api.load_run(name_or_path, device=device))
+    return Pipeline(storage.load(name_or_path, device=device))
 
 
 def train(model: str, *, out: str | Path | None = None, data=None, resume: bool = False, preset: str | None = None,

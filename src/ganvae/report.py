@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from ganvae import api
+from ganvae import inference, operations, storage, writers
 from ganvae.errors import ConfigError
 from ganvae.metrics.classifier import load_classifier
 from ganvae.metrics.evaluate import DIRECTION, LABELS, badness
@@ -43,7 +43,7 @@ class RunEntry:
     files: dict[str, str] = field(default_factory=dict)  # section -> file name in the report folder
 
 
-def _label_runs(paths: list[Path], loaded_runs: list[api.LoadedRun]) -> list[str]:
+def _label_runs(paths: list[Path], loaded_runs: list[storage.LoadedRun]) -> list[str]:
     """A column name per model: a pretrained model's own name (``mnist-cgan``); a run's family (``dcgan``), with
     its folder's name when two runs share the family."""
     names = [p.name if loaded.checkpoint is None else loaded.name for p, loaded in zip(paths, loaded_runs)]
@@ -59,7 +59,7 @@ def _load_or_evaluate(run: Path, loaded, n_samples: int, seed: int, data_dir: st
         if protocol.get("n_samples") == n_samples and protocol.get("sample_seed") == seed \
                 and protocol.get("prior") == loaded.model.prior_description():  # a refitted prior: measured again
             return result
-    return api.evaluate(loaded, n_samples=n_samples, seed=seed, data_dir=data_dir)
+    return operations.evaluate(loaded, n_samples=n_samples, seed=seed, data_dir=data_dir)
 
 
 def _during_training(run: Path) -> dict[str, list[float]] | None:
@@ -342,7 +342,7 @@ def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, see
 
     out = check_output(out, kind="folder")
     paths = [Path(r) for r in runs]
-    loaded_runs = [api.load_run(p) for p in paths]  # each checkpoint read once, for the metrics and the pictures
+    loaded_runs = [storage.load(p) for p in paths]  # each checkpoint read once, for the metrics and the pictures
     warnings = comparability_warnings(paths, loaded_runs)
     for w in warnings:
         log.warning("warning: %s", w)
@@ -355,21 +355,21 @@ def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, see
     for e, loaded in zip(entries, loaded_runs):
         slug = "".join(ch if ch.isalnum() else "-" for ch in e.label)
         if loaded.model.conditional:  # the class grid: one row per class, the same noise in every row
-            z, asked = api.class_grid(loaded, 8, seed)
+            z, asked = inference.class_grid(loaded, 8, seed)
             save_grid(loaded.model.generate(z, asked), out / f"{slug}_samples.png", nrow=8, scale=2)
         else:
-            save_grid(api.sample_images(loaded, 64, seed), out / f"{slug}_samples.png", nrow=8, scale=2)
+            save_grid(inference.sample_images(loaded, 64, seed), out / f"{slug}_samples.png", nrow=8, scale=2)
         e.files["Samples"] = f"{slug}_samples.png"
         dataset = loaded.config.data.dataset
         fnet = classifiers[dataset] = classifiers.get(dataset) or load_classifier(dataset)
-        many = api.sample_images(loaded, 600, seed + 1)
+        many = inference.sample_images(loaded, 600, seed + 1)
         trained = sorted(loaded.config.data.classes) if loaded.config.data.classes else list(range(fnet.model.head.out_features))
         save_grid(class_grid(many, fnet.extract(many)[1], trained), out / f"{slug}_by_class.png", nrow=12, scale=2)
         e.files["Samples by class"] = f"{slug}_by_class.png"
         if loaded.model.has_encoder:
-            api.reconstruct(loaded, n=16, seed=seed, out=out / f"{slug}_reconstructions.png", data_dir=data_dir)
+            writers.reconstruct(loaded, n=16, seed=seed, out=out / f"{slug}_reconstructions.png", data_dir=data_dir)
             e.files["Reconstructions"] = f"{slug}_reconstructions.png"
-        api.interpolate(loaded, points=3, steps=interpolation_steps, seed=seed, out=out / f"{slug}_walk.gif", walks=16)
+        writers.interpolate(loaded, points=3, steps=interpolation_steps, seed=seed, out=out / f"{slug}_walk.gif", walks=16)
         e.files["Interpolations"] = f"{slug}_walk.gif"
         run_dir = loaded.run_dir
         for section, name in (("Training progress", "progress.gif"), ("Losses", "losses.png")):

@@ -243,7 +243,7 @@ def static_text(name: str) -> str:
 
 def build_explorer(runs: list[str], device: str = "cpu", limits: Limits | None = None) -> Explorer:
     """Load each run or pretrained name once; names shown on the page are the arguments as given."""
-    from ganvae.api import load_run
+    from ganvae.storage import load as load_run
 
     if not runs:
         raise ConfigError("explore: name at least one run folder or pretrained model (`ganvae models` lists them).")

@@ -20,11 +20,12 @@ import torch
 from torch import nn
 
 from ganvae import seeds
-from ganvae.api import LoadedRun, check_digits, run_classes
 from ganvae.errors import ConfigError
 from ganvae.explore.limits import Busy, Limits, RenderTooSlow  # noqa: F401 (re-exported)
+from ganvae.inference import check_digits, run_classes
 from ganvae.models.conditioning import LabelPolicy
 from ganvae.pixels import to_unit
+from ganvae.storage import LoadedRun
 
 
 def png_data_uri(image: np.ndarray) -> str:
@@ -146,7 +147,7 @@ class ModelView:
         return [png_data_uri(a) for a in to_uint8(images)]
 
     def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int, digit: int | None) -> dict[str, Any]:
-        from ganvae.api import latent_path
+        from ganvae.inference import latent_path
 
         z = latent_path(self.model, a[0], b[0], torch.linspace(0, 1, steps))  # (steps, Z)
         return {"latents": z.tolist(), "images": self.decode(z, digit)}
@@ -322,7 +323,7 @@ class Explorer:
     def public_text(self, text: str) -> str:
         """An error message for the page: paths on this machine (a model's folder, the package's install path)
         become the names the page knows."""
-        from ganvae.pretrained import zoo_dir
+        from ganvae.zoo import zoo_dir
 
         paths = {str(p): v.key for v in self.views.values() for p in (v.loaded.source, v.loaded.run_dir) if p}
         for path in sorted(paths, key=len, reverse=True):  # a checkpoint's path before its run folder's

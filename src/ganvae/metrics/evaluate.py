@@ -222,7 +222,7 @@ def evaluate(model: GenerativeModel | None, data: ImageData, fnet: FeatureNetwor
         n_samples, seed: how many samples to draw, from a generator seeded with ``seed``.
         iwae_k: importance samples of the likelihood bound.
 
-    Returns ``{"protocol": ..., "metrics": ...}``; :func:`ganvae.api.evaluate` adds the run's details.
+    Returns ``{"protocol": ..., "metrics": ...}``; :func:`ganvae.operations.evaluate` adds the run's details.
     """
     t = time.monotonic()
     labels = None

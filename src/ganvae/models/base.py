@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 from typing import ClassVar, Iterator
 
 import torch
@@ -62,6 +63,8 @@ class GenerativeModel(nn.Module):
     networks: ClassVar[tuple[str, ...]] = ()  # trainable sub-networks, each wrapped once in DDP under torchrun
     # networks whose exponential moving average is used for sampling and evaluation when config.ema_decay is set
     ema_networks: ClassVar[tuple[str, ...]] = ()
+    # networks only training needs (a GAN's critic): an export leaves them out, and sampling never calls them
+    training_only_networks: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config, image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__()
@@ -258,6 +261,19 @@ class GenerativeModel(nn.Module):
             z = torch.cat([z, F.one_hot(self.pseudo_classes.sample(n, generator), k).to(z)], dim=1)
         return z.to(device)
 
+    def sampling_networks(self) -> tuple[str, ...]:
+        """The networks sampling, reconstruction and rendering use, and so what an export keeps: every trained
+        network but :attr:`training_only_networks`."""
+        return tuple(n for n in self.networks if n not in self.training_only_networks)
+
+    def export_settings(self, config=None) -> dict:
+        """The model settings an export records: ``config`` (default the model's own), with the moving average
+        switched off where it is kept (an export stores the averaged weights as the weights themselves)."""
+        settings = dataclasses.asdict(config if config is not None else self.config)
+        if self.ema_networks and "ema_decay" in settings:
+            settings["ema_decay"] = None
+        return settings
+
     def sampling_state(self) -> dict[str, torch.Tensor]:
         """What sampling needs besides the sampling networks, by state-dict key: the fitted mixture
         (``latent_prior.*``) and the pseudo-classes' shares (``pseudo_classes.counts``; their assignments of the
@@ -397,6 +413,7 @@ class AdversarialModel(GenerativeModel):
 
     networks = ("generator", "discriminator")
     ema_networks = ("generator",)
+    training_only_networks = ("discriminator",)
 
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
         noise, weights = self.split_latent(z)

@@ -91,6 +91,7 @@ class CPPN(VAEBase):
     value_range = "unit"
     renders_any_size = True
     networks = ("encoder", "generator", "discriminator")
+    training_only_networks = ("discriminator",)
     ema_networks = ("encoder", "generator")  # samples, renders, reconstructions and likelihoods use the averaged pair
 
     def __init__(self, config: CPPNConfig, image_shape=(1, 28, 28)):

@@ -29,6 +29,7 @@ from ganvae.models.vae_gan_config import VAEGANConfig
 class VAEGAN(VAEBase):
     value_range = "unit"
     networks = ("encoder", "decoder", "discriminator")
+    training_only_networks = ("discriminator",)
     ema_networks = ("encoder", "decoder")  # samples, reconstructions and likelihoods use the averaged pair
 
     def __init__(self, config: VAEGANConfig, image_shape=(1, 28, 28)):

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from ganvae.config import build_config, config_from_dict
 from ganvae.errors import CheckpointError, ConfigError
-from ganvae.training import checkpoint as ckpt_io
+from ganvae.storage import checkpoint as ckpt_io
 
 
 def train_run(model: str, *, out: str | Path | None = None, resume: bool = False, config_file: str | Path | None = None,

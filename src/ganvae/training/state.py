@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from ganvae.errors import CheckpointError
-from ganvae.training import checkpoint as ckpt_io
+from ganvae.storage import checkpoint as ckpt_io
 
 # the position's header keys, in the order the checkpoint lists them
 POSITION_KEYS = ("step", "epoch", "step_in_epoch", "elapsed_seconds", "images_seen")

@@ -38,7 +38,7 @@ from ganvae.models.step import StepContext
 from ganvae.pixels import scale_images
 from ganvae.registry import build_model
 from ganvae.runs import RunLock, add_file_log, default_run_dir, record_resume, write_run_metadata
-from ganvae.training import checkpoint as ckpt_io
+from ganvae.storage import checkpoint as ckpt_io
 from ganvae.training.denormals import flush_denormals
 from ganvae.training.distributed import DistContext
 from ganvae.training.resume import resumed_config

@@ -10,20 +10,18 @@ A folder holds three files (after diffusers' ``save_pretrained``):
 - ``README.md``: the model card (recipe, data, budget, machine, measured metrics and their protocol, licence,
   intended use).
 
-Loading reads JSON and tensors only: no code from the folder runs. The zoo ships in ``ganvae/pretrained/<name>/``.
+Loading reads JSON and tensors only: no code from the folder runs. The zoo (:mod:`ganvae.zoo`) ships in ``ganvae/pretrained/<name>/``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ganvae import tensorfile
-from ganvae.errors import CheckpointError, suggest
+from ganvae.errors import CheckpointError
 
 if TYPE_CHECKING:  # listing and reading the zoo's cards needs no torch (`ganvae models`)
     import torch
@@ -35,36 +33,6 @@ FORMAT_VERSION = 1
 FILES = ("config.json", "model.safetensors", "README.md")
 MAX_CONFIG_BYTES = 1 << 20  # config.json of a shipped model is about 3 KB
 MAX_IMAGE_SIDE = 1024  # pixels a side of the images a pretrained model was trained on
-
-
-def zoo_dir() -> Path:
-    return Path(str(resources.files("ganvae").joinpath("pretrained")))
-
-
-def pretrained_names() -> list[str]:
-    """The models shipped with the package, e.g. ``mnist-dcgan``."""
-    root = zoo_dir()
-    return sorted(p.name for p in root.iterdir() if (p / "config.json").is_file()) if root.is_dir() else []
-
-
-def resolve(name_or_path: str | Path) -> Path:
-    """The folder of a shipped name or a path; an unknown name gets the list and the nearest one."""
-    path = Path(name_or_path).expanduser()
-    if path.exists():
-        return path
-    names = pretrained_names()
-    if str(name_or_path) in names:
-        return zoo_dir() / str(name_or_path)
-    raise CheckpointError(
-        f"{name_or_path}: neither a pretrained model nor a path.{suggest(str(name_or_path), names, list_all=False)} "
-        f"Pretrained models: {', '.join(names) or '(none installed)'} (`ganvae models` lists them); or give a run "
-        f"folder, a checkpoint, or a folder written by `ganvae export`."
-    )
-
-
-def sampling_networks(model) -> tuple[str, ...]:
-    """The networks sampling, reconstruction and rendering use (every trained network but the discriminator)."""
-    return tuple(n for n in model.networks if n != "discriminator")
 
 
 def save_pretrained(model, config, out: str | Path, dtype: str = "float16", source: dict | None = None,
@@ -90,7 +58,7 @@ def save_pretrained(model, config, out: str | Path, dtype: str = "float16", sour
     was_training = model.training
     model.eval()  # inference_network gives the EMA copies in eval mode
     tensors = {}
-    for name in sampling_networks(model):
+    for name in model.sampling_networks():
         for key, value in model.inference_network(name).state_dict().items():
             value = value.detach().cpu()
             if value.is_floating_point() and dtype == "float16":
@@ -99,9 +67,7 @@ def save_pretrained(model, config, out: str | Path, dtype: str = "float16", sour
     for key, value in model.sampling_state().items():  # float32: a Cholesky factor loses too much in half
         tensors[key] = value.detach().cpu().contiguous()
     model.train(was_training)
-    model_cfg = dataclasses.asdict(config.model)
-    if "ema_decay" in model_cfg:
-        model_cfg["ema_decay"] = None  # the averaged weights are stored as the weights themselves
+    model_cfg = model.export_settings(config.model)  # the averaged weights are stored as the weights themselves
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "model_name": config.model_name,
         "model": model_cfg, "image_shape": list(model.image_shape),
@@ -180,7 +146,7 @@ def load_pretrained(folder: str | Path, device: torch.device | str = "cpu"):
     # billion-unit layer; it is refused here, before anything is allocated)
     with torch.device("meta"):
         skeleton = build_model(cfg, image_shape)
-    expected = {f"{n}.{k}": v for n in sampling_networks(skeleton) for k, v in getattr(skeleton, n).state_dict().items()}
+    expected = {f"{n}.{k}": v for n in skeleton.sampling_networks() for k, v in getattr(skeleton, n).state_dict().items()}
     state = skeleton.sampling_state()  # the learned prior, pseudo-classes: absent in a folder from before them
     nets = {k: v for k, v in header.items() if k not in state and k.split(".")[0] not in ("latent_prior", "pseudo_classes")}
     tensorfile.compare_with_model(nets, expected, weights, f"the {meta['model_name']} of config.json",
@@ -201,7 +167,7 @@ def load_pretrained(folder: str | Path, device: torch.device | str = "cpu"):
     except Exception as err:  # safetensors' own error type for damaged files
         raise CheckpointError(f"{weights}: not a readable safetensors file ({err}); {fix}") from None
     tensorfile.check_finite(tensors, weights, fix)
-    parts = sampling_networks(model)
+    parts = model.sampling_networks()
     for name in parts:
         part = {k[len(name) + 1:]: v.float() if v.is_floating_point() else v
                 for k, v in tensors.items() if k.startswith(name + ".")}

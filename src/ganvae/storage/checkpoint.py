@@ -20,15 +20,11 @@ import torch
 
 from ganvae import tensorfile
 from ganvae.errors import CheckpointError
+from ganvae.storage.layout import run_checkpoint  # noqa: F401 (where a run keeps it; re-exported)
 from ganvae.utils import atomic_save
 
 FORMAT = "ganvae-checkpoint"
 FORMAT_VERSION = 1
-
-
-def run_checkpoint(run_dir: str | Path) -> Path:
-    """Where a run folder keeps its latest checkpoint (the trainer writes it, the commands read it)."""
-    return Path(run_dir) / "checkpoints" / "last.safetensors"
 
 
 @dataclass

@@ -1,0 +1,161 @@
+"""The inference core every front end draws through: labels, latents and images as tensors.
+
+The command line's writers (:mod:`ganvae.writers`), :class:`ganvae.Pipeline` and the explorer's session adapt
+what is here to files, :class:`~ganvae.pipeline.Images` and data URIs. What a conditional model draws when no class
+is asked is :class:`~ganvae.models.conditioning.LabelPolicy`'s one answer.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ganvae.errors import ConfigError, UnsupportedOperation
+from ganvae.models.base import GenerativeModel
+from ganvae.pixels import uint8_to_unit
+from ganvae.storage import LoadedRun
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def sample_images(loaded: LoadedRun, n: int, seed: int = 0, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """``n`` samples ``(n, C, H, W)`` in [0, 1] (of classes ``labels``, conditional models: default the trained
+    classes in turn, a class-balanced request); the same seed gives the same images."""
+    return loaded.model.sample(n, generator=_generator(seed), labels=loaded.model.labels_for(n, labels))
+
+
+def run_classes(loaded: LoadedRun) -> list[int]:
+    """The classes a conditional run was trained on (``data.classes``, else all ``model.num_classes``)."""
+    return loaded.model.classes
+
+
+def check_digits(loaded: LoadedRun, digits: "list[int] | None", flag: str = "--digit") -> "list[int] | None":
+    """Digits asked of a run: refused for an unconditional model, or outside the classes the run was trained on."""
+    if not digits:
+        return None
+    if not loaded.model.conditional:
+        raise UnsupportedOperation(
+            f"{flag}: {loaded.name} from {loaded.source} is not conditional (trained without model.conditional), so "
+            f"it cannot be asked for a class; it draws whatever digit its noise gives. Train a conditional one with "
+            + (f"`ganvae train {loaded.name} --set model.conditional=true`." if flag.startswith("-") else
+               f"`ganvae.train({loaded.name!r}, model__conditional=True)`."))
+    classes = run_classes(loaded)
+    outside = [d for d in digits if d not in classes]
+    if outside:
+        raise ConfigError(f"{flag} {','.join(map(str, outside))}: {loaded.source} was trained on classes "
+                          f"{classes}; choose among them.")
+    return list(digits)
+
+
+def class_grid(loaded: LoadedRun, cols: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A conditional model's class grid: one row per trained class, each column from the same noise in every row
+    (:meth:`~ganvae.models.base.GenerativeModel.class_grid_latents`) -> latents ``(K*cols, Z)``, labels
+    ``(K*cols,)``."""
+    return loaded.model.class_grid_latents(cols, run_classes(loaded), _generator(seed))
+
+
+def class_morph(k: int, a: int, b: int, steps: int) -> torch.Tensor:
+    """Class weights ``(steps, k)`` going linearly from class ``a`` to class ``b``."""
+    t = torch.linspace(0, 1, steps).unsqueeze(1)
+    return (1 - t) * F.one_hot(torch.tensor(a), k).float() + t * F.one_hot(torch.tensor(b), k).float()
+
+
+def _at_least(value: int, minimum: int, flag: str, why: str = "") -> None:
+    if value < minimum:
+        raise ConfigError(f"{flag} {value}: it must be at least {minimum}{why}.")
+
+
+ONE_DRAW = 1_000_000  # up to this many samples, `sample` draws its latents at once (the images of sample_images)
+
+
+def _draw_in_chunks(loaded: LoadedRun, n: int, cols: int | None, digit: int | None, seed: int, chunk: int):
+    """``(indices, images)`` of ``n`` samples (of class ``digit``, or a class grid of ``cols`` columns), ``chunk``
+    at a time. Up to :data:`ONE_DRAW` samples the latents are one draw from ``seed``; beyond, they are drawn chunk
+    by chunk from the same generator, so memory stays that of a chunk whatever ``n`` (a class grid then draws
+    ``chunk // K`` columns at a time, and the indices place each image in its row)."""
+    model, g = loaded.model, _generator(seed)
+
+    def labels(count: int) -> torch.Tensor | None:
+        return None if digit is None else torch.full((count,), digit, dtype=torch.long)
+
+    if n <= ONE_DRAW:
+        if cols is not None:
+            z, y = class_grid(loaded, cols, seed)
+        else:
+            y = labels(n)
+            z = model.prior(n, generator=g, device=torch.device("cpu"), labels=y)  # one draw
+        for start in range(0, n, chunk):
+            part = slice(start, start + chunk)
+            yield torch.arange(start, min(n, start + chunk)), model.generate(z[part], None if y is None else y[part])
+    elif cols is None:
+        for start in range(0, n, chunk):
+            count = min(chunk, n - start)
+            yield torch.arange(start, start + count), model.generate(
+                model.prior(count, generator=g, device=torch.device("cpu"), labels=labels(count)), labels(count))
+    else:
+        classes = run_classes(loaded)
+        step = max(1, chunk // len(classes))
+        for c0 in range(0, cols, step):
+            width = min(step, cols - c0)
+            z, y = model.class_grid_latents(width, classes, g)  # (K*width, Z): row-major by class
+            rows = torch.arange(len(classes)).repeat_interleave(width)
+            yield rows * cols + c0 + torch.arange(width).repeat(len(classes)), model.generate(z, y)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between latents ``a`` and ``b`` ``(..., Z)`` at fractions ``t`` ``(T,)``.
+
+    Gaussian latents concentrate near a sphere; slerp stays on it where a straight line
+    would pass through the low-probability centre (White 2016, "Sampling Generative Networks").
+    Returns ``(T, ..., Z)``.
+    """
+    norm_a, norm_b = a.norm(dim=-1, keepdim=True), b.norm(dim=-1, keepdim=True)
+    a_n, b_n = a / norm_a.clamp_min(1e-12), b / norm_b.clamp_min(1e-12)
+    omega = torch.acos((a_n * b_n).sum(-1).clamp(-1 + 1e-7, 1 - 1e-7))  # (...)
+    t = t.view(-1, *([1] * a.dim()))
+    so = torch.sin(omega).unsqueeze(-1)
+    lerp = (1 - t) * a + t * b
+    spherical = torch.sin((1 - t) * omega.unsqueeze(-1)) / so * a + torch.sin(t * omega.unsqueeze(-1)) / so * b
+    # no angle to follow when the two are (anti)parallel or either is the origin: the straight line
+    straight = (so.abs() < 1e-6) | (norm_a < 1e-12) | (norm_b < 1e-12)
+    return torch.where(straight, lerp, spherical)
+
+
+def latent_path(model: GenerativeModel, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Latents between ``a`` and ``b`` ``(..., Z)`` at fractions ``t`` ``(T,)`` -> ``(T, ..., Z)``: spherical for
+    the N(0, I) prior (:func:`slerp`), straight for a fitted mixture, whose latents lie around its components'
+    means rather than on a sphere about the origin (a straight line between two codes stays among codes)."""
+    prior = model.latent_prior
+    if prior is not None and prior.is_fitted:
+        t = t.view(-1, *([1] * a.dim()))
+        return (1 - t) * a + t * b
+    return slerp(a, b, t)
+
+
+def walk_latents(loaded: LoadedRun, points: int, steps: int, walks: int, seed: int, loop: bool = True) -> torch.Tensor:
+    """Latents of a walk through ``points`` random latents: ``(frames, walks, Z)``."""
+    if points < 2 or steps < 1:
+        raise UnsupportedOperation("interpolate needs --points >= 2 and --steps >= 1.")
+    anchors = loaded.model.prior(points * walks, generator=_generator(seed), device=torch.device("cpu")).view(points, walks, -1)
+    t = torch.arange(steps) / steps
+    legs = points if loop else points - 1
+    return torch.cat([latent_path(loaded.model, anchors[i], anchors[(i + 1) % points], t) for i in range(legs)])
+
+
+def held_out_images(loaded: LoadedRun, n: int, seed: int, dataset: str | None = None, data_dir: str | None = None,
+                    with_labels: bool = False):
+    """``n`` test-split images of the run's dataset, in [0, 1], chosen with ``seed`` (and their labels)."""
+    from dataclasses import replace
+
+    from ganvae.data.dataset import load_dataset
+
+    data_cfg = loaded.config.data
+    if dataset is not None or data_dir is not None:
+        data_cfg = replace(data_cfg, dataset=dataset or data_cfg.dataset, data_dir=data_dir or data_cfg.data_dir)
+    data = load_dataset(data_cfg)
+    idx = torch.randperm(len(data.test_images), generator=_generator(seed))[:n]
+    if with_labels:
+        return uint8_to_unit(data.test_images[idx]), data.test_labels[idx]
+    return uint8_to_unit(data.test_images[idx])

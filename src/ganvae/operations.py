@@ -1,0 +1,216 @@
+"""The operations on a trained model that read data or write a model: evaluate it, fit its learned prior, export it
+as a pretrained folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganvae.config import config_from_dict
+from ganvae.errors import ConfigError, UnsupportedOperation
+from ganvae.inference import _at_least, _generator
+from ganvae.pixels import uint8_to_unit
+from ganvae.storage import LoadedRun, checkpoint_path, is_pretrained_folder
+from ganvae.storage import checkpoint as ckpt_io
+from ganvae.storage import load as load_run
+from ganvae.utils import atomic_write_text, check_output, machine_description
+
+log = logging.getLogger(__name__)
+
+
+def export(run, out: str | Path, dtype: str = "float16") -> Path:
+    """Write a run's sampling networks as a pretrained folder (config.json, model.safetensors, README.md)."""
+    from ganvae.storage import pretrained_folder
+
+    check_output(out, kind="folder")
+    loaded = load_run(run)
+    summary = training_summary(loaded.run_dir) or {}
+    run_json = loaded.run_dir / "run.json" if loaded.run_dir else None
+    environment = json.loads(run_json.read_text()) if run_json and run_json.is_file() else {}
+    if "machine" not in environment and loaded.run_dir and (loaded.run_dir / "metrics.json").is_file():
+        # runs from before run.json named the machine: their evaluation (same session) did
+        environment["machine"] = json.loads((loaded.run_dir / "metrics.json").read_text()).get("machine")
+    command = (loaded.run_dir / "command.txt").read_text().strip() if loaded.run_dir and (loaded.run_dir / "command.txt").is_file() else None
+    source = {"run": str(loaded.run_dir or loaded.source), "command": command, "steps": summary.get("steps"),
+              "epochs": summary.get("epochs_completed"), "train_seconds": summary.get("train_seconds"),
+              "images_per_second": summary.get("images_per_second"),
+              "machine": environment.get("machine") or environment.get("processor"), "device": summary.get("device"),
+              "torch": environment.get("torch")}
+    return pretrained_folder.save_pretrained(loaded.model, loaded.config, out, dtype=dtype, source=source)
+
+
+MIN_EVAL_SAMPLES = 50  # fewer samples than this make the metrics meaningless (k-NN radii, covariances)
+
+
+def training_summary(run_dir: Path | None) -> dict | None:
+    """The run's ``summary.json`` (steps, minutes, speed), or None."""
+    if run_dir is None or not (run_dir / "summary.json").is_file():
+        return None
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def loaded_training_summary(loaded: LoadedRun) -> dict | None:
+    """Steps, minutes and speed of a loaded model's training: its run's ``summary.json``, or, for a pretrained
+    folder, the record of the run it was exported from (config.json's ``source``)."""
+    from ganvae.storage import pretrained_folder
+
+    summary = training_summary(loaded.run_dir)
+    if summary is None and loaded.checkpoint is None and loaded.source is not None:
+        src = pretrained_folder.read_config(loaded.source).get("source") or {}
+        if src.get("train_seconds") is not None:
+            record = {"steps": src.get("steps"), "epochs_completed": src.get("epochs"), "train_seconds":
+                      src["train_seconds"], "images_per_second": src.get("images_per_second"), "device": src.get("device")}
+            summary = {k: v for k, v in record.items() if v is not None}
+    return summary
+
+
+def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 0, iwae_k: int = 50,
+             data_dir: str | None = None, out: str | Path | None = None,
+             classifier: str | Path | None = None, dataset: str | None = None, use_ema: bool = True) -> dict[str, Any]:
+    """Evaluate a run (a folder, a checkpoint, an already loaded run), ``real:DATASET`` (its training
+    images as 'samples': the reference figures) or ``images:DIR`` (a folder of another program's
+    samples, scored against ``dataset``, default mnist, with the same protocol; images are made grey and resized
+    to the dataset's size). A run is scored against its own dataset's test split, or ``dataset``'s (e.g. a model
+    trained on full MNIST against the offline ``mnist-25k``). ``use_ema=False`` scores the trained weights instead
+    of their moving average.
+
+    Writes the result as JSON to ``out`` (default ``<run>/metrics.json``) and returns it.
+    """
+    from dataclasses import replace
+
+    from ganvae.config import DataConfig
+    from ganvae.data.dataset import load_dataset
+    from ganvae.metrics import evaluate as metrics
+    from ganvae.metrics.classifier import load_classifier
+
+    _at_least(n_samples, MIN_EVAL_SAMPLES, "--n-samples", " (the nearest-neighbour metrics use k = 5 neighbours and "
+              "the Frechet distance a covariance; 10,000 is the standard)")
+    if out is not None:
+        check_output(out, example="metrics.json")
+    start = time.monotonic()
+    real = str(run).startswith("real:")
+    folder = str(run)[len("images:"):] if str(run).startswith("images:") else None
+    loaded = samples = None
+    if real or folder is not None:
+        data = load_dataset(DataConfig(dataset=str(run)[5:] if real else dataset or "mnist", data_dir=data_dir))
+        model_name = "real data (train split)" if real else f"images in {folder}"
+        dataset = data.name
+        if real:
+            idx = torch.randperm(len(data.train_images), generator=_generator(seed))[:n_samples]
+            samples = uint8_to_unit(data.train_images[idx])
+        else:
+            samples = metrics.load_image_samples(folder, data.image_shape[-1], n_samples, seed)
+    else:
+        loaded = load_run(run, use_ema=use_ema)  # (a LoadedRun is used as it is)
+        if isinstance(run, LoadedRun):
+            run = loaded.run_dir or loaded.source
+        data_cfg = loaded.config.data
+        if dataset is not None:
+            data_cfg = replace(data_cfg, dataset=dataset, data_dir=None)
+        if data_dir is not None:
+            data_cfg = replace(data_cfg, data_dir=data_dir)
+        data = load_dataset(data_cfg)
+        model_name, dataset = loaded.name, data_cfg.dataset
+    fnet = load_classifier(dataset, path=classifier)
+    result: dict[str, Any] = {"run": str(run), "model": model_name, "dataset": data.name}
+    result.update(metrics.evaluate(loaded.model if loaded else None, data, fnet, n_samples, seed, iwae_k, samples))
+    if loaded is not None:
+        result["training"] = loaded_training_summary(loaded)
+    result["seconds"] = round(time.monotonic() - start, 2)
+    result["machine"] = machine_description()
+    if out is None and loaded is not None and loaded.run_dir is not None:
+        out = loaded.run_dir / "metrics.json"
+    if out is not None:
+        atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def fit_prior(run, out: str | Path | None = None, components: int | None = None, covariance: str | None = None,
+              dataset: str | None = None, data_dir: str | None = None, seed: int | None = None) -> dict[str, Any]:
+    """Fit (or refit) the learned prior of an encoder model (``model.prior: gmm``, :mod:`ganvae.models.prior`) to
+    the posterior means of its training images, and store it.
+
+    A run folder or checkpoint is rewritten in place (atomically; its training state is kept, so it still
+    resumes). A pretrained folder is written to ``out``, or in place when ``out`` is None and the folder is not
+    one of the shipped zoo's. A model trained with ``model.prior=normal`` is switched to ``gmm``. ``components``
+    and ``covariance`` change the mixture (they are recorded in the config); ``dataset``/``data_dir`` say where the
+    training images are; ``seed`` defaults to the run's seed.
+    Returns what was fitted and where it was written.
+    """
+    from dataclasses import replace
+
+    from ganvae import zoo
+    from ganvae.config import validate
+    from ganvae.data.dataset import load_dataset
+    from ganvae.registry import build_model
+    from ganvae.storage import pretrained_folder
+
+    if out is not None:
+        check_output(out, kind="folder")
+    path = zoo.resolve(run)
+    if is_pretrained_folder(path):
+        meta = pretrained_folder.read_config(path)
+        if out is None and path.resolve().is_relative_to(zoo.zoo_dir().resolve()):
+            raise ConfigError(f"fit-prior {run}: {path} is a model shipped inside the package; write the refitted "
+                              f"model elsewhere: fit_prior(..., out=DIR) in Python, --out DIR on the command line "
+                              f"(then use DIR wherever a run is taken).")
+        model, cfg = pretrained_folder.load_pretrained(path)
+        ckpt = None
+    else:
+        ckpt = ckpt_io.load_checkpoint(checkpoint_path(path))
+        cfg = config_from_dict(ckpt.header["config"], str(ckpt.path))
+        if out is not None:
+            raise ConfigError(f"fit-prior out={out}: {run} is a training run, whose checkpoint is refitted in place "
+                              f"(it stays resumable); drop out= (--out), or export it first (`ganvae export`, "
+                              f"Pipeline.save_pretrained) and refit the export.")
+    if not hasattr(cfg.model, "prior"):
+        raise UnsupportedOperation(f"fit-prior: {cfg.model_name} has no encoder, so it has no posterior to fit a "
+                                   f"prior to; it draws from N(0, I). (The encoder families: vae, conv-vae, vae-gan, "
+                                   f"cppn.)")
+    changes = {"prior": "gmm"}
+    if components is not None:
+        changes["prior_components"] = components
+    if covariance is not None:
+        changes["prior_covariance"] = covariance
+    cfg.model = replace(cfg.model, **changes)
+    validate(cfg, "fit-prior")
+    image_shape = tuple(model.image_shape) if ckpt is None else tuple(
+        ckpt.header.get("image_shape") or (1, cfg.data.image_size, cfg.data.image_size))
+    with torch.random.fork_rng(devices=[]):
+        fresh = build_model(cfg, image_shape)
+    if ckpt is None:
+        networks = {k: v for k, v in model.state_dict().items() if not k.startswith("latent_prior.")}
+        fresh.load_state_dict({**networks, **{f"latent_prior.{k}": v for k, v in fresh.latent_prior.state_dict().items()}})
+    else:
+        ckpt_io.restore_model(fresh, ckpt, refit_prior=True)
+    model = fresh.eval()
+    data_cfg = cfg.data
+    if dataset is not None or data_dir is not None:
+        data_cfg = replace(data_cfg, dataset=dataset or data_cfg.dataset, data_dir=data_dir or data_cfg.data_dir)
+    data = load_dataset(data_cfg)
+    seed = cfg.train.seed if seed is None else seed
+    try:
+        fit = model.fit_prior(data.train_images, data.train_labels, seed=seed)
+    except ValueError as err:
+        raise ConfigError(f"fit-prior {run}: {err}.") from None
+    if ckpt is None:
+        target = Path(out) if out is not None else path
+        source_card = path / "README.md"
+        card = source_card.read_text() if source_card.is_file() else None
+        pretrained_folder.save_pretrained(model, cfg, target, dtype=meta.get("dtype", "float16"),
+                                   source=meta.get("source"), card=card)  # the old metrics were of the old prior
+        written = target
+    else:
+        header = dict(ckpt.header, config=cfg.to_dict())
+        tensors = {f"model.latent_prior.{k}": v for k, v in model.latent_prior.state_dict().items()}
+        written = ckpt_io.rewrite_checkpoint(ckpt, header, tensors, drop_prefix="model.latent_prior.")
+    log.info("fitted %s to %d posterior means of %s in %.1f s -> %s", model.prior_description(), fit.n, data.name,
+             fit.seconds, written)
+    return {"prior": model.prior_description(), "codes": fit.n, "dataset": data.name, "seed": seed,
+            "iterations": fit.iterations, "converged": fit.converged, "log_likelihood": fit.log_likelihood,
+            "seconds": fit.seconds, "written": str(written)}
