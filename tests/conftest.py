@@ -95,6 +95,26 @@ def gz(data: bytes) -> bytes:
     return gzip.compress(data, mtime=0)
 
 
+# ----------------------------------------------------------------------------- training helpers
+
+
+def train(cfg, run_dir=None, data=None, resume=False, argv=None, callbacks=None):
+    """``Trainer(cfg, run_dir, ...).fit()`` in one call (the library's way in is ganvae.train / ganvae train)."""
+    from ganvae.training.trainer import Trainer
+
+    return Trainer(cfg, run_dir, data=data, resume=resume, argv=argv, callbacks=callbacks).fit()
+
+
+def iter_batches(images, batch_size: int, seed: int, epoch: int, start_step: int = 0, rank: int = 0,
+                 world_size: int = 1):
+    """uint8 batches ``(b, 1, H, W)`` of one epoch from ``start_step``: the trainer's data order
+    (:func:`ganvae.data.dataset.iter_batch_indices`), as images."""
+    from ganvae.data.dataset import iter_batch_indices
+
+    for idx in iter_batch_indices(len(images), batch_size, seed, epoch, start_step, rank, world_size, images.device):
+        yield images.index_select(0, idx)
+
+
 # ----------------------------------------------------------------------------- tiny models
 
 # --set overrides that make each registered model tiny (a few channels, 16x16 images)

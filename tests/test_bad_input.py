@@ -135,7 +135,7 @@ def _rewrite_header(path, edit) -> None:
 def trained_checkpoint(tmp_path_factory):
     from conftest import tiny_config, tiny_data
 
-    from ganvae.training.trainer import train
+    from conftest import train
 
     run = tmp_path_factory.mktemp("ck") / "run"
     train(tiny_config("vae", "train.epochs=1"), run, data=tiny_data())
@@ -166,7 +166,7 @@ def test_tampered_checkpoint_header_is_refused(capsys, tmp_path, trained_checkpo
 def cppn_run(tmp_path_factory):
     from conftest import tiny_config, tiny_data
 
-    from ganvae.training.trainer import train
+    from conftest import train
 
     run = tmp_path_factory.mktemp("cppn") / "run"
     train(tiny_config("cppn", "train.epochs=1", "data.image_size=28"), run, data=tiny_data(size=28))
@@ -265,7 +265,7 @@ def test_compare_warns_about_runs_that_cannot_be_compared(trained_checkpoint, tm
 
     from ganvae import storage
     from ganvae.report import comparability_warnings
-    from ganvae.training.trainer import train
+    from conftest import train
 
     run = trained_checkpoint.parent.parent
     same = comparability_warnings([run, run], [storage.load(run), storage.load(run)])
@@ -336,7 +336,9 @@ def test_resume_applies_what_may_change_and_refuses_the_rest(capsys, tmp_path):
 def test_learning_rate_changed_on_resume_reaches_the_optimisers(tmp_path):
     from conftest import tiny_config, tiny_data
 
-    from ganvae.training.trainer import Trainer, train
+    from conftest import train
+
+    from ganvae.training.trainer import Trainer
 
     train(tiny_config("gan", "train.epochs=1"), tmp_path / "run", data=tiny_data())
     trainer = Trainer(tiny_config("gan", "train.epochs=2", "model.lr_generator=0.00005"), tmp_path / "run",
@@ -352,7 +354,7 @@ def test_divergence_advice_names_the_family_learning_rates(tmp_path, monkeypatch
 
     from ganvae.errors import TrainingDiverged
     from ganvae.models.vae import VAE
-    from ganvae.training.trainer import train
+    from conftest import train
 
     original = VAE.training_step
 
@@ -370,7 +372,7 @@ def test_second_training_into_the_same_folder_is_refused(tmp_path):
 
     from ganvae.errors import GanvaeError
     from ganvae.runs import RunLock
-    from ganvae.training.trainer import train
+    from conftest import train
 
     run_dir = tmp_path / "run"
     with RunLock(run_dir):  # as a first training holds it

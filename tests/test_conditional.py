@@ -19,7 +19,8 @@ from ganvae.errors import GanvaeError
 from ganvae.metrics import core
 from ganvae.models.step import StepContext
 from ganvae.registry import build_model, model_names
-from ganvae.training.trainer import Trainer, train
+from conftest import train
+from ganvae.training.trainer import Trainer
 
 COND = "model.conditional=true"
 FAMILIES = model_names()

@@ -6,7 +6,8 @@ import torch
 from PIL import Image
 
 from ganvae.config import DataConfig
-from ganvae.data.dataset import epoch_permutation, iter_batches, load_dataset
+from conftest import iter_batches
+from ganvae.data.dataset import epoch_permutation, load_dataset
 from ganvae.pixels import scale_images, to_unit
 from ganvae.errors import DataError
 

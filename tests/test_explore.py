@@ -18,7 +18,7 @@ from PIL import Image  # noqa: E402
 
 from ganvae.explore.server import build_explorer, create_app  # noqa: E402
 from ganvae.explore.session import Limits  # noqa: E402
-from ganvae.training.trainer import train  # noqa: E402
+from conftest import train  # noqa: E402
 
 from conftest import tiny_config, tiny_data  # noqa: E402
 

@@ -26,7 +26,7 @@ def network_bytes(folder) -> int:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    from ganvae.training.trainer import train
+    from conftest import train
 
     root = tmp_path_factory.mktemp("runs")
     return {name: train(tiny_config(name, "train.epochs=1"), root / name, data=tiny_data()).run_dir

@@ -143,7 +143,7 @@ def test_a_checkpoint_with_nan_weights_is_refused(tmp_path):
     from safetensors.torch import save_file
 
     from ganvae.storage.checkpoint import run_checkpoint
-    from ganvae.training.trainer import train
+    from conftest import train
 
     run = train(tiny_config("gan", "train.epochs=1"), tmp_path / "run", data=tiny_data()).run_dir
     path = run_checkpoint(run)

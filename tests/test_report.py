@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 import pytest
 
 from ganvae.config import build_config
-from ganvae.training.trainer import train
+from conftest import train
 from ganvae.report import SECTIONS, compare
 
 from conftest import TINY, write_idx_dataset

@@ -132,7 +132,8 @@ def test_training_on_an_unlabelled_folder_and_exact_resume(tmp_path):
     reclustering on its first epoch) gives the same losses, weights and pseudo-classes bit for bit."""
     from ganvae.storage import load as load_run
     from ganvae.storage.checkpoint import load_checkpoint
-    from ganvae.training.trainer import Trainer, train
+    from conftest import train
+    from ganvae.training.trainer import Trainer
 
     folder = write_flat_folder(tmp_path / "flat")
     extra = [f"data.dataset=folder:{folder}", "data.image_size=16", "model.self_conditioning=3",

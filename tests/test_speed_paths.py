@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from ganvae.data.dataset import iter_batches
+from conftest import iter_batches
 from ganvae.models.blocks import Dropout, keep_mask
 from ganvae.models.gan import GAN
 from ganvae.training.denormals import denormals_flushed, flush_denormals, set_flush_denormal
-from ganvae.training.trainer import train
+from conftest import train
 
 from conftest import tiny_config, tiny_data
 

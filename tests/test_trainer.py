@@ -11,7 +11,8 @@ from conftest import tiny_config, tiny_data
 from ganvae.errors import CheckpointError, GanvaeError, Interrupted, TrainingDiverged
 from ganvae.models.gan import GAN
 from ganvae.storage.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
-from ganvae.training.trainer import Trainer, train
+from conftest import train
+from ganvae.training.trainer import Trainer
 
 
 def read_losses(run_dir):

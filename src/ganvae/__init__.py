@@ -11,7 +11,8 @@ run, as a pipeline), ``ganvae.train`` and the classes below are imported on firs
 from ganvae._version import __version__
 
 _LAZY = {"load": "ganvae.pipeline", "train": "ganvae.pipeline", "Pipeline": "ganvae.pipeline",
-         "Images": "ganvae.pipeline", "pretrained_names": "ganvae.zoo"}
+         "Images": "ganvae.pipeline", "pretrained_names": "ganvae.zoo",
+         "Callback": "ganvae.training.callbacks", "EarlyStopping": "ganvae.training.callbacks"}
 __all__ = ["__version__", *_LAZY]
 
 
@@ -21,3 +22,7 @@ def __getattr__(name: str):
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'ganvae' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:  # the lazy names too, so dir(ganvae) and tab completion show the public API
+    return sorted({*globals(), *__all__})

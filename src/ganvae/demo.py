@@ -16,8 +16,6 @@ from pathlib import Path
 from ganvae.config import build_config
 from ganvae.errors import ConfigError, GanvaeError
 from ganvae.registry import model_names
-from ganvae.report import compare
-from ganvae.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +30,10 @@ def demo(out: str | Path | None = None, minutes: float = DEMO_MINUTES, models: t
     """Train ``models`` for ``minutes`` each on ``dataset``, then compare them. Returns the report path.
 
     ``say`` prints the stage lines (the CLI's ``print``; ``-q`` passes a no-op)."""
+    # torch-heavy: imported when the demo runs, so `ganvae --help` reads DEMO_MODELS and DEMO_MINUTES without torch
+    from ganvae.report import compare
+    from ganvae.training.trainer import Trainer
+
     unknown = [m for m in models if m not in model_names()]
     if unknown:
         raise ConfigError(f"--models: unknown model(s) {', '.join(unknown)}; choose from {', '.join(model_names())}.")

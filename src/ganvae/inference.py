@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from ganvae.errors import ConfigError, UnsupportedOperation
 from ganvae.models.base import GenerativeModel
+from ganvae.models.conditioning import LabelPolicy
 from ganvae.pixels import uint8_to_unit
 from ganvae.storage import LoadedRun
 
@@ -26,9 +27,10 @@ def sample_images(loaded: LoadedRun, n: int, seed: int = 0, labels: torch.Tensor
     return loaded.model.sample(n, generator=_generator(seed), labels=loaded.model.labels_for(n, labels))
 
 
-def run_classes(loaded: LoadedRun) -> list[int]:
-    """The classes a conditional run was trained on (``data.classes``, else all ``model.num_classes``)."""
-    return loaded.model.classes
+def run_classes(loaded: LoadedRun) -> list[int] | None:
+    """The classes a conditional run was trained on (``data.classes``, else all ``model.num_classes``); None for an
+    unconditional run, which cannot be asked for one."""
+    return loaded.model.classes if loaded.model.conditional else None
 
 
 def check_digits(loaded: LoadedRun, digits: "list[int] | None", flag: str = "--digit") -> "list[int] | None":
@@ -49,11 +51,72 @@ def check_digits(loaded: LoadedRun, digits: "list[int] | None", flag: str = "--d
     return list(digits)
 
 
+def request_labels(loaded: LoadedRun, labels, n: int, policy: LabelPolicy | None = LabelPolicy.BALANCED,
+                   flag: str = "labels") -> torch.Tensor | None:
+    """The labels of a request for ``n`` images: ``labels`` as asked (a class, one per image, or class weights
+    ``(n, K)``), checked against the run's classes and refused, under ``flag``, for an unconditional run; when
+    none are asked, those of ``policy`` (a conditional model) or None (an unconditional one). ``policy=None``: the
+    caller must give them (encoding an image needs its class). The model's own checks raise ValueError."""
+    if labels is not None:
+        asked = torch.as_tensor(labels)
+        if not (asked.is_floating_point() and asked.dim() == 2 and loaded.model.conditional):  # weights: the model checks
+            check_digits(loaded, sorted(set(asked.reshape(-1).tolist())) or None, flag)
+    if policy is None:
+        return loaded.model.check_labels(labels, n)
+    return loaded.model.labels_for(n, labels, policy)
+
+
 def class_grid(loaded: LoadedRun, cols: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A conditional model's class grid: one row per trained class, each column from the same noise in every row
     (:meth:`~ganvae.models.base.GenerativeModel.class_grid_latents`) -> latents ``(K*cols, Z)``, labels
     ``(K*cols,)``."""
-    return loaded.model.class_grid_latents(cols, run_classes(loaded), _generator(seed))
+    return loaded.model.class_grid_latents(cols, grid_classes(loaded), _generator(seed))
+
+
+def grid_classes(loaded: LoadedRun) -> list[int]:
+    """The rows of a class grid (the trained classes); refused for an unconditional model, which has none."""
+    classes = run_classes(loaded)
+    if classes is None:
+        raise UnsupportedOperation(f"{loaded.name} is not conditional; it has no class grid. Draw samples instead.")
+    return classes
+
+
+def grid_layout(loaded: LoadedRun, n: int, nrow: int | None, digit: int | None) -> tuple[int, int | None, int | None]:
+    """How ``n`` samples are laid out when no class is asked (:attr:`LabelPolicy.CLASS_GRID` for a conditional
+    model): ``(count, images per row, class-grid columns or None)``. A class grid rounds ``n`` up to whole rows,
+    one per trained class."""
+    classes = run_classes(loaded)
+    if classes is None or digit is not None:
+        return n, nrow, None
+    cols = -(-n // len(classes))
+    return cols * len(classes), cols, cols
+
+
+def overview(loaded: LoadedRun, cols: int, seed: int) -> tuple[torch.Tensor, int]:
+    """The picture a person looks at first, ``(images, per row)``: a conditional model's class grid (one row per
+    class, ``cols`` columns), else ``cols x cols`` samples."""
+    n, nrow, grid_cols = grid_layout(loaded, cols * cols, cols, None)
+    if grid_cols is None:
+        return sample_images(loaded, n, seed), cols
+    z, asked = class_grid(loaded, grid_cols, seed)
+    return loaded.model.generate(z, asked), grid_cols
+
+
+def require_encoder(loaded: LoadedRun, instead: str) -> None:
+    """Refuse a request that encodes images when the model has no encoder; ``instead``: the front end's way on."""
+    if not loaded.model.has_encoder:
+        raise UnsupportedOperation(
+            f"reconstruct needs a model with an encoder (vae, conv-vae, vae-gan, cppn); {loaded.name} only maps "
+            f"noise to images, so it has no way to encode a given image. {instead}")
+
+
+def reconstruct(loaded: LoadedRun, x: torch.Tensor, labels: torch.Tensor | None = None,
+                as_labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Images ``(N, C, H, W)`` in [0, 1] encoded and decoded; ``labels`` are the images' own classes (from the
+    data: used by a conditional model, unused by another), ``as_labels`` the classes to decode as (asked and
+    checked by the caller: :func:`request_labels`)."""
+    require_encoder(loaded, "Draw samples instead.")
+    return loaded.model.reconstruct(x, loaded.model.encoder_labels(labels), as_labels).cpu()
 
 
 def class_morph(k: int, a: int, b: int, steps: int) -> torch.Tensor:

@@ -113,14 +113,17 @@ class Pipeline:
             raise ConfigError(f"{call}: latents hold NaN or infinite values; every number must be finite.")
         return z
 
-    def _labels_checked(self, labels, n: int, call: str, policy: LabelPolicy = LabelPolicy.BALANCED
+    def _labels_checked(self, labels, n: int, call: str, policy: LabelPolicy | None = LabelPolicy.BALANCED
                         ) -> torch.Tensor | None:
+        """``labels`` (an int, one per sample, or class weights ``(n, K)``: a blend) checked for this model; None ->
+        those of ``policy`` (default: the trained classes in turn; ``policy=None``: required of a conditional
+        model), as :func:`ganvae.inference.request_labels` decides for every front end."""
         if labels is not None and not (isinstance(labels, (torch.Tensor, np.ndarray)) or _is_int(labels) or (
                 isinstance(labels, (list, tuple)) and all(_is_int(v) or isinstance(v, (list, tuple)) for v in labels))):
             raise ConfigError(f"{call}: labels={labels!r}; give a class number (e.g. labels=3), one per sample "
                               f"(a list or tensor of ints), or class weights (n, K).")
         try:
-            return self._labels(labels, n, policy)
+            return inference.request_labels(self.run, labels, n, policy)
         except ValueError as err:  # the model's own check (front-end neutral), under the Python argument's name
             raise ConfigError(f"{call}: {err}") from None
 
@@ -134,20 +137,7 @@ class Pipeline:
     @property
     def classes(self) -> list[int] | None:
         """The classes a conditional model was trained on (None: not conditional)."""
-        return inference.run_classes(self.run) if self.model.conditional else None
-
-    def _labels(self, labels, n: int, policy: LabelPolicy = LabelPolicy.BALANCED) -> torch.Tensor | None:
-        """``labels`` (an int, one per sample, or class weights ``(n, K)``: a blend) for a conditional model; None ->
-        those of ``policy`` (default: the trained classes in turn)."""
-        if not self.model.conditional:
-            inference.check_digits(self.run, None if labels is None else torch.as_tensor(labels).reshape(-1).tolist(), "labels")
-            return None
-        if labels is None:
-            return self.model.labels_for(n, policy=policy)
-        labels = torch.as_tensor(labels)
-        if not (labels.is_floating_point() and labels.dim() == 2):  # class weights (n, K) are checked by the model
-            inference.check_digits(self.run, sorted(set(labels.reshape(-1).tolist())), "labels")
-        return self.model.check_labels(labels, n)
+        return inference.run_classes(self.run)
 
     def sample(self, n: int = 16, seed: int | None = None, latents: torch.Tensor | None = None,
                labels: "int | list[int] | torch.Tensor | None" = None) -> Images:
@@ -168,10 +158,8 @@ class Pipeline:
 
     def class_grid(self, cols: int = 8, seed: int = 0) -> Images:
         """A conditional model's class grid: one row per trained class, the same ``cols`` latents in every row."""
-        if not self.model.conditional:
-            raise UnsupportedOperation(f"{self.name} is not conditional; it has no class grid. Use sample().")
         cols, seed = _count(cols, "class_grid(cols=...)"), _seed(seed, "class_grid(seed=...)")
-        self._guard(f"class_grid(cols={cols})", cols * len(self.classes))
+        self._guard(f"class_grid(cols={cols})", cols * len(inference.grid_classes(self.run)))  # before any latent
         z, labels = inference.class_grid(self.run, cols, seed)
         return Images(self.model.generate(z, labels), nrow=cols)
 
@@ -193,8 +181,7 @@ class Pipeline:
         classes."""
         from ganvae.pixels import uint8_to_unit
 
-        if not self.model.has_encoder:
-            raise UnsupportedOperation(f"{self.name} has no encoder, so it cannot reconstruct an image; use sample().")
+        inference.require_encoder(self.run, "Use sample() instead.")
         x = images.tensor if isinstance(images, Images) else torch.as_tensor(images)
         if x.dim() != 4 or tuple(x.shape[1:]) != tuple(self.model.image_shape) or len(x) == 0:
             raise UnsupportedOperation(f"reconstruct: images must be (N, {', '.join(map(str, self.model.image_shape))}) "
@@ -210,15 +197,10 @@ class Pipeline:
             raise ConfigError(f"reconstruct(images=...): values from {float(x.min()):.3g} to {float(x.max()):.3g}; "
                               f"float images must lie in [0, 1] (divide uint8 images by 255, or pass them as uint8).")
         self._guard(f"reconstruct({len(x)} images)", len(x))
-        if not self.model.conditional:
-            self._labels_checked(labels if labels is not None else as_labels, len(x), "reconstruct(labels=...)")
-            return Images(self.model.reconstruct(x))
-        if labels is None:
-            raise UnsupportedOperation(f"{self.name} is conditional: reconstruct(images, labels=...) needs the class "
-                                       f"of each image.")
-        y = self._labels_checked(labels, len(x), "reconstruct(labels=...)")
-        as_y = None if as_labels is None else self._labels_checked(as_labels, len(x), "reconstruct(as_labels=...)")
-        return Images(self.model.reconstruct(x, y, as_y))
+        # a conditional model encodes each image with its class: required (policy None), as the classes to decode as
+        y = self._labels_checked(labels, len(x), "reconstruct(labels=...)", policy=None)
+        as_y = None if as_labels is None else self._labels_checked(as_labels, len(x), "reconstruct(as_labels=...)", None)
+        return Images(inference.reconstruct(self.run, x, y, as_y))
 
     def render(self, size: int | tuple[int, int] = 512, seed: int = 0, labels=None) -> Images:
         """One latent rendered at ``size`` (an int, or (width, height)) by a coordinate generator (cppn); a
@@ -283,10 +265,11 @@ def load(name_or_path: str | Path, device: str = "auto") -> Pipeline:
 
 
 def train(model: str, *, out: str | Path | None = None, data=None, resume: bool = False, preset: str | None = None,
-          config: str | Path | None = None, **overrides) -> Pipeline:
+          config: str | Path | None = None, callbacks=None, **overrides) -> Pipeline:
     """Train ``model`` (a family name) from Python and return the trained :class:`Pipeline` (``.run.run_dir`` is
     the run folder). ``overrides`` are ``section__key=value`` pairs or plain train/data keys, e.g.
-    ``ganvae.train("vae", epochs=2, dataset="mnist-5k", model__latent_dim=8)``."""
+    ``ganvae.train("vae", epochs=2, dataset="mnist-5k", model__latent_dim=8)``. ``callbacks`` are
+    :class:`ganvae.Callback` objects (your own metric, logger or stopping rule; see :mod:`ganvae.training.callbacks`)."""
     from ganvae.config import shortcut_settings
     from ganvae.training.launch import train_run
 
@@ -302,7 +285,7 @@ def train(model: str, *, out: str | Path | None = None, data=None, resume: bool 
     argv = [sys.argv[0], "ganvae.train", model, *(["--resume"] if resume else []),
             *(f"{k}={v!r}" for k, v in overrides.items())]
     result = train_run(model, out=out, resume=resume, config_file=config, overrides=sets, preset=preset, data=data,
-                       argv=argv, needs_out="train(..., resume=True) needs out=RUN_FOLDER")
+                       argv=argv, needs_out="train(..., resume=True) needs out=RUN_FOLDER", callbacks=callbacks)
     return load(result.run_dir)
 
 

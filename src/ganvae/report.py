@@ -354,11 +354,8 @@ def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, see
     classifiers = {}  # dataset -> feature network, loaded (and checksummed) once for all the runs on it
     for e, loaded in zip(entries, loaded_runs):
         slug = "".join(ch if ch.isalnum() else "-" for ch in e.label)
-        if loaded.model.conditional:  # the class grid: one row per class, the same noise in every row
-            z, asked = inference.class_grid(loaded, 8, seed)
-            save_grid(loaded.model.generate(z, asked), out / f"{slug}_samples.png", nrow=8, scale=2)
-        else:
-            save_grid(inference.sample_images(loaded, 64, seed), out / f"{slug}_samples.png", nrow=8, scale=2)
+        images, nrow = inference.overview(loaded, 8, seed)  # a conditional model: its class grid
+        save_grid(images, out / f"{slug}_samples.png", nrow=nrow, scale=2)
         e.files["Samples"] = f"{slug}_samples.png"
         dataset = loaded.config.data.dataset
         fnet = classifiers[dataset] = classifiers.get(dataset) or load_classifier(dataset)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from ganvae import inference
 from ganvae.errors import ConfigError, UnsupportedOperation
 from ganvae.inference import (
     _at_least,
@@ -15,8 +16,9 @@ from ganvae.inference import (
     _generator,
     check_digits,
     class_morph,
+    grid_layout,
     held_out_images,
-    run_classes,
+    require_encoder,
     walk_latents,
 )
 from ganvae.memory import MAX_MEMORY_GB, check_memory
@@ -48,9 +50,7 @@ def sample(run, n: int = 64, seed: int = 0, out: str | Path | None = "samples.pn
         check_output(separate, kind="folder", flag="--separate")
     loaded = load_run(run)
     check_digits(loaded, None if digit is None else [digit])
-    if loaded.model.conditional and digit is None:
-        cols = -(-n // len(run_classes(loaded)))
-        n, nrow = cols * len(run_classes(loaded)), cols
+    n, nrow, cols = grid_layout(loaded, n, nrow, digit)  # no class asked of a conditional model: a class grid
     if out is not None:  # the samples in float32, the grid in float32 and as uint8
         check_memory(n * math.prod(loaded.model.image_shape) * 9, f"-n {n}: a grid of {n:,} samples", max_memory_gb,
                      "Draw fewer, or write them as files only with --separate DIR --no-grid.")
@@ -58,8 +58,7 @@ def sample(run, n: int = 64, seed: int = 0, out: str | Path | None = "samples.pn
         Path(separate).mkdir(parents=True, exist_ok=True)
     digits = max(4, len(str(n - 1)))
     grid = torch.empty(n, *loaded.model.image_shape) if out is not None else None
-    for index, images in _draw_in_chunks(loaded, n, nrow if loaded.model.conditional and digit is None else None,
-                                         digit, seed, chunk):
+    for index, images in _draw_in_chunks(loaded, n, cols, digit, seed, chunk):
         if grid is not None:
             grid[index] = images
         if separate is not None:
@@ -135,18 +134,10 @@ def reconstruct(run, n: int = 16, seed: int = 0, out: str | Path = "reconstructi
     _at_least(n, 1, "-n")
     check_output(out)
     loaded = load_run(run)
-    if not loaded.model.has_encoder:
-        raise UnsupportedOperation(
-            f"reconstruct needs a model with an encoder (vae, conv-vae, vae-gan, cppn); {loaded.name} only maps "
-            f"noise to images, so it has no way to encode a given image. Use `ganvae sample` instead."
-        )
-    check_digits(loaded, None if as_digit is None else [as_digit], "--as-digit")
+    require_encoder(loaded, "Use `ganvae sample` instead.")
+    check_digits(loaded, None if as_digit is None else [as_digit], "--as-digit")  # before the data is read
     x, y = held_out_images(loaded, n, seed, dataset, data_dir, with_labels=True)
-    if loaded.model.conditional:
-        as_labels = None if as_digit is None else torch.full_like(y, as_digit)
-        recon = loaded.model.reconstruct(x, y, as_labels).cpu()
-    else:
-        recon = loaded.model.reconstruct(x).cpu()
+    recon = inference.reconstruct(loaded, x, y, None if as_digit is None else torch.full_like(y, as_digit))
     nrow = min(n, 8)
     rows = []
     for start in range(0, n, nrow):

@@ -317,10 +317,3 @@ def iter_batch_indices(
     for step in range(start_step, n // global_batch):
         start = step * global_batch + rank * batch_size
         yield perm[start : start + batch_size]
-
-
-def iter_batches(images: torch.Tensor, batch_size: int, seed: int, epoch: int, start_step: int = 0, rank: int = 0,
-                 world_size: int = 1) -> Iterator[torch.Tensor]:
-    """Yield uint8 batches ``(b, 1, H, W)`` of one epoch, starting at ``start_step`` (:func:`iter_batch_indices`)."""
-    for idx in iter_batch_indices(len(images), batch_size, seed, epoch, start_step, rank, world_size, images.device):
-        yield images.index_select(0, idx)  # 5 us against 34 for images[idx] (batch 128, CPU)

@@ -86,7 +86,7 @@ class ModelView:
         return {
             "name": self.key, "family": self.loaded.name, "latent_dim": m.latent_dim,
             "image_size": list(m.image_shape[1:]), "conditional": m.conditional,
-            "classes": run_classes(self.loaded) if m.conditional else None,
+            "classes": run_classes(self.loaded),
             "has_encoder": m.has_encoder, "renders_any_size": m.renders_any_size,
         }
 
@@ -191,8 +191,7 @@ class ModelView:
         from ganvae.pixels import from_unit
 
         x, y, source = reference_images(self.loaded, n)
-        conditional = self.model.conditional
-        mu = torch.cat([self.model.encode(from_unit(xb, self.model.value_range), yb if conditional else None)[0]
+        mu = torch.cat([self.model.encode(from_unit(xb, self.model.value_range), self.model.encoder_labels(yb))[0]
                         for xb, yb in zip(x.split(500), y.split(500))])
         mu = mu.float() - mu.float().mean(0)
         _, s, v = torch.linalg.svd(mu, full_matrices=False)

@@ -49,6 +49,7 @@ class TrainingMetrics:
         self.last_elapsed = 0.0  # training seconds at the last measurement
         self.seconds = 0.0  # time spent measuring, in all
         self._reference = None  # (feature network, test data on the CPU, reference features), loaded on first use
+        self.last_point: dict[str, float] | None = None  # the latest row written (rank 0), for callbacks
 
     def __call__(self, model, data, step: int, epoch: float, elapsed: float, epoch_end: bool) -> float:
         """Measure if due; returns the seconds spent (0 when not due). ``epoch`` is fractional mid-epoch."""
@@ -90,12 +91,14 @@ class TrainingMetrics:
         if model.has_encoder:
             nll = f"{likelihood_metrics(model, cpu_data, k=10, max_images=NLL_IMAGES)['test_nll_iwae']:.3f}"
         new = not self.path.exists()
+        row = [round(epoch, 3), step, f"{elapsed:.2f}", f"{m['fid']:.4f}", f"{m['class_entropy']:.4f}",
+               f"{m['confident_share']:.4f}", len(samples), nll, len(m["dropped_classes"])]
         with open(self.path, "a", newline="") as fh:
             w = csv.writer(fh)
             if new:
                 w.writerow(FIELDS)
-            w.writerow([round(epoch, 3), step, f"{elapsed:.2f}", f"{m['fid']:.4f}", f"{m['class_entropy']:.4f}",
-                        f"{m['confident_share']:.4f}", len(samples), nll, len(m["dropped_classes"])])
+            w.writerow(row)
+        self.last_point = {k: float(v) for k, v in zip(FIELDS, row) if v != ""}
         if self.writer is not None:
             self.writer.add_scalar("metrics/fid", m["fid"], step)
             self.writer.add_scalar("metrics/class_entropy", m["class_entropy"], step)

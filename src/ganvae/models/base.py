@@ -162,6 +162,11 @@ class GenerativeModel(nn.Module):
             return self.check_labels(labels, n)
         return default_labels(self.classes, n, policy or LabelPolicy.BALANCED, start=start)
 
+    def encoder_labels(self, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """The data's labels of images to encode, as the encoder takes them: as they are for a conditional model,
+        None for one that takes no class (so a caller passes what the data has, whatever the model)."""
+        return labels if self.conditional else None
+
     def check_labels(self, labels, n: int) -> torch.Tensor | None:
         """``labels`` as ``(n,)`` int64 on the model's device (an int or a single label: the class of all ``n``),
         class weights ``(n, K)`` as they are, or None for an unconditional model; a clear error, naming the classes
@@ -174,7 +179,7 @@ class GenerativeModel(nn.Module):
             return None
         classes = self.classes
         if labels is None:
-            raise ValueError(f"this {type(self).__name__} is conditional: give the class of each sample, among "
+            raise ValueError(f"this {type(self).__name__} is conditional: it needs the class of each sample, among "
                              f"{classes}.")
         k = self.config.num_classes
         labels = torch.as_tensor(labels, device=self.device)

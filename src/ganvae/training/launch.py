@@ -17,13 +17,14 @@ from ganvae.storage import checkpoint as ckpt_io
 def train_run(model: str, *, out: str | Path | None = None, resume: bool = False, config_file: str | Path | None = None,
               settings: Mapping[str, Mapping[str, Any]] | None = None, overrides: list[str] | None = None,
               preset: str | None = None, data=None, argv: list[str] | None = None,
-              needs_out: str = "--resume needs --out RUN_FOLDER"):
+              needs_out: str = "--resume needs --out RUN_FOLDER", callbacks=None):
     """Train ``model`` and return the :class:`~ganvae.training.trainer.TrainResult`.
 
     Settings apply in the order of :func:`ganvae.config.build_config` (preset, file, ``settings`` by section,
     ``overrides`` as ``section.key=value``), on top of the defaults, or, with ``resume``, on top of the run's own
     saved config: so only what the caller gives changes, whatever the run was trained with. ``needs_out`` is the
-    front end's words for the missing run folder.
+    front end's words for the missing run folder; ``callbacks`` go to the trainer
+    (:mod:`ganvae.training.callbacks`).
     """
     from ganvae.training.trainer import Trainer
 
@@ -37,4 +38,5 @@ def train_run(model: str, *, out: str | Path | None = None, resume: bool = False
         checkpoint = ckpt_io.load_checkpoint(path, expected_model=model)
         base = config_from_dict(checkpoint.header["config"], str(path))
     cfg = build_config(model, config_file, settings, overrides, preset=preset, base=base)
-    return Trainer(cfg, out or cfg.run.out, data=data, resume=checkpoint or False, argv=argv).fit()
+    return Trainer(cfg, out or cfg.run.out, data=data, resume=checkpoint or False, argv=argv,
+                   callbacks=callbacks).fit()

@@ -1,8 +1,9 @@
 """The model-agnostic training loop.
 
-The trainer owns the data stream, budgets, logging, sample grids, checkpoints and
-resumption; the model owns its networks, optimisers and training step. Nothing here
-depends on which family is trained.
+The trainer owns the data stream, budgets, the training position and resumption; its outputs (the loss log,
+sample grids, checkpoint cadences: :mod:`ganvae.training.outputs`; the in-training metrics) are small objects it
+calls, and users add their own through :mod:`ganvae.training.callbacks`. The model owns its networks, optimisers
+and training step. Nothing here depends on which family is trained.
 
 Exact resumption: the data order of epoch ``e`` depends only on ``(seed, e)``, and a
 checkpoint stores weights, optimiser moments, all random states and the position inside
@@ -13,7 +14,6 @@ uninterrupted one and, on CPU, produces the same losses bit for bit.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import json
 import logging
@@ -30,17 +30,19 @@ import torch
 from ganvae import seeds
 from ganvae.config import ExperimentConfig, config_from_dict, validate
 from ganvae.data.dataset import ImageData, iter_batch_indices, load_dataset, steps_per_epoch
-from ganvae.errors import CheckpointError, ConfigError, GanvaeError, Interrupted, TrainingDiverged
+from ganvae.errors import CheckpointError, ConfigError, GanvaeError, Interrupted
 from ganvae.metrics.during_training import TrainingMetrics
 from ganvae.models.base import GenerativeModel
-from ganvae.models.conditioning import class_grid_inputs, trained_classes
+from ganvae.models.conditioning import trained_classes
 from ganvae.models.step import StepContext
 from ganvae.pixels import scale_images
 from ganvae.registry import build_model
 from ganvae.runs import RunLock, add_file_log, default_run_dir, record_resume, write_run_metadata
 from ganvae.storage import checkpoint as ckpt_io
+from ganvae.training.callbacks import Callback, CallbackList
 from ganvae.training.denormals import flush_denormals
 from ganvae.training.distributed import DistContext
+from ganvae.training.outputs import CheckpointCadence, LossLog, SampleGrids, open_tensorboard, truncate_csv
 from ganvae.training.resume import resumed_config
 from ganvae.training.state import TrainingState
 from ganvae.utils import atomic_write_text, check_output, resolve_device, resolve_precision, seed_everything
@@ -86,8 +88,9 @@ class TrainResult:
     epoch: int
     images_per_second: float
     seconds: float
-    stopped_by: str  # "epochs", "time", "interrupt"
+    stopped_by: str  # "epochs", "time", "interrupt", "callback"
     last_losses: dict[str, float] = field(default_factory=dict)
+    stop_reason: str | None = None  # a callback's request_stop(reason)
 
 
 class _StopFlag:
@@ -126,12 +129,16 @@ class Trainer:
         resume: continue from ``run_dir/checkpoints/last.safetensors`` (True), or from that checkpoint already
             read (:func:`ganvae.training.launch.train_run` reads it once to build the config on the run's own).
         argv: the command line to record in the run folder.
+        callbacks: :class:`~ganvae.training.callbacks.Callback` objects whose hooks run during training (a metric, a
+            logger, a stopping rule: ``trainer.request_stop(reason)``).
     """
 
     def __init__(self, cfg: ExperimentConfig, run_dir: str | Path | None = None, data: ImageData | None = None,
                  resume: "bool | ckpt_io.Checkpoint" = False, argv: list[str] | None = None,
-                 dist: DistContext | None = None):
+                 dist: DistContext | None = None, callbacks: "list[Callback] | None" = None):
         self.dist = dist or DistContext.from_env()
+        self.callbacks = CallbackList(callbacks)
+        self._stop_reason: str | None = None
         self.resume_checkpoint: ckpt_io.Checkpoint | None = None
         run_dir = Path(run_dir or cfg.run.out or default_run_dir(cfg.model_name))
         if isinstance(resume, ckpt_io.Checkpoint):  # already read (by training.launch, the front ends' way in)
@@ -176,7 +183,7 @@ class Trainer:
         seed_everything(cfg.train.seed)
         data = self._data if self._data is not None else load_dataset(cfg.data)
         self.data = data.to(self.device)
-        if cfg.model.conditional:
+        if getattr(cfg.model, "conditional", False):  # a plugin family may have no class conditioning
             check_conditional_data(cfg, data)
         model = build_model(cfg, data.image_shape).to(self.device)
         if cfg.train.sync_batchnorm and self.dist.enabled:
@@ -224,8 +231,21 @@ class Trainer:
         self.ckpt_path = ckpt_io.run_checkpoint(self.run_dir)
         self.writer = None
         self.file_log = None
-        if not self.dist.is_main:
-            return
+        if self.dist.is_main:
+            self._prepare_files()
+        # every rank checks the (reduced) losses and keeps the cadences; only rank 0 writes
+        self.loss_log = LossLog(self.run_dir, self.ckpt_path, self.dist, self.device, self.writer,
+                                advice=lambda kept: divergence_advice(self.cfg, self.run_dir, kept))
+        self.grids = SampleGrids(self.run_dir, self.dist, self.writer, self.cfg.run.gif_fps)
+        self.cadence = CheckpointCadence(self.cfg.train, self.dist)
+        if self.resume_checkpoint is not None and self.dist.is_main:
+            # rows written after the checkpoint (a killed run logs past its last checkpoint) are redone on resume:
+            # losses.csv numbers steps from 0 (row s = the step that made step s + 1 done), the metrics CSV counts them
+            self.loss_log.truncate(self.state.step)
+            truncate_csv(self.run_dir / "metrics_during_training.csv", "step", lambda s: s <= self.state.step)
+
+    def _prepare_files(self):
+        """Rank 0: the run folder, its log file, metadata and TensorBoard writer."""
         (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
         self.file_log = add_file_log(self.run_dir / "train.log")
         for line in getattr(self, "resume_changes", []):  # logged once the run's own log file listens too
@@ -237,82 +257,27 @@ class Trainer:
             })
         else:
             record_resume(self.run_dir, self.cfg, self.argv)
-        self.csv_path = self.run_dir / "losses.csv"
-        if self.resume_checkpoint is not None:
-            # rows written after the checkpoint (a killed run logs past its last checkpoint) are redone on resume:
-            # losses.csv numbers steps from 0 (row s = the step that made step s + 1 done), the metrics CSV counts them
-            self._truncate_csv(self.csv_path, "step", lambda s: s < self.state.step)
-            self._truncate_csv(self.run_dir / "metrics_during_training.csv", "step", lambda s: s <= self.state.step)
         if self.cfg.run.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+            self.writer = open_tensorboard(self.run_dir, self.state.step)
 
-                self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.state.step if self.state.step else None)
-            except ImportError:
-                log.warning("tensorboard is not installed; TensorBoard logging is off")
-
-    @staticmethod
-    def _truncate_csv(path: Path, column: str, keep) -> None:
-        """Keep the rows of a CSV whose integer ``column`` passes ``keep`` (atomically; absent files are left)."""
-        if not path.exists():
-            return
-        with open(path, newline="") as fh:
-            rows = list(csv.reader(fh))
-        if not rows:
-            return
-        i = rows[0].index(column)
-        kept = [rows[0]] + [r for r in rows[1:] if keep(int(r[i]))]
-        if len(kept) < len(rows):
-            atomic_write_text(path, "".join(",".join(r) + "\n" for r in kept))
+    def request_stop(self, reason: str) -> None:
+        """Stop at the end of the current step (every rank, together), with a checkpoint at that position; for
+        callbacks (:class:`~ganvae.training.callbacks.EarlyStopping`)."""
+        if self._stop_reason is None:
+            log.info("stop requested: %s", reason)
+            self._stop_reason = reason
 
     # ------------------------------------------------------------------ outputs
     def _log_losses(self, pending: list[tuple[int, int, dict[str, torch.Tensor]]], imgs_per_s: float, bar) -> dict[str, float]:
-        """Sync the pending per-step losses to the host once, check them, write CSV/TensorBoard."""
-        names = list(pending[0][2])
-        values = torch.stack([torch.stack([l[n].float().to(self.device) for n in names]) for _, _, l in pending])  # (steps, losses)
-        values = self.dist.reduce_mean(values).cpu()  # the mean over ranks: every rank sees the same numbers
-        bad = ~torch.isfinite(values)
-        if bad.any():
-            i, j = (int(v) for v in bad.nonzero()[0])
-            step, epoch = pending[i][0], pending[i][1]
-            where = f"the last good checkpoint {self.ckpt_path} (kept)" if self.ckpt_path.exists() else "no checkpoint yet"
-            raise TrainingDiverged(
-                f"training diverged: {names[j]} became {values[i, j].item()} at step {step} (epoch {epoch + 1}). "
-                f"Stopped; {where}. {divergence_advice(self.cfg, self.run_dir, self.ckpt_path.exists())}")
-        if self.dist.is_main:
-            new = not self.csv_path.exists()
-            with open(self.csv_path, "a", newline="") as fh:
-                w = csv.writer(fh)
-                if new:
-                    w.writerow(["step", "epoch", *names])
-                for (step, epoch, _), row in zip(pending, values.tolist()):
-                    w.writerow([step, epoch + 1, *(f"{v:.6g}" for v in row)])
-            if self.writer is not None:
-                for (step, _, _), row in zip(pending, values.tolist()):
-                    for n, v in zip(names, row):
-                        self.writer.add_scalar(f"loss/{n}", v, step)
-                self.writer.add_scalar("speed/images_per_second", imgs_per_s, pending[-1][0])
-        last = dict(zip(names, values[-1].tolist()))
+        """The loss log (checked, written), the progress bar's figures and the callbacks' ``on_log``."""
+        last = self.loss_log.write(pending, imgs_per_s)
         if bar is not None:
             bar.set_postfix({**{k: f"{v:.3f}" for k, v in last.items()}, "img/s": f"{imgs_per_s:.0f}"}, refresh=False)
+        self.callbacks("on_log", self, last, imgs_per_s)
         return last
 
     def _sample_grid(self, epoch: int) -> None:
-        if not self.dist.is_main:
-            return
-        from ganvae.viz.images import make_grid, save_png
-
-        with self.dist.unwrapped(self.model):
-            if self.model.conditional:  # one row per class, the same noise in every row
-                classes = self.model.classes
-                cols = -(-len(self.state.fixed_noise) // len(classes))
-                z, labels = class_grid_inputs(self.state.fixed_noise[:cols], classes)
-                grid = make_grid(self.model.generate(z.to(self.device), labels), nrow=cols)
-            else:
-                grid = make_grid(self.model.generate(self.state.fixed_noise.to(self.device)))
-        save_png(grid, self.run_dir / "samples" / f"epoch_{epoch + 1:04d}.png")
-        if self.writer is not None:
-            self.writer.add_image("samples", grid[None], self.state.step, dataformats="CHW")
+        self.grids.write(self.model, self.state.fixed_noise, epoch, self.state.step)
 
     def _checkpoint(self, epoch: int, step_in_epoch: int, elapsed: float) -> None:
         self._save(self.state.at(epoch, step_in_epoch, elapsed))
@@ -321,10 +286,13 @@ class Trainer:
         """Write the checkpoint: the model, its optimisers and the training state ``saved`` (the position of the
         current step; the random states are taken as they are now)."""
         self._last_saved = saved
-        self.last_checkpoint_time = time.monotonic()
+        self.cadence.saved()
         self.last_checkpoint_step = self.state.step
-        if not self.dist.is_main:
-            return
+        if self.dist.is_main:
+            self._write_checkpoint(saved)
+        self.callbacks("on_checkpoint", self, self.ckpt_path)
+
+    def _write_checkpoint(self, saved: TrainingState) -> None:
         ckpt_io.save_checkpoint(
             self.ckpt_path, self.model, self.cfg.model_name, self.cfg.to_dict(), self.optimizers,
             counters=saved.counters(), extra_tensors=saved.tensors(),
@@ -335,16 +303,8 @@ class Trainer:
         log.debug("checkpoint written: %s (step %d)", self.ckpt_path, self.state.step)
 
     def _finish_outputs(self) -> None:
-        if not self.dist.is_main:
-            return
-        from ganvae.viz.images import load_png, save_gif
-        from ganvae.viz.plots import plot_losses
-
-        frames = [load_png(p) for p in sorted((self.run_dir / "samples").glob("epoch_*.png"))]
-        if frames:
-            save_gif(frames, self.run_dir / "progress.gif", fps=self.cfg.run.gif_fps)
-        if self.csv_path.exists():
-            plot_losses(self.csv_path, self.run_dir / "losses.png", title=f"{self.cfg.model_name} losses")
+        self.grids.finish()
+        self.loss_log.finish(title=f"{self.cfg.model_name} losses")
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> TrainResult:
@@ -393,21 +353,28 @@ class Trainer:
                  self.precision_reason, self.run_dir)
         self.model.train()
         self.session_start = time.monotonic()
-        self.last_checkpoint_time = self.session_start
+        self.cadence.saved()  # the mid-epoch cadence counts from the start of this session
         self.images_this_session = 0
         self.last_losses: dict[str, float] = {}
         stopped_by = "epochs"
+        self.callbacks("on_train_start", self)
         with _StopFlag() as stop:
             epoch = self.state.epoch
             while epoch < tc.epochs:
                 if self._train_epoch(epoch, n_steps, per_rank_batch, budget_s, stop):
-                    stopped_by = "interrupt" if self.dist.any(stop.signum is not None) else "time"
+                    stopped_by = ("interrupt" if self.dist.any(stop.signum is not None) else
+                                  "callback" if self.dist.any(self._stop_reason is not None) else "time")
                     epoch = self._stop_mid_epoch(epoch, n_steps)
                     break
                 epoch = self._end_epoch(epoch)
+                if self.dist.any(self._stop_reason is not None):  # asked at the epoch's end (on_metrics, on_epoch_end)
+                    stopped_by = "callback"
+                    if self.last_checkpoint_step != self.state.step:
+                        self._checkpoint(epoch, 0, self.elapsed())
+                    break
             else:
                 if not self.ckpt_path.exists():  # e.g. resumed with no epochs left
-                    self._checkpoint(epoch, 0, self._elapsed())
+                    self._checkpoint(epoch, 0, self.elapsed())
         if stopped_by != "interrupt":
             self._fit_latent_prior()
         return self._finish(epoch, stopped_by)
@@ -443,7 +410,7 @@ class Trainer:
         save_png(grid, self.run_dir / "samples" / "learned_prior.png")
         self.excluded_seconds += time.monotonic() - start
 
-    def _elapsed(self) -> float:
+    def elapsed(self) -> float:
         """Training seconds of the whole run: earlier sessions, plus this one less in-training evaluation."""
         return self.elapsed_before + time.monotonic() - self.session_start - self.excluded_seconds
 
@@ -474,15 +441,17 @@ class Trainer:
             self.images_this_session += tc.batch_size
             if bar is not None:
                 bar.update(1)
+            if self.callbacks:
+                self.callbacks("on_step_end", self, losses)
             # every rank must stop at the same step: the decision is taken together
             session_s = time.monotonic() - self.session_start - self.excluded_seconds
-            out_of_time = self.dist.any(session_s > budget_s or stop.signum is not None)
+            out_of_time = self.dist.any(session_s > budget_s or stop.signum is not None or self._stop_reason is not None)
             if len(pending) >= tc.log_every or self.state.step_in_epoch == n_steps or out_of_time:
                 rate = tick_images / max(time.monotonic() - tick, 1e-9)
                 self.last_losses = self._log_losses(pending, rate, bar)
                 pending, tick, tick_images = [], time.monotonic(), 0
                 if not out_of_time and self.state.step_in_epoch < n_steps:
-                    self._record_metrics(epoch + self.state.step_in_epoch / n_steps, self._elapsed(), epoch_end=False)
+                    self._record_metrics(epoch + self.state.step_in_epoch / n_steps, self.elapsed(), epoch_end=False)
                     self._checkpoint_if_due(epoch)
             if out_of_time:
                 break
@@ -504,16 +473,14 @@ class Trainer:
                  100 * info["changed"], info["smallest"], info["largest"])
 
     def _checkpoint_if_due(self, epoch: int) -> None:
-        """A mid-epoch checkpoint when ``train.checkpoint_minutes`` have passed since the last one (decided by all
-        ranks together), so a crash early in a long epoch-cadence run loses at most that much work."""
-        minutes = self.cfg.train.checkpoint_minutes
-        if minutes > 0 and self.dist.any(time.monotonic() - self.last_checkpoint_time >= minutes * 60):
-            self._checkpoint(epoch, self.state.step_in_epoch, self._elapsed())
+        """A mid-epoch checkpoint when its cadence says so (:class:`~ganvae.training.outputs.CheckpointCadence`)."""
+        if self.cadence.due_mid_epoch():
+            self._checkpoint(epoch, self.state.step_in_epoch, self.elapsed())
 
     def _stop_mid_epoch(self, epoch: int, n_steps: int) -> int:
         """Out of time or interrupted: a grid of the partial epoch (a resumed run overwrites it) and a checkpoint at
         the exact position. Returns the epoch to record (the next one if the budget ran out exactly at an end)."""
-        elapsed = self._elapsed()
+        elapsed = self.elapsed()
         self._sample_grid(epoch)
         if self.state.step_in_epoch == n_steps:
             epoch, self.state.step_in_epoch = epoch + 1, 0
@@ -524,28 +491,32 @@ class Trainer:
         """After a full epoch: its sample grid, in-training metrics and checkpoint on their cadences. Returns the
         next epoch."""
         tc = self.cfg.train
-        elapsed = self._elapsed()
+        elapsed = self.elapsed()
         if (epoch + 1) % tc.sample_every == 0 or epoch + 1 == tc.epochs:
             self._sample_grid(epoch)
         epoch, self.state.step_in_epoch = epoch + 1, 0
         self._record_metrics(epoch, elapsed, epoch_end=True)
-        if epoch % tc.checkpoint_every == 0 or epoch == tc.epochs:
+        if self.cadence.due_at_epoch_end(epoch):
             self._checkpoint(epoch, 0, elapsed)
+        self.callbacks("on_epoch_end", self, epoch)
         return epoch
 
     def _finish(self, epoch: int, stopped_by: str) -> TrainResult:
         """The progress GIF, the loss plot and ``summary.json``; raises :class:`Interrupted` after a signal."""
         cfg = self.cfg
-        elapsed = self._elapsed()
+        elapsed = self.elapsed()
         session = time.monotonic() - self.session_start - self.excluded_seconds
         rate = self.images_this_session / session if session > 0 else 0.0
         self._finish_outputs()
-        result = TrainResult(self.run_dir, self.ckpt_path, self.state.step, epoch, rate, elapsed, stopped_by, self.last_losses)
+        result = TrainResult(self.run_dir, self.ckpt_path, self.state.step, epoch, rate, elapsed, stopped_by, self.last_losses,
+                             self._stop_reason if stopped_by == "callback" else None)
         if self.dist.is_main:
             summary = {"model_name": cfg.model_name, "steps": self.state.step, "epochs_completed": epoch,
                        "images_seen": self.state.images_seen, "train_seconds": round(elapsed, 2),
                        "images_per_second": round(rate, 1), "stopped_by": stopped_by, "last_losses": self.last_losses,
                        "device": str(self.device), "precision": cfg.train.precision, "world_size": self.dist.world_size}
+            if result.stop_reason is not None:
+                summary["stop_reason"] = result.stop_reason
             path = self.run_dir / "summary.json"
             if self.images_this_session == 0 and self.resume_checkpoint is not None and path.is_file():
                 # resumed with nothing left to train: the speed and losses are those of the sessions that trained
@@ -558,6 +529,7 @@ class Trainer:
             atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
             log.info("done: %d steps, %d epochs, %.0f images/s, %.1f s (%s) -> %s", self.state.step, epoch, rate, elapsed,
                      stopped_by, self.run_dir)
+        self.callbacks("on_train_end", self, result)
         if stopped_by == "interrupt":
             raise Interrupted(f"interrupted at step {self.state.step}; checkpoint written to {self.ckpt_path}. "
                               f"Continue with: ganvae train {cfg.model_name} --out {self.run_dir} --resume")
@@ -575,10 +547,13 @@ class Trainer:
 
     def _record_metrics(self, epoch: float, elapsed: float, epoch_end: bool) -> None:
         """Call the in-training metrics (they decide whether one is due) and leave their time out of the budget."""
+        before = self.metrics.last_point
         try:
             self.excluded_seconds += self.metrics(self.model, self.data, self.state.step, epoch, elapsed, epoch_end)
         except GanvaeError as err:  # a missing classifier must not end a training run
             log.warning("in-training metrics skipped: %s", err)
+        if self.metrics.last_point is not before:
+            self.callbacks("on_metrics", self, self.metrics.last_point)
 
 
 def _collective_failure(err: RuntimeError) -> bool:
@@ -609,7 +584,3 @@ def divergence_advice(cfg: ExperimentConfig, run_dir: Path, resumable: bool) -> 
     return (f"Lower the learning rate{'s' if len(rates) > 1 else ''} (sensible: {low:g} to {high:g}), e.g. halve "
             f"{' and '.join('model.' + r for r in rates)}: {again}")
 
-
-def train(cfg: ExperimentConfig, run_dir=None, data=None, resume=False, argv=None) -> TrainResult:
-    """Train a model; see :class:`Trainer`."""
-    return Trainer(cfg, run_dir, data=data, resume=resume, argv=argv).fit()

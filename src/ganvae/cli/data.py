@@ -1,0 +1,143 @@
+"""``ganvae data`` (list, describe, verify, download datasets) and ``ganvae classifier`` (the metrics' feature
+network)."""
+
+from __future__ import annotations
+
+import sys
+
+from ganvae.errors import GanvaeError
+
+
+def add_data(sub) -> None:
+    p = sub.add_parser("data", help="list, describe, verify and download datasets")
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    q = dsub.add_parser("list", help="the known datasets")
+    q.add_argument("--data-dir", help="also say which datasets have their files in this folder")
+    q = dsub.add_parser("info", help="a dataset's description, classes, files and mirrors")
+    q.add_argument("name")
+    q.add_argument("--data-dir", help="also say which of the dataset's files this folder holds")
+    q = dsub.add_parser("verify", help="check each file: present, md5, valid IDX")
+    q.add_argument("name")
+    q.add_argument("--data-dir", help="check this folder instead of the cache")
+    q.add_argument("--accept-unverified", action="store_true",
+                   help="accept a recompressed archive whose content has no published checksum, if it parses")
+    q = dsub.add_parser("download", help="download into the cache ($GANVAE_DATA_DIR or ~/.cache/ganvae)")
+    q.add_argument("name")
+    q.add_argument("--data-dir", help="download into this folder instead (then train with --data-dir DIR)")
+    p.set_defaults(func=data)
+
+
+def data(args) -> int:
+    from ganvae.data import sources
+
+    if args.data_command == "list":
+        for s in sources.SOURCES.values():
+            where = "offline, ships with ganvae" if s.offline else f"download, {len(s.mirrors)} mirrors"
+            if args.data_dir is not None and not s.offline:
+                try:  # the labels file is small: its checksum tells datasets with the same file names apart
+                    labels = sources.resolve_files(s, data_dir=args.data_dir, allow_download=False)["train_labels"]
+                    if sources.md5_file(labels) == s.files["train_labels"].md5:
+                        where += f"; its files are in {args.data_dir}"
+                except GanvaeError:
+                    pass
+            print(f"{s.name:<14} {s.title} ({where})")
+        print(f"{'folder:PATH':<14} any folder of png/jpg images; sub-folders are classes")
+        return 0
+    if args.name.startswith("folder:") and args.data_command in ("info", "verify"):
+        return folder_info(args.name.removeprefix("folder:"), verify=args.data_command == "verify")
+    source = sources.get_source(args.name)
+    if args.data_command == "info":
+        print(f"{source.name}: {source.title}")
+        print(f"  {source.description}")
+        print(f"  homepage: {source.homepage}")
+        print(f"  license:  {source.license}")
+        print(f"  classes:  {', '.join(f'{i}={c}' for i, c in enumerate(source.classes))}")
+        if source.offline:
+            print(f"  folder:   {sources.packaged_dir(source)} (inside the package)")
+            if source.per_class:
+                print(f"  slice:    the first {source.per_class[0]} train / {source.per_class[1]} test images of each class")
+        else:
+            print(f"  cache:    {sources.dataset_cache_dir(source)}")
+            print("  mirrors:  " + "\n            ".join(source.mirrors))
+        for role in sources.ROLES:
+            spec = source.files[role]
+            print(f"  {role:<13} {spec.filename}  md5 {spec.md5}")
+        print(f"  content sums: {sources.content_sums_text(source)}")
+        if args.data_dir is not None and not source.offline:
+            try:
+                found = sources.resolve_files(source, data_dir=args.data_dir, allow_download=False)
+            except GanvaeError as err:
+                print(f"  --data-dir: {err}")
+            else:
+                print(f"  --data-dir: {len(set(found.values()))} file(s) found: " + ", ".join(sorted({str(v) for v in found.values()})))
+                print(f"  (`ganvae data verify {source.name} --data-dir {args.data_dir}` checks their content)")
+        return 0
+    if args.data_command == "download":
+        if source.offline:
+            print(f"{source.name} ships with ganvae; nothing to download.")
+            return 0
+        paths = sources.download(source, cache_dir=args.data_dir)
+        for role, path in paths.items():
+            print(f"{role:<13} {path}  OK")
+        return 0
+    if args.data_command == "verify":
+        reports = sources.verify(source, data_dir=args.data_dir, accept_unverified=args.accept_unverified)
+        for rep in reports:
+            name = str(rep.path) if rep.path else source.files[rep.role].filename
+            status = (f"OK ({rep.note})" if rep.note else "OK") if rep.ok else f"PROBLEM: {rep.problem}"
+            print(f"{name}  md5 {rep.md5 or '-':<32}  {status}")
+        bad = [r for r in reports if not r.ok]
+        if bad:
+            fix = "pass --data-dir DIR with good copies" if args.data_dir else f"run `ganvae data download {source.name}`"
+            print(f"{len(bad)} of {len(reports)} files have problems; {fix}.", file=sys.stderr)
+            return 1
+        return 0
+    raise AssertionError(args.data_command)
+
+
+def folder_info(path: str, verify: bool) -> int:
+    """`ganvae data info|verify folder:PATH`: its classes and image counts (verify: every image read)."""
+    from pathlib import Path
+
+    from ganvae.data.dataset import class_folders, image_files, load_folder
+
+    if not verify:
+        root = Path(path).expanduser()
+        counts = {name: len(image_files(folder, root)) for name, folder in class_folders(path)}
+        print(f"folder:{path}: {sum(counts.values()):,} images in {len(counts)} class(es) (sub-folders are classes)")
+        for name, count in counts.items():
+            print(f"  {name:<14} {count:,} images")
+        print(f"  (`ganvae data verify folder:{path}` reads every image)")
+        return 0
+    data = load_folder(path, image_size=28)
+    print(f"folder:{path}: {len(data.train_images) + len(data.test_images):,} images read, classes "
+          f"{', '.join(data.classes)}  OK")
+    return 0
+
+
+def add_classifier(sub) -> None:
+    p = sub.add_parser("classifier", help="train the feature classifier that the metrics use")
+    csub = p.add_subparsers(dest="classifier_command", required=True, metavar="ACTION")
+    q = csub.add_parser("train", help="train it reproducibly (seeded) on a named dataset's train split")
+    q.add_argument("--dataset", default="mnist")
+    q.add_argument("--data-dir")
+    q.add_argument("--epochs", type=int, default=6)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    q.add_argument("--out", help="output .safetensors (default: the cache, ~/.cache/ganvae/classifiers/NAME.safetensors)")
+    p.set_defaults(func=classifier)
+
+
+def classifier(args) -> int:
+    from ganvae.metrics.classifier import train_classifier
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    path, acc = train_classifier(args.dataset, data_dir=args.data_dir, epochs=args.epochs, seed=args.seed, out=args.out)
+    print(f"{path}  test accuracy {acc:.4f}")
+    return 0
+
+
+COMMANDS = (add_data, add_classifier)

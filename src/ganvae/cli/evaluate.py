@@ -1,0 +1,70 @@
+"""``ganvae evaluate``, ``compare`` and ``demo``: the numbers, the report, and the two-minute tour."""
+
+from __future__ import annotations
+
+
+def add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="metrics of a trained run, real:DATASET (the reference figures) or images:DIR")
+    p.add_argument("run", metavar="RUN", help="run folder, checkpoint, pretrained name or folder, real:mnist (train "
+                                              "split against test split), or images:DIR (a folder of any program's samples)")
+    p.add_argument("--dataset", help="score against this dataset's test split (default: the run's own; mnist for "
+                                     "images:DIR), e.g. mnist-25k offline for a model trained on full MNIST")
+    p.add_argument("--n-samples", type=int, default=10000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--iwae-k", type=int, default=50, help="importance samples of the NLL bound (5000 as in the literature)")
+    p.add_argument("--data-dir", help="folder of the dataset's files, if not where the run found them")
+    p.add_argument("--classifier", help="feature classifier .safetensors (default: the one for the run's dataset)")
+    p.add_argument("--out", help="metrics JSON (default <run>/metrics.json)")
+    p.add_argument("--no-ema", action="store_true", help="score the trained weights, not their moving average")
+    p.set_defaults(func=evaluate)
+
+
+def evaluate(args) -> int:
+    from ganvae.metrics.evaluate import format_table
+    from ganvae.operations import evaluate
+
+    result = evaluate(args.run, n_samples=args.n_samples, seed=args.seed, iwae_k=args.iwae_k, data_dir=args.data_dir,
+                      out=args.out, classifier=args.classifier, dataset=args.dataset, use_ema=not args.no_ema)
+    print(format_table(result))
+    return 0
+
+
+def add_compare(sub) -> None:
+    p = sub.add_parser("compare", help="a side-by-side HTML + Markdown report of several runs")
+    p.add_argument("runs", nargs="+", metavar="RUN")
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--n-samples", type=int, default=10000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir")
+    p.set_defaults(func=compare)
+
+
+def compare(args) -> int:
+    from ganvae.report import compare
+
+    print(compare(args.runs, args.out, n_samples=args.n_samples, seed=args.seed, data_dir=args.data_dir))
+    return 0
+
+
+def add_demo(sub) -> None:
+    from ganvae.demo import DEMO_MINUTES, DEMO_MODELS
+
+    p = sub.add_parser("demo", help="train a GAN, a DCGAN and a VAE on the offline mnist-25k and compare them")
+    p.add_argument("--out", help="folder for the runs and the report (default runs/demo-<timestamp>)")
+    p.add_argument("--minutes", type=float, default=DEMO_MINUTES, help="training budget per model (default %(default)g)")
+    p.add_argument("--models", default=",".join(DEMO_MODELS),
+                   help="comma-separated models to train (default %(default)s; any registered family)")
+    p.add_argument("--n-samples", type=int, default=5000, help="samples per model for the final metrics")
+    p.set_defaults(func=demo)
+
+
+def demo(args) -> int:
+    from ganvae.demo import demo
+
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    demo(args.out, minutes=args.minutes, models=models, n_samples=args.n_samples,
+         say=(lambda *_: None) if args.quiet else print)
+    return 0
+
+
+COMMANDS = (add_evaluate, add_compare, add_demo)
