@@ -12,7 +12,8 @@ from ganvae._version import __version__
 
 _LAZY = {"load": "ganvae.pipeline", "train": "ganvae.pipeline", "Pipeline": "ganvae.pipeline",
          "Images": "ganvae.pipeline", "pretrained_names": "ganvae.zoo",
-         "Callback": "ganvae.training.callbacks", "EarlyStopping": "ganvae.training.callbacks"}
+         "Callback": "ganvae.training.callbacks", "EarlyStopping": "ganvae.training.callbacks",
+         "register_model": "ganvae.registry", "ModelEntry": "ganvae.registry"}
 __all__ = ["__version__", *_LAZY]
 
 

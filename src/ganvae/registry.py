@@ -5,16 +5,28 @@ dispatches on model names. An entry names its classes as ``"module:attribute"`` 
 listing the models (``ganvae --help``, ``ganvae train --help``) imports no network and no torch; the config
 dataclasses live in torch-free modules (``models/<family>_config.py``), so ``ganvae config show`` imports none
 either.
+
+Families from outside the package join the same table: :func:`register_model` from Python, or an installed
+distribution's entry point in the group ``ganvae.models`` (``wgan-gp = "my_package:ENTRY"``, where ``ENTRY`` is a
+:class:`ModelEntry` or a callable returning one), read once when the table is first built. A plugin that fails to
+load is skipped with a warning naming it and the fix; a plugin never replaces a built-in family.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ganvae.errors import ConfigError, suggest
+
+log = logging.getLogger(__name__)
+
+PLUGIN_GROUP = "ganvae.models"  # the entry-point group an installed package registers its families in
+NAME_RULE = re.compile(r"[a-z][a-z0-9-]{0,31}")  # names users type: `ganvae train NAME`
 
 
 def _resolve(ref: str | type) -> type:
@@ -49,6 +61,9 @@ def _builtin(name: str, module: str, config: str, model: str, description: str, 
                       description, family, {"batch_size": batch_size, "epochs": 30})
 
 
+BUILTIN: tuple[str, ...] = ("gan", "dcgan", "vae", "conv-vae", "vae-gan", "cppn")
+
+
 @functools.cache
 def _registry() -> dict[str, ModelEntry]:
     entries = [
@@ -63,7 +78,92 @@ def _registry() -> dict[str, ModelEntry]:
         _builtin("cppn", "cppn", "CPPNConfig", "CPPN",
                  "CPPN GAN+VAE: a coordinate generator that renders at any resolution", "CPPN GAN+VAE", 64),
     ]
-    return {e.name: e for e in entries}
+    table = {e.name: e for e in entries}
+    for entry in _plugin_entries():
+        try:
+            _check_entry(entry, table)
+        except ConfigError as err:
+            log.warning("model plugin skipped: %s", err)
+            continue
+        table[entry.name] = entry
+    return table
+
+
+def _plugin_entries() -> list[ModelEntry]:
+    """The families of installed distributions (entry-point group :data:`PLUGIN_GROUP`); one that cannot be
+    loaded is skipped with a warning."""
+    from importlib.metadata import entry_points
+
+    found = []
+    for ep in entry_points(group=PLUGIN_GROUP):
+        dist = getattr(getattr(ep, "dist", None), "name", "?")
+        try:
+            obj = ep.load()
+            entry = obj() if callable(obj) and not isinstance(obj, ModelEntry) else obj
+            if not isinstance(entry, ModelEntry):
+                raise TypeError(f"{ep.value} is a {type(entry).__name__}, not a ganvae.registry.ModelEntry")
+        except Exception as err:  # a broken plugin must not take the command line down with it
+            log.warning("model plugin %r from %s could not be loaded (%s: %s); fix or uninstall %s.", ep.name, dist,
+                        type(err).__name__, err, dist)
+            continue
+        if entry.name != ep.name:
+            log.warning("model plugin %r from %s registers a family named %r; the entry point's name and the "
+                        "family's must agree (fix its pyproject.toml).", ep.name, dist, entry.name)
+            continue
+        found.append(entry)
+    return found
+
+
+def _check_entry(entry: ModelEntry, table: dict[str, ModelEntry], replace: bool = False) -> None:
+    if not isinstance(entry, ModelEntry):
+        raise ConfigError(f"register_model: expected a ganvae.registry.ModelEntry, got {type(entry).__name__}.")
+    if not NAME_RULE.fullmatch(entry.name):
+        raise ConfigError(f"register_model: name {entry.name!r} must be lower-case letters, digits and dashes, "
+                          f"starting with a letter (at most 32), e.g. 'wgan-gp'.")
+    if entry.name in BUILTIN:
+        raise ConfigError(f"register_model: {entry.name!r} is a built-in family and cannot be replaced; choose "
+                          f"another name.")
+    if entry.name in table and not replace:
+        raise ConfigError(f"register_model: {entry.name!r} is already registered ({table[entry.name].model}); pass "
+                          f"replace=True to replace it.")
+    for what in ("config", "model"):
+        ref = getattr(entry, what)
+        if isinstance(ref, str) and not re.fullmatch(r"[\w.]+:[\w.]+", ref):
+            raise ConfigError(f"register_model: {what}={ref!r} for {entry.name!r}; give the class or "
+                              f"'package.module:ClassName'.")
+
+
+def register_model(entry: ModelEntry | None = None, /, *, replace: bool = False, **fields: Any) -> ModelEntry:
+    """Add a model family from outside the package, for this process: then ``ganvae train NAME``-style calls from
+    Python (``ganvae.train(NAME, ...)``), checkpoints, ``ganvae.load``, evaluate, compare, export and the explorer
+    take it like a built-in one. Give a :class:`ModelEntry`, or its fields::
+
+        ganvae.register_model(name="wgan-gp", config=WGANGPConfig, model=WGANGP,
+                              description="WGAN-GP", family="GAN", train_defaults={"batch_size": 64})
+
+    For the command line, install a package with an entry point in the group ``ganvae.models`` instead (see
+    ``examples/wgan-gp-plugin``). The contract the model class implements is :class:`ganvae.models.base.
+    GenerativeModel`'s."""
+    if entry is None:
+        fields.setdefault("family", "custom")
+        try:
+            entry = ModelEntry(**fields)
+        except TypeError as err:
+            raise ConfigError(f"register_model: {err}; give name, config, model, description (and optionally "
+                              f"family, train_defaults).") from None
+    elif fields:
+        raise ConfigError("register_model: give a ModelEntry or its fields, not both.")
+    table = _registry()
+    _check_entry(entry, table, replace)
+    table[entry.name] = entry
+    return entry
+
+
+def unregister_model(name: str) -> None:
+    """Remove a family added by :func:`register_model` (built-in families stay)."""
+    if name in BUILTIN:
+        raise ConfigError(f"unregister_model: {name!r} is a built-in family.")
+    _registry().pop(name, None)
 
 
 def model_names() -> list[str]:
