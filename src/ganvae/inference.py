@@ -7,6 +7,9 @@ is asked is :class:`~ganvae.models.conditioning.LabelPolicy`'s one answer.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 
@@ -15,6 +18,8 @@ from ganvae.models.base import GenerativeModel
 from ganvae.models.conditioning import LabelPolicy
 from ganvae.pixels import uint8_to_unit
 from ganvae.storage import LoadedRun
+
+log = logging.getLogger(__name__)
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -207,17 +212,43 @@ def walk_latents(loaded: LoadedRun, points: int, steps: int, walks: int, seed: i
     return torch.cat([latent_path(loaded.model, anchors[i], anchors[(i + 1) % points], t) for i in range(legs)])
 
 
+def run_data(loaded: LoadedRun, dataset: str | None = None, data_dir: str | None = None, image_size: int | None = None):
+    """The real images that go with a run: its own dataset and folder, or ``dataset`` (with ``data_dir``, not the
+    run's folder) and/or ``data_dir`` as asked. A pretrained model asked for neither, whose dataset's files are not
+    on this machine (neither where it was trained nor in the cache), uses that dataset's packaged stand-in
+    (``mnist-25k`` for MNIST) instead of downloading, and says so in one line. Returns ``(ImageData, stand_in)``,
+    ``stand_in`` the line said (None when the run's own data was used), for the protocol."""
+    from ganvae.data.dataset import load_dataset
+    from ganvae.data.sources import SOURCES, resolve_files
+    from ganvae.errors import GanvaeError
+
+    cfg = loaded.config.data
+    if dataset is not None:
+        cfg = replace(cfg, dataset=dataset, data_dir=None)
+    if data_dir is not None:
+        cfg = replace(cfg, data_dir=data_dir)
+    if image_size is not None:
+        cfg = replace(cfg, image_size=image_size)
+    stand_in = None
+    source = SOURCES.get(cfg.dataset)
+    if dataset is None and data_dir is None and loaded.run_dir is None and source is not None \
+            and source.offline_stand_in is not None:
+        try:
+            resolve_files(source, data_dir=cfg.data_dir, allow_download=False)
+        except GanvaeError:
+            stand_in = (f"{cfg.dataset} is not on this machine: using the packaged {source.offline_stand_in} (its "
+                        f"test split, a subset of the same data) instead of a download; pass --data-dir DIR (or "
+                        f"data_dir=) for the full {cfg.dataset}")
+            log.info("%s", stand_in)
+            cfg = replace(cfg, dataset=source.offline_stand_in, data_dir=None)
+    return load_dataset(cfg), stand_in
+
+
 def held_out_images(loaded: LoadedRun, n: int, seed: int, dataset: str | None = None, data_dir: str | None = None,
                     with_labels: bool = False):
-    """``n`` test-split images of the run's dataset, in [0, 1], chosen with ``seed`` (and their labels)."""
-    from dataclasses import replace
-
-    from ganvae.data.dataset import load_dataset
-
-    data_cfg = loaded.config.data
-    if dataset is not None or data_dir is not None:
-        data_cfg = replace(data_cfg, dataset=dataset or data_cfg.dataset, data_dir=data_dir or data_cfg.data_dir)
-    data = load_dataset(data_cfg)
+    """``n`` test-split images of the run's dataset (:func:`run_data`), in [0, 1], chosen with ``seed`` (and
+    their labels)."""
+    data, _ = run_data(loaded, dataset, data_dir)
     idx = torch.randperm(len(data.test_images), generator=_generator(seed))[:n]
     if with_labels:
         return uint8_to_unit(data.test_images[idx]), data.test_labels[idx]

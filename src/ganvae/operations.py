@@ -13,7 +13,7 @@ import torch
 
 from ganvae.config import config_from_dict
 from ganvae.errors import ConfigError, UnsupportedOperation
-from ganvae.inference import _at_least, _generator
+from ganvae.inference import _at_least, _generator, run_data
 from ganvae.pixels import uint8_to_unit
 from ganvae.storage import LoadedRun, checkpoint_path, is_pretrained_folder
 from ganvae.storage import checkpoint as ckpt_io
@@ -81,8 +81,6 @@ def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 
 
     Writes the result as JSON to ``out`` (default ``<run>/metrics.json``) and returns it.
     """
-    from dataclasses import replace
-
     from ganvae.config import DataConfig
     from ganvae.data.dataset import load_dataset
     from ganvae.metrics import evaluate as metrics
@@ -95,7 +93,7 @@ def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 
     start = time.monotonic()
     real = str(run).startswith("real:")
     folder = str(run)[len("images:"):] if str(run).startswith("images:") else None
-    loaded = samples = None
+    loaded = samples = stand_in = None
     if real or folder is not None:
         data = load_dataset(DataConfig(dataset=str(run)[5:] if real else dataset or "mnist", data_dir=data_dir))
         model_name = "real data (train split)" if real else f"images in {folder}"
@@ -109,16 +107,13 @@ def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 
         loaded = load_run(run, use_ema=use_ema)  # (a LoadedRun is used as it is)
         if isinstance(run, LoadedRun):
             run = loaded.run_dir or loaded.source
-        data_cfg = loaded.config.data
-        if dataset is not None:
-            data_cfg = replace(data_cfg, dataset=dataset, data_dir=None)
-        if data_dir is not None:
-            data_cfg = replace(data_cfg, data_dir=data_dir)
-        data = load_dataset(data_cfg)
-        model_name, dataset = loaded.name, data_cfg.dataset
+        data, stand_in = run_data(loaded, dataset, data_dir)  # a pretrained model offline: the packaged stand-in
+        model_name, dataset = loaded.name, data.name
     fnet = load_classifier(dataset, path=classifier)
     result: dict[str, Any] = {"run": str(run), "model": model_name, "dataset": data.name}
     result.update(metrics.evaluate(loaded.model if loaded else None, data, fnet, n_samples, seed, iwae_k, samples))
+    if stand_in is not None:  # the protocol says what the reference was, and why
+        result["protocol"]["stand_in"] = stand_in
     if loaded is not None:
         result["training"] = loaded_training_summary(loaded)
     result["seconds"] = round(time.monotonic() - start, 2)

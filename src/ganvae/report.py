@@ -50,16 +50,18 @@ def _label_runs(paths: list[Path], loaded_runs: list[storage.LoadedRun]) -> list
     return [name if names.count(name) == 1 else f"{name} ({path.name})" for path, name in zip(paths, names)]
 
 
-def _load_or_evaluate(run: Path, loaded, n_samples: int, seed: int, data_dir: str | None) -> dict[str, Any]:
+def _load_or_evaluate(run: Path, loaded, n_samples: int, seed: int, data_dir: str | None,
+                      dataset: str | None = None) -> dict[str, Any]:
     """The run's ``metrics.json`` when it used this protocol, else a fresh evaluation of the loaded run."""
     cached = run / "metrics.json" if run.is_dir() else None
     if cached is not None and cached.is_file():
         result = json.loads(cached.read_text())
         protocol = result.get("protocol", {})
         if protocol.get("n_samples") == n_samples and protocol.get("sample_seed") == seed \
-                and protocol.get("prior") == loaded.model.prior_description():  # a refitted prior: measured again
+                and protocol.get("prior") == loaded.model.prior_description() \
+                and (dataset is None or result.get("dataset") == dataset):  # a refitted prior: measured again
             return result
-    return operations.evaluate(loaded, n_samples=n_samples, seed=seed, data_dir=data_dir)
+    return operations.evaluate(loaded, n_samples=n_samples, seed=seed, data_dir=data_dir, dataset=dataset)
 
 
 def _during_training(run: Path) -> dict[str, list[float]] | None:
@@ -336,8 +338,10 @@ def _fmt(v: Any) -> str:
 
 
 def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, seed: int = 0, data_dir: str | None = None,
-            interpolation_steps: int = 12) -> Path:
-    """Evaluate (or reuse ``metrics.json``) and write ``report.html`` and ``report.md`` into ``out``."""
+            interpolation_steps: int = 12, dataset: str | None = None) -> Path:
+    """Evaluate (or reuse ``metrics.json``) and write ``report.html`` and ``report.md`` into ``out``. ``dataset``
+    scores every run against that dataset's test split (default: each run's own; a pretrained model offline:
+    its packaged stand-in), ``data_dir`` says where its files are."""
     from ganvae.viz.images import save_grid
 
     out = check_output(out, kind="folder")
@@ -347,7 +351,7 @@ def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, see
     for w in warnings:
         log.warning("warning: %s", w)
     out.mkdir(parents=True, exist_ok=True)
-    results = [_load_or_evaluate(p, loaded, n_samples, seed, data_dir) for p, loaded in zip(paths, loaded_runs)]
+    results = [_load_or_evaluate(p, loaded, n_samples, seed, data_dir, dataset) for p, loaded in zip(paths, loaded_runs)]
     labels = _label_runs(paths, loaded_runs)
     entries = [RunEntry(lbl, p, r) for lbl, p, r in zip(labels, paths, results)]
     classes: list[str] = []
@@ -357,14 +361,15 @@ def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, see
         images, nrow = inference.overview(loaded, 8, seed)  # a conditional model: its class grid
         save_grid(images, out / f"{slug}_samples.png", nrow=nrow, scale=2)
         e.files["Samples"] = f"{slug}_samples.png"
-        dataset = loaded.config.data.dataset
-        fnet = classifiers[dataset] = classifiers.get(dataset) or load_classifier(dataset)
+        trained_on = loaded.config.data.dataset  # its classifier names the classes it drew
+        fnet = classifiers[trained_on] = classifiers.get(trained_on) or load_classifier(trained_on)
         many = inference.sample_images(loaded, 600, seed + 1)
         trained = sorted(loaded.config.data.classes) if loaded.config.data.classes else list(range(fnet.model.head.out_features))
         save_grid(class_grid(many, fnet.extract(many)[1], trained), out / f"{slug}_by_class.png", nrow=12, scale=2)
         e.files["Samples by class"] = f"{slug}_by_class.png"
         if loaded.model.has_encoder:
-            writers.reconstruct(loaded, n=16, seed=seed, out=out / f"{slug}_reconstructions.png", data_dir=data_dir)
+            writers.reconstruct(loaded, n=16, seed=seed, out=out / f"{slug}_reconstructions.png", dataset=dataset,
+                                data_dir=data_dir)
             e.files["Reconstructions"] = f"{slug}_reconstructions.png"
         writers.interpolate(loaded, points=3, steps=interpolation_steps, seed=seed, out=out / f"{slug}_walk.gif", walks=16)
         e.files["Interpolations"] = f"{slug}_walk.gif"
@@ -405,7 +410,7 @@ def _setting_rows(entries: list[RunEntry]) -> list[tuple[str, str]]:
     rows = [
         ("written", time.strftime("%Y-%m-%d %H:%M")),
         ("machine", machine_description()),
-        ("dataset", first["dataset"]),
+        ("dataset", first["dataset"] + (f" ({p['stand_in']})" if p.get("stand_in") else "")),
         ("samples per model", f"{p['n_samples']} (seed {p['sample_seed']})"),
         ("reference", p["reference"]),
         ("feature network", f"{fnet['name']} (test accuracy {fnet['test_accuracy']}, sha256 {fnet['sha256'][:12]}...)"),

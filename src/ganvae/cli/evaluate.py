@@ -35,14 +35,17 @@ def add_compare(sub) -> None:
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--n-samples", type=int, default=10000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-dir")
+    p.add_argument("--dataset", help="score every run against this dataset's test split (default: each run's own; "
+                                     "a pretrained model without its data here: the packaged mnist-25k)")
+    p.add_argument("--data-dir", help="folder of the dataset's files, if not where the runs found them")
     p.set_defaults(func=compare)
 
 
 def compare(args) -> int:
     from ganvae.report import compare
 
-    print(compare(args.runs, args.out, n_samples=args.n_samples, seed=args.seed, data_dir=args.data_dir))
+    print(compare(args.runs, args.out, n_samples=args.n_samples, seed=args.seed, data_dir=args.data_dir,
+                  dataset=args.dataset))
     return 0
 
 

@@ -67,6 +67,9 @@ class DatasetSource:
     torchvision_name: str | None = None  # torchvision keeps the files in <root>/<this>/raw/
     keras_npz: str | None = None  # Keras' single-file copy (x_train, y_train, x_test, y_test), e.g. mnist.npz
     per_class: tuple[int, int] | None = None  # keep only the first (train, test) images of each class
+    # the packaged dataset that stands in for this one when a pretrained model needs real images and this one's
+    # files are not on the machine (a subset of the same data; the protocol records it)
+    offline_stand_in: str | None = None
 
     @property
     def num_classes(self) -> int:
@@ -93,6 +96,7 @@ MNIST = DatasetSource(
     },
     torchvision_name="MNIST",
     keras_npz="mnist.npz",
+    offline_stand_in="mnist-25k",
 )
 
 FASHION_MNIST = DatasetSource(
@@ -470,7 +474,7 @@ def resolve_files(
     data_dir: str | os.PathLike | None = None,
     allow_download: bool = True,
     cache_dir: str | os.PathLike | None = None,
-    downloader: Callable[..., dict[str, Path]] = download,
+    downloader: Callable[..., dict[str, Path]] | None = None,  # default: download (looked up at call time)
 ) -> dict[str, Path]:
     """Paths of the four files: from ``data_dir``, else the cache, else a download."""
     if data_dir is not None:
@@ -507,4 +511,4 @@ def resolve_files(
             f"{source.name} is not in the cache ({folder}) and downloads are off (data.download=false). "
             f"Run `ganvae data download {source.name}`, or pass --data-dir DIR."
         )
-    return downloader(source, cache_dir=cache_dir)
+    return (downloader or download)(source, cache_dir=cache_dir)

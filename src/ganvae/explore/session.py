@@ -287,17 +287,17 @@ def first_linear(network: nn.Module) -> nn.Module:
 
 
 def reference_images(loaded: LoadedRun, n: int) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """Up to ``n`` test images (and labels) in [0, 1]: the run's dataset when it can be read here, otherwise the
-    offline ``mnist-5k`` that ships with ganvae (so a pretrained model's directions work offline)."""
-    from dataclasses import replace
-
+    """Up to ``n`` test images (and labels) in [0, 1]: the run's dataset when it can be read here (a pretrained
+    model offline: its packaged stand-in, :func:`ganvae.inference.run_data`), otherwise the offline ``mnist-5k``
+    that ships with ganvae (so a pretrained model's directions work offline)."""
     from ganvae.data.dataset import load_dataset
     from ganvae.errors import GanvaeError
+    from ganvae.inference import run_data
     from ganvae.pixels import uint8_to_unit
 
     size = loaded.model.image_shape[1]
     try:
-        data = load_dataset(replace(loaded.config.data, image_size=size))
+        data, _ = run_data(loaded, image_size=size)
         source = f"{data.name} test"
     except GanvaeError:
         from ganvae.config import DataConfig

@@ -277,6 +277,8 @@ def format_table(result: dict[str, Any]) -> str:
     prior = result["protocol"].get("prior")
     lines = [f"{result['model']} on {result['dataset']}: {result['protocol']['n_samples']} samples"
              f"{' from the prior ' + prior if prior else ''}, features {result['protocol']['feature_network']['name']}"]
+    if result["protocol"].get("stand_in"):
+        lines.append(f"  ({result['protocol']['stand_in']})")
     for key, label in LABELS.items():
         if m.get(key) is not None:
             value = m[key]
