@@ -14,7 +14,8 @@ _LAZY = {"load": "ganvae.pipeline", "train": "ganvae.pipeline", "Pipeline": "gan
          "Images": "ganvae.pipeline", "pretrained_names": "ganvae.zoo",
          "Callback": "ganvae.training.callbacks", "EarlyStopping": "ganvae.training.callbacks",
          "register_model": "ganvae.registry", "ModelEntry": "ganvae.registry"}
-__all__ = ["__version__", *_LAZY]
+_SUBMODULES = ("datasets",)  # public modules, imported on first use: ganvae.datasets.load(...)
+__all__ = ["__version__", *_LAZY, *_SUBMODULES]
 
 
 def __getattr__(name: str):
@@ -22,6 +23,10 @@ def __getattr__(name: str):
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"ganvae.{name}")
     raise AttributeError(f"module 'ganvae' has no attribute {name!r}")
 
 

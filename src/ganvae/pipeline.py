@@ -268,7 +268,10 @@ def train(model: str, *, out: str | Path | None = None, data=None, resume: bool 
           config: str | Path | None = None, callbacks=None, **overrides) -> Pipeline:
     """Train ``model`` (a family name) from Python and return the trained :class:`Pipeline` (``.run.run_dir`` is
     the run folder). ``overrides`` are ``section__key=value`` pairs or plain train/data keys, e.g.
-    ``ganvae.train("vae", epochs=2, dataset="mnist-5k", model__latent_dim=8)``. ``callbacks`` are
+    ``ganvae.train("vae", epochs=2, dataset="mnist-5k", model__latent_dim=8)``. ``data`` is your own images
+    instead of a named dataset: a uint8 (0-255) or float ([0, 1]) tensor or array ``(N, H, W)`` / ``(N, 1, H, W)``,
+    ``(images, labels)``, a ``torch.utils.data.Dataset`` of images or ``(image, label)`` items, or a folder
+    (:mod:`ganvae.datasets`; 10% is held out, seeded, as the test split). ``callbacks`` are
     :class:`ganvae.Callback` objects (your own metric, logger or stopping rule; see :mod:`ganvae.training.callbacks`)."""
     from ganvae.config import shortcut_settings
     from ganvae.training.launch import train_run
@@ -282,6 +285,15 @@ def train(model: str, *, out: str | Path | None = None, data=None, resume: bool 
         else:
             section, name = next((s for s, keys in shortcuts.items() if key in keys), "train"), key
         sets.append(f"{section}.{name}={_yaml(value)}")
+    if data is not None:  # your own images: a tensor or array, (images, labels), a Dataset, or a folder
+        from ganvae.datasets import as_image_data
+
+        data = as_image_data(data, seed=int(overrides.get("seed", 0)))
+        if isinstance(data, str):  # a folder: loaded (and resized) like `--dataset folder:PATH`
+            sets.insert(0, f"data.dataset={data}")
+            data = None
+        elif not {"image_size", "data__image_size"} & set(overrides):
+            sets.insert(0, f"data.image_size={data.image_shape[-1]}")  # the images' own size (not resized)
     argv = [sys.argv[0], "ganvae.train", model, *(["--resume"] if resume else []),
             *(f"{k}={v!r}" for k, v in overrides.items())]
     result = train_run(model, out=out, resume=resume, config_file=config, overrides=sets, preset=preset, data=data,
