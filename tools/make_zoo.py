@@ -69,6 +69,13 @@ def prior_text(meta: dict) -> str:
     return "N(0, I)."
 
 
+def recipe_text(command: str | None) -> str:
+    """ "ganvae's default recipe", plus the model settings the training command changed (``--set model.X=Y``)."""
+    words = (command or "").split()
+    changed = [w for flag, w in zip(words, words[1:]) if flag == "--set" and w.startswith("model.")]
+    return "ganvae's default recipe" + (f" with {', '.join(f'`{c}`' for c in changed)}" if changed else "")
+
+
 def _epochs(n) -> str:
     return "under one epoch" if not n else f"{n} epoch{'' if n == 1 else 's'}"
 
@@ -91,7 +98,7 @@ model.sample(16, seed=0{', labels=7' if conditional else ''}).grid()
 or `ganvae sample {name} -n 64 --out grid.png`{' (a class grid; `--digit 7` for sevens)' if conditional else ''}.
 
 ## Recipe and budget
-- Model: `{meta['model_name']}` with ganvae's default recipe (full config in `config.json`); the sampling networks
+- Model: `{meta['model_name']}` with {recipe_text(src.get('command'))} (full config in `config.json`); the sampling networks
   only ({", ".join(networks)}), their exponential
   moving average where the recipe keeps one, stored in {meta['dtype']}.
 - Prior (what samples are drawn from): {prior_text(meta)}

@@ -176,7 +176,8 @@ def machine_description() -> str:
     except OSError:
         pass
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads){gpu}"
+    n = torch.get_num_threads()
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({n} thread{'' if n == 1 else 's'}){gpu}"
 
 
 def check_output(path: str | os.PathLike, kind: str = "file", flag: str = "--out", example: str | None = None) -> Path:
