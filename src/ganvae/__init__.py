@@ -13,6 +13,7 @@ from ganvae._version import __version__
 _LAZY = {"load": "ganvae.pipeline", "train": "ganvae.pipeline", "Pipeline": "ganvae.pipeline",
          "Images": "ganvae.pipeline", "pretrained_names": "ganvae.zoo",
          "Callback": "ganvae.training.callbacks", "EarlyStopping": "ganvae.training.callbacks",
+         "MLflowLogger": "ganvae.training.tracking",
          "register_model": "ganvae.registry", "ModelEntry": "ganvae.registry"}
 _SUBMODULES = ("datasets",)  # public modules, imported on first use: ganvae.datasets.load(...)
 __all__ = ["__version__", *_LAZY, *_SUBMODULES]

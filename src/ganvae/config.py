@@ -85,6 +85,11 @@ class RunConfig:
     tensorboard: bool = True  # write TensorBoard event files under <run>/tensorboard
     n_fixed: Annotated[int, AT_LEAST_1] = 64  # size of the fixed noise batch used for grids and the progress GIF
     gif_fps: Annotated[int, AT_LEAST_1] = 4  # frames per second of the training-progress GIF
+    # experiment tracking (ganvae.training.tracking): "mlflow" logs params, losses, quality points, grids and the
+    # final checkpoint to MLflow (pip install 'ganvae[mlflow]')
+    log_to: Literal["none", "mlflow"] = "none"
+    mlflow_uri: Optional[str] = None  # the MLflow store; default MLFLOW_TRACKING_URI or sqlite:///mlflow.db here
+    mlflow_experiment: str = "ganvae"  # the MLflow experiment the run goes in (made if missing)
 
 
 @dataclass

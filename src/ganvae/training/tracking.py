@@ -1,0 +1,176 @@
+"""Experiment tracking: a run's settings, losses, quality points, sample grids and final checkpoint sent to a tracker.
+
+A tracker is a :class:`~ganvae.training.callbacks.Callback`. ``run.log_to`` names the ones the config turns on
+(``--set run.log_to=mlflow`` on the command line, ``ganvae.train(..., run__log_to="mlflow")`` in Python); in
+Python you may also pass an instance (``callbacks=[MLflowLogger(tracking_uri=...)]``) for settings the config does
+not hold. :data:`TRACKERS` is the one table of names.
+
+MLflow (``pip install 'ganvae[mlflow]'``) logs, into the store ``run.mlflow_uri`` names (default: MLflow's own
+default, ``MLFLOW_TRACKING_URI`` or a local ``sqlite:///mlflow.db`` with artifacts under ``./mlruns``; nothing goes
+over the network unless the URI says so):
+
+- params: every config key, flattened (``train.lr``, ``model.latent_dim``, ...), once, when the MLflow run is made;
+- metrics: ``loss/NAME`` and ``images_per_second`` every ``train.log_every`` steps (MLflow's ``step`` is the
+  step's index, as in ``losses.csv`` and TensorBoard), and ``quality/NAME`` (``fid``, ``class_entropy``, ...) at each in-training quality point;
+- artifacts: each sample grid as it is drawn (``samples/``), and at the end the final checkpoint
+  (``checkpoints/``), ``config.yaml``, ``summary.json``, ``losses.png`` and ``progress.gif``.
+
+A resumed ganvae run continues the same MLflow run (its id is kept in ``RUN/mlflow_run.json``), so one training
+is one MLflow run however many sessions it took. Only rank 0 logs under torchrun.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ganvae.training.callbacks import Callback, Trainer, TrainResult
+from ganvae.utils import atomic_write_text
+
+RUN_ID_FILE = "mlflow_run.json"
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"train": {"lr": 2e-4}}`` -> ``{"train.lr": "0.0002"}``: MLflow params are flat strings."""
+    out: dict[str, str] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+    return out
+
+
+def _import_mlflow():
+    try:
+        import mlflow  # noqa: F401
+        from mlflow.tracking import MlflowClient
+    except ImportError as err:
+        raise ImportError(f"run.log_to=mlflow needs MLflow, which is not installed ({err}). Install it with "
+                          "pip install 'ganvae[mlflow]', or leave run.log_to at 'none'.") from err
+    return MlflowClient
+
+
+class MLflowLogger(Callback):
+    """Log the run to MLflow (see the module's docstring for what goes where).
+
+    Args:
+        tracking_uri: the MLflow store (``sqlite:///mlflow.db``, ``file:./mlruns``, ``http://host:5000``); None:
+            ``MLFLOW_TRACKING_URI`` or MLflow's default.
+        experiment: the MLflow experiment, made if missing.
+        run_name: the MLflow run's name; default the run folder's name.
+        log_checkpoint: upload the final checkpoint as an artifact (it is the size of the model's training state).
+    """
+
+    def __init__(self, tracking_uri: str | None = None, experiment: str = "ganvae", run_name: str | None = None,
+                 log_checkpoint: bool = True):
+        self.tracking_uri, self.experiment, self.run_name = tracking_uri, experiment, run_name
+        self.log_checkpoint = log_checkpoint
+        self._client_class = _import_mlflow()  # missing MLflow fails here, before the run folder is touched
+        self.client = None
+        self.run_id: str | None = None
+
+    @classmethod
+    def from_config(cls, run_cfg) -> "MLflowLogger":
+        return cls(tracking_uri=run_cfg.mlflow_uri, experiment=run_cfg.mlflow_experiment)
+
+    # ------------------------------------------------------------------ hooks
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        if not trainer.dist.is_main:
+            return
+        self.client = self._client_class(tracking_uri=self.tracking_uri)
+        id_file = Path(trainer.run_dir) / RUN_ID_FILE
+        self.run_id = self._earlier_run(id_file)
+        if self.run_id is not None:  # a resumed ganvae run: the same MLflow run, open again
+            self.client.update_run(self.run_id, status="RUNNING")
+            self.client.set_tag(self.run_id, "ganvae.resumed_at_step", str(trainer.state.step))
+            return
+        experiment = self.client.get_experiment_by_name(self.experiment)
+        experiment_id = (experiment.experiment_id if experiment is not None
+                         else self.client.create_experiment(self.experiment))
+        cfg = trainer.cfg
+        tags = {"ganvae.model": cfg.model_name, "ganvae.run_dir": str(Path(trainer.run_dir).resolve()),
+                "mlflow.source.name": "ganvae"}
+        run = self.client.create_run(experiment_id, run_name=self.run_name or Path(trainer.run_dir).name, tags=tags)
+        self.run_id = run.info.run_id
+        self._log_params(_flatten(cfg.to_dict()))
+        atomic_write_text(id_file, json.dumps({"run_id": self.run_id, "experiment_id": experiment_id,
+                                               "tracking_uri": self.client.tracking_uri}, indent=2) + "\n")
+
+    def on_log(self, trainer: Trainer, losses: Mapping[str, float], images_per_second: float) -> None:
+        if self.run_id is None:
+            return
+        values = {f"loss/{k}": v for k, v in losses.items()}
+        values["images_per_second"] = images_per_second
+        self._log_metrics(values, trainer.state.step - 1)  # the step's index, as losses.csv and TensorBoard count
+
+    def on_metrics(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
+        if self.run_id is None:
+            return
+        step = int(metrics.get("step", trainer.state.step))  # as metrics_during_training.csv has it
+        self._log_metrics({f"quality/{k}": v for k, v in metrics.items() if k != "step"}, step)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int) -> None:
+        if self.run_id is None:
+            return
+        grid = trainer.grids.folder / f"epoch_{epoch:04d}.png"  # drawn at this epoch's end, if on its cadence
+        if grid.is_file():
+            self.client.log_artifact(self.run_id, str(grid), "samples")
+
+    def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
+        if self.run_id is None:
+            return
+        run_dir = Path(result.run_dir)
+        for name in ("config.yaml", "summary.json", "losses.png", "progress.gif"):
+            if (run_dir / name).is_file():
+                self.client.log_artifact(self.run_id, str(run_dir / name))
+        if self.log_checkpoint and Path(result.checkpoint).is_file():
+            self.client.log_artifact(self.run_id, str(result.checkpoint), "checkpoints")
+        self.client.set_tag(self.run_id, "ganvae.stopped_by", result.stopped_by)
+        self.client.set_terminated(self.run_id, "KILLED" if result.stopped_by == "interrupt" else "FINISHED")
+
+    # ------------------------------------------------------------------ helpers
+
+    def _earlier_run(self, id_file: Path) -> str | None:
+        """The MLflow run a resumed ganvae run logged to, if it is in this store."""
+        if not id_file.is_file():
+            return None
+        try:
+            run_id = json.loads(id_file.read_text())["run_id"]
+            self.client.get_run(run_id)
+        except Exception:  # another store, a deleted run or an unreadable file: start a new MLflow run
+            return None
+        return run_id
+
+    def _log_params(self, params: dict[str, str]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, v[:6000]) for k, v in params.items()]  # 6000: MLflow's limit on a param's value
+        for i in range(0, len(items), 100):  # 100: MLflow's limit of params per batch
+            self.client.log_batch(self.run_id, params=items[i:i + 100])
+
+    def _log_metrics(self, values: Mapping[str, float], step: int) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in values.items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+        if items:
+            self.client.log_batch(self.run_id, metrics=items)
+
+
+TRACKERS: dict[str, type] = {"mlflow": MLflowLogger}  # run.log_to's values (besides "none")
+
+
+def tracker_callbacks(run_cfg) -> list[Callback]:
+    """The trackers ``run.log_to`` turns on, built from the run config."""
+    if run_cfg.log_to in (None, "none"):
+        return []
+    return [TRACKERS[run_cfg.log_to].from_config(run_cfg)]
