@@ -23,12 +23,25 @@ from ganvae.utils import atomic_write_text, check_output, machine_description
 log = logging.getLogger(__name__)
 
 
-def export(run, out: str | Path, dtype: str = "float16") -> Path:
-    """Write a run's sampling networks as a pretrained folder (config.json, model.safetensors, README.md)."""
+EXPORT_FORMATS = ("ganvae", "onnx")
+
+
+def export(run, out: str | Path, dtype: str = "float16", format: str = "ganvae") -> Path:
+    """Write a run's sampling networks as a pretrained folder (config.json, model.safetensors, README.md), or, with
+    ``format="onnx"``, as ONNX graphs for onnxruntime (:mod:`ganvae.storage.onnx_export`)."""
     from ganvae.storage import pretrained_folder
 
+    if format not in EXPORT_FORMATS:
+        raise ValueError(f"export format {format!r}: choose one of {', '.join(EXPORT_FORMATS)}")
     check_output(out, kind="folder")
     loaded = load_run(run)
+    if format == "onnx":
+        from ganvae.storage.onnx_export import card, export_onnx
+        from ganvae.utils import atomic_write_text
+
+        record = export_onnx(loaded.model, out)
+        atomic_write_text(Path(out) / "README.md", card(Path(str(run)).name, record))
+        return Path(out)
     summary = training_summary(loaded.run_dir) or {}
     run_json = loaded.run_dir / "run.json" if loaded.run_dir else None
     environment = json.loads(run_json.read_text()) if run_json and run_json.is_file() else {}

@@ -43,13 +43,16 @@ def add_export(sub) -> None:
     p.add_argument("out", metavar="DIR", help="folder to write config.json, model.safetensors, README.md into")
     p.add_argument("--dtype", choices=["float16", "float32"], default="float16",
                    help="tensor precision on disk (default float16: half the size; loaded as float32)")
+    p.add_argument("--format", choices=["ganvae", "onnx"], default="ganvae",
+                   help="ganvae: a pretrained folder for ganvae.load (default); onnx: sampler.onnx and decoder.onnx "
+                        "for onnxruntime, float32, dynamic batch, checked against PyTorch (pip install 'ganvae[onnx]')")
     p.set_defaults(func=export)
 
 
 def export(args) -> int:
     from ganvae import operations
 
-    print(operations.export(args.run, args.out, dtype=args.dtype))
+    print(operations.export(args.run, args.out, dtype=args.dtype, format=args.format))
     return 0
 
 
