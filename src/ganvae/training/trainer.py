@@ -50,6 +50,7 @@ from ganvae.runs import (
     write_run_metadata,
 )
 from ganvae.storage import checkpoint as ckpt_io
+from ganvae.training import speed_check
 from ganvae.training.callbacks import Callback, CallbackList
 from ganvae.training.denormals import flush_denormals
 from ganvae.training.distributed import DistContext
@@ -216,6 +217,8 @@ class Trainer:
         self.optimizers = model.make_optimizers()
         self.state = TrainingState(fixed_noise=fixed_noise(model, cfg.run.n_fixed, cfg.train.seed))
         self.excluded_seconds = 0.0  # in-training evaluation, not counted against the time budget
+        self._speed_checked = False
+        self.warnings: list[str] = []  # this session's training_speed / budget warnings, for summary.json
         self.fingerprint = data.fingerprint()
         self.last_checkpoint_step: int | None = None
         self._last_saved = self.state.at(0, 0, 0.0)  # the last checkpoint's state (rewritten with the fitted prior)
@@ -284,6 +287,24 @@ class Trainer:
         if self.cfg.run.tensorboard:
             self.writer = open_tensorboard(self.run_dir, self.state.step)
 
+    def _check_speed(self, final: bool) -> None:
+        """Once a session (rank 0): a default recipe far slower than measured says why and what to do
+        (:mod:`ganvae.training.speed_check`)."""
+        if self._speed_checked or not self.dist.is_main or self.device.type != "cpu":
+            return
+        session = time.monotonic() - self.session_start - self.excluded_seconds
+        if session < (speed_check.MIN_SECONDS if final else speed_check.CHECK_AFTER_S):
+            return
+        self._speed_checked = True
+        reference = speed_check.reference_speed(self.cfg)
+        if reference is None:
+            return
+        message = speed_check.slow_training_message(self.cfg.model_name, self.images_this_session / session, reference,
+                                                    torch.get_num_threads(), speed_check.load_per_core())
+        if message:
+            log.warning(message)
+            self.warnings.append(message)
+
     def request_stop(self, reason: str) -> None:
         """Stop at the end of the current step (every rank, together), with a checkpoint at that position; for
         callbacks (:class:`~ganvae.training.callbacks.EarlyStopping`)."""
@@ -298,6 +319,7 @@ class Trainer:
         if bar is not None:
             bar.set_postfix({**{k: f"{v:.3f}" for k, v in last.items()}, "img/s": f"{imgs_per_s:.0f}"}, refresh=False)
         self.callbacks("on_log", self, last, imgs_per_s)
+        self._check_speed(final=False)
         return last
 
     def _sample_grid(self, epoch: int) -> None:
@@ -532,6 +554,15 @@ class Trainer:
         session = time.monotonic() - self.session_start - self.excluded_seconds
         rate = self.images_this_session / session if session > 0 else 0.0
         self._finish_outputs()
+        self._check_speed(final=True)
+        points = self.run_dir / "metrics_during_training.csv"  # this session's or an earlier one's
+        measured = self.metrics.last_point is not None or (points.is_file() and len(points.read_text().splitlines()) > 1)
+        budget = speed_check.budget_message(stopped_by, int(measured),
+                                            cfg.train.eval_every > 0 or cfg.train.eval_interval_minutes > 0,
+                                            cfg.train.max_minutes)
+        if budget and self.dist.is_main:
+            log.warning(budget)
+            self.warnings.append(budget)
         result = TrainResult(self.run_dir, self.ckpt_path, self.state.step, epoch, rate, elapsed, stopped_by, self.last_losses,
                              self._stop_reason if stopped_by == "callback" else None)
         if self.dist.is_main:
@@ -541,6 +572,8 @@ class Trainer:
                        "device": str(self.device), "precision": cfg.train.precision, "world_size": self.dist.world_size}
             if result.stop_reason is not None:
                 summary["stop_reason"] = result.stop_reason
+            if self.warnings:
+                summary["warnings"] = self.warnings
             path = self.run_dir / "summary.json"
             if self.images_this_session == 0 and self.resume_checkpoint is not None and path.is_file():
                 # resumed with nothing left to train: the speed and losses are those of the sessions that trained
