@@ -128,16 +128,26 @@ def test_models_command(capsys):
 
 
 @pytest.mark.skipif(len(pretrained_names()) < 6, reason="the pretrained zoo is not built")
-def test_quickstart_notebook_runs(tmp_path, monkeypatch):
-    """Execute examples/quickstart.ipynb's code cells in order, as Jupyter would (offline, in a fresh folder)."""
+def test_quickstart_notebook_runs_and_runs_again(tmp_path, monkeypatch):
+    """Execute examples/quickstart.ipynb's code cells in order, as Jupyter would (offline, in a fresh folder), then
+    its training cell once more: a second run must not collide with the first (no fixed out=)."""
 
     notebook = Path(__file__).parents[1] / "examples" / "quickstart.ipynb"
-    cells = [c for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
+    cells = json.loads(notebook.read_text())["cells"]
+    code = [c for c in cells if c["cell_type"] == "code"]
+    assert all(c.get("outputs") for c in code), "the notebook is committed with its outputs"
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    for i, cell in enumerate(cells):
+    for i, cell in enumerate(code):
         exec(compile("".join(cell["source"]), f"{notebook.name}[cell {i}]", "exec"), namespace)  # noqa: S102
-    assert (tmp_path / "runs" / "quickstart-vae" / "checkpoints" / "last.safetensors").is_file()
+    training = next(i for i, c in enumerate(code) if "ganvae.train(" in "".join(c["source"]))
+    exec(compile("".join(code[training]["source"]), f"{notebook.name}[cell {training}]", "exec"), namespace)  # noqa: S102
+    runs = sorted((tmp_path / "runs").iterdir())
+    assert len(runs) == 2 and all((r / "checkpoints" / "last.safetensors").is_file() for r in runs)
+    first = "".join(code[0]["source"])
+    assert 'ganvae.load("mnist-vae-gan")' in first  # it leads with the best-drawing unconditional model
+    assert any("class_grid(" in "".join(c["source"]) for c in code) and any("as_labels=" in "".join(c["source"])
+                                                                          for c in code)
 
 
 def test_readme_has_no_unfilled_placeholders():
