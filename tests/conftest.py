@@ -204,3 +204,18 @@ def uvicorn_in_thread(app):
     finally:
         srv.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """A fresh folder (no ../shared), an empty data cache, and downloads that fail loudly if tried."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GANVAE_DATA_DIR", str(tmp_path / "empty-cache"))
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a download was attempted")
+
+    from ganvae.data import sources
+
+    monkeypatch.setattr(sources, "download", no_download)
+    return tmp_path

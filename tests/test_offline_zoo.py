@@ -3,23 +3,8 @@ it and an empty cache, the packaged mnist-25k stands in, and the protocol says s
 
 import json
 
-import pytest
 
 from ganvae.cli import main
-from ganvae.data import sources
-
-
-@pytest.fixture
-def offline(tmp_path, monkeypatch):
-    """A fresh folder (no ../shared), an empty data cache, and downloads that fail loudly if tried."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("GANVAE_DATA_DIR", str(tmp_path / "empty-cache"))
-
-    def no_download(*args, **kwargs):
-        raise AssertionError("a download was attempted")
-
-    monkeypatch.setattr(sources, "download", no_download)
-    return tmp_path
 
 
 def test_reconstruct_evaluate_and_compare_work_offline(offline, capsys, caplog):

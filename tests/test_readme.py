@@ -10,7 +10,6 @@ import pytest
 
 from ganvae.cli import build_parser, main
 from ganvae.config import build_config
-from ganvae.data import sources
 from ganvae.registry import BUILTIN
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
@@ -31,19 +30,6 @@ def readme_commands() -> list[list[str]]:
 
 def python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README, re.S)
-
-
-@pytest.fixture
-def offline(tmp_path, monkeypatch):
-    """A fresh folder (no ../shared), an empty data cache, and downloads that fail loudly if tried."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("GANVAE_DATA_DIR", str(tmp_path / "empty-cache"))
-
-    def no_download(*args, **kwargs):
-        raise AssertionError("a download was attempted")
-
-    monkeypatch.setattr(sources, "download", no_download)
-    return tmp_path
 
 
 def test_the_readme_has_the_commands_this_test_reads():
