@@ -37,7 +37,6 @@ def export(run, out: str | Path, dtype: str = "float16", format: str = "ganvae")
     loaded = load_run(run)
     if format == "onnx":
         from ganvae.storage.onnx_export import card, export_onnx
-        from ganvae.utils import atomic_write_text
 
         record = export_onnx(loaded.model, out)
         atomic_write_text(Path(out) / "README.md", card(Path(str(run)).name, record))

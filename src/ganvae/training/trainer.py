@@ -29,12 +29,7 @@ import torch
 
 from ganvae import seeds
 from ganvae.config import ExperimentConfig, config_from_dict, validate
-from ganvae.data.dataset import (
-    ImageData,
-    iter_batch_indices,
-    load_dataset,
-    steps_per_epoch,
-)
+from ganvae.data.dataset import ImageData, iter_batch_indices, load_dataset, steps_per_epoch
 from ganvae.errors import CheckpointError, ConfigError, GanvaeError, Interrupted
 from ganvae.metrics.during_training import TrainingMetrics
 from ganvae.models.base import GenerativeModel
@@ -42,35 +37,17 @@ from ganvae.models.conditioning import trained_classes
 from ganvae.models.step import StepContext
 from ganvae.pixels import scale_images
 from ganvae.registry import build_model
-from ganvae.runs import (
-    RunLock,
-    add_file_log,
-    default_run_dir,
-    record_resume,
-    write_run_metadata,
-)
+from ganvae.runs import RunLock, add_file_log, default_run_dir, record_resume, write_run_metadata
 from ganvae.storage import checkpoint as ckpt_io
 from ganvae.training import speed_check
 from ganvae.training.callbacks import Callback, CallbackList
 from ganvae.training.denormals import flush_denormals
 from ganvae.training.distributed import DistContext
-from ganvae.training.outputs import (
-    CheckpointCadence,
-    LossLog,
-    SampleGrids,
-    open_tensorboard,
-    truncate_csv,
-)
+from ganvae.training.outputs import CheckpointCadence, LossLog, SampleGrids, open_tensorboard, truncate_csv
 from ganvae.training.resume import resumed_config
 from ganvae.training.state import TrainingState
 from ganvae.training.tracking import tracker_callbacks
-from ganvae.utils import (
-    atomic_write_text,
-    check_output,
-    resolve_device,
-    resolve_precision,
-    seed_everything,
-)
+from ganvae.utils import atomic_write_text, check_output, resolve_device, resolve_precision, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -597,9 +574,7 @@ class Trainer:
         if (not (self.cfg.train.progress and self.dist.is_main) or not interactive
                 or logging.getLogger("ganvae").getEffectiveLevel() > logging.INFO):
             return None
-        from tqdm.auto import (
-            tqdm,  # the notebook widget in Jupyter (when ipywidgets is installed), text elsewhere
-        )
+        from tqdm.auto import tqdm  # the notebook widget in Jupyter (when ipywidgets is installed), text elsewhere
 
         return tqdm(total=n_steps, initial=self.state.step_in_epoch, desc=f"epoch {epoch + 1}/{self.cfg.train.epochs}",
                     unit="step", leave=False, dynamic_ncols=True)
