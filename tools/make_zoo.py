@@ -66,6 +66,9 @@ def prior_text(meta: dict) -> str:
     if m.get("self_conditioning"):
         return (f"N(0, I) noise and one of {m['self_conditioning']} self-conditioning clusters, drawn by its share of "
                 f"the training images (Liu et al. 2020).")
+    if m.get("conditional"):
+        return ("N(0, I) noise, decoded with the class asked for (`labels=`, `--digit`; by default the classes in "
+                "turn).")
     return "N(0, I)."
 
 
