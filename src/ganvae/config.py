@@ -52,7 +52,7 @@ class TrainConfig:
     """The training loop: budgets, batches, device, logging cadence."""
 
     epochs: Annotated[int, AT_LEAST_1] = 20  # passes over the training set (the run stops at the first budget reached)
-    max_minutes: Annotated[Optional[float], Bound(0, lo_open=True, says="positive, or null for no limit")] = None  # wall-clock budget in minutes; None = no limit
+    max_minutes: Annotated[Optional[float], Bound(0, lo_open=True, says="positive, or null for no limit")] = None  # wall-clock training budget in minutes, of this session (a resumed run gets it again); None = no limit
     batch_size: Annotated[int, Bound(2, says="at least 2 (batch norm and the batch statistics need two images)")] = 64  # images per optimisation step (global batch under torchrun)
     seed: int = 0  # seeds weights, data order, noise; saved with the run
     device: str = "auto"  # auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps
@@ -252,7 +252,8 @@ SHORTCUTS = (
     Shortcut("data", "data_dir", "--data-dir", "folder holding the dataset's IDX files (instead of the download cache)"),
     Shortcut("data", "classes", "--classes", "train on these classes only, e.g. 3,5", "classes"),
     Shortcut("train", "epochs", "--epochs", None, int),
-    Shortcut("train", "max_minutes", "--max-minutes", "wall-clock budget; the first budget reached ends the run", float),
+    Shortcut("train", "max_minutes", "--max-minutes", "wall-clock budget of this session (a resumed run gets it again); the first budget reached ends the run",
+             float),
     Shortcut("train", "batch_size", "--batch-size", None, int),
     Shortcut("train", "seed", "--seed", None, int),
     Shortcut("train", "device", "--device", "auto, cpu, cuda, cuda:N, mps"),
