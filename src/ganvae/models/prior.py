@@ -95,9 +95,9 @@ class GaussianMixturePrior(nn.Module):
         ``mu + L eps``."""
         device = eps.device
         if groups is None:
-            groups = _inverse_cdf(self.group_log_weights.to(device).float().softmax(0).expand(len(u), -1), u[:, 0])
+            groups = inverse_cdf(self.group_log_weights.to(device).float().softmax(0), u[:, 0])
         groups = groups.to(device)
-        comp = _inverse_cdf(self.log_weights.to(device).float().softmax(1)[groups], u[:, 1])  # (n,)
+        comp = inverse_cdf(self.log_weights.to(device).float().softmax(1)[groups], u[:, 1])  # (n,)
         if self.covariance == "diag":
             return self.means.to(device)[groups, comp] + self.scales.to(device)[groups, comp] * eps
         z = self.means.to(device)[groups, comp]
@@ -177,10 +177,12 @@ class GaussianMixturePrior(nn.Module):
                           round(time.monotonic() - start, 2))
 
 
-def _inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Rows of probabilities ``(n, K)`` and uniforms ``(n,)`` -> the index each uniform falls on ``(n,)``."""
-    cdf = probs.cumsum(1)
-    return (u[:, None] > cdf).sum(1).clamp(max=probs.shape[1] - 1)
+def inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Probabilities ``(K,)`` (shared) or ``(n, K)`` (a row each) and uniforms ``(n,)`` -> the index each uniform
+    falls on ``(n,)``. Broadcast rather than expanded to ``n``, so a traced graph (the ONNX export) keeps its batch
+    size dynamic."""
+    cdf = probs.cumsum(-1)
+    return (u[:, None] > cdf).sum(1).clamp(max=probs.shape[-1] - 1)
 
 
 def _fit_one(x: torch.Tensor, k: int, covariance: str, g: torch.Generator, max_iterations: int, tol: float):

@@ -26,16 +26,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ganvae.models.prior import inverse_cdf
 from ganvae.pixels import to_unit
+from ganvae.utils import atomic_write_text
 
 OPSET = 18
 TOLERANCE = 1e-4  # largest |onnxruntime - PyTorch| over pixels in [0, 1] that the export accepts
-
-
-def _inverse_cdf(cdf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Cumulative probabilities ``(K,)`` or ``(B, K)`` and uniforms ``(B,)`` -> the index each uniform falls on
-    ``(B,)`` (as the prior's own sampler does). Broadcast, not expanded to ``len(u)``: that would fix the batch."""
-    return (u[:, None] > cdf).sum(1).clamp(max=cdf.shape[-1] - 1)
 
 
 class Decoder(nn.Module):
@@ -60,24 +56,24 @@ class Sampler(nn.Module):
         self.kind = "gmm" if prior is not None and prior.is_fitted else "self-conditioned" if pc is not None else "normal"
         if self.kind == "gmm":
             self.covariance = prior.covariance
-            self.register_buffer("group_cdf", prior.group_log_weights.float().softmax(0).cumsum(0))  # (G,)
-            self.register_buffer("component_cdf", prior.log_weights.float().softmax(-1).cumsum(-1))  # (G, K)
+            self.register_buffer("group_probs", prior.group_log_weights.float().softmax(0))  # (G,)
+            self.register_buffer("component_probs", prior.log_weights.float().softmax(-1))  # (G, K)
             self.register_buffer("means", prior.means.float())  # (G, K, D)
             spread = prior.scale_tril if prior.covariance == "full" else prior.scales
             self.register_buffer("spread", spread.float())  # (G, K, D, D) Cholesky factors, or (G, K, D) stds
         elif self.kind == "self-conditioned":
-            self.register_buffer("share_cdf", (pc.counts.float() / pc.counts.float().sum()).cumsum(0))  # (K,)
+            self.register_buffer("shares", pc.counts.float() / pc.counts.float().sum())  # (K,)
         self.noise_dim = model.noise_dim
 
     def latent(self, uniform: torch.Tensor, normal: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
         if self.kind == "normal":
             return normal
         if self.kind == "self-conditioned":
-            ids = _inverse_cdf(self.share_cdf, uniform[:, 0])  # (B,)
-            one_hot = ids[:, None] == torch.arange(self.share_cdf.shape[0], device=ids.device)  # (B, K)
+            ids = inverse_cdf(self.shares, uniform[:, 0])  # (B,)
+            one_hot = ids[:, None] == torch.arange(self.shares.shape[0], device=ids.device)  # (B, K)
             return torch.cat([normal, one_hot.to(normal)], dim=1)
-        groups = label if label is not None and self.group_cdf.shape[0] > 1 else _inverse_cdf(self.group_cdf, uniform[:, 0])
-        comp = _inverse_cdf(self.component_cdf[groups], uniform[:, 1])  # (B,)
+        groups = label if label is not None and self.group_probs.shape[0] > 1 else inverse_cdf(self.group_probs, uniform[:, 0])
+        comp = inverse_cdf(self.component_probs[groups], uniform[:, 1])  # (B,): as GaussianMixturePrior.transform
         mean = self.means[groups, comp]  # (B, D)
         if self.covariance == "diag":
             return mean + self.spread[groups, comp] * normal
@@ -136,10 +132,7 @@ def export_onnx(model, out: str | Path, check: bool = True) -> dict:
         if check:
             entry["max_abs_difference"] = _check(path, args, expected)
         record["graphs"][name] = entry
-    if "sampler" in record["graphs"]:
-        record["sampler_prior"] = graphs["sampler"].kind
-    from ganvae.utils import atomic_write_text
-
+    record["sampler_prior"] = graphs["sampler"].kind
     atomic_write_text(out / "onnx.json", json.dumps(record, indent=2) + "\n")
     return record
 
@@ -197,8 +190,8 @@ def _check(path: Path, args: dict[str, torch.Tensor], expected: torch.Tensor) ->
     try:
         import onnxruntime as ort
     except ImportError as err:
-        raise ImportError(f"checking the export needs onnxruntime ({err}): pip install 'ganvae[onnx]', or pass "
-                          "--no-check") from err
+        raise ImportError(f"checking the export needs onnxruntime ({err}): pip install 'ganvae[onnx]' (from "
+                          "Python, export_onnx(..., check=False) skips the check)") from err
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(["image"], {k: v.numpy() for k, v in args.items()})[0]
     diff = float(abs(torch.from_numpy(got) - expected).max())

@@ -28,52 +28,52 @@ MIN_SECONDS = 5.0  # a session shorter than this is not judged at all
 
 
 def reference_speed(cfg) -> float | None:
-    """The reference images/s for ``cfg`` if it is a built-in family's default recipe on a CPU, else None."""
-    from ganvae.registry import BUILTIN, get_entry
+    """The reference images/s for ``cfg`` if it is a built-in family's default recipe on a CPU, else None (a
+    plugin cannot take a built-in name, so the table's names are the built-in families)."""
+    from ganvae.registry import get_entry
 
-    if cfg.model_name not in BUILTIN or cfg.model_name not in REFERENCE_IMAGES_PER_SECOND:
+    if cfg.model_name not in REFERENCE_IMAGES_PER_SECOND:
         return None
     entry = get_entry(cfg.model_name)
-    default_model = entry.config_cls()
-    same_model = dataclasses.asdict(cfg.model) == dataclasses.asdict(default_model)
+    same_model = dataclasses.asdict(cfg.model) == dataclasses.asdict(entry.config_cls())
     same_run = (cfg.train.batch_size == entry.train_defaults.get("batch_size") and cfg.data.image_size == 28
                 and cfg.train.precision == "fp32" and cfg.train.device in ("auto", "cpu"))
     return REFERENCE_IMAGES_PER_SECOND[cfg.model_name] if same_model and same_run else None
 
 
-def load_per_core() -> float | None:
-    """The 1-minute load average over the usable cores (1.0: every core busy), or None where unknown."""
+def machine_load() -> tuple[float | None, int]:
+    """The 1-minute load average (None where unknown) and the cores this process may use."""
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
     try:
-        return os.getloadavg()[0] / max(cores, 1)
+        return os.getloadavg()[0], max(cores, 1)
     except (AttributeError, OSError):
-        return None
+        return None, max(cores, 1)
 
 
 def slow_training_message(model_name: str, images_per_second: float, reference: float, threads: int,
-                          load: float | None) -> str | None:
+                          load: float | None, cores: int) -> str | None:
     """The warning for a run at ``images_per_second`` against ``reference``, or None if it is not far below."""
     if images_per_second >= FAR_BELOW * reference:
         return None
-    cores = os.cpu_count() or 1
-    if load is not None and load > 1.0:
-        cause = (f"the machine is loaded (load average {load * cores:.1f} on {cores} cores): other work takes the "
+    if load is not None and load > cores:
+        cause = (f"the machine is loaded (load average {load:.1f} on {cores} cores): other work takes the "
                  f"cores, and torch's {threads} threads wait on each other")
     else:
         cause = f"more torch threads ({threads}) than free cores, or another program using them"
-    fix = "--set train.num_threads=1" if threads > 1 else "stop the other work"
+    fix = ("--set train.num_threads=1 (ganvae.train: num_threads=1)" if threads > 1 else "stop the other work")
     return (f"training at {images_per_second:.0f} images/s, under {FAR_BELOW:.1%} of what the default {model_name} "
             f"recipe reaches ({reference:.0f} images/s measured on 2 cores): likely {cause}. Fix: {fix}, or give it "
-            f"a larger --max-minutes; at this speed the budget buys a fraction of the training it was meant to.")
+            f"a larger --max-minutes (max_minutes=); at this speed the budget buys a fraction of the training it "
+            f"was meant to.")
 
 
 def budget_message(stopped_by: str, quality_points: int, metrics_on: bool, minutes: float | None) -> str | None:
     """The warning for a wall-clock budget that ended before the first quality point, or None."""
     if stopped_by != "time" or not metrics_on or quality_points > 0:
         return None
-    return (f"the wall-clock budget (--max-minutes {minutes:g}) ended before the first in-training quality point, "
-            "so nothing measured what the model learned: give a larger --max-minutes, or evaluate the run with "
-            "`ganvae evaluate RUN`.")
+    return (f"the wall-clock budget (--max-minutes {minutes:g}; ganvae.train: max_minutes=) ended before the first "
+            "in-training quality point, so nothing measured what the model learned: give a larger --max-minutes, "
+            "or evaluate the run with `ganvae evaluate RUN` (Python: ganvae.operations.evaluate).")

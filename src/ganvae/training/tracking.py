@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -155,8 +156,6 @@ class MLflowLogger(Callback):
             self.client.log_batch(self.run_id, params=items[i:i + 100])
 
     def _log_metrics(self, values: Mapping[str, float], step: int) -> None:
-        import time
-
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)

@@ -277,7 +277,7 @@ class Trainer:
         if reference is None:
             return
         message = speed_check.slow_training_message(self.cfg.model_name, self.images_this_session / session, reference,
-                                                    torch.get_num_threads(), speed_check.load_per_core())
+                                                    torch.get_num_threads(), *speed_check.machine_load())
         if message:
             log.warning(message)
             self.warnings.append(message)
