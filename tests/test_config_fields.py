@@ -32,7 +32,8 @@ SPECIAL = {
 # settings under which a field matters (the Gaussian decoder's deviation, with the Gaussian decoder)
 CONTEXT = {"decoder_std": {"decoder": "gaussian"}, "num_classes": {"conditional": True},
            "class_embedding_dim": {"conditional": True}, "class_embedding_std": {"conditional": True},
-           "class_conditioning": {"conditional": True}, "recluster_every": {"self_conditioning": 2}}
+           "class_conditioning": {"conditional": True}, "recluster_every": {"self_conditioning": 2},
+           "self_conditioning_features": {"self_conditioning": 2}}
 
 
 def changed_value(name: str, tp, default):

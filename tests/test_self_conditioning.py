@@ -116,6 +116,60 @@ def test_pseudo_classes_of_the_discriminator_separate_visibly_different_images()
     assert purity(model.pseudo_classes.assignments, torch.from_numpy(kinds.astype(np.int64))) > 0.95
 
 
+def two_rings(n: int = 200, seed: int = 0):
+    """Two concentric rings in 2-d (radius 1 and 4), ``n`` points each: (points, ring ids). Connected but not round
+    clusters: k-means of the points splits them across the rings."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.arange(2).repeat_interleave(n)
+    angle = torch.rand(2 * n, generator=g) * 2 * torch.pi
+    radius = torch.where(ids == 0, 1.0, 4.0) + 0.1 * torch.randn(2 * n, generator=g)
+    return torch.stack([radius * angle.cos(), radius * angle.sin()], 1), ids
+
+
+def test_spectral_embedding_separates_connected_clusters_that_kmeans_of_the_points_mixes():
+    from ganvae.models.clustering import kmeans, spectral_embedding
+
+    points, truth = two_rings()
+    plain, _ = kmeans(points, 2, torch.Generator().manual_seed(0))
+    assert purity(plain, truth) < 0.8  # the control: round clusters cut both rings
+    embedded = spectral_embedding(points, 2, torch.Generator().manual_seed(0))
+    assert embedded.shape == (400, 2) and torch.allclose(embedded.norm(dim=1), torch.ones(400), atol=1e-5)
+    assign, _ = kmeans(embedded, 2, torch.Generator().manual_seed(0))
+    assert purity(assign, truth) == 1.0
+
+
+def test_pca_projection_keeps_the_leading_axes_in_order():
+    from ganvae.models.clustering import pca_project
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(500, 6, generator=g) * torch.tensor([5.0, 0.1, 3.0, 0.1, 1.0, 0.1])
+    out = pca_project(x, 3)
+    assert out.shape == (500, 3)
+    assert torch.allclose(out.std(0), torch.tensor([5.0, 3.0, 1.0]), rtol=0.1)  # the three widest, widest first
+    assert torch.allclose(out.mean(0), torch.zeros(3), atol=1e-4)
+
+
+def test_spectral_self_conditioning_clusters_the_pixels_once():
+    """``model.self_conditioning_features: spectral``: the clusters follow the images' kinds, are found before the
+    first epoch only (the pixels do not change), and the same seed gives the same clusters."""
+    from ganvae.models.self_conditioning import pixel_cluster_features
+    from ganvae.registry import build_model
+
+    images, kinds = make_images(300, size=28, seed=3)
+    images = torch.from_numpy(images).unsqueeze(1)
+    cfg = tiny_config("gan", "model.self_conditioning=10", "model.self_conditioning_features=spectral",
+                      "model.recluster_every=1")
+    torch.manual_seed(0)
+    model = build_model(cfg, (1, 28, 28))
+    assert model.before_epoch(0, images, seed=0) is not None
+    assert purity(model.pseudo_classes.assignments, torch.from_numpy(kinds.astype(np.int64))) > 0.95
+    first = model.pseudo_classes.assignments.clone()
+    assert model.before_epoch(1, images, seed=0) is None and model.before_epoch(2, images, seed=0) is None
+    assert torch.equal(model.pseudo_classes.assignments, first) and int(model.pseudo_classes.reclusterings) == 1
+    a, b = pixel_cluster_features(images, 10, seed=4), pixel_cluster_features(images, 10, seed=4)
+    assert a.shape == (300, 16) and torch.equal(a, b)
+
+
 def write_flat_folder(root, n: int = 48):
     """A folder of PNGs with no class sub-folders (one 'class' to the data loader)."""
     from PIL import Image

@@ -20,7 +20,7 @@ from ganvae.losses import class_cross_entropy, discriminator_loss, generator_los
 from ganvae.models.conditioning import LabelPolicy, call, default_labels, split_logits
 from ganvae.models.ema import ema_decay_at, update_ema
 from ganvae.models.prior import GaussianMixturePrior, MixtureFit
-from ganvae.models.self_conditioning import PseudoClasses
+from ganvae.models.self_conditioning import PseudoClasses, pixel_cluster_features
 from ganvae.models.step import StepContext
 from ganvae.pixels import ValueRange, from_unit, to_unit
 
@@ -233,10 +233,15 @@ class GenerativeModel(nn.Module):
     def before_epoch(self, epoch: int, images: torch.Tensor, seed: int = 0, batch_size: int = 1000) -> dict | None:
         """The trainer's call at the start of each epoch ``epoch`` (from 0) with the training images ``(N, C, H,
         W)`` uint8: a self-conditioned model clusters them again when due (epoch 0, then every
-        ``model.recluster_every`` epochs), on the features its discriminator gives them now. Returns what the
-        clustering did, or None."""
+        ``model.recluster_every`` epochs), on the features its discriminator gives them now; with
+        ``model.self_conditioning_features: spectral``, once, on their pixels. Returns what the clustering did, or
+        None."""
         pc = self.pseudo_classes
-        if pc is None or (pc.clustered and epoch % self.config.recluster_every):
+        if pc is None:
+            return None
+        if self.config.self_conditioning_features == "spectral":  # the pixels do not change: cluster them once
+            return None if pc.clustered else pc.recluster(pixel_cluster_features(images, pc.k, seed), seed=seed)
+        if pc.clustered and epoch % self.config.recluster_every:
             return None
         from ganvae.pixels import scale_images
 

@@ -98,7 +98,11 @@ class ConditionalDiscriminatorConfig(ConditionalConfig):
     # self-conditioning (Liu et al. 2020; models/self_conditioning.py): train the class machinery on this many
     # k-means clusters of the discriminator's features of the real images instead of labels; 0 = off
     self_conditioning: Annotated[int, AT_LEAST_0] = 0
-    recluster_every: Annotated[int, AT_LEAST_1] = 2  # self-conditioning: epochs between two clusterings (the first is before step 0)
+    # self-conditioning: what is clustered. discriminator = the discriminator's features, again every
+    # recluster_every epochs (Liu et al. 2020); spectral = a spectral embedding of the images' pixels (a
+    # nearest-neighbour graph of their PCA projection), once before step 0 (models/clustering.py)
+    self_conditioning_features: Literal["discriminator", "spectral"] = "discriminator"
+    recluster_every: Annotated[int, AT_LEAST_1] = 2  # self-conditioning on the discriminator: epochs between two clusterings (the first is before step 0)
 
 
 RETIRED_VAE_FIELDS: dict[str, str] = {

@@ -9,6 +9,13 @@ clusters are matched one-to-one to the old ones (the Hungarian algorithm on thei
 cluster keeps its id across reclusterings, as the paper's code does. Sampling draws a cluster by its share of the
 training images (:class:`PseudoClasses`), then the noise: a self-conditioned model is unconditional to its user.
 
+With ``model.self_conditioning_features: spectral`` the clustering is of the pixels instead, once before step 0:
+k-means on a spectral embedding of a nearest-neighbour graph of the images' PCA projection
+(:func:`pixel_cluster_features`). The discriminator of a 2-core recipe is small (16 and 32 channels), and its
+features group MNIST's digits poorly (a third of the images in a cluster whose majority digit is their own, at
+K = 10), where the graph of the pixels groups them well (93%; benchmarks/RESULTS.md, "Self-conditioning's
+features").
+
 The assignments of the training images are part of the model's state (a buffer sized at the first clustering),
 so checkpoints save them and a resumed run continues with the same pseudo-labels.
 """
@@ -19,7 +26,22 @@ import torch
 from torch import nn
 
 from ganvae import seeds
-from ganvae.models.clustering import cluster_means, kmeans, match_clusters
+from ganvae.models.clustering import cluster_means, kmeans, match_clusters, pca_project, spectral_embedding
+
+PCA_DIMS = 50  # the pixels' principal axes the nearest-neighbour graph is built on
+MIN_EMBEDDING_DIMS = 16  # spectral embedding size, at least K (at K = 10, 16 dimensions: 93% purity; 10: 83%)
+
+
+@torch.no_grad()
+def pixel_cluster_features(images: torch.Tensor, k: int, seed: int) -> torch.Tensor:
+    """The features ``spectral`` self-conditioning clusters: images ``(N, C, H, W)`` (uint8, or float in [0, 1])
+    -> their spectral embedding ``(N, max(16, k))`` (:func:`~ganvae.models.clustering.spectral_embedding` of the
+    50-dimensional PCA projection of the pixels). Deterministic for a given ``seed``."""
+    x = images.reshape(len(images), -1).float()
+    if images.dtype == torch.uint8:
+        x = x / 255.0
+    g = torch.Generator().manual_seed(seeds.per_counter(seed, 0))
+    return spectral_embedding(pca_project(x.cpu(), PCA_DIMS), max(MIN_EMBEDDING_DIMS, k), g)
 
 
 class PseudoClasses(nn.Module):
