@@ -96,7 +96,7 @@ class ConditionalDiscriminatorConfig(ConditionalConfig):
     # image per class whatever z (benchmarks/cdcgan_diversity.py base model.class_embedding_std=1.0)
     class_embedding_std: Annotated[float, POSITIVE] = 0.02
     # self-conditioning (Liu et al. 2020; models/self_conditioning.py): train the class machinery on this many
-    # k-means clusters of the discriminator's features of the real images instead of labels; 0 = off
+    # k-means clusters of the real images (of the features self_conditioning_features names) instead of labels; 0 = off
     self_conditioning: Annotated[int, AT_LEAST_0] = 0
     # self-conditioning: what is clustered. discriminator = the discriminator's features, again every
     # recluster_every epochs (Liu et al. 2020); spectral = a spectral embedding of the images' pixels (a

@@ -27,6 +27,7 @@ from torch import nn
 
 from ganvae import seeds
 from ganvae.models.clustering import cluster_means, kmeans, match_clusters, pca_project, spectral_embedding
+from ganvae.pixels import uint8_to_unit
 
 PCA_DIMS = 50  # the pixels' principal axes the nearest-neighbour graph is built on
 MIN_EMBEDDING_DIMS = 16  # spectral embedding size, at least K (at K = 10, 16 dimensions: 93% purity; 10: 83%)
@@ -37,11 +38,10 @@ def pixel_cluster_features(images: torch.Tensor, k: int, seed: int) -> torch.Ten
     """The features ``spectral`` self-conditioning clusters: images ``(N, C, H, W)`` (uint8, or float in [0, 1])
     -> their spectral embedding ``(N, max(16, k))`` (:func:`~ganvae.models.clustering.spectral_embedding` of the
     50-dimensional PCA projection of the pixels). Deterministic for a given ``seed``."""
-    x = images.reshape(len(images), -1).float()
-    if images.dtype == torch.uint8:
-        x = x / 255.0
+    x = images.reshape(len(images), -1).cpu()
+    x = uint8_to_unit(x) if x.dtype == torch.uint8 else x.float()
     g = torch.Generator().manual_seed(seeds.per_counter(seed, 0))
-    return spectral_embedding(pca_project(x.cpu(), PCA_DIMS), max(MIN_EMBEDDING_DIMS, k), g)
+    return spectral_embedding(pca_project(x, PCA_DIMS), max(MIN_EMBEDDING_DIMS, k), g)
 
 
 class PseudoClasses(nn.Module):
