@@ -28,12 +28,13 @@ SPECIAL = {
     "discriminator_loss_floor": lambda default: 10.0,  # never a discriminator step
     "discriminator_step_max_g_loss": lambda default: 0.0,  # never a discriminator step
     "diffaugment": lambda default: ["translation"],
+    "self_conditioning": lambda default: 0 if default is None else default + 1,  # null (auto: 10) -> off
 }
 # settings under which a field matters (the Gaussian decoder's deviation, with the Gaussian decoder)
 CONTEXT = {"decoder_std": {"decoder": "gaussian"}, "num_classes": {"conditional": True},
            "class_embedding_dim": {"conditional": True}, "class_embedding_std": {"conditional": True},
-           "class_conditioning": {"conditional": True}, "recluster_every": {"self_conditioning": 2},
-           "self_conditioning_features": {"self_conditioning": 2}}
+           "class_conditioning": {"conditional": True}, "recluster_every": {"self_conditioning": 2, "self_conditioning_features": "discriminator"},
+           "self_conditioning_features": {"self_conditioning": 2}, "mode_seeking": {"conditional": True}}
 
 
 def changed_value(name: str, tp, default):

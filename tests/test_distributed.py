@@ -64,7 +64,10 @@ def test_two_ranks_end_with_identical_weights(tmp_path, idx, name):
                                         ("gan", ["model.dropout=0.0", "model.generator_batchnorm=false",
                                                  "model.conditional=true"]),
                                         ("gan", ["model.dropout=0.0", "model.generator_batchnorm=false",
-                                                 "model.self_conditioning=3", "model.recluster_every=1"])])
+                                                 "model.self_conditioning=3", "model.recluster_every=1",
+                                                 "model.self_conditioning_features=discriminator"]),
+                                        ("gan", ["model.dropout=0.0", "model.generator_batchnorm=false",
+                                                 "model.self_conditioning=null"])])  # the default: 10 spectral
 def test_two_ranks_batch_b_match_one_rank_batch_2b(tmp_path, idx, name, extra):
     """No batch norm and no dropout: the global batch decides the step, not how it is split."""
     two = tmp_path / "two"

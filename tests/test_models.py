@@ -309,6 +309,39 @@ def test_r1_penalty_is_half_gamma_times_the_squared_input_gradient():
     assert torch.allclose(w.grad, 3.0 * w.detach())
 
 
+def test_mode_seeking_loss_is_large_when_the_noise_is_ignored():
+    """Mao et al. 2019, Eq. 3: 1 / (mean|G(z1) - G(z2)| / mean|z1 - z2| + eps); the same image from two noises
+    gives 1 / eps, images as far apart as their noises give about 1, and it pushes the images apart."""
+    from ganvae.losses import mode_seeking_loss
+
+    z_a, z_b = torch.zeros(4, 3), torch.full((4, 3), 2.0)  # mean |z_a - z_b| = 2
+    same = torch.ones(4, 1, 2, 2, requires_grad=True)
+    assert torch.isclose(mode_seeking_loss(same, same, z_a, z_b, eps=1e-5), torch.tensor(1e5))
+    a, b = torch.zeros(4, 1, 2, 2, requires_grad=True), torch.full((4, 1, 2, 2), 3.0, requires_grad=True)
+    loss = mode_seeking_loss(a, b, z_a, z_b, eps=0.0)
+    assert torch.isclose(loss, torch.tensor(2.0 / 3.0))
+    loss.backward()
+    assert (a.grad > 0).all() and (b.grad < 0).all()  # descending moves a down and b up: further apart
+
+
+@pytest.mark.parametrize("reuse", [False, True])
+def test_mode_seeking_adds_to_the_generator_loss_of_a_model_with_labels(reuse):
+    from ganvae.models.step import StepContext
+    from ganvae.registry import build_model
+
+    losses = []
+    for weight in (0.0, 1.0):
+        cfg = tiny_config("dcgan", f"model.mode_seeking={weight}", "model.conditional=true",
+                          f"model.reuse_fake_logits={str(reuse).lower()}")
+        torch.manual_seed(0)
+        model = build_model(cfg, (1, 16, 16))
+        x = torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+        torch.manual_seed(5)
+        losses.append(model.training_step(x, model.make_optimizers(), StepContext(0, 0, 0.0, labels=torch.arange(8) % 3)))
+    assert torch.equal(losses[0]["d_loss"], losses[1]["d_loss"])  # the discriminator's step is untouched
+    assert losses[1]["g_loss"] > losses[0]["g_loss"]  # plus a positive term
+
+
 @pytest.mark.parametrize("reuse", [False, True])
 def test_r1_gamma_adds_the_penalty_to_the_discriminator_loss(reuse):
     from ganvae.models.step import StepContext

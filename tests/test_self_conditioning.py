@@ -69,7 +69,7 @@ def test_sampling_draws_clusters_by_their_share():
 def self_conditioned(name: str = "gan", k: int = 3, *extra: str):
     from ganvae.registry import build_model
 
-    cfg = tiny_config(name, f"model.self_conditioning={k}", *extra)
+    cfg = tiny_config(name, f"model.self_conditioning={k}", "model.self_conditioning_features=discriminator", *extra)
     torch.manual_seed(0)
     return build_model(cfg, (1, 16, 16)), cfg
 
@@ -109,7 +109,7 @@ def test_pseudo_classes_of_the_discriminator_separate_visibly_different_images()
     from ganvae.registry import build_model
 
     images, kinds = make_images(300, size=28, seed=3)
-    cfg = tiny_config("dcgan", "model.self_conditioning=10")
+    cfg = tiny_config("dcgan", "model.self_conditioning=10", "model.self_conditioning_features=discriminator")
     torch.manual_seed(0)
     model = build_model(cfg, (1, 28, 28))
     model.before_epoch(0, torch.from_numpy(images).unsqueeze(1), seed=0)
@@ -182,9 +182,11 @@ def write_flat_folder(root, n: int = 48):
     return root
 
 
-def test_training_on_an_unlabelled_folder_and_exact_resume(tmp_path):
+@pytest.mark.parametrize("features,clusterings", [("discriminator", 3), ("spectral", 1)])
+def test_training_on_an_unlabelled_folder_and_exact_resume(tmp_path, features, clusterings):
     """Pseudo-classes on folder: data without class sub-folders; a run resumed at an epoch boundary (with a
-    reclustering on its first epoch) gives the same losses, weights and pseudo-classes bit for bit."""
+    reclustering of the discriminator's features on its first epoch, or the spectral clusters kept from before)
+    gives the same losses, weights and pseudo-classes bit for bit."""
     from ganvae.storage import load as load_run
     from ganvae.storage.checkpoint import load_checkpoint
     from conftest import train
@@ -192,7 +194,7 @@ def test_training_on_an_unlabelled_folder_and_exact_resume(tmp_path):
 
     folder = write_flat_folder(tmp_path / "flat")
     extra = [f"data.dataset=folder:{folder}", "data.image_size=16", "model.self_conditioning=3",
-             "model.recluster_every=1", "train.batch_size=8"]
+             f"model.self_conditioning_features={features}", "model.recluster_every=1", "train.batch_size=8"]
     full = train(tiny_config("gan", *extra, "train.epochs=3"), tmp_path / "full")
     train(tiny_config("gan", *extra, "train.epochs=1"), tmp_path / "part")
     Trainer(tiny_config("gan", *extra, "train.epochs=3"), tmp_path / "part", resume=True).fit()
@@ -202,7 +204,7 @@ def test_training_on_an_unlabelled_folder_and_exact_resume(tmp_path):
     assert a.keys() == b.keys() and "pseudo_classes.assignments" in a
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    assert int(a["pseudo_classes.reclusterings"]) == 3
+    assert int(a["pseudo_classes.reclusterings"]) == clusterings
     loaded = load_run(tmp_path / "full", device="cpu")
     assert loaded.model.pseudo_classes.assignments.shape[0] == 43  # the folder's train split (48, 10% held out)
     assert "self-conditioning clusters" in loaded.model.prior_description()
@@ -223,3 +225,56 @@ def test_pretrained_folder_keeps_the_shares_not_the_assignments(tmp_path):
     assert torch.equal(loaded.pseudo_classes.counts, model.pseudo_classes.counts)
     g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
     assert torch.equal(loaded.prior(16, g()), model.prior(16, g()))
+
+
+@pytest.mark.parametrize("name,default", [("gan", None), ("dcgan", 0)])
+def test_the_default_self_conditions_an_unconditional_gan_on_ten_spectral_clusters(name, default):
+    """``model.self_conditioning: null`` (the MLP GAN's default; the DCGAN's is 0): 10 spectral pseudo-classes for
+    an unconditional model, none for a conditional one (its labels are the classes), and an explicit count with
+    labels is refused."""
+    from ganvae.config import build_config, validate
+    from ganvae.errors import ConfigError
+    from ganvae.models.configs import AUTO_PSEUDO_CLASSES
+    from ganvae.registry import build_model
+
+    cfg = build_config(name)
+    assert cfg.model.self_conditioning == default and cfg.model.self_conditioning_features == "spectral"
+    assert build_model(cfg, (1, 28, 28)).self_conditioned == (default is None)
+    plain = build_model(tiny_config(name, "model.self_conditioning=null"), (1, 16, 16))
+    assert plain.self_conditioned and plain.pseudo_classes.k == AUTO_PSEUDO_CLASSES == 10
+    assert plain.latent_dim == plain.noise_dim + 10
+    images, kinds = make_images(120, size=16, seed=2)
+    assert plain.before_epoch(0, torch.from_numpy(images).unsqueeze(1), seed=0) is not None
+    assert plain.pseudo_classes.assignments.shape == (120,)
+    labelled = build_model(tiny_config(name, "model.self_conditioning=null", "model.conditional=true"), (1, 16, 16))
+    assert labelled.conditional and not labelled.self_conditioned and labelled.latent_dim == labelled.noise_dim
+    off = build_model(tiny_config(name, "model.self_conditioning=0"), (1, 16, 16))
+    assert not off.self_conditioned and off.latent_dim == off.noise_dim
+    with pytest.raises(ConfigError, match="self_conditioning"):
+        validate(tiny_config(name, "model.self_conditioning=10", "model.conditional=true"))
+
+
+def test_too_few_images_for_the_default_pseudo_classes_says_how_to_fix_it():
+    from ganvae.registry import build_model
+
+    model = build_model(tiny_config("gan", "model.self_conditioning=null"), (1, 16, 16))
+    images, _ = make_images(6, size=16, seed=2)
+    with pytest.raises(ValueError, match=r"6 images cannot form 10 pseudo-classes: set model.self_conditioning below 6"):
+        model.before_epoch(0, torch.from_numpy(images).unsqueeze(1), seed=0)
+
+
+def test_a_stored_config_from_before_self_conditioning_loads_as_it_was_trained():
+    """A checkpoint's or pretrained folder's config without the fields (written before they existed) means no
+    self-conditioning, and clustering the discriminator's features, not today's defaults (``PREDATES``)."""
+    from ganvae.config import build_config, config_from_dict
+
+    stored = build_config("dcgan").to_dict()
+    old = {**stored, "model": {k: v for k, v in stored["model"].items()
+                               if k not in ("self_conditioning", "self_conditioning_features")}}
+    cfg = config_from_dict(old, "an old checkpoint")
+    assert cfg.model.self_conditioning == 0 and cfg.model.self_conditioning_features == "discriminator"
+    middle = {**stored, "model": {**old["model"], "self_conditioning": 10}}  # before the features could be chosen
+    cfg = config_from_dict(middle, "a checkpoint")
+    assert cfg.model.self_conditioning == 10 and cfg.model.self_conditioning_features == "discriminator"
+    cfg = config_from_dict({**stored, "model": {**stored["model"], "self_conditioning": None}}, "a new checkpoint")
+    assert cfg.model.self_conditioning is None and cfg.model.self_conditioning_features == "spectral"  # as stored

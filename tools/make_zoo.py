@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from ganvae import operations, storage
+from ganvae.models.configs import AUTO_PSEUDO_CLASSES
 from ganvae.storage.pretrained_folder import read_config, save_pretrained
 from ganvae.utils import atomic_write_text
 from ganvae.zoo import zoo_dir
@@ -63,9 +64,15 @@ def prior_text(meta: dict) -> str:
                      f"components each")
         return (f"{shape} with {m['prior_covariance']} covariances{how}, stored in float32 (Ghosh et al. 2020, "
                 f"ex-post density estimation). The likelihood bounds below use N(0, I), the training objective's prior.")
-    if m.get("self_conditioning"):
-        return (f"N(0, I) noise and one of {m['self_conditioning']} self-conditioning clusters, drawn by its share of "
-                f"the training images (Liu et al. 2020).")
+    k = m.get("self_conditioning", 0)
+    if k is None:  # auto: the default count for an unconditional model
+        k = 0 if m.get("conditional") else AUTO_PSEUDO_CLASSES
+    if k:
+        what = ("a spectral embedding of the training images' pixels, clustered once before training"
+                if m.get("self_conditioning_features", "discriminator") == "spectral"
+                else "the discriminator's features of the training images, clustered again during training")
+        return (f"N(0, I) noise and one of {k} self-conditioning clusters ({what}), drawn by its share of the "
+                f"training images (Liu et al. 2020).")
     if m.get("conditional"):
         return ("N(0, I) noise, decoded with the class asked for (`labels=`, `--digit`; by default the classes in "
                 "turn).")

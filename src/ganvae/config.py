@@ -488,4 +488,8 @@ def config_from_dict(data: Mapping[str, Any], source: str) -> ExperimentConfig:
     if isinstance(data.get("model"), Mapping) and retired.keys() & data["model"].keys():
         # a checkpoint written before those fields were removed: they never acted, so dropping them changes nothing
         data = {**data, "model": {k: v for k, v in data["model"].items() if k not in retired}}
+    predates = getattr(type(cfg.model), "PREDATES", {})
+    if isinstance(data.get("model"), Mapping) and predates.keys() - data["model"].keys():
+        # a checkpoint written before those fields existed did what their absence means, not today's default
+        data = {**data, "model": {**{k: v for k, v in predates.items() if k not in data["model"]}, **data["model"]}}
     return validate(merge_mapping(cfg, data, source), source)

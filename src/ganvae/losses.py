@@ -87,3 +87,14 @@ def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor, gamma: float) -> t
     grad), kept in the graph so the discriminator's step minimises it."""
     (grad,) = torch.autograd.grad(real_logits.float().sum(), real, create_graph=True)
     return 0.5 * gamma * grad.float().pow(2).flatten(1).sum(1).mean()
+
+
+def mode_seeking_loss(fake_a: torch.Tensor, fake_b: torch.Tensor, z_a: torch.Tensor, z_b: torch.Tensor,
+                      eps: float = 1e-5) -> torch.Tensor:
+    """The mode-seeking term of Mao et al. 2019 ("Mode Seeking Generative Adversarial Networks for Diverse Image
+    Synthesis", Eq. 3, as their code computes it): for two fakes of the same class from noises ``z_a``, ``z_b``
+    ``(M, Z)``, ``1 / (mean|G(z_a) - G(z_b)| / mean|z_a - z_b| + eps)``. Added to the generator's loss it is large
+    when the generator draws the same image whatever its noise, the collapse of a conditional GAN to one image per
+    class, and small when the images differ as much as their noises."""
+    ratio = (fake_a.float() - fake_b.float()).abs().mean() / (z_a.float() - z_b.float()).abs().mean()
+    return 1.0 / (ratio + eps)

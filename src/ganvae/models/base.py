@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganvae.losses import class_cross_entropy, discriminator_loss, generator_loss, r1_penalty
-from ganvae.models.conditioning import LabelPolicy, call, default_labels, split_logits
+from ganvae.losses import class_cross_entropy, discriminator_loss, generator_loss, mode_seeking_loss, r1_penalty
+from ganvae.models.conditioning import LabelPolicy, call, default_labels, pseudo_class_count, split_logits
 from ganvae.models.ema import ema_decay_at, update_ema
 from ganvae.models.prior import GaussianMixturePrior, MixtureFit
 from ganvae.models.self_conditioning import PseudoClasses, pixel_cluster_features
@@ -74,8 +74,8 @@ class GenerativeModel(nn.Module):
         # a self-conditioned model's latent is z and its pseudo-class as a one-hot (K,), so that every front end's
         # latent maths (walks, sliders, inversion) works on it unchanged; otherwise z alone
         self.pseudo_classes: PseudoClasses | None = None
-        if getattr(config, "self_conditioning", 0):
-            self.pseudo_classes = PseudoClasses(config.self_conditioning)
+        if pseudo_class_count(config):
+            self.pseudo_classes = PseudoClasses(pseudo_class_count(config))
         self.latent_dim: int = config.latent_dim + (self.pseudo_classes.k if self.pseudo_classes is not None else 0)
         self._classes: list[int] | None = None  # the trained classes of a conditional model (see ``classes``)
         # the learned prior of an encoder model (model.prior: gmm), fitted after training; None = N(0, I) only
@@ -460,7 +460,7 @@ class AdversarialModel(GenerativeModel):
                 d_loss = self._discriminator_loss(out, y)
                 if c.r1_gamma > 0:
                     d_loss = d_loss + self._r1(x, y)
-                g_loss = self._generator_loss(out[b:], y)
+                g_loss = self._generator_loss(out[b:], y) + self._mode_seeking(fake, z, y, ctx)
             # each loss reaches only its own network's parameters; both before either update
             ctx.optimize_simultaneously([(opt_d, d_loss, self.discriminator), (opt_g, g_loss, self.generator)])
             return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
@@ -473,9 +473,23 @@ class AdversarialModel(GenerativeModel):
         ctx.optimize(opt_d, d_loss)
 
         with ctx.frozen(self.discriminator) as discriminator, ctx.autocast():
-            g_loss = self._generator_loss(call(discriminator, fake, y), y)
+            g_loss = self._generator_loss(call(discriminator, fake, y), y) + self._mode_seeking(fake, z, y, ctx)
         ctx.optimize(opt_g, g_loss)
         return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
+
+    def _mode_seeking(self, fake: torch.Tensor, z: torch.Tensor, labels: torch.Tensor | None,
+                      ctx: StepContext) -> torch.Tensor | float:
+        """``model.mode_seeking`` times :func:`ganvae.losses.mode_seeking_loss` between the first quarter of the
+        fakes ``fake[:M]`` and a second pass of the generator on the same classes with new noise (Mao et al. 2019
+        draw two noises per condition); 0 when off or when the networks take no labels."""
+        weight = self.config.mode_seeking
+        if weight <= 0 or labels is None:
+            return 0.0
+        m = max(1, fake.shape[0] // 4)
+        z_b = ctx.randn(m, self.noise_dim, z.device)
+        with ctx.autocast():
+            fake_b = call(self.generator, z_b, labels[:m])
+        return weight * mode_seeking_loss(fake[:m], fake_b, z[:m], z_b)
 
     def _r1(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """The R1 penalty of the discriminator on the real batch ``x`` (:func:`ganvae.losses.r1_penalty`)."""

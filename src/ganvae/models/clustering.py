@@ -9,6 +9,8 @@ import warnings
 import numpy as np
 import torch
 
+from ganvae.models.configs import AUTO_PSEUDO_CLASSES
+
 
 def cluster_means(x: torch.Tensor, assign: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
     """Each cluster's mean of ``x`` ``(N, F)`` under ``assign`` ``(N,)`` -> ``(k, F)``; an empty cluster gets a
@@ -28,7 +30,8 @@ def kmeans(x: torch.Tensor, k: int, g: torch.Generator, init: torch.Tensor | Non
     (Arthur & Vassilvitskii 2007) drawn from ``g``, as the paper's code runs scikit-learn's KMeans (n_init=10)."""
     n = len(x)
     if n < k:
-        raise ValueError(f"{n} images cannot form {k} pseudo-classes: lower model.self_conditioning")
+        raise ValueError(f"{n} images cannot form {k} pseudo-classes: set model.self_conditioning below {n}, or to 0 "
+                         f"for none (unset, an unconditional gan or dcgan forms {AUTO_PSEUDO_CLASSES})")
     if init is not None:
         return _lloyd(x, init.clone(), k, g, iterations)
     best = None

@@ -24,13 +24,26 @@ import enum
 import torch
 from torch import nn
 
+from ganvae.models.configs import AUTO_PSEUDO_CLASSES
+
+
+def pseudo_class_count(config) -> int:
+    """How many pseudo-classes a model self-conditions on (``model.self_conditioning``; Liu et al. 2020): its value,
+    or for ``null`` (auto) :data:`AUTO_PSEUDO_CLASSES` when unconditional and 0 when conditional (the labels are the
+    classes); 0 for the families without self-conditioning."""
+    if not hasattr(config, "self_conditioning"):
+        return 0
+    if config.self_conditioning is None:
+        return 0 if config.conditional else AUTO_PSEUDO_CLASSES
+    return config.self_conditioning
+
 
 def label_count(config) -> int:
     """How many label values the networks embed: ``num_classes`` when conditional, the pseudo-classes
-    (``self_conditioning``) when self-conditioned, 0 when the networks take no labels."""
+    (:func:`pseudo_class_count`) when self-conditioned, 0 when the networks take no labels."""
     if config.conditional:
         return config.num_classes
-    return getattr(config, "self_conditioning", 0)
+    return pseudo_class_count(config)
 
 
 def generator_input_dim(config) -> int:

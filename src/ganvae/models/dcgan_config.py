@@ -6,7 +6,7 @@ Torch-free, so that ``ganvae config show`` and the command line's help read it w
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Optional
 
 from ganvae.bounds import AT_LEAST_0, AT_LEAST_1, POSITIVE, PROBABILITY, WIDTHS
 from ganvae.models.configs import ConditionalDiscriminatorConfig, GANStepConfig
@@ -31,4 +31,9 @@ class DCGANConfig(GANStepConfig, ConditionalDiscriminatorConfig):
     lr_generator: Annotated[float, POSITIVE] = 2e-4  # Adam learning rate of the generator (Radford et al. 2016; the tutorial: 1e-4)
     lr_discriminator: Annotated[float, POSITIVE] = 2e-4  # Adam learning rate of the discriminator
     beta1: Annotated[float, PROBABILITY] = 0.5  # Adam beta1 (Radford et al. 2016; the tutorial: Keras' 0.9)
+    # off by default for the DCGAN, unlike the MLP GAN: with spectral pseudo-classes (K = 10) one run reached FID 47.6
+    # at 10 minutes, and another (seed 0, one thread, AMD EPYC) collapsed to one image per pseudo-class whatever the
+    # noise (pixel std across noises 0.004; FID 490.9, recall 0.000 at 31,000 steps), as the conditional dcgan did
+    # before its class embedding started small (benchmarks/RESULTS.md, "Self-conditioning's features"); null = 10
+    self_conditioning: Annotated[Optional[int], AT_LEAST_0] = 0
     channels_last: bool = True  # NHWC memory format for the convolutions (faster on CPU and tensor cores)
