@@ -27,14 +27,15 @@ def cppn():
     (lambda m: m.interpolate(steps=10**9), r"interpolate\(steps=1000000000\): .* over the limit"),
     (lambda m: m.sample(-3), r"sample\(n=...\): -3; give a whole number of at least 1"),
     (lambda m: m.sample(2.5), r"sample\(n=...\): 2.5"),
-    (lambda m: m.sample(latents=torch.zeros(4, 7)), r"sample\(latents=...\): latents of shape \(4, 7\); this gan takes \(n, 100\)"),
-    (lambda m: m.sample(latents=torch.full((2, 100), float("nan"))), r"sample\(latents=...\): latents hold NaN"),
+    (lambda m: m.sample(latents=torch.zeros(4, 7)), r"sample\(latents=...\): latents of shape \(4, 7\); this gan takes \(n, 110\)"),
+    (lambda m: m.sample(latents=torch.full((2, m.model.latent_dim), float("nan"))), r"sample\(latents=...\): latents hold NaN"),
     (lambda m: m.sample(seed=2**70), r"sample\(seed=...\): .*2\*\*63 - 1"),
     (lambda m: m.sample(labels="3"), r"sample\(labels=...\): labels='3'"),
     (lambda m: m.sample(labels=3), r"model__conditional=True"),
     (lambda m: m.interpolate(steps=1), r"interpolate\(steps=...\): 1; give a whole number of at least 2"),
 ])
 def test_bad_arguments_are_named_in_python(gan, call, says):
+    # mnist-gan is self-conditioned: its latent is 100 noises and a one-hot of its 10 pseudo-classes
     with pytest.raises(GanvaeError, match=says) as err:
         call(gan)
     assert "--" not in str(err.value)  # no command-line flags in a Python error

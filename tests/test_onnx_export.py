@@ -51,7 +51,8 @@ def test_the_exported_graphs_draw_what_pytorch_draws(tmp_path, name):
 
 
 def test_the_sampler_follows_the_prior_of_each_kind():
-    assert Sampler(load("mnist-gan").model).kind == "normal"
+    assert Sampler(load("mnist-cgan").model).kind == "normal"  # conditional: N(0, I) and the asked label
+    assert Sampler(load("mnist-gan").model).kind == "self-conditioned"
     assert Sampler(load("mnist-dcgan").model).kind == "self-conditioned"
     assert Sampler(load("mnist-vae").model).kind == "gmm"
 

@@ -121,19 +121,19 @@ def rewrite_weights(folder, change) -> None:
 
 def test_nan_weights_are_refused_with_the_tensor_named(folder):
     def poison(t):
-        t["generator.net.0.weight"][0, 0] = float("nan")
+        t["generator.net.net.0.weight"][0, 0] = float("nan")
 
     rewrite_weights(folder, poison)
-    with pytest.raises(CheckpointError, match=r"'generator.net.0.weight' holds 1 NaN or infinite value"):
+    with pytest.raises(CheckpointError, match=r"'generator.net.net.0.weight' holds 1 NaN or infinite value"):
         ganvae.load(folder)
 
 
 def test_integer_weights_are_refused(folder):
     def to_int(t):
-        t["generator.net.0.weight"] = t["generator.net.0.weight"].to(torch.int32)
+        t["generator.net.net.0.weight"] = t["generator.net.net.0.weight"].to(torch.int32)
 
     rewrite_weights(folder, to_int)
-    with pytest.raises(CheckpointError, match=r"generator.net.0.weight is I32 \(expected a float tensor\)"):
+    with pytest.raises(CheckpointError, match=r"generator.net.net.0.weight is I32 \(expected a float tensor\)"):
         ganvae.load(folder)
 
 
