@@ -9,6 +9,7 @@ from __future__ import annotations
 
 FIXED_NOISE = 7919  # train.seed + this: the latents of every sample grid and the progress GIF of a run
 DURING_TRAINING_SAMPLES = 104729  # train.seed + this + rank: the samples scored by the in-training FID curve
+DURING_TRAINING_NOISE_USE = 15485863  # train.seed + this: the noises of the in-training collapse check
 PER_EPOCH_STRIDE = 1_000_003  # seed * this + epoch (or reclustering): one generator per (seed, counter) pair
 
 # The explorer's fixed draws (one model, the same pictures every visit)

@@ -4,8 +4,9 @@
 end (after lucidrains' ``FIDEvaluation``): it decides whether a measurement is due, owns its feature network and
 cached reference features, its CSV and the time it spent, and returns that time so the trainer can leave it out
 of the run's time budget. Only the Frechet distance and class coverage on ``train.eval_samples`` samples from a
-fixed generator (seeded; the training's own random stream is not touched, so resumption stays exact), and for
-encoder models an IWAE bound on part of the test set.
+fixed generator (seeded; the training's own random stream is not touched, so resumption stays exact), for
+encoder models an IWAE bound on part of the test set, and for models whose networks take classes or
+pseudo-classes whether the generator still uses its noise (:mod:`ganvae.metrics.noise_use`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from ganvae import seeds
 from ganvae.metrics.classifier import load_classifier
 from ganvae.metrics.evaluate import likelihood_metrics, reference_features, sample_metrics
+from ganvae.metrics.noise_use import collapse_message, noise_spreads
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ class TrainingMetrics:
         self.seconds = 0.0  # time spent measuring, in all
         self._reference = None  # (feature network, test data on the CPU, reference features), loaded on first use
         self.last_point: dict[str, float] | None = None  # the latest row written (rank 0), for callbacks
+        self.collapse: str | None = None  # the latest point's mode-collapse warning (rank 0), or None
 
     def __call__(self, model, data, step: int, epoch: float, elapsed: float, epoch_end: bool) -> float:
         """Measure if due; returns the seconds spent (0 when not due). ``epoch`` is fractional mid-epoch."""
@@ -99,6 +102,15 @@ class TrainingMetrics:
                 w.writerow(FIELDS)
             w.writerow(row)
         self.last_point = {k: float(v) for k, v in zip(FIELDS, row) if v != ""}
+        # a generator that takes classes: does it still use its noise? (the CSV keeps its columns, so that a run
+        # resumed from an older version appends rows its header describes)
+        with dist.unwrapped(model):
+            spreads = noise_spreads(model, torch.Generator().manual_seed(self.seed + seeds.DURING_TRAINING_NOISE_USE))
+        self.collapse = collapse_message(model, spreads or [], step)
+        if spreads:
+            self.last_point["noise_spread_min"] = min(spreads)
+            if self.writer is not None:
+                self.writer.add_scalar("metrics/noise_spread_min", min(spreads), step)
         if self.writer is not None:
             self.writer.add_scalar("metrics/fid", m["fid"], step)
             self.writer.add_scalar("metrics/class_entropy", m["class_entropy"], step)

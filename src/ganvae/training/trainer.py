@@ -198,7 +198,7 @@ class Trainer:
         # training speed, which the speed check and the logged images/s measure
         self.clustering_seconds = 0.0
         self._speed_checked = False
-        self.warnings: list[str] = []  # this session's training_speed / budget warnings, for summary.json
+        self.warnings: list[str] = []  # this session's training speed, budget and mode-collapse warnings, for summary.json
         self.fingerprint = data.fingerprint()
         self.last_checkpoint_step: int | None = None
         self._last_saved = self.state.at(0, 0, 0.0)  # the last checkpoint's state (rewritten with the fitted prior)
@@ -592,6 +592,10 @@ class Trainer:
         except GanvaeError as err:  # a missing classifier must not end a training run
             log.warning("in-training metrics skipped: %s", err)
         if self.metrics.last_point is not before:
+            collapse = self.metrics.collapse
+            if collapse is not None and not any(w.startswith("mode collapse") for w in self.warnings):
+                log.warning(collapse)  # once a session: the first point that finds it says when it happened
+                self.warnings.append(collapse)
             self.callbacks("on_metrics", self, self.metrics.last_point)
 
 
