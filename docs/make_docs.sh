@@ -11,7 +11,7 @@ declare -A RUN=([gan]=$R/gan [dcgan]=$R/dcgan [vae]=${VAE_RUN:-$R/vae} [conv-vae
 MODELS="gan dcgan vae conv-vae vae-gan cppn"
 # ZOO="FAMILY ...": only these families' pictures, from the pretrained zoo's mnist-FAMILY instead (the encoder
 # families: the same 10-minute runs' networks with their learned prior fitted by `tools/make_zoo.py --refit-prior`;
-# gan: the zoo's longer self-conditioned run), the other rows left as they are. ZOO_ENCODERS=1 is ZOO="vae
+# gan, dcgan: the zoo's longer self-conditioned runs), the other rows left as they are. ZOO_ENCODERS=1 is ZOO="vae
 # conv-vae vae-gan cppn".
 if [ "${ZOO_ENCODERS:-0}" = 1 ]; then ZOO=${ZOO:-vae conv-vae vae-gan cppn}; fi
 if [ -n "${ZOO:-}" ]; then

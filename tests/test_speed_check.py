@@ -53,8 +53,7 @@ def test_a_budget_that_ends_before_the_first_quality_point_says_so(tmp_path):
 
 def test_a_self_conditioned_models_clustering_is_not_counted_as_training_speed(tmp_path, monkeypatch):
     """The clustering before step 0 (40 s for the default spectral one on MNIST) uses the time budget, but the
-    measured images/s (summary, speed check) are of training: a 3-second clustering does not dilute them, where
-    counting it would cap them at 128 images / 3 s."""
+    measured images/s (summary, speed check) are of training: a 3-second clustering does not dilute them."""
     import time
 
     import ganvae.models.base as base
@@ -69,4 +68,6 @@ def test_a_self_conditioned_models_clustering_is_not_counted_as_training_speed(t
     result = train(tiny_config("gan", "model.self_conditioning=2", "model.self_conditioning_features=spectral"),
                    tmp_path / "run", data=tiny_data(64))
     assert result.seconds >= 3.0  # in the budget
-    assert result.images_per_second > 1.5 * (128 / 3.0)
+    # counted, the rate would be 128 images / all the seconds; left out, 128 / (seconds - clustering), where the
+    # clustering took at least 3 s: a ratio that holds however loaded the machine is
+    assert result.images_per_second * result.seconds > 128 * (1 + 2.5 / result.seconds)
