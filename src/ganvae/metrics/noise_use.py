@@ -50,7 +50,8 @@ def collapse_message(model, spreads: list[float], step: int) -> str | None:
     kind = "pseudo-class" if model.self_conditioned else "class"
     fixes = []
     if hasattr(model.config, "mode_seeking") and model.config.mode_seeking == 0:
-        fixes.append("--set model.mode_seeking=1.0 (Mao et al. 2019: stopped this collapse in a measured DCGAN)")
+        fixes.append("--set model.mode_seeking=1.0 (Mao et al. 2019; it stopped this collapse in a measured DCGAN, at "
+                     "a cost in FID)")
     if model.self_conditioned:
         fixes.append("--set model.self_conditioning=0 (no pseudo-classes)")
     fixes.append("another --seed")

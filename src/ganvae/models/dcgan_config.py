@@ -34,6 +34,7 @@ class DCGANConfig(GANStepConfig, ConditionalDiscriminatorConfig):
     # off by default for the DCGAN, unlike the MLP GAN: with spectral pseudo-classes (K = 10) one run reached FID 47.6
     # at 10 minutes, and another (seed 0, one thread, AMD EPYC) collapsed to one image per pseudo-class whatever the
     # noise (pixel std across noises 0.004; FID 490.9, recall 0.000 at 31,000 steps), as the conditional dcgan did
-    # before its class embedding started small (benchmarks/RESULTS.md, "Self-conditioning's features"); null = 10
+    # before its class embedding started small; a third (Intel Xeon) did not, and is the zoo's mnist-dcgan (FID 20.1
+    # at 71 minutes) (benchmarks/RESULTS.md, "Self-conditioning's features"); training names a collapse; null = 10
     self_conditioning: Annotated[Optional[int], AT_LEAST_0] = 0
     channels_last: bool = True  # NHWC memory format for the convolutions (faster on CPU and tensor cores)
