@@ -195,6 +195,10 @@ def test_training_fits_the_prior_at_the_end_and_fit_prior_refits_in_place(tmp_pa
     run, data = runs["vae"], runs["data"]
     loaded = load_run(run, device="cpu")
     assert loaded.model.latent_prior.is_fitted and (run / "samples" / "learned_prior.png").is_file()
+    fit = json.loads((run / "summary.json").read_text())["prior_fit"]  # what the model cards read
+    assert fit["prior"] == loaded.model.prior_description() == "gmm (k=3, full covariance)"
+    assert fit["dataset"] == "mnist" and fit["seed"] == loaded.config.train.seed and fit["iterations"] >= 1
+    assert fit["codes"] == 64  # every training image of the IDX set train_cli_runs writes
     before = loaded.checkpoint.tensors
     # refit with other settings: the training state is kept byte for byte, the config records the change
     assert main(["-q", "fit-prior", str(run), "--components", "2", "--covariance", "diag", "--data-dir", str(data)]) == 0

@@ -51,6 +51,17 @@ def per_class_text(metrics: dict) -> str:
     return f"\nPer class (conditional accuracy / intra-FID): {cells}.\n"
 
 
+def prior_fit_meta(fit: dict) -> dict:
+    """A card's record of a learned prior's fit (``ganvae fit-prior``'s result or a run's ``summary.json``)."""
+    return {k: fit[k] for k in ("codes", "iterations", "seed", "log_likelihood", "seconds", "dataset")}
+
+
+def sampling_networks(folder: Path) -> list[str]:
+    """The networks a pretrained folder stores, by name, without the sampling state beside them (the learned
+    prior's and the pseudo-classes' tensors, which the card's prior line describes)."""
+    return sorted(storage.load(folder).model.sampling_networks())
+
+
 def prior_text(meta: dict) -> str:
     """The card's line on the sampling prior."""
     m = meta["model"]
@@ -177,17 +188,13 @@ def refit_prior(name: str, args) -> None:
         meta["metrics"] = {k: result["metrics"][k] for k in HEADLINE if k in result["metrics"]}
         meta["metrics_protocol"] = (f"ganvae evaluate {name} --n-samples {args.n_samples} --iwae-k {args.iwae_k}; "
                                     f"full MNIST test set")
-        meta["prior_fit"] = {k: fit[k] for k in ("codes", "iterations", "seed", "log_likelihood", "seconds")}
-        meta["prior_fit"]["dataset"] = fit["dataset"]
+        meta["prior_fit"] = prior_fit_meta(fit)
         meta["metrics_before_prior"] = {k: old["metrics"][k] for k in ("fid", "fid_std", "precision", "recall")
                                         if k in old.get("metrics", {})}
         atomic_write_text(out / "config.json", json.dumps(meta, indent=2) + "\n")
-        from safetensors import safe_open
-
-        with safe_open(str(out / "model.safetensors"), framework="pt") as fh:
-            networks = sorted({k.split(".")[0] for k in fh.keys()} - {"latent_prior", "pseudo_classes"})
         storage = storage.rstrip(".") + "; the prior's tensors in float32."
-        atomic_write_text(out / "README.md", card(name, meta, result["metrics"], result["protocol"], storage, networks))
+        atomic_write_text(out / "README.md", card(name, meta, result["metrics"], result["protocol"], storage,
+                                                  sampling_networks(out)))
         for f in ("config.json", "model.safetensors", "README.md"):
             shutil.copyfile(out / f, folder / f)
     before = meta["metrics_before_prior"].get("fid")
@@ -250,12 +257,13 @@ def main() -> None:
         meta["metrics"] = {k: result["metrics"][k] for k in HEADLINE if k in result["metrics"]}
         meta["metrics_protocol"] = (f"ganvae evaluate {name} --n-samples {args.n_samples} --iwae-k {args.iwae_k}; "
                                     f"full MNIST test set")
+        summary = Path(run) / "summary.json"  # the learned prior fitted when training ended, if the run has one
+        fit = json.loads(summary.read_text()).get("prior_fit") if summary.is_file() else None
+        if fit:
+            meta["prior_fit"] = prior_fit_meta(fit)
         atomic_write_text(folder / "config.json", json.dumps(meta, indent=2) + "\n")
-        from safetensors import safe_open
-
-        with safe_open(str(folder / "model.safetensors"), framework="pt") as fh:
-            networks = sorted({k.split(".")[0] for k in fh.keys()})
-        atomic_write_text(folder / "README.md", card(name, meta, result["metrics"], result["protocol"], fp_check, networks))
+        atomic_write_text(folder / "README.md", card(name, meta, result["metrics"], result["protocol"], fp_check,
+                                                     sampling_networks(folder)))
         size = (folder / "model.safetensors").stat().st_size / 2**20
         print(f"{name}: FID {result['metrics']['fid']:.2f}, {size:.2f} MB, {fp_check}")
 

@@ -218,6 +218,4 @@ def fit_prior(run, out: str | Path | None = None, components: int | None = None,
         written = ckpt_io.rewrite_checkpoint(ckpt, header, tensors, drop_prefix="model.latent_prior.")
     log.info("fitted %s to %d posterior means of %s in %.1f s -> %s", model.prior_description(), fit.n, data.name,
              fit.seconds, written)
-    return {"prior": model.prior_description(), "codes": fit.n, "dataset": data.name, "seed": seed,
-            "iterations": fit.iterations, "converged": fit.converged, "log_likelihood": fit.log_likelihood,
-            "seconds": fit.seconds, "written": str(written)}
+    return {**fit.record(model.prior_description(), data.name, seed), "written": str(written)}

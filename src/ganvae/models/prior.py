@@ -46,6 +46,12 @@ class MixtureFit:
     log_likelihood: float
     seconds: float
 
+    def record(self, prior: str, dataset: str, seed: int) -> dict:
+        """What a fit of ``prior`` (``model.prior_description()``) to the codes of ``dataset`` with ``seed`` did, as
+        ``ganvae fit-prior`` returns it and a training run's ``summary.json`` keeps it (``prior_fit``)."""
+        return {"prior": prior, "codes": self.n, "dataset": dataset, "seed": seed, "iterations": self.iterations,
+                "converged": self.converged, "log_likelihood": self.log_likelihood, "seconds": self.seconds}
+
 
 class GaussianMixturePrior(nn.Module):
     """``p(z)`` as a mixture of ``components`` Gaussians over ``dim`` latents (see the module docstring); with

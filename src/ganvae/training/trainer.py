@@ -199,6 +199,7 @@ class Trainer:
         self.clustering_seconds = 0.0
         self._speed_checked = False
         self.warnings: list[str] = []  # this session's training speed, budget and mode-collapse warnings, for summary.json
+        self.prior_fit: dict | None = None  # the learned prior's fit at the end of this session (MixtureFit.record)
         self.fingerprint = data.fingerprint()
         self.last_checkpoint_step: int | None = None
         self._last_saved = self.state.at(0, 0, 0.0)  # the last checkpoint's state (rewritten with the fitted prior)
@@ -422,6 +423,7 @@ class Trainer:
             return
         log.info("learned prior: %s fitted to %d posterior means in %.1f s (%d EM iterations, log-likelihood %.3f "
                  "nats per code)", model.prior_description(), fit.n, fit.seconds, fit.iterations, fit.log_likelihood)
+        self.prior_fit = fit.record(model.prior_description(), self.data.name, self.cfg.train.seed)
         self._save(self._last_saved)
         from ganvae.viz.images import make_grid, save_png
 
@@ -556,6 +558,8 @@ class Trainer:
                 summary["stop_reason"] = result.stop_reason
             if self.warnings:
                 summary["warnings"] = self.warnings
+            if self.prior_fit is not None:
+                summary["prior_fit"] = self.prior_fit
             path = self.run_dir / "summary.json"
             if self.images_this_session == 0 and self.resume_checkpoint is not None and path.is_file():
                 # resumed with nothing left to train: the speed and losses are those of the sessions that trained
