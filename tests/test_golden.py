@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import tiny_config
+from conftest import make_images, tiny_config
 
 GOLDEN = Path(__file__).with_name("golden_values.json")
 # the six families with their defaults, and the alternative steps their configs select
@@ -30,7 +30,17 @@ CASES = {
     "vae-gaussian-dynamic": ["model.decoder=gaussian", "model.binarize=dynamic", "model.kl_warmup_epochs=2"],
     "vae-gan-feature-recon": ["model.feature_recon=true", "model.diffaugment=[translation,cutout]"],
     "cppn-alternating": ["model.schedule=alternating", "model.spectral_norm=true"],
+    # the recipes users run: the MLP GAN's default self-conditioning (null: 10 spectral pseudo-classes) and the zoo
+    # mnist-dcgan's (10 spectral pseudo-classes), clustered on 40 images before the two steps
+    "gan-self-conditioned": ["model.self_conditioning=null"],
+    "dcgan-self-conditioned": ["model.self_conditioning=10", "model.self_conditioning_features=spectral"],
+    # a conditional VAE sampling each class from its own fitted mixture (the zoo's mnist-cvae recipe, tiny)
+    "vae-conditional-class-mixture": ["model.conditional=true", "model.prior_components=20"],
+    "dcgan-conditional": ["model.conditional=true"],
+    "gan-hinge": ["model.gan_loss=hinge"],
+    "dcgan-lsgan": ["model.gan_loss=lsgan"],
 }
+SELF_CONDITIONED = {"gan-self-conditioned", "dcgan-self-conditioned"}
 
 
 def run_case(case: str) -> dict[str, list[float]]:
@@ -45,13 +55,31 @@ def run_case(case: str) -> dict[str, list[float]]:
     g = torch.Generator().manual_seed(1)
     x = torch.rand(8, 1, 16, 16, generator=g)  # (B, C, H, W) in [0, 1]
     x = x * 2 - 1 if model.value_range == "tanh" else x
+    images, classes = make_images(40, size=16, seed=3)
+    images, classes = torch.from_numpy(images)[:, None], torch.from_numpy(classes).long()  # (40, 1, 16, 16) uint8
+    labels = None
+    if case in SELF_CONDITIONED:  # the step trains on the pseudo-classes of the 40 images' first 8
+        model.before_epoch(0, images, seed=0)
+        idx = torch.arange(8)
+        labels = model.training_labels(idx, classes)
+        x = images[:8].float().div(255) * 2 - 1
+    elif model.conditional:
+        labels = classes[:8]
     out: dict[str, list[float]] = {}
     for step in range(2):
-        losses = model.training_step(x, optimizers, StepContext(step, 0, step * 0.5))
+        losses = model.training_step(x, optimizers, StepContext(step, 0, step * 0.5, labels=labels))
         model.after_step(step)
         for name, value in sorted(losses.items()):
             out.setdefault(name, []).append(float(value))
-    samples = model.sample(2, generator=torch.Generator().manual_seed(2))  # (2, 1, 16, 16)
+    if model.latent_prior is not None and model.conditional:  # one mixture per class, fitted to the 40 images
+        model.fit_prior(images, classes, seed=0)
+        out["class_sample_slice"] = model.sample(
+            4, generator=torch.Generator().manual_seed(2), labels=torch.tensor([3, 3, 7, 7]))[:, 0, 6:8, 6:8].flatten().tolist()
+        z, _ = model.class_grid_latents(2, model.classes, torch.Generator().manual_seed(4))
+        out["class_grid_latents"] = z[:, 0].tolist()
+        return out
+    sample_labels = torch.tensor([1, 2]) if model.conditional else None
+    samples = model.sample(2, generator=torch.Generator().manual_seed(2), labels=sample_labels)  # (2, 1, 16, 16)
     out["sample_slice"] = samples[:, 0, 6:8, 6:10].flatten().tolist()
     if model.has_encoder:
         out["reconstruction_slice"] = model.reconstruct(x[:1].add(1).div(2) if model.value_range == "tanh" else x[:1])[0, 0, 7, 4:12].tolist()
