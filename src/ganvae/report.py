@@ -24,7 +24,19 @@ import torch
 from ganvae import inference, operations, storage, writers
 from ganvae.errors import ConfigError
 from ganvae.metrics.classifier import load_classifier
-from ganvae.metrics.evaluate import DIRECTION, LABELS, badness
+from ganvae.metrics.registry import (
+    CLASS_ENTROPY,
+    CONDITIONAL_ACCURACY,
+    COVERAGE,
+    FID,
+    INTRA_FID,
+    MEMORISATION_RATIO,
+    RECALL,
+    SHARPNESS,
+    TEST_NLL_IWAE,
+    Metric,
+    evaluated_metrics,
+)
 from ganvae.registry import get_entry
 from ganvae.utils import atomic_write_bytes, atomic_write_text, check_output, machine_description
 
@@ -58,7 +70,7 @@ def _load_or_evaluate(run: Path, loaded, n_samples: int, seed: int, data_dir: st
         result = json.loads(cached.read_text())
         protocol = result.get("protocol", {})
         if protocol.get("n_samples") == n_samples and protocol.get("sample_seed") == seed \
-                and protocol.get("prior") == loaded.model.prior_description() \
+                and protocol.get("prior") == loaded.model.latent_prior.describe() \
                 and (dataset is None or result.get("dataset") == dataset):  # a refitted prior: measured again
             return result
     return operations.evaluate(loaded, n_samples=n_samples, seed=seed, data_dir=data_dir, dataset=dataset)
@@ -81,8 +93,8 @@ def _quality_plot(entries: list[RunEntry], out: Path) -> bool:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     for label, c in curves.items():
-        axes[0].plot(c["epoch"], c["fid"], marker="o", ms=3, label=label)
-        axes[1].plot([s / 60 for s in c["train_seconds"]], c["fid"], marker="o", ms=3, label=label)
+        axes[0].plot(c["epoch"], c[FID.key], marker="o", ms=3, label=label)
+        axes[1].plot([s / 60 for s in c["train_seconds"]], c[FID.key], marker="o", ms=3, label=label)
     axes[0].set_xlabel("epoch")
     axes[1].set_xlabel("training time (minutes)")
     for ax in axes:
@@ -138,15 +150,17 @@ def trust_problems(metrics: dict[str, Any]) -> list[str]:
     problems = []
     if metrics.get("dropped_classes"):
         problems.append(f"classes {metrics['dropped_classes']} get under a third of their share of samples")
-    if metrics.get("class_entropy", 1.0) < MIN_CLASS_ENTROPY:
-        problems.append(f"its class histogram is unbalanced (normalised entropy {metrics['class_entropy']:.2f} < {MIN_CLASS_ENTROPY})")
-    if metrics.get("recall", 1.0) < MIN_RECALL:
-        problems.append(f"recall {metrics['recall']:.3f} < {MIN_RECALL}: its samples cover almost none of the real digits")
+    if metrics.get(CLASS_ENTROPY.key, 1.0) < MIN_CLASS_ENTROPY:
+        problems.append(f"its class histogram is unbalanced (normalised entropy {metrics[CLASS_ENTROPY.key]:.2f} < {MIN_CLASS_ENTROPY})")
+    if metrics.get(RECALL.key, 1.0) < MIN_RECALL:
+        problems.append(f"recall {metrics[RECALL.key]:.3f} < {MIN_RECALL}: its samples cover almost none of the real digits")
     return problems
 
 
-SAMPLE_METRICS = {"fid", "kid", "precision", "recall", "density", "coverage", "inception_score", "class_entropy",
-                  "confident_share", "memorisation_ratio", "sharpness"}
+def judged_on_samples(metric: Metric) -> bool:
+    """Whether ``metric`` judges the samples alone (the registry's group "samples"): then a model whose samples
+    collapsed (:func:`trust_problems`) gets no trust for it."""
+    return metric.group == "samples"
 
 
 def tied(key: str, a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -161,13 +175,14 @@ def best_per_row(entries: list[RunEntry]) -> dict[str, set[str]]:
     """Per metric, the models marked best: the best value among the models whose sample metrics can be trusted,
     and every trusted model tied with it (difference within twice its noise). A collapsed model is never best."""
     best: dict[str, set[str]] = {}
-    for key in DIRECTION:
+    for metric in evaluated_metrics():
+        key = metric.key
         present = [e for e in entries if e.result["metrics"].get(key) is not None]
         candidates = {e.label: e.result["metrics"] for e in present
-                      if not (key in SAMPLE_METRICS and trust_problems(e.result["metrics"]))}
+                      if not (judged_on_samples(metric) and trust_problems(e.result["metrics"]))}
         if len(present) < 2 or not candidates:
             continue
-        top = min(candidates, key=lambda k: badness(key, candidates[k][key]))
+        top = min(candidates, key=lambda k: metric.badness(candidates[k][key]))
         best[key] = {k for k, m in candidates.items() if k == top or tied(key, candidates[top], m)}
     return best
 
@@ -203,31 +218,31 @@ def verdict(entries: list[RunEntry]) -> str:
         parts.append("With the budgets above")
     if not trusted:
         return parts[0] + ", no model's samples can be trusted to the metrics (see the warnings): train longer."
-    order = sorted(trusted, key=lambda k: m[k]["fid"])
+    order = sorted(trusted, key=lambda k: m[k][FID.key])
     top = order[0]
-    ties = [k for k in order[1:] if tied("fid", m[top], m[k])]
+    ties = [k for k in order[1:] if tied(FID.key, m[top], m[k])]
     lead = f"{top} ({families[top]})" + (f", tied within the noise with {', '.join(ties)}" if ties else "")
-    rest = ", ".join(f"{k} {_pm(m[k], 'fid')}" for k in order[1:])
-    text = (f"{parts[0]}, the samples closest to real digits come from {lead}: Frechet distance {_pm(m[top], 'fid')}"
+    rest = ", ".join(f"{k} {_pm(m[k], FID.key)}" for k in order[1:])
+    text = (f"{parts[0]}, the samples closest to real digits come from {lead}: Frechet distance {_pm(m[top], FID.key)}"
             + (f" against {rest}" if rest else "") + ".")
-    if all("sharpness" in m[k] for k in trusted):
-        blurred = [k for k in trusted if m[k]["sharpness"] < 0.8]
-        crisp = [k for k in trusted if m[k]["sharpness"] >= 0.8]
+    if all(SHARPNESS.key in m[k] for k in trusted):
+        blurred = [k for k in trusted if m[k][SHARPNESS.key] < 0.8]
+        crisp = [k for k in trusted if m[k][SHARPNESS.key] >= 0.8]
         if blurred and crisp:
             text += (f" By the pixels alone, {', '.join(crisp)} draw{'s' if len(crisp) == 1 else ''} edges as sharp as "
-                     f"real digits' or sharper (edge sharpness {', '.join(format(m[k]['sharpness'], '.2f') for k in crisp)}), "
-                     f"{', '.join(blurred)} blurred ones ({', '.join(format(m[k]['sharpness'], '.2f') for k in blurred)}; real = 1)"
+                     f"real digits' or sharper (edge sharpness {', '.join(format(m[k][SHARPNESS.key], '.2f') for k in crisp)}), "
+                     f"{', '.join(blurred)} blurred ones ({', '.join(format(m[k][SHARPNESS.key], '.2f') for k in blurred)}; real = 1)"
                      + (": the classic difference between a GAN's samples and a VAE's mean images."
                         if {families[k] for k in blurred} == {"VAE"} and {families[k] for k in crisp} <= {"GAN", "VAE-GAN", "CPPN GAN+VAE"}
                         else "."))
     if len(trusted) > 1:
-        rec = sorted(trusted, key=lambda k: -m[k]["recall"])
-        rec_ties = [k for k in rec[1:] if tied("recall", m[rec[0]], m[k])]
-        cov = sorted(trusted, key=lambda k: -m[k]["coverage"])
-        text += (f" The widest variety of real digits is reached by {rec[0]} (recall {_pm(m[rec[0]], 'recall', 3)}"
+        rec = sorted(trusted, key=lambda k: -m[k][RECALL.key])
+        rec_ties = [k for k in rec[1:] if tied(RECALL.key, m[rec[0]], m[k])]
+        cov = sorted(trusted, key=lambda k: -m[k][COVERAGE.key])
+        text += (f" The widest variety of real digits is reached by {rec[0]} (recall {_pm(m[rec[0]], RECALL.key, 3)}"
                  + (f", tied with {', '.join(rec_ties)}" if rec_ties else "")
-                 + f"; then {', '.join(k + ' ' + _pm(m[k], 'recall', 3) for k in rec[1:])}); most real digits with a "
-                 f"sample close by (coverage): {', '.join(k + ' ' + _pm(m[k], 'coverage', 3) for k in cov)}.")
+                 + f"; then {', '.join(k + ' ' + _pm(m[k], RECALL.key, 3) for k in rec[1:])}); most real digits with a "
+                 f"sample close by (coverage): {', '.join(k + ' ' + _pm(m[k], COVERAGE.key, 3) for k in cov)}.")
     untrusted = [k for k in m if k not in trusted]
     if not untrusted:
         text += " Every model draws all its classes."
@@ -263,10 +278,10 @@ def observations(entries: list[RunEntry]) -> list[str]:
     m = {e.label: e.result["metrics"] for e in entries}
     by = lambda key, hi: sorted(m, key=lambda k: m[k][key], reverse=hi)  # noqa: E731
     if len(m) > 1:
-        order = by("fid", False)
+        order = by(FID.key, False)
         out.append(
-            f"Fidelity: {order[0]} has the lowest Frechet distance ({_pm(m[order[0]], 'fid', 2)}, against "
-            + ", ".join(f"{k} {_pm(m[k], 'fid', 2)}" for k in order[1:]) + ")."
+            f"Fidelity: {order[0]} has the lowest Frechet distance ({_pm(m[order[0]], FID.key, 2)}, against "
+            + ", ".join(f"{k} {_pm(m[k], FID.key, 2)}" for k in order[1:]) + ")."
         )
         for label in m:
             problems = trust_problems(m[label])
@@ -274,18 +289,18 @@ def observations(entries: list[RunEntry]) -> list[str]:
                 out.append(f"Cannot be trusted: {label}'s precision, density, confident predictions and the other "
                            f"sample metrics, because {'; and '.join(problems)}. A model that draws a few realistic "
                            "images over and over scores well on fidelity metrics; it is never marked best.")
-        rec, cov = by("recall", True), by("coverage", True)
+        rec, cov, balanced = by(RECALL.key, True), by(COVERAGE.key, True), by(CLASS_ENTROPY.key, True)
         out.append(
-            f"Coverage: {rec[0]} has the highest recall ({m[rec[0]]['recall']:.3f}) and {cov[0]} the highest coverage "
-            f"({m[cov[0]]['coverage']:.3f}); the most balanced class histogram is {by('class_entropy', True)[0]}'s "
-            f"(normalised entropy {m[by('class_entropy', True)[0]]['class_entropy']:.3f})."
+            f"Coverage: {rec[0]} has the highest recall ({m[rec[0]][RECALL.key]:.3f}) and {cov[0]} the highest coverage "
+            f"({m[cov[0]][COVERAGE.key]:.3f}); the most balanced class histogram is {balanced[0]}'s "
+            f"(normalised entropy {m[balanced[0]][CLASS_ENTROPY.key]:.3f})."
         )
-    likelihood = {k: v for k, v in m.items() if "test_nll_iwae" in v}
+    likelihood = {k: v for k, v in m.items() if TEST_NLL_IWAE.key in v}
     if likelihood:
-        order = sorted(likelihood, key=lambda k: likelihood[k]["test_nll_iwae"])
+        order = sorted(likelihood, key=lambda k: likelihood[k][TEST_NLL_IWAE.key])
         k_iwae = likelihood[order[0]]["likelihood_protocol"]["iwae_k"]
         out.append(
-            "Likelihood: " + ", ".join(f"{k} {likelihood[k]['test_nll_iwae']:.1f} nats" for k in order)
+            "Likelihood: " + ", ".join(f"{k} {likelihood[k][TEST_NLL_IWAE.key]:.1f} nats" for k in order)
             + f" (IWAE bound, k = {k_iwae}); GANs have no encoder, so no likelihood bound for them."
         )
     else:
@@ -293,13 +308,13 @@ def observations(entries: list[RunEntry]) -> list[str]:
     for label, v in m.items():
         if v.get("dropped_classes"):
             out.append(f"Mode collapse: {label}'s samples give classes {v['dropped_classes']} under a third of their "
-                       f"expected share (normalised class entropy {v['class_entropy']:.3f}).")
+                       f"expected share (normalised class entropy {v[CLASS_ENTROPY.key]:.3f}).")
     if not any(v.get("dropped_classes") for v in m.values()):
         out.append("No model dropped a class: every class gets at least a third of its expected share of samples.")
     for label, v in m.items():
-        if v.get("memorisation_ratio", 1) < 0.6:
+        if v.get(MEMORISATION_RATIO.key, 1) < 0.6:
             out.append(f"Memorisation: {label}'s samples lie much closer to training images than test images do "
-                       f"(median ratio {v['memorisation_ratio']:.2f}); check for copies.")
+                       f"(median ratio {v[MEMORISATION_RATIO.key]:.2f}); check for copies.")
     budgets = {e.label: e.result.get("training") or {} for e in entries}
     secs = {k: b.get("train_seconds") for k, b in budgets.items() if b.get("train_seconds") is not None}
     if secs:
@@ -313,20 +328,20 @@ def _data_uri(path: Path) -> str:
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
-def _cell(e: RunEntry, key: str) -> str:
+def _cell(e: RunEntry, metric: Metric) -> str:
     """A table cell's text: the value, +- its noise where measured, a dagger where it cannot be trusted."""
     m = e.result["metrics"]
-    v = m.get(key)
+    v = m.get(metric.key)
     if v is None:
         return "-"
-    std = m.get(f"{key}_std")
+    std = m.get(metric.std_key)
     if std is not None and std > 0:
         # the noise sets the digits shown: two significant digits of it, the value to the same place
         places = max(0, 1 - math.floor(math.log10(std)))
         text = f"{v:.{places}f} +- {std:.{places}f}"
     else:
         text = _fmt(v)
-    if key in SAMPLE_METRICS and trust_problems(m):
+    if judged_on_samples(metric) and trust_problems(m):
         text += " \u2020"
     return text
 
@@ -441,15 +456,16 @@ SECTION_NOTES = {
 def per_class_table(entries: list[RunEntry]) -> tuple[list[str], list[list[str]]]:
     """The conditional models' per-class figures: a header (class, then one column per conditional model) and a row
     per class, each cell ``accuracy / intra-FID`` (empty when no model is conditional)."""
-    cond = [e for e in entries if e.result["metrics"].get("conditional_accuracy_per_class")]
+    accuracy_key, intra_key = CONDITIONAL_ACCURACY.companion("per_class"), INTRA_FID.companion("per_class")
+    cond = [e for e in entries if e.result["metrics"].get(accuracy_key)]
     if not cond:
         return [], []
 
     def per_class(e: RunEntry, key: str) -> dict[int, float]:  # JSON turns the class keys into strings
         return {int(c): v for c, v in (e.result["metrics"].get(key) or {}).items()}
 
-    accuracy = {e.label: per_class(e, "conditional_accuracy_per_class") for e in cond}
-    intra = {e.label: per_class(e, "intra_fid_per_class") for e in cond}
+    accuracy = {e.label: per_class(e, accuracy_key) for e in cond}
+    intra = {e.label: per_class(e, intra_key) for e in cond}
     classes = sorted({c for a in accuracy.values() for c in a})
     rows = [[str(c)] + [(f"{accuracy[e.label][c]:.1%}" if c in accuracy[e.label] else "-") + " / "
                         + (f"{intra[e.label][c]:.1f}" if c in intra[e.label] else "-") for e in cond] for c in classes]
@@ -479,15 +495,15 @@ def write_html(entries, shared, notes, best, out: Path, verdict_text: str = "") 
              '&dagger;: cannot be trusted, the model collapsed (see the observations); never marked best.</p>'
              '<div class="scroll"><table><tr><th>metric</th>')
     h += [f"<th>{html.escape(e.label)}</th>" for e in entries] + ["<th>better</th></tr>"]
-    for key, label in LABELS.items():
-        if not any(key in e.result["metrics"] for e in entries):
+    for metric in evaluated_metrics():
+        if not any(metric.key in e.result["metrics"] for e in entries):
             continue
-        h.append(f"<tr><td>{html.escape(label)}</td>")
+        h.append(f"<tr><td>{html.escape(metric.label)}</td>")
         for e in entries:
-            cls = ' class="best"' if e.label in best.get(key, set()) else (
-                ' class="untrusted"' if key in SAMPLE_METRICS and trust_problems(e.result["metrics"]) else "")
-            h.append(f"<td{cls}>{html.escape(_cell(e, key))}</td>")
-        h.append(f"<td>{DIRECTION[key]}</td></tr>")
+            cls = ' class="best"' if e.label in best.get(metric.key, set()) else (
+                ' class="untrusted"' if judged_on_samples(metric) and trust_problems(e.result["metrics"]) else "")
+            h.append(f"<td{cls}>{html.escape(_cell(e, metric))}</td>")
+        h.append(f"<td>{metric.direction}</td></tr>")
     h.append("</table></div></section>")
     header, rows = per_class_table(entries)
     if rows:
@@ -523,14 +539,14 @@ def write_markdown(entries, shared, notes, best, out: Path, verdict_text: str = 
            "Ties within the noise are bold too; +- is the sampling noise; \u2020 = cannot be trusted (collapsed).", "",
            "| metric | " + " | ".join(e.label for e in entries) + " | better |",
            "| --- |" + " ---: |" * len(entries) + " --- |"]
-    for key, label in LABELS.items():
-        if not any(key in e.result["metrics"] for e in entries):
+    for metric in evaluated_metrics():
+        if not any(metric.key in e.result["metrics"] for e in entries):
             continue
         cells = []
         for e in entries:
-            text = _cell(e, key)
-            cells.append(f"**{text}**" if e.label in best.get(key, set()) else text)
-        md.append(f"| {label} | " + " | ".join(cells) + f" | {DIRECTION[key]} |")
+            text = _cell(e, metric)
+            cells.append(f"**{text}**" if e.label in best.get(metric.key, set()) else text)
+        md.append(f"| {metric.label} | " + " | ".join(cells) + f" | {metric.direction} |")
     header, rows = per_class_table(entries)
     if rows:
         md += ["", "## Conditional models, per class", "", PER_CLASS_NOTE, "", "| " + " | ".join(header) + " |",

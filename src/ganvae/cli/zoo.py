@@ -13,6 +13,7 @@ def add_models(sub) -> None:
 
 def models(args) -> int:
     from ganvae import zoo
+    from ganvae.metrics.registry import CONDITIONAL_ACCURACY, FID, RECALL, TEST_NLL_IWAE
     from ganvae.storage import pretrained_folder
 
     names = zoo.pretrained_names()
@@ -24,12 +25,12 @@ def models(args) -> int:
         folder = zoo.zoo_dir() / name
         meta = pretrained_folder.read_config(folder)
         m = (meta.get("metrics") or {})
-        nll = f"{m['test_nll_iwae']:.1f}" if "test_nll_iwae" in m else "-"
-        asked = f"{m['conditional_accuracy']:.1%}" if "conditional_accuracy" in m else "-"  # conditional accuracy
+        nll = f"{m[TEST_NLL_IWAE.key]:.1f}" if TEST_NLL_IWAE.key in m else "-"
+        asked = f"{m[CONDITIONAL_ACCURACY.key]:.1%}" if CONDITIONAL_ACCURACY.key in m else "-"
         size = (folder / "model.safetensors").stat().st_size / 2**20
         src = meta.get("source") or {}
         minutes = f"{src['train_seconds'] / 60:.0f} min" if src.get("train_seconds") else "?"
-        print(f"{name:<16} {meta['model_name']:<9} {m.get('fid', float('nan')):7.1f} {m.get('recall', float('nan')):7.3f} "
+        print(f"{name:<16} {meta['model_name']:<9} {m.get(FID.key, float('nan')):7.1f} {m.get(RECALL.key, float('nan')):7.3f} "
               f"{nll:>7} {asked:>6}  {size:5.1f}MB  {minutes}, {meta['data']['dataset']}")
     print("\nNLL: test bound (nats); asked: conditional accuracy, the share of samples drawing the digit asked for."
           "\nuse one wherever a command takes RUN (`ganvae sample mnist-dcgan -n 64`), or `ganvae.load(NAME)` in Python;"

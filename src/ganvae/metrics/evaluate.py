@@ -18,42 +18,31 @@ import torch
 from ganvae.data.dataset import ImageData
 from ganvae.metrics import core
 from ganvae.metrics.classifier import FEATURE_DIM, FeatureNetwork
+from ganvae.metrics.registry import (
+    CLASS_ENTROPY,
+    CONDITIONAL_ACCURACY,
+    CONFIDENT_SHARE,
+    COVERAGE,
+    DENSITY,
+    FID,
+    INCEPTION_SCORE,
+    INTRA_FID,
+    KID,
+    MEMORISATION_RATIO,
+    PRECISION,
+    RECALL,
+    RECONSTRUCTION_ERROR,
+    SHARPNESS,
+    TEST_ELBO,
+    TEST_NLL_IWAE,
+    evaluated_metrics,
+)
 from ganvae.pixels import uint8_to_unit
 
 if TYPE_CHECKING:
     from ganvae.models.base import GenerativeModel
 
 log = logging.getLogger(__name__)
-
-# which way each headline metric is better; the report's table and its "best" marks both read this
-# "closer to 1": a ratio to real data, where below 1 means copying or blur and above it off the data or speckle
-DIRECTION = {
-    "fid": "lower", "kid": "lower", "precision": "higher", "recall": "higher", "density": "higher",
-    "coverage": "higher", "inception_score": "higher", "class_entropy": "higher", "confident_share": "higher",
-    "memorisation_ratio": "closer to 1", "sharpness": "closer to 1",
-    "test_elbo": "higher", "test_nll_iwae": "lower", "reconstruction_error": "lower",
-    "conditional_accuracy": "higher", "intra_fid": "lower",
-}
-
-
-def badness(key: str, value: float) -> float:
-    """``value`` of metric ``key`` on a scale where lower is better, for every metric (its :data:`DIRECTION`)."""
-    direction = DIRECTION[key]
-    if direction == "closer to 1":
-        return abs(value - 1.0)
-    return -value if direction == "higher" else value
-
-
-LABELS = {
-    "fid": "Frechet distance (classifier features)", "kid": "KID (x1000)", "precision": "precision (k=5)",
-    "recall": "recall (k=5)", "density": "density (k=5)", "coverage": "coverage (k=5)",
-    "inception_score": "classifier Inception Score", "class_entropy": "class balance (normalised entropy)",
-    "confident_share": "confident predictions", "sharpness": "edge sharpness (samples / real)", "memorisation_ratio": "sample/test distance to train (median ratio)",
-    "test_elbo": "test ELBO (nats)", "test_nll_iwae": "test NLL, IWAE bound (nats)",
-    "reconstruction_error": "reconstruction error (nats or MSE)",
-    "conditional_accuracy": "conditional accuracy (asked class drawn)", "intra_fid": "intra-class Frechet distance",
-}
-
 
 def sample_metrics(samples: torch.Tensor, data: ImageData, fnet: FeatureNetwork, seed: int = 0, k: int = 5,
                    memorisation_n: int = 1000, fid_and_coverage_only: bool = False,
@@ -76,30 +65,34 @@ def sample_metrics(samples: torch.Tensor, data: ImageData, fnet: FeatureNetwork,
     ref_stats = core.gaussian_stats(ref_feats)
     fid = core.frechet_distance(*core.gaussian_stats(feats), *ref_stats)
     coverage = core.class_coverage(probs, list(data.class_subset) if data.class_subset else None)
-    out: dict[str, Any] = {"fid": fid, "class_entropy": coverage["entropy"], "confident_share": coverage["confident_share"],
+    out: dict[str, Any] = {FID.key: fid, CLASS_ENTROPY.key: coverage["entropy"],
+                           CONFIDENT_SHARE.key: coverage["confident_share"],
                            "dropped_classes": coverage["dropped_classes"], "class_histogram": coverage["histogram"]}
     timings["fid_coverage"] = time.monotonic() - t
     if fid_and_coverage_only:
         return out
     t = time.monotonic()
     kid, kid_std = core.kernel_inception_distance(ref_feats, feats, seed=seed)
-    out["kid"], out["kid_std"] = kid * 1000, kid_std * 1000
+    out[KID.key], out[KID.std_key] = kid * 1000, kid_std * 1000
     timings["kid"] = time.monotonic() - t
     t = time.monotonic()
-    out.update(core.precision_recall_density_coverage(ref_feats, feats, k=k, bootstrap=bootstrap, seed=seed))
+    prdc = core.precision_recall_density_coverage(ref_feats, feats, k=k, bootstrap=bootstrap, seed=seed)
+    named = ((PRECISION, "precision"), (RECALL, "recall"), (DENSITY, "density"), (COVERAGE, "coverage"))  # core's names
+    out.update({metric.key: prdc[name] for metric, name in named})
+    out.update({metric.std_key: prdc[f"{name}_std"] for metric, name in named if f"{name}_std" in prdc})
     timings["prdc"] = time.monotonic() - t
     if bootstrap > 0:
         t = time.monotonic()
-        out["fid_std"] = core.frechet_distance_bootstrap(feats, ref_stats, bootstrap, seed=seed)
+        out[FID.std_key] = core.frechet_distance_bootstrap(feats, ref_stats, bootstrap, seed=seed)
         timings["fid_bootstrap"] = time.monotonic() - t
-    out["sharpness"] = core.sharpness_ratio(samples, uint8_to_unit(data.test_images))
-    out["inception_score"], out["inception_score_std"] = core.inception_score(probs)
+    out[SHARPNESS.key] = core.sharpness_ratio(samples, uint8_to_unit(data.test_images))
+    out[INCEPTION_SCORE.key], out[INCEPTION_SCORE.std_key] = core.inception_score(probs)
     t = time.monotonic()
     g = torch.Generator().manual_seed(seed)
     m = min(memorisation_n, len(samples), len(data.test_images))
     test_sub = uint8_to_unit(data.test_images[torch.randperm(len(data.test_images), generator=g)[:m]])
     mem = core.memorisation(samples[:m], test_sub, uint8_to_unit(data.train_images))
-    out["memorisation_ratio"] = mem["ratio"]
+    out[MEMORISATION_RATIO.key] = mem["ratio"]
     out["memorisation"] = mem
     timings["memorisation"] = time.monotonic() - t
     out["timings"] = timings
@@ -140,8 +133,12 @@ def conditional_metrics(samples: torch.Tensor, labels: torch.Tensor, data: Image
     ref_feats, _ = reference if reference is not None else reference_features(data, fnet)
     feats, probs = features if features is not None else fnet.extract(samples)
     labels = labels.cpu()
-    return {**core.conditional_accuracy(probs, labels),
-            **core.intra_class_fid(feats, labels, ref_feats, data.test_labels.cpu())}
+    accuracy = core.conditional_accuracy(probs, labels)
+    intra = core.intra_class_fid(feats, labels, ref_feats, data.test_labels.cpu())
+    return {CONDITIONAL_ACCURACY.key: accuracy["conditional_accuracy"],  # core's names on the right
+            CONDITIONAL_ACCURACY.companion("per_class"): accuracy["conditional_accuracy_per_class"],
+            INTRA_FID.key: intra["intra_fid"], INTRA_FID.companion("per_class"): intra["intra_fid_per_class"],
+            INTRA_FID.companion("min_images"): intra["intra_fid_min_images"]}
 
 
 def likelihood_metrics(model, data: ImageData, k: int = 50, seed: int = 0, batch_size: int = 250,
@@ -183,9 +180,9 @@ def likelihood_metrics(model, data: ImageData, k: int = 50, seed: int = 0, batch
     # the bound is of the model as trained: the learned prior changes where samples come from, not the objective
     protocol += "; prior of the bound: N(0, I), the training objective's"
     return {
-        "test_elbo": float(torch.cat(elbo).mean()),
-        "test_nll_iwae": float(-torch.cat(iwae).mean()),
-        "reconstruction_error": float(torch.cat(recon_err).mean()),
+        TEST_ELBO.key: float(torch.cat(elbo).mean()),
+        TEST_NLL_IWAE.key: float(-torch.cat(iwae).mean()),
+        RECONSTRUCTION_ERROR.key: float(torch.cat(recon_err).mean()),
         "likelihood_protocol": {"iwae_k": k, "test_images": len(x_all), "binarisation": protocol,
                                 "elbo": "mean of single-sample log weights over the k draws"},
     }
@@ -245,7 +242,7 @@ def evaluate(model: GenerativeModel | None, data: ImageData, fnet: FeatureNetwor
             "inception_score_splits": 10, "memorisation": "pixel L2 to nearest train image, 1000 samples vs 1000 test",
             "classes": list(data.class_subset) if data.class_subset else None,
             "weights": None if model is None else ("exponential moving average" if model.has_ema else "trained"),
-            "prior": None if model is None else model.prior_description(),
+            "prior": None if model is None else model.latent_prior.describe(),
         },
         "metrics": sample_metrics(samples, data, fnet, seed=seed, reference=reference, features=extracted),
     }
@@ -279,18 +276,20 @@ def format_table(result: dict[str, Any]) -> str:
              f"{' from the prior ' + prior if prior else ''}, features {result['protocol']['feature_network']['name']}"]
     if result["protocol"].get("stand_in"):
         lines.append(f"  ({result['protocol']['stand_in']})")
-    for key, label in LABELS.items():
-        if m.get(key) is not None:
-            value = m[key]
-            extra = f" +- {m[key + '_std']:.3f}" if key + "_std" in m else ""
-            lines.append(f"  {label:<46} {value:10.4f}{extra}")
+    for metric in evaluated_metrics():
+        if m.get(metric.key) is not None:
+            value = m[metric.key]
+            extra = f" +- {m[metric.std_key]:.3f}" if metric.std_key in m else ""
+            lines.append(f"  {metric.label:<46} {value:10.4f}{extra}")
     if m.get("dropped_classes"):
         lines.append(f"  classes under a third of their share: {m['dropped_classes']}")
-    for key, label in (("conditional_accuracy_per_class", "conditional accuracy"), ("intra_fid_per_class", "intra-FID")):
-        if m.get(key):
-            lines.append(f"  {label} per class: " + ", ".join(f"{c}: {v:.3f}" for c, v in m[key].items()))
-    if m.get("intra_fid_per_class") and m.get("intra_fid_min_images", INTRA_FID_FAIR) < INTRA_FID_FAIR:
-        lines.append(f"  (intra-FID from as few as {m['intra_fid_min_images']} images of a class: fewer than "
+    for metric, name in ((CONDITIONAL_ACCURACY, "conditional accuracy"), (INTRA_FID, "intra-FID")):
+        if m.get(metric.companion("per_class")):
+            lines.append(f"  {name} per class: "
+                         + ", ".join(f"{c}: {v:.3f}" for c, v in m[metric.companion("per_class")].items()))
+    fewest = m.get(INTRA_FID.companion("min_images"), INTRA_FID_FAIR)
+    if m.get(INTRA_FID.companion("per_class")) and fewest < INTRA_FID_FAIR:
+        lines.append(f"  (intra-FID from as few as {fewest} images of a class: fewer than "
                      f"the {INTRA_FID_FAIR} feature dimensions, it reads high; compare it only at equal counts)")
     lines.append(f"  ({result['seconds']:.1f} s)")
     return "\n".join(lines)

@@ -11,7 +11,8 @@ over the network unless the URI says so):
 
 - params: every config key, flattened (``train.lr``, ``model.latent_dim``, ...), once, when the MLflow run is made;
 - metrics: ``loss/NAME`` and ``images_per_second`` every ``train.log_every`` steps (MLflow's ``step`` is the
-  step's index, as in ``losses.csv`` and TensorBoard), and ``quality/NAME`` (``fid``, ``class_entropy``, ...) at each in-training quality point;
+  step's index, as in ``losses.csv`` and TensorBoard), and ``quality/NAME`` for each column of an in-training quality
+  point (a metric's NAME is its key in :mod:`ganvae.metrics.registry`, as in ``metrics_during_training.csv``);
 - artifacts: each sample grid as it is drawn (``samples/``), and at the end the final checkpoint
   (``checkpoints/``), ``config.yaml``, ``summary.json``, ``losses.png`` and ``progress.gif``.
 

@@ -1,0 +1,188 @@
+"""One place per metric (after StyleGAN2-ADA's ``metrics/metric_main.py:register_metric``).
+
+A :class:`Metric` holds everything that is said about one metric: its key (the name in ``metrics.json``,
+``summary.json``, ``metrics_during_training.csv``, MLflow's ``quality/KEY`` and TensorBoard's ``metrics/KEY``), the
+label of its row in the report and in ``ganvae evaluate``'s table, which way is better, and which computation
+produces it. Evaluation (:mod:`ganvae.metrics.evaluate`), the report (:mod:`ganvae.report`), the in-training
+metrics (:mod:`ganvae.metrics.during_training`) and through them the trackers read a metric from here, by its
+entry (``FID.key``) or by its key (:func:`get_metric`); renaming a metric is a change to its entry's ``key``.
+
+The numbers are computed elsewhere: several metrics come from one computation (precision, recall, density and
+coverage share their nearest-neighbour balls), so an entry names the function that computes it
+(``computed_by``) and the step of evaluation that calls that function (``group``), which also says which models
+have the metric. The table is built on first use, in the order of the report's rows; importing this module
+imports no torch and registers nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ganvae.errors import ConfigError, suggest
+
+Direction = Literal["lower", "higher", "closer to 1"]
+# "closer to 1": a ratio to real data, where below 1 means copying or blur and above it off the data or speckle
+DIRECTIONS: tuple[str, ...] = ("lower", "higher", "closer to 1")
+
+# the steps that compute the metrics, and so which models have them
+GROUPS: dict[str, str] = {
+    "samples": "ganvae.metrics.evaluate:sample_metrics",  # every model, and a folder of another program's images
+    "conditional": "ganvae.metrics.evaluate:conditional_metrics",  # conditional models (asked for a class)
+    "likelihood": "ganvae.metrics.evaluate:likelihood_metrics",  # models with an encoder
+    "training": "ganvae.metrics.during_training:TrainingMetrics",  # measured while training only, not by evaluate
+}
+
+KEY_RULE = re.compile(r"[a-z][a-z0-9_]{0,63}")  # a key is a JSON field, a CSV column and a tracker's metric name
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str  # its name in metrics.json, summary.json, the in-training CSV, MLflow (quality/KEY), TensorBoard
+    label: str  # its row in the report (HTML and Markdown) and in `ganvae evaluate`'s table
+    direction: Direction  # which way is better: "lower", "higher" or "closer to 1"
+    group: str  # the step that computes it (a key of GROUPS), and so which models have it
+    computed_by: str  # "module:function" that computes the number (several metrics may share one)
+
+    def companion(self, what: str) -> str:
+        """The key of a figure that goes with it: ``companion("per_class")`` -> ``intra_fid_per_class``."""
+        return f"{self.key}_{what}"
+
+    @property
+    def std_key(self) -> str:
+        """The key of its noise estimate (``fid_std``), where one is measured."""
+        return self.companion("std")
+
+    @property
+    def evaluated(self) -> bool:
+        """Whether ``ganvae evaluate`` measures it (and so the report's table may show it)."""
+        return self.group != "training"
+
+    def badness(self, value: float) -> float:
+        """``value`` on a scale where lower is better, whatever its direction."""
+        if self.direction == "closer to 1":
+            return abs(value - 1.0)
+        return -value if self.direction == "higher" else value
+
+
+def _sample(key: str, label: str, direction: Direction, computed_by: str) -> Metric:
+    return Metric(key, label, direction, "samples", f"ganvae.metrics.core:{computed_by}")
+
+
+# the built-in metrics, in the order of the report's rows
+FID = _sample("fid", "Frechet distance (classifier features)", "lower", "frechet_distance")
+KID = _sample("kid", "KID (x1000)", "lower", "kernel_inception_distance")
+PRECISION = _sample("precision", "precision (k=5)", "higher", "precision_recall_density_coverage")
+RECALL = _sample("recall", "recall (k=5)", "higher", "precision_recall_density_coverage")
+DENSITY = _sample("density", "density (k=5)", "higher", "precision_recall_density_coverage")
+COVERAGE = _sample("coverage", "coverage (k=5)", "higher", "precision_recall_density_coverage")
+INCEPTION_SCORE = _sample("inception_score", "classifier Inception Score", "higher", "inception_score")
+CLASS_ENTROPY = _sample("class_entropy", "class balance (normalised entropy)", "higher", "class_coverage")
+CONFIDENT_SHARE = _sample("confident_share", "confident predictions", "higher", "class_coverage")
+SHARPNESS = _sample("sharpness", "edge sharpness (samples / real)", "closer to 1", "sharpness_ratio")
+MEMORISATION_RATIO = _sample("memorisation_ratio", "sample/test distance to train (median ratio)", "closer to 1",
+                             "memorisation")
+TEST_ELBO = Metric("test_elbo", "test ELBO (nats)", "higher", "likelihood",
+                   "ganvae.metrics.evaluate:likelihood_metrics")
+TEST_NLL_IWAE = Metric("test_nll_iwae", "test NLL, IWAE bound (nats)", "lower", "likelihood",
+                       "ganvae.metrics.evaluate:likelihood_metrics")
+RECONSTRUCTION_ERROR = Metric("reconstruction_error", "reconstruction error (nats or MSE)", "lower", "likelihood",
+                              "ganvae.metrics.evaluate:likelihood_metrics")
+CONDITIONAL_ACCURACY = Metric("conditional_accuracy", "conditional accuracy (asked class drawn)", "higher",
+                              "conditional", "ganvae.metrics.core:conditional_accuracy")
+INTRA_FID = Metric("intra_fid", "intra-class Frechet distance", "lower", "conditional",
+                   "ganvae.metrics.core:intra_class_fid")
+# measured while training only (metrics_during_training.csv, MLflow, TensorBoard)
+TEST_NLL_IWAE10 = Metric("test_nll_iwae10", "test NLL, IWAE bound with k = 10 on part of the test split (nats)",
+                         "lower", "training", "ganvae.metrics.evaluate:likelihood_metrics")
+NOISE_SPREAD_MIN = Metric("noise_spread_min", "noise use: pixel spread of the least varied class", "higher",
+                          "training", "ganvae.metrics.noise_use:noise_spreads")
+
+BUILTIN: tuple[Metric, ...] = (FID, KID, PRECISION, RECALL, DENSITY, COVERAGE, INCEPTION_SCORE, CLASS_ENTROPY,
+                               CONFIDENT_SHARE, SHARPNESS, MEMORISATION_RATIO, TEST_ELBO, TEST_NLL_IWAE,
+                               RECONSTRUCTION_ERROR, CONDITIONAL_ACCURACY, INTRA_FID, TEST_NLL_IWAE10, NOISE_SPREAD_MIN)
+
+
+def _check(metric: Metric, table: dict[str, Metric]) -> None:
+    if not isinstance(metric, Metric):
+        raise ConfigError(f"register_metric: expected a ganvae.metrics.registry.Metric, got {type(metric).__name__}.")
+    if not isinstance(metric.key, str) or not KEY_RULE.fullmatch(metric.key):
+        raise ConfigError(f"register_metric: key {metric.key!r} must be lower-case letters, digits and underscores, "
+                          f"starting with a letter (at most 64), e.g. 'fid'.")
+    if metric.key in table:
+        raise ConfigError(f"register_metric: {metric.key!r} is already registered ({table[metric.key].label}); "
+                          f"choose another key.")
+    if not isinstance(metric.label, str) or not metric.label.strip():
+        raise ConfigError(f"register_metric: {metric.key!r} needs a label, the report's name for its row.")
+    if metric.direction not in DIRECTIONS:
+        raise ConfigError(f"register_metric: direction={metric.direction!r} for {metric.key!r}; give one of "
+                          f"{', '.join(repr(d) for d in DIRECTIONS)}.")
+    if metric.group not in GROUPS:
+        raise ConfigError(f"register_metric: group={metric.group!r} for {metric.key!r}."
+                          f"{suggest(metric.group, list(GROUPS))}")
+    if not isinstance(metric.computed_by, str) or not re.fullmatch(r"[\w.]+:[\w.]+", metric.computed_by):
+        raise ConfigError(f"register_metric: computed_by={metric.computed_by!r} for {metric.key!r}; give "
+                          f"'package.module:function'.")
+
+
+@functools.cache
+def _registry() -> dict[str, Metric]:
+    table: dict[str, Metric] = {}
+    for metric in BUILTIN:
+        _check(metric, table)
+        table[metric.key] = metric
+    return table
+
+
+def register_metric(metric: Metric | None = None, /, **fields: Any) -> Metric:
+    """Add a metric for this process: give a :class:`Metric` or its fields::
+
+        register_metric(key="fid_inception", label="Frechet distance (Inception features)", direction="lower",
+                        group="samples", computed_by="my_package.metrics:fid_inception")
+
+    The report then labels and ranks the metric wherever a run's ``metrics.json`` holds its key. A key that is
+    already registered is refused (:class:`~ganvae.errors.ConfigError`), as are a missing label, an unknown
+    direction or group."""
+    if metric is None:
+        try:
+            metric = Metric(**fields)
+        except TypeError as err:
+            raise ConfigError(f"register_metric: {err}; give key, label, direction, group and computed_by.") from None
+    elif fields:
+        raise ConfigError("register_metric: give a Metric or its fields, not both.")
+    table = _registry()
+    _check(metric, table)
+    table[metric.key] = metric
+    return metric
+
+
+def unregister_metric(key: str) -> None:
+    """Remove a metric added by :func:`register_metric` (the built-in ones stay)."""
+    if key in {m.key for m in BUILTIN}:
+        raise ConfigError(f"unregister_metric: {key!r} is a built-in metric.")
+    _registry().pop(key, None)
+
+
+def get_metric(key: str) -> Metric:
+    """The entry of metric ``key``; :class:`~ganvae.errors.ConfigError` naming the nearest key when there is none."""
+    table = _registry()
+    if key not in table:
+        raise ConfigError(f"unknown metric {key!r}.{suggest(key, list(table))}")
+    return table[key]
+
+
+def all_metrics(group: str | None = None) -> list[Metric]:
+    """Every registered metric (of ``group``, if given), in the order of the report's rows."""
+    return [m for m in _registry().values() if group is None or m.group == group]
+
+
+def evaluated_metrics() -> list[Metric]:
+    """The metrics ``ganvae evaluate`` measures, in the order of the report's rows."""
+    return [m for m in _registry().values() if m.evaluated]
+
+
+def badness(key: str, value: float) -> float:
+    """``value`` of metric ``key`` on a scale where lower is better, for every metric (its direction)."""
+    return get_metric(key).badness(value)
