@@ -49,7 +49,7 @@ def main() -> None:
                 break
         if step >= STEPS:
             break
-    z = model.prior(640, generator=torch.Generator().manual_seed(0))
+    z = model.latent_prior.draw(640, torch.Generator().manual_seed(0))
     if variant == "uncond":
         from ganvae.metrics.classifier import load_classifier
 

@@ -32,7 +32,7 @@ from ganvae.utils import machine_description
 
 
 def codes_of(model, images, labels):
-    """Posterior means of the training images (what GenerativeModel.fit_prior fits to), (N, Z)."""
+    """Posterior means of the training images (what ganvae.models.base.fit_latent_prior fits to), (N, Z)."""
     from ganvae.models.base import eval_mode
     from ganvae.pixels import from_unit, uint8_to_unit
 
@@ -137,7 +137,7 @@ def main() -> None:
             _, k, cov_type = setting.split(":")
             prior = GaussianMixturePrior(model.latent_dim, int(k), cov_type)
             fit = prior.fit(codes[keep], seed=args.seed, tol=args.tol)
-            score(prior.sample(n, g), setting, fit.seconds, {"iterations": fit.iterations, "fit_codes": len(keep),
+            score(prior.draw(n, g), setting, fit.seconds, {"iterations": fit.iterations, "fit_codes": len(keep),
                                                              "tol": args.tol,
                                                              "code_log_likelihood": round(fit.log_likelihood, 3)})
             if args.per_class and model.conditional:
@@ -147,7 +147,7 @@ def main() -> None:
                     own = GaussianMixturePrior(model.latent_dim, max(1, int(k) // len(model.classes)), cov_type)
                     fit_s += own.fit(codes[data.train_labels == c], seed=args.seed, tol=args.tol).seconds
                     where = labels == c
-                    z[where] = own.sample(int(where.sum()), g)
+                    z[where] = own.draw(int(where.sum()), g)
                 score(z, f"{setting}:per-class (k/{len(model.classes)} each)", fit_s)
         if args.two_stage > 0:
             sampler, steps = two_stage_sampler(codes, args.seed, args.two_stage)

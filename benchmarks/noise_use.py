@@ -27,7 +27,7 @@ def main() -> None:
     values = noise_spreads(model, torch.Generator().manual_seed(0))
     if values is None:
         raise SystemExit("the model takes no classes or pseudo-classes: nothing to measure per class")
-    kind = "pseudo-class" if model.self_conditioned else "class"
+    kind = "pseudo-class" if model.latent_prior.latent_classes else "class"
     print(f"{args.run}: pixel std across {NOISES} noises per {kind}: {[round(v, 3) for v in values]} "
           f"(min {min(values):.3f}; real digits about 0.15)")
 

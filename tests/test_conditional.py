@@ -43,7 +43,7 @@ def test_unconditional_networks_are_unchanged(name):
 @pytest.mark.parametrize("name", FAMILIES)
 def test_the_label_changes_what_the_model_draws(name):
     model = conditional_model(name)
-    z = model.prior(4, generator=torch.Generator().manual_seed(0))
+    z = model.latent_prior.draw(4, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():  # fresh embeddings are random, so a different class must give different images
         for p in model.parameters():
             if p.dim() == 2 and p.shape[0] == 10:  # the class embeddings (num_classes rows)
@@ -133,7 +133,7 @@ def test_train_save_load_sample_each_family(tmp_path, name):
 def test_exact_resume_of_a_conditional_run(tmp_path):
     full = train(tiny_config("gan", COND, "train.epochs=2"), tmp_path / "full", data=tiny_data())
     train(tiny_config("gan", COND, "train.epochs=1"), tmp_path / "part", data=tiny_data())
-    Trainer(tiny_config("gan", COND, "train.epochs=2"), tmp_path / "part", data=tiny_data(), resume=True).fit()
+    train(tiny_config("gan", COND, "train.epochs=2"), tmp_path / "part", data=tiny_data(), resume=True)
     assert (tmp_path / "part/losses.csv").read_text() == (full.run_dir / "losses.csv").read_text()
 
 
@@ -157,7 +157,7 @@ def test_classes_subset_and_wrong_num_classes(tmp_path):
 
 def test_labels_of_the_wrong_kind_are_refused():
     model = conditional_model("gan")
-    z = model.prior(4)
+    z = model.latent_prior.draw(4)
     with pytest.raises(ValueError, match=r"3 labels for 4 samples.*among \[0, 1, 2"):
         model.generate(z, torch.tensor([1, 2, 3]))
     with pytest.raises(ValueError, match=r"labels \[10\]: this model was trained on classes \[0, 1,"):
@@ -176,7 +176,7 @@ def test_labels_of_the_wrong_kind_are_refused():
 
 def test_class_weights_blend_two_classes():
     model = conditional_model("dcgan")
-    z = model.prior(1).repeat(3, 1)
+    z = model.latent_prior.draw(1).repeat(3, 1)
     w = torch.zeros(3, 10)
     w[0, 1], w[1, 1], w[1, 7], w[2, 7] = 1, 0.5, 0.5, 1
     blend = model.generate(z, w)
@@ -378,5 +378,5 @@ def test_one_label_policy_answers_what_a_model_draws_when_no_class_is_asked():
     plain = build_model(tiny_config("gan"), (1, 16, 16))
     assert all(plain.labels_for(4, policy=p) is None for p in LabelPolicy)
     # the grids of the trainer, the report and `ganvae sample` take their rows from the same policy
-    z, labels = model.class_grid_latents(2, model.classes, torch.Generator().manual_seed(0))
+    z, labels = model.latent_prior.class_grid(2, model.classes, torch.Generator().manual_seed(0))
     assert labels.tolist() == model.labels_for(4, policy=LabelPolicy.CLASS_GRID).tolist() and len(z) == 4

@@ -66,7 +66,7 @@ def signature(model_name: str, fields: dict) -> list:
     x = torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(1))
     x = x * 2 - 1 if model.value_range == "tanh" else x
     labels = (torch.arange(8) % 10) if model.conditional else None
-    if model.self_conditioned:  # three epochs' clusterings of the batch, on their schedule
+    if getattr(model, "pseudo_classes", None) is not None:  # three epochs' clusterings of the batch, on their schedule
         images = (x if model.value_range == "unit" else (x + 1) / 2).mul(255).to(torch.uint8)
         for epoch in range(3):
             model.before_epoch(epoch, images)

@@ -44,6 +44,7 @@ SELF_CONDITIONED = {"gan-self-conditioned", "dcgan-self-conditioned"}
 
 
 def run_case(case: str) -> dict[str, list[float]]:
+    from ganvae.models.base import fit_latent_prior
     from ganvae.models.step import StepContext
     from ganvae.registry import build_model
 
@@ -71,11 +72,11 @@ def run_case(case: str) -> dict[str, list[float]]:
         model.after_step(step)
         for name, value in sorted(losses.items()):
             out.setdefault(name, []).append(float(value))
-    if model.latent_prior is not None and model.conditional:  # one mixture per class, fitted to the 40 images
-        model.fit_prior(images, classes, seed=0)
+    if model.latent_prior.fittable and model.conditional:  # one mixture per class, fitted to the 40 images
+        fit_latent_prior(model, images, classes, seed=0)
         out["class_sample_slice"] = model.sample(
             4, generator=torch.Generator().manual_seed(2), labels=torch.tensor([3, 3, 7, 7]))[:, 0, 6:8, 6:8].flatten().tolist()
-        z, _ = model.class_grid_latents(2, model.classes, torch.Generator().manual_seed(4))
+        z, _ = model.latent_prior.class_grid(2, model.classes, torch.Generator().manual_seed(4))
         out["class_grid_latents"] = z[:, 0].tolist()
         return out
     sample_labels = torch.tensor([1, 2]) if model.conditional else None

@@ -38,7 +38,7 @@ def test_all_six_registered():
 @pytest.mark.parametrize("name", NAMES)
 def test_builds_and_shapes(name):
     cfg, model = build(name)
-    z = model.prior(5, generator=torch.Generator().manual_seed(0))
+    z = model.latent_prior.draw(5, generator=torch.Generator().manual_seed(0))
     assert z.shape == (5, cfg.model.latent_dim)
     images = model.generate(z)
     assert images.shape == (5, 1, 16, 16)
@@ -121,7 +121,7 @@ def test_ema_generator_tracks_and_samples():
     assert changed(ema_before, model.ema_generator)  # moved halfway to the new weights
     for (k, e), (_, g) in zip(model.ema_generator.named_parameters(), model.generator.named_parameters()):
         assert torch.allclose(e, 0.5 * ema_before[k] + 0.5 * g)
-    z = model.prior(4, generator=torch.Generator().manual_seed(0))
+    z = model.latent_prior.draw(4, generator=torch.Generator().manual_seed(0))
     model.eval()
     assert torch.allclose(model.decode(z), model.ema_generator(z))
 
@@ -139,7 +139,7 @@ def test_ema_acts_in_every_adversarial_family(name):
     for step in range(3):
         model.training_step(batch(model), opts, StepContext(step, 0, 0.0))
         model.after_step(step)
-    z = model.prior(4, generator=torch.Generator().manual_seed(0))
+    z = model.latent_prior.draw(4, generator=torch.Generator().manual_seed(0))
     model.eval()
     averaged = model.decode(z)
     model.train()
@@ -175,7 +175,7 @@ def test_save_load_identical_outputs(name, tmp_path):
     torch.manual_seed(123)  # a different init for the copy
     again = build_model(cfg, (1, 16, 16))
     restore_model(again, load_checkpoint(path, expected_model=name))
-    z = model.prior(6, generator=torch.Generator().manual_seed(1))
+    z = model.latent_prior.draw(6, generator=torch.Generator().manual_seed(1))
     assert torch.equal(model.generate(z), again.generate(z))
 
 
@@ -191,7 +191,7 @@ def test_sampling_is_seeded(name):
 
 def test_cppn_renders_any_resolution_consistently():
     _, model = build("cppn")
-    z = model.prior(1, generator=torch.Generator().manual_seed(0))
+    z = model.latent_prior.draw(1, generator=torch.Generator().manual_seed(0))
     small = model.render(z, 16, 16)
     large = model.render(z, 61, 61)  # 61 = 4 * 15 + 1: every 4th pixel falls on the 16-pixel grid
     assert large.shape == (1, 1, 61, 61)
@@ -291,7 +291,7 @@ def test_cppn_gradients_flow_after_sampling_at_the_same_size():
 
     model = build_model(tiny_config("cppn"), (1, 16, 16)).eval()
     model.sample(2)  # caches the 16x16 grid under inference mode
-    z = model.prior(1).requires_grad_(True)
+    z = model.latent_prior.draw(1).requires_grad_(True)
     model.decode(z).sum().backward()
     assert z.grad is not None and torch.isfinite(z.grad).all()
 

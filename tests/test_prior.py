@@ -8,8 +8,10 @@ import math
 
 import pytest
 import torch
+
 from conftest import tiny_config, tiny_data
 
+from ganvae.models.base import fit_latent_prior
 from ganvae.models.prior import GaussianMixturePrior
 
 
@@ -46,7 +48,7 @@ def test_the_fit_recovers_well_separated_blobs(covariance):
                                                 comp)
     assert torch.allclose(prior.log_prob(codes[:100]), ref.log_prob(codes[:100].double()), atol=1e-4)
     # samples fall around the blobs in their shares
-    z = prior.sample(4000, torch.Generator().manual_seed(0))
+    z = prior.draw(4000, torch.Generator().manual_seed(0))
     assigned = torch.cdist(z, means).argmin(1)
     assert torch.allclose(torch.bincount(assigned, minlength=4).float() / len(z), shares, atol=0.03)
 
@@ -60,11 +62,11 @@ def test_one_mixture_per_class_draws_each_class_from_its_own_blobs():
         prior.fit(codes)
     prior.fit(codes, labels, seed=0)
     assert torch.allclose(prior.group_log_weights.exp(), torch.tensor([0.3, 0.7]))
-    z = prior.sample(2000, torch.Generator().manual_seed(1), groups=torch.tensor([0, 1]).repeat(1000))
+    z = prior.draw(2000, torch.Generator().manual_seed(1), labels=torch.tensor([0, 1]).repeat(1000))
     blob = torch.cdist(z, means).argmin(1)
     assert set(blob[0::2].tolist()) == {0, 1} and set(blob[1::2].tolist()) == {2, 3}
     # without a class: each class by its share (the pooled mixture)
-    pooled = torch.cdist(prior.sample(4000, torch.Generator().manual_seed(2)), means).argmin(1)
+    pooled = torch.cdist(prior.draw(4000, torch.Generator().manual_seed(2)), means).argmin(1)
     assert abs(float((pooled >= 2).float().mean()) - 0.7) < 0.03
     # the same noise under another class lands in that class's blobs (what a class grid's column does)
     u, eps = prior.noise(5, torch.Generator().manual_seed(3))
@@ -102,7 +104,7 @@ def fitted_vae(components: int = 4, covariance: str = "full", conditional: bool 
     torch.manual_seed(0)
     model = build_model(cfg, (1, 16, 16))
     data = tiny_data(48)
-    fit = model.fit_prior(data.train_images, data.train_labels, seed=0)
+    fit = fit_latent_prior(model, data.train_images, data.train_labels, seed=0)
     return model, cfg, fit
 
 
@@ -112,28 +114,29 @@ def test_an_unfitted_prior_draws_from_the_standard_normal_and_a_fitted_one_from_
     cfg = tiny_config("vae", "model.prior_components=4")
     model = build_model(cfg, (1, 16, 16))
     g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
-    assert torch.equal(model.prior(8, g()), torch.randn(8, model.latent_dim, generator=g()))
-    assert "not fitted" in model.prior_description()
-    model.fit_prior(tiny_data(48).train_images, seed=0)
-    assert model.prior_description() == "gmm (k=4, full covariance)"
-    assert torch.equal(model.prior(8, g()), model.latent_prior.sample(8, g()))
+    assert torch.equal(model.latent_prior.draw(8, g()), torch.randn(8, model.latent_dim, generator=g()))
+    assert "not fitted" in model.latent_prior.describe()
+    fit_latent_prior(model, tiny_data(48).train_images, seed=0)
+    assert model.latent_prior.describe() == "gmm (k=4, full covariance)"
+    assert torch.equal(model.latent_prior.draw(8, g()), model.latent_prior.transform(*model.latent_prior.noise(8, g())))
+    assert not torch.equal(model.latent_prior.draw(8, g()), torch.randn(8, model.latent_dim, generator=g()))
     normal = build_model(tiny_config("vae", "model.prior=normal"), (1, 16, 16))
-    assert normal.latent_prior is None and normal.prior_description() == "normal: N(0, I)"
+    assert not normal.latent_prior.fittable and normal.latent_prior.describe() == "normal: N(0, I)"
     with pytest.raises(ValueError, match="no learned prior"):
-        normal.fit_prior(tiny_data(48).train_images)
+        fit_latent_prior(normal, tiny_data(48).train_images)
 
 
 def test_a_conditional_model_fits_one_mixture_per_class_and_draws_from_the_asked_one():
     model, _, fit = fitted_vae(components=20, conditional=True)  # 2 components for each of 10 classes
     prior = model.latent_prior
     assert fit.n == 48 and prior.is_fitted and prior.groups == 10 and prior.components == 2
-    assert "per class" in model.prior_description()
+    assert "per class" in model.latent_prior.describe()
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    threes = model.prior(6, g(), labels=torch.full((6,), 3))
-    assert torch.equal(threes, prior.sample(6, g(), torch.full((6,), 3)))
+    threes = model.latent_prior.draw(6, g(), labels=torch.full((6,), 3))
+    assert torch.equal(threes, prior.draw(6, g(), torch.full((6,), 3)))
     images = model.sample(10, torch.Generator().manual_seed(0), labels=3)
     assert images.shape == (10, 1, 16, 16) and torch.isfinite(images).all()
-    z, labels = model.class_grid_latents(4, model.classes, g())
+    z, labels = model.latent_prior.class_grid(4, model.classes, g())
     assert z.shape == (40, model.latent_dim) and labels.tolist() == [c for c in range(10) for _ in range(4)]
 
 
@@ -163,7 +166,7 @@ def test_pretrained_round_trip_keeps_the_prior_in_float32_and_samples_bit_identi
         assert fh.get_tensor("latent_prior.scale_tril").dtype == torch.float32
     loaded, _ = load_pretrained(tmp_path / "m")
     g = lambda: torch.Generator().manual_seed(4)  # noqa: E731
-    assert torch.equal(loaded.prior(32, g()), model.prior(32, g()))
+    assert torch.equal(loaded.latent_prior.draw(32, g()), model.latent_prior.draw(32, g()))
     again, _ = load_pretrained(tmp_path / "m")
     assert torch.equal(again.sample(8, g()), loaded.sample(8, g()))
 
@@ -196,14 +199,14 @@ def test_training_fits_the_prior_at_the_end_and_fit_prior_refits_in_place(tmp_pa
     loaded = load_run(run, device="cpu")
     assert loaded.model.latent_prior.is_fitted and (run / "samples" / "learned_prior.png").is_file()
     fit = json.loads((run / "summary.json").read_text())["prior_fit"]  # what the model cards read
-    assert fit["prior"] == loaded.model.prior_description() == "gmm (k=3, full covariance)"
+    assert fit["prior"] == loaded.model.latent_prior.describe() == "gmm (k=3, full covariance)"
     assert fit["dataset"] == "mnist" and fit["seed"] == loaded.config.train.seed and fit["iterations"] >= 1
     assert fit["codes"] == 64  # every training image of the IDX set train_cli_runs writes
     before = loaded.checkpoint.tensors
     # refit with other settings: the training state is kept byte for byte, the config records the change
     assert main(["-q", "fit-prior", str(run), "--components", "2", "--covariance", "diag", "--data-dir", str(data)]) == 0
     refit = load_run(run, device="cpu")
-    assert refit.model.prior_description() == "gmm (k=2, diag covariance)"
+    assert refit.model.latent_prior.describe() == "gmm (k=2, diag covariance)"
     from ganvae.errors import ConfigError
     from ganvae.operations import fit_prior
 
@@ -220,7 +223,7 @@ def test_training_fits_the_prior_at_the_end_and_fit_prior_refits_in_place(tmp_pa
                  *tiny_flags("vae")]) == 0
     resumed = load_run(run, device="cpu")
     assert resumed.checkpoint.header["epoch"] == 2
-    assert resumed.model.prior_description() == "gmm (k=3, full covariance)"
+    assert resumed.model.latent_prior.describe() == "gmm (k=3, full covariance)"
     # resumed with no epochs left: nothing is trained, the prior is fitted again and the position kept
     assert main(["-q", "train", "vae", "--dataset", "mnist", "--data-dir", str(data), "--out", str(run), "--resume",
                  "--epochs", "2", "--batch-size", "16", *tiny_flags("vae")]) == 0
@@ -247,16 +250,19 @@ def test_fit_prior_refits_a_pretrained_folder_with_another_covariance(tmp_path, 
                        data_dir=str(idx_dir))
     assert result["prior"] == "gmm (k=2, diag covariance)" and result["codes"] == 200
     loaded = load_run(tmp_path / "refit", device="cpu")
-    assert loaded.model.prior_description() == "gmm (k=2, diag covariance)"
+    assert loaded.model.latent_prior.describe() == "gmm (k=2, diag covariance)"
     assert torch.equal(loaded.model.decoder.net[0].weight, model28.decoder.net[0].weight.half().float())
 
 
-def test_fit_prior_refuses_gans_and_the_shipped_folders_in_place(capsys, tmp_path):
+def test_fit_prior_refuses_gans_and_the_shipped_folders_in_place(capsys, tmp_path, tiny_pretrained):
+    from conftest import LIKE_ZOO
+
     from ganvae.cli import main
 
-    assert main(["fit-prior", "mnist-gan", "--out", str(tmp_path / "out")]) == 2
+    gan = tiny_pretrained(*LIKE_ZOO["gan"])
+    assert main(["fit-prior", str(gan), "--out", str(tmp_path / "out")]) == 2
     assert "has no encoder" in capsys.readouterr().err
-    assert main(["fit-prior", "mnist-vae"]) == 2
+    assert main(["fit-prior", "mnist-vae"]) == 2  # a zoo model is never rewritten in place (the subject: the zoo)
     assert "--out DIR" in capsys.readouterr().err
 
 

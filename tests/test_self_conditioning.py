@@ -11,6 +11,7 @@ import torch
 from conftest import make_images, tiny_config, tiny_data
 
 from ganvae.models.clustering import hungarian, match_clusters
+from ganvae.models.latents import PseudoClassPrior
 from ganvae.models.self_conditioning import PseudoClasses
 
 
@@ -62,7 +63,7 @@ def test_matching_maps_permuted_clusters_back():
 def test_sampling_draws_clusters_by_their_share():
     pc = PseudoClasses(3)
     pc.counts.copy_(torch.tensor([600.0, 300.0, 100.0]))
-    draws = pc.sample(20000, torch.Generator().manual_seed(0))
+    draws = PseudoClassPrior(2, pc).draw(20000, torch.Generator().manual_seed(0))[:, 2:].argmax(1)  # the one-hots
     assert torch.allclose(torch.bincount(draws, minlength=3).float() / 20000, torch.tensor([0.6, 0.3, 0.1]), atol=0.01)
 
 
@@ -77,14 +78,14 @@ def self_conditioned(name: str = "gan", k: int = 3, *extra: str):
 @pytest.mark.parametrize("name", ["gan", "dcgan"])
 def test_a_self_conditioned_model_is_unconditional_to_its_user(name):
     model, _ = self_conditioned(name, 4)
-    assert model.self_conditioned and not model.conditional
+    assert model.latent_prior.kind == "self-conditioned" and not model.conditional
     assert model.latent_dim == model.noise_dim + 4
     data = tiny_data(48)
     info = model.before_epoch(0, data.train_images, seed=0)
     assert info is not None and model.pseudo_classes.assignments.shape == (48,)
     assert model.before_epoch(1, data.train_images) is None  # recluster_every 2: not due
     assert model.before_epoch(2, data.train_images) is not None
-    z = model.prior(6, torch.Generator().manual_seed(1))
+    z = model.latent_prior.draw(6, torch.Generator().manual_seed(1))
     assert z.shape == (6, model.latent_dim) and torch.equal(z[:, model.noise_dim:].sum(1), torch.ones(6))
     images = model.sample(6, torch.Generator().manual_seed(1))
     assert images.shape == (6, 1, 16, 16) and torch.isfinite(images).all()
@@ -190,14 +191,13 @@ def test_training_on_an_unlabelled_folder_and_exact_resume(tmp_path, features, c
     from ganvae.storage import load as load_run
     from ganvae.storage.checkpoint import load_checkpoint
     from conftest import train
-    from ganvae.training.trainer import Trainer
 
     folder = write_flat_folder(tmp_path / "flat")
     extra = [f"data.dataset=folder:{folder}", "data.image_size=16", "model.self_conditioning=3",
              f"model.self_conditioning_features={features}", "model.recluster_every=1", "train.batch_size=8"]
     full = train(tiny_config("gan", *extra, "train.epochs=3"), tmp_path / "full")
     train(tiny_config("gan", *extra, "train.epochs=1"), tmp_path / "part")
-    Trainer(tiny_config("gan", *extra, "train.epochs=3"), tmp_path / "part", resume=True).fit()
+    train(tiny_config("gan", *extra, "train.epochs=3"), tmp_path / "part", resume=True)
     assert (tmp_path / "part/losses.csv").read_text() == (full.run_dir / "losses.csv").read_text()
     a = load_checkpoint(tmp_path / "full/checkpoints/last.safetensors").group("model")
     b = load_checkpoint(tmp_path / "part/checkpoints/last.safetensors").group("model")
@@ -207,7 +207,7 @@ def test_training_on_an_unlabelled_folder_and_exact_resume(tmp_path, features, c
     assert int(a["pseudo_classes.reclusterings"]) == clusterings
     loaded = load_run(tmp_path / "full", device="cpu")
     assert loaded.model.pseudo_classes.assignments.shape[0] == 43  # the folder's train split (48, 10% held out)
-    assert "self-conditioning clusters" in loaded.model.prior_description()
+    assert "self-conditioning clusters" in loaded.model.latent_prior.describe()
 
 
 def test_pretrained_folder_keeps_the_shares_not_the_assignments(tmp_path):
@@ -224,7 +224,7 @@ def test_pretrained_folder_keeps_the_shares_not_the_assignments(tmp_path):
     loaded, _ = load_pretrained(tmp_path / "m")
     assert torch.equal(loaded.pseudo_classes.counts, model.pseudo_classes.counts)
     g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
-    assert torch.equal(loaded.prior(16, g()), model.prior(16, g()))
+    assert torch.equal(loaded.latent_prior.draw(16, g()), model.latent_prior.draw(16, g()))
 
 
 @pytest.mark.parametrize("name,default", [("gan", None), ("dcgan", 0)])
@@ -239,17 +239,17 @@ def test_the_default_self_conditions_an_unconditional_gan_on_ten_spectral_cluste
 
     cfg = build_config(name)
     assert cfg.model.self_conditioning == default and cfg.model.self_conditioning_features == "spectral"
-    assert build_model(cfg, (1, 28, 28)).self_conditioned == (default is None)
+    assert (build_model(cfg, (1, 28, 28)).pseudo_classes is not None) == (default is None)
     plain = build_model(tiny_config(name, "model.self_conditioning=null"), (1, 16, 16))
-    assert plain.self_conditioned and plain.pseudo_classes.k == AUTO_PSEUDO_CLASSES == 10
+    assert plain.latent_prior.latent_classes == plain.pseudo_classes.k == AUTO_PSEUDO_CLASSES == 10
     assert plain.latent_dim == plain.noise_dim + 10
     images, kinds = make_images(120, size=16, seed=2)
     assert plain.before_epoch(0, torch.from_numpy(images).unsqueeze(1), seed=0) is not None
     assert plain.pseudo_classes.assignments.shape == (120,)
     labelled = build_model(tiny_config(name, "model.self_conditioning=null", "model.conditional=true"), (1, 16, 16))
-    assert labelled.conditional and not labelled.self_conditioned and labelled.latent_dim == labelled.noise_dim
+    assert labelled.conditional and labelled.pseudo_classes is None and labelled.latent_dim == labelled.noise_dim
     off = build_model(tiny_config(name, "model.self_conditioning=0"), (1, 16, 16))
-    assert not off.self_conditioned and off.latent_dim == off.noise_dim
+    assert off.pseudo_classes is None and off.latent_dim == off.noise_dim
     with pytest.raises(ConfigError, match="self_conditioning"):
         validate(tiny_config(name, "model.self_conditioning=10", "model.conditional=true"))
 

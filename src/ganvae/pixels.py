@@ -26,6 +26,11 @@ def scale_images(x: torch.Tensor, value_range: ValueRange) -> torch.Tensor:
     return x.mul_(1.0 / 255.0)
 
 
+def background(value_range: ValueRange) -> float:
+    """The value of a blank pixel in ``value_range`` (MNIST's black): what the discriminators' augmentations pad with."""
+    return -1.0 if value_range == "tanh" else 0.0
+
+
 def from_unit(x: torch.Tensor, value_range: ValueRange) -> torch.Tensor:
     """Images in [0, 1] -> the model's range."""
     return x * 2.0 - 1.0 if value_range == "tanh" else x

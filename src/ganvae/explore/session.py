@@ -137,7 +137,8 @@ class ModelView:
 
     # ---- drawing
     def sample(self, seed: int, n: int, digit: int | None) -> dict[str, Any]:
-        z = self.model.prior(n, generator=torch.Generator().manual_seed(seed), device=torch.device("cpu"))
+        # a conditional model's per-class prior draws each latent for the asked class, as ganvae.load(...).sample does
+        z = self.model.latent_prior.draw(n, torch.Generator().manual_seed(seed), self.labels(digit, n))
         return {"latents": z.tolist(), "images": self.decode(z, digit)}
 
     def decode(self, z: torch.Tensor, digit: int | None) -> list[str]:
@@ -147,9 +148,7 @@ class ModelView:
         return [png_data_uri(a) for a in to_uint8(images)]
 
     def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int, digit: int | None) -> dict[str, Any]:
-        from ganvae.inference import latent_path
-
-        z = latent_path(self.model, a[0], b[0], torch.linspace(0, 1, steps))  # (steps, Z)
+        z = self.model.latent_prior.path(a[0], b[0], torch.linspace(0, 1, steps))  # (steps, Z)
         return {"latents": z.tolist(), "images": self.decode(z, digit)}
 
     # ---- main directions of variation
@@ -168,7 +167,7 @@ class ModelView:
 
     def _ganspace(self, n: int) -> dict[str, Any]:
         g = torch.Generator().manual_seed(seeds.EXPLORER_DIRECTIONS)
-        z = self.model.prior(n, generator=g, device=torch.device("cpu"))
+        z = self.model.latent_prior.draw(n, g)
         first = first_linear(self.model.inference_network("generator" if "generator" in self.model.networks
                                                           else "decoder"))
         acts: list[torch.Tensor] = []
@@ -191,7 +190,7 @@ class ModelView:
         from ganvae.pixels import from_unit
 
         x, y, source = reference_images(self.loaded, n)
-        mu = torch.cat([self.model.encode(from_unit(xb, self.model.value_range), self.model.encoder_labels(yb))[0]
+        mu = torch.cat([self.model.encode(from_unit(xb, self.model.value_range), yb if self.model.conditional else None)[0]
                         for xb, yb in zip(x.split(500), y.split(500))])
         mu = mu.float() - mu.float().mean(0)
         _, s, v = torch.linalg.svd(mu, full_matrices=False)
@@ -217,9 +216,8 @@ class ModelView:
         """``n`` fixed samples ``(n, C, H, W)`` in [0, 1] (of ``digit``, conditional models) that :meth:`encode`
         searches for a drawing's nearest neighbours: drawn once per digit, then reused (call under ``lock``)."""
         if digit not in self._pools:
-            g = torch.Generator().manual_seed(seeds.EXPLORER_NEAREST_POOL)
-            z = self.model.prior(n, generator=g, device=torch.device("cpu"))
-            self._pools[digit] = self.model.generate(z, self.labels(digit, n))
+            g, labels = torch.Generator().manual_seed(seeds.EXPLORER_NEAREST_POOL), self.labels(digit, n)
+            self._pools[digit] = self.model.generate(self.model.latent_prior.draw(n, g, labels), labels)
         return self._pools[digit]
 
     def invert(self, job: Job, x: torch.Tensor, digit: int | None, lr: float = 0.05, feature_weight: float = 0.1) -> None:
@@ -233,7 +231,7 @@ class ModelView:
             labels = self.labels(digit, 1)
             with self.lock, torch.no_grad():
                 g = torch.Generator().manual_seed(seeds.EXPLORER_INVERSION_STARTS)
-                starts = self.model.prior(64, generator=g, device=torch.device("cpu"))
+                starts = self.model.latent_prior.draw(64, g, self.labels(digit, 64))
                 pool = self.model.generate(starts, self.labels(digit, 64))
                 z0 = starts[(pool - x).flatten(1).pow(2).sum(1).argmin()][None]
             z = z0.clone().requires_grad_(True)

@@ -4,18 +4,18 @@ DCGAN self-conditioned on spectral pseudo-classes, benchmarks/RESULTS.md, "Self-
 FID high but says nothing of why; this measure names it.
 
 For each class (or pseudo-class) ``c``: ``NOISES`` latents of class ``c`` decoded, and the standard deviation of
-each pixel across them, averaged over the pixels. Real MNIST digits of one class: about 0.15; the healthy runs
-measured 0.085-0.21; the collapsed ones 0.002-0.026.
+each pixel across them, averaged over the pixels. A collapsed generator's classes vary far less than real digits
+of one class, and a healthy one's about as much (the spreads measured: benchmarks/RESULTS.md, "Self-conditioning's
+features").
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 NOISES = 64  # latents decoded per class
-# below this (every class's pixels vary by under a fifth of a real class's) a generator ignores its noise: the
-# collapsed runs measured at most 0.026, the healthy ones at least 0.085
+# below this (every class's pixels vary by under a fifth of a real class's) a generator ignores its noise: it lies
+# between the collapsed and the healthy runs' spreads (benchmarks/RESULTS.md, "Self-conditioning's features")
 COLLAPSED_SPREAD = 0.03
 
 
@@ -25,17 +25,14 @@ def noise_spreads(model, generator: torch.Generator, noises: int = NOISES) -> li
     over pixels of the std over ``noises`` images of that class, drawn from ``generator`` (CPU). None for a model
     whose networks take no classes."""
     out = []
-    if model.self_conditioned:
-        k = model.pseudo_classes.k
-        for c in range(k):
-            z = torch.randn(noises, model.noise_dim, generator=generator)
-            x = model.generate(torch.cat([z, F.one_hot(torch.full((noises,), c), k).to(z)], dim=1))
-            out.append(float(x.std(0).mean()))
+    prior = model.latent_prior
+    if prior.latent_classes:  # classes carried in the latent (pseudo-classes): the prior draws each in turn
+        for c in range(prior.latent_classes):
+            out.append(float(model.generate(prior.draw(noises, generator, torch.full((noises,), c))).std(0).mean()))
     elif model.conditional:
         for c in model.classes:
             labels = torch.full((noises,), c)
-            z = model.prior(noises, generator, device=torch.device("cpu"), labels=labels)
-            out.append(float(model.generate(z, labels).std(0).mean()))
+            out.append(float(model.generate(prior.draw(noises, generator, labels), labels).std(0).mean()))
     else:
         return None
     return out
@@ -47,12 +44,13 @@ def collapse_message(model, spreads: list[float], step: int) -> str | None:
     show those)."""
     if not spreads or max(spreads) >= COLLAPSED_SPREAD:
         return None
-    kind = "pseudo-class" if model.self_conditioned else "class"
+    pseudo = model.latent_prior.latent_classes > 0
+    kind = "pseudo-class" if pseudo else "class"
     fixes = []
     if hasattr(model.config, "mode_seeking") and model.config.mode_seeking == 0:
         fixes.append("--set model.mode_seeking=1.0 (Mao et al. 2019; it stopped this collapse in a measured DCGAN, at "
                      "a cost in FID)")
-    if model.self_conditioned:
+    if pseudo:
         fixes.append("--set model.self_conditioning=0 (no pseudo-classes)")
     fixes.append("another --seed")
     return (f"mode collapse at step {step}: the generator draws nearly one image per {kind} whatever its noise "

@@ -17,7 +17,7 @@ class Dropout(nn.Dropout):
     is drawn on a CPU, where torch's random number generator runs on one thread and was the
     largest cost of the layer: :func:`keep_mask` needs half the generator calls of a uniform
     draw, which itself is cheaper than ``bernoulli_`` (``nn.Dropout``'s way; timings in
-    benchmarks/RESULTS.md, "Speed"). On other devices the mask comes from a uniform draw. The
+    benchmarks/RESULTS.md, "What made the defaults fast"). On other devices the mask comes from a uniform draw. The
     mask is float32 whatever the activations' dtype.
     """
 
@@ -188,7 +188,7 @@ class ConvDiscriminator(nn.Module):
     With ``channels_last`` the convolutions run in NHWC memory format (faster on CPUs and tensor cores), and the
     head reads its weight in (H, W, C) order to match the activations: the same sum as ``head(h.flatten(1))``
     without reordering ``h`` (flatten would copy h to NCHW and send back an NCHW gradient, and the leaky ReLU and
-    dropout backward passes would then run on mixed layouts; benchmarks/RESULTS.md, "Speed").
+    dropout backward passes would then run on mixed layouts; benchmarks/RESULTS.md, "What made the defaults fast").
     """
 
     def __init__(self, image_shape: tuple[int, int, int], channels: list[int], kernel_size: int = 4,
@@ -218,9 +218,9 @@ class ConvDiscriminator(nn.Module):
 
     def cluster_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` -> what self-conditioning clusters ``(B, 4 C_last)``: the last feature map averaged over
-        a 2x2 grid of regions. The sum over positions that the projection uses cannot tell where a stroke is (an
-        untrained discriminator's sums clustered bars at ten rows into mixed groups, purity 0.74, against 1.0 for
-        this grid; tests/test_self_conditioning.py)."""
+        a 2x2 grid of regions. The sum over positions that the projection uses cannot tell where a stroke is, so
+        its clusters mix images that differ in where their strokes are (benchmarks/RESULTS.md, "Self-conditioning's
+        features"; tests/test_self_conditioning.py)."""
         h = self.features(x.contiguous(memory_format=self.memory_format))
         return torch.nn.functional.adaptive_avg_pool2d(h, 2).flatten(1)
 

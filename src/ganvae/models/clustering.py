@@ -156,15 +156,13 @@ def spectral_embedding(x: torch.Tensor, dims: int, g: torch.Generator, neighbour
     the leading eigenvectors of the normalised affinity D^-1/2 W D^-1/2 of the symmetrised ``neighbours``-nearest-
     neighbour graph, with the self-tuning affinity W_ij = exp(-d_ij^2 / (s_i s_j)), s_i the distance to the
     ``neighbours``-th neighbour (Zelnik-Manor & Perona 2004). k-means on these rows finds clusters that are
-    connected in the data rather than round, which on MNIST's pixels is the difference between 59% (k-means of
-    the PCA projection) and 93% (this) of the images in a cluster whose majority digit is their own
-    (benchmarks/RESULTS.md, "Self-conditioning's features").
+    connected in the data rather than round, which groups MNIST's digits far better than k-means of the PCA
+    projection does (benchmarks/RESULTS.md, "Self-conditioning's features").
 
     The eigenvectors come from ``iterations`` steps of subspace iteration on (I + A), whose eigenvalues lie in
-    [0, 2], started from ``g``'s normal draws: deterministic for a given generator, and torch only. The default,
-    300, is what the MNIST figure above was measured with (about 40 s for 60,000 images on 2 cores); iterating
-    to convergence (until a step turns the subspace by under 1e-4 per dimension, about 3,000 steps) scored 85%
-    there, so more is not better for clustering. Clusters whose graph has a tiny eigengap, such as long thin
+    [0, 2], started from ``g``'s normal draws: deterministic for a given generator, and torch only. The default is
+    the step count the MNIST clusters were measured with; iterating to convergence grouped the digits worse, so
+    more is not better for clustering (same section). Clusters whose graph has a tiny eigengap, such as long thin
     rings, need more steps to separate."""
     n = len(x)
     if n < 3:

@@ -24,6 +24,7 @@ import enum
 import torch
 from torch import nn
 
+from ganvae.errors import ConfigError
 from ganvae.models.configs import AUTO_PSEUDO_CLASSES
 
 
@@ -75,9 +76,8 @@ class LabelledGenerator(nn.Module):
         self.embedding = nn.Embedding(num_classes, dim)
         # How strongly the class speaks at the start decides what the network learns to use (model.
         # class_embedding_std). A GAN generator given a strong class input (N(0, 1)) drew one image per class
-        # whatever z (the DCGAN's pixel std across 64 noises 0.01-0.03 on two seeds, against 0.07-0.18 at 0.02, the
-        # 1s least varied, and 0.15-0.18 unconditionally); a decoder given a weak one reads the class from the
-        # encoder's z and then ignores the label (benchmarks/RESULTS.md, "Conditional models").
+        # whatever z; a decoder given a weak one reads the class from the encoder's z and then ignores the label
+        # (benchmarks/RESULTS.md, "The class embedding's initial scale").
         nn.init.normal_(self.embedding.weight, std=init_std)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor, *args, **kwargs) -> torch.Tensor:
@@ -176,7 +176,7 @@ class LabelPolicy(str, enum.Enum):
     - ``BALANCED``: the trained classes in turn, a class-balanced request (evaluation, in-training metrics,
       ``sample_images``, ``Pipeline.sample``).
     - ``CLASS_GRID``: one row per trained class, ``ceil(n / K)`` columns (grids a person looks at: ``ganvae sample``,
-      the report, the per-epoch grids; the rows' latents come from ``class_grid_latents``).
+      the report, the per-epoch grids; the rows' latents come from ``LatentPrior.class_grid``).
     - ``FIRST_CLASS``: every sample of the first trained class (a latent seen as one digit: walks, renders, the
       explorer).
     """
@@ -220,3 +220,68 @@ def trained_classes(config) -> list[int]:
     if config.data.classes:
         return sorted(config.data.classes)
     return list(range(config.model.num_classes))
+
+
+def check_labels(model, labels, n: int) -> torch.Tensor | None:
+    """The one check of the labels a caller gives ``model`` for ``n`` samples: ``(n,)`` int64 on the model's device
+    (an int or a single label: the class of all ``n``), class weights ``(n, K)`` as they are, or None for an
+    unconditional model. A clear error, naming the classes the model was trained on, for labels given to an
+    unconditional model, missing for a conditional one, of the wrong size or kind, or outside those classes."""
+    name = type(model).__name__
+    if not model.conditional:
+        if labels is not None:
+            raise ValueError(f"this {name} is not conditional (trained with model.conditional=false): it cannot be "
+                             "asked for a class; drop the labels.")
+        return None
+    classes = model.classes
+    if labels is None:
+        raise ValueError(f"this {name} is conditional: it needs the class of each sample, among {classes}.")
+    k = model.config.num_classes
+    labels = torch.as_tensor(labels, device=model.device)
+    if labels.is_floating_point() and labels.dim() == 2:  # class weights: a blend of classes
+        if labels.shape != (n, k):
+            raise ValueError(f"class weights of shape {tuple(labels.shape)} for {n} samples: give ({n}, {k}).")
+        untrained = [c for c in range(k) if c not in classes]
+        if (labels < 0).any() or not torch.allclose(labels.sum(1), torch.ones(n, device=labels.device), atol=1e-4) \
+                or (untrained and labels[:, untrained].abs().sum() > 0):
+            raise ValueError(f"class weights must be non-negative, sum to 1 in each row and weigh only the "
+                             f"classes the model was trained on, {classes}.")
+        return labels
+    if labels.is_floating_point() and not torch.equal(labels, labels.round()):
+        raise ValueError("labels must be whole class numbers (or (n, K) class weights); got fractions.")
+    labels = labels.to(torch.long).reshape(-1)
+    if labels.numel() == 1:
+        labels = labels.expand(n).clone()  # one class for every sample
+    if labels.numel() != n:
+        raise ValueError(f"{labels.numel()} labels for {n} samples: give one label per sample, or one for all, "
+                         f"among {classes}.")
+    outside = sorted(set(labels.tolist()) - set(classes))
+    if outside:
+        raise ValueError(f"labels {outside[:10]}: this model was trained on classes {classes}; choose among them.")
+    return labels
+
+
+def step_labels(config, ctx) -> torch.Tensor | None:
+    """The batch's labels a training step trains on (``ctx.labels``: the data's classes, or a self-conditioned
+    model's pseudo-classes), or None when the networks take no labels (:func:`label_count`); an error when the
+    networks need them and the caller gave none."""
+    if not label_count(config):
+        return None
+    if ctx.labels is None:
+        raise ValueError("a conditional or self-conditioned model's training step needs the batch's labels "
+                         "(StepContext.labels, from GenerativeModel.training_labels)")
+    return ctx.labels
+
+
+def check_conditional_data(cfg, data) -> None:
+    """A conditional run needs the labels of its ``data`` (an ``ImageData``) to be the classes it is told of
+    (``trained_classes``); a clear error naming both and the settings to change.
+
+    A conditional model needs the data's labels to be the classes it is told of (``trained_classes``)."""
+    found = sorted(set(data.train_labels.unique().tolist()))
+    expected = trained_classes(cfg)
+    if found != expected:  # expected lies below model.num_classes (config validation)
+        raise ConfigError(
+            f"model.conditional: the training data holds classes {found}, but the run describes {expected} "
+            f"(model.num_classes={cfg.model.num_classes}, data.classes={cfg.data.classes}); set "
+            f"--set model.num_classes={max(found) + 1} and, for a subset, --classes {','.join(map(str, found))}.")

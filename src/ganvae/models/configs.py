@@ -55,7 +55,7 @@ class LatentPriorConfig:
     Defaults measured in benchmarks/RESULTS.md ("Learned prior")."""
 
     prior: Literal["normal", "gmm"] = "gmm"  # gmm = fit a mixture after training and sample from it; normal = N(0, I)
-    prior_components: Annotated[int, AT_LEAST_1] = 100  # mixture components (one mixture pooled over the classes of a conditional model)
+    prior_components: Annotated[int, AT_LEAST_1] = 100  # mixture components; a conditional model fits one mixture per class, each of prior_components // num_classes
     prior_covariance: Literal["full", "diag"] = "full"  # each component's covariance
 
 
@@ -86,8 +86,8 @@ class ConditionalConfig:
     num_classes: Annotated[int, AT_LEAST_1] = 10  # class labels 0 .. num_classes - 1 the embeddings cover (MNIST: 10)
     class_embedding_dim: Annotated[int, AT_LEAST_1] = 16  # size of the learned class embedding appended to z
     # initial standard deviation of that embedding. 1.0 (nn.Embedding's) for decoders trained to reconstruct: with a
-    # weak class input they learn to read the class from z instead (at 0.02 the conditional cppn drew the asked class
-    # 21% of the time and the vae-gan 56%, against 92% and 93% at 1.0; benchmarks/RESULTS.md, "Conditional models")
+    # weak class input they learn to read the class from z and ignore the label (benchmarks/RESULTS.md, "The class
+    # embedding's initial scale")
     class_embedding_std: Annotated[float, POSITIVE] = 1.0
 
 
@@ -103,13 +103,14 @@ class ConditionalDiscriminatorConfig(ConditionalConfig):
     # self-conditioning (Liu et al. 2020; models/self_conditioning.py): train the class machinery on this many
     # k-means clusters of the real images (of the features self_conditioning_features names) instead of labels;
     # 0 = off; null (the default) = AUTO_PSEUDO_CLASSES (10) for an unconditional model, off for a conditional one,
-    # which trains on the data's labels (10-minute FID, spectral K=10 against off: dcgan 47.6 vs 114.9, gan 20.1 vs
-    # 27.0; benchmarks/RESULTS.md, "Self-conditioning's features")
+    # which trains on the data's labels. On by default because spectral pseudo-classes lowered both GANs' FID at
+    # equal minutes (benchmarks/RESULTS.md, "Self-conditioning's features")
     self_conditioning: Annotated[Optional[int], AT_LEAST_0] = None
     # self-conditioning: what is clustered. discriminator = the discriminator's features, again every
     # recluster_every epochs (Liu et al. 2020); spectral = a spectral embedding of the images' pixels (a
-    # nearest-neighbour graph of their PCA projection), once before step 0 (models/clustering.py): 93% of MNIST
-    # images share their cluster's majority digit, against 33% for a trained dcgan's discriminator features
+    # nearest-neighbour graph of their PCA projection), once before step 0 (models/clustering.py): its clusters follow
+    # MNIST's digits far more closely than a small discriminator's features do (benchmarks/RESULTS.md,
+    # "Self-conditioning's features")
     self_conditioning_features: Literal["discriminator", "spectral"] = "spectral"
     recluster_every: Annotated[int, AT_LEAST_1] = 2  # self-conditioning on the discriminator: epochs between two clusterings (the first is before step 0)
 

@@ -27,15 +27,18 @@ from ganvae.models.base import adam, eval_mode
 from ganvae.models.blocks import ConvDiscriminator, ConvEncoder, prepare_discriminator
 from ganvae.models.conditioning import (
     call,
+    check_labels,
     conditioned_discriminator,
     conditioned_encoder,
     conditioned_generator,
     encoder_input_shape,
     generator_input_dim,
+    step_labels,
 )
 from ganvae.models.cppn_config import CPPNConfig
 from ganvae.models.step import StepContext
 from ganvae.models.vae import VAEBase
+from ganvae.pixels import background
 
 
 class CPPNGenerator(nn.Module):
@@ -101,7 +104,7 @@ class CPPN(VAEBase):
         self.encoder = conditioned_encoder(encoder, c, self.image_shape)
         self.generator = conditioned_generator(CPPNGenerator(c, self.image_shape[0]), c)
         discriminator = ConvDiscriminator(self.image_shape, c.discriminator_channels, 4, c.leaky_slope, c.dropout)
-        self.discriminator = prepare_discriminator(conditioned_discriminator(discriminator, c), c, self.background)
+        self.discriminator = prepare_discriminator(conditioned_discriminator(discriminator, c), c, background(self.value_range))
         self._init_ema()
 
     # the VAE machinery calls decoder_logits(z) for logits at the training resolution
@@ -119,7 +122,7 @@ class CPPN(VAEBase):
     def render(self, z: torch.Tensor, height: int, width: int, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Latents ``(B, Z)`` (and labels ``(B,)``, conditional) -> images ``(B, C, height, width)`` in [0, 1], one
         at a time."""
-        labels = self.check_labels(labels, len(z))
+        labels = check_labels(self, labels, len(z))
         return torch.cat([self.generate(zi[None], None if labels is None else labels[i : i + 1], batch_size=1,
                                         height=height, width=width) for i, zi in enumerate(z)])
 
@@ -130,7 +133,7 @@ class CPPN(VAEBase):
         rows, uint8 ``(r, W)`` (grey) or ``(r, W, C)``: memory grows with the band, not the image, for
         :func:`ganvae.viz.images.save_png_rows`."""
         band = max(1, band_pixels // width)
-        labels = self.check_labels(labels, len(z))
+        labels = check_labels(self, labels, len(z))
         with eval_mode(self):
             generator = self.inference_network("generator")
             for r0 in range(0, height, band):
@@ -172,7 +175,7 @@ class CPPN(VAEBase):
         c = self.config
         x = self.prepare(x)
         opt_g, opt_d = optimizers["generator"], optimizers["discriminator"]
-        y = self.step_labels(ctx)
+        y = step_labels(self.config, ctx)
         if c.schedule == "alternating":
             with torch.no_grad():
                 fake = torch.sigmoid(self.decoder(self.reparameterize(*self.encode(x, y), ctx), y))

@@ -7,9 +7,9 @@ Generator (28x28): Dense(100 -> 7*7*C0) + BN + leaky ReLU, reshape (C0, 7, 7); C
 
 The tutorial's own settings (C = 256, 128, 64; D = 64, 128; leaky slope 0.3; dropout 0.3; Adam 1e-4
 with Keras' betas; batch 256) are the ``tf-tutorial`` preset. The defaults are the recipe that gave
-the lowest FID per minute of a 2-core CPU in controlled comparisons (benchmarks/RESULTS.md,
-"Recipes"): a quarter of the tutorial's channels, Radford et al.'s optimiser, no dropout, batch 64,
-and an EMA of the generator for sampling.
+the lowest FID per minute of training in controlled comparisons (benchmarks/RESULTS.md, "Recipes"):
+a quarter of the tutorial's channels, Radford et al.'s optimiser, no dropout, batch 64, and an EMA
+of the generator for sampling.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from ganvae.models.conditioning import (
     generator_input_dim,
 )
 from ganvae.models.dcgan_config import DCGANConfig
+from ganvae.pixels import background
 
 
 class DCGANGenerator(nn.Module):
@@ -78,5 +79,5 @@ class DCGAN(AdversarialModel):
         discriminator = ConvDiscriminator(self.image_shape, config.discriminator_channels, config.kernel_size,
                                           config.leaky_slope, config.dropout, config.channels_last)
         self.discriminator = prepare_discriminator(conditioned_discriminator(discriminator, config), config,
-                                                   self.background)
+                                                   background(self.value_range))
         self._init_ema()

@@ -14,10 +14,10 @@ from ganvae.models.configs import ConditionalDiscriminatorConfig, GANStepConfig
 
 @dataclass
 class DCGANConfig(GANStepConfig, ConditionalDiscriminatorConfig):
-    """DCGAN. Each default departs from the tutorial only where a comparison at equal minutes of a 2-core CPU
-    favoured it (benchmarks/RESULTS.md, "Recipes"): Radford et al.'s optimiser (Adam 2e-4, beta1 0.5) and leaky
-    slope, no dropout, a quarter of the tutorial's channels (2.5x the images per second and a lower FID), batch
-    64, and an EMA of the generator for sampling. Tried and not kept: the hinge loss, two time-scale learning
+    """DCGAN. Each default departs from the tutorial only where a comparison at equal minutes favoured it
+    (benchmarks/RESULTS.md, "Recipes"): Radford et al.'s optimiser (Adam 2e-4, beta1 0.5) and leaky slope, no
+    dropout, a quarter of the tutorial's channels (more images per second, and a lower FID in the same minutes),
+    batch 64, and an EMA of the generator for sampling. Tried and not kept: the hinge loss, two time-scale learning
     rates, an eighth of the channels, spectral normalisation.
     """
 
@@ -31,10 +31,8 @@ class DCGANConfig(GANStepConfig, ConditionalDiscriminatorConfig):
     lr_generator: Annotated[float, POSITIVE] = 2e-4  # Adam learning rate of the generator (Radford et al. 2016; the tutorial: 1e-4)
     lr_discriminator: Annotated[float, POSITIVE] = 2e-4  # Adam learning rate of the discriminator
     beta1: Annotated[float, PROBABILITY] = 0.5  # Adam beta1 (Radford et al. 2016; the tutorial: Keras' 0.9)
-    # off by default for the DCGAN, unlike the MLP GAN: with spectral pseudo-classes (K = 10) one run reached FID 47.6
-    # at 10 minutes, and another (seed 0, one thread, AMD EPYC) collapsed to one image per pseudo-class whatever the
-    # noise (pixel std across noises 0.004; FID 490.9, recall 0.000 at 31,000 steps), as the conditional dcgan did
-    # before its class embedding started small; a third (Intel Xeon) did not, and is the zoo's mnist-dcgan (FID 20.1
-    # at 71 minutes) (benchmarks/RESULTS.md, "Self-conditioning's features"); training names a collapse; null = 10
+    # off by default for the DCGAN, unlike the MLP GAN: with spectral pseudo-classes some runs collapsed to one image
+    # per pseudo-class whatever the noise, as the conditional dcgan did before its class embedding started small, and
+    # others did not (benchmarks/RESULTS.md, "Self-conditioning's features"); training names a collapse; null = 10
     self_conditioning: Annotated[Optional[int], AT_LEAST_0] = 0
     channels_last: bool = True  # NHWC memory format for the convolutions (faster on CPU and tensor cores)

@@ -19,6 +19,7 @@ from ganvae.models.conditioning import (
     generator_input_dim,
 )
 from ganvae.models.gan_config import GANConfig
+from ganvae.pixels import background
 
 
 def mlp(sizes: list[int], slope: float, dropout: float = 0.0, batchnorm: bool = False) -> nn.Sequential:
@@ -75,5 +76,5 @@ class GAN(AdversarialModel):
         super().__init__(config, image_shape)
         self.generator = conditioned_generator(MLPGenerator(config, self.image_shape), config)
         self.discriminator = prepare_discriminator(
-            conditioned_discriminator(MLPDiscriminator(config, self.image_shape), config), config, self.background)
+            conditioned_discriminator(MLPDiscriminator(config, self.image_shape), config), config, background(self.value_range))
         self._init_ema()

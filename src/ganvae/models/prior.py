@@ -25,48 +25,33 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from torch import nn
 
 from ganvae.models.clustering import kmeans
+from ganvae.models.conditioning import LabelPolicy, default_labels
+from ganvae.models.latents import LatentPrior, MixtureFit, inverse_cdf, straight_path
 
 Covariance = Literal["full", "diag"]
 REG_COVAR = 1e-6  # added to every variance: keeps a component of near-identical codes positive definite
 MAX_FIT_IMAGES = 60000  # codes a fit uses at most (EM's cost is linear in them; MNIST's training split is 60,000)
 
 
-@dataclass
-class MixtureFit:
-    """What one EM fit did: ``log_likelihood`` is the mean log-density of the codes under the fit (nats per code)."""
-
-    n: int
-    components: int
-    covariance: str
-    iterations: int
-    converged: bool
-    log_likelihood: float
-    seconds: float
-
-    def record(self, prior: str, dataset: str, seed: int) -> dict:
-        """What a fit of ``prior`` (``model.prior_description()``) to the codes of ``dataset`` with ``seed`` did, as
-        ``ganvae fit-prior`` returns it and a training run's ``summary.json`` keeps it (``prior_fit``)."""
-        return {"prior": prior, "codes": self.n, "dataset": dataset, "seed": seed, "iterations": self.iterations,
-                "converged": self.converged, "log_likelihood": self.log_likelihood, "seconds": self.seconds}
-
-
-class GaussianMixturePrior(nn.Module):
+class GaussianMixturePrior(LatentPrior):
     """``p(z)`` as a mixture of ``components`` Gaussians over ``dim`` latents (see the module docstring); with
     ``groups`` > 1 (a conditional model's classes) one such mixture per class, ``p(z | y)``, and their mixture by
-    the classes' shares where no class is given.
+    the classes' shares where no class is given. A :class:`~ganvae.models.latents.LatentPrior`: until it is fitted
+    it draws from N(0, I).
 
     Drawing goes through :meth:`noise` (two uniforms and a standard normal per latent) and :meth:`transform`, so the
     same noise can be turned into latents of several classes (a class grid's columns keep their noise).
     """
 
+    fittable = True
+
     def __init__(self, dim: int, components: int, covariance: Covariance = "full", groups: int = 1):
-        super().__init__()
+        super().__init__(dim)
         if covariance not in ("full", "diag"):
             raise ValueError(f"covariance {covariance!r}: choose full or diag")
-        self.dim, self.components, self.covariance, self.groups = dim, components, covariance, groups
+        self.components, self.covariance, self.groups = components, covariance, groups
         g, k = groups, components
         self.register_buffer("fitted", torch.tensor(False))
         self.register_buffer("group_log_weights", torch.full((g,), -math.log(g)))  # (G,): log share of each class
@@ -80,6 +65,13 @@ class GaussianMixturePrior(nn.Module):
     @property
     def is_fitted(self) -> bool:
         return bool(self.fitted)
+
+    @property
+    def kind(self) -> str:
+        return "gmm" if self.is_fitted else "normal"
+
+    def forget(self) -> None:
+        self.fitted.fill_(False)
 
     def describe(self) -> str:
         """How a protocol names this prior, e.g. ``gmm (k=100, full covariance)``."""
@@ -96,11 +88,12 @@ class GaussianMixturePrior(nn.Module):
                 torch.randn(n, self.dim, generator=generator, device=device))
 
     def transform(self, u: torch.Tensor, eps: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
-        """Noise (:meth:`noise`) -> latents ``(n, D)`` on ``eps``'s device: the class ``groups`` ``(n,)`` (default: one
-        drawn by its share with ``u[:, 0]``), a component by its weight with ``u[:, 1]`` (inverse CDF), then
-        ``mu + L eps``."""
+        """Noise (:meth:`noise`) -> latents ``(n, D)`` on ``eps``'s device: the class ``groups`` ``(n,)`` int64
+        (default, or for class weights or a single mixture: one drawn by its share with ``u[:, 0]``), a component by
+        its weight with ``u[:, 1]`` (inverse CDF), then ``mu + L eps``. Unfitted (zero means, identity factors) this
+        is ``eps`` itself, N(0, I), so a graph traced from it needs no branch on the fit."""
         device = eps.device
-        if groups is None:
+        if groups is None or self.groups == 1 or groups.is_floating_point():
             groups = inverse_cdf(self.group_log_weights.to(device).float().softmax(0), u[:, 0])
         groups = groups.to(device)
         comp = inverse_cdf(self.log_weights.to(device).float().softmax(1)[groups], u[:, 1])  # (n,)
@@ -108,17 +101,38 @@ class GaussianMixturePrior(nn.Module):
             return self.means.to(device)[groups, comp] + self.scales.to(device)[groups, comp] * eps
         z = self.means.to(device)[groups, comp]
         tril = self.scale_tril.to(device)
+        if torch.compiler.is_compiling():  # traced (the ONNX export): one gathered factor per latent, no data loop
+            return z + torch.einsum("bij,bj->bi", tril[groups, comp], eps)
         flat = groups * self.components + comp
         for c in flat.unique().tolist():  # one matrix product per component: memory O(n D), not O(n D^2)
             rows = (flat == c).nonzero().squeeze(1)
             z[rows] += eps[rows] @ tril[c // self.components, c % self.components].T
         return z
 
-    def sample(self, n: int, generator: torch.Generator | None = None,
-               groups: torch.Tensor | None = None) -> torch.Tensor:
-        """``n`` latents ``(n, D)`` float32 on the generator's device, of classes ``groups`` ``(n,)`` (default:
-        each class by its share); the same ``generator`` state gives the same latents."""
-        return self.transform(*self.noise(n, generator), groups)
+    def draw(self, n: int, generator: torch.Generator | None = None,
+             labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``n`` latents ``(n, D)`` float32 on the generator's device: fitted, of classes ``labels`` ``(n,)`` (default,
+        or class weights: each class by its share); unfitted, from N(0, I). The same ``generator`` state gives the
+        same latents."""
+        if not self.is_fitted:
+            device = generator.device if generator is not None else self.means.device
+            return torch.randn(n, self.dim, generator=generator, device=device)
+        return self.transform(*self.noise(n, generator), labels)
+
+    def class_grid(self, cols: int, classes: list[int], generator: torch.Generator | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """As :meth:`LatentPrior.class_grid`; with one fitted mixture per class, a column's noise is carried through
+        each class's own mixture."""
+        if not self.is_fitted or self.groups == 1:
+            return super().class_grid(cols, classes, generator)
+        u, eps = self.noise(cols, generator)
+        labels = default_labels(classes, len(classes) * cols, LabelPolicy.CLASS_GRID)
+        z = self.transform(u.repeat(len(classes), 1), eps.repeat(len(classes), 1), labels)
+        return z.cpu(), labels
+
+    def path(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Straight (:func:`~ganvae.models.latents.straight_path`) once fitted; spherical before."""
+        return straight_path(a, b, t) if self.is_fitted else super().path(a, b, t)
 
     def log_prob(self, z: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
         """``log p(z)`` (or ``log p(z | y)`` for ``groups`` ``(n,)``) ``(n,)`` of latents ``(n, D)``, in float64."""
@@ -141,8 +155,8 @@ class GaussianMixturePrior(nn.Module):
         keeps a weight of zero.
 
         Stops when the mean log-likelihood improves by less than ``tol`` nats per code (scikit-learn's default),
-        or after ``max_iterations``: on the conv VAE's codes 1e-3 took 45 iterations where 1e-4 took 163, for the
-        same FID (11.6 and 11.2, within the noise; benchmarks/RESULTS.md, "Learned prior"). A component left with
+        or after ``max_iterations``: a tighter ``tol`` took several times the iterations for the same FID
+        (benchmarks/RESULTS.md, "Learned prior"). A component left with
         (almost) no codes is restarted on the code the fit explains worst, so every component describes data.
         """
         import time
@@ -181,14 +195,6 @@ class GaussianMixturePrior(nn.Module):
         self.fitted.fill_(True)
         return MixtureFit(n, self.components, self.covariance, iterations, converged, float(total_ll / n),
                           round(time.monotonic() - start, 2))
-
-
-def inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Probabilities ``(K,)`` (shared) or ``(n, K)`` (a row each) and uniforms ``(n,)`` -> the index each uniform
-    falls on ``(n,)``. Broadcast rather than expanded to ``n``, so a traced graph (the ONNX export) keeps its batch
-    size dynamic."""
-    cdf = probs.cumsum(-1)
-    return (u[:, None] > cdf).sum(1).clamp(max=probs.shape[-1] - 1)
 
 
 def _fit_one(x: torch.Tensor, k: int, covariance: str, g: torch.Generator, max_iterations: int, tol: float):

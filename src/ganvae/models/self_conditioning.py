@@ -7,14 +7,14 @@ cluster ids as if they were labels. Every ``recluster_every`` epochs the cluster
 discriminator's features, k-means starting from the previous clusters' means under the new features, and the new
 clusters are matched one-to-one to the old ones (the Hungarian algorithm on their overlap, Kuhn 1955), so a
 cluster keeps its id across reclusterings, as the paper's code does. Sampling draws a cluster by its share of the
-training images (:class:`PseudoClasses`), then the noise: a self-conditioned model is unconditional to its user.
+training images (:class:`~ganvae.models.latents.PseudoClassPrior`), then the noise: a self-conditioned model is
+unconditional to its user.
 
 With ``model.self_conditioning_features: spectral`` the clustering is of the pixels instead, once before step 0:
 k-means on a spectral embedding of a nearest-neighbour graph of the images' PCA projection
-(:func:`pixel_cluster_features`). The discriminator of a 2-core recipe is small (16 and 32 channels), and its
-features group MNIST's digits poorly (a third of the images in a cluster whose majority digit is their own, at
-K = 10), where the graph of the pixels groups them well (93%; benchmarks/RESULTS.md, "Self-conditioning's
-features").
+(:func:`pixel_cluster_features`). The default DCGAN's discriminator is small (16 and 32 channels), and its
+features group MNIST's digits poorly, where the graph of the pixels groups them well (benchmarks/RESULTS.md,
+"Self-conditioning's features").
 
 The assignments of the training images are part of the model's state (a buffer sized at the first clustering),
 so checkpoints save them and a resumed run continues with the same pseudo-labels.
@@ -30,7 +30,9 @@ from ganvae.models.clustering import cluster_means, kmeans, match_clusters, pca_
 from ganvae.pixels import uint8_to_unit
 
 PCA_DIMS = 50  # the pixels' principal axes the nearest-neighbour graph is built on
-MIN_EMBEDDING_DIMS = 16  # spectral embedding size, at least K (at K = 10, 16 dimensions: 93% purity; 10: 83%)
+# spectral embedding size, at least K: fewer dimensions grouped MNIST's digits worse (benchmarks/RESULTS.md,
+# "Self-conditioning's features")
+MIN_EMBEDDING_DIMS = 16
 
 
 @torch.no_grad()
@@ -45,9 +47,9 @@ def pixel_cluster_features(images: torch.Tensor, k: int, seed: int) -> torch.Ten
 
 
 class PseudoClasses(nn.Module):
-    """The pseudo-classes of a self-conditioned model: each cluster's image count ``counts`` ``(K,)`` (sampling
-    draws a cluster by its share) and the cluster of every training image, ``assignments`` ``(N,)`` int64 (training
-    state; empty until the first clustering)."""
+    """The training-time pseudo-labels of a self-conditioned model: each cluster's image count ``counts`` ``(K,)``
+    (its latent prior draws a cluster by its share) and the cluster of every training image, ``assignments``
+    ``(N,)`` int64 (training state; empty until the first clustering)."""
 
     def __init__(self, k: int):
         super().__init__()
@@ -65,11 +67,6 @@ class PseudoClasses(nn.Module):
     @property
     def clustered(self) -> bool:
         return self.assignments.numel() > 0
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` cluster ids ``(n,)``, each drawn with probability its share of the training images."""
-        device = generator.device if generator is not None else self.counts.device
-        return torch.multinomial(self.counts.to(device).float(), n, replacement=True, generator=generator)
 
     @torch.no_grad()
     def recluster(self, features: torch.Tensor, seed: int, iterations: int = 20) -> dict:

@@ -38,7 +38,10 @@ class StepContext:
     reduce_mean: Callable[[torch.Tensor], torch.Tensor] = _identity
     rank: int = 0  # this process's rank under torchrun
     world_size: int = 1  # number of processes
-    labels: torch.Tensor | None = None  # the batch's class labels (B,), for conditional models; None otherwise
+    # the batch's labels (B,) int64 from GenerativeModel.training_labels: the data's classes for a conditional model,
+    # the pseudo-classes of a self-conditioned GAN, None otherwise; the families' steps read them through
+    # ganvae.models.conditioning.step_labels
+    labels: torch.Tensor | None = None
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """The mixed-precision region for forward passes and losses (a no-op in fp32)."""

@@ -19,10 +19,12 @@ from ganvae.models.base import GenerativeModel, adam
 from ganvae.models.blocks import ConvDecoder, ConvEncoder, dense_stack
 from ganvae.models.conditioning import (
     call,
+    check_labels,
     conditioned_encoder,
     conditioned_generator,
     encoder_input_shape,
     generator_input_dim,
+    step_labels,
 )
 from ganvae.models.step import StepContext
 from ganvae.models.vae_config import ConvVAEConfig, VAEConfig
@@ -110,7 +112,7 @@ class VAEBase(GenerativeModel):
         """One step on the negative ELBO, reconstruction + beta * KL, averaged over the batch."""
         x = self.prepare(x)
         with ctx.autocast():
-            recon, kl = self.elbo_terms(x, ctx, self.step_labels(ctx))
+            recon, kl = self.elbo_terms(x, ctx, step_labels(self.config, ctx))
         recon, kl = recon.mean(), kl.mean()
         loss = recon + self.kl_beta(ctx) * kl
         ctx.optimize(optimizers["vae"], loss)
@@ -123,7 +125,7 @@ class VAEBase(GenerativeModel):
         ``logsumexp(log w) - log k`` is the IWAE bound (Burda et al. 2016, Eq. 8); k = 1 is the ELBO. A conditional
         model bounds log p(x | y) with its images' ``labels``.
         """
-        labels = self.check_labels(labels, len(x))
+        labels = check_labels(self, labels, len(x))
         mu, logvar = self.encode(x, labels)
         out = []
         for _ in range(k):

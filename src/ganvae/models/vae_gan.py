@@ -20,10 +20,11 @@ import torch
 from ganvae.losses import discriminator_loss, gaussian_kl, generator_loss
 from ganvae.models.base import adam
 from ganvae.models.blocks import ConvDiscriminator, prepare_discriminator
-from ganvae.models.conditioning import call, conditioned_discriminator
+from ganvae.models.conditioning import call, conditioned_discriminator, step_labels
 from ganvae.models.step import StepContext
 from ganvae.models.vae import VAEBase, conv_encoder_decoder
 from ganvae.models.vae_gan_config import VAEGANConfig
+from ganvae.pixels import background
 
 
 class VAEGAN(VAEBase):
@@ -37,7 +38,7 @@ class VAEGAN(VAEBase):
         c = config
         self.encoder, self.decoder = conv_encoder_decoder(c, self.image_shape)
         discriminator = ConvDiscriminator(self.image_shape, c.discriminator_channels, 4, c.leaky_slope, c.dropout)
-        self.discriminator = prepare_discriminator(conditioned_discriminator(discriminator, c), c, self.background)
+        self.discriminator = prepare_discriminator(conditioned_discriminator(discriminator, c), c, background(self.value_range))
         self._init_ema()
 
     def make_optimizers(self):
@@ -52,7 +53,7 @@ class VAEGAN(VAEBase):
         c = self.config
         x = self.prepare(x)
         b = x.shape[0]
-        y = self.step_labels(ctx)  # conditional: prior samples are drawn for the batch's classes too
+        y = step_labels(self.config, ctx)  # conditional: prior samples are drawn for the batch's classes too
         y2, y3 = (None, None) if y is None else (torch.cat([y, y]), torch.cat([y, y, y]))
         with ctx.autocast():
             mu, logvar = self.encode(x, y)

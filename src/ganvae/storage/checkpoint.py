@@ -20,6 +20,7 @@ import torch
 
 from ganvae import tensorfile
 from ganvae.errors import CheckpointError
+from ganvae.storage import model_state
 from ganvae.storage.layout import run_checkpoint  # noqa: F401 (where a run keeps it; re-exported)
 from ganvae.utils import atomic_save
 
@@ -100,14 +101,13 @@ def restore_rng_state(ckpt: Checkpoint) -> None:
         np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
-def rewrite_checkpoint(ckpt: Checkpoint, header: dict[str, Any], tensors: dict[str, torch.Tensor],
-                       drop_prefix: str | None = None) -> Path:
-    """Write ``ckpt`` again, atomically, with ``header`` and ``tensors`` replacing its own (and its tensors under
-    ``drop_prefix`` removed first): every other tensor, the training state included, is kept byte for byte."""
+def rewrite_prior(ckpt: Checkpoint, header: dict[str, Any], model: torch.nn.Module) -> Path:
+    """Write ``ckpt`` again, atomically, with ``header`` and ``model``'s latent prior replacing its own (a refit):
+    every other tensor, the training state included, is kept byte for byte."""
     from safetensors.torch import save_file
 
-    kept = {k: v for k, v in ckpt.tensors.items() if drop_prefix is None or not k.startswith(drop_prefix)}
-    kept.update({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+    kept = {k: v for k, v in ckpt.tensors.items() if not model_state.is_prior_key(k.removeprefix("model."))}
+    kept.update({f"model.{k}": v.detach().cpu().contiguous() for k, v in model_state.prior_state(model).items()})
     atomic_save(ckpt.path, lambda tmp: save_file(kept, str(tmp), metadata={"ganvae": json.dumps(header)}))
     return ckpt.path
 
@@ -239,11 +239,11 @@ def restore_model(model: torch.nn.Module, ckpt: Checkpoint, refit_prior: bool = 
     ``ganvae fit-prior`` fits it. ``refit_prior`` (a resumed run, which fits its prior again when it ends): the
     stored mixture is dropped when the model's prior settings changed."""
     state = ckpt.group("model")
-    prior = getattr(model, "latent_prior", None)
-    own = {} if prior is None else {f"latent_prior.{k}": v for k, v in prior.state_dict().items()}
-    saved = {k: state.pop(k) for k in [k for k in state if k.startswith("latent_prior.")]}
+    own = model_state.prior_state(model)
+    saved = {k: v for k, v in state.items() if model_state.is_prior_key(k)}
     fits = saved.keys() == own.keys() and all(saved[k].shape == own[k].shape for k in own)
-    state.update(own if not saved or (refit_prior and not fits) else saved)
+    if not saved or (refit_prior and not fits):
+        state = model_state.with_prior_of(model, state)
     fix = "Use another checkpoint of the run (an earlier one in checkpoints/), or retrain."
     tensorfile.check_finite(state, ckpt.path, fix)
     own_state = model.state_dict()

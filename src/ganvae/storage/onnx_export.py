@@ -26,7 +26,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ganvae.models.prior import inverse_cdf
 from ganvae.pixels import to_unit
 from ganvae.utils import atomic_write_text
 
@@ -46,47 +45,24 @@ class Decoder(nn.Module):
 
 
 class Sampler(nn.Module):
-    """uniform ``(B, 2)``, normal ``(B, D)`` (, label ``(B,)``) -> image: the prior's transform of its noise, then
-    the decoder (the module docstring says which prior does what)."""
+    """uniform ``(B, 2)``, normal ``(B, D)`` (, label ``(B,)``) -> image: the latent prior's own traceable transform
+    of its noise (:meth:`~ganvae.models.latents.LatentPrior.transform`), then the decoder (the module docstring
+    says what each prior does)."""
 
     def __init__(self, model):
         super().__init__()
         self.decoder = Decoder(model)
-        prior, pc = model.latent_prior, model.pseudo_classes
-        self.kind = "gmm" if prior is not None and prior.is_fitted else "self-conditioned" if pc is not None else "normal"
-        if self.kind == "gmm":
-            self.covariance = prior.covariance
-            self.register_buffer("group_probs", prior.group_log_weights.float().softmax(0))  # (G,)
-            self.register_buffer("component_probs", prior.log_weights.float().softmax(-1))  # (G, K)
-            self.register_buffer("means", prior.means.float())  # (G, K, D)
-            spread = prior.scale_tril if prior.covariance == "full" else prior.scales
-            self.register_buffer("spread", spread.float())  # (G, K, D, D) Cholesky factors, or (G, K, D) stds
-        elif self.kind == "self-conditioned":
-            self.register_buffer("shares", pc.counts.float() / pc.counts.float().sum())  # (K,)
-        self.noise_dim = model.noise_dim
-
-    def latent(self, uniform: torch.Tensor, normal: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
-        if self.kind == "normal":
-            return normal
-        if self.kind == "self-conditioned":
-            ids = inverse_cdf(self.shares, uniform[:, 0])  # (B,)
-            one_hot = ids[:, None] == torch.arange(self.shares.shape[0], device=ids.device)  # (B, K)
-            return torch.cat([normal, one_hot.to(normal)], dim=1)
-        groups = label if label is not None and self.group_probs.shape[0] > 1 else inverse_cdf(self.group_probs, uniform[:, 0])
-        comp = inverse_cdf(self.component_probs[groups], uniform[:, 1])  # (B,): as GaussianMixturePrior.transform
-        mean = self.means[groups, comp]  # (B, D)
-        if self.covariance == "diag":
-            return mean + self.spread[groups, comp] * normal
-        return mean + torch.einsum("bij,bj->bi", self.spread[groups, comp], normal)  # L @ eps, per sample
+        self.prior = model.latent_prior
+        self.kind = self.prior.kind
 
     def forward(self, uniform: torch.Tensor, normal: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
-        return self.decoder(self.latent(uniform, normal, label), label)
+        return self.decoder(self.prior.transform(uniform, normal, label), label)
 
 
 def example_inputs(model, n: int = 4, seed: int = 0) -> dict[str, dict[str, torch.Tensor]]:
     """Seeded inputs of each graph, by name: the export traces with them and checks onnxruntime against them."""
     g = torch.Generator().manual_seed(seed)
-    latent = model.prior(n, g, device=torch.device("cpu"))
+    latent = model.latent_prior.draw(n, g)
     normal = torch.randn(n, model.noise_dim, generator=g)
     uniform = torch.rand(n, 2, generator=g)
     inputs = {"decoder": {"latent": latent}, "sampler": {"uniform": uniform, "normal": normal}}
@@ -113,7 +89,7 @@ def export_onnx(model, out: str | Path, check: bool = True) -> dict:
     graphs = {"decoder": Decoder(model).eval(), "sampler": Sampler(model).eval()}
     record = {"format": "ganvae-onnx-1", "opset": OPSET, "value_range": "[0, 1]",
               "image_shape": list(model.image_shape), "conditional": model.conditional,
-              "prior": model.prior_description(), "graphs": {}}
+              "prior": model.latent_prior.describe(), "graphs": {}}
     batch = torch.export.Dim("batch", min=1)
     for name, module in graphs.items():
         args = inputs[name]

@@ -49,6 +49,7 @@ def save_pretrained(model, config, out: str | Path, dtype: str = "float16", sour
     from safetensors.torch import save_file
 
     from ganvae._version import __version__
+    from ganvae.storage import model_state
     from ganvae.utils import atomic_save, atomic_write_text
 
     if dtype not in ("float16", "float32"):
@@ -64,10 +65,10 @@ def save_pretrained(model, config, out: str | Path, dtype: str = "float16", sour
             if value.is_floating_point() and dtype == "float16":
                 value = value.half()
             tensors[f"{name}.{key}"] = value.contiguous()
-    for key, value in model.sampling_state().items():  # float32: a Cholesky factor loses too much in half
+    for key, value in model_state.sampling_state(model).items():  # float32: a Cholesky factor loses too much in half
         tensors[key] = value.detach().cpu().contiguous()
     model.train(was_training)
-    model_cfg = model.export_settings(config.model)  # the averaged weights are stored as the weights themselves
+    model_cfg = model_state.export_settings(model, config.model)  # the averaged weights are stored as the weights themselves
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "model_name": config.model_name,
         "model": model_cfg, "image_shape": list(model.image_shape),
@@ -133,6 +134,7 @@ def load_pretrained(folder: str | Path, device: torch.device | str = "cpu"):
 
     from ganvae.config import config_from_dict
     from ganvae.registry import build_model
+    from ganvae.storage import model_state
 
     folder = Path(folder)
     meta = read_config(folder)
@@ -147,8 +149,8 @@ def load_pretrained(folder: str | Path, device: torch.device | str = "cpu"):
     with torch.device("meta"):
         skeleton = build_model(cfg, image_shape)
     expected = {f"{n}.{k}": v for n in skeleton.sampling_networks() for k, v in getattr(skeleton, n).state_dict().items()}
-    state = skeleton.sampling_state()  # the learned prior, pseudo-classes: absent in a folder from before them
-    nets = {k: v for k, v in header.items() if k not in state and k.split(".")[0] not in ("latent_prior", "pseudo_classes")}
+    state = model_state.sampling_state(skeleton)  # the learned prior, pseudo-classes: absent in a folder from before them
+    nets = {k: v for k, v in header.items() if k.split(".")[0] in skeleton.sampling_networks()}
     tensorfile.compare_with_model(nets, expected, weights, f"the {meta['model_name']} of config.json",
                                   "config.json and model.safetensors come from different models (or one was "
                                   "edited); " + fix)
@@ -179,7 +181,7 @@ def load_pretrained(folder: str | Path, device: torch.device | str = "cpu"):
                                   f"models. Re-export the model.") from None
     rest = {k: v for k, v in tensors.items() if k.split(".")[0] not in parts}
     try:  # the learned prior, the pseudo-classes' shares; absent in a folder from before the prior existed
-        model.load_sampling_state(rest)
+        model_state.load_sampling_state(model, rest)
     except ValueError as err:
         raise CheckpointError(f"{weights}: the sampling state beside the networks does not fit "
                               f"the {meta['model_name']} of config.json ({err}): model.prior, prior_components, "
