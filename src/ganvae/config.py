@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import math
+import numbers
+import os
 import re
 import types
 import typing
@@ -29,7 +32,7 @@ from typing import Annotated, Any, Literal, Mapping, Optional, Union
 import yaml
 
 from ganvae.bounds import AT_LEAST_0, AT_LEAST_1, Bound, field_bounds
-from ganvae.errors import ConfigError, suggest
+from ganvae.errors import ConfigError, FieldConfigError, suggest
 
 SECTIONS = ("data", "model", "train", "run")
 
@@ -61,7 +64,8 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16"] = "fp32"
     num_threads: Annotated[Optional[int], AT_LEAST_1] = None  # CPU threads for torch; None = torch's default
     # on CPU, flush denormal floats (below 1.2e-38) to zero on every torch thread: Adam moments decaying into that
-    # range made the MLP VAE 20% slower; no effect on numbers above it (see ganvae/training/denormals.py)
+    # range slowed the MLP VAE markedly; no effect on numbers above it (ganvae/training/denormals.py;
+    # benchmarks/RESULTS.md, "What made the defaults fast")
     flush_denormals: bool = True
     log_every: Annotated[int, AT_LEAST_1] = 20  # steps between loss records (CSV, TensorBoard, progress bar)
     sample_every: Annotated[int, AT_LEAST_1] = 1  # epochs between sample grids from the fixed noise
@@ -134,8 +138,9 @@ class _BadValue(Exception):
     pass
 
 
-def _coerce(value: Any, tp: Any) -> Any:
-    """Return ``value`` converted to ``tp`` or raise ``_BadValue``. Conversions are the safe ones only."""
+def _coerce(value: Any, tp: Any, text: bool = True) -> Any:
+    """Return ``value`` converted to ``tp`` or raise ``_BadValue``. Conversions are the safe ones only; with
+    ``text=False`` (Python values, not YAML or flags) a string is never read as a list or a number."""
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
@@ -145,7 +150,7 @@ def _coerce(value: Any, tp: Any) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _coerce(value, arg)
+                return _coerce(value, arg, text)
             except _BadValue:
                 pass
         raise _BadValue
@@ -154,26 +159,26 @@ def _coerce(value: Any, tp: Any) -> Any:
             return value
         raise _BadValue
     if origin in (list, tuple):
-        if isinstance(value, str):  # "3,5" from the command line
+        if isinstance(value, str) and text:  # "3,5" from the command line
             value = [v for v in (p.strip() for p in value.split(",")) if v]
             value = [yaml.safe_load(v) for v in value]
         if not isinstance(value, (list, tuple)):
             raise _BadValue
         (elem,) = typing.get_args(tp)[:1] or (Any,)
-        items = [_coerce(v, elem) if elem is not Any else v for v in value]
+        items = [_coerce(v, elem, text) if elem is not Any else v for v in value]
         return tuple(items) if origin is tuple else items
     if tp is bool:
         if isinstance(value, bool):
             return value
         raise _BadValue
     if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):  # numpy's integers too
+            return int(value)
         raise _BadValue
     if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
             return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
+        if isinstance(value, str) and text:  # YAML 1.1 reads "1e-4" as a string
             try:
                 return float(value)
             except ValueError:
@@ -182,6 +187,8 @@ def _coerce(value: Any, tp: Any) -> Any:
     if tp is str:
         if isinstance(value, str):
             return value
+        if isinstance(value, os.PathLike) and not text:  # a pathlib.Path given in Python
+            return os.fspath(value)
         raise _BadValue
     if tp is Any:
         return value
@@ -259,7 +266,6 @@ SHORTCUTS = (
     Shortcut("train", "device", "--device", "auto, cpu, cuda, cuda:N, mps"),
     Shortcut("run", "out", "--out", "run folder (default runs/<model>-<timestamp>)"),
 )
-FLAGS = {s.path: s.flag for s in SHORTCUTS}  # "train.epochs" -> "--epochs", for messages that name the fix
 
 
 def shortcut_settings(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -299,19 +305,21 @@ def validate(cfg: ExperimentConfig, source: str = "the config") -> ExperimentCon
             if f.name == "device" and not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(value)):
                 problem = "auto, cpu, cuda, cuda:N or mps"
             conditional = getattr(cfg.model, "conditional", False)
+            also = {}
             if f.name == "classes" and section == "data" and not problem and conditional \
                     and max(value) >= cfg.model.num_classes:
+                also = {"model.num_classes": max(value) + 1}
                 problem = (f"classes below model.num_classes={cfg.model.num_classes} for a conditional model (its "
                            f"class embeddings cover 0..{cfg.model.num_classes - 1}; or raise "
-                           f"--set model.num_classes={max(value) + 1})")
+                           f"{{given:model.num_classes}})")
             if f.name == "self_conditioning" and value and conditional and not problem:
                 problem = ("0 for a conditional model (model.conditional=true trains on the data's labels; "
                            "self-conditioning is for data without them): choose one")
-            if problem:
+            if problem:  # the front end words {field}: --epochs, --set ... / epochs=... / ...
                 key = f"{section}.{f.name}"
-                flag = f"{FLAGS[key]}, " if key in FLAGS else ""
-                raise ConfigError(f"{source}: {key} is {value!r}; it must be {problem}. "
-                                  f"Fix {flag}--set {key}=... or the config file's {key}.")
+                raise FieldConfigError(key, value, f"{source}: {key} is {value!r}; it must be {problem}. "
+                                       f"Fix {{field}} or the config file's {key}.", reason=problem, bound=rule,
+                                       values=also)
     return cfg
 
 
@@ -362,12 +370,45 @@ def merge_mapping(cfg: ExperimentConfig, data: Mapping[str, Any], source: str) -
     return cfg
 
 
+def merge_values(cfg: ExperimentConfig, values: Mapping[str, Mapping[str, Any]]) -> ExperimentConfig:
+    """Set Python values field by field on ``cfg`` (``{"data": {"data_dir": "2024"}}``, from ``ganvae.train``'s
+    keywords): each checked against its field's type as the value it is, never read as text, so ``"2024"`` and
+    ``"null"`` stay strings and None sets a field to null. An error is a :class:`~ganvae.errors.FieldError` naming
+    the field (``data.data_dir``), which the front end words as its user typed it."""
+    for section, settings in values.items():
+        for key, value in settings.items():
+            dotted = f"{section}.{key}"
+            if section not in SECTIONS:
+                raise FieldConfigError(dotted, value, f"{{given}}: there is no config section {section!r} (the "
+                                       f"sections: {', '.join(SECTIONS)}).{suggest(section, list(SECTIONS), False)}",
+                                       reason="an unknown section")
+            obj = getattr(cfg, section)
+            hints = typing.get_type_hints(type(obj))
+            if key not in hints:
+                why = getattr(type(obj), "RETIRED", {}).get(key)
+                if why is not None:
+                    raise FieldConfigError(dotted, value, f"{{given}}: '{dotted}' does not exist for this model: "
+                                           f"{why}. Remove it.", reason="a retired key")
+                close = difflib.get_close_matches(key, list(hints), n=1, cutoff=0.5)
+                hint = f" Did you mean {{field:{section}.{close[0]}}}?" if close else \
+                    " (`ganvae config show MODEL` lists every key.)"
+                raise FieldConfigError(dotted, value, f"{{given}}: unknown key '{dotted}'.{hint}", reason="an unknown key")
+            try:
+                setattr(obj, key, _coerce(value, hints[key], text=False))
+            except _BadValue:
+                tp = _type_name(hints[key])
+                raise FieldConfigError(dotted, value, f"{{given}}: '{dotted}' must be {tp}, not "
+                                       f"{type(value).__name__}.", reason=f"must be {tp}") from None
+    return cfg
+
+
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found. Check the path given to --config.") from None
+        raise FieldConfigError("config", str(path), f"{path}: config file not found. Check the path given to "
+                               f"{{field}}.", reason="an existing file") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -451,8 +492,9 @@ def build_config(
     overrides: list[str] | None = None,
     preset: str | None = None,
     base: ExperimentConfig | None = None,
+    values: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ExperimentConfig:
-    """Defaults -> preset -> YAML file -> command-line flags -> ``--set`` overrides, all validated.
+    """Defaults -> preset -> YAML file -> command-line flags -> Python values -> ``--set`` overrides, all validated.
 
     Args:
         model_name: a registry name (``gan``, ``dcgan``, ...).
@@ -461,6 +503,8 @@ def build_config(
         overrides: ``["train.batch_size=128", ...]``.
         preset: a shipped preset's name (``tf-tutorial``); it must be one of ``model_name``'s.
         base: start from this config instead of the defaults (a resumed run's saved config).
+        values: ``{"data": {"data_dir": "2024"}, ...}``: Python values (``ganvae.train``'s keywords), set as they
+            are (:func:`merge_values`; a None sets null).
     """
     cfg = copy.deepcopy(base) if base is not None else default_config(model_name)
     if preset is not None:
@@ -474,6 +518,8 @@ def build_config(
     if flags:
         cleaned = {s: {k: v for k, v in kv.items() if v is not None} for s, kv in flags.items()}
         cfg = merge_mapping(cfg, {s: kv for s, kv in cleaned.items() if kv}, "command line")
+    if values:
+        cfg = merge_values(cfg, values)
     if overrides:
         cfg = apply_overrides(cfg, overrides)
     return validate(cfg, "invalid setting")

@@ -14,14 +14,16 @@ import time
 from pathlib import Path
 
 from ganvae.config import build_config
-from ganvae.errors import ConfigError, GanvaeError
+from ganvae.errors import FieldConfigError, Placeholder
 from ganvae.registry import model_names
 
 log = logging.getLogger(__name__)
 
 DEMO_MODELS = ("gan", "dcgan", "vae")
-DEMO_MINUTES = 1.5  # per model: 3 x 1.5 min of training + about 1 min of evaluation and report, 2-core CPU
-EVAL_MINUTES = 0.25  # evaluation + pictures per model on 2 cores (measured: 3 models in 0.6 min), for the time left
+DEMO_MINUTES = 1.5  # training per model, so that the whole demo takes a few minutes (benchmarks/RESULTS.md, "The demo's data")
+# evaluation + pictures per model, counted in the time left that the demo announces (benchmarks/RESULTS.md, "The
+# demo's data")
+EVAL_MINUTES = 0.25
 
 
 def demo(out: str | Path | None = None, minutes: float = DEMO_MINUTES, models: tuple[str, ...] = DEMO_MODELS,
@@ -36,14 +38,18 @@ def demo(out: str | Path | None = None, minutes: float = DEMO_MINUTES, models: t
 
     unknown = [m for m in models if m not in model_names()]
     if unknown:
-        raise ConfigError(f"--models: unknown model(s) {', '.join(unknown)}; choose from {', '.join(model_names())}.")
+        raise FieldConfigError("models", list(models), f"{{given}}: unknown model(s) {', '.join(unknown)}; choose "
+                               f"from {', '.join(model_names())}.", reason="registered models")
     if not models:
-        raise ConfigError("--models: give at least one model, e.g. --models gan,vae.")
+        raise FieldConfigError("models", [], "{field}: give at least one model, e.g. {given:models#example}.",
+                               values={"models#example": ["gan", "vae"]}, reason="at least one model")
     if not minutes > 0:
-        raise ConfigError(f"--minutes {minutes}: give a positive training budget per model, e.g. --minutes 1.5.")
+        raise FieldConfigError("minutes", minutes, "{given}: give a positive training budget per model, e.g. "
+                               "{given:minutes#example}.", values={"minutes#example": 1.5}, reason="positive")
     out = Path(out) if out is not None else Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     if out.exists() and any(out.iterdir()):
-        raise GanvaeError(f"{out} is not empty; give the demo a new folder with --out DIR.")
+        raise FieldConfigError("out", str(out), f"{out} is not empty; give the demo a new folder with {{given:out#dir}}.",
+                               values={"out#dir": Placeholder("DIR")}, reason="an empty or new folder")
     start = time.monotonic()
     stages = len(models) + 1
 

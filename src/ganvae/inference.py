@@ -13,9 +13,9 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from ganvae.errors import ConfigError, UnsupportedOperation
+from ganvae.errors import FieldConfigError, FieldUnsupported, UnsupportedOperation
 from ganvae.models.base import GenerativeModel
-from ganvae.models.conditioning import LabelPolicy
+from ganvae.models.conditioning import LabelPolicy, check_labels
 from ganvae.pixels import uint8_to_unit
 from ganvae.storage import LoadedRun
 
@@ -38,44 +38,50 @@ def run_classes(loaded: LoadedRun) -> list[int] | None:
     return loaded.model.classes if loaded.model.conditional else None
 
 
-def check_digits(loaded: LoadedRun, digits: "list[int] | None", flag: str = "--digit") -> "list[int] | None":
-    """Digits asked of a run: refused for an unconditional model, or outside the classes the run was trained on."""
+def check_digits(loaded: LoadedRun, digits: "list[int] | None", field: str = "digit") -> "list[int] | None":
+    """Digits asked of a run (as the argument ``field``: ``digit``, ``as_digit``, ``labels``): refused for an
+    unconditional model, or outside the classes the run was trained on. The error names ``field`` for the front
+    end to word (``--digit 12``, ``labels=12``, ``digit 12``)."""
     if not digits:
         return None
     if not loaded.model.conditional:
-        raise UnsupportedOperation(
-            f"{flag}: {loaded.name} from {loaded.source} is not conditional (trained without model.conditional), so "
-            f"it cannot be asked for a class; it draws whatever digit its noise gives. Train a conditional one with "
-            + (f"`ganvae train {loaded.name} --set model.conditional=true`." if flag.startswith("-") else
-               f"`ganvae.train({loaded.name!r}, model__conditional=True)`."))
+        raise FieldUnsupported(
+            field, _one(digits), f"{{given}}: {loaded.name} from {loaded.source} is not conditional (trained without "
+            f"model.conditional), so it cannot be asked for a class; it draws whatever digit its noise gives. Train "
+            f"a conditional {loaded.name} with {{given:model.conditional}}.", values={"model.conditional": True},
+            reason="the model is not conditional")
     classes = run_classes(loaded)
     outside = [d for d in digits if d not in classes]
     if outside:
-        raise ConfigError(f"{flag} {','.join(map(str, outside))}: {loaded.source} was trained on classes "
-                          f"{classes}; choose among them.")
+        raise FieldConfigError(field, _one(outside), f"{{given}}: {loaded.source} was trained on classes {classes}; "
+                               f"choose among them.", reason=f"one of the classes {classes}", bound=classes)
     return list(digits)
 
 
+def _one(values: list):
+    """One value as itself, several as a list (the value a field error shows)."""
+    return values[0] if len(values) == 1 else list(values)
+
+
 def request_labels(loaded: LoadedRun, labels, n: int, policy: LabelPolicy | None = LabelPolicy.BALANCED,
-                   flag: str = "labels") -> torch.Tensor | None:
+                   field: str = "labels") -> torch.Tensor | None:
     """The labels of a request for ``n`` images: ``labels`` as asked (a class, one per image, or class weights
-    ``(n, K)``), checked against the run's classes and refused, under ``flag``, for an unconditional run; when
+    ``(n, K)``), checked against the run's classes and refused, as ``field``, for an unconditional run; when
     none are asked, those of ``policy`` (a conditional model) or None (an unconditional one). ``policy=None``: the
     caller must give them (encoding an image needs its class). The model's own checks raise ValueError."""
     if labels is not None:
         asked = torch.as_tensor(labels)
         if not (asked.is_floating_point() and asked.dim() == 2 and loaded.model.conditional):  # weights: the model checks
-            check_digits(loaded, sorted(set(asked.reshape(-1).tolist())) or None, flag)
+            check_digits(loaded, sorted(set(asked.reshape(-1).tolist())) or None, field)
     if policy is None:
-        return loaded.model.check_labels(labels, n)
+        return check_labels(loaded.model, labels, n)
     return loaded.model.labels_for(n, labels, policy)
 
 
 def class_grid(loaded: LoadedRun, cols: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A conditional model's class grid: one row per trained class, each column from the same noise in every row
-    (:meth:`~ganvae.models.base.GenerativeModel.class_grid_latents`) -> latents ``(K*cols, Z)``, labels
-    ``(K*cols,)``."""
-    return loaded.model.class_grid_latents(cols, grid_classes(loaded), _generator(seed))
+    (:meth:`~ganvae.models.latents.LatentPrior.class_grid`) -> latents ``(K*cols, Z)``, labels ``(K*cols,)``."""
+    return loaded.model.latent_prior.class_grid(cols, grid_classes(loaded), _generator(seed))
 
 
 def grid_classes(loaded: LoadedRun) -> list[int]:
@@ -107,12 +113,12 @@ def overview(loaded: LoadedRun, cols: int, seed: int) -> tuple[torch.Tensor, int
     return loaded.model.generate(z, asked), grid_cols
 
 
-def require_encoder(loaded: LoadedRun, instead: str) -> None:
-    """Refuse a request that encodes images when the model has no encoder; ``instead``: the front end's way on."""
+def require_encoder(loaded: LoadedRun) -> None:
+    """Refuse a request that encodes images when the model has no encoder."""
     if not loaded.model.has_encoder:
         raise UnsupportedOperation(
             f"reconstruct needs a model with an encoder (vae, conv-vae, vae-gan, cppn); {loaded.name} only maps "
-            f"noise to images, so it has no way to encode a given image. {instead}")
+            f"noise to images, so it has no way to encode a given image. Draw samples from it instead.")
 
 
 def reconstruct(loaded: LoadedRun, x: torch.Tensor, labels: torch.Tensor | None = None,
@@ -120,8 +126,9 @@ def reconstruct(loaded: LoadedRun, x: torch.Tensor, labels: torch.Tensor | None 
     """Images ``(N, C, H, W)`` in [0, 1] encoded and decoded; ``labels`` are the images' own classes (from the
     data: used by a conditional model, unused by another), ``as_labels`` the classes to decode as (asked and
     checked by the caller: :func:`request_labels`)."""
-    require_encoder(loaded, "Draw samples instead.")
-    return loaded.model.reconstruct(x, loaded.model.encoder_labels(labels), as_labels).cpu()
+    require_encoder(loaded)
+    model = loaded.model
+    return model.reconstruct(x, labels if model.conditional else None, as_labels).cpu()
 
 
 def class_morph(k: int, a: int, b: int, steps: int) -> torch.Tensor:
@@ -130,9 +137,11 @@ def class_morph(k: int, a: int, b: int, steps: int) -> torch.Tensor:
     return (1 - t) * F.one_hot(torch.tensor(a), k).float() + t * F.one_hot(torch.tensor(b), k).float()
 
 
-def _at_least(value: int, minimum: int, flag: str, why: str = "") -> None:
+def _at_least(value: int, minimum: int, field: str, why: str = "") -> None:
+    """Refuse a count below ``minimum``, naming the argument ``field`` (``n_samples``) for the front end to word."""
     if value < minimum:
-        raise ConfigError(f"{flag} {value}: it must be at least {minimum}{why}.")
+        raise FieldConfigError(field, value, f"{{given}}: it must be at least {minimum}{why}.",
+                               reason=f"at least {minimum}", bound=minimum)
 
 
 ONE_DRAW = 1_000_000  # up to this many samples, `sample` draws its latents at once (the images of sample_images)
@@ -153,7 +162,7 @@ def _draw_in_chunks(loaded: LoadedRun, n: int, cols: int | None, digit: int | No
             z, y = class_grid(loaded, cols, seed)
         else:
             y = labels(n)
-            z = model.prior(n, generator=g, device=torch.device("cpu"), labels=y)  # one draw
+            z = model.latent_prior.draw(n, g, y)  # one draw
         for start in range(0, n, chunk):
             part = slice(start, start + chunk)
             yield torch.arange(start, min(n, start + chunk)), model.generate(z[part], None if y is None else y[part])
@@ -161,55 +170,27 @@ def _draw_in_chunks(loaded: LoadedRun, n: int, cols: int | None, digit: int | No
         for start in range(0, n, chunk):
             count = min(chunk, n - start)
             yield torch.arange(start, start + count), model.generate(
-                model.prior(count, generator=g, device=torch.device("cpu"), labels=labels(count)), labels(count))
+                model.latent_prior.draw(count, g, labels(count)), labels(count))
     else:
         classes = run_classes(loaded)
         step = max(1, chunk // len(classes))
         for c0 in range(0, cols, step):
             width = min(step, cols - c0)
-            z, y = model.class_grid_latents(width, classes, g)  # (K*width, Z): row-major by class
+            z, y = model.latent_prior.class_grid(width, classes, g)  # (K*width, Z): row-major by class
             rows = torch.arange(len(classes)).repeat_interleave(width)
             yield rows * cols + c0 + torch.arange(width).repeat(len(classes)), model.generate(z, y)
 
 
-def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation between latents ``a`` and ``b`` ``(..., Z)`` at fractions ``t`` ``(T,)``.
-
-    Gaussian latents concentrate near a sphere; slerp stays on it where a straight line
-    would pass through the low-probability centre (White 2016, "Sampling Generative Networks").
-    Returns ``(T, ..., Z)``.
-    """
-    norm_a, norm_b = a.norm(dim=-1, keepdim=True), b.norm(dim=-1, keepdim=True)
-    a_n, b_n = a / norm_a.clamp_min(1e-12), b / norm_b.clamp_min(1e-12)
-    omega = torch.acos((a_n * b_n).sum(-1).clamp(-1 + 1e-7, 1 - 1e-7))  # (...)
-    t = t.view(-1, *([1] * a.dim()))
-    so = torch.sin(omega).unsqueeze(-1)
-    lerp = (1 - t) * a + t * b
-    spherical = torch.sin((1 - t) * omega.unsqueeze(-1)) / so * a + torch.sin(t * omega.unsqueeze(-1)) / so * b
-    # no angle to follow when the two are (anti)parallel or either is the origin: the straight line
-    straight = (so.abs() < 1e-6) | (norm_a < 1e-12) | (norm_b < 1e-12)
-    return torch.where(straight, lerp, spherical)
-
-
-def latent_path(model: GenerativeModel, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Latents between ``a`` and ``b`` ``(..., Z)`` at fractions ``t`` ``(T,)`` -> ``(T, ..., Z)``: spherical for
-    the N(0, I) prior (:func:`slerp`), straight for a fitted mixture, whose latents lie around its components'
-    means rather than on a sphere about the origin (a straight line between two codes stays among codes)."""
-    prior = model.latent_prior
-    if prior is not None and prior.is_fitted:
-        t = t.view(-1, *([1] * a.dim()))
-        return (1 - t) * a + t * b
-    return slerp(a, b, t)
-
-
 def walk_latents(loaded: LoadedRun, points: int, steps: int, walks: int, seed: int, loop: bool = True) -> torch.Tensor:
     """Latents of a walk through ``points`` random latents: ``(frames, walks, Z)``."""
-    if points < 2 or steps < 1:
-        raise UnsupportedOperation("interpolate needs --points >= 2 and --steps >= 1.")
-    anchors = loaded.model.prior(points * walks, generator=_generator(seed), device=torch.device("cpu")).view(points, walks, -1)
+    if points < 2 or steps < 1:  # the callers check their own arguments (points, steps, frames) first
+        raise UnsupportedOperation(f"a latent walk needs at least 2 points and 1 step between two; got {points} "
+                                   f"points and {steps} steps.")
+    anchors = loaded.model.latent_prior.draw(points * walks, _generator(seed)).view(points, walks, -1)
     t = torch.arange(steps) / steps
     legs = points if loop else points - 1
-    return torch.cat([latent_path(loaded.model, anchors[i], anchors[(i + 1) % points], t) for i in range(legs)])
+    path = loaded.model.latent_prior.path
+    return torch.cat([path(anchors[i], anchors[(i + 1) % points], t) for i in range(legs)])
 
 
 def run_data(loaded: LoadedRun, dataset: str | None = None, data_dir: str | None = None, image_size: int | None = None):

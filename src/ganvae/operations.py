@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from ganvae.config import config_from_dict
-from ganvae.errors import ConfigError, UnsupportedOperation
+from ganvae.errors import ConfigError, FieldConfigError, Placeholder, UnsupportedOperation
 from ganvae.inference import _at_least, _generator, run_data
 from ganvae.pixels import uint8_to_unit
 from ganvae.storage import LoadedRun, checkpoint_path, is_pretrained_folder
@@ -98,7 +98,7 @@ def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 
     from ganvae.metrics import evaluate as metrics
     from ganvae.metrics.classifier import load_classifier
 
-    _at_least(n_samples, MIN_EVAL_SAMPLES, "--n-samples", " (the nearest-neighbour metrics use k = 5 neighbours and "
+    _at_least(n_samples, MIN_EVAL_SAMPLES, "n_samples", " (the nearest-neighbour metrics use k = 5 neighbours and "
               "the Frechet distance a covariance; 10,000 is the standard)")
     if out is not None:
         check_output(out, example="metrics.json")
@@ -154,8 +154,9 @@ def fit_prior(run, out: str | Path | None = None, components: int | None = None,
     from ganvae import zoo
     from ganvae.config import validate
     from ganvae.data.dataset import load_dataset
+    from ganvae.models.base import fit_latent_prior
     from ganvae.registry import build_model
-    from ganvae.storage import pretrained_folder
+    from ganvae.storage import model_state, pretrained_folder
 
     if out is not None:
         check_output(out, kind="folder")
@@ -163,18 +164,19 @@ def fit_prior(run, out: str | Path | None = None, components: int | None = None,
     if is_pretrained_folder(path):
         meta = pretrained_folder.read_config(path)
         if out is None and path.resolve().is_relative_to(zoo.zoo_dir().resolve()):
-            raise ConfigError(f"fit-prior {run}: {path} is a model shipped inside the package; write the refitted "
-                              f"model elsewhere: fit_prior(..., out=DIR) in Python, --out DIR on the command line "
-                              f"(then use DIR wherever a run is taken).")
+            raise FieldConfigError("out", None, f"fit-prior {run}: {path} is a model shipped inside the package; write "
+                                   f"the refitted model elsewhere with {{given:out}} (then use DIR wherever a run "
+                                   f"is taken).", values={"out": Placeholder("DIR")}, reason="a folder of its own")
         model, cfg = pretrained_folder.load_pretrained(path)
         ckpt = None
     else:
         ckpt = ckpt_io.load_checkpoint(checkpoint_path(path))
         cfg = config_from_dict(ckpt.header["config"], str(ckpt.path))
         if out is not None:
-            raise ConfigError(f"fit-prior out={out}: {run} is a training run, whose checkpoint is refitted in place "
-                              f"(it stays resumable); drop out= (--out), or export it first (`ganvae export`, "
-                              f"Pipeline.save_pretrained) and refit the export.")
+            raise FieldConfigError("out", str(out), f"fit-prior {{given}}: {run} is a training run, whose checkpoint "
+                                   f"is refitted in place (it stays resumable); drop {{field}}, or export it first "
+                                   f"(`ganvae export`, Pipeline.save_pretrained) and refit the export.",
+                                   reason="none for a training run")
     if not hasattr(cfg.model, "prior"):
         raise UnsupportedOperation(f"fit-prior: {cfg.model_name} has no encoder, so it has no posterior to fit a "
                                    f"prior to; it draws from N(0, I). (The encoder families: vae, conv-vae, vae-gan, "
@@ -191,8 +193,7 @@ def fit_prior(run, out: str | Path | None = None, components: int | None = None,
     with torch.random.fork_rng(devices=[]):
         fresh = build_model(cfg, image_shape)
     if ckpt is None:
-        networks = {k: v for k, v in model.state_dict().items() if not k.startswith("latent_prior.")}
-        fresh.load_state_dict({**networks, **{f"latent_prior.{k}": v for k, v in fresh.latent_prior.state_dict().items()}})
+        fresh.load_state_dict(model_state.with_prior_of(fresh, model.state_dict()))
     else:
         ckpt_io.restore_model(fresh, ckpt, refit_prior=True)
     model = fresh.eval()
@@ -202,7 +203,7 @@ def fit_prior(run, out: str | Path | None = None, components: int | None = None,
     data = load_dataset(data_cfg)
     seed = cfg.train.seed if seed is None else seed
     try:
-        fit = model.fit_prior(data.train_images, data.train_labels, seed=seed)
+        fit = fit_latent_prior(model, data.train_images, data.train_labels, seed=seed)
     except ValueError as err:
         raise ConfigError(f"fit-prior {run}: {err}.") from None
     if ckpt is None:
@@ -214,8 +215,7 @@ def fit_prior(run, out: str | Path | None = None, components: int | None = None,
         written = target
     else:
         header = dict(ckpt.header, config=cfg.to_dict())
-        tensors = {f"model.latent_prior.{k}": v for k, v in model.latent_prior.state_dict().items()}
-        written = ckpt_io.rewrite_checkpoint(ckpt, header, tensors, drop_prefix="model.latent_prior.")
-    log.info("fitted %s to %d posterior means of %s in %.1f s -> %s", model.prior_description(), fit.n, data.name,
-             fit.seconds, written)
-    return {**fit.record(model.prior_description(), data.name, seed), "written": str(written)}
+        written = ckpt_io.rewrite_prior(ckpt, header, model)
+    prior = model.latent_prior.describe()
+    log.info("fitted %s to %d posterior means of %s in %.1f s -> %s", prior, fit.n, data.name, fit.seconds, written)
+    return {**fit.record(prior, data.name, seed), "written": str(written)}

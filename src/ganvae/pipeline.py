@@ -7,15 +7,17 @@ PIL images and grids; grids show inline in Jupyter. :func:`train` runs the train
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from ganvae import inference, storage
-from ganvae.errors import ConfigError, UnsupportedOperation
+from ganvae import errors, inference, storage
+from ganvae.errors import NO_VALUE, ConfigError, FieldError, UnsupportedOperation
 from ganvae.memory import MAX_MEMORY_GB, check_memory
 from ganvae.models.conditioning import LabelPolicy
 
@@ -96,9 +98,9 @@ class Pipeline:
         """Refuse, before drawing, ``images`` images (of ``width`` x ``height``, default the model's) whose float32
         tensor would take more than :attr:`max_memory_gb`: the same guard as the command line's."""
         c, h, w = self.model.image_shape
-        check_memory(images * c * (height or h) * (width or w) * 4 * 2, f"{call}: {images:,} images", self.max_memory_gb,
-                         "Draw fewer at a time (in a loop).", knob="the pipeline's max_memory_gb (e.g. "
-                         "`model.max_memory_gb = 16`)")
+        with python_words(pipeline_keyword):  # the limit is this object's attribute, not an argument
+            check_memory(images * c * (height or h) * (width or w) * 4 * 2, f"{call}: {images:,} images",
+                         self.max_memory_gb, "Draw fewer at a time (in a loop).")
 
     def _latents(self, latents, call: str) -> torch.Tensor:
         try:
@@ -123,7 +125,8 @@ class Pipeline:
             raise ConfigError(f"{call}: labels={labels!r}; give a class number (e.g. labels=3), one per sample "
                               f"(a list or tensor of ints), or class weights (n, K).")
         try:
-            return inference.request_labels(self.run, labels, n, policy)
+            with python_words():
+                return inference.request_labels(self.run, labels, n, policy)
         except ValueError as err:  # the model's own check (front-end neutral), under the Python argument's name
             raise ConfigError(f"{call}: {err}") from None
 
@@ -153,7 +156,7 @@ class Pipeline:
         labels = self._labels_checked(labels, n, "sample(labels=...)")
         if latents is None:  # a conditional model's learned prior draws each latent for its class
             generator = torch.Generator().manual_seed(seed if seed is not None else int(torch.randint(2**31, ())))
-            latents = self.model.prior(n, generator=generator, device=torch.device("cpu"), labels=labels)
+            latents = self.model.latent_prior.draw(n, generator, labels)
         return Images(self.model.generate(latents, labels))
 
     def class_grid(self, cols: int = 8, seed: int = 0) -> Images:
@@ -169,9 +172,9 @@ class Pipeline:
         seed_a, seed_b = _seed(seed_a, "interpolate(seed_a=...)"), _seed(seed_b, "interpolate(seed_b=...)")
         steps = _count(steps, "interpolate(steps=...)", 2)
         self._guard(f"interpolate(steps={steps})", steps)
-        a = self.model.prior(1, generator=torch.Generator().manual_seed(seed_a), device=torch.device("cpu"))
-        b = self.model.prior(1, generator=torch.Generator().manual_seed(seed_b), device=torch.device("cpu"))
-        z = inference.latent_path(self.model, a[0], b[0], torch.linspace(0, 1, steps))  # (steps, Z)
+        a = self.model.latent_prior.draw(1, torch.Generator().manual_seed(seed_a))
+        b = self.model.latent_prior.draw(1, torch.Generator().manual_seed(seed_b))
+        z = self.model.latent_prior.path(a[0], b[0], torch.linspace(0, 1, steps))  # (steps, Z)
         labels = self._labels_checked(labels, steps, "interpolate(labels=...)", LabelPolicy.FIRST_CLASS)
         return Images(self.model.generate(z, labels), nrow=steps)
 
@@ -181,7 +184,7 @@ class Pipeline:
         classes."""
         from ganvae.pixels import uint8_to_unit
 
-        inference.require_encoder(self.run, "Use sample() instead.")
+        inference.require_encoder(self.run)
         x = images.tensor if isinstance(images, Images) else torch.as_tensor(images)
         if x.dim() != 4 or tuple(x.shape[1:]) != tuple(self.model.image_shape) or len(x) == 0:
             raise UnsupportedOperation(f"reconstruct: images must be (N, {', '.join(map(str, self.model.image_shape))}) "
@@ -215,7 +218,7 @@ class Pipeline:
         width, height = pair
         seed = _seed(seed, "render(seed=...)")
         self._guard(f"render(size=({width}, {height}))", 1, width, height)
-        z = self.model.prior(1, generator=torch.Generator().manual_seed(seed), device=torch.device("cpu"))
+        z = self.model.latent_prior.draw(1, torch.Generator().manual_seed(seed))
         labels = self._labels_checked(labels, 1, "render(labels=...)", LabelPolicy.FIRST_CLASS)
         return Images(self.model.render(z, height, width, labels=labels))
 
@@ -268,40 +271,77 @@ def train(model: str, *, out: str | Path | None = None, data=None, resume: bool 
           config: str | Path | None = None, callbacks=None, **overrides) -> Pipeline:
     """Train ``model`` (a family name) from Python and return the trained :class:`Pipeline` (``.run.run_dir`` is
     the run folder). ``overrides`` are ``section__key=value`` pairs or plain train/data keys, e.g.
-    ``ganvae.train("vae", epochs=2, dataset="mnist-5k", model__latent_dim=8)``. ``data`` is your own images
-    instead of a named dataset: a uint8 (0-255) or float ([0, 1]) tensor or array ``(N, H, W)`` / ``(N, 1, H, W)``,
-    ``(images, labels)``, a ``torch.utils.data.Dataset`` of images or ``(image, label)`` items, or a folder
+    ``ganvae.train("vae", epochs=2, dataset="mnist-5k", model__latent_dim=8)``; each value goes into the config as
+    the value it is (``data_dir="2024"`` is the folder 2024, None sets null), checked like every other setting.
+    ``data`` is your own images instead of a named dataset: a uint8 (0-255) or float ([0, 1]) tensor or array
+    ``(N, H, W)`` / ``(N, 1, H, W)``, ``(images, labels)``, a ``torch.utils.data.Dataset`` of images or ``(image, label)`` items, or a folder
     (:mod:`ganvae.datasets`; 10% is held out, seeded, as the test split). ``callbacks`` are
     :class:`ganvae.Callback` objects (your own metric, logger or stopping rule; see :mod:`ganvae.training.callbacks`)."""
-    from ganvae.config import shortcut_settings
     from ganvae.training.launch import train_run
 
     _enable_logging()
-    shortcuts = shortcut_settings(overrides)  # epochs=, dataset=, ...: the keywords of config.SHORTCUTS
-    sets = []
-    for key, value in overrides.items():
-        if "__" in key:
-            section, _, name = key.partition("__")
-        else:
-            section, name = next((s for s, keys in shortcuts.items() if key in keys), "train"), key
-        sets.append(f"{section}.{name}={_yaml(value)}")
+    if resume and not out:
+        raise ConfigError("train(..., resume=True) needs out=RUN_FOLDER: the run to continue.")
+    values = keyword_settings(overrides)
     if data is not None:  # your own images: a tensor or array, (images, labels), a Dataset, or a folder
         from ganvae.datasets import as_image_data
 
         data = as_image_data(data, seed=int(overrides.get("seed", 0)))
         if isinstance(data, str):  # a folder: loaded (and resized) like `--dataset folder:PATH`
-            sets.insert(0, f"data.dataset={data}")
+            values.setdefault("data", {}).setdefault("dataset", data)
             data = None
-        elif not {"image_size", "data__image_size"} & set(overrides):
-            sets.insert(0, f"data.image_size={data.image_shape[-1]}")  # the images' own size (not resized)
+        else:  # the images' own size (not resized), unless asked otherwise
+            values.setdefault("data", {}).setdefault("image_size", data.image_shape[-1])
     argv = [sys.argv[0], "ganvae.train", model, *(["--resume"] if resume else []),
             *(f"{k}={v!r}" for k, v in overrides.items())]
-    result = train_run(model, out=out, resume=resume, config_file=config, overrides=sets, preset=preset, data=data,
-                       argv=argv, needs_out="train(..., resume=True) needs out=RUN_FOLDER", callbacks=callbacks)
+    with python_words():
+        result = train_run(model, out=out, resume=resume, config_file=config, values=values, preset=preset,
+                           data=data, argv=argv, callbacks=callbacks)
     return load(result.run_dir)
 
 
-def _yaml(value) -> str:
-    import json
+# ----------------------------------------------------------------------------- the library's errors in keywords
 
-    return json.dumps(value) if not isinstance(value, str) else value
+
+def keyword_settings(overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``ganvae.train``'s keywords -> the config values they set, by section: ``model__latent_dim=8`` ->
+    ``{"model": {"latent_dim": 8}}``; a shortcut by its section (``data_dir=`` -> ``data``, see
+    :data:`ganvae.config.SHORTCUTS`); any other plain key is the train section's (``epochs=``)."""
+    from ganvae.config import SHORTCUTS
+
+    sections = {s.key: s.section for s in SHORTCUTS}
+    values: dict[str, dict[str, Any]] = {}
+    for key, value in overrides.items():
+        section, _, name = key.partition("__") if "__" in key else (sections.get(key, "train"), "", key)
+        values.setdefault(section, {})[name] = value
+    return values
+
+
+def keyword(name: str, value: Any = NO_VALUE) -> str:
+    """A library field as a Python user writes it (:data:`ganvae.errors.Spelling`): a config key as
+    ``ganvae.train``'s keyword (``data.data_dir`` -> ``data_dir='2024'``, ``train.epochs`` -> ``epochs=0``,
+    ``model.latent_dim`` -> ``model__latent_dim=0``), an argument by its name (``n_samples=10``)."""
+    from ganvae.config import SHORTCUTS
+
+    if "." in name:
+        section, key = name.split(".", 1)
+        if section == "train" or any(s.path == name for s in SHORTCUTS):
+            name = key  # ganvae.train takes it bare (a plain key is the train section's)
+    return errors.keyword(name, value)
+
+
+def pipeline_keyword(name: str, value: Any = NO_VALUE) -> str:
+    """:func:`keyword`, but the memory limit is the pipeline's attribute, not an argument."""
+    if name == "max_memory_gb" and value is NO_VALUE:
+        return "the pipeline's max_memory_gb (e.g. `model.max_memory_gb = 16`)"
+    return keyword(name, value)
+
+
+@contextlib.contextmanager
+def python_words(spell: errors.Spelling = keyword):
+    """A field error raised inside speaks Python's words (``data_dir='2024'``, not ``--data-dir 2024``)."""
+    try:
+        yield
+    except FieldError as err:
+        err.worded(spell)
+        raise

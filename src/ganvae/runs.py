@@ -14,6 +14,8 @@ from pathlib import Path
 from ganvae.config import ExperimentConfig
 from ganvae.utils import atomic_write_text, machine_description
 
+log = logging.getLogger(__name__)
+
 LOGGER_NAME = "ganvae"
 
 
@@ -125,7 +127,7 @@ class RunLock:
             import fcntl
         except ImportError:  # pragma: no cover (Windows)
             return self
-        from ganvae.errors import GanvaeError
+        from ganvae.errors import FieldConfigError
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fh = open(self.path, "a+")  # noqa: SIM115 (held open for the lock's lifetime)
@@ -135,8 +137,9 @@ class RunLock:
             fh.seek(0)
             holder = fh.read().strip() or "another process"
             fh.close()
-            raise GanvaeError(f"{self.path.parent}: another training is writing to this run folder ({holder}); "
-                              f"wait for it to finish, or choose another --out.") from None
+            raise FieldConfigError("out", str(self.path.parent), f"{self.path.parent}: another training is writing to "
+                                   f"this run folder ({holder}); wait for it to finish, or choose another {{field}}.",
+                                   reason="a run folder no other training writes to") from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"pid {os.getpid()} on {platform.node()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
@@ -148,3 +151,19 @@ class RunLock:
         if self._fh is not None:
             self._fh.close()  # closing the file releases the lock
             self._fh = None
+
+
+def open_run_folder(run_dir: Path, cfg: ExperimentConfig, argv: list[str] | None, resumed: bool, changes: list[str],
+                    extra: dict) -> logging.Handler:
+    """Rank 0 at the start of a training session: ``samples/``, the run's ``train.log`` (returned, to be removed
+    when the session ends), then its metadata (a new run's config, command and ``extra``; a resumed run's record of
+    the resume and each setting that ``changes`` on it)."""
+    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+    handler = add_file_log(run_dir / "train.log")
+    for line in changes:  # logged once the run's own log file listens too
+        log.info("changed on resume: %s", line)
+    if resumed:
+        record_resume(run_dir, cfg, argv)
+    else:
+        write_run_metadata(run_dir, cfg, argv, extra)
+    return handler

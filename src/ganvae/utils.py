@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ganvae.errors import GanvaeError
+from ganvae.errors import FieldConfigError, GanvaeError
 
 log = logging.getLogger(__name__)
 
@@ -105,19 +105,19 @@ def resolve_device(name: str = "auto"):
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
+    def refuse(says: str) -> FieldConfigError:  # the front end words {given:...}: --device auto, device='auto'
+        return FieldConfigError("train.device", name, f"train.device is {name!r}{says}",
+                                values={"train.device#auto": "auto"})
+
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise GanvaeError(f"train.device is {name!r}, which is not a device; use auto, cpu, cuda, cuda:N or mps "
-                          f"(--device auto).") from None
+        raise refuse(", which is not a device; use auto, cpu, cuda, cuda:N or mps ({given:train.device#auto}).") from None
     mps = getattr(torch.backends, "mps", None)
     if device.type == "mps" and not (mps is not None and mps.is_available()):
-        raise GanvaeError(f"train.device is {name!r} but this machine has no Apple GPU (MPS); use --device auto (or cpu).")
+        raise refuse(" but this machine has no Apple GPU (MPS); use {given:train.device#auto} (or cpu).")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise GanvaeError(
-            f"train.device is {name!r} but CUDA is not available on this machine; "
-            f"use --set train.device=auto (or cpu)."
-        )
+        raise refuse(" but CUDA is not available on this machine; use {given:train.device#auto} (or cpu).")
     return device
 
 
@@ -151,6 +151,21 @@ def resolve_precision(precision: str, device) -> tuple[str, str]:
     return "fp32", f"auto: {device.type} without bf16 matrix units (no CUDA bf16, no AMX)"
 
 
+def bf16_autocast(device):
+    """``torch.autocast`` in bf16, only where the hardware computes in bf16 natively (STYLE.md, Pattern 6):
+    CUDA GPUs with bf16 support, and CPUs with AVX512-BF16 or AMX (through oneDNN)."""
+    import torch
+
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    raise GanvaeError(
+        f"train.precision=bf16: {device} has no native bf16 arithmetic (needs a recent NVIDIA GPU, or a CPU with "
+        f"AVX512-BF16/AMX); it would run slower than fp32. Use --set train.precision=fp32."
+    )
+
+
 def default_cache_dir() -> Path:
     """``$GANVAE_DATA_DIR``, else the user's cache folder (``$XDG_CACHE_HOME/ganvae``)."""
     env = os.environ.get("GANVAE_DATA_DIR")
@@ -180,25 +195,30 @@ def machine_description() -> str:
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({n} thread{'' if n == 1 else 's'}){gpu}"
 
 
-def check_output(path: str | os.PathLike, kind: str = "file", flag: str = "--out", example: str | None = None) -> Path:
+def check_output(path: str | os.PathLike, kind: str = "file", field: str = "out", example: str | None = None) -> Path:
     """Refuse an output path that cannot be written, before any work: a folder where a file is wanted (or the
     reverse), a path under a file, or a place that does not take new files (/proc, /sys, a read-only disk).
-    Writability is probed by creating and removing a temporary folder in the nearest existing parent."""
+    Writability is probed by creating and removing a temporary folder in the nearest existing parent. The error
+    names ``field``, the argument that gave the path (``out``, ``separate``), for the front end to word."""
     path = Path(path).expanduser()
+
+    def refuse(says: str, **values) -> FieldConfigError:
+        return FieldConfigError(field, str(path), "{given}: " + says, reason=says.split(";")[0], values=values)
+
     if kind == "file" and path.is_dir():
         name = example or f"out{Path(path).suffix or '.png'}"
-        raise GanvaeError(f"{flag} {path}: is a folder; give a file name, e.g. {flag} {path / name}.")
+        raise refuse(f"is a folder; give a file name, e.g. {{given:{field}#example}}.", **{f"{field}#example": str(path / name)})
     if kind == "folder" and path.exists() and not path.is_dir():
-        raise GanvaeError(f"{flag} {path}: is a file, not a folder; give a new or existing folder.")
+        raise refuse("is a file, not a folder; give a new or existing folder.")
     parent = path if kind == "folder" else path.parent
     existing = parent
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise GanvaeError(f"{flag} {path}: {existing} is a file, so nothing can be created under it; choose another path.")
+        raise refuse(f"{existing} is a file, so nothing can be created under it; choose another path.")
     try:
         tempfile.TemporaryDirectory(dir=existing, prefix=".ganvae-probe-").cleanup()
     except OSError as err:
-        raise GanvaeError(f"{flag} {path}: cannot create files in {existing} ({err.strerror or err}); "
-                          f"choose a folder you can write to.") from None
+        raise refuse(f"cannot create files in {existing} ({err.strerror or err}); choose a folder you can write "
+                     f"to.") from None
     return path

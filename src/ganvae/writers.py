@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ganvae import inference
-from ganvae.errors import ConfigError, UnsupportedOperation
+from ganvae.errors import FieldConfigError, Placeholder, UnsupportedOperation
 from ganvae.inference import (
     _at_least,
     _draw_in_chunks,
@@ -41,19 +41,21 @@ def sample(run, n: int = 64, seed: int = 0, out: str | Path | None = "samples.pn
     """
     from ganvae.viz.images import make_grid, save_grid, save_png
 
-    _at_least(n, 1, "-n")
+    _at_least(n, 1, "n")
     if out is None and separate is None:
-        raise ConfigError("sample: --no-grid needs --separate DIR (otherwise nothing would be written).")
+        raise FieldConfigError("separate", None, "sample: {given:out} needs {given} (otherwise nothing would be "
+                               "written).", values={"out": None, "separate": Placeholder("DIR")})
     if out is not None:
         check_output(out)
     if separate is not None:
-        check_output(separate, kind="folder", flag="--separate")
+        check_output(separate, kind="folder", field="separate")
     loaded = load_run(run)
     check_digits(loaded, None if digit is None else [digit])
     n, nrow, cols = grid_layout(loaded, n, nrow, digit)  # no class asked of a conditional model: a class grid
     if out is not None:  # the samples in float32, the grid in float32 and as uint8
-        check_memory(n * math.prod(loaded.model.image_shape) * 9, f"-n {n}: a grid of {n:,} samples", max_memory_gb,
-                     "Draw fewer, or write them as files only with --separate DIR --no-grid.")
+        check_memory(n * math.prod(loaded.model.image_shape) * 9, f"a grid of {n:,} samples", max_memory_gb,
+                     "Draw fewer, or write them as files only with {given:separate} {given:out}.",
+                     {"separate": Placeholder("DIR"), "out": None})
     if separate is not None:
         Path(separate).mkdir(parents=True, exist_ok=True)
     digits = max(4, len(str(n - 1)))
@@ -83,31 +85,35 @@ def interpolate(run, points: int = 4, steps: int = 30, seed: int = 0, out: str |
     """
     from ganvae.viz.images import make_grid, save_gif, save_grid, upscale
 
+    _at_least(points, 2, "points", " (a walk goes from one latent to another)")
+    if not grid and between_digits is None:
+        _at_least(steps, 1, "steps")
     check_output(out)
     loaded = load_run(run)
     if digit is not None and between_digits is not None:
-        raise ConfigError("interpolate: give --digit (a walk within one class) or --between-digits A,B (one style "
-                          "morphing between classes), not both.")
+        raise FieldConfigError("between_digits", between_digits, "interpolate: give {field:digit} (a walk within one "
+                               "class) or {field} (one style morphing between classes), not both.")
     check_digits(loaded, None if digit is None else [digit])
-    check_digits(loaded, None if between_digits is None else list(between_digits), "--between-digits")
+    check_digits(loaded, None if between_digits is None else list(between_digits), "between_digits")
     if between_digits is not None and between_digits[0] == between_digits[1]:
         a = between_digits[0]
-        raise ConfigError(f"--between-digits {a},{a}: a morph needs two different classes (e.g. {a},{(a + 1) % 10}); "
-                          f"for a walk within class {a}, use --digit {a}.")
+        raise FieldConfigError("between_digits", between_digits, f"{{given}}: a morph needs two different classes "
+                               f"(e.g. {{given:between_digits#example}}); for a walk within class {a}, use "
+                               f"{{given:digit}}.", values={"between_digits#example": (a, (a + 1) % 10), "digit": a})
     frames = points * (steps + 1)  # an upper bound for both forms
     per_frame = (1 if grid else walks * scale * scale) * math.prod(loaded.model.image_shape) * 9
     check_memory(frames * per_frame, f"a walk of {frames:,} frames", max_memory_gb,
-                 "Use fewer --points, --steps or --walks.")
+                 "Use fewer {field:points}, {field:steps} or {field:walks}.")
     model = loaded.model
     if between_digits is not None:
         a, b = between_digits
         k = model.config.num_classes
         if grid:  # one row per style: steps + 1 images from class a to class b
-            z = model.prior(points, generator=_generator(seed), device=torch.device("cpu"))
+            z = model.latent_prior.draw(points, _generator(seed))
             weights = class_morph(k, a, b, steps + 1)
             images = model.generate(z.repeat_interleave(steps + 1, 0), weights.repeat(points, 1))
             return save_grid(images, out, nrow=steps + 1)
-        z = model.prior(walks, generator=_generator(seed), device=torch.device("cpu"))
+        z = model.latent_prior.draw(walks, _generator(seed))
         there = class_morph(k, a, b, steps)
         weights = torch.cat([there, there.flip(0)])  # (frames, K): a -> b -> a, a loop
         images = model.generate(z.repeat(len(weights), 1), weights.repeat_interleave(walks, 0))
@@ -131,11 +137,11 @@ def reconstruct(run, n: int = 16, seed: int = 0, out: str | Path = "reconstructi
     own label; with ``as_digit`` it decodes the code as that class instead: the image's style, another digit."""
     from ganvae.viz.images import save_grid
 
-    _at_least(n, 1, "-n")
+    _at_least(n, 1, "n")
     check_output(out)
     loaded = load_run(run)
-    require_encoder(loaded, "Use `ganvae sample` instead.")
-    check_digits(loaded, None if as_digit is None else [as_digit], "--as-digit")  # before the data is read
+    require_encoder(loaded)
+    check_digits(loaded, None if as_digit is None else [as_digit], "as_digit")  # before the data is read
     x, y = held_out_images(loaded, n, seed, dataset, data_dir, with_labels=True)
     recon = inference.reconstruct(loaded, x, y, None if as_digit is None else torch.full_like(y, as_digit))
     nrow = min(n, 8)
@@ -158,7 +164,12 @@ def render(run, size: tuple[int, int] = (1080, 1080), seed: int = 0, out: str | 
     from ganvae.viz.images import make_grid, save_gif, save_png_rows
 
     width, height = size
-    _at_least(min(width, height), 1, "--size", " pixels a side")
+    if min(width, height) < 1:
+        raise FieldConfigError("size", (width, height), "{given}: each side must be at least 1 pixel.",
+                               reason="at least 1 pixel a side", bound=1)
+    if gif:
+        _at_least(points, 2, "points", " (the morph goes from one latent to another)")
+        _at_least(frames, 1, "frames")
     out = Path(out or ("render.gif" if gif else "render.png"))
     check_output(out)
     loaded = load_run(run)
@@ -170,13 +181,13 @@ def render(run, size: tuple[int, int] = (1080, 1080), seed: int = 0, out: str | 
         )
     channels = loaded.model.image_shape[0]
     n_frames = frames * points if gif else 1
-    check_memory(n_frames * width * height * channels * (5 if gif else 1), f"--size {width}x{height}"
+    check_memory(n_frames * width * height * channels * (5 if gif else 1), f"a {width}x{height} render"
                  + (f" x {n_frames} frames" if gif else ""), max_memory_gb,
-                 "Render a smaller size" + (" or fewer --frames." if gif else "."))
+                 "Render a smaller size" + (" or fewer {field:frames}." if gif else "."))
     check_digits(loaded, None if digit is None else [digit])
     label = loaded.model.labels_for(1, digit, LabelPolicy.FIRST_CLASS)
     if not gif:
-        z = loaded.model.prior(1, generator=_generator(seed), device=torch.device("cpu"), labels=label)
+        z = loaded.model.latent_prior.draw(1, _generator(seed), label)
         return save_png_rows(loaded.model.render_bands(z, height, width, labels=label), width, height, out, channels)
     z = walk_latents(loaded, points, frames, 1, seed)[:, 0]  # (frames, Z)
     images = [make_grid(loaded.model.render(zi[None], height, width, labels=label), nrow=1, padding=0) for zi in z]

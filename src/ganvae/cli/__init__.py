@@ -65,8 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         quiet = args.quiet or int(os.environ.get("RANK", "0")) > 0  # under torchrun only rank 0 talks
         setup_logging(logging.WARNING if quiet else logging.DEBUG if args.verbose else logging.INFO)
         return int(args.func(args) or 0)
-    except GanvaeError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except GanvaeError as err:  # in the command line's words: a field error names its flag (cli.common.message)
+        from ganvae.cli.common import message
+
+        print(f"error: {message(err)}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

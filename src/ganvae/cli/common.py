@@ -1,10 +1,15 @@
 """What several commands share: argument types, the RUN help text, the data and memory flags (their defaults read
-from their owners). Torch-free, like every parser of the ``ganvae`` command."""
+from their owners), and the command line's words for the library's errors (:func:`flag`, :func:`message`).
+Torch-free, like every parser of the ``ganvae`` command."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+from typing import Any
 
+from ganvae.errors import NO_VALUE, FieldError, GanvaeError
 from ganvae.memory import MAX_MEMORY_GB
 
 RUN_HELP = "run folder, checkpoint file, pretrained folder, or a pretrained name (`ganvae models`)"
@@ -82,3 +87,44 @@ def add_memory_flag(p: argparse.ArgumentParser) -> None:
     """--max-memory-gb, defaulting to :data:`ganvae.memory.MAX_MEMORY_GB`."""
     p.add_argument("--max-memory-gb", type=float, default=MAX_MEMORY_GB,
                    help="refuse pictures needing more memory than this (default %(default)g GB)")
+
+
+# ----------------------------------------------------------------------------- the library's errors in flags
+
+FLAG_NAMES = {"n": "-n"}  # a library field whose flag is not --FIELD-WITH-DASHES (n_samples -> --n-samples)
+FLAG_VALUES = {"size": lambda v: "x".join(map(str, v))}  # how a flag's value is typed, where not as it prints
+NONE_FLAGS = {"out": "--no-grid"}  # a field whose None has a switch of its own (`ganvae sample --no-grid`)
+
+
+def flag(name: str, value: Any = NO_VALUE) -> str:
+    """A library field as the command line sets it (:data:`ganvae.errors.Spelling`): an argument by its flag
+    (``n_samples`` -> ``--n-samples 10``); a config key by its own flag where it has one (``train.epochs`` ->
+    ``--epochs 0``), else ``--set model.lr=0.1``. Without a value, the ways to set it (``--epochs, --set
+    train.epochs=...``)."""
+    from ganvae.config import SHORTCUTS
+
+    own = next((s.flag for s in SHORTCUTS if s.path == name), None)
+    if "." in name and own is None:  # a config key without a flag: --set
+        return f"--set {name}=..." if value is NO_VALUE else f"--set {name}={_yaml_text(value)}"
+    text = own or FLAG_NAMES.get(name) or "--" + name.replace("_", "-")
+    if value is NO_VALUE:
+        return f"{text}, --set {name}=..." if own else text
+    if value is None and name in NONE_FLAGS:
+        return NONE_FLAGS[name]
+    if value is True:  # a switch: the flag alone
+        return text
+    if name in FLAG_VALUES:
+        return f"{text} {FLAG_VALUES[name](value)}"
+    if isinstance(value, (list, tuple)):  # --classes 3,5, --between-digits 1,7
+        return f"{text} {','.join(map(str, value))}"
+    return f"{text} {os.fspath(value) if isinstance(value, os.PathLike) else value}"
+
+
+def _yaml_text(value: Any) -> str:
+    """A value as ``--set`` reads it (YAML): strings bare, the rest as JSON (true, 3, [3, 5])."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def message(err: GanvaeError) -> str:
+    """The error as the command line says it: a field error names the flag its user typed."""
+    return err.render(flag) if isinstance(err, FieldError) else str(err)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+from ganvae.cli import common
 from ganvae.errors import GanvaeError
 
 
@@ -67,7 +68,7 @@ def data(args) -> int:
             try:
                 found = sources.resolve_files(source, data_dir=args.data_dir, allow_download=False)
             except GanvaeError as err:
-                print(f"  --data-dir: {err}")
+                print(f"  --data-dir: {common.message(err)}")
             else:
                 print(f"  --data-dir: {len(set(found.values()))} file(s) found: " + ", ".join(sorted({str(v) for v in found.values()})))
                 print(f"  (`ganvae data verify {source.name} --data-dir {args.data_dir}` checks their content)")

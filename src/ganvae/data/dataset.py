@@ -21,7 +21,7 @@ from ganvae import seeds
 from ganvae.config import DataConfig
 from ganvae.data.idx import check_pair, read_idx, read_keras_npz
 from ganvae.data.sources import ROLES, DatasetSource, get_source, resolve_files
-from ganvae.errors import DataError
+from ganvae.errors import DataError, FieldDataError
 
 log = logging.getLogger(__name__)
 
@@ -309,10 +309,10 @@ def iter_batch_indices(
     """
     global_batch = batch_size * world_size
     if n < global_batch:
-        raise DataError(
-            f"train.batch_size={global_batch} is larger than the training set ({n} images); "
-            f"lower it, e.g. --batch-size {max(1, n // 2)}."
-        )
+        raise FieldDataError(
+            "train.batch_size", global_batch, f"train.batch_size={global_batch} is larger than the training set ({n} "
+            f"images); lower it, e.g. {{given:train.batch_size#example}}.", reason=f"at most {n}", bound=n,
+            values={"train.batch_size#example": max(1, n // 2)})
     perm = epoch_permutation(n, seed, epoch, device)
     for step in range(start_step, n // global_batch):
         start = step * global_batch + rank * batch_size

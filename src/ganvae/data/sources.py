@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ganvae.errors import DataError, DownloadError, suggest
+from ganvae.errors import DataError, DownloadError, FieldDataError, Placeholder, suggest
 from ganvae.utils import default_cache_dir, md5_file
 
 log = logging.getLogger(__name__)
@@ -212,14 +212,16 @@ def keras_npz_path(source: DatasetSource, folder: Path) -> Path | None:
     return None
 
 
-def check_readable(folder: Path, flag: str = "--data-dir") -> None:
-    """A folder the user named must be readable: a permission error names it, instead of a traceback."""
+def check_readable(folder: Path, field: str = "data_dir") -> None:
+    """A folder the user named (as ``field``) must be readable: a permission error names it, instead of a
+    traceback."""
     try:
         with os.scandir(folder):
             pass
     except PermissionError:
-        raise DataError(f"{flag} {folder}: the folder cannot be read (permission denied). Make it readable "
-                        f"(chmod -R u+rX {folder}), or copy the files somewhere readable.") from None
+        raise FieldDataError(field, str(folder), f"{{given}}: the folder cannot be read (permission denied). Make it "
+                             f"readable (chmod -R u+rX {folder}), or copy the files somewhere readable.",
+                             reason="cannot be read") from None
 
 
 def locate_file(spec: FileSpec, folder: str | os.PathLike) -> Path | None:
@@ -480,7 +482,8 @@ def resolve_files(
     if data_dir is not None:
         folder = Path(data_dir)
         if not folder.is_dir():
-            raise DataError(f"--data-dir {folder}: no such folder. Point it at the folder holding the IDX files.")
+            raise FieldDataError("data_dir", str(folder), "{given}: no such folder. Point it at the folder holding the "
+                                 "IDX files.", reason="no such folder")
         check_readable(folder)
         for candidate in layout_folders(source, folder):
             found = {role: locate_file(source.files[role], candidate) for role in ROLES}
@@ -491,10 +494,10 @@ def resolve_files(
             return {role: npz for role in ROLES}
         spec = next(source.files[r] for r in ROLES if locate_file(source.files[r], folder) is None)
         also = [str(c) for c in layout_folders(source, folder)[1:]] + ([str(folder / source.keras_npz)] if source.keras_npz else [])
-        raise DataError(
-            f"{folder}: {source.name} file {spec.filename} is missing (looked for "
-            f"{', '.join(spec.candidates())}; also in {', '.join(also)}). Copy it there, or drop --data-dir to download it."
-        )
+        raise FieldDataError(
+            "data_dir", str(folder), f"{folder}: {source.name} file {spec.filename} is missing (looked for "
+            f"{', '.join(spec.candidates())}; also in {', '.join(also)}). Copy it there, or drop {{field}} to download "
+            f"it.", reason=f"{spec.filename} is missing")
     if source.offline:
         folder = packaged_dir(source)
         found = {role: locate_file(source.files[role], folder) for role in ROLES}
@@ -507,8 +510,8 @@ def resolve_files(
     if all(p is not None for p in cached.values()):
         return cached  # type: ignore[return-value]
     if not allow_download:
-        raise DataError(
-            f"{source.name} is not in the cache ({folder}) and downloads are off (data.download=false). "
-            f"Run `ganvae data download {source.name}`, or pass --data-dir DIR."
-        )
+        raise FieldDataError(
+            "data_dir", None, f"{source.name} is not in the cache ({folder}) and downloads are off "
+            f"(data.download=false). Run `ganvae data download {source.name}`, or pass {{given}}.",
+            values={"data_dir": Placeholder("DIR")}, reason="not in the cache")
     return (downloader or download)(source, cache_dir=cache_dir)

@@ -13,7 +13,7 @@ import json
 from importlib import resources
 from typing import Annotated, Any, Optional
 
-from ganvae.errors import ConfigError, GanvaeError
+from ganvae.errors import NO_VALUE, ConfigError, FieldError, GanvaeError
 from ganvae.explore.session import Busy, Explorer, Limits, ModelView, RenderTooSlow
 
 try:  # the web stack is an optional extra: ganvae[explore]
@@ -67,6 +67,23 @@ class RenderRequest(BaseModel):
     latent: Latent
     size: int = Field(1024, ge=8)
     digit: Optional[int] = None
+
+
+JSON_FIELDS: dict[str, str] = {}  # a library field whose request field is named otherwise (none yet: digit is digit)
+
+
+def json_field(name: str, value: Any = NO_VALUE) -> str:
+    """A library field as the page sends it (:data:`ganvae.errors.Spelling`): the request's JSON field and its
+    value (``digit 12``); a config key, which no request sets, as a config file writes it (``model.conditional=true``)."""
+    if "." in name:
+        return name if value is NO_VALUE else f"{name}={json.dumps(value, default=str)}"
+    word = JSON_FIELDS.get(name, name)
+    return word if value is NO_VALUE else f"{word} {json.dumps(value, default=str)}"
+
+
+def error_text(err: GanvaeError) -> str:
+    """An error as the explorer's user reads it: a field error names the request's JSON field."""
+    return err.render(json_field) if isinstance(err, FieldError) else str(err)
 
 
 class BodyLimit:
@@ -134,13 +151,16 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1") -> FastAPI:
         except KeyError:
             raise HTTPException(404, f"no model {name!r} here; these are: {sorted(explorer.views)}") from None
 
-    def at_most(value: int, limit: int, what: str, flag: str) -> None:
-        if value > limit:
-            raise HTTPException(413, f"{what} {value} is over this server's limit of {limit} ({flag} raises it).")
+    def at_most(field: str, value: int, limit: str) -> None:
+        """Refuse a request's JSON ``field`` over the server's :class:`Limits` ``limit`` (``max_samples``), which
+        whoever runs the server sets (``ganvae explore --max-samples``, ``Limits(max_samples=...)``)."""
+        if value > getattr(limits, limit):
+            raise HTTPException(413, f"{field} {value} is over this server's limit of {getattr(limits, limit)} "
+                                     f"(its {limit} setting raises it).")
 
     @app.exception_handler(GanvaeError)
     async def bad_request(request, err: GanvaeError):  # a request the model cannot serve: say why
-        return JSONResponse(status_code=400, content={"detail": explorer.public_text(str(err))})
+        return JSONResponse(status_code=400, content={"detail": explorer.public_text(error_text(err))})
 
     @app.exception_handler(Busy)
     async def busy(request, err: Busy):  # this model's queue is full: come back later
@@ -169,14 +189,14 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1") -> FastAPI:
 
     @app.post("/api/sample")
     def sample(req: SampleRequest) -> dict[str, Any]:
-        at_most(req.n, limits.max_samples, "n", "--max-samples")
+        at_most("n", req.n, "max_samples")
         v = view(req.model)
         with v.queued():
             return v.sample(req.seed, req.n, req.digit)
 
     @app.post("/api/decode")
     def decode(req: DecodeRequest) -> dict[str, Any]:
-        at_most(len(req.latents), limits.max_samples, "latents", "--max-samples")
+        at_most("latents", len(req.latents), "max_samples")
         lengths = sorted({len(z) for z in req.latents})
         if len(lengths) > 1:  # a ragged list is a malformed request, like any other validation failure
             raise HTTPException(422, f"latents: every latent must have the same length; got lists of "
@@ -187,7 +207,7 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1") -> FastAPI:
 
     @app.post("/api/interpolate")
     def interpolate(req: InterpolateRequest) -> dict[str, Any]:
-        at_most(req.steps, limits.max_steps, "steps", "--max-steps")
+        at_most("steps", req.steps, "max_steps")
         v = view(req.model)
         with v.queued():
             return v.interpolate(v.latent_tensor([req.a]), v.latent_tensor([req.b]), req.steps, req.digit)
@@ -210,7 +230,7 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1") -> FastAPI:
 
     @app.post("/api/invert")
     def invert(req: InvertRequest) -> dict[str, Any]:
-        at_most(req.steps, limits.max_invert_steps, "steps", "--max-invert-steps")
+        at_most("steps", req.steps, "max_invert_steps")
         v = view(req.model)
         try:
             return explorer.start_inversion(v, v.image_tensor(req.image), req.steps, req.digit).as_dict()
@@ -226,7 +246,7 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1") -> FastAPI:
 
     @app.post("/api/render")
     def render(req: RenderRequest) -> Response:
-        at_most(req.size, limits.max_render, "size", "--max-render")
+        at_most("size", req.size, "max_render")
         v = view(req.model)
         with v.queued():
             return Response(v.render(v.latent_tensor([req.latent]), req.size, req.digit), media_type="image/png")
