@@ -13,11 +13,13 @@ def main():
 
     torch.set_num_threads(1)
     from ganvae.config import build_config
+    from ganvae.training.launch import resume_checkpoint
     from ganvae.training.trainer import Trainer
 
     spec = json.loads(open(spec_path).read())
     cfg = build_config(spec["model"], overrides=spec["overrides"])
-    trainer = Trainer(cfg, spec["run_dir"], resume=spec.get("resume", False))
+    resume = resume_checkpoint(spec["run_dir"], spec["model"]) if spec.get("resume") else None
+    trainer = Trainer(cfg, spec["run_dir"], resume=resume)
     trainer.fit()
     # every rank dumps its final weights (parameters; batch-norm running statistics are rank 0's,
     # broadcast by DDP at each forward) so the test can compare them across ranks

@@ -8,7 +8,7 @@ import pytest
 from conftest import tiny_config, tiny_data
 
 import ganvae
-from ganvae.training.callbacks import Callback, CallbackList, EarlyStopping
+from ganvae.training.callbacks import BestCheckpoint, Callback, CallbackList, EarlyStopping
 from conftest import train
 from ganvae.training.trainer import Trainer
 
@@ -87,7 +87,7 @@ def test_a_requested_stop_checkpoints_the_exact_position_and_resumes_bit_for_bit
     assert (part.stopped_by, part.step, part.stop_reason) == ("callback", 8, "asked at step 8")
     summary = json.loads((tmp_path / "part/summary.json").read_text())
     assert summary["stopped_by"] == "callback" and summary["stop_reason"] == "asked at step 8"
-    Trainer(tiny_config("gan", "train.epochs=3"), tmp_path / "part", data=tiny_data(), resume=True).fit()
+    train(tiny_config("gan", "train.epochs=3"), tmp_path / "part", data=tiny_data(), resume=True)
     assert read_losses(tmp_path / "part") == read_losses(full.run_dir)
 
 
@@ -136,3 +136,118 @@ def test_ganvae_train_takes_callbacks(tmp_path):
                  data__image_size=16, model__latent_dim=8, model__generator_hidden=[32],
                  model__discriminator_hidden=[32], run__tensorboard=False)
     assert rec.of("epoch") == [(1, 6)] and ganvae.Callback is Callback
+
+
+# ----------------------------------------------------------------------------- state across a restart, best checkpoint
+
+QUALITY = ("vae", "data.image_size=28", "train.epochs=6", "train.eval_every=1", "train.eval_samples=50")
+
+
+class StopAtEpoch(Callback):
+    """Interrupts a run (as a kill would, but at a known position) after ``epoch`` epochs."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, trainer, epoch):
+        if epoch == self.epoch:
+            trainer.request_stop("interrupted for the test")
+
+
+def fids(run_dir):
+    with open(run_dir / "metrics_during_training.csv", newline="") as fh:
+        return [float(r["fid"]) for r in csv.DictReader(fh)]
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+def test_early_stopping_resumes_exactly_as_the_uninterrupted_run(tmp_path, mode):
+    """EarlyStopping's best score and patience count are saved in each checkpoint: a run interrupted after two
+    quality points and resumed with a fresh EarlyStopping stops at the same step, for the same reason, as the
+    uninterrupted run (a fresh one that forgot them would wait ``patience`` points more)."""
+    watch = {"monitor": "fid", "mode": mode, "patience": 2, "min_delta": 1e9}  # no point improves on the first
+    full = train(tiny_config(*QUALITY), tmp_path / "full", data=tiny_data(size=28), callbacks=[EarlyStopping(**watch)])
+    assert full.stopped_by == "callback" and full.step == 3 * 6  # the first point, then two without improvement
+    part = train(tiny_config(*QUALITY), tmp_path / "part", data=tiny_data(size=28),
+                 callbacks=[EarlyStopping(**watch), StopAtEpoch(2)])
+    assert part.epoch == 2 and part.stop_reason == "interrupted for the test"
+    header = ganvae.storage.checkpoint.load_checkpoint(tmp_path / "part/checkpoints/last.safetensors").header
+    saved = header["callbacks"]["EarlyStopping"]
+    assert saved["monitor"] == "fid" and saved["mode"] == mode and saved["best"] is not None
+    resumed = train(tiny_config(*QUALITY), tmp_path / "part", data=tiny_data(size=28), resume=True,
+                    callbacks=[EarlyStopping(**watch)])
+    assert (resumed.step, resumed.stop_reason) == (full.step, full.stop_reason)
+    assert fids(tmp_path / "part") == fids(full.run_dir)
+
+
+def test_early_stopping_in_max_mode_waits_for_higher_values():
+    class FakeTrainer:
+        reason = None
+
+        def request_stop(self, reason):
+            self.reason = reason
+
+    t, es = FakeTrainer(), EarlyStopping(patience=1, monitor="class_entropy", mode="max")
+    for value in (0.5, 0.7):  # rising: an improvement each time
+        es.on_metrics(t, {"class_entropy": value})
+    assert t.reason is None and es.best == 0.7
+    es.on_metrics(t, {"class_entropy": 0.6})
+    assert "class_entropy has not improved on 0.7" in t.reason
+    with pytest.raises(ValueError, match="mode='up'"):
+        EarlyStopping(mode="up")
+
+
+def test_a_monitor_of_a_metric_the_points_lack_warns_and_does_not_stop(caplog):
+    class FakeTrainer:
+        reason = None
+
+        def request_stop(self, reason):
+            self.reason = reason
+
+    t, es = FakeTrainer(), EarlyStopping(patience=1, monitor="nonexistent")
+    for _ in range(3):
+        es.on_metrics(t, {"fid": 10.0})
+    assert t.reason is None and "no finite 'nonexistent'" in caplog.text
+
+
+def test_best_checkpoint_keeps_the_best_position_and_resumes_it(tmp_path):
+    """BestCheckpoint writes RUN/checkpoints/best.safetensors at each new best (a resumable checkpoint of that step),
+    keeps its best score across a restart, and a resumed run only replaces it with a better one."""
+    from ganvae.storage.checkpoint import load_checkpoint
+
+    cfg = ("vae", "data.image_size=28", "train.epochs=4", "train.eval_every=1", "train.eval_samples=50")
+    train(tiny_config(*cfg), tmp_path / "run", data=tiny_data(size=28), callbacks=[BestCheckpoint(), StopAtEpoch(2)])
+    best = load_checkpoint(tmp_path / "run/checkpoints/best.safetensors").header
+    scores = fids(tmp_path / "run")
+    assert best["step"] == 6 * (1 + scores.index(min(scores)))  # 6 steps an epoch; a point at each epoch's end
+    train(tiny_config(*cfg), tmp_path / "run", data=tiny_data(size=28), resume=True, callbacks=[BestCheckpoint()])
+    scores = fids(tmp_path / "run")
+    best = load_checkpoint(tmp_path / "run/checkpoints/best.safetensors").header
+    assert len(scores) == 4 and best["step"] == 6 * (1 + scores.index(min(scores)))
+    assert best["callbacks"]["BestCheckpoint"]["best"] == pytest.approx(min(scores), abs=1e-3)
+    assert ganvae.load(tmp_path / "run/checkpoints/best.safetensors").sample(2, seed=0).tensor.shape == (2, 1, 28, 28)
+    with pytest.raises(ValueError, match="last.safetensors"):
+        BestCheckpoint(filename="last.safetensors")
+
+
+def test_the_quality_points_clock_is_saved_and_restored(tmp_path):
+    from ganvae.storage.checkpoint import load_checkpoint
+
+    train(tiny_config("vae", "data.image_size=28", "train.epochs=2", "train.eval_every=1", "train.eval_samples=50"),
+          tmp_path / "run", data=tiny_data(size=28))
+    header = load_checkpoint(tmp_path / "run/checkpoints/last.safetensors").header
+    clock = header["callbacks"]["quality_points"]["last_elapsed"]
+    assert clock > 0 and clock == pytest.approx(float(list(csv.DictReader(open(tmp_path / "run/metrics_during_training.csv")))[-1]["train_seconds"]), abs=0.01)
+
+
+def test_a_stop_asked_before_the_first_step_trains_none(tmp_path):
+    class StopAtOnce(Callback):
+        def on_train_start(self, trainer):
+            trainer.request_stop("not today")
+
+    result = train(tiny_config("gan"), tmp_path / "run", data=tiny_data(), callbacks=[StopAtOnce()])
+    assert (result.stopped_by, result.step, result.stop_reason) == ("callback", 0, "not today")
+
+
+def test_resume_has_one_way_in(tmp_path):
+    with pytest.raises(TypeError, match="resume_checkpoint"):
+        Trainer(tiny_config("gan"), tmp_path / "run", data=tiny_data(), resume=True)

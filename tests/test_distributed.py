@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from ganvae.config import build_config
+from ganvae.training.launch import resume_checkpoint
 from ganvae.training.trainer import Trainer
 
 from conftest import TINY, write_idx_dataset
@@ -88,7 +89,7 @@ def test_two_rank_checkpoint_resumes_in_one_process(tmp_path, idx):
     run = tmp_path / "run"
     run_ranks(2, {"model": "dcgan", "overrides": overrides("dcgan", idx, 16, "train.epochs=1"), "run_dir": str(run)}, tmp_path)
     cfg = build_config("dcgan", overrides=overrides("dcgan", idx, 16, "train.epochs=2"))
-    result = Trainer(cfg, run, resume=True).fit()
+    result = Trainer(cfg, run, resume=resume_checkpoint(run, "dcgan")).fit()
     assert result.epoch == 2 and result.step == 2 * (64 // 16)
     assert (run / "samples/epoch_0002.png").is_file()
 

@@ -43,7 +43,7 @@ def test_run_folder_outputs(tmp_path):
 def test_resume_at_epoch_boundary_is_exact(tmp_path, name):
     full = train(tiny_config(name, "train.epochs=3"), tmp_path / "full", data=tiny_data())
     train(tiny_config(name, "train.epochs=1"), tmp_path / "part", data=tiny_data())
-    Trainer(tiny_config(name, "train.epochs=3"), tmp_path / "part", data=tiny_data(), resume=True).fit()
+    train(tiny_config(name, "train.epochs=3"), tmp_path / "part", data=tiny_data(), resume=True)
     assert read_losses(tmp_path / "part") == read_losses(full.run_dir)  # bit for bit: CSV holds 6 significant digits
     a = load_checkpoint(tmp_path / "full/checkpoints/last.safetensors")
     b = load_checkpoint(tmp_path / "part/checkpoints/last.safetensors")
@@ -68,7 +68,7 @@ def test_interrupt_mid_epoch_then_resume_is_exact(tmp_path, monkeypatch):
     monkeypatch.setattr(GAN, "after_step", original)
     header = load_checkpoint(tmp_path / "part/checkpoints/last.safetensors").header
     assert (header["epoch"], header["step_in_epoch"], header["step"]) == (0, 4, 4)
-    Trainer(tiny_config("gan"), tmp_path / "part", data=tiny_data(), resume=True).fit()
+    train(tiny_config("gan"), tmp_path / "part", data=tiny_data(), resume=True)
     assert read_losses(tmp_path / "part") == read_losses(full.run_dir)
 
 
@@ -82,10 +82,10 @@ def test_resume_after_a_kill_logs_each_step_once(tmp_path):
     run = tmp_path / "part"
     train(tiny_config("vae", "train.epochs=1", *extra), run, data=tiny_data(size=28))
     shutil.copy(run / "checkpoints/last.safetensors", tmp_path / "epoch1.safetensors")
-    Trainer(tiny_config("vae", "train.epochs=2", *extra), run, data=tiny_data(size=28), resume=True).fit()
+    train(tiny_config("vae", "train.epochs=2", *extra), run, data=tiny_data(size=28), resume=True)
     # the kill: rows of epoch 2 are on disk, the checkpoint is still epoch 1's
     shutil.copy(tmp_path / "epoch1.safetensors", run / "checkpoints/last.safetensors")
-    Trainer(tiny_config("vae", "train.epochs=3", *extra), run, data=tiny_data(size=28), resume=True).fit()
+    train(tiny_config("vae", "train.epochs=3", *extra), run, data=tiny_data(size=28), resume=True)
     assert read_losses(run) == read_losses(full.run_dir)
     steps = [r["step"] for r in csv.DictReader(open(run / "metrics_during_training.csv"))]
     assert steps == [r["step"] for r in csv.DictReader(open(full.run_dir / "metrics_during_training.csv"))]
@@ -126,7 +126,7 @@ def test_nan_stops_with_step_and_keeps_last_checkpoint(tmp_path, monkeypatch):
 def test_refuses_checkpoint_of_another_model(tmp_path):
     train(tiny_config("gan", "train.epochs=1"), tmp_path / "run", data=tiny_data())
     with pytest.raises(CheckpointError, match="checkpoint of model 'gan', not 'vae'"):
-        Trainer(tiny_config("vae"), tmp_path / "run", data=tiny_data(), resume=True)
+        train(tiny_config("vae"), tmp_path / "run", data=tiny_data(), resume=True)
 
 
 def test_refuses_other_format_version(tmp_path):
@@ -151,7 +151,7 @@ def test_refuses_pickle_and_garbage(tmp_path):
 def test_refuses_resume_on_other_data(tmp_path):
     train(tiny_config("vae", "train.epochs=1"), tmp_path / "run", data=tiny_data())
     with pytest.raises(CheckpointError, match="trained on other data"):
-        Trainer(tiny_config("vae", "train.epochs=2"), tmp_path / "run", data=tiny_data(seed=5), resume=True).fit()
+        train(tiny_config("vae", "train.epochs=2"), tmp_path / "run", data=tiny_data(seed=5), resume=True)
 
 
 def test_refuses_to_overwrite_a_run(tmp_path):

@@ -8,18 +8,29 @@ run, as a pipeline), ``ganvae.train`` and the classes below are imported on firs
     model.sample(16, seed=0).grid()
 """
 
+from typing import TYPE_CHECKING
+
 from ganvae._version import __version__
+
+if TYPE_CHECKING:  # what a type checker sees: the real objects; at run time they are imported on first use
+    from ganvae import datasets
+    from ganvae.pipeline import Images, Pipeline, load, train
+    from ganvae.registry import ModelEntry, register_model
+    from ganvae.training.callbacks import BestCheckpoint, Callback, EarlyStopping
+    from ganvae.training.tracking import MLflowLogger
+    from ganvae.zoo import pretrained_names
 
 _LAZY = {"load": "ganvae.pipeline", "train": "ganvae.pipeline", "Pipeline": "ganvae.pipeline",
          "Images": "ganvae.pipeline", "pretrained_names": "ganvae.zoo",
          "Callback": "ganvae.training.callbacks", "EarlyStopping": "ganvae.training.callbacks",
+         "BestCheckpoint": "ganvae.training.callbacks",
          "MLflowLogger": "ganvae.training.tracking",
          "register_model": "ganvae.registry", "ModelEntry": "ganvae.registry"}
 _SUBMODULES = ("datasets",)  # public modules, imported on first use: ganvae.datasets.load(...)
 __all__ = ["__version__", *_LAZY, *_SUBMODULES]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     if name in _LAZY:
         import importlib
 

@@ -22,11 +22,21 @@ from ganvae import seeds
 from ganvae.metrics.classifier import load_classifier
 from ganvae.metrics.evaluate import likelihood_metrics, reference_features, sample_metrics
 from ganvae.metrics.noise_use import collapse_message, noise_spreads
+from ganvae.metrics.registry import (
+    CLASS_ENTROPY,
+    CONFIDENT_SHARE,
+    FID,
+    NOISE_SPREAD_MIN,
+    TEST_NLL_IWAE,
+    TEST_NLL_IWAE10,
+)
 
 log = logging.getLogger(__name__)
 
-FIELDS = ["epoch", "step", "train_seconds", "fid", "class_entropy", "confident_share", "n_samples", "test_nll_iwae10",
-          "dropped_classes"]
+# the CSV's columns: the metrics are the registry's (ganvae.metrics.registry), and so are their names in the trackers
+FIELDS = ["epoch", "step", "train_seconds", FID.key, CLASS_ENTROPY.key, CONFIDENT_SHARE.key, "n_samples",
+          TEST_NLL_IWAE10.key, "dropped_classes"]
+TENSORBOARD = (FID, CLASS_ENTROPY)  # the metrics of each point that TensorBoard plots (metrics/KEY)
 NLL_IMAGES = 2000  # test images for the in-training likelihood bound (IWAE, k = 10)
 
 
@@ -53,6 +63,14 @@ class TrainingMetrics:
         self._reference = None  # (feature network, test data on the CPU, reference features), loaded on first use
         self.last_point: dict[str, float] | None = None  # the latest row written (rank 0), for callbacks
         self.collapse: str | None = None  # the latest point's mode-collapse warning (rank 0), or None
+
+    def state_dict(self) -> dict:
+        """The clock of the quality points (training seconds at the last one), saved in checkpoints so a resumed
+        run's next point is due when the interrupted run's would have been."""
+        return {"last_elapsed": self.last_elapsed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.last_elapsed = float(state.get("last_elapsed", 0.0))
 
     def __call__(self, model, data, step: int, epoch: float, elapsed: float, epoch_end: bool) -> float:
         """Measure if due; returns the seconds spent (0 when not due). ``epoch`` is fractional mid-epoch."""
@@ -92,10 +110,10 @@ class TrainingMetrics:
         m = sample_metrics(samples, cpu_data, fnet, fid_and_coverage_only=True, reference=reference)
         nll = ""
         if model.has_encoder:
-            nll = f"{likelihood_metrics(model, cpu_data, k=10, max_images=NLL_IMAGES)['test_nll_iwae']:.3f}"
+            nll = f"{likelihood_metrics(model, cpu_data, k=10, max_images=NLL_IMAGES)[TEST_NLL_IWAE.key]:.3f}"
         new = not self.path.exists()
-        row = [round(epoch, 3), step, f"{elapsed:.2f}", f"{m['fid']:.4f}", f"{m['class_entropy']:.4f}",
-               f"{m['confident_share']:.4f}", len(samples), nll, len(m["dropped_classes"])]
+        row = [round(epoch, 3), step, f"{elapsed:.2f}", f"{m[FID.key]:.4f}", f"{m[CLASS_ENTROPY.key]:.4f}",
+               f"{m[CONFIDENT_SHARE.key]:.4f}", len(samples), nll, len(m["dropped_classes"])]
         with open(self.path, "a", newline="") as fh:
             w = csv.writer(fh)
             if new:
@@ -108,9 +126,9 @@ class TrainingMetrics:
             spreads = noise_spreads(model, torch.Generator().manual_seed(self.seed + seeds.DURING_TRAINING_NOISE_USE))
         self.collapse = collapse_message(model, spreads or [], step)
         if spreads:
-            self.last_point["noise_spread_min"] = min(spreads)
+            self.last_point[NOISE_SPREAD_MIN.key] = min(spreads)
             if self.writer is not None:
-                self.writer.add_scalar("metrics/noise_spread_min", min(spreads), step)
+                self.writer.add_scalar(f"metrics/{NOISE_SPREAD_MIN.key}", min(spreads), step)
         if self.writer is not None:
-            self.writer.add_scalar("metrics/fid", m["fid"], step)
-            self.writer.add_scalar("metrics/class_entropy", m["class_entropy"], step)
+            for metric in TENSORBOARD:
+                self.writer.add_scalar(f"metrics/{metric.key}", m[metric.key], step)

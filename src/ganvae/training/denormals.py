@@ -4,9 +4,9 @@ Why: x86 CPUs take a micro-code assist, tens to hundreds of cycles, for each ari
 operation whose operand or result is *denormal* (nonzero and below 1.2e-38 in magnitude).
 Training the MLP VAE on MNIST produces them: Adam's first moment of a weight whose
 gradient is almost always zero (the weights from MNIST's empty border pixels) decays as
-0.9^t and enters the denormal range after about 800 steps; from then on every fused Adam
-step ran on denormal operands and the VAE trained markedly slower (the figures are in
-benchmarks/RESULTS.md, "Speed"). Flushing (FTZ: denormal results
+0.9^t into the denormal range early in training; from then on every fused Adam step ran
+on denormal operands and the VAE trained markedly slower (the figures are in
+benchmarks/RESULTS.md, "What made the defaults fast"). Flushing (FTZ: denormal results
 become 0; DAZ: denormal inputs read as 0) changes only numbers below 1.2e-38, which
 cannot move a training run; TensorFlow flushes by default on CPU for the same reason, and
 GPUs run their fast paths with flushing.
@@ -14,7 +14,7 @@ GPUs run their fast paths with flushing.
 The catch this module handles: the flags live in each thread's MXCSR register, and
 ``torch.set_flush_denormal`` sets only the calling thread's. Threads of torch's OpenMP
 pool that already exist keep their own flags (threads created later inherit the creator's),
-so half of every parallel operation still ran slowly. :func:`set_flush_denormal` also runs
+so those threads' share of every parallel operation still ran slowly. :func:`set_flush_denormal` also runs
 the setting on every thread of the pool, through libgomp's ``GOMP_parallel`` entry point
 (the one OpenMP runtime torch's Linux wheels ship; Intel's runtime exports it too).
 """

@@ -21,9 +21,12 @@ import datetime
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
+
+from ganvae.errors import GanvaeError
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +106,11 @@ class DistContext:
         ctx.reduce_mean, ctx.rank, ctx.world_size = self.reduce_mean, self.rank, self.world_size
         return ctx
 
-    def any(self, flag: bool) -> bool:
-        """True on every rank if ``flag`` is true on any rank (so all ranks stop together)."""
+    def any(self, condition: bool) -> bool:
+        """True on every rank if ``condition`` is true on any rank (so all ranks stop together)."""
         if not self.enabled:
-            return bool(flag)
-        return bool(self.reduce_mean(torch.tensor(float(flag))).item() > 0)
+            return bool(condition)
+        return bool(self.reduce_mean(torch.tensor(float(condition))).item() > 0)
 
     def reduce_mean(self, value: torch.Tensor) -> torch.Tensor:
         """The mean of ``value`` over all ranks (identity in a single process)."""
@@ -130,6 +133,19 @@ class DistContext:
             dist.broadcast(moved, src=0)
             buf.copy_(moved.to(buf.device))
 
+    def peer_failure(self, step: int, ckpt_path: Path, last_checkpoint_step: int | None, model_name: str,
+                     run_dir: Path) -> GanvaeError:
+        """The message of a rank whose peers vanished mid-job at ``step`` (a killed or crashed worker, a lost
+        machine): what was saved last and the command that continues."""
+        who = f"rank {1 - self.rank}" if self.world_size == 2 else f"another of the {self.world_size} ranks"
+        if ckpt_path.exists() or last_checkpoint_step is not None:
+            last = f"last checkpoint: {ckpt_path} (step {last_checkpoint_step})"
+            again = f"torchrun ... -m ganvae train {model_name} --out {run_dir} --resume"
+        else:
+            last, again = "no checkpoint was written yet", "the same command"
+        return GanvaeError(f"{who} died or lost its connection at step {step}, so rank {self.rank} stops too; "
+                           f"{last}. When every machine is back, continue with: {again}")
+
     def all_gather_cat(self, tensor: torch.Tensor) -> torch.Tensor:
         """Concatenate equally shaped tensors from all ranks along dim 0."""
         if not self.enabled:
@@ -146,3 +162,13 @@ class DistContext:
 
             if dist.is_initialized():
                 dist.destroy_process_group()
+
+
+def collective_failure(err: RuntimeError) -> bool:
+    """Whether ``err`` is a distributed backend's report of a peer that vanished (gloo: connection closed or reset,
+    timeouts; NCCL: its errors; torch's own DistError types)."""
+    dist_error = getattr(torch.distributed, "DistError", None)
+    if dist_error is not None and isinstance(err, dist_error):
+        return True
+    text = str(err)
+    return any(s in text for s in ("gloo", "Connection reset", "Connection closed", "NCCL", "Timed out", "timed out"))

@@ -10,33 +10,38 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ganvae.config import build_config, config_from_dict
-from ganvae.errors import CheckpointError, ConfigError
+from ganvae.errors import CheckpointError, FieldConfigError, Placeholder
 from ganvae.storage import checkpoint as ckpt_io
 
 
 def train_run(model: str, *, out: str | Path | None = None, resume: bool = False, config_file: str | Path | None = None,
               settings: Mapping[str, Mapping[str, Any]] | None = None, overrides: list[str] | None = None,
-              preset: str | None = None, data=None, argv: list[str] | None = None,
-              needs_out: str = "--resume needs --out RUN_FOLDER", callbacks=None):
+              preset: str | None = None, data=None, argv: list[str] | None = None, callbacks=None,
+              values: Mapping[str, Mapping[str, Any]] | None = None):
     """Train ``model`` and return the :class:`~ganvae.training.trainer.TrainResult`.
 
     Settings apply in the order of :func:`ganvae.config.build_config` (preset, file, ``settings`` by section,
-    ``overrides`` as ``section.key=value``), on top of the defaults, or, with ``resume``, on top of the run's own
-    saved config: so only what the caller gives changes, whatever the run was trained with. ``needs_out`` is the
-    front end's words for the missing run folder; ``callbacks`` go to the trainer
-    (:mod:`ganvae.training.callbacks`).
+    ``values`` by section (Python values, set as they are), ``overrides`` as ``section.key=value``), on top of the
+    defaults, or, with ``resume``, on top of the run's own saved config: so only what the caller gives changes,
+    whatever the run was trained with. ``callbacks`` go to the trainer (:mod:`ganvae.training.callbacks`).
     """
     from ganvae.training.trainer import Trainer
 
     checkpoint, base = None, None
     if resume:
         if not out:
-            raise ConfigError(f"{needs_out}: the run to continue.")
-        path = ckpt_io.run_checkpoint(out)
-        if not path.is_file():
-            raise CheckpointError(f"--resume: no checkpoint at {path}. Give the run folder with --out, or drop --resume.")
-        checkpoint = ckpt_io.load_checkpoint(path, expected_model=model)
-        base = config_from_dict(checkpoint.header["config"], str(path))
-    cfg = build_config(model, config_file, settings, overrides, preset=preset, base=base)
-    return Trainer(cfg, out or cfg.run.out, data=data, resume=checkpoint or False, argv=argv,
-                   callbacks=callbacks).fit()
+            raise FieldConfigError("out", None, "{given:resume} needs {given}: the run to continue.",
+                                   values={"resume": True, "out": Placeholder("RUN_FOLDER")})
+        checkpoint = resume_checkpoint(out, model)
+        base = config_from_dict(checkpoint.header["config"], str(checkpoint.path))
+    cfg = build_config(model, config_file, settings, overrides, preset=preset, base=base, values=values)
+    return Trainer(cfg, out or cfg.run.out, data=data, resume=checkpoint, argv=argv, callbacks=callbacks).fit()
+
+
+def resume_checkpoint(run_dir: str | Path, model: str):
+    """The one way to resume: the checkpoint of the run in ``run_dir``, read once (and checked to be a ``model``
+    checkpoint), for :class:`~ganvae.training.trainer.Trainer` ``(resume=...)``; a clear error when there is none."""
+    path = ckpt_io.run_checkpoint(run_dir)
+    if not path.is_file():
+        raise CheckpointError(f"--resume: no checkpoint at {path}. Give the run folder with --out, or drop --resume.")
+    return ckpt_io.load_checkpoint(path, expected_model=model)

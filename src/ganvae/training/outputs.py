@@ -10,6 +10,7 @@ package)."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -176,3 +177,36 @@ class CheckpointCadence:
     def due_mid_epoch(self) -> bool:
         """A collective decision: every rank must call it at the same step."""
         return self.minutes > 0 and self.dist.any(time.monotonic() - self.last_time >= self.minutes * 60)
+
+
+SENSIBLE_LR = (1e-5, 1e-3)  # Adam's rates in every family's recipes and presets lie in this range
+
+
+def divergence_advice(cfg, run_dir: Path, resumable: bool) -> str:
+    """What to do after a divergence: halve each learning rate while it lies in the sensible range; a rate far
+    outside it is brought back into it (halving 1e300 would not help)."""
+    rates = {f.name: getattr(cfg.model, f.name) for f in dataclasses.fields(cfg.model) if f.name.startswith("lr")}
+    low, high = SENSIBLE_LR
+    new = {r: (v / 2 if low <= v <= high * 10 else 2e-4) for r, v in rates.items()}
+    wild = [f"model.{r}={v:g}" for r, v in rates.items() if not low <= v <= high * 10]
+    sets = " ".join(f"--set model.{r}={v:g}" for r, v in new.items())
+    again = f"ganvae train {cfg.model_name} --out {run_dir} --resume {sets}" if resumable else f"train again with {sets}"
+    if wild:
+        return (f"{' and '.join(wild)} {'is' if len(wild) == 1 else 'are'} far outside the range that trains "
+                f"({low:g} to {high:g} for Adam here; the recipes use 1e-4 to 1e-3): {again}")
+    return (f"Lower the learning rate{'s' if len(rates) > 1 else ''} (sensible: {low:g} to {high:g}), e.g. halve "
+            f"{' and '.join('model.' + r for r in rates)}: {again}")
+
+
+def progress_bar(cfg, dist, epoch: int, n_steps: int, initial: int):
+    """A progress bar of epoch ``epoch`` (``n_steps`` steps, ``initial`` done) on a terminal or in a notebook, rank
+    0, ``train.progress`` on and logging at INFO; None elsewhere (no bars in log files)."""
+    import sys
+
+    interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
+    if not (cfg.train.progress and dist.is_main) or not interactive or log.getEffectiveLevel() > logging.INFO:
+        return None
+    from tqdm.auto import tqdm  # the notebook widget in Jupyter (when ipywidgets is installed), text elsewhere
+
+    return tqdm(total=n_steps, initial=initial, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="step",
+                leave=False, dynamic_ncols=True)

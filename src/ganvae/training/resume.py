@@ -10,12 +10,15 @@ data order and noise, the fixed noise of the grids) are refused with their names
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any
 
 import torch
 
 from ganvae.config import SECTIONS, ExperimentConfig
 from ganvae.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 # settings of these sections that cannot change on resume (every other one can, except model settings that change
 # the networks' weights, found by building the networks)
@@ -41,11 +44,11 @@ def changed_settings(saved: ExperimentConfig, wanted: ExperimentConfig) -> list[
 
 def _weight_shapes(cfg: ExperimentConfig, image_shape: tuple[int, int, int]) -> dict[str, tuple[int, ...]]:
     from ganvae.registry import build_model
+    from ganvae.storage.model_state import without_prior
 
     with torch.random.fork_rng(devices=[]):  # building initialises weights: the caller's random stream stays as it was
         # the learned prior is not trained: it is fitted again when the resumed run ends, so its settings may change
-        return {k: tuple(v.shape) for k, v in build_model(cfg, image_shape).state_dict().items()
-                if not k.startswith("latent_prior.")}
+        return {k: tuple(v.shape) for k, v in without_prior(build_model(cfg, image_shape).state_dict()).items()}
 
 
 def resumed_config(saved: ExperimentConfig, wanted: ExperimentConfig, image_shape: tuple[int, int, int],
@@ -74,3 +77,49 @@ def resumed_config(saved: ExperimentConfig, wanted: ExperimentConfig, image_shap
                           + "; ".join(refused) + ". Drop them, or start a new run with another --out.")
     return wanted, accepted
 
+
+def restore_training(model, optimizers: dict, ck, saved_cfg: ExperimentConfig, cfg: ExperimentConfig,
+                     fingerprint: str):
+    """Continue from checkpoint ``ck`` (of a run trained with ``saved_cfg``, resumed with ``cfg``): the model's
+    weights, its optimisers' moments under ``cfg``'s rates, the global random states; returns the
+    :class:`~ganvae.training.state.TrainingState` to continue from. Refused, naming the file, when the run was
+    trained on other data (``fingerprint``) or the file is not a training checkpoint, before any weight is touched.
+    The learned prior is forgotten: it was fitted to the weights before this session and is refitted at its end."""
+    from ganvae.errors import CheckpointError
+    from ganvae.storage import checkpoint as ckpt_io
+    from ganvae.training.state import TrainingState
+
+    if ck.header.get("data_fingerprint") not in (None, fingerprint):
+        raise CheckpointError(
+            f"{ck.path}: the run was trained on other data (fingerprint {ck.header['data_fingerprint']}, "
+            f"now {fingerprint}). Resume with the same --dataset, --data-dir and --classes."
+        )
+    state = TrainingState.from_checkpoint(ck)
+    ckpt_io.restore_model(model, ck, refit_prior=True)
+    ckpt_io.restore_optimizers(optimizers, ck)
+    # the restored optimisers carry the saved learning rates and betas: the config's (changed or not) rule
+    for name, fresh in model.make_optimizers().items():
+        for group, new in zip(optimizers[name].param_groups, fresh.param_groups):
+            group.update({k: new[k] for k in ("lr", "betas", "eps", "weight_decay") if k in new})
+    state.restore_rng()
+    old_batch = saved_cfg.train.batch_size
+    if old_batch != cfg.train.batch_size and state.step_in_epoch:
+        # the position inside the epoch is kept in images: the first images of the rest may repeat
+        state.step_in_epoch = state.step_in_epoch * old_batch // cfg.train.batch_size
+    model.latent_prior.forget()
+    log.info("resumed %s at epoch %d, step %d", ck.path, state.epoch + 1, state.step)
+    return state
+
+
+def config_on_resume(ck, cfg: ExperimentConfig) -> tuple[ExperimentConfig, ExperimentConfig, list[str]]:
+    """For a run resumed from checkpoint ``ck`` with ``cfg``: (the run's saved config, the config to continue with,
+    one line per changed setting); see :func:`resumed_config`. A checkpoint of another model is refused."""
+    from ganvae.config import config_from_dict
+    from ganvae.errors import CheckpointError
+
+    if ck.model_name != cfg.model_name:
+        raise CheckpointError(f"{ck.path}: a {ck.model_name} checkpoint, not {cfg.model_name}.")
+    saved = config_from_dict(ck.header["config"], str(ck.path))
+    image_shape = tuple(ck.header.get("image_shape") or (1, cfg.data.image_size, cfg.data.image_size))
+    wanted, changes = resumed_config(saved, cfg, image_shape, str(ck.path))
+    return saved, wanted, changes

@@ -5,9 +5,8 @@ Two checks, each at most once a session:
 - **Speed.** A built-in family's default recipe (its own model settings, batch size and 28x28 images, fp32 on a
   CPU) has a measured speed, :data:`REFERENCE_IMAGES_PER_SECOND`. A run far below it (under
   :data:`FAR_BELOW` of it) is almost never the model: it is a loaded machine, or more torch threads than free
-  cores, which then wait on each other (measured on a loaded 2-core machine: 39 images/s with 2 threads against
-  801 with 1). The check runs once the session has trained :data:`CHECK_AFTER_S` seconds, or at the end of a
-  shorter one.
+  cores, which then wait on each other (benchmarks/RESULTS.md, "The speed check's reference"). The check runs
+  once the session has trained :data:`CHECK_AFTER_S` seconds, or at the end of a shorter one.
 - **Budget.** A wall-clock budget that ended before the first in-training quality point was due leaves no
   measure of what was learned.
 """
@@ -17,9 +16,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
-# images/s of each built-in family's default recipe, 2 threads, full MNIST, 10 minutes (benchmarks/RESULTS.md,
-# "Time to quality"; AMD EPYC with AVX512-BF16, 2 cores, torch 2.13.0+cpu). The Intel Xeon of other sessions
-# measures 0.6-1.0x these.
+# images/s of each built-in family's default recipe on an unloaded CPU: the yardstick a run's speed is judged by
+# (benchmarks/RESULTS.md, "The speed check's reference", which names the machine)
 REFERENCE_IMAGES_PER_SECOND = {"gan": 3029.0, "dcgan": 4368.0, "vae": 33223.0, "conv-vae": 5072.0,
                                "vae-gan": 1216.0, "cppn": 96.0}
 FAR_BELOW = 0.125  # under an eighth of the reference: more than any machine or thread count explains

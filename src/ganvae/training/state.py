@@ -8,8 +8,12 @@ runs still resume.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -66,3 +70,60 @@ class TrainingState:
     def restore_rng(self) -> None:
         """Set the global random states to those saved (the data order and every noise draw continue from there)."""
         ckpt_io.restore_rng_state(ckpt_io.Checkpoint({"rng": self.rng_meta}, self.rng_tensors, path=None))
+
+
+class TrainingClock:
+    """The run's training time, in one place: seconds of earlier sessions plus this session's, less what this
+    session spent measuring (in-training evaluation, the prior's fit); clustering counts against the budget but not
+    as training speed.
+
+    - :meth:`elapsed`: the whole run's training seconds (checkpoints, summary.json, quality points' x-axis);
+    - :meth:`session`: this session's training seconds (the ``--max-minutes`` budget);
+    - :meth:`stepping`: this session's seconds of optimisation steps only (images per second).
+    """
+
+    def __init__(self, before: float = 0.0):
+        self.before = before  # training seconds of the earlier sessions
+        self.start = time.monotonic()
+        self.excluded = 0.0  # measuring, not training: left out of the budget and of elapsed time
+        self.clustering = 0.0  # self-conditioning's clusterings: in the budget, not in the speed
+
+    def elapsed(self) -> float:
+        return self.before + self.session()
+
+    def session(self) -> float:
+        return time.monotonic() - self.start - self.excluded
+
+    def stepping(self) -> float:
+        return self.session() - self.clustering
+
+    def excluding(self) -> contextlib.AbstractContextManager[None]:
+        """Time spent inside is not training time (evaluation, a fit, a picture)."""
+        return self._counted("excluded")
+
+    def clustering_time(self) -> contextlib.AbstractContextManager[None]:
+        """Time spent inside counts against the budget but not as training speed."""
+        return self._counted("clustering")
+
+    @contextlib.contextmanager
+    def _counted(self, counter: str) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            setattr(self, counter, getattr(self, counter) + time.monotonic() - start)
+
+
+@dataclass
+class TrainResult:
+    """What a training session did: where it stopped, how fast, and why."""
+
+    run_dir: Path
+    checkpoint: Path
+    step: int
+    epoch: int
+    images_per_second: float
+    seconds: float
+    stopped_by: str  # "epochs", "time", "interrupt", "callback"
+    last_losses: dict[str, float] = field(default_factory=dict)
+    stop_reason: str | None = None  # a callback's request_stop(reason)

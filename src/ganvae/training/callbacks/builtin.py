@@ -1,0 +1,150 @@
+"""The trainer's own outputs that are callbacks like a user's (STYLE.md, Pattern 20): the trainer puts them first in
+its :class:`~ganvae.training.callbacks.CallbackList`, so they run, save and restore their state the same way.
+
+- :class:`SpeedCheck`: once a session, a default recipe far slower than measured says why and what to do
+  (:mod:`ganvae.training.speed_check`), and a wall-clock budget that ended before the first quality point says so,
+  into ``summary.json``'s warnings.
+- :class:`RunSummary`: ``summary.json``, the session's budget, speed, losses, warnings and the prior's fit.
+- :class:`LatentPriorFit`: at the end of training, an encoder model's learned prior is fitted to the training
+  images' posterior means, the last checkpoint is rewritten with it, and ``samples/learned_prior.png`` drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+
+import torch
+
+from ganvae import seeds
+from ganvae.training import speed_check
+from ganvae.training.callbacks.base import Callback, Trainer
+from ganvae.utils import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+class SpeedCheck(Callback):
+    """Judges this session's training speed once it has trained :data:`~ganvae.training.speed_check.CHECK_AFTER_S`
+    seconds (at a log interval), or at the end of a shorter session of at least
+    :data:`~ganvae.training.speed_check.MIN_SECONDS`; rank 0, CPU runs of a built-in family's default recipe."""
+
+    def __init__(self):
+        self.checked = False  # once a session
+
+    def on_log(self, trainer: Trainer, losses: Mapping[str, float], images_per_second: float) -> None:
+        self._check(trainer, speed_check.CHECK_AFTER_S)
+
+    def on_fit_end(self, trainer: Trainer, stopped_by: str) -> None:
+        self._check(trainer, speed_check.MIN_SECONDS)
+        cfg = trainer.cfg
+        points = trainer.run_dir / "metrics_during_training.csv"  # this session's or an earlier one's
+        measured = trainer.metrics.last_point is not None or (points.is_file() and len(points.read_text().splitlines()) > 1)
+        budget = speed_check.budget_message(stopped_by, int(measured),
+                                            cfg.train.eval_every > 0 or cfg.train.eval_interval_minutes > 0,
+                                            cfg.train.max_minutes)
+        if budget:
+            trainer.warn(budget)
+
+    def _check(self, trainer: Trainer, after_s: float) -> None:
+        if self.checked or not trainer.dist.is_main or trainer.device.type != "cpu":
+            return
+        seconds = trainer.clock.stepping()
+        if seconds < after_s:
+            return
+        self.checked = True
+        reference = speed_check.reference_speed(trainer.cfg)
+        if reference is None:
+            return
+        message = speed_check.slow_training_message(trainer.cfg.model_name, trainer.images_this_session / seconds,
+                                                    reference, torch.get_num_threads(), *speed_check.machine_load())
+        if message:
+            trainer.warn(message)
+
+
+class LatentPriorFit(Callback):
+    """Fit an encoder model's learned prior (``model.prior: gmm``) to the training images' posterior means when a
+    session's steps are over (not after an interrupt), rewrite the last checkpoint with it (same position and
+    counters; the fit's time is not training time), keep the fit's record for ``summary.json`` (``prior_fit``) and
+    draw ``samples/learned_prior.png`` from it. Too few images for the mixture is a warning, not a failure: the run
+    keeps N(0, I)."""
+
+    def __init__(self):
+        self.record: dict | None = None  # the fit of this session (MixtureFit.record), for summary.json
+
+    def on_fit_end(self, trainer: Trainer, stopped_by: str) -> None:
+        from ganvae.models.base import fit_latent_prior
+
+        model = trainer.model
+        if stopped_by == "interrupt" or not model.latent_prior.fittable or not trainer.dist.is_main:
+            return
+        with trainer.clock.excluding():
+            try:
+                with trainer.dist.unwrapped(model):
+                    fit = fit_latent_prior(model, trainer.data.train_images, trainer.data.train_labels,
+                                           seed=trainer.cfg.train.seed)
+            except ValueError as err:
+                log.warning("learned prior not fitted (%s); samples come from N(0, I). Fit it later with "
+                            "`ganvae fit-prior %s`.", err, trainer.run_dir)
+                return
+            prior = model.latent_prior.describe()
+            log.info("learned prior: %s fitted to %d posterior means in %.1f s (%d EM iterations, log-likelihood "
+                     "%.3f nats per code)", prior, fit.n, fit.seconds, fit.iterations, fit.log_likelihood)
+            self.record = fit.record(prior, trainer.data.name, trainer.cfg.train.seed)
+            trainer.rewrite_last_checkpoint()
+            self._picture(trainer)
+
+    @staticmethod
+    def _picture(trainer: Trainer) -> None:
+        """``samples/learned_prior.png``: as many samples as the per-epoch grids, drawn from the fitted prior (a
+        conditional model: one row per class, each from its class's mixture)."""
+        from ganvae.viz.images import make_grid, save_png
+
+        model = trainer.model
+        g, n = torch.Generator().manual_seed(trainer.cfg.train.seed + seeds.FIXED_NOISE), len(trainer.state.fixed_noise)
+        with trainer.dist.unwrapped(model):
+            if model.conditional:
+                cols = -(-n // len(model.classes))
+                z, labels = model.latent_prior.class_grid(cols, model.classes, g)
+            else:
+                cols, z, labels = None, model.latent_prior.draw(n, g), None
+            grid = make_grid(model.generate(z.to(model.device), labels), nrow=cols)
+        save_png(grid, trainer.run_dir / "samples" / "learned_prior.png")
+
+
+class RunSummary(Callback):
+    """``summary.json`` (rank 0), the first of the ``on_train_end`` hooks: the session's steps, epochs, images, time,
+    speed and why it stopped, its last losses, the warnings the run gave (speed, budget, collapse) and the learned
+    prior's fit (``prior_fit``, from ``prior_fit``'s record)."""
+
+    def __init__(self, prior_fit: LatentPriorFit):
+        self.prior_fit = prior_fit
+
+    def on_train_end(self, trainer: Trainer, result) -> None:
+        if not trainer.dist.is_main:
+            return
+        cfg = trainer.cfg
+        summary = {"model_name": cfg.model_name, "steps": result.step, "epochs_completed": result.epoch,
+                   "images_seen": trainer.state.images_seen, "train_seconds": round(result.seconds, 2),
+                   "images_per_second": round(result.images_per_second, 1), "stopped_by": result.stopped_by,
+                   "last_losses": result.last_losses, "device": str(trainer.device), "precision": cfg.train.precision,
+                   "world_size": trainer.dist.world_size}
+        if result.stop_reason is not None:
+            summary["stop_reason"] = result.stop_reason
+        if trainer.warnings:
+            summary["warnings"] = trainer.warnings
+        if self.prior_fit.record is not None:
+            summary["prior_fit"] = self.prior_fit.record
+        path = trainer.run_dir / "summary.json"
+        if trainer.images_this_session == 0 and trainer.resume_checkpoint is not None and path.is_file():
+            # resumed with nothing left to train: the speed and losses are those of the sessions that trained
+            try:
+                before = json.loads(path.read_text())
+            except ValueError:
+                before = {}
+            summary["images_per_second"] = before.get("images_per_second", summary["images_per_second"])
+            summary["last_losses"] = summary["last_losses"] or before.get("last_losses", {})
+        atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
+        log.info("done: %d steps, %d epochs, %.0f images/s, %.1f s (%s) -> %s", result.step, result.epoch,
+                 result.images_per_second, result.seconds, result.stopped_by, trainer.run_dir)
