@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import LIKE_ZOO
 
 import ganvae
 from ganvae import inference, storage, writers
@@ -12,13 +13,18 @@ from ganvae.errors import GanvaeError
 
 
 @pytest.fixture(scope="module")
-def gan():
-    return ganvae.load("mnist-gan")
+def gan(tiny_pretrained):
+    return ganvae.load(tiny_pretrained(*LIKE_ZOO["gan"]))
 
 
 @pytest.fixture(scope="module")
-def cppn():
-    return ganvae.load("mnist-cppn")
+def cppn(tiny_pretrained):
+    return ganvae.load(tiny_pretrained(*LIKE_ZOO["cppn"]))
+
+
+@pytest.fixture(scope="module")
+def cgan_folder(tiny_pretrained):
+    return tiny_pretrained(*LIKE_ZOO["cgan"])  # conditional, trained on 10 classes
 
 
 @pytest.mark.parametrize("call,says", [
@@ -27,7 +33,7 @@ def cppn():
     (lambda m: m.interpolate(steps=10**9), r"interpolate\(steps=1000000000\): .* over the limit"),
     (lambda m: m.sample(-3), r"sample\(n=...\): -3; give a whole number of at least 1"),
     (lambda m: m.sample(2.5), r"sample\(n=...\): 2.5"),
-    (lambda m: m.sample(latents=torch.zeros(4, 7)), r"sample\(latents=...\): latents of shape \(4, 7\); this gan takes \(n, 110\)"),
+    (lambda m: m.sample(latents=torch.zeros(4, 7)), r"sample\(latents=...\): latents of shape \(4, 7\); this gan takes \(n, 12\)"),
     (lambda m: m.sample(latents=torch.full((2, m.model.latent_dim), float("nan"))), r"sample\(latents=...\): latents hold NaN"),
     (lambda m: m.sample(seed=2**70), r"sample\(seed=...\): .*2\*\*63 - 1"),
     (lambda m: m.sample(labels="3"), r"sample\(labels=...\): labels='3'"),
@@ -35,14 +41,14 @@ def cppn():
     (lambda m: m.interpolate(steps=1), r"interpolate\(steps=...\): 1; give a whole number of at least 2"),
 ])
 def test_bad_arguments_are_named_in_python(gan, call, says):
-    # mnist-gan is self-conditioned: its latent is 100 noises and a one-hot of its 10 pseudo-classes
+    # the tiny gan is self-conditioned: its latent is 8 noises and a one-hot of its 4 pseudo-classes
     with pytest.raises(GanvaeError, match=says) as err:
         call(gan)
     assert "--" not in str(err.value)  # no command-line flags in a Python error
 
 
 def test_the_memory_limit_is_a_setting(gan):
-    gan.max_memory_gb = 1e-4  # 107 KB: 64 images of 28x28 floats (400 KB with their copy) do not fit
+    gan.max_memory_gb = 1e-4  # 107 KB: 64 images of 16x16 floats (131 KB with their copy) do not fit
     try:
         with pytest.raises(GanvaeError, match="over the limit of 0.0001 GB"):
             gan.sample(64)
@@ -58,31 +64,31 @@ def test_render_sizes_are_checked(cppn, size):
 
 
 def test_reconstruct_takes_uint8_and_refuses_nan_and_out_of_range(cppn):
-    x = torch.zeros(2, 1, 28, 28)
-    x[:, :, 6:22, 12:16] = 1.0
+    x = torch.zeros(2, 1, 16, 16)
+    x[:, :, 3:13, 6:10] = 1.0
     as_float = cppn.reconstruct(x).tensor
     as_uint8 = cppn.reconstruct((x * 255).to(torch.uint8)).tensor
     assert torch.allclose(as_float, as_uint8, atol=1e-5)
     with pytest.raises(GanvaeError, match="NaN"):
-        cppn.reconstruct(torch.full((1, 1, 28, 28), float("nan")))
+        cppn.reconstruct(torch.full((1, 1, 16, 16), float("nan")))
     with pytest.raises(GanvaeError, match=r"values from 0 to 255; float images must lie in \[0, 1\]"):
         cppn.reconstruct(x * 255)
 
 
-def test_class_grid_is_guarded():
-    cgan = ganvae.load("mnist-cgan")
+def test_class_grid_is_guarded(cgan_folder):
+    cgan = ganvae.load(cgan_folder)
     with pytest.raises(GanvaeError, match=r"class_grid\(cols=100000000\): 1,000,000,000 images"):
         cgan.class_grid(cols=10**8)
     with pytest.raises(GanvaeError, match=r"sample\(labels=...\): 2 labels for 4 samples"):
         cgan.sample(4, labels=[1, 2])
 
 
-def test_a_huge_file_only_draw_draws_its_latents_chunk_by_chunk(tmp_path, monkeypatch):
+def test_a_huge_file_only_draw_draws_its_latents_chunk_by_chunk(tmp_path, monkeypatch, tiny_pretrained):
     """Beyond ONE_DRAW samples, latents are drawn a chunk at a time (a billion at once would be 400 GB)."""
-    loaded = storage.load("mnist-gan")
+    loaded = storage.load(tiny_pretrained(*LIKE_ZOO["gan"]))
     drawn = []
-    prior = loaded.model.prior
-    monkeypatch.setattr(loaded.model, "prior", lambda n, *a, **k: drawn.append(n) or prior(n, *a, **k))
+    draw = loaded.model.latent_prior.draw
+    monkeypatch.setattr(loaded.model.latent_prior, "draw", lambda n, *a, **k: drawn.append(n) or draw(n, *a, **k))
     monkeypatch.setattr(inference, "ONE_DRAW", 10)
     writers.sample(loaded, n=25, seed=0, out=None, separate=tmp_path / "files", chunk=10)
     assert drawn == [10, 10, 5] and len(list((tmp_path / "files").iterdir())) == 25
@@ -91,8 +97,8 @@ def test_a_huge_file_only_draw_draws_its_latents_chunk_by_chunk(tmp_path, monkey
     assert (tmp_path / "files" / "sample_0017.png").read_bytes() == (tmp_path / "again" / "sample_0017.png").read_bytes()
 
 
-def test_a_huge_class_grid_is_drawn_by_columns_into_its_rows(tmp_path, monkeypatch):
-    loaded = storage.load("mnist-cgan")
+def test_a_huge_class_grid_is_drawn_by_columns_into_its_rows(tmp_path, monkeypatch, cgan_folder):
+    loaded = storage.load(cgan_folder)
     monkeypatch.setattr(inference, "ONE_DRAW", 10)
     seen = []
     generate = loaded.model.generate

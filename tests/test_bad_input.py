@@ -245,7 +245,7 @@ def test_large_render_streams_in_bands_identical_to_one_pass(cppn_run, tmp_path)
     from ganvae.viz.images import make_grid
 
     loaded = storage.load(cppn_run)
-    z = loaded.model.prior(1, generator=torch_generator(3))
+    z = loaded.model.latent_prior.draw(1, generator=torch_generator(3))
     whole = make_grid(loaded.model.render(z, 61, 97), nrow=1, padding=0)  # (61, 97) uint8
     bands = list(loaded.model.render_bands(z, 61, 97, band_pixels=97 * 7))  # 9 bands of up to 7 rows
     assert len(bands) == 9
@@ -312,10 +312,13 @@ def test_resume_applies_what_may_change_and_refuses_the_rest(capsys, tmp_path):
     """`--resume` continues from the run's own settings; learning rates, budgets and batch size given now take
     effect (and are logged); settings that change the weights or the data are refused with their names."""
     out = str(tmp_path / "run")
-    small = ["--set", "model.hidden=[32]", "--set", "train.progress=false", "--set", "run.tensorboard=false"]
+    # a small run in seconds: the packaged mnist-5k (not the default mnist-25k), a narrow network, a 2-component prior
+    # (the default 100-component fit alone took most of a minute), the default latent width and batch size
+    small = ["--dataset", "mnist-5k", "--set", "model.hidden=[32]", "--set", "model.prior_components=2",
+             "--set", "train.progress=false", "--set", "run.tensorboard=false"]
     assert main(["train", "vae", "--epochs", "1", "--out", out, *small]) == 0
     capsys.readouterr()
-    # no --set model.hidden now: the run's own [32] is kept (the defaults' [400] would not fit the weights)
+    # no --set model.hidden nor --dataset now: the run's own are kept (the defaults' [400] would not fit the weights)
     assert main(["train", "vae", "--out", out, "--resume", "--epochs", "2", "--set", "model.lr=0.0005",
                  "--batch-size", "64"]) == 0
     err = capsys.readouterr().err
@@ -326,7 +329,7 @@ def test_resume_applies_what_may_change_and_refuses_the_rest(capsys, tmp_path):
     header = load_checkpoint(tmp_path / "run/checkpoints/last.safetensors").header
     assert header["config"]["model"]["lr"] == 0.0005 and header["config"]["train"]["batch_size"] == 64
     for argv, expected in ((["--set", "model.latent_dim=3"], "model.latent_dim: 10 -> 3 (it changes the networks' weights)"),
-                           (["--dataset", "mnist-5k"], "data.dataset: 'mnist-25k' -> 'mnist-5k'"),
+                           (["--dataset", "mnist-25k"], "data.dataset: 'mnist-5k' -> 'mnist-25k'"),
                            (["--seed", "3"], "train.seed: 0 -> 3 (the run's data order and noise derive from it)")):
         code, err = run(capsys, "train", "vae", "--out", out, "--resume", "--epochs", "3", *argv)
         assert code == 2 and expected in err and "cannot change" in err, err
@@ -334,15 +337,14 @@ def test_resume_applies_what_may_change_and_refuses_the_rest(capsys, tmp_path):
 
 
 def test_learning_rate_changed_on_resume_reaches_the_optimisers(tmp_path):
-    from conftest import tiny_config, tiny_data
+    from conftest import tiny_config, tiny_data, train
 
-    from conftest import train
-
+    from ganvae.training.launch import resume_checkpoint
     from ganvae.training.trainer import Trainer
 
     train(tiny_config("gan", "train.epochs=1"), tmp_path / "run", data=tiny_data())
     trainer = Trainer(tiny_config("gan", "train.epochs=2", "model.lr_generator=0.00005"), tmp_path / "run",
-                      data=tiny_data(), resume=True)
+                      data=tiny_data(), resume=resume_checkpoint(tmp_path / "run", "gan"))
     trainer._setup()
     assert [g["lr"] for g in trainer.optimizers["generator"].param_groups] == [0.00005]
     assert [g["lr"] for g in trainer.optimizers["discriminator"].param_groups] == [0.0002]

@@ -63,9 +63,12 @@ def test_score_run_compares_ema_only_for_runs_with_one(tmp_path, monkeypatch):
     assert common.score_run(tmp_path, None)[2] is None and len(calls) == 3
 
 
-def test_noise_use_prints_one_spread_per_class(monkeypatch, capsys):
+def test_noise_use_prints_one_spread_per_class(monkeypatch, capsys, tiny_pretrained):
+    from conftest import LIKE_ZOO
+
     noise_use = load("noise_use")
-    monkeypatch.setattr(sys, "argv", ["noise_use.py", "mnist-cgan"])
+    cgan = tiny_pretrained(*LIKE_ZOO["cgan"])  # conditional, 10 classes
+    monkeypatch.setattr(sys, "argv", ["noise_use.py", str(cgan)])
     noise_use.main()
     out = capsys.readouterr().out
     values = out.split("per class: [")[1].split("]")[0].split(", ")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_config, tiny_data
+from conftest import LIKE_ZOO, tiny_config, tiny_data
 
 import ganvae
 from ganvae import inference, operations, storage
@@ -158,20 +158,30 @@ def test_readme_has_no_unfilled_placeholders():
     assert not re.findall(r"\b[A-Z]+_(?:SIZE|TABLE|RESULTS|FIGURES|VERDICT|ROWS|LINE)\b", readme)
 
 
-def test_evaluating_a_pretrained_model_reports_its_training_budget(tmp_path):
+def test_evaluating_a_pretrained_model_reports_its_training_budget(tmp_path, tiny_pretrained):
     """A report on pretrained models states their budgets (from config.json's record of the run), not '?'."""
     from ganvae.storage.pretrained_folder import read_config
-    from ganvae.zoo import zoo_dir
 
-    result = operations.evaluate("mnist-vae", n_samples=100, iwae_k=1, dataset="mnist-5k", out=tmp_path / "m.json")
-    source = read_config(zoo_dir() / "mnist-vae")["source"]
+    # a tiny vae at MNIST's size (evaluated against mnist-5k), exported from its run: config.json records the training
+    folder = tiny_pretrained(*LIKE_ZOO["vae"], "data.image_size=28")
+    result = operations.evaluate(folder, n_samples=100, iwae_k=1, dataset="mnist-5k", out=tmp_path / "m.json")
+    source = read_config(folder)["source"]
+    assert source["train_seconds"] is not None and source["steps"] == 6  # 48 images in batches of 8, one epoch
     assert result["training"]["train_seconds"] == source["train_seconds"]
     assert result["training"]["steps"] == source["steps"]
 
 
-def test_a_report_names_pretrained_models_by_their_names():
-    """Two pretrained models of one family are two columns named mnist-vae and mnist-cvae, not 'vae' twice."""
+def test_a_report_names_pretrained_models_by_their_names(tmp_path, tiny_pretrained):
+    """Two pretrained models of one family are two columns named by their folders (as the zoo's vae and cvae are),
+    not 'vae' twice."""
+    import shutil
+
     from ganvae.report import _label_runs
 
-    names = ["mnist-vae", "mnist-cvae"]
-    assert _label_runs([Path(n) for n in names], [storage.load(n) for n in names]) == names
+    names = ["tiny-vae", "tiny-cvae"]
+    for name, like in zip(names, ["vae", "cvae"]):
+        shutil.copytree(tiny_pretrained(*LIKE_ZOO[like]), tmp_path / name)
+    paths = [tmp_path / n for n in names]
+    loaded = [storage.load(p) for p in paths]
+    assert [r.name for r in loaded] == ["vae", "vae"]  # one family
+    assert _label_runs(paths, loaded) == names

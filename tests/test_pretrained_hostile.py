@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -13,6 +14,7 @@ import textwrap
 
 import pytest
 import torch
+from conftest import LIKE_ZOO
 
 import ganvae
 from ganvae.errors import CheckpointError
@@ -22,9 +24,10 @@ CEILING_MB = 200
 
 
 @pytest.fixture
-def folder(tmp_path):
+def folder(tmp_path, tiny_pretrained):
+    """A copy of a tiny self-conditioned gan's pretrained folder, to damage."""
     out = tmp_path / "gan"
-    shutil.copytree(zoo_dir() / "mnist-gan", out)
+    shutil.copytree(tiny_pretrained(*LIKE_ZOO["gan"]), out)
     return out
 
 
@@ -119,21 +122,33 @@ def rewrite_weights(folder, change) -> None:
     save_file(tensors, str(folder / "model.safetensors"))
 
 
+def first_generator_weight(folder) -> str:
+    """The name of the generator's first weight in the folder's file (whatever the networks call their layers)."""
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "model.safetensors"), framework="pt") as fh:
+        return sorted(k for k in fh.keys() if k.startswith("generator.") and k.endswith(".weight"))[0]
+
+
 def test_nan_weights_are_refused_with_the_tensor_named(folder):
+    key = first_generator_weight(folder)
+
     def poison(t):
-        t["generator.net.net.0.weight"][0, 0] = float("nan")
+        t[key].view(-1)[0] = float("nan")
 
     rewrite_weights(folder, poison)
-    with pytest.raises(CheckpointError, match=r"'generator.net.net.0.weight' holds 1 NaN or infinite value"):
+    with pytest.raises(CheckpointError, match=re.escape(f"'{key}' holds 1 NaN or infinite value")):
         ganvae.load(folder)
 
 
 def test_integer_weights_are_refused(folder):
+    key = first_generator_weight(folder)
+
     def to_int(t):
-        t["generator.net.net.0.weight"] = t["generator.net.net.0.weight"].to(torch.int32)
+        t[key] = t[key].to(torch.int32)
 
     rewrite_weights(folder, to_int)
-    with pytest.raises(CheckpointError, match=r"generator.net.net.0.weight is I32 \(expected a float tensor\)"):
+    with pytest.raises(CheckpointError, match=re.escape(f"{key} is I32 (expected a float tensor)")):
         ganvae.load(folder)
 
 

@@ -63,7 +63,10 @@ def test_divergence_advice_makes_sense_for_wild_rates(tmp_path):
     assert "halve" in sane and f"--set model.lr_generator={default_config('gan').model.lr_generator / 2:g}" in sane
 
 
-def test_a_morph_between_one_digit_and_itself_is_refused(tmp_path, capsys):
-    assert main(["interpolate", "mnist-cgan", "--between-digits", "1,1", "--out", str(tmp_path / "w.gif")]) == 2
+def test_a_morph_between_one_digit_and_itself_is_refused(tmp_path, capsys, tiny_pretrained):
+    from conftest import LIKE_ZOO
+
+    cgan = tiny_pretrained(*LIKE_ZOO["cgan"])
+    assert main(["interpolate", str(cgan), "--between-digits", "1,1", "--out", str(tmp_path / "w.gif")]) == 2
     err = capsys.readouterr().err
     assert "needs two different classes" in err and "--digit 1" in err and not (tmp_path / "w.gif").exists()
