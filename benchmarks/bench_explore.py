@@ -29,7 +29,7 @@ def main() -> None:
     import uvicorn
 
     from ganvae.explore.server import build_explorer, create_app
-    from ganvae.utils import machine_description
+    from ganvae.common.device import machine_description
 
     parser = argparse.ArgumentParser()
     parser.add_argument("models", nargs="+")

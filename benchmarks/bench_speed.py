@@ -42,10 +42,10 @@ from PIL import Image
 from ganvae.config import DataConfig, build_config
 from ganvae.data.dataset import iter_batches, load_dataset
 from ganvae.models.step import StepContext
-from ganvae.pixels import scale_images
+from ganvae.common.pixels import scale_images
 from ganvae.registry import build_model, get_entry
 from ganvae.training.denormals import flush_denormals
-from ganvae.utils import machine_description
+from ganvae.common.device import machine_description
 
 MODELS = ("gan", "dcgan", "vae", "vae-gan")
 

@@ -19,7 +19,7 @@ import torch
 from ganvae.config import build_config
 from ganvae.data.dataset import iter_batch_indices, load_dataset
 from ganvae.models.step import StepContext
-from ganvae.pixels import scale_images
+from ganvae.common.pixels import scale_images
 from ganvae.registry import build_model
 
 STEPS = 1500

@@ -161,7 +161,7 @@ def main(argv=None) -> int:
     if tf is not None:
         rows.append(tf)
     out = Path(args.out)
-    from ganvae.utils import machine_description
+    from ganvae.common.device import machine_description
 
     checks = verdicts(rows)
     (out / "results.json").write_text(json.dumps({"started": started, "minutes": args.minutes, "threads": args.threads,

@@ -185,7 +185,7 @@ def tiny_pretrained(tmp_path_factory):
     :func:`tiny_data` at the config's image size; built once per session for each (name, overrides, images).
     ``make(*LIKE_ZOO["cvae"])`` is a tiny stand-in for the zoo's cvae. Treat the folder as read-only (copy it
     to damage it)."""
-    from ganvae import operations
+    from ganvae.inference import tasks as operations
 
     cache: dict[tuple, Path] = {}
 

@@ -8,7 +8,8 @@ import torch
 from conftest import LIKE_ZOO
 
 import ganvae
-from ganvae import inference, storage, writers
+from ganvae import inference, storage
+from ganvae.inference import writers
 from ganvae.errors import GanvaeError
 
 

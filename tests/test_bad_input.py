@@ -222,7 +222,7 @@ def test_full_disk_names_the_file_and_keeps_the_previous_version(tmp_path):
     from safetensors import SafetensorError
 
     from ganvae.errors import GanvaeError
-    from ganvae.utils import atomic_save
+    from ganvae.common.files import atomic_save
 
     path = tmp_path / "last.safetensors"
     path.write_bytes(b"previous checkpoint")
@@ -241,7 +241,8 @@ def test_large_render_streams_in_bands_identical_to_one_pass(cppn_run, tmp_path)
     import numpy as np
     from PIL import Image
 
-    from ganvae import storage, writers
+    from ganvae import storage
+    from ganvae.inference import writers
     from ganvae.viz.images import make_grid
 
     loaded = storage.load(cppn_run)
@@ -264,7 +265,7 @@ def test_compare_warns_about_runs_that_cannot_be_compared(trained_checkpoint, tm
     from conftest import tiny_config, tiny_data
 
     from ganvae import storage
-    from ganvae.report import comparability_warnings
+    from ganvae.inference.report import comparability_warnings
     from conftest import train
 
     run = trained_checkpoint.parent.parent
@@ -373,7 +374,7 @@ def test_second_training_into_the_same_folder_is_refused(tmp_path):
     from conftest import tiny_config, tiny_data
 
     from ganvae.errors import GanvaeError
-    from ganvae.runs import RunLock
+    from ganvae.storage.run_folder import RunLock
     from conftest import train
 
     run_dir = tmp_path / "run"
@@ -391,7 +392,8 @@ def test_many_samples_stream_to_files_in_chunks(capsys, tmp_path, cppn_run):
     import numpy as np
     from PIL import Image
 
-    from ganvae import inference, storage, writers
+    from ganvae import inference, storage
+    from ganvae.inference import writers
 
     writers.sample(cppn_run, n=23, seed=4, out=tmp_path / "grid.png", separate=tmp_path / "files", chunk=7)
     reference = inference.sample_images(storage.load(cppn_run), 23, seed=4)

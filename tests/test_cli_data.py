@@ -82,7 +82,7 @@ def _source_for(folder, **kw):
 
     from ganvae.data.idx import read_bytes
     from ganvae.data.sources import MNIST, FileSpec
-    from ganvae.utils import md5_file
+    from ganvae.common.files import md5_file
 
     files = {role: FileSpec(spec.filename, md5_file(folder / spec.filename),
                             hashlib.md5(read_bytes(folder / spec.filename)).hexdigest()) for role, spec in MNIST.files.items()}

@@ -13,7 +13,8 @@ from conftest import grey_image, tiny_config, tiny_data, tiny_flags, train_cli_r
 from PIL import Image
 
 import ganvae
-from ganvae import inference, operations, storage
+from ganvae import inference, storage
+from ganvae.inference import tasks as operations
 from ganvae.cli import main
 from ganvae.errors import GanvaeError
 from ganvae.metrics import core
@@ -220,7 +221,7 @@ def real():
 
 def test_a_perfect_conditional_sampler_scores_full_accuracy(real):
     from ganvae.metrics.evaluate import conditional_metrics
-    from ganvae.pixels import uint8_to_unit
+    from ganvae.common.pixels import uint8_to_unit
 
     data, fnet, ref = real
     x, y = uint8_to_unit(data.test_images), data.test_labels
@@ -351,7 +352,7 @@ def test_evaluate_reports_conditional_metrics(cli_runs, tmp_path, capsys):
 
 
 def test_report_shows_conditional_metrics_and_the_class_grid(cli_runs, tmp_path):
-    from ganvae.report import compare
+    from ganvae.inference.report import compare
 
     report = compare([cli_runs["dcgan"], cli_runs["vae"]], tmp_path / "report", n_samples=100,
                      data_dir=str(cli_runs["data"]))

@@ -126,7 +126,7 @@ def test_shipped_configs_are_valid(path):
 def test_precision_auto_resolves_by_hardware(monkeypatch):
     import torch
 
-    from ganvae import utils
+    from ganvae.common import device as utils
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(utils, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
@@ -139,7 +139,7 @@ def test_precision_auto_resolves_by_hardware(monkeypatch):
 def test_trainer_records_the_resolved_precision(tmp_path, monkeypatch):
     from conftest import tiny_config, tiny_data
 
-    from ganvae import utils
+    from ganvae.common import device as utils
     from ganvae.training.trainer import Trainer
 
     monkeypatch.setattr(utils, "cpu_flags", lambda: set())

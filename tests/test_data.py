@@ -8,7 +8,7 @@ from PIL import Image
 from ganvae.config import DataConfig
 from conftest import iter_batches
 from ganvae.data.dataset import epoch_permutation, load_dataset
-from ganvae.pixels import scale_images, to_unit
+from ganvae.common.pixels import scale_images, to_unit
 from ganvae.errors import DataError
 
 from conftest import SHARED_MNIST

@@ -24,12 +24,16 @@ def free_port() -> str:
         return str(s.getsockname()[1])
 
 
-def run_ranks(world: int, spec: dict, tmp_path: Path) -> None:
-    spec_path = tmp_path / f"spec-{free_port()}.json"
-    spec_path.write_text(json.dumps(spec))
-    port = free_port()
-    procs = [subprocess.Popen([sys.executable, str(WORKER), str(r), str(world), port, str(spec_path)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in range(world)]
+def run_ranks(world: int, spec: dict, tmp_path: Path, *more: tuple[int, dict]) -> None:
+    """Run ``world`` worker processes on ``spec`` (and, at the same time, each further ``(world, spec)`` job: the
+    processes mostly wait for their imports, so jobs side by side take little longer than one)."""
+    procs = []
+    for size, job in ((world, spec), *more):
+        spec_path = tmp_path / f"spec-{free_port()}.json"
+        spec_path.write_text(json.dumps(job))
+        port = free_port()
+        procs += [subprocess.Popen([sys.executable, str(WORKER), str(r), str(size), port, str(spec_path)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in range(size)]
     outputs = [p.communicate(timeout=240)[0] for p in procs]
     for p, out in zip(procs, outputs):
         assert p.returncode == 0, out
@@ -71,10 +75,9 @@ def test_two_ranks_end_with_identical_weights(tmp_path, idx, name):
                                                  "model.self_conditioning=null"])])  # the default: 10 spectral
 def test_two_ranks_batch_b_match_one_rank_batch_2b(tmp_path, idx, name, extra):
     """No batch norm and no dropout: the global batch decides the step, not how it is split."""
-    two = tmp_path / "two"
-    run_ranks(2, {"model": name, "overrides": overrides(name, idx, 16, *extra), "run_dir": str(two)}, tmp_path)
-    one = tmp_path / "one"
-    run_ranks(1, {"model": name, "overrides": overrides(name, idx, 16, *extra), "run_dir": str(one)}, tmp_path)
+    two, one = tmp_path / "two", tmp_path / "one"
+    run_ranks(2, {"model": name, "overrides": overrides(name, idx, 16, *extra), "run_dir": str(two)}, tmp_path,
+              (1, {"model": name, "overrides": overrides(name, idx, 16, *extra), "run_dir": str(one)}))
     a, b = load(two, 0), load(one, 0)
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), rtol=1e-4, atol=1e-5), k

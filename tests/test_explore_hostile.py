@@ -136,7 +136,7 @@ def test_interpolating_from_the_origin_is_a_straight_line(server, models):
 def test_error_messages_name_models_not_paths():
     """A shipped model's folder is named by its zoo name, and the package's install path never shows (the subject
     is the zoo's own paths, so this one loads a zoo model)."""
-    from ganvae.zoo import zoo_dir
+    from ganvae.storage.zoo import zoo_dir
 
     explorer = build_explorer(["mnist-vae"])
     view = explorer.view("mnist-vae")

@@ -1,4 +1,4 @@
-"""Each loss of ``ganvae.losses`` on fixed inputs, against values worked out by hand from its paper's formula, so a
+"""Each loss of ``ganvae.models.losses`` on fixed inputs, against values worked out by hand from its paper's formula, so a
 sign error, a swapped argument or a missing 1/2 fails here (STYLE.md, Pattern 23)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from ganvae import losses
+from ganvae.models import losses
 
 REAL = torch.tensor([2.0, 0.5, -1.0])  # discriminator logits on real images
 FAKE = torch.tensor([-3.0, 0.0, 1.5])  # ... and on generated ones

@@ -299,7 +299,7 @@ def test_cppn_gradients_flow_after_sampling_at_the_same_size():
 def test_r1_penalty_is_half_gamma_times_the_squared_input_gradient():
     """R1 (Mescheder et al. 2018, Eq. 9) of a linear discriminator D(x) = w . x: its input gradient is w, so the
     penalty is gamma / 2 * |w|^2 whatever the images, and it reaches w."""
-    from ganvae.losses import r1_penalty
+    from ganvae.models.losses import r1_penalty
 
     w = torch.randn(16, requires_grad=True)
     x = torch.rand(5, 1, 4, 4, requires_grad=True)
@@ -312,7 +312,7 @@ def test_r1_penalty_is_half_gamma_times_the_squared_input_gradient():
 def test_mode_seeking_loss_is_large_when_the_noise_is_ignored():
     """Mao et al. 2019, Eq. 3: 1 / (mean|G(z1) - G(z2)| / mean|z1 - z2| + eps); the same image from two noises
     gives 1 / eps, images as far apart as their noises give about 1, and it pushes the images apart."""
-    from ganvae.losses import mode_seeking_loss
+    from ganvae.models.losses import mode_seeking_loss
 
     z_a, z_b = torch.zeros(4, 3), torch.full((4, 3), 2.0)  # mean |z_a - z_b| = 2
     same = torch.ones(4, 1, 2, 2, requires_grad=True)

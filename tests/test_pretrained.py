@@ -10,10 +10,11 @@ import torch
 from conftest import LIKE_ZOO, tiny_config, tiny_data
 
 import ganvae
-from ganvae import inference, operations, storage
+from ganvae import inference, storage
+from ganvae.inference import tasks as operations
 from ganvae.cli import main
 from ganvae.errors import CheckpointError, GanvaeError
-from ganvae.zoo import pretrained_names
+from ganvae.storage.zoo import pretrained_names
 
 
 def network_bytes(folder) -> int:
@@ -117,8 +118,8 @@ def test_every_shipped_model_loads_offline_and_draws(name):
     model = ganvae.load(name)
     images = model.sample(8, seed=0).tensor
     assert images.shape == (8, 1, 28, 28) and 0 <= images.min() and images.max() <= 1 and images.std() > 0.05
-    meta = json.loads((ganvae.zoo.zoo_dir() / name / "config.json").read_text())
-    assert "fid" in meta["metrics"] and (ganvae.zoo.zoo_dir() / name / "README.md").read_text().startswith("# ")
+    meta = json.loads((ganvae.storage.zoo.zoo_dir() / name / "config.json").read_text())
+    assert "fid" in meta["metrics"] and (ganvae.storage.zoo.zoo_dir() / name / "README.md").read_text().startswith("# ")
 
 
 def test_models_command(capsys):
@@ -186,7 +187,7 @@ def test_a_report_names_pretrained_models_by_their_names(tmp_path, tiny_pretrain
     not 'vae' twice."""
     import shutil
 
-    from ganvae.report import _label_runs
+    from ganvae.inference.report import _label_runs
 
     names = ["tiny-vae", "tiny-cvae"]
     for name, like in zip(names, ["vae", "cvae"]):

@@ -18,7 +18,7 @@ from conftest import LIKE_ZOO
 
 import ganvae
 from ganvae.errors import CheckpointError
-from ganvae.zoo import zoo_dir
+from ganvae.storage.zoo import zoo_dir
 
 CEILING_MB = 200
 

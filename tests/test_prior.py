@@ -208,7 +208,7 @@ def test_training_fits_the_prior_at_the_end_and_fit_prior_refits_in_place(tmp_pa
     refit = load_run(run, device="cpu")
     assert refit.model.latent_prior.describe() == "gmm (k=2, diag covariance)"
     from ganvae.errors import ConfigError
-    from ganvae.operations import fit_prior
+    from ganvae.inference.tasks import fit_prior
 
     with pytest.raises(ConfigError, match="refitted in place"):  # a run is refitted where it is, never copied
         fit_prior(run, out=tmp_path / "copy", data_dir=str(data))
@@ -233,7 +233,7 @@ def test_training_fits_the_prior_at_the_end_and_fit_prior_refits_in_place(tmp_pa
 
 
 def test_fit_prior_refits_a_pretrained_folder_with_another_covariance(tmp_path, idx_dir):
-    from ganvae.operations import fit_prior
+    from ganvae.inference.tasks import fit_prior
     from ganvae.storage import load as load_run
     from ganvae.storage.pretrained_folder import save_pretrained
 

@@ -7,7 +7,7 @@ import pytest
 
 from ganvae.config import build_config
 from conftest import train
-from ganvae.report import SECTIONS, compare
+from ganvae.inference.report import SECTIONS, compare
 
 from conftest import TINY, write_idx_dataset
 
@@ -86,7 +86,7 @@ def test_evaluate_writes_metrics_with_protocol(two_runs):
 
 
 def test_demo_end_to_end(tmp_path):
-    from ganvae.demo import demo
+    from ganvae.training.demo import demo
     from ganvae.errors import ConfigError
 
     lines = []
@@ -109,7 +109,7 @@ def test_demo_end_to_end(tmp_path):
 def test_observations_read_the_numbers():
     from pathlib import Path
 
-    from ganvae.report import RunEntry, best_per_row, observations
+    from ganvae.inference.report import RunEntry, best_per_row, observations
 
     def entry(label, fid, precision, recall, dropped, entropy, nll=None):
         metrics = {"fid": fid, "precision": precision, "recall": recall, "coverage": recall, "class_entropy": entropy,
@@ -139,7 +139,7 @@ def _metrics(fid, fid_std, recall=0.6, dropped=(), entropy=0.97, sharpness=1.0):
 def test_differences_within_the_noise_are_ties():
     from pathlib import Path
 
-    from ganvae.report import RunEntry, best_per_row, tied
+    from ganvae.inference.report import RunEntry, best_per_row, tied
 
     a, b, c = _metrics(100.0, 4.0), _metrics(108.0, 3.0), _metrics(130.0, 3.0)
     assert tied("fid", a, b) and not tied("fid", a, c)  # 8 < 2 * 5; 30 > 2 * 5
@@ -151,7 +151,7 @@ def test_differences_within_the_noise_are_ties():
 def test_verdict_names_the_leader_the_blur_and_the_collapsed():
     from pathlib import Path
 
-    from ganvae.report import RunEntry, verdict
+    from ganvae.inference.report import RunEntry, verdict
 
     def entry(label, model, m):
         return RunEntry(label, Path(label), {"model": model, "metrics": m, "training": {"train_seconds": 90.0}})
@@ -167,7 +167,7 @@ def test_verdict_names_the_leader_the_blur_and_the_collapsed():
 def test_class_grid_shows_a_dropped_class_as_a_grey_row():
     import torch
 
-    from ganvae.report import class_grid
+    from ganvae.inference.report import class_grid
 
     images = torch.rand(30, 1, 4, 4)
     probs = torch.nn.functional.one_hot(torch.tensor([0] * 20 + [2] * 10), 3).float()

@@ -33,7 +33,7 @@ def test_a_string_that_looks_like_a_number_stays_a_folder_name(tmp_path, monkeyp
 
 def test_the_keywords_build_the_config_as_values():
     from ganvae.config import build_config
-    from ganvae.pipeline import keyword_settings
+    from ganvae.inference.pipeline import keyword_settings
 
     values = keyword_settings({"data_dir": "2024", "epochs": 2, "model__latent_dim": 4, "max_minutes": None,
                                "classes": (3, 5), "progress": False})
@@ -73,7 +73,7 @@ def test_bad_keywords_are_named_as_keywords(tmp_path, keywords, says):
 
 
 def test_the_evaluate_count_names_the_keyword_in_python_and_the_flag_on_the_command_line(capsys, tiny_pretrained):
-    from ganvae import operations
+    from ganvae.inference import tasks as operations
     from ganvae.cli import main
 
     run = tiny_pretrained(*LIKE_ZOO["gan"])
@@ -125,7 +125,7 @@ def test_a_field_error_is_worded_by_each_front_end():
     from ganvae.cli.common import flag
     from ganvae.errors import FieldConfigError, Placeholder
     from ganvae.explore.server import json_field
-    from ganvae.pipeline import keyword
+    from ganvae.inference.pipeline import keyword
 
     err = FieldConfigError("data.data_dir", "2024", "{given}: no such folder; or drop {field}, or pass {given:out}.",
                            values={"out": Placeholder("DIR")})

@@ -26,7 +26,7 @@ import numpy as np
 
 from ganvae.data.idx import encode_idx, read_idx
 from ganvae.data.sources import MNIST, resolve_files
-from ganvae.utils import md5_file
+from ganvae.common.files import md5_file
 
 PER_CLASS = {"train": 2000, "test": 500}
 OUT = Path(__file__).resolve().parents[1] / "src" / "ganvae" / "data" / "packaged" / "mnist-25k"

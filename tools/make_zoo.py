@@ -16,11 +16,12 @@ import math
 import shutil
 from pathlib import Path
 
-from ganvae import operations, storage
+from ganvae.inference import tasks as operations
+from ganvae import storage
 from ganvae.models.configs import AUTO_PSEUDO_CLASSES
 from ganvae.storage.pretrained_folder import read_config, save_pretrained
-from ganvae.utils import atomic_write_text
-from ganvae.zoo import zoo_dir
+from ganvae.common.files import atomic_write_text
+from ganvae.storage.zoo import zoo_dir
 
 HEADLINE = ["fid", "fid_std", "kid", "precision", "recall", "density", "coverage", "class_entropy", "confident_share",
             "sharpness", "memorisation_ratio", "dropped_classes", "test_elbo", "test_nll_iwae", "conditional_accuracy",
@@ -149,7 +150,7 @@ far from the literature's best (see the issue notes and benchmarks/RESULTS.md fo
 
 def readme_table() -> str:
     """The README's table of the shipped models, read from their config.json files."""
-    from ganvae.zoo import pretrained_names
+    from ganvae.storage.zoo import pretrained_names
 
     lines = ["| name | model | FID (10,000 samples) | precision | recall | classes under 1/3 share | test NLL bound, k = 1 (nats) "
              "| conditional accuracy | size | trained |", "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |"]

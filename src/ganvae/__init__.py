@@ -14,19 +14,23 @@ from ganvae._version import __version__
 
 if TYPE_CHECKING:  # what a type checker sees: the real objects; at run time they are imported on first use
     from ganvae import datasets
-    from ganvae.pipeline import Images, Pipeline, load, train
+    from ganvae.inference import tasks as operations
+    from ganvae.inference.pipeline import Images, Pipeline, load, train
     from ganvae.registry import ModelEntry, register_model
+    from ganvae.storage.zoo import pretrained_names
     from ganvae.training.callbacks import BestCheckpoint, Callback, EarlyStopping
     from ganvae.training.tracking import MLflowLogger
-    from ganvae.zoo import pretrained_names
 
-_LAZY = {"load": "ganvae.pipeline", "train": "ganvae.pipeline", "Pipeline": "ganvae.pipeline",
-         "Images": "ganvae.pipeline", "pretrained_names": "ganvae.zoo",
+_PIPELINE = "ganvae.inference.pipeline"
+_LAZY = {"load": _PIPELINE, "train": _PIPELINE, "Pipeline": _PIPELINE, "Images": _PIPELINE,
+         "pretrained_names": "ganvae.storage.zoo",
          "Callback": "ganvae.training.callbacks", "EarlyStopping": "ganvae.training.callbacks",
          "BestCheckpoint": "ganvae.training.callbacks",
          "MLflowLogger": "ganvae.training.tracking",
          "register_model": "ganvae.registry", "ModelEntry": "ganvae.registry"}
-_SUBMODULES = ("datasets",)  # public modules, imported on first use: ganvae.datasets.load(...)
+# public modules, imported on first use: ganvae.datasets.load(...); `from ganvae import operations` (evaluate,
+# export, fit_prior: the tasks on a trained model, in ganvae.inference.tasks)
+_SUBMODULES = {"datasets": "ganvae.datasets", "operations": "ganvae.inference.tasks"}
 __all__ = ["__version__", *_LAZY, *_SUBMODULES]
 
 
@@ -38,7 +42,7 @@ def __getattr__(name: str) -> object:
     if name in _SUBMODULES:
         import importlib
 
-        return importlib.import_module(f"ganvae.{name}")
+        return importlib.import_module(_SUBMODULES[name])
     raise AttributeError(f"module 'ganvae' has no attribute {name!r}")
 
 

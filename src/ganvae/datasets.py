@@ -16,7 +16,7 @@ import torch
 
 from ganvae.data.dataset import ImageData
 from ganvae.errors import DataError
-from ganvae.pixels import uint8_to_unit
+from ganvae.common.pixels import uint8_to_unit
 
 SPLITS = ("train", "test")
 

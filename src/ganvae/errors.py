@@ -84,7 +84,7 @@ class FieldError(GanvaeError):
     (the way to set it), or ``{given:NAME}`` and ``{field:NAME}`` for another field (its value in ``values``;
     ``{given:NAME#tag}``: that field with another value, ``values["NAME#tag"]``, e.g. an example), each front end
     fills in with its own spelling (:data:`Spelling`): flags on the command line (``ganvae.cli.common.flag``),
-    keywords in Python (``ganvae.pipeline.keyword``), JSON fields in the explorer
+    keywords in Python (``ganvae.inference.pipeline.keyword``), JSON fields in the explorer
     (``ganvae.explore.server.json_field``). ``str()`` uses the library's own, Python's (:func:`keyword`), until a
     front end sets its own with :meth:`worded`.
 

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     try:
-        from ganvae.runs import setup_logging
+        from ganvae.storage.run_folder import setup_logging
 
         parser = build_parser()
         args = parser.parse_args(argv)

@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 from ganvae.errors import NO_VALUE, FieldError, GanvaeError
-from ganvae.memory import MAX_MEMORY_GB
+from ganvae.common.memory import MAX_MEMORY_GB
 
 RUN_HELP = "run folder, checkpoint file, pretrained folder, or a pretrained name (`ganvae models`)"
 
@@ -84,7 +84,7 @@ def add_data_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_memory_flag(p: argparse.ArgumentParser) -> None:
-    """--max-memory-gb, defaulting to :data:`ganvae.memory.MAX_MEMORY_GB`."""
+    """--max-memory-gb, defaulting to :data:`ganvae.common.memory.MAX_MEMORY_GB`."""
     p.add_argument("--max-memory-gb", type=float, default=MAX_MEMORY_GB,
                    help="refuse pictures needing more memory than this (default %(default)g GB)")
 

@@ -1,5 +1,5 @@
 """``ganvae sample``, ``interpolate``, ``reconstruct`` and ``render``: pictures from a trained model (each a thin
-wrapper over :mod:`ganvae.writers`)."""
+wrapper over :mod:`ganvae.inference.writers`)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def add_sample(sub) -> None:
 
 
 def sample(args) -> int:
-    from ganvae import writers
+    from ganvae.inference import writers
 
     grid = writers.sample(args.run, n=args.n, seed=args.seed, out=None if args.no_grid else args.out, nrow=args.nrow,
                           separate=args.separate, max_memory_gb=args.max_memory_gb, digit=args.digit)
@@ -48,7 +48,7 @@ def add_interpolate(sub) -> None:
 
 
 def interpolate(args) -> int:
-    from ganvae import writers
+    from ganvae.inference import writers
 
     out = args.out if not (args.grid and args.out == "walk.gif") else "walk.png"
     print(writers.interpolate(args.run, points=args.points, steps=args.steps, seed=args.seed, out=out, grid=args.grid,
@@ -70,7 +70,7 @@ def add_reconstruct(sub) -> None:
 
 
 def reconstruct(args) -> int:
-    from ganvae import writers
+    from ganvae.inference import writers
 
     print(writers.reconstruct(args.run, n=args.n, seed=args.seed, out=args.out, dataset=args.dataset,
                               data_dir=args.data_dir, as_digit=args.as_digit))
@@ -92,7 +92,7 @@ def add_render(sub) -> None:
 
 
 def render(args) -> int:
-    from ganvae import writers
+    from ganvae.inference import writers
 
     print(writers.render(args.run, size=args.size, seed=args.seed, out=args.out, gif=args.gif, frames=args.frames,
                          points=args.points, max_memory_gb=args.max_memory_gb, digit=args.digit))

@@ -21,7 +21,7 @@ def add_evaluate(sub) -> None:
 
 def evaluate(args) -> int:
     from ganvae.metrics.evaluate import format_table
-    from ganvae.operations import evaluate
+    from ganvae.inference.tasks import evaluate
 
     result = evaluate(args.run, n_samples=args.n_samples, seed=args.seed, iwae_k=args.iwae_k, data_dir=args.data_dir,
                       out=args.out, classifier=args.classifier, dataset=args.dataset, use_ema=not args.no_ema)
@@ -42,7 +42,7 @@ def add_compare(sub) -> None:
 
 
 def compare(args) -> int:
-    from ganvae.report import compare
+    from ganvae.inference.report import compare
 
     print(compare(args.runs, args.out, n_samples=args.n_samples, seed=args.seed, data_dir=args.data_dir,
                   dataset=args.dataset))
@@ -50,7 +50,7 @@ def compare(args) -> int:
 
 
 def add_demo(sub) -> None:
-    from ganvae.demo import DEMO_MINUTES, DEMO_MODELS
+    from ganvae.training.demo import DEMO_MINUTES, DEMO_MODELS
 
     p = sub.add_parser("demo", help="train a GAN, a DCGAN and a VAE on the offline mnist-25k and compare them")
     p.add_argument("--out", help="folder for the runs and the report (default runs/demo-<timestamp>)")
@@ -62,7 +62,7 @@ def add_demo(sub) -> None:
 
 
 def demo(args) -> int:
-    from ganvae.demo import demo
+    from ganvae.training.demo import demo
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     demo(args.out, minutes=args.minutes, models=models, n_samples=args.n_samples,

@@ -12,7 +12,7 @@ def add_models(sub) -> None:
 
 
 def models(args) -> int:
-    from ganvae import zoo
+    from ganvae.storage import zoo
     from ganvae.metrics.registry import CONDITIONAL_ACCURACY, FID, RECALL, TEST_NLL_IWAE
     from ganvae.storage import pretrained_folder
 
@@ -51,7 +51,7 @@ def add_export(sub) -> None:
 
 
 def export(args) -> int:
-    from ganvae import operations
+    from ganvae.inference import tasks as operations
 
     print(operations.export(args.run, args.out, dtype=args.dtype, format=args.format))
     return 0
@@ -74,7 +74,7 @@ def add_fit_prior(sub) -> None:
 
 
 def fit_prior(args) -> int:
-    from ganvae import operations
+    from ganvae.inference import tasks as operations
 
     result = operations.fit_prior(args.run, out=args.out, components=args.components, covariance=args.covariance,
                            dataset=args.dataset, data_dir=args.data_dir, seed=args.seed)

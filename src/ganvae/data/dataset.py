@@ -17,7 +17,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ganvae import seeds
+from ganvae.common import seeds
 from ganvae.config import DataConfig
 from ganvae.data.idx import check_pair, read_idx, read_keras_npz
 from ganvae.data.sources import ROLES, DatasetSource, get_source, resolve_files

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ganvae.errors import DataError, DownloadError, FieldDataError, Placeholder, suggest
-from ganvae.utils import default_cache_dir, md5_file
+from ganvae.common.files import default_cache_dir, md5_file
 
 log = logging.getLogger(__name__)
 

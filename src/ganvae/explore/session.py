@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganvae import seeds
+from ganvae.common import seeds
 from ganvae.errors import ConfigError
 from ganvae.explore.limits import Busy, Limits, RenderTooSlow  # noqa: F401 (re-exported)
 from ganvae.inference import check_digits, run_classes
 from ganvae.models.conditioning import LabelPolicy
-from ganvae.pixels import to_unit
+from ganvae.common.pixels import to_unit
 from ganvae.storage import LoadedRun
 
 
@@ -187,7 +187,7 @@ class ModelView:
                 "source": "GANSpace: principal components of the first layer's activations (2,000 samples)"}
 
     def _posterior_directions(self, n: int) -> dict[str, Any]:
-        from ganvae.pixels import from_unit
+        from ganvae.common.pixels import from_unit
 
         x, y, source = reference_images(self.loaded, n)
         mu = torch.cat([self.model.encode(from_unit(xb, self.model.value_range), yb if self.model.conditional else None)[0]
@@ -200,7 +200,7 @@ class ModelView:
     # ---- a drawing
     def encode(self, x: torch.Tensor, digit: int | None, nearest: int = 4) -> dict[str, Any]:
         """Encoder models: the drawing's posterior mean, its reconstruction, and the model's samples nearest to it."""
-        from ganvae.pixels import from_unit
+        from ganvae.common.pixels import from_unit
 
         labels = self.labels(digit, 1)
         with self.lock, torch.no_grad():
@@ -291,7 +291,7 @@ def reference_images(loaded: LoadedRun, n: int) -> tuple[torch.Tensor, torch.Ten
     from ganvae.data.dataset import load_dataset
     from ganvae.errors import GanvaeError
     from ganvae.inference import run_data
-    from ganvae.pixels import uint8_to_unit
+    from ganvae.common.pixels import uint8_to_unit
 
     size = loaded.model.image_shape[1]
     try:
@@ -320,7 +320,7 @@ class Explorer:
     def public_text(self, text: str) -> str:
         """An error message for the page: paths on this machine (a model's folder, the package's install path)
         become the names the page knows."""
-        from ganvae.zoo import zoo_dir
+        from ganvae.storage.zoo import zoo_dir
 
         paths = {str(p): v.key for v in self.views.values() for p in (v.loaded.source, v.loaded.run_dir) if p}
         for path in sorted(paths, key=len, reverse=True):  # a checkpoint's path before its run folder's

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganvae.errors import GanvaeError
-from ganvae.pixels import uint8_to_unit
-from ganvae.utils import default_cache_dir
+from ganvae.common.pixels import uint8_to_unit
+from ganvae.common.files import default_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,8 @@ def train_classifier(dataset: str, data_dir: str | None = None, epochs: int = 6,
 
     from ganvae.config import DataConfig
     from ganvae.data.dataset import load_dataset
-    from ganvae.utils import atomic_save, seed_everything
+    from ganvae.common.device import seed_everything
+    from ganvae.common.files import atomic_save
 
     seed_everything(seed)
     data = load_dataset(DataConfig(dataset=dataset, data_dir=data_dir))

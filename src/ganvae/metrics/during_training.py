@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ganvae import seeds
+from ganvae.common import seeds
 from ganvae.metrics.classifier import load_classifier
 from ganvae.metrics.evaluate import likelihood_metrics, reference_features, sample_metrics
 from ganvae.metrics.noise_use import collapse_message, noise_spreads

@@ -37,7 +37,7 @@ from ganvae.metrics.registry import (
     TEST_NLL_IWAE,
     evaluated_metrics,
 )
-from ganvae.pixels import uint8_to_unit
+from ganvae.common.pixels import uint8_to_unit
 
 if TYPE_CHECKING:
     from ganvae.models.base import GenerativeModel
@@ -105,7 +105,7 @@ def reference_features(data: ImageData, fnet: FeatureNetwork) -> tuple[torch.Ten
 
     from safetensors.torch import load_file, save_file
 
-    from ganvae.utils import atomic_save, default_cache_dir
+    from ganvae.common.files import atomic_save, default_cache_dir
 
     digest = hashlib.blake2b(data.test_images.cpu().numpy().tobytes(), digest_size=8).hexdigest()
     path = default_cache_dir() / "features" / f"{fnet.sha256[:16]}-{digest}.safetensors"
@@ -219,7 +219,7 @@ def evaluate(model: GenerativeModel | None, data: ImageData, fnet: FeatureNetwor
         n_samples, seed: how many samples to draw, from a generator seeded with ``seed``.
         iwae_k: importance samples of the likelihood bound.
 
-    Returns ``{"protocol": ..., "metrics": ...}``; :func:`ganvae.operations.evaluate` adds the run's details.
+    Returns ``{"protocol": ..., "metrics": ...}``; :func:`ganvae.inference.tasks.evaluate` adds the run's details.
     """
     t = time.monotonic()
     labels = None

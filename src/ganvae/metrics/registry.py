@@ -3,7 +3,7 @@
 A :class:`Metric` holds everything that is said about one metric: its key (the name in ``metrics.json``,
 ``summary.json``, ``metrics_during_training.csv``, MLflow's ``quality/KEY`` and TensorBoard's ``metrics/KEY``), the
 label of its row in the report and in ``ganvae evaluate``'s table, which way is better, and which computation
-produces it. Evaluation (:mod:`ganvae.metrics.evaluate`), the report (:mod:`ganvae.report`), the in-training
+produces it. Evaluation (:mod:`ganvae.metrics.evaluate`), the report (:mod:`ganvae.inference.report`), the in-training
 metrics (:mod:`ganvae.metrics.during_training`) and through them the trackers read a metric from here, by its
 entry (``FID.key``) or by its key (:func:`get_metric`); renaming a metric is a change to its entry's ``key``.
 

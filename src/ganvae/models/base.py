@@ -14,7 +14,7 @@ from typing import ClassVar, Iterator
 import torch
 from torch import nn
 
-from ganvae.losses import class_cross_entropy, discriminator_loss, generator_loss, mode_seeking_loss, r1_penalty
+from ganvae.models.losses import class_cross_entropy, discriminator_loss, generator_loss, mode_seeking_loss, r1_penalty
 from ganvae.models.conditioning import (
     LabelPolicy,
     call,
@@ -29,7 +29,7 @@ from ganvae.models.latents import LatentPrior, MixtureFit, PseudoClassPrior, Sta
 from ganvae.models.prior import GaussianMixturePrior
 from ganvae.models.self_conditioning import PseudoClasses, pixel_cluster_features
 from ganvae.models.step import StepContext
-from ganvae.pixels import ValueRange, from_unit, to_unit
+from ganvae.common.pixels import ValueRange, from_unit, to_unit
 
 
 
@@ -251,7 +251,7 @@ def fit_latent_prior(model: GenerativeModel, images: torch.Tensor, labels: torch
     [0, 1]); a conditional model encodes each with its ``labels`` and fits one mixture per class. A prior that cannot
     be fitted refuses (:class:`~ganvae.models.latents.PriorNotFittable`) before any image is encoded."""
     from ganvae.models.prior import MAX_FIT_IMAGES
-    from ganvae.pixels import uint8_to_unit
+    from ganvae.common.pixels import uint8_to_unit
 
     prior = model.latent_prior
     if not prior.fittable:
@@ -321,7 +321,7 @@ class AdversarialModel(GenerativeModel):
 
     def _discriminator_features(self, images: torch.Tensor, batch_size: int) -> torch.Tensor:
         """What discriminator self-conditioning clusters: the discriminator's features of ``images`` ``(N, F)``."""
-        from ganvae.pixels import scale_images
+        from ganvae.common.pixels import scale_images
 
         discriminator = self._modules["discriminator"]  # the plain network (the trainer unwraps DDP)
         feats = []
@@ -385,7 +385,7 @@ class AdversarialModel(GenerativeModel):
 
     def _mode_seeking(self, fake: torch.Tensor, z: torch.Tensor, labels: torch.Tensor | None,
                       ctx: StepContext) -> torch.Tensor | float:
-        """``model.mode_seeking`` times :func:`ganvae.losses.mode_seeking_loss` between the first quarter of the
+        """``model.mode_seeking`` times :func:`ganvae.models.losses.mode_seeking_loss` between the first quarter of the
         fakes ``fake[:M]`` and a second pass of the generator on the same classes with new noise (Mao et al. 2019
         draw two noises per condition); 0 when off or when the networks take no labels."""
         weight = self.config.mode_seeking
@@ -398,7 +398,7 @@ class AdversarialModel(GenerativeModel):
         return weight * mode_seeking_loss(fake[:m], fake_b, z[:m], z_b)
 
     def _r1(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """The R1 penalty of the discriminator on the real batch ``x`` (:func:`ganvae.losses.r1_penalty`)."""
+        """The R1 penalty of the discriminator on the real batch ``x`` (:func:`ganvae.models.losses.r1_penalty`)."""
         real = x.detach().requires_grad_(True)
         logits, _ = split_logits(call(self.discriminator, real, labels))
         return r1_penalty(logits, real, self.config.r1_gamma)

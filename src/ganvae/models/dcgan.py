@@ -26,7 +26,7 @@ from ganvae.models.conditioning import (
     generator_input_dim,
 )
 from ganvae.models.dcgan_config import DCGANConfig
-from ganvae.pixels import background
+from ganvae.common.pixels import background
 
 
 class DCGANGenerator(nn.Module):

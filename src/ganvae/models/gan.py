@@ -19,7 +19,7 @@ from ganvae.models.conditioning import (
     generator_input_dim,
 )
 from ganvae.models.gan_config import GANConfig
-from ganvae.pixels import background
+from ganvae.common.pixels import background
 
 
 def mlp(sizes: list[int], slope: float, dropout: float = 0.0, batchnorm: bool = False) -> nn.Sequential:

@@ -25,9 +25,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ganvae import seeds
+from ganvae.common import seeds
 from ganvae.models.clustering import cluster_means, kmeans, match_clusters, pca_project, spectral_embedding
-from ganvae.pixels import uint8_to_unit
+from ganvae.common.pixels import uint8_to_unit
 
 PCA_DIMS = 50  # the pixels' principal axes the nearest-neighbour graph is built on
 # spectral embedding size, at least K: fewer dimensions grouped MNIST's digits worse (benchmarks/RESULTS.md,

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from ganvae.losses import bernoulli_nll, gaussian_kl, gaussian_nll, log_normal
+from ganvae.models.losses import bernoulli_nll, gaussian_kl, gaussian_nll, log_normal
 from ganvae.models.base import GenerativeModel, adam
 from ganvae.models.blocks import ConvDecoder, ConvEncoder, dense_stack
 from ganvae.models.conditioning import (

@@ -2,7 +2,7 @@
 
 - :mod:`ganvae.storage.checkpoint`: a training run's checkpoint (weights, optimiser moments, training state).
 - :mod:`ganvae.storage.pretrained_folder`: a pretrained folder (config.json, model.safetensors, README.md), the
-  format of the shipped zoo (:mod:`ganvae.zoo`) and of ``ganvae export``.
+  format of the shipped zoo (:mod:`ganvae.storage.zoo`) and of ``ganvae export``.
 
 Loading reads tensors and JSON only: no code from a file runs. This module imports torch only when it loads.
 """
@@ -61,12 +61,12 @@ def load(run: "str | Path | LoadedRun", device: str = "auto", use_ema: bool = Tr
     ``use_ema=False`` drops the moving averages, so sampling uses the trained weights themselves (runs only: a
     pretrained folder holds one set of weights).
     """
-    from ganvae import zoo
+    from ganvae.storage import zoo
     from ganvae.config import config_from_dict
     from ganvae.registry import build_model
     from ganvae.storage import checkpoint as ckpt_io
     from ganvae.storage.pretrained_folder import load_pretrained
-    from ganvae.utils import resolve_device
+    from ganvae.common.device import resolve_device
 
     if isinstance(run, LoadedRun):
         return run

@@ -10,7 +10,7 @@ A folder holds three files (after diffusers' ``save_pretrained``):
 - ``README.md``: the model card (recipe, data, budget, machine, measured metrics and their protocol, licence,
   intended use).
 
-Loading reads JSON and tensors only: no code from the folder runs. The zoo (:mod:`ganvae.zoo`) ships in ``ganvae/pretrained/<name>/``.
+Loading reads JSON and tensors only: no code from the folder runs. The zoo (:mod:`ganvae.storage.zoo`) ships in ``ganvae/pretrained/<name>/``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ganvae import tensorfile
+from ganvae.storage import tensorfile
 from ganvae.errors import CheckpointError
 
 if TYPE_CHECKING:  # listing and reading the zoo's cards needs no torch (`ganvae models`)
@@ -50,7 +50,7 @@ def save_pretrained(model, config, out: str | Path, dtype: str = "float16", sour
 
     from ganvae._version import __version__
     from ganvae.storage import model_state
-    from ganvae.utils import atomic_save, atomic_write_text
+    from ganvae.common.files import atomic_save, atomic_write_text
 
     if dtype not in ("float16", "float32"):
         raise CheckpointError(f"dtype {dtype!r}: choose float16 or float32.")

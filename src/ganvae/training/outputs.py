@@ -20,7 +20,7 @@ import torch
 
 from ganvae.errors import TrainingDiverged
 from ganvae.models.conditioning import class_grid_inputs
-from ganvae.utils import atomic_write_text
+from ganvae.common.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -74,4 +74,4 @@ def budget_message(stopped_by: str, quality_points: int, metrics_on: bool, minut
         return None
     return (f"the wall-clock budget (--max-minutes {minutes:g}; ganvae.train: max_minutes=) ended before the first "
             "in-training quality point, so nothing measured what the model learned: give a larger --max-minutes, "
-            "or evaluate the run with `ganvae evaluate RUN` (Python: ganvae.operations.evaluate).")
+            "or evaluate the run with `ganvae evaluate RUN` (Python: ganvae.inference.tasks.evaluate).")

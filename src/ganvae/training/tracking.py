@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ganvae.training.callbacks import Callback, Trainer, TrainResult
-from ganvae.utils import atomic_write_text
+from ganvae.common.files import atomic_write_text
 
 RUN_ID_FILE = "mlflow_run.json"
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from ganvae import seeds
+from ganvae.common import seeds
 from ganvae.config import ExperimentConfig, validate
 from ganvae.data.dataset import ImageData, iter_batch_indices, load_dataset, steps_per_epoch
 from ganvae.errors import CheckpointError, ConfigError, GanvaeError, Interrupted
@@ -32,9 +32,9 @@ from ganvae.metrics.during_training import TrainingMetrics
 from ganvae.models.base import GenerativeModel
 from ganvae.models.conditioning import check_conditional_data
 from ganvae.models.step import StepContext
-from ganvae.pixels import scale_images
+from ganvae.common.pixels import scale_images
 from ganvae.registry import build_model
-from ganvae.runs import RunLock, default_run_dir, open_run_folder
+from ganvae.storage.run_folder import RunLock, default_run_dir, open_run_folder
 from ganvae.storage import checkpoint as ckpt_io
 from ganvae.training import speed_check
 from ganvae.training.callbacks import Callback, CallbackList
@@ -47,7 +47,8 @@ from ganvae.training.resume import config_on_resume, restore_training
 from ganvae.training.signals import StopFlag
 from ganvae.training.state import TrainingClock, TrainingState, TrainResult  # noqa: F401 (TrainResult re-exported)
 from ganvae.training.tracking import tracker_callbacks
-from ganvae.utils import bf16_autocast, check_output, resolve_device, resolve_precision, seed_everything
+from ganvae.common.device import bf16_autocast, resolve_device, resolve_precision, seed_everything
+from ganvae.common.files import check_output
 
 log = logging.getLogger(__name__)
 QUALITY_POINTS = "quality_points"  # the in-training metrics' clock among the checkpoint's callback states

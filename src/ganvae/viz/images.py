@@ -10,7 +10,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from ganvae.utils import atomic_write_bytes
+from ganvae.common.files import atomic_write_bytes
 
 
 def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, pad_value: float = 0.5) -> np.ndarray:
@@ -63,7 +63,7 @@ def save_png_rows(rows: Iterator[np.ndarray], width: int, height: int, path: str
     import struct
     import zlib
 
-    from ganvae.utils import atomic_save
+    from ganvae.common.files import atomic_save
 
     def chunk(fh, kind: bytes, data: bytes) -> None:
         fh.write(struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))

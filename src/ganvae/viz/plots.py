@@ -6,7 +6,7 @@ import csv
 import io
 from pathlib import Path
 
-from ganvae.utils import atomic_write_bytes
+from ganvae.common.files import atomic_write_bytes
 
 
 def _pyplot():

@@ -17,10 +17,10 @@ from collections.abc import Mapping
 
 import torch
 
-from ganvae import seeds
+from ganvae.common import seeds
 from ganvae.training import speed_check
 from ganvae.training.callbacks.base import Callback, Trainer
-from ganvae.utils import atomic_write_text
+from ganvae.common.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The inference core every front end draws through: labels, latents and images as tensors.
 
-The command line's writers (:mod:`ganvae.writers`), :class:`ganvae.Pipeline` and the explorer's session adapt
-what is here to files, :class:`~ganvae.pipeline.Images` and data URIs. What a conditional model draws when no class
+The command line's writers (:mod:`ganvae.inference.writers`), :class:`ganvae.Pipeline` and the explorer's session adapt
+what is here to files, :class:`~ganvae.inference.pipeline.Images` and data URIs. What a conditional model draws when no class
 is asked is :class:`~ganvae.models.conditioning.LabelPolicy`'s one answer.
 """
 
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from ganvae.errors import FieldConfigError, FieldUnsupported, UnsupportedOperation
 from ganvae.models.base import GenerativeModel
 from ganvae.models.conditioning import LabelPolicy, check_labels
-from ganvae.pixels import uint8_to_unit
+from ganvae.common.pixels import uint8_to_unit
 from ganvae.storage import LoadedRun
 
 log = logging.getLogger(__name__)

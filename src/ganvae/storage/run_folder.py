@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from ganvae.config import ExperimentConfig
-from ganvae.utils import atomic_write_text, machine_description
+from ganvae.common.device import machine_description
+from ganvae.common.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 

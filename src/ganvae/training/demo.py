@@ -33,7 +33,7 @@ def demo(out: str | Path | None = None, minutes: float = DEMO_MINUTES, models: t
 
     ``say`` prints the stage lines (the CLI's ``print``; ``-q`` passes a no-op)."""
     # torch-heavy: imported when the demo runs, so `ganvae --help` reads DEMO_MODELS and DEMO_MINUTES without torch
-    from ganvae.report import compare
+    from ganvae.inference.report import compare
     from ganvae.training.trainer import Trainer
 
     unknown = [m for m in models if m not in model_names()]

@@ -18,7 +18,7 @@ import torch
 
 from ganvae import errors, inference, storage
 from ganvae.errors import NO_VALUE, ConfigError, FieldError, UnsupportedOperation
-from ganvae.memory import MAX_MEMORY_GB, check_memory
+from ganvae.common.memory import MAX_MEMORY_GB, check_memory
 from ganvae.models.conditioning import LabelPolicy
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ class Pipeline:
         """Encode and decode images ``(N, C, H, W)`` (float in [0, 1], or uint8 0-255, converted) with a model that
         has an encoder. A conditional model needs the images' ``labels``; ``as_labels`` decodes them as other
         classes."""
-        from ganvae.pixels import uint8_to_unit
+        from ganvae.common.pixels import uint8_to_unit
 
         inference.require_encoder(self.run)
         x = images.tensor if isinstance(images, Images) else torch.as_tensor(images)
@@ -252,7 +252,7 @@ def _seed(value, call: str) -> int | None:
 def _enable_logging() -> None:
     """Library log lines reach a Python or notebook user at INFO without configuring ``logging`` (the command line
     sets its own level); left alone when the application configured the ``ganvae`` logger or the root logger."""
-    from ganvae.runs import LOGGER_NAME, setup_logging
+    from ganvae.storage.run_folder import LOGGER_NAME, setup_logging
 
     logger = logging.getLogger(LOGGER_NAME)
     if logger.handlers or logging.getLogger().handlers:
@@ -261,7 +261,7 @@ def _enable_logging() -> None:
 
 
 def load(name_or_path: str | Path, device: str = "auto") -> Pipeline:
-    """A pretrained name (``mnist-dcgan``; ``ganvae.zoo.pretrained_names()`` lists them), a pretrained folder,
+    """A pretrained name (``mnist-dcgan``; ``ganvae.storage.zoo.pretrained_names()`` lists them), a pretrained folder,
     a run folder or a checkpoint file -> a :class:`Pipeline`. Loading reads weights and JSON only."""
     _enable_logging()
     return Pipeline(storage.load(name_or_path, device=device))

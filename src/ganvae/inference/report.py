@@ -21,7 +21,8 @@ from typing import Any
 
 import torch
 
-from ganvae import inference, operations, storage, writers
+from ganvae import inference, storage
+from ganvae.inference import tasks as operations, writers
 from ganvae.errors import ConfigError
 from ganvae.metrics.classifier import load_classifier
 from ganvae.metrics.registry import (
@@ -38,7 +39,8 @@ from ganvae.metrics.registry import (
     evaluated_metrics,
 )
 from ganvae.registry import get_entry
-from ganvae.utils import atomic_write_bytes, atomic_write_text, check_output, machine_description
+from ganvae.common.device import machine_description
+from ganvae.common.files import atomic_write_bytes, atomic_write_text, check_output
 
 log = logging.getLogger(__name__)
 
