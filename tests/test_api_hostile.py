@@ -9,8 +9,8 @@ from conftest import LIKE_ZOO
 
 import ganvae
 from ganvae import inference, storage
-from ganvae.inference import writers
 from ganvae.errors import GanvaeError
+from ganvae.inference import writers
 
 
 @pytest.fixture(scope="module")

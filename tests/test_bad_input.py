@@ -133,9 +133,7 @@ def _rewrite_header(path, edit) -> None:
 
 @pytest.fixture(scope="module")
 def trained_checkpoint(tmp_path_factory):
-    from conftest import tiny_config, tiny_data
-
-    from conftest import train
+    from conftest import tiny_config, tiny_data, train
 
     run = tmp_path_factory.mktemp("ck") / "run"
     train(tiny_config("vae", "train.epochs=1"), run, data=tiny_data())
@@ -164,9 +162,7 @@ def test_tampered_checkpoint_header_is_refused(capsys, tmp_path, trained_checkpo
 
 @pytest.fixture(scope="module")
 def cppn_run(tmp_path_factory):
-    from conftest import tiny_config, tiny_data
-
-    from conftest import train
+    from conftest import tiny_config, tiny_data, train
 
     run = tmp_path_factory.mktemp("cppn") / "run"
     train(tiny_config("cppn", "train.epochs=1", "data.image_size=28"), run, data=tiny_data(size=28))
@@ -221,8 +217,8 @@ def test_unwritable_place(capsys, tmp_path, cppn_run):
 def test_full_disk_names_the_file_and_keeps_the_previous_version(tmp_path):
     from safetensors import SafetensorError
 
-    from ganvae.errors import GanvaeError
     from ganvae.common.files import atomic_save
+    from ganvae.errors import GanvaeError
 
     path = tmp_path / "last.safetensors"
     path.write_bytes(b"previous checkpoint")
@@ -262,11 +258,10 @@ def torch_generator(seed):
 
 
 def test_compare_warns_about_runs_that_cannot_be_compared(trained_checkpoint, tmp_path):
-    from conftest import tiny_config, tiny_data
+    from conftest import tiny_config, tiny_data, train
 
     from ganvae import storage
     from ganvae.inference.report import comparability_warnings
-    from conftest import train
 
     run = trained_checkpoint.parent.parent
     same = comparability_warnings([run, run], [storage.load(run), storage.load(run)])
@@ -353,11 +348,10 @@ def test_learning_rate_changed_on_resume_reaches_the_optimisers(tmp_path):
 
 
 def test_divergence_advice_names_the_family_learning_rates(tmp_path, monkeypatch):
-    from conftest import tiny_config, tiny_data
+    from conftest import tiny_config, tiny_data, train
 
     from ganvae.errors import TrainingDiverged
     from ganvae.models.vae import VAE
-    from conftest import train
 
     original = VAE.training_step
 
@@ -371,11 +365,10 @@ def test_divergence_advice_names_the_family_learning_rates(tmp_path, monkeypatch
 
 
 def test_second_training_into_the_same_folder_is_refused(tmp_path):
-    from conftest import tiny_config, tiny_data
+    from conftest import tiny_config, tiny_data, train
 
     from ganvae.errors import GanvaeError
     from ganvae.storage.run_folder import RunLock
-    from conftest import train
 
     run_dir = tmp_path / "run"
     with RunLock(run_dir):  # as a first training holds it

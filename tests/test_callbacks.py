@@ -5,11 +5,10 @@ import csv
 import json
 
 import pytest
-from conftest import tiny_config, tiny_data
+from conftest import tiny_config, tiny_data, train
 
 import ganvae
 from ganvae.training.callbacks import BestCheckpoint, Callback, CallbackList, EarlyStopping
-from conftest import train
 from ganvae.training.trainer import Trainer
 
 

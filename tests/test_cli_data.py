@@ -5,10 +5,9 @@ import sys
 
 import pytest
 import yaml
+from conftest import write_idx_dataset
 
 from ganvae.cli import main
-
-from conftest import write_idx_dataset
 
 
 def run_cli(*args):
@@ -43,7 +42,7 @@ def test_truncated_file_at_command_line_is_one_paragraph(tmp_path):
     result = run_cli("data", "verify", "mnist", "--data-dir", str(folder))
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
-    line = next(l for l in result.stdout.splitlines() if "train-labels-idx1-ubyte.gz" in l)
+    line = next(row for row in result.stdout.splitlines() if "train-labels-idx1-ubyte.gz" in row)
     assert "truncated" in line
 
 
@@ -80,9 +79,9 @@ def _source_for(folder, **kw):
     import hashlib
     from dataclasses import replace
 
+    from ganvae.common.files import md5_file
     from ganvae.data.idx import read_bytes
     from ganvae.data.sources import MNIST, FileSpec
-    from ganvae.common.files import md5_file
 
     files = {role: FileSpec(spec.filename, md5_file(folder / spec.filename),
                             hashlib.md5(read_bytes(folder / spec.filename)).hexdigest()) for role, spec in MNIST.files.items()}
@@ -196,6 +195,7 @@ def test_every_data_subcommand_takes_data_dir(tmp_path, capsys, http_server, mon
     from dataclasses import replace
 
     from conftest import SHARED_MNIST
+
     from ganvae.data import sources
 
     if not (SHARED_MNIST / "t10k-labels-idx1-ubyte.gz").is_file():

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+from conftest import grey_image, tiny_flags, train_cli_runs, write_idx_dataset
 from PIL import Image
 
 from ganvae.cli import main
-
-from conftest import grey_image, tiny_flags, train_cli_runs, write_idx_dataset
 
 COMMON = ["--epochs", "1", "--batch-size", "16", "--set", "train.progress=false", "--set", "run.tensorboard=false",
           "--set", "run.n_fixed=16"]

@@ -9,19 +9,17 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import grey_image, tiny_config, tiny_data, tiny_flags, train_cli_runs
+from conftest import grey_image, tiny_config, tiny_data, tiny_flags, train, train_cli_runs
 from PIL import Image
 
 import ganvae
 from ganvae import inference, storage
-from ganvae.inference import tasks as operations
 from ganvae.cli import main
 from ganvae.errors import GanvaeError
+from ganvae.inference import tasks as operations
 from ganvae.metrics import core
 from ganvae.models.step import StepContext
 from ganvae.registry import build_model, model_names
-from conftest import train
-from ganvae.training.trainer import Trainer
 
 COND = "model.conditional=true"
 FAMILIES = model_names()
@@ -220,8 +218,8 @@ def real():
 
 
 def test_a_perfect_conditional_sampler_scores_full_accuracy(real):
-    from ganvae.metrics.evaluate import conditional_metrics
     from ganvae.common.pixels import uint8_to_unit
+    from ganvae.metrics.evaluate import conditional_metrics
 
     data, fnet, ref = real
     x, y = uint8_to_unit(data.test_images), data.test_labels

@@ -11,12 +11,10 @@ from collections import Counter
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from ganvae.models.step import StepContext
-from ganvae.registry import get_entry, model_names
-from ganvae.registry import build_model
-
-from conftest import tiny_config
+from ganvae.registry import build_model, get_entry, model_names
 
 # values for fields whose generic change (below) would not reach them in three steps of a tiny model
 SPECIAL = {

@@ -3,15 +3,13 @@
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_MNIST, iter_batches
 from PIL import Image
 
-from ganvae.config import DataConfig
-from conftest import iter_batches
-from ganvae.data.dataset import epoch_permutation, load_dataset
 from ganvae.common.pixels import scale_images, to_unit
+from ganvae.config import DataConfig
+from ganvae.data.dataset import epoch_permutation, load_dataset
 from ganvae.errors import DataError
-
-from conftest import SHARED_MNIST
 
 
 def test_mnist_5k_offline():

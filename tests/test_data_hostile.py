@@ -12,13 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_idx_dataset
 from PIL import Image
 
 from ganvae.cli import main
 from ganvae.data.dataset import load_folder
 from ganvae.errors import DataError
-
-from conftest import write_idx_dataset
 
 
 def png_header_only(path: Path, width: int, height: int) -> None:

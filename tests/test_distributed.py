@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY, write_idx_dataset
 
 from ganvae.config import build_config
 from ganvae.training.launch import resume_checkpoint
 from ganvae.training.trainer import Trainer
-
-from conftest import TINY, write_idx_dataset
 
 WORKER = Path(__file__).with_name("dist_worker.py")
 

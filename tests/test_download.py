@@ -4,12 +4,11 @@ import hashlib
 from dataclasses import replace
 
 import pytest
+from conftest import gz, make_images
 
+from ganvae.data.idx import encode_idx
 from ganvae.data.sources import MNIST, FileSpec, download, resolve_files
 from ganvae.errors import DataError, DownloadError
-from ganvae.data.idx import encode_idx
-
-from conftest import gz, make_images
 
 
 def tiny_source(files: dict):

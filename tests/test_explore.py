@@ -14,14 +14,17 @@ import torch
 pytest.importorskip("fastapi", reason="ganvae explore needs the explore extra: pip install -e '.[explore]'")
 pytest.importorskip("httpx", reason="FastAPI's test client needs httpx: pip install -e '.[test]'")
 
+from conftest import (  # noqa: E402
+    LIKE_ZOO,
+    tiny_config,
+    tiny_data,
+    train,  # noqa: E402
+)
 from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from ganvae.explore.server import build_explorer, create_app  # noqa: E402
 from ganvae.explore.session import Limits  # noqa: E402
-from conftest import train  # noqa: E402
-
-from conftest import LIKE_ZOO, tiny_config, tiny_data  # noqa: E402
 
 # a tiny vae (latent 4) trained long enough to reconstruct the bars of tiny_data where they are drawn; at MNIST's
 # 28x28, so its main directions come from the packaged mnist-5k as a pretrained MNIST model's do

@@ -55,12 +55,11 @@ def artifacts(tmp_path) -> Path:
 
 
 def test_the_page_in_chromium(server, browser, artifacts):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select, WebDriverWait
-
-    from selenium.common.exceptions import StaleElementReferenceException
 
     # the page replaces images as they arrive: an element read mid-replacement is looked up again
     wait = WebDriverWait(browser, 120, ignored_exceptions=(StaleElementReferenceException,))

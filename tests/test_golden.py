@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import make_images, tiny_config
 
 GOLDEN = Path(__file__).with_name("golden_values.json")

@@ -4,13 +4,12 @@ import gzip
 
 import numpy as np
 import pytest
+from conftest import make_images, write_idx_dataset
 
 from ganvae.data.dataset import load_idx_source
 from ganvae.data.idx import encode_idx, read_idx, write_idx
 from ganvae.data.sources import MNIST
 from ganvae.errors import DataError
-
-from conftest import make_images, write_idx_dataset
 
 
 @pytest.mark.parametrize("suffix", [".gz", ""])

@@ -31,8 +31,8 @@ def cvae_folder(tmp_path_factory):
 
 def test_the_same_seed_and_class_give_the_same_latents_in_every_front_end(cvae_folder, tmp_path):
     from ganvae import storage
-    from ganvae.inference import writers
     from ganvae.explore.session import ModelView
+    from ganvae.inference import writers
 
     seed, digit, n = 0, 3, 4
     pipe = ganvae.load(cvae_folder, device="cpu")

@@ -1,12 +1,11 @@
 """The IWAE estimate is a bound that tightens with k; k = 1 equals the ELBO."""
 
 import torch
+from conftest import tiny_config, tiny_data
 
 from ganvae.metrics.evaluate import likelihood_metrics
 from ganvae.models.step import StepContext
 from ganvae.registry import build_model
-
-from conftest import tiny_config, tiny_data
 
 
 def test_iwae_tightens_with_k_and_equals_elbo_at_k1():

@@ -26,8 +26,8 @@ def _numbers(metrics: dict) -> set[str]:
 def evaluation():
     """``evaluate`` of a tiny conditional VAE: the sample, conditional and likelihood groups all run."""
     import torch
-
     from conftest import tiny_config
+
     from ganvae.config import DataConfig
     from ganvae.data.dataset import load_dataset
     from ganvae.metrics.classifier import load_classifier

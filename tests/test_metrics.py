@@ -134,8 +134,8 @@ def test_evaluate_images_folder_scores_like_the_tensors(mnist5k, fnet, tmp_path)
     from PIL import Image
 
     from ganvae.errors import DataError
-    from ganvae.metrics.evaluate import sample_metrics
     from ganvae.inference.tasks import evaluate
+    from ganvae.metrics.evaluate import sample_metrics
 
     images = mnist5k.train_images[:120]  # (120, 1, 28, 28) uint8
     for i, im in enumerate(images[:, 0].numpy()):

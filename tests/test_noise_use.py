@@ -5,8 +5,8 @@ import json
 
 import pytest
 import torch
-
 from conftest import tiny_config, tiny_data, train
+
 from ganvae.metrics import noise_use
 from ganvae.registry import build_model
 

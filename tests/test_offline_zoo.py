@@ -3,7 +3,6 @@ it and an empty cache, the packaged mnist-25k stands in, and the protocol says s
 
 import json
 
-
 from ganvae.cli import main
 
 

@@ -11,9 +11,9 @@ from conftest import LIKE_ZOO, tiny_config, tiny_data
 
 import ganvae
 from ganvae import inference, storage
-from ganvae.inference import tasks as operations
 from ganvae.cli import main
 from ganvae.errors import CheckpointError, GanvaeError
+from ganvae.inference import tasks as operations
 from ganvae.storage.zoo import pretrained_names
 
 

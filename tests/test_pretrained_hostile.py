@@ -153,12 +153,11 @@ def test_integer_weights_are_refused(folder):
 
 
 def test_a_checkpoint_with_nan_weights_is_refused(tmp_path):
-    from conftest import tiny_config, tiny_data
+    from conftest import tiny_config, tiny_data, train
     from safetensors import safe_open
     from safetensors.torch import save_file
 
     from ganvae.storage.checkpoint import run_checkpoint
-    from conftest import train
 
     run = train(tiny_config("gan", "train.epochs=1"), tmp_path / "run", data=tiny_data()).run_dir
     path = run_checkpoint(run)

@@ -8,7 +8,6 @@ import math
 
 import pytest
 import torch
-
 from conftest import tiny_config, tiny_data
 
 from ganvae.models.base import fit_latent_prior
@@ -267,8 +266,9 @@ def test_fit_prior_refuses_gans_and_the_shipped_folders_in_place(capsys, tmp_pat
 
 
 def test_a_conditional_run_fits_one_mixture_per_class_when_training_ends(tmp_path):
-    from ganvae.storage import load as load_run
     from conftest import train
+
+    from ganvae.storage import load as load_run
 
     cfg = tiny_config("vae", "model.conditional=true", "model.prior_components=10", "train.epochs=1")
     train(cfg, tmp_path / "run", data=tiny_data(60))
@@ -278,8 +278,9 @@ def test_a_conditional_run_fits_one_mixture_per_class_when_training_ends(tmp_pat
 
 
 def test_too_little_data_for_the_mixture_is_a_warning_not_a_failure(tmp_path, caplog):
-    from ganvae.storage import load as load_run
     from conftest import train
+
+    from ganvae.storage import load as load_run
 
     cfg = tiny_config("vae", "train.epochs=1")  # the default 100 components, 48 images
     with caplog.at_level("WARNING", logger="ganvae"):

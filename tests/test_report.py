@@ -4,12 +4,10 @@ import json
 from html.parser import HTMLParser
 
 import pytest
+from conftest import TINY, train, write_idx_dataset
 
 from ganvae.config import build_config
-from conftest import train
 from ganvae.inference.report import SECTIONS, compare
-
-from conftest import TINY, write_idx_dataset
 
 
 class _Collector(HTMLParser):
@@ -86,8 +84,8 @@ def test_evaluate_writes_metrics_with_protocol(two_runs):
 
 
 def test_demo_end_to_end(tmp_path):
-    from ganvae.training.demo import demo
     from ganvae.errors import ConfigError
+    from ganvae.training.demo import demo
 
     lines = []
     # bounded by one epoch (the minutes are only a ceiling), so the test does not depend on the machine's speed

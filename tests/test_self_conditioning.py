@@ -188,9 +188,10 @@ def test_training_on_an_unlabelled_folder_and_exact_resume(tmp_path, features, c
     """Pseudo-classes on folder: data without class sub-folders; a run resumed at an epoch boundary (with a
     reclustering of the discriminator's features on its first epoch, or the spectral clusters kept from before)
     gives the same losses, weights and pseudo-classes bit for bit."""
+    from conftest import train
+
     from ganvae.storage import load as load_run
     from ganvae.storage.checkpoint import load_checkpoint
-    from conftest import train
 
     folder = write_flat_folder(tmp_path / "flat")
     extra = [f"data.dataset=folder:{folder}", "data.image_size=16", "model.self_conditioning=3",

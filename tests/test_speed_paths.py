@@ -2,14 +2,11 @@
 
 import pytest
 import torch
+from conftest import iter_batches, tiny_config, tiny_data, train
 
-from conftest import iter_batches
 from ganvae.models.blocks import Dropout, keep_mask
 from ganvae.models.gan import GAN
 from ganvae.training.denormals import denormals_flushed, flush_denormals, set_flush_denormal
-from conftest import train
-
-from conftest import tiny_config, tiny_data
 
 
 def test_keep_mask_has_dropouts_distribution():

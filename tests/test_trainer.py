@@ -6,12 +6,11 @@ import signal
 
 import pytest
 import torch
-from conftest import tiny_config, tiny_data
+from conftest import tiny_config, tiny_data, train
 
 from ganvae.errors import CheckpointError, GanvaeError, Interrupted, TrainingDiverged
 from ganvae.models.gan import GAN
 from ganvae.storage.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
-from conftest import train
 from ganvae.training.trainer import Trainer
 
 

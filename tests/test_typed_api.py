@@ -73,8 +73,8 @@ def test_bad_keywords_are_named_as_keywords(tmp_path, keywords, says):
 
 
 def test_the_evaluate_count_names_the_keyword_in_python_and_the_flag_on_the_command_line(capsys, tiny_pretrained):
-    from ganvae.inference import tasks as operations
     from ganvae.cli import main
+    from ganvae.inference import tasks as operations
 
     run = tiny_pretrained(*LIKE_ZOO["gan"])
     with pytest.raises(ConfigError, match=r"^n_samples=10: it must be at least 50 ") as err:

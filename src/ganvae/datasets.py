@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ganvae.common.pixels import uint8_to_unit
 from ganvae.data.dataset import ImageData
 from ganvae.errors import DataError
-from ganvae.common.pixels import uint8_to_unit
 
 SPLITS = ("train", "test")
 

@@ -124,7 +124,7 @@ class FieldError(GanvaeError):
         return _restore, (type(self), self.__dict__.copy())
 
 
-def _restore(cls: type, state: dict) -> FieldError:
+def _restore(cls: type[FieldError], state: dict) -> FieldError:
     err = cls.__new__(cls)
     Exception.__init__(err, state["message"])
     err.__dict__.update(state)

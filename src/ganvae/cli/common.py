@@ -9,8 +9,8 @@ import json
 import os
 from typing import Any
 
-from ganvae.errors import NO_VALUE, FieldError, GanvaeError
 from ganvae.common.memory import MAX_MEMORY_GB
+from ganvae.errors import NO_VALUE, FieldError, GanvaeError
 
 RUN_HELP = "run folder, checkpoint file, pretrained folder, or a pretrained name (`ganvae models`)"
 

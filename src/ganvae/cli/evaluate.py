@@ -20,8 +20,8 @@ def add_evaluate(sub) -> None:
 
 
 def evaluate(args) -> int:
-    from ganvae.metrics.evaluate import format_table
     from ganvae.inference.tasks import evaluate
+    from ganvae.metrics.evaluate import format_table
 
     result = evaluate(args.run, n_samples=args.n_samples, seed=args.seed, iwae_k=args.iwae_k, data_dir=args.data_dir,
                       out=args.out, classifier=args.classifier, dataset=args.dataset, use_ema=not args.no_ema)

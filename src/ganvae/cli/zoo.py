@@ -12,9 +12,8 @@ def add_models(sub) -> None:
 
 
 def models(args) -> int:
-    from ganvae.storage import zoo
     from ganvae.metrics.registry import CONDITIONAL_ACCURACY, FID, RECALL, TEST_NLL_IWAE
-    from ganvae.storage import pretrained_folder
+    from ganvae.storage import pretrained_folder, zoo
 
     names = zoo.pretrained_names()
     if not names:

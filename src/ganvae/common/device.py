@@ -3,15 +3,9 @@ and the line that names the machine beside every measured figure."""
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import hashlib
 import logging
 import os
 import random
-import tempfile
-from pathlib import Path
-from typing import Callable, Iterator
 
 from ganvae.errors import FieldConfigError, GanvaeError
 

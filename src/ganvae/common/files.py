@@ -8,7 +8,6 @@ import errno
 import hashlib
 import logging
 import os
-import random
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ganvae.errors import DataError, DownloadError, FieldDataError, Placeholder, suggest
 from ganvae.common.files import default_cache_dir, md5_file
+from ganvae.errors import DataError, DownloadError, FieldDataError, Placeholder, suggest
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ import torch
 from torch import nn
 
 from ganvae.common import seeds
+from ganvae.common.pixels import to_unit
 from ganvae.errors import ConfigError
 from ganvae.explore.limits import Busy, Limits, RenderTooSlow  # noqa: F401 (re-exported)
 from ganvae.inference import check_digits, run_classes
 from ganvae.models.conditioning import LabelPolicy
-from ganvae.common.pixels import to_unit
 from ganvae.storage import LoadedRun
 
 
@@ -288,10 +288,10 @@ def reference_images(loaded: LoadedRun, n: int) -> tuple[torch.Tensor, torch.Ten
     """Up to ``n`` test images (and labels) in [0, 1]: the run's dataset when it can be read here (a pretrained
     model offline: its packaged stand-in, :func:`ganvae.inference.run_data`), otherwise the offline ``mnist-5k``
     that ships with ganvae (so a pretrained model's directions work offline)."""
+    from ganvae.common.pixels import uint8_to_unit
     from ganvae.data.dataset import load_dataset
     from ganvae.errors import GanvaeError
     from ganvae.inference import run_data
-    from ganvae.common.pixels import uint8_to_unit
 
     size = loaded.model.image_shape[1]
     try:

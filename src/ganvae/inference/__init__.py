@@ -13,10 +13,9 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from ganvae.errors import FieldConfigError, FieldUnsupported, UnsupportedOperation
-from ganvae.models.base import GenerativeModel
-from ganvae.models.conditioning import LabelPolicy, check_labels
 from ganvae.common.pixels import uint8_to_unit
+from ganvae.errors import FieldConfigError, FieldUnsupported, UnsupportedOperation
+from ganvae.models.conditioning import LabelPolicy, check_labels
 from ganvae.storage import LoadedRun
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from ganvae import errors, inference, storage
-from ganvae.errors import NO_VALUE, ConfigError, FieldError, UnsupportedOperation
 from ganvae.common.memory import MAX_MEMORY_GB, check_memory
+from ganvae.errors import NO_VALUE, ConfigError, FieldError, UnsupportedOperation
 from ganvae.models.conditioning import LabelPolicy
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ class Pipeline:
 
     def class_grid(self, cols: int = 8, seed: int = 0) -> Images:
         """A conditional model's class grid: one row per trained class, the same ``cols`` latents in every row."""
-        cols, seed = _count(cols, "class_grid(cols=...)"), _seed(seed, "class_grid(seed=...)")
+        cols, seed = _count(cols, "class_grid(cols=...)"), _fixed_seed(seed, "class_grid(seed=...)")
         self._guard(f"class_grid(cols={cols})", cols * len(inference.grid_classes(self.run)))  # before any latent
         z, labels = inference.class_grid(self.run, cols, seed)
         return Images(self.model.generate(z, labels), nrow=cols)
@@ -169,7 +169,7 @@ class Pipeline:
     def interpolate(self, seed_a: int = 0, seed_b: int = 1, steps: int = 8, labels=None) -> Images:
         """A walk of ``steps`` images from the latent of ``seed_a`` to that of ``seed_b`` (spherical under N(0, I),
         straight under a fitted mixture; conditional models: within class ``labels``, default the first class)."""
-        seed_a, seed_b = _seed(seed_a, "interpolate(seed_a=...)"), _seed(seed_b, "interpolate(seed_b=...)")
+        seed_a, seed_b = _fixed_seed(seed_a, "interpolate(seed_a=...)"), _fixed_seed(seed_b, "interpolate(seed_b=...)")
         steps = _count(steps, "interpolate(steps=...)", 2)
         self._guard(f"interpolate(steps={steps})", steps)
         a = self.model.latent_prior.draw(1, torch.Generator().manual_seed(seed_a))
@@ -211,16 +211,17 @@ class Pipeline:
         if not self.model.renders_any_size:
             raise UnsupportedOperation(f"{self.name} generates {self.model.image_shape[1]}-pixel images only; render "
                                        f"needs a cppn.")
-        pair = (size, size) if _is_int(size) else tuple(size) if isinstance(size, (tuple, list)) else ()
+        pair: tuple = (size, size) if _is_int(size) else tuple(size) if isinstance(size, (tuple, list)) else ()
         if len(pair) != 2 or not all(_is_int(v) and v >= 1 for v in pair):
             raise ConfigError(f"render(size={size!r}): give a whole number of pixels a side, or (width, height), "
                               f"each at least 1.")
-        width, height = pair
-        seed = _seed(seed, "render(seed=...)")
+        width, height = int(pair[0]), int(pair[1])
+        seed = _fixed_seed(seed, "render(seed=...)")
         self._guard(f"render(size=({width}, {height}))", 1, width, height)
         z = self.model.latent_prior.draw(1, torch.Generator().manual_seed(seed))
         labels = self._labels_checked(labels, 1, "render(labels=...)", LabelPolicy.FIRST_CLASS)
-        return Images(self.model.render(z, height, width, labels=labels))
+        renderer: Any = self.model  # a coordinate generator (renders_any_size): the CPPN's render
+        return Images(renderer.render(z, height, width, labels=labels))
 
     def save_pretrained(self, folder: str | Path, dtype: str = "float16") -> Path:
         """Write this model as a pretrained folder that :func:`load` reads back."""
@@ -247,6 +248,14 @@ def _seed(value, call: str) -> int | None:
     if not _is_int(value) or not 0 <= value < 2**63:
         raise ConfigError(f"{call}: {value!r}; a seed is a whole number from 0 to 2**63 - 1.")
     return int(value)
+
+
+def _fixed_seed(value, call: str) -> int:
+    """A seed that must be given (a grid, a walk, a render are drawn to be drawn again): as :func:`_seed`, not None."""
+    seed = _seed(value, call)
+    if seed is None:
+        raise ConfigError(f"{call}: None; give a whole number from 0 to 2**63 - 1 (this drawing is made to be repeated).")
+    return seed
 
 
 def _enable_logging() -> None:

@@ -22,8 +22,11 @@ from typing import Any
 import torch
 
 from ganvae import inference, storage
-from ganvae.inference import tasks as operations, writers
+from ganvae.common.device import machine_description
+from ganvae.common.files import atomic_write_bytes, atomic_write_text, check_output
 from ganvae.errors import ConfigError
+from ganvae.inference import tasks as operations
+from ganvae.inference import writers
 from ganvae.metrics.classifier import load_classifier
 from ganvae.metrics.registry import (
     CLASS_ENTROPY,
@@ -39,8 +42,6 @@ from ganvae.metrics.registry import (
     evaluated_metrics,
 )
 from ganvae.registry import get_entry
-from ganvae.common.device import machine_description
-from ganvae.common.files import atomic_write_bytes, atomic_write_text, check_output
 
 log = logging.getLogger(__name__)
 

@@ -11,15 +11,15 @@ from typing import Any
 
 import torch
 
+from ganvae.common.device import machine_description
+from ganvae.common.files import atomic_write_text, check_output
+from ganvae.common.pixels import uint8_to_unit
 from ganvae.config import config_from_dict
 from ganvae.errors import ConfigError, FieldConfigError, Placeholder, UnsupportedOperation
 from ganvae.inference import _at_least, _generator, run_data
-from ganvae.common.pixels import uint8_to_unit
 from ganvae.storage import LoadedRun, checkpoint_path, is_pretrained_folder
 from ganvae.storage import checkpoint as ckpt_io
 from ganvae.storage import load as load_run
-from ganvae.common.device import machine_description
-from ganvae.common.files import atomic_write_text, check_output
 
 log = logging.getLogger(__name__)
 
@@ -152,12 +152,11 @@ def fit_prior(run, out: str | Path | None = None, components: int | None = None,
     """
     from dataclasses import replace
 
-    from ganvae.storage import zoo
     from ganvae.config import validate
     from ganvae.data.dataset import load_dataset
     from ganvae.models.base import fit_latent_prior
     from ganvae.registry import build_model
-    from ganvae.storage import model_state, pretrained_folder
+    from ganvae.storage import model_state, pretrained_folder, zoo
 
     if out is not None:
         check_output(out, kind="folder")

@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 
 from ganvae import inference
+from ganvae.common.files import check_output
+from ganvae.common.memory import MAX_MEMORY_GB, check_memory
 from ganvae.errors import FieldConfigError, Placeholder, UnsupportedOperation
 from ganvae.inference import (
     _at_least,
@@ -21,10 +23,8 @@ from ganvae.inference import (
     require_encoder,
     walk_latents,
 )
-from ganvae.common.memory import MAX_MEMORY_GB, check_memory
 from ganvae.models.conditioning import LabelPolicy
 from ganvae.storage import load as load_run
-from ganvae.common.files import check_output
 
 
 def sample(run, n: int = 64, seed: int = 0, out: str | Path | None = "samples.png", nrow: int | None = None,

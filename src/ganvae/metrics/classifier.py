@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganvae.errors import GanvaeError
-from ganvae.common.pixels import uint8_to_unit
 from ganvae.common.files import default_cache_dir
+from ganvae.common.pixels import uint8_to_unit
+from ganvae.errors import GanvaeError
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +181,10 @@ def train_classifier(dataset: str, data_dir: str | None = None, epochs: int = 6,
     """
     from safetensors.torch import save_file
 
-    from ganvae.config import DataConfig
-    from ganvae.data.dataset import load_dataset
     from ganvae.common.device import seed_everything
     from ganvae.common.files import atomic_save
+    from ganvae.config import DataConfig
+    from ganvae.data.dataset import load_dataset
 
     seed_everything(seed)
     data = load_dataset(DataConfig(dataset=dataset, data_dir=data_dir))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ganvae.common.pixels import uint8_to_unit
 from ganvae.data.dataset import ImageData
 from ganvae.metrics import core
 from ganvae.metrics.classifier import FEATURE_DIM, FeatureNetwork
@@ -37,7 +38,6 @@ from ganvae.metrics.registry import (
     TEST_NLL_IWAE,
     evaluated_metrics,
 )
-from ganvae.common.pixels import uint8_to_unit
 
 if TYPE_CHECKING:
     from ganvae.models.base import GenerativeModel

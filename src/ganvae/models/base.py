@@ -14,7 +14,7 @@ from typing import ClassVar, Iterator
 import torch
 from torch import nn
 
-from ganvae.models.losses import class_cross_entropy, discriminator_loss, generator_loss, mode_seeking_loss, r1_penalty
+from ganvae.common.pixels import ValueRange, from_unit, to_unit
 from ganvae.models.conditioning import (
     LabelPolicy,
     call,
@@ -26,11 +26,10 @@ from ganvae.models.conditioning import (
 )
 from ganvae.models.ema import ema_decay_at, update_ema
 from ganvae.models.latents import LatentPrior, MixtureFit, PseudoClassPrior, StandardNormalPrior
+from ganvae.models.losses import class_cross_entropy, discriminator_loss, generator_loss, mode_seeking_loss, r1_penalty
 from ganvae.models.prior import GaussianMixturePrior
 from ganvae.models.self_conditioning import PseudoClasses, pixel_cluster_features
 from ganvae.models.step import StepContext
-from ganvae.common.pixels import ValueRange, from_unit, to_unit
-
 
 
 def build_latent_prior(config, *, encoder: bool, pseudo_classes: PseudoClasses | None = None) -> LatentPrior:
@@ -250,8 +249,8 @@ def fit_latent_prior(model: GenerativeModel, images: torch.Tensor, labels: torch
     """Fit ``model``'s latent prior to the posterior means of ``images`` ``(N, C, H, W)`` (uint8, or float in
     [0, 1]); a conditional model encodes each with its ``labels`` and fits one mixture per class. A prior that cannot
     be fitted refuses (:class:`~ganvae.models.latents.PriorNotFittable`) before any image is encoded."""
-    from ganvae.models.prior import MAX_FIT_IMAGES
     from ganvae.common.pixels import uint8_to_unit
+    from ganvae.models.prior import MAX_FIT_IMAGES
 
     prior = model.latent_prior
     if not prior.fittable:

@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Literal, Optional
 
-GanLoss = Literal["bce", "hinge", "lsgan"]
-
 from ganvae.bounds import AT_LEAST_0, AT_LEAST_1, POSITIVE, PROBABILITY, WIDTHS, Bound
+
+GanLoss = Literal["bce", "hinge", "lsgan"]
 
 
 @dataclass

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganvae.models.losses import discriminator_loss, gaussian_kl, generator_loss
+from ganvae.common.pixels import background
 from ganvae.models.base import adam, eval_mode
 from ganvae.models.blocks import ConvDiscriminator, ConvEncoder, prepare_discriminator
 from ganvae.models.conditioning import (
@@ -36,9 +36,9 @@ from ganvae.models.conditioning import (
     step_labels,
 )
 from ganvae.models.cppn_config import CPPNConfig
+from ganvae.models.losses import discriminator_loss, gaussian_kl, generator_loss
 from ganvae.models.step import StepContext
 from ganvae.models.vae import VAEBase
-from ganvae.common.pixels import background
 
 
 class CPPNGenerator(nn.Module):

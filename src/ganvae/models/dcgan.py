@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ganvae.common.pixels import background
 from ganvae.errors import ConfigError
 from ganvae.models.base import AdversarialModel
 from ganvae.models.blocks import ConvDiscriminator, prepare_discriminator
@@ -26,7 +27,6 @@ from ganvae.models.conditioning import (
     generator_input_dim,
 )
 from ganvae.models.dcgan_config import DCGANConfig
-from ganvae.common.pixels import background
 
 
 class DCGANGenerator(nn.Module):

@@ -11,6 +11,7 @@ import math
 import torch
 from torch import nn
 
+from ganvae.common.pixels import background
 from ganvae.models.base import AdversarialModel
 from ganvae.models.blocks import Dropout, prepare_discriminator
 from ganvae.models.conditioning import (
@@ -19,7 +20,6 @@ from ganvae.models.conditioning import (
     generator_input_dim,
 )
 from ganvae.models.gan_config import GANConfig
-from ganvae.common.pixels import background
 
 
 def mlp(sizes: list[int], slope: float, dropout: float = 0.0, batchnorm: bool = False) -> nn.Sequential:

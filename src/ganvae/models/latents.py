@@ -155,7 +155,9 @@ class PseudoClassPrior(LatentPrior):
     its share of the training images (``pseudo_classes.counts``, kept and saved by the training object). A walk
     between two such latents blends the classes' embeddings (:meth:`split` normalises the weights)."""
 
-    def __init__(self, noise_dim: int, pseudo_classes: "PseudoClasses"):
+    _pseudo_classes: PseudoClasses  # the model's training object (not a submodule; see __init__)
+
+    def __init__(self, noise_dim: int, pseudo_classes: PseudoClasses):
         super().__init__(noise_dim)
         self.k = self.latent_classes = pseudo_classes.k
         self.dim = noise_dim + self.k

@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from ganvae.common import seeds
-from ganvae.models.clustering import cluster_means, kmeans, match_clusters, pca_project, spectral_embedding
 from ganvae.common.pixels import uint8_to_unit
+from ganvae.models.clustering import cluster_means, kmeans, match_clusters, pca_project, spectral_embedding
 
 PCA_DIMS = 50  # the pixels' principal axes the nearest-neighbour graph is built on
 # spectral embedding size, at least K: fewer dimensions grouped MNIST's digits worse (benchmarks/RESULTS.md,
@@ -50,6 +50,10 @@ class PseudoClasses(nn.Module):
     """The training-time pseudo-labels of a self-conditioned model: each cluster's image count ``counts`` ``(K,)``
     (its latent prior draws a cluster by its share) and the cluster of every training image, ``assignments``
     ``(N,)`` int64 (training state; empty until the first clustering)."""
+
+    counts: torch.Tensor  # buffers, declared for type checkers
+    assignments: torch.Tensor
+    reclusterings: torch.Tensor
 
     def __init__(self, k: int):
         super().__init__()

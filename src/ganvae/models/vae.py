@@ -14,7 +14,6 @@ import math
 import torch
 from torch import nn
 
-from ganvae.models.losses import bernoulli_nll, gaussian_kl, gaussian_nll, log_normal
 from ganvae.models.base import GenerativeModel, adam
 from ganvae.models.blocks import ConvDecoder, ConvEncoder, dense_stack
 from ganvae.models.conditioning import (
@@ -26,6 +25,7 @@ from ganvae.models.conditioning import (
     generator_input_dim,
     step_labels,
 )
+from ganvae.models.losses import bernoulli_nll, gaussian_kl, gaussian_nll, log_normal
 from ganvae.models.step import StepContext
 from ganvae.models.vae_config import ConvVAEConfig, VAEConfig
 

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import torch
 
-from ganvae.models.losses import discriminator_loss, gaussian_kl, generator_loss
+from ganvae.common.pixels import background
 from ganvae.models.base import adam
 from ganvae.models.blocks import ConvDiscriminator, prepare_discriminator
 from ganvae.models.conditioning import call, conditioned_discriminator, step_labels
+from ganvae.models.losses import discriminator_loss, gaussian_kl, generator_loss
 from ganvae.models.step import StepContext
 from ganvae.models.vae import VAEBase, conv_encoder_decoder
 from ganvae.models.vae_gan_config import VAEGANConfig
-from ganvae.common.pixels import background
 
 
 class VAEGAN(VAEBase):

@@ -61,12 +61,12 @@ def load(run: "str | Path | LoadedRun", device: str = "auto", use_ema: bool = Tr
     ``use_ema=False`` drops the moving averages, so sampling uses the trained weights themselves (runs only: a
     pretrained folder holds one set of weights).
     """
-    from ganvae.storage import zoo
+    from ganvae.common.device import resolve_device
     from ganvae.config import config_from_dict
     from ganvae.registry import build_model
     from ganvae.storage import checkpoint as ckpt_io
+    from ganvae.storage import zoo
     from ganvae.storage.pretrained_folder import load_pretrained
-    from ganvae.common.device import resolve_device
 
     if isinstance(run, LoadedRun):
         return run

@@ -18,11 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganvae.storage import tensorfile
-from ganvae.errors import CheckpointError
-from ganvae.storage import model_state
-from ganvae.storage.layout import run_checkpoint  # noqa: F401 (where a run keeps it; re-exported)
 from ganvae.common.files import atomic_save
+from ganvae.errors import CheckpointError
+from ganvae.storage import model_state, tensorfile
+from ganvae.storage.layout import run_checkpoint  # noqa: F401 (where a run keeps it; re-exported)
 
 FORMAT = "ganvae-checkpoint"
 FORMAT_VERSION = 1

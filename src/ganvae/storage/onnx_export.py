@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ganvae.common.pixels import to_unit
 from ganvae.common.files import atomic_write_text
+from ganvae.common.pixels import to_unit
 
 OPSET = 18
 TOLERANCE = 1e-4  # largest |onnxruntime - PyTorch| over pixels in [0, 1] that the export accepts

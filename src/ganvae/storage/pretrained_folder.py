@@ -20,8 +20,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ganvae.storage import tensorfile
 from ganvae.errors import CheckpointError
+from ganvae.storage import tensorfile
 
 if TYPE_CHECKING:  # listing and reading the zoo's cards needs no torch (`ganvae models`)
     import torch
@@ -49,8 +49,8 @@ def save_pretrained(model, config, out: str | Path, dtype: str = "float16", sour
     from safetensors.torch import save_file
 
     from ganvae._version import __version__
-    from ganvae.storage import model_state
     from ganvae.common.files import atomic_save, atomic_write_text
+    from ganvae.storage import model_state
 
     if dtype not in ("float16", "float32"):
         raise CheckpointError(f"dtype {dtype!r}: choose float16 or float32.")

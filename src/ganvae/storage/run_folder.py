@@ -11,9 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from ganvae.config import ExperimentConfig
 from ganvae.common.device import machine_description
 from ganvae.common.files import atomic_write_text
+from ganvae.config import ExperimentConfig
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from typing import Callable
 
 import torch
 
+from ganvae.common.files import atomic_write_text
 from ganvae.errors import TrainingDiverged
 from ganvae.models.conditioning import class_grid_inputs
-from ganvae.common.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,8 @@ class LossLog:
         """Sync the pending ``(step, epoch, losses)`` to the host once, check them, write the CSV and TensorBoard.
         Returns the last step's losses as floats."""
         names = list(pending[0][2])
-        values = torch.stack([torch.stack([l[n].float().to(self.device) for n in names]) for _, _, l in pending])  # (steps, losses)
+        # (steps, losses)
+        values = torch.stack([torch.stack([step[n].float().to(self.device) for n in names]) for _, _, step in pending])
         values = self.dist.reduce_mean(values).cpu()  # the mean over ranks: every rank sees the same numbers
         bad = ~torch.isfinite(values)
         if bad.any():

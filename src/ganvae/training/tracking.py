@@ -29,8 +29,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ganvae.training.callbacks import Callback, Trainer, TrainResult
 from ganvae.common.files import atomic_write_text
+from ganvae.training.callbacks import Callback, Trainer, TrainResult
 
 RUN_ID_FILE = "mlflow_run.json"
 

@@ -18,37 +18,42 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import sys
 import time
 from pathlib import Path
 
 import torch
 
 from ganvae.common import seeds
+from ganvae.common.device import bf16_autocast, resolve_device, resolve_precision, seed_everything
+from ganvae.common.files import check_output
+from ganvae.common.pixels import scale_images
 from ganvae.config import ExperimentConfig, validate
 from ganvae.data.dataset import ImageData, iter_batch_indices, load_dataset, steps_per_epoch
-from ganvae.errors import CheckpointError, ConfigError, GanvaeError, Interrupted
+from ganvae.errors import ConfigError, GanvaeError, Interrupted
 from ganvae.metrics.during_training import TrainingMetrics
 from ganvae.models.base import GenerativeModel
 from ganvae.models.conditioning import check_conditional_data
 from ganvae.models.step import StepContext
-from ganvae.common.pixels import scale_images
 from ganvae.registry import build_model
-from ganvae.storage.run_folder import RunLock, default_run_dir, open_run_folder
 from ganvae.storage import checkpoint as ckpt_io
-from ganvae.training import speed_check
+from ganvae.storage.run_folder import RunLock, default_run_dir, open_run_folder
 from ganvae.training.callbacks import Callback, CallbackList
 from ganvae.training.callbacks.builtin import LatentPriorFit, RunSummary, SpeedCheck
 from ganvae.training.denormals import flush_denormals
 from ganvae.training.distributed import DistContext, collective_failure
-from ganvae.training.outputs import CheckpointCadence, LossLog, SampleGrids, divergence_advice, progress_bar
-from ganvae.training.outputs import open_tensorboard, truncate_csv
+from ganvae.training.outputs import (
+    CheckpointCadence,
+    LossLog,
+    SampleGrids,
+    divergence_advice,
+    open_tensorboard,
+    progress_bar,
+    truncate_csv,
+)
 from ganvae.training.resume import config_on_resume, restore_training
 from ganvae.training.signals import StopFlag
 from ganvae.training.state import TrainingClock, TrainingState, TrainResult  # noqa: F401 (TrainResult re-exported)
 from ganvae.training.tracking import tracker_callbacks
-from ganvae.common.device import bf16_autocast, resolve_device, resolve_precision, seed_everything
-from ganvae.common.files import check_output
 
 log = logging.getLogger(__name__)
 QUALITY_POINTS = "quality_points"  # the in-training metrics' clock among the checkpoint's callback states

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 import torch
 
 from ganvae.common import seeds
+from ganvae.common.files import atomic_write_text
 from ganvae.training import speed_check
 from ganvae.training.callbacks.base import Callback, Trainer
-from ganvae.common.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
