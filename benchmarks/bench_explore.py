@@ -28,8 +28,8 @@ def post(url: str, body: dict) -> dict:
 def main() -> None:
     import uvicorn
 
-    from ganvae.explore.server import build_explorer, create_app
     from ganvae.common.device import machine_description
+    from ganvae.explore.server import build_explorer, create_app
 
     parser = argparse.ArgumentParser()
     parser.add_argument("models", nargs="+")
@@ -67,7 +67,8 @@ def main() -> None:
         x = torch.zeros(28, 28)
         x[5:23, 12:16] = 1.0  # a drawn "1"
         t = time.perf_counter()
-        job = post(f"{base}/api/invert", {"model": args.invert, "image": x.flatten().tolist(), "steps": args.invert_steps})
+        job = post(f"{base}/api/invert",
+                   {"model": args.invert, "image": x.flatten().tolist(), "steps": args.invert_steps})
         while True:
             with urllib.request.urlopen(f"{base}/api/jobs/{job['id']}") as res:
                 j = json.loads(res.read())

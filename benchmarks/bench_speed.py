@@ -39,13 +39,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ganvae.common.device import machine_description
+from ganvae.common.pixels import scale_images
 from ganvae.config import DataConfig, build_config
 from ganvae.data.dataset import iter_batches, load_dataset
 from ganvae.models.step import StepContext
-from ganvae.common.pixels import scale_images
 from ganvae.registry import build_model, get_entry
 from ganvae.training.denormals import flush_denormals
-from ganvae.common.device import machine_description
 
 MODELS = ("gan", "dcgan", "vae", "vae-gan")
 
@@ -173,7 +173,8 @@ def make_baseline(name, model):
     if name == "vae":
         opt = torch.optim.Adam(model.parameters(), lr=c.lr)
         return lambda x: baseline_vae_step(model, opt, x)
-    opt_vae = torch.optim.Adam([*model.encoder.parameters(), *model.decoder.parameters()], lr=c.lr_generator, betas=(c.beta1, c.beta2))
+    opt_vae = torch.optim.Adam([*model.encoder.parameters(), *model.decoder.parameters()], lr=c.lr_generator,
+                               betas=(c.beta1, c.beta2))
     opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=c.lr_discriminator, betas=(c.beta1, c.beta2))
     return lambda x: baseline_vae_gan_step(model, opt_vae, opt_d, x)
 
@@ -253,9 +254,11 @@ def main(argv=None):
     p.add_argument("--seconds", type=float, default=3.0, help="target seconds per measured block")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--set", action="append", default=[],
-                   help="config overrides for ganvae's side, e.g. model.reuse_fake_logits=true or train.flush_denormals=false")
+                   help="config overrides for ganvae's side, e.g. model.reuse_fake_logits=true or "
+                        "train.flush_denormals=false")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                   help="ganvae's side only: bf16 = the train.precision=bf16 option (autocast); the baselines stay fp32")
+                   help="ganvae's side only: bf16 = the train.precision=bf16 option (autocast); "
+                        "the baselines stay fp32")
     p.add_argument("--out", default="benchmarks/out/speed.json")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -275,7 +278,8 @@ def main(argv=None):
     for name in args.models.split(","):
         cfg = build_config(name, overrides=model_overrides(name, args.set))
         bs = cfg.train.batch_size
-        flush = cfg.train.flush_denormals  # as the trainer does: on for ganvae's steps, off (torch's default) for the baselines
+        # as the trainer does: on for ganvae's steps, off (torch's default) for the baselines
+        flush = cfg.train.flush_denormals
         torch.manual_seed(0)
         ours = build_model(cfg, (1, 28, 28))
         ours_opts = ours.make_optimizers()
@@ -307,24 +311,28 @@ def main(argv=None):
         row = {"model": name, "batch_size": bs, "steps_per_block": steps, "ganvae_images_per_s": med["ganvae"],
                "baseline_images_per_s": med["tutorial"], "ratio": med["ganvae"] / med["tutorial"],
                "lean_baseline_images_per_s": med["lean"], "lean_ratio": med["ganvae"] / med["lean"],
-               "gflop_per_image": flops / bs / 1e9, "achieved_gflops": achieved / 1e9, "ceiling_fraction": achieved / ceiling,
+               "gflop_per_image": flops / bs / 1e9, "achieved_gflops": achieved / 1e9,
+               "ceiling_fraction": achieved / ceiling,
                "ganvae_all": rates["ganvae"], "baseline_all": rates["tutorial"], "lean_baseline_all": rates["lean"]}
         rows.append(row)
-        print(f"{name:8s} batch {bs:4d}: ganvae {med['ganvae']:8.0f} img/s, tutorial baseline {med['tutorial']:8.0f} img/s "
-              f"({row['ratio']:.2f}x), lean baseline {med['lean']:8.0f} img/s ({row['lean_ratio']:.2f}x), "
-              f"{row['gflop_per_image']:.3f} GFLOP/img, {achieved / 1e9:.0f} GFLOP/s = {row['ceiling_fraction']:.0%} of ceiling",
+        print(f"{name:8s} batch {bs:4d}: ganvae {med['ganvae']:8.0f} img/s, "
+              f"tutorial baseline {med['tutorial']:8.0f} img/s ({row['ratio']:.2f}x), "
+              f"lean baseline {med['lean']:8.0f} img/s ({row['lean_ratio']:.2f}x), "
+              f"{row['gflop_per_image']:.3f} GFLOP/img, {achieved / 1e9:.0f} GFLOP/s = "
+              f"{row['ceiling_fraction']:.0%} of ceiling",
               flush=True)
     print()
     print("| model | batch | ganvae img/s | tutorial baseline img/s | ratio | lean baseline img/s | ratio to lean "
           "| GFLOP/image | achieved GFLOP/s | share of matmul ceiling |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
-        print(f"| {r['model']} | {r['batch_size']} | {r['ganvae_images_per_s']:.0f} | {r['baseline_images_per_s']:.0f} | "
-              f"{r['ratio']:.2f}x | {r['lean_baseline_images_per_s']:.0f} | {r['lean_ratio']:.2f}x | "
+        print(f"| {r['model']} | {r['batch_size']} | {r['ganvae_images_per_s']:.0f} | {r['baseline_images_per_s']:.0f} "
+              f"| {r['ratio']:.2f}x | {r['lean_baseline_images_per_s']:.0f} | {r['lean_ratio']:.2f}x | "
               f"{r['gflop_per_image']:.3f} | {r['achieved_gflops']:.0f} | {r['ceiling_fraction']:.0%} |")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine_description(), "platform": platform.platform(), "threads": args.threads,
+    out.write_text(json.dumps({"machine": machine_description(), "platform": platform.platform(),
+                               "threads": args.threads,
                                "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M"),
                                "ceiling_gflops": ceiling / 1e9, "dataset": dataset, "overrides": args.set,
                                "precision": args.precision, "rows": rows}, indent=2))

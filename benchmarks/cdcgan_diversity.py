@@ -16,10 +16,10 @@ import time
 
 import torch
 
+from ganvae.common.pixels import scale_images
 from ganvae.config import build_config
 from ganvae.data.dataset import iter_batch_indices, load_dataset
 from ganvae.models.step import StepContext
-from ganvae.common.pixels import scale_images
 from ganvae.registry import build_model
 
 STEPS = 1500

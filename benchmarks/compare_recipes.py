@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/compare_recipes.py dcgan --minutes 3 --data-dir ../shared/data/mnist \\
         --variant "radford=model.beta1=0.5 model.lr_generator=2e-4 model.lr_discriminator=2e-4" \\
-        --variant "radford+ema=model.beta1=0.5 model.lr_generator=2e-4 model.lr_discriminator=2e-4 model.ema_decay=0.999"
+        --variant \\
+        "radford+ema=model.beta1=0.5 model.lr_generator=2e-4 model.lr_discriminator=2e-4 model.ema_decay=0.999"
 
 Each variant is ``NAME=SECTION.KEY=VALUE ...`` (``--set`` overrides, separated by spaces; ``NAME=`` alone is the
 family's defaults). Every run trains on full MNIST for ``--minutes`` of wall-clock (the run's own budget, so a
@@ -37,10 +38,11 @@ def run_variant(family: str, name: str, overrides: list[str], args) -> dict:
         subprocess.run(cmd, check=True)
     summary, m, live = score_run(run_dir, args.data_dir, args.n_samples)
     n_classes = sum(1 for v in m["class_histogram"] if v > 0.1 / len(m["class_histogram"]))
-    return {"variant": name, "overrides": overrides, "steps": summary["steps"], "images_per_second": summary["images_per_second"],
+    return {"variant": name, "overrides": overrides, "steps": summary["steps"],
+            "images_per_second": summary["images_per_second"],
             "fid": m["fid"], "precision": m["precision"], "recall": m["recall"], "class_entropy": m["class_entropy"],
-            "dropped_classes": m["dropped_classes"], "classes_seen": n_classes, "run": str(run_dir), "fid_live_weights": live,
-            "command": " ".join(cmd)}
+            "dropped_classes": m["dropped_classes"], "classes_seen": n_classes, "run": str(run_dir),
+            "fid_live_weights": live, "command": " ".join(cmd)}
 
 
 def main(argv=None) -> int:
@@ -62,11 +64,14 @@ def main(argv=None) -> int:
         print(json.dumps(rows[-1]), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"results-{args.family}.json").write_text(json.dumps({"started": start, "minutes": args.minutes, "rows": rows}, indent=2))
-    print(f"\n{args.family}, {args.minutes:g} min each, seed {args.seed}, {args.threads} threads, FID on {args.n_samples} samples\n")
+    (out / f"results-{args.family}.json").write_text(json.dumps({"started": start, "minutes": args.minutes,
+                                                                 "rows": rows}, indent=2))
+    print(f"\n{args.family}, {args.minutes:g} min each, seed {args.seed}, {args.threads} threads, "
+          f"FID on {args.n_samples} samples\n")
     print_table(["variant", "settings", "steps", "images/s", "FID", "FID, trained weights", "precision", "recall",
                  "classes under 1/3 share"], ["---", "---"] + ["---:"] * 6 + ["---"],
-                [[r["variant"], " ".join(r["overrides"]) or "defaults", str(r["steps"]), f"{r['images_per_second']:.0f}",
+                [[r["variant"], " ".join(r["overrides"]) or "defaults",
+                  str(r["steps"]), f"{r['images_per_second']:.0f}",
                   f"{r['fid']:.1f}", fid_or_dash(r["fid_live_weights"]), f"{r['precision']:.3f}", f"{r['recall']:.3f}",
                   str(r["dropped_classes"] or "none")] for r in rows])
     return 0

@@ -37,12 +37,13 @@ def main(argv=None) -> int:
             run = out / f"{model}-{dataset}"
             if not (run / "summary.json").exists():
                 cfg = build_config(model, overrides=[
-                    f"data.dataset={dataset}", "train.epochs=100000", f"train.max_minutes={args.minutes}", "train.seed=0",
-                    "train.checkpoint_every=1000", "train.progress=false", "train.num_threads=2"])
+                    f"data.dataset={dataset}", "train.epochs=100000", f"train.max_minutes={args.minutes}",
+                    "train.seed=0", "train.checkpoint_every=1000", "train.progress=false", "train.num_threads=2"])
                 Trainer(cfg, run, argv=["benchmarks/demo_data.py"]).fit()
             summary = json.loads((run / "summary.json").read_text())
             m = sample_metrics(inference.sample_images(storage.load(run), 5000, 0), reference, fnet, seed=0)
-            row = {"model": model, "dataset": dataset, "steps": summary["steps"], "images_per_second": summary["images_per_second"],
+            row = {"model": model, "dataset": dataset, "steps": summary["steps"],
+                   "images_per_second": summary["images_per_second"],
                    "fid": round(m["fid"], 1), "fid_std": round(m["fid_std"], 1), "precision": round(m["precision"], 3),
                    "recall": round(m["recall"], 3), "dropped_classes": m["dropped_classes"]}
             print(json.dumps(row), flush=True)

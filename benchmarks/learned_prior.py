@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from ganvae.common.device import machine_description
 from ganvae.config import DataConfig
 from ganvae.data.dataset import load_dataset
 from ganvae.metrics import core
@@ -28,13 +29,12 @@ from ganvae.metrics.evaluate import reference_features
 from ganvae.models.conditioning import balanced_labels
 from ganvae.models.prior import GaussianMixturePrior
 from ganvae.storage import load as load_run
-from ganvae.common.device import machine_description
 
 
 def codes_of(model, images, labels):
     """Posterior means of the training images (what ganvae.models.base.fit_latent_prior fits to), (N, Z)."""
-    from ganvae.models.base import eval_mode
     from ganvae.common.pixels import from_unit, uint8_to_unit
+    from ganvae.models.base import eval_mode
 
     out = []
     with eval_mode(model), torch.no_grad():

@@ -5,8 +5,9 @@ Its code as published: the generator and discriminator of ``make_generator_model
 networks, batch 256, a shuffle buffer of 60,000, and its ``@tf.function train_step`` (one tape pass; both
 losses from the same discriminator outputs). Only the loop around it differs: it stops after ``--minutes``
 of training and, every ``--eval-minutes``, writes ``--samples`` PNGs from fresh noise into
-``OUT/samples-NNN/`` (and ``OUT/samples-final/``) with the clock stopped, so ``ganvae evaluate images:DIR`` can score them with
-ganvae's protocol. Needs ``tensorflow-cpu`` (``pip install -e ".[bench]"``); not part of the package.
+``OUT/samples-NNN/`` (and ``OUT/samples-final/``) with the clock stopped, so ``ganvae evaluate images:DIR`` can
+score them with ganvae's protocol. Needs ``tensorflow-cpu`` (``pip install -e ".[bench]"``); not part of the
+package.
 
     .venv-bench/bin/python benchmarks/tf_dcgan_tutorial.py --data-dir ../shared/data/mnist --minutes 10 --out OUT
 """
@@ -54,7 +55,8 @@ def main(argv=None) -> int:
     train_images = (train_images - 127.5) / 127.5  # Normalize the images to [-1, 1]
 
     BUFFER_SIZE, BATCH_SIZE, noise_dim = 60000, 256, 100
-    train_dataset = tf.data.Dataset.from_tensor_slices(train_images).shuffle(BUFFER_SIZE, seed=args.seed).batch(BATCH_SIZE)
+    train_dataset = (tf.data.Dataset.from_tensor_slices(train_images)
+                     .shuffle(BUFFER_SIZE, seed=args.seed).batch(BATCH_SIZE))
 
     # ---- the tutorial's models, verbatim
     def make_generator_model():
@@ -123,7 +125,8 @@ def main(argv=None) -> int:
             noise = rng.standard_normal((min(500, n - start), noise_dim)).astype("float32")
             images = generator(noise, training=False).numpy()[..., 0]  # (B, 28, 28) in [-1, 1]
             for i, im in enumerate(images):
-                Image.fromarray(np.clip(im * 127.5 + 127.5, 0, 255).round().astype("uint8")).save(folder / f"{start + i:05d}.png")
+                Image.fromarray(np.clip(im * 127.5 + 127.5, 0, 255).round().astype("uint8")).save(
+                    folder / f"{start + i:05d}.png")
         return str(folder)
 
     budget, steps, points, excluded = args.minutes * 60, 0, [], 0.0
@@ -140,7 +143,8 @@ def main(argv=None) -> int:
                 break
             if trained >= next_eval:
                 t = time.monotonic()
-                points.append({"train_seconds": trained, "steps": steps, "folder": write_samples(args.samples, f"{len(points):03d}")})
+                points.append({"train_seconds": trained, "steps": steps,
+                               "folder": write_samples(args.samples, f"{len(points):03d}")})
                 excluded += time.monotonic() - t
                 next_eval += args.eval_minutes * 60
     final = write_samples(args.final_samples, "final")

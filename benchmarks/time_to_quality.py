@@ -46,10 +46,12 @@ def train_family(name: str, args) -> dict:
         subprocess.run(ganvae("train", name, "--dataset", "mnist", "--data-dir", args.data_dir, "--epochs", "100000",
                               "--max-minutes", str(args.minutes), "--seed", str(args.seed), "--out", str(run_dir),
                               "--set", f"train.num_threads={args.threads}", "--set", "train.progress=false",
-                              "--set", f"train.eval_interval_minutes={args.eval_minutes}", "--set", "train.eval_samples=2000",
+                              "--set", f"train.eval_interval_minutes={args.eval_minutes}",
+                              "--set", "train.eval_samples=2000",
                               "--set", "train.checkpoint_every=100000"), check=True)
     summary, metrics, live = score_run(run_dir, args.data_dir)
-    return {"fid_live_weights": live, "model": name, "steps": summary["steps"], "minutes": summary["train_seconds"] / 60,
+    return {"fid_live_weights": live, "model": name, "steps": summary["steps"],
+            "minutes": summary["train_seconds"] / 60,
             "images_per_second": summary["images_per_second"], "precision_used": summary.get("precision"),
             "fid": metrics["fid"], "dropped_classes": metrics["dropped_classes"], "precision": metrics["precision"],
             "recall": metrics["recall"], "curve": curve(run_dir), "run": str(run_dir)}
@@ -59,18 +61,21 @@ def train_tf(args) -> dict | None:
     out = Path(args.out) / "tf-tutorial"
     if not (out / "summary.json").is_file():
         if not args.tf_python or not Path(args.tf_python).exists():
-            print(f"skipping the TensorFlow tutorial: no interpreter with tensorflow at {args.tf_python!r}", file=sys.stderr)
+            print(f"skipping the TensorFlow tutorial: no interpreter with tensorflow at {args.tf_python!r}",
+                  file=sys.stderr)
             return None
-        subprocess.run([args.tf_python, str(Path(__file__).with_name("tf_dcgan_tutorial.py")), "--data-dir", args.data_dir,
-                        "--minutes", str(args.minutes), "--eval-minutes", str(args.eval_minutes), "--threads", str(args.threads),
+        subprocess.run([args.tf_python, str(Path(__file__).with_name("tf_dcgan_tutorial.py")),
+                        "--data-dir", args.data_dir, "--minutes", str(args.minutes),
+                        "--eval-minutes", str(args.eval_minutes), "--threads", str(args.threads),
                         "--seed", str(args.seed), "--out", str(out)], check=True, stdout=subprocess.DEVNULL)
     summary = json.loads((out / "summary.json").read_text())
     points, final = [], None
     for p in summary["points"]:
         metrics_path = Path(p["folder"]) / "metrics.json"
         if not metrics_path.is_file():
-            subprocess.run(ganvae("evaluate", f"images:{p['folder']}", "--dataset", "mnist", "--data-dir", args.data_dir,
-                                  "--n-samples", "10000", "--out", str(metrics_path)), check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(ganvae("evaluate", f"images:{p['folder']}", "--dataset", "mnist",
+                                  "--data-dir", args.data_dir, "--n-samples", "10000", "--out", str(metrics_path)),
+                           check=True, stdout=subprocess.DEVNULL)
         m = json.loads(metrics_path.read_text())["metrics"]
         point = {"minutes": p["train_seconds"] / 60, "fid": m["fid"], "dropped": len(m["dropped_classes"])}
         if p.get("final"):
@@ -165,7 +170,8 @@ def main(argv=None) -> int:
 
     checks = verdicts(rows)
     (out / "results.json").write_text(json.dumps({"started": started, "minutes": args.minutes, "threads": args.threads,
-                                                 "machine": machine_description(), "rows": rows, "checks": checks}, indent=2))
+                                                 "machine": machine_description(), "rows": rows, "checks": checks},
+                                                 indent=2))
     plot(rows, out / "fid_vs_minutes.png")
     print(f"\n{args.minutes:g} minutes each, {args.threads} threads, seed {args.seed}, started {started}; "
           f"{machine_description()}\n")

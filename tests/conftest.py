@@ -34,7 +34,8 @@ def make_images(n: int, size: int = 28, seed: int = 0) -> tuple[np.ndarray, np.n
     return images, labels.astype(np.uint8)
 
 
-def write_idx_dataset(folder: Path, n_train: int = 200, n_test: int = 50, gz: bool = True, dotted: bool = False) -> Path:
+def write_idx_dataset(folder: Path, n_train: int = 200, n_test: int = 50, gz: bool = True,
+                      dotted: bool = False) -> Path:
     """Write the four MNIST-named IDX files of a tiny synthetic dataset into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     train = make_images(n_train, seed=1)
@@ -129,7 +130,8 @@ TINY = {
               "model.self_conditioning=0"],
     "vae": ["model.latent_dim=4", "model.hidden=[32]"],
     "conv-vae": ["model.latent_dim=4", "model.channels=[4,8]", "model.hidden=[16]"],
-    "vae-gan": ["model.latent_dim=4", "model.channels=[4,8]", "model.hidden=[16]", "model.discriminator_channels=[4,8]"],
+    "vae-gan": ["model.latent_dim=4", "model.channels=[4,8]", "model.hidden=[16]",
+                "model.discriminator_channels=[4,8]"],
     "cppn": ["model.latent_dim=4", "model.hidden_size=16", "model.n_layers=2", "model.encoder_channels=[4,8]",
              "model.hidden=[16]", "model.discriminator_channels=[4,8]"],
 }

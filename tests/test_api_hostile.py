@@ -34,8 +34,10 @@ def cgan_folder(tiny_pretrained):
     (lambda m: m.interpolate(steps=10**9), r"interpolate\(steps=1000000000\): .* over the limit"),
     (lambda m: m.sample(-3), r"sample\(n=...\): -3; give a whole number of at least 1"),
     (lambda m: m.sample(2.5), r"sample\(n=...\): 2.5"),
-    (lambda m: m.sample(latents=torch.zeros(4, 7)), r"sample\(latents=...\): latents of shape \(4, 7\); this gan takes \(n, 12\)"),
-    (lambda m: m.sample(latents=torch.full((2, m.model.latent_dim), float("nan"))), r"sample\(latents=...\): latents hold NaN"),
+    (lambda m: m.sample(latents=torch.zeros(4, 7)),
+     r"sample\(latents=...\): latents of shape \(4, 7\); this gan takes \(n, 12\)"),
+    (lambda m: m.sample(latents=torch.full((2, m.model.latent_dim), float("nan"))),
+     r"sample\(latents=...\): latents hold NaN"),
     (lambda m: m.sample(seed=2**70), r"sample\(seed=...\): .*2\*\*63 - 1"),
     (lambda m: m.sample(labels="3"), r"sample\(labels=...\): labels='3'"),
     (lambda m: m.sample(labels=3), r"model__conditional=True"),
@@ -95,7 +97,8 @@ def test_a_huge_file_only_draw_draws_its_latents_chunk_by_chunk(tmp_path, monkey
     assert drawn == [10, 10, 5] and len(list((tmp_path / "files").iterdir())) == 25
     # the same seed gives the same files
     writers.sample(loaded, n=25, seed=0, out=None, separate=tmp_path / "again", chunk=10)
-    assert (tmp_path / "files" / "sample_0017.png").read_bytes() == (tmp_path / "again" / "sample_0017.png").read_bytes()
+    assert ((tmp_path / "files" / "sample_0017.png").read_bytes()
+            == (tmp_path / "again" / "sample_0017.png").read_bytes())
 
 
 def test_a_huge_class_grid_is_drawn_by_columns_into_its_rows(tmp_path, monkeypatch, cgan_folder):

@@ -324,7 +324,8 @@ def test_resume_applies_what_may_change_and_refuses_the_rest(capsys, tmp_path):
 
     header = load_checkpoint(tmp_path / "run/checkpoints/last.safetensors").header
     assert header["config"]["model"]["lr"] == 0.0005 and header["config"]["train"]["batch_size"] == 64
-    for argv, expected in ((["--set", "model.latent_dim=3"], "model.latent_dim: 10 -> 3 (it changes the networks' weights)"),
+    for argv, expected in ((["--set", "model.latent_dim=3"],
+                            "model.latent_dim: 10 -> 3 (it changes the networks' weights)"),
                            (["--dataset", "mnist-25k"], "data.dataset: 'mnist-5k' -> 'mnist-25k'"),
                            (["--seed", "3"], "train.seed: 0 -> 3 (the run's data order and noise derive from it)")):
         code, err = run(capsys, "train", "vae", "--out", out, "--resume", "--epochs", "3", *argv)
@@ -360,7 +361,8 @@ def test_divergence_advice_names_the_family_learning_rates(tmp_path, monkeypatch
         return {**losses, "loss": losses["loss"] * float("nan")} if ctx.step >= 7 else losses
 
     monkeypatch.setattr(VAE, "training_step", diverge)
-    with pytest.raises(TrainingDiverged, match=r"halve model\.lr: ganvae train vae --out .* --resume --set model\.lr=0\.0005"):
+    with pytest.raises(TrainingDiverged,
+                       match=r"halve model\.lr: ganvae train vae --out .* --resume --set model\.lr=0\.0005"):
         train(tiny_config("vae", "train.epochs=3"), tmp_path / "run", data=tiny_data())
 
 

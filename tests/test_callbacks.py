@@ -235,7 +235,8 @@ def test_the_quality_points_clock_is_saved_and_restored(tmp_path):
           tmp_path / "run", data=tiny_data(size=28))
     header = load_checkpoint(tmp_path / "run/checkpoints/last.safetensors").header
     clock = header["callbacks"]["quality_points"]["last_elapsed"]
-    assert clock > 0 and clock == pytest.approx(float(list(csv.DictReader(open(tmp_path / "run/metrics_during_training.csv")))[-1]["train_seconds"]), abs=0.01)
+    assert clock > 0 and clock == pytest.approx(
+        float(list(csv.DictReader(open(tmp_path / "run/metrics_during_training.csv")))[-1]["train_seconds"]), abs=0.01)
 
 
 def test_a_stop_asked_before_the_first_step_trains_none(tmp_path):

@@ -84,7 +84,8 @@ def _source_for(folder, **kw):
     from ganvae.data.sources import MNIST, FileSpec
 
     files = {role: FileSpec(spec.filename, md5_file(folder / spec.filename),
-                            hashlib.md5(read_bytes(folder / spec.filename)).hexdigest()) for role, spec in MNIST.files.items()}
+                            hashlib.md5(read_bytes(folder / spec.filename)).hexdigest())
+             for role, spec in MNIST.files.items()}
     return replace(MNIST, files=files, **kw)
 
 
@@ -124,8 +125,10 @@ def test_torchvision_and_keras_layouts_load_the_same_data(tmp_path, capsys):
         assert data.train_images.equal(reference.train_images) and data.test_labels.equal(reference.test_labels)
     # Keras: one mnist.npz with x_train, y_train, x_test, y_test
     idx = tmp_path / "idx"
-    arrays = {k: read_idx(idx / f) for k, f in (("x_train", "train-images-idx3-ubyte.gz"), ("y_train", "train-labels-idx1-ubyte.gz"),
-                                                 ("x_test", "t10k-images-idx3-ubyte.gz"), ("y_test", "t10k-labels-idx1-ubyte.gz"))}
+    arrays = {k: read_idx(idx / f) for k, f in (("x_train", "train-images-idx3-ubyte.gz"),
+                                                 ("y_train", "train-labels-idx1-ubyte.gz"),
+                                                 ("x_test", "t10k-images-idx3-ubyte.gz"),
+                                                 ("y_test", "t10k-labels-idx1-ubyte.gz"))}
     (tmp_path / "keras").mkdir()
     np.savez_compressed(tmp_path / "keras" / "mnist.npz", **arrays)
     data = load_dataset(DataConfig(dataset="mnist", data_dir=str(tmp_path / "keras")))

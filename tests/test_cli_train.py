@@ -31,14 +31,17 @@ def test_sample_grid_and_separate(runs, tmp_path):
 
 
 def test_sample_from_checkpoint_file(runs, tmp_path):
-    assert main(["sample", str(runs["vae"] / "checkpoints/last.safetensors"), "-n", "4", "--out", str(tmp_path / "v.png")]) == 0
+    assert main(["sample", str(runs["vae"] / "checkpoints/last.safetensors"), "-n", "4",
+                 "--out", str(tmp_path / "v.png")]) == 0
 
 
 def test_interpolate_gif_and_grid(runs, tmp_path):
-    assert main(["interpolate", str(runs["vae"]), "--points", "3", "--steps", "4", "--out", str(tmp_path / "w.gif")]) == 0
+    assert main(["interpolate", str(runs["vae"]), "--points", "3", "--steps", "4",
+                 "--out", str(tmp_path / "w.gif")]) == 0
     with Image.open(tmp_path / "w.gif") as im:
         assert im.n_frames == 12  # 3 legs of 4 frames, looping
-    assert main(["interpolate", str(runs["gan"]), "--points", "3", "--steps", "5", "--grid", "--out", str(tmp_path / "w.png")]) == 0
+    assert main(["interpolate", str(runs["gan"]), "--points", "3", "--steps", "5", "--grid",
+                 "--out", str(tmp_path / "w.png")]) == 0
     assert grey_image(tmp_path / "w.png").shape == (2 * 30 + 2, 6 * 30 + 2)
 
 
@@ -71,7 +74,8 @@ def test_truncated_data_file_at_train_is_one_paragraph(tmp_path, capsys):
     folder = write_idx_dataset(tmp_path / "d", n_train=20, n_test=10)
     path = folder / "t10k-images-idx3-ubyte.gz"
     path.write_bytes(path.read_bytes()[:-8])
-    assert main(["train", "gan", "--dataset", "mnist", "--data-dir", str(folder), "--out", str(tmp_path / "r"), *COMMON]) == 2
+    assert main(["train", "gan", "--dataset", "mnist", "--data-dir", str(folder),
+                 "--out", str(tmp_path / "r"), *COMMON]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "t10k-images-idx3-ubyte.gz" in err and "truncated" in err
     assert "Traceback" not in err

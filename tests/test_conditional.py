@@ -238,7 +238,8 @@ def test_intra_fid_without_a_shared_class_is_none_not_nan():
     m = core.intra_class_fid(torch.randn(6, 4), torch.tensor([0, 0, 0, 1, 1, 1]), torch.randn(6, 4),
                              torch.tensor([2, 2, 2, 3, 3, 3]))
     assert m["intra_fid"] is None and m["intra_fid_per_class"] == {} and m["intra_fid_min_images"] == 0
-    assert core.conditional_accuracy(torch.empty(0, 3), torch.empty(0, dtype=torch.long))["conditional_accuracy"] is None
+    assert core.conditional_accuracy(torch.empty(0, 3),
+                                     torch.empty(0, dtype=torch.long))["conditional_accuracy"] is None
 
 
 def test_conditional_accuracy_counts_per_class():
@@ -283,9 +284,11 @@ def test_reconstruct_as_another_digit_and_render_a_digit(cli_runs, tmp_path):
     data = str(cli_runs["data"])
     assert main(["reconstruct", str(cli_runs["vae"]), "-n", "4", "--as-digit", "5", "--data-dir", data,
                  "--out", str(tmp_path / "as5.png")]) == 0
-    assert main(["reconstruct", str(cli_runs["vae"]), "-n", "4", "--data-dir", data, "--out", str(tmp_path / "r.png")]) == 0
+    assert main(["reconstruct", str(cli_runs["vae"]), "-n", "4", "--data-dir", data,
+                 "--out", str(tmp_path / "r.png")]) == 0
     assert not np.array_equal(grey_image(tmp_path / "as5.png"), grey_image(tmp_path / "r.png"))
-    assert main(["render", str(cli_runs["cppn"]), "--digit", "4", "--size", "40x30", "--out", str(tmp_path / "c.png")]) == 0
+    assert main(["render", str(cli_runs["cppn"]), "--digit", "4", "--size", "40x30",
+                 "--out", str(tmp_path / "c.png")]) == 0
     assert grey_image(tmp_path / "c.png").shape == (30, 40)
 
 
@@ -342,9 +345,11 @@ def test_evaluate_reports_conditional_metrics(cli_runs, tmp_path, capsys):
                  str(cli_runs["data"]), "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "conditional accuracy" in text and "intra-class Frechet distance" in text and "per class: 0:" in text
-    assert re.search(r"intra-FID from as few as \d+ images of a class", text)  # 100 samples: 10 a class, tiny test split
+    # 100 samples: 10 a class, tiny test split
+    assert re.search(r"intra-FID from as few as \d+ images of a class", text)
     m = json.loads(out.read_text())["metrics"]
-    assert 0 <= m["conditional_accuracy"] <= 1 and set(m["conditional_accuracy_per_class"]) == {str(c) for c in range(10)}
+    assert (0 <= m["conditional_accuracy"] <= 1
+            and set(m["conditional_accuracy_per_class"]) == {str(c) for c in range(10)})
     assert "conditional" in json.loads(out.read_text())["protocol"]
     assert "log p(x | y)" in m["likelihood_protocol"]["binarisation"]
 

@@ -62,7 +62,8 @@ def test_model_name_mismatch(tmp_path):
 def test_set_overrides_and_parses_values():
     cfg = build_config(
         "dcgan",
-        overrides=["train.batch_size=32", "model.lr_generator=3e-4", "data.classes=3,5", "train.max_minutes=1.5", "model.ema_decay=0.99"],
+        overrides=["train.batch_size=32", "model.lr_generator=3e-4", "data.classes=3,5", "train.max_minutes=1.5",
+                   "model.ema_decay=0.99"],
     )
     assert cfg.train.batch_size == 32
     assert cfg.model.lr_generator == pytest.approx(3e-4)

@@ -31,7 +31,8 @@ SPECIAL = {
 # settings under which a field matters (the Gaussian decoder's deviation, with the Gaussian decoder)
 CONTEXT = {"decoder_std": {"decoder": "gaussian"}, "num_classes": {"conditional": True},
            "class_embedding_dim": {"conditional": True}, "class_embedding_std": {"conditional": True},
-           "class_conditioning": {"conditional": True}, "recluster_every": {"self_conditioning": 2, "self_conditioning_features": "discriminator"},
+           "class_conditioning": {"conditional": True},
+           "recluster_every": {"self_conditioning": 2, "self_conditioning_features": "discriminator"},
            "self_conditioning_features": {"self_conditioning": 2}, "mode_seeking": {"conditional": True}}
 
 
@@ -57,7 +58,8 @@ def signature(model_name: str, fields: dict) -> list:
         setattr(cfg.model, key, value)
     torch.manual_seed(0)
     model = build_model(cfg, (1, 16, 16))
-    sig: list = [(k, tuple(v.shape), tuple(v.stride()), round(float(v.double().sum()), 6)) for k, v in model.state_dict().items()]
+    sig: list = [(k, tuple(v.shape), tuple(v.stride()), round(float(v.double().sum()), 6))
+                 for k, v in model.state_dict().items()]
     calls: Counter = Counter()
     hooks = [m.register_forward_hook(lambda m, i, o, k=k: calls.update([k])) for k, m in model.named_modules() if k]
     optimizers = model.make_optimizers()

@@ -84,12 +84,14 @@ def test_two_ranks_batch_b_match_one_rank_batch_2b(tmp_path, idx, name, extra):
         if k.startswith("pseudo_classes."):
             assert torch.equal(v, a[k]), k
     # the logged losses (mean over ranks) match too
-    assert (two / "losses.csv").read_text().splitlines()[-1].split(",")[:2] == (one / "losses.csv").read_text().splitlines()[-1].split(",")[:2]
+    assert ((two / "losses.csv").read_text().splitlines()[-1].split(",")[:2]
+            == (one / "losses.csv").read_text().splitlines()[-1].split(",")[:2])
 
 
 def test_two_rank_checkpoint_resumes_in_one_process(tmp_path, idx):
     run = tmp_path / "run"
-    run_ranks(2, {"model": "dcgan", "overrides": overrides("dcgan", idx, 16, "train.epochs=1"), "run_dir": str(run)}, tmp_path)
+    run_ranks(2, {"model": "dcgan", "overrides": overrides("dcgan", idx, 16, "train.epochs=1"), "run_dir": str(run)},
+              tmp_path)
     cfg = build_config("dcgan", overrides=overrides("dcgan", idx, 16, "train.epochs=2"))
     result = Trainer(cfg, run, resume=resume_checkpoint(run, "dcgan")).fit()
     assert result.epoch == 2 and result.step == 2 * (64 // 16)
@@ -103,10 +105,12 @@ def test_failed_rank_ends_the_job(tmp_path, idx):
     spec_path.write_text(json.dumps(spec))
     port = free_port()
     code = ("import os,sys;os.environ.update(RANK='1',WORLD_SIZE='2',MASTER_ADDR='127.0.0.1',MASTER_PORT=sys.argv[1]);"
-            "import torch.distributed as d, datetime;d.init_process_group('gloo',timeout=datetime.timedelta(seconds=90));"
+            "import torch.distributed as d, datetime;"
+            "d.init_process_group('gloo',timeout=datetime.timedelta(seconds=90));"
             "sys.exit(3)")
     p0 = subprocess.Popen([sys.executable, str(WORKER), "0", "2", port, str(spec_path)], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, env={**__import__("os").environ, "GANVAE_DIST_TIMEOUT": "20"})
+                          stderr=subprocess.STDOUT, text=True,
+                          env={**__import__("os").environ, "GANVAE_DIST_TIMEOUT": "20"})
     p1 = subprocess.run([sys.executable, "-c", code, port], timeout=120)
     out = p0.communicate(timeout=120)[0]
     assert p1.returncode == 3

@@ -21,7 +21,8 @@ def tiny_source(files: dict):
         "t10k-labels-idx1-ubyte.gz": gz(encode_idx(labels[:10])),
     }
     files.update(payloads)
-    specs = {role: FileSpec(spec.filename, hashlib.md5(payloads[spec.filename]).hexdigest()) for role, spec in MNIST.files.items()}
+    specs = {role: FileSpec(spec.filename, hashlib.md5(payloads[spec.filename]).hexdigest())
+             for role, spec in MNIST.files.items()}
     return replace(MNIST, files=specs), payloads
 
 
@@ -54,7 +55,8 @@ def test_cut_off_download_leaves_nothing(http_server, tmp_path):
 def test_falls_back_to_second_mirror(http_server, tmp_path):
     base, files = http_server
     source, _ = tiny_source(files)
-    paths = download(source, cache_dir=tmp_path / "c", mirrors=[f"{base}/cut/", f"{base}/good/"], roles=["train_images"])
+    paths = download(source, cache_dir=tmp_path / "c", mirrors=[f"{base}/cut/", f"{base}/good/"],
+                     roles=["train_images"])
     assert paths["train_images"].is_file()
 
 

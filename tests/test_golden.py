@@ -74,7 +74,8 @@ def run_case(case: str) -> dict[str, list[float]]:
     if model.latent_prior.fittable and model.conditional:  # one mixture per class, fitted to the 40 images
         fit_latent_prior(model, images, classes, seed=0)
         out["class_sample_slice"] = model.sample(
-            4, generator=torch.Generator().manual_seed(2), labels=torch.tensor([3, 3, 7, 7]))[:, 0, 6:8, 6:8].flatten().tolist()
+            4, generator=torch.Generator().manual_seed(2),
+            labels=torch.tensor([3, 3, 7, 7]))[:, 0, 6:8, 6:8].flatten().tolist()
         z, _ = model.latent_prior.class_grid(2, model.classes, torch.Generator().manual_seed(4))
         out["class_grid_latents"] = z[:, 0].tolist()
         return out
@@ -82,7 +83,8 @@ def run_case(case: str) -> dict[str, list[float]]:
     samples = model.sample(2, generator=torch.Generator().manual_seed(2), labels=sample_labels)  # (2, 1, 16, 16)
     out["sample_slice"] = samples[:, 0, 6:8, 6:10].flatten().tolist()
     if model.has_encoder:
-        out["reconstruction_slice"] = model.reconstruct(x[:1].add(1).div(2) if model.value_range == "tanh" else x[:1])[0, 0, 7, 4:12].tolist()
+        out["reconstruction_slice"] = model.reconstruct(
+            x[:1].add(1).div(2) if model.value_range == "tanh" else x[:1])[0, 0, 7, 4:12].tolist()
     return out
 
 

@@ -92,11 +92,13 @@ def test_inference_does_not_import_the_training_package():
     trainer; Pipeline reaches training only through ganvae.training.launch, for Pipeline's own ``train``."""
     graph = import_graph()
     checked = [name for name in graph if name.startswith(INFERENCE)]
-    assert {"ganvae.storage", "ganvae.storage.checkpoint", "ganvae.inference", "ganvae.inference.writers"} <= set(checked)
+    assert {"ganvae.storage", "ganvae.storage.checkpoint", "ganvae.inference",
+            "ganvae.inference.writers"} <= set(checked)
     for name in checked:
         if name != "ganvae.inference.pipeline":  # checked below: it trains through the one way in
             assert not {t for t in graph[name] if t.startswith("ganvae.training")}, name
-    assert {t for t in graph["ganvae.inference.pipeline"] if t.startswith("ganvae.training")} == {"ganvae.training.launch"}
+    assert {t for t in graph["ganvae.inference.pipeline"]
+            if t.startswith("ganvae.training")} == {"ganvae.training.launch"}
     # the format code names no network and no setting of a family: the model declares them
     for module in ("storage/pretrained_folder.py", "storage/checkpoint.py", "storage/__init__.py"):
         text = (PACKAGE / module).read_text()

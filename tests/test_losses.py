@@ -1,5 +1,5 @@
-"""Each loss of ``ganvae.models.losses`` on fixed inputs, against values worked out by hand from its paper's formula, so a
-sign error, a swapped argument or a missing 1/2 fails here (STYLE.md, Pattern 23)."""
+"""Each loss of ``ganvae.models.losses`` on fixed inputs, against values worked out by hand from its paper's formula,
+so a sign error, a swapped argument or a missing 1/2 fails here (STYLE.md, Pattern 23)."""
 
 from __future__ import annotations
 

@@ -161,7 +161,8 @@ def test_bootstrap_noise_shrinks_with_more_samples():
     real = torch.randn(2000, 8, generator=g)
     stats = core.gaussian_stats(real)
     small, large = torch.randn(250, 8, generator=g) + 0.3, torch.randn(4000, 8, generator=g) + 0.3
-    s_small, s_large = core.frechet_distance_bootstrap(small, stats, 20), core.frechet_distance_bootstrap(large, stats, 20)
+    s_small, s_large = (core.frechet_distance_bootstrap(small, stats, 20),
+                        core.frechet_distance_bootstrap(large, stats, 20))
     assert s_small > 2 * s_large > 0
     prdc = core.precision_recall_density_coverage(real[:500], small, k=5, bootstrap=20)
     assert 0 < prdc["precision_std"] < 0.1 and 0 < prdc["coverage_std"] < 0.1

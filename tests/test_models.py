@@ -78,7 +78,8 @@ def test_generator_step_leaves_discriminator_alone(name):
     original_step = d_opt.step
 
     def step_and_snapshot(*args, **kwargs):
-        snapshot["grads_into_generator"] = [p.grad for p in generator_side if p.grad is not None and p.grad.abs().sum() > 0]
+        snapshot["grads_into_generator"] = [p.grad for p in generator_side
+                                            if p.grad is not None and p.grad.abs().sum() > 0]
         out = original_step(*args, **kwargs)
         snapshot["d"] = params(model.discriminator)
         snapshot["d_grads"] = [p.grad.clone() for p in model.discriminator.parameters()]
@@ -337,7 +338,8 @@ def test_mode_seeking_adds_to_the_generator_loss_of_a_model_with_labels(reuse):
         model = build_model(cfg, (1, 16, 16))
         x = torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
         torch.manual_seed(5)
-        losses.append(model.training_step(x, model.make_optimizers(), StepContext(0, 0, 0.0, labels=torch.arange(8) % 3)))
+        losses.append(model.training_step(x, model.make_optimizers(),
+                                          StepContext(0, 0, 0.0, labels=torch.arange(8) % 3)))
     assert torch.equal(losses[0]["d_loss"], losses[1]["d_loss"])  # the discriminator's step is untouched
     assert losses[1]["g_loss"] > losses[0]["g_loss"]  # plus a positive term
 

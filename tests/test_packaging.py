@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def sdist(tmp_path_factory):
     out = tmp_path_factory.mktemp("sdist")
-    build = subprocess.run([sys.executable, "-c", f"from setuptools import build_meta; print(build_meta.build_sdist({str(out)!r}))"],
+    build = subprocess.run([sys.executable, "-c",
+                            f"from setuptools import build_meta; print(build_meta.build_sdist({str(out)!r}))"],
                            cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr[-2000:]
     archive = out / build.stdout.strip().splitlines()[-1]

@@ -50,9 +50,11 @@ def test_a_registered_family_takes_the_whole_tool_chain(plugin, tmp_path, capsys
     assert main(["-q", "train", "wgan-gp", "--out", str(tmp_path / "part"), "--epochs", "2", "--resume",
                  "--dataset", "mnist", "--data-dir", str(data)]) == 0
     assert losses(tmp_path / "part") == losses(tmp_path / "full")
-    assert losses(tmp_path / "full")[0] == ["step", "epoch", "d_loss", "g_loss", "gp"] and len(losses(tmp_path / "full")) == 9
+    assert (losses(tmp_path / "full")[0] == ["step", "epoch", "d_loss", "g_loss", "gp"]
+            and len(losses(tmp_path / "full")) == 9)
     run = tmp_path / "full"
-    assert main(["sample", str(run), "-n", "16", "--out", str(tmp_path / "s.png")]) == 0 and (tmp_path / "s.png").is_file()
+    assert (main(["sample", str(run), "-n", "16", "--out", str(tmp_path / "s.png")]) == 0
+            and (tmp_path / "s.png").is_file())
     assert main(["interpolate", str(run), "--points", "2", "--steps", "3", "--out", str(tmp_path / "w.gif")]) == 0
     assert main(["evaluate", str(run), "--n-samples", "60", "--data-dir", str(data)]) == 0
     metrics = json.loads((run / "metrics.json").read_text())["metrics"]

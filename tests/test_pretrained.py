@@ -40,7 +40,8 @@ def test_export_then_load_draws_what_the_run_draws(runs, tmp_path, name):
     exact = operations.export(runs[name], tmp_path / "f32", dtype="float32")
     assert sorted(p.name for p in exact.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     loaded = ganvae.load(exact)
-    assert torch.equal(loaded.sample(6, seed=3).tensor, inference.sample_images(run, 6, seed=3))  # the EMA weights exactly
+    assert torch.equal(loaded.sample(6, seed=3).tensor,
+                       inference.sample_images(run, 6, seed=3))  # the EMA weights exactly
     half = ganvae.load(operations.export(runs[name], tmp_path / "f16"))
     assert (half.sample(6, seed=3).tensor - inference.sample_images(run, 6, seed=3)).abs().max() < 0.02
     # the networks' tensors halve (the learned prior beside them stays float32, test_prior.py)
@@ -70,7 +71,8 @@ def test_commands_take_a_pretrained_folder(runs, tmp_path, capsys):
     (lambda f: _edit(f, format_version=99), "format version 99"),
     (lambda f: _edit(f, model_name="vae"), r"config.json: unknown key 'model\.\w+'"),
     (lambda f: _edit(f, model={**json.loads((f / "config.json").read_text())["model"], "latent_dim": 50}),
-     r"the tensors do not fit the dcgan of config.json \(generator\.project\.0\.weight \[256, 8\] \(expected \[256, 50\]\)"),
+     r"the tensors do not fit the dcgan of config.json \(generator\.project\.0\.weight \[256, 8\] "
+     r"\(expected \[256, 50\]\)"),
     (lambda f: _edit(f, model={"latent_dim": 0}), "model.latent_dim is 0"),
     (lambda f: (f / "model.safetensors").write_bytes(b"\x80\x04\x95pickle"), "not a safetensors file"),
 ])

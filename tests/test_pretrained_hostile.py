@@ -95,7 +95,8 @@ def test_image_shape_is_checked(folder, shape):
     meta = json.loads((folder / "config.json").read_text())
     meta["image_shape"] = shape
     (folder / "config.json").write_text(json.dumps(meta))
-    with pytest.raises(CheckpointError, match=r"config.json: ('image_shape' is missing|image_shape .* is not \[C, H, W\])"):
+    with pytest.raises(CheckpointError,
+                       match=r"config.json: ('image_shape' is missing|image_shape .* is not \[C, H, W\])"):
         ganvae.load(folder)
 
 

@@ -69,7 +69,8 @@ def test_one_mixture_per_class_draws_each_class_from_its_own_blobs():
     assert abs(float((pooled >= 2).float().mean()) - 0.7) < 0.03
     # the same noise under another class lands in that class's blobs (what a class grid's column does)
     u, eps = prior.noise(5, torch.Generator().manual_seed(3))
-    a, b = prior.transform(u, eps, torch.zeros(5, dtype=torch.long)), prior.transform(u, eps, torch.ones(5, dtype=torch.long))
+    a, b = (prior.transform(u, eps, torch.zeros(5, dtype=torch.long)),
+            prior.transform(u, eps, torch.ones(5, dtype=torch.long)))
     assert torch.cdist(a, means).argmin(1).max() <= 1 and torch.cdist(b, means).argmin(1).min() >= 2
     lp = prior.log_prob(codes[:10], torch.zeros(10, dtype=torch.long))
     assert torch.isfinite(lp).all() and (prior.log_prob(codes[:10]) > lp + math.log(0.3) - 1e-6).all()
@@ -179,7 +180,9 @@ def test_a_prior_of_the_wrong_size_is_refused(tmp_path):
     meta = json.loads((folder / "config.json").read_text())
     meta["model"]["prior_components"] = 5
     (folder / "config.json").write_text(json.dumps(meta))
-    with pytest.raises(CheckpointError, match=r"do not fit the sampling state .*latent_prior.means \[1, 4, 4\] \(expected \[1, 5, 4\]\).*fit-prior"):
+    with pytest.raises(CheckpointError,
+                       match=r"do not fit the sampling state .*latent_prior.means \[1, 4, 4\] "
+                             r"\(expected \[1, 5, 4\]\).*fit-prior"):
         load_pretrained(folder)
     meta["model"]["prior_components"], meta["model"]["prior"] = 4, "normal"
     (folder / "config.json").write_text(json.dumps(meta))
@@ -203,7 +206,8 @@ def test_training_fits_the_prior_at_the_end_and_fit_prior_refits_in_place(tmp_pa
     assert fit["codes"] == 64  # every training image of the IDX set train_cli_runs writes
     before = loaded.checkpoint.tensors
     # refit with other settings: the training state is kept byte for byte, the config records the change
-    assert main(["-q", "fit-prior", str(run), "--components", "2", "--covariance", "diag", "--data-dir", str(data)]) == 0
+    assert main(["-q", "fit-prior", str(run), "--components", "2", "--covariance", "diag",
+                 "--data-dir", str(data)]) == 0
     refit = load_run(run, device="cpu")
     assert refit.model.latent_prior.describe() == "gmm (k=2, diag covariance)"
     from ganvae.errors import ConfigError
@@ -218,7 +222,8 @@ def test_training_fits_the_prior_at_the_end_and_fit_prior_refits_in_place(tmp_pa
             assert torch.equal(refit.checkpoint.tensors[key], value), key
     # the run still resumes with other prior settings; it is fitted again when the resumed run ends
     assert main(["-q", "train", "vae", "--dataset", "mnist", "--data-dir", str(data), "--out", str(run), "--resume",
-                 "--epochs", "2", "--batch-size", "16", "--set", "model.prior_components=3", "--set", "model.prior_covariance=full",
+                 "--epochs", "2", "--batch-size", "16", "--set", "model.prior_components=3",
+                 "--set", "model.prior_covariance=full",
                  *tiny_flags("vae")]) == 0
     resumed = load_run(run, device="cpu")
     assert resumed.checkpoint.header["epoch"] == 2
@@ -227,7 +232,8 @@ def test_training_fits_the_prior_at_the_end_and_fit_prior_refits_in_place(tmp_pa
     assert main(["-q", "train", "vae", "--dataset", "mnist", "--data-dir", str(data), "--out", str(run), "--resume",
                  "--epochs", "2", "--batch-size", "16", *tiny_flags("vae")]) == 0
     again = load_run(run, device="cpu")
-    assert again.checkpoint.header["epoch"] == 2 and again.checkpoint.header["step"] == resumed.checkpoint.header["step"]
+    assert (again.checkpoint.header["epoch"] == 2
+            and again.checkpoint.header["step"] == resumed.checkpoint.header["step"])
     assert again.model.latent_prior.is_fitted
 
 

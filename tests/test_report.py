@@ -42,7 +42,8 @@ def two_runs(tmp_path_factory):
     data = write_idx_dataset(root / "idx", n_train=96, n_test=40)
     runs = []
     for name in ("gan", "vae"):
-        cfg = build_config(name, overrides=[*TINY[name], "data.dataset=mnist", f"data.data_dir={data}", "train.epochs=2",
+        cfg = build_config(name, overrides=[*TINY[name], "data.dataset=mnist",
+                                            f"data.data_dir={data}", "train.epochs=2",
                                             "train.batch_size=16", "train.progress=false", "run.tensorboard=false",
                                             "train.eval_every=1", "train.eval_samples=100", "run.n_fixed=16"])
         runs.append(train(cfg, root / name).run_dir)
@@ -158,7 +159,8 @@ def test_verdict_names_the_leader_the_blur_and_the_collapsed():
                     entry("vae", "vae", _metrics(250.0, 2.0, recall=0.7, sharpness=0.45)),
                     entry("dcgan", "dcgan", _metrics(900.0, 5.0, recall=0.02, dropped=range(8), entropy=0.3))])
     assert text.startswith("With 1.5 minutes of training each, the samples closest to real digits come from gan (GAN)")
-    assert "vae blurred ones (0.45" in text and "The widest variety of real digits is reached by gan (recall 0.800" in text
+    assert ("vae blurred ones (0.45" in text
+            and "The widest variety of real digits is reached by gan (recall 0.800" in text)
     assert "Left out of this comparison: dcgan" in text and "dcgan 900" not in text
 
 

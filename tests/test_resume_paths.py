@@ -11,7 +11,7 @@ import ganvae
 from ganvae.cli import main
 from ganvae.config import default_config
 from ganvae.errors import GanvaeError
-from ganvae.training.trainer import divergence_advice
+from ganvae.training.outputs import divergence_advice
 
 
 @pytest.fixture

@@ -260,7 +260,8 @@ def test_too_few_images_for_the_default_pseudo_classes_says_how_to_fix_it():
 
     model = build_model(tiny_config("gan", "model.self_conditioning=null"), (1, 16, 16))
     images, _ = make_images(6, size=16, seed=2)
-    with pytest.raises(ValueError, match=r"6 images cannot form 10 pseudo-classes: set model.self_conditioning below 6"):
+    with pytest.raises(ValueError,
+                       match=r"6 images cannot form 10 pseudo-classes: set model.self_conditioning below 6"):
         model.before_epoch(0, torch.from_numpy(images).unsqueeze(1), seed=0)
 
 

@@ -31,7 +31,8 @@ def test_a_slow_default_recipe_warns_once_and_records_it(tmp_path, monkeypatch, 
     monkeypatch.setattr(speed_check, "MIN_SECONDS", 0.0)
     train(tiny_config("gan"), tmp_path / "run", data=tiny_data())
     summary = json.loads((tmp_path / "run/summary.json").read_text())
-    assert len(summary["warnings"]) == 1 and "under 12.5% of what the default gan recipe reaches" in summary["warnings"][0]
+    assert (len(summary["warnings"]) == 1
+            and "under 12.5% of what the default gan recipe reaches" in summary["warnings"][0])
     assert sum("images/s, under" in r.message for r in caplog.records) == 1
 
 

@@ -100,7 +100,8 @@ def test_channels_last_dcgan_is_the_same_function():
 
     torch.manual_seed(0)
     fast = build_model(build_config("dcgan", overrides=["model.dropout=0.0"]), (1, 28, 28))
-    plain = build_model(build_config("dcgan", overrides=["model.dropout=0.0", "model.channels_last=false"]), (1, 28, 28))
+    plain = build_model(build_config("dcgan", overrides=["model.dropout=0.0", "model.channels_last=false"]),
+                        (1, 28, 28))
     plain.load_state_dict(fast.state_dict())
     x = torch.randn(6, 1, 28, 28)
     z = torch.randn(6, 100)

@@ -116,7 +116,8 @@ def test_nan_stops_with_step_and_keeps_last_checkpoint(tmp_path, monkeypatch):
         return losses
 
     monkeypatch.setattr(GAN, "training_step", nan_at_step_8)
-    with pytest.raises(TrainingDiverged, match=r"g_loss became nan at step 8 \(epoch 2\).*last good checkpoint .*last\.safetensors \(kept\)"):
+    with pytest.raises(TrainingDiverged, match=r"g_loss became nan at step 8 \(epoch 2\).*last good checkpoint "
+                                               r".*last\.safetensors \(kept\)"):
         train(tiny_config("gan", "train.epochs=3"), tmp_path / "run", data=tiny_data())
     header = load_checkpoint(tmp_path / "run/checkpoints/last.safetensors").header
     assert header["epoch"] == 1 and header["step"] == 6  # the epoch-1 checkpoint, before the NaN
@@ -160,7 +161,8 @@ def test_refuses_to_overwrite_a_run(tmp_path):
 
 
 def test_time_budget_stops_early(tmp_path):
-    result = train(tiny_config("vae", "train.epochs=1000", "train.max_minutes=0.002"), tmp_path / "run", data=tiny_data())
+    result = train(tiny_config("vae", "train.epochs=1000", "train.max_minutes=0.002"), tmp_path / "run",
+                   data=tiny_data())
     assert result.stopped_by == "time" and result.epoch < 1000
     assert (tmp_path / "run/checkpoints/last.safetensors").is_file()
 

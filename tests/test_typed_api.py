@@ -129,7 +129,8 @@ def test_a_field_error_is_worded_by_each_front_end():
 
     err = FieldConfigError("data.data_dir", "2024", "{given}: no such folder; or drop {field}, or pass {given:out}.",
                            values={"out": Placeholder("DIR")})
-    assert err.render(flag) == "--data-dir 2024: no such folder; or drop --data-dir, --set data.data_dir=..., or pass --out DIR."
+    assert err.render(flag) == ("--data-dir 2024: no such folder; or drop --data-dir, --set data.data_dir=..., "
+                                "or pass --out DIR.")
     assert err.render(keyword) == "data_dir='2024': no such folder; or drop data_dir=..., or pass out=DIR."
     assert str(err) == "data__data_dir='2024': no such folder; or drop data__data_dir=..., or pass out=DIR."
     assert err.render(json_field).startswith('data.data_dir="2024": no such folder')

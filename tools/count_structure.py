@@ -29,8 +29,10 @@ def main() -> None:
     top = sorted(p.name for p in SRC.glob("*.py"))
     print(f"top-level modules: {len(top)}: {', '.join(top)}")
     prior_files = {"models/latents.py", "models/prior.py"}
-    kind = re.compile(r"latent_prior is (not )?None|pseudo_classes is (not )?None|self_conditioned|\.is_fitted|"
-                      r"\.groups [<>=]|isinstance\([^)]*Prior")
+    # questions about which prior is in force (the mixture or not, fitted or not, how many groups, its kind); the
+    # adversarial model asking whether its own self-conditioning object exists is not one
+    kind = re.compile(r"latent_prior is (not )?None|self_conditioned|\.is_fitted|\.groups [<>=]|"
+                      r"isinstance\([^)]*Prior|prior\.kind ==")
     branches = [f"{p.relative_to(SRC)}:{i}" for p in SRC.rglob("*.py") if str(p.relative_to(SRC)) not in prior_files
                 for i, line in enumerate(p.read_text().splitlines(), 1) if kind.search(line)]
     print(f"lines asking which prior is in force outside the prior modules: {len(branches)} {branches}")

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ganvae.common.files import md5_file
 from ganvae.data.idx import encode_idx, read_idx
 from ganvae.data.sources import MNIST, resolve_files
-from ganvae.common.files import md5_file
 
 PER_CLASS = {"train": 2000, "test": 500}
 OUT = Path(__file__).resolve().parents[1] / "src" / "ganvae" / "data" / "packaged" / "mnist-25k"
@@ -60,7 +60,8 @@ def main(argv=None) -> int:
             name = MNIST.files[f"{split}_{role}"].filename
             data = encode_idx(array)
             (out / name).write_bytes(gzip.compress(data, compresslevel=9, mtime=0))
-            print(f"{name}: {len(idx)} items, gz md5 {md5_file(out / name)}, unpacked md5 {hashlib.md5(data).hexdigest()}")
+            print(f"{name}: {len(idx)} items, gz md5 {md5_file(out / name)}, "
+                  f"unpacked md5 {hashlib.md5(data).hexdigest()}")
     return 0
 
 

@@ -16,11 +16,11 @@ import math
 import shutil
 from pathlib import Path
 
-from ganvae.inference import tasks as operations
 from ganvae import storage
+from ganvae.common.files import atomic_write_text
+from ganvae.inference import tasks as operations
 from ganvae.models.configs import AUTO_PSEUDO_CLASSES
 from ganvae.storage.pretrained_folder import read_config, save_pretrained
-from ganvae.common.files import atomic_write_text
 from ganvae.storage.zoo import zoo_dir
 
 HEADLINE = ["fid", "fid_std", "kid", "precision", "recall", "density", "coverage", "class_entropy", "confident_share",
@@ -31,7 +31,8 @@ INTENDED = {
     "dcgan": "a small DCGAN (the TensorFlow tutorial's layer structure, a quarter of its channels): samples, walks",
     "vae": "an MLP VAE (784-400-10): samples, reconstructions, likelihood bounds, a 10-d latent space to explore",
     "conv-vae": "a convolutional VAE: samples, reconstructions, likelihood bounds",
-    "vae-gan": "a VAE-GAN (Larsen et al. 2016): sharper reconstructions than the VAE, an encoder and a discriminator-trained decoder",
+    "vae-gan": "a VAE-GAN (Larsen et al. 2016): sharper reconstructions than the VAE, an encoder and a "
+               "discriminator-trained decoder",
     "cppn": "a CPPN GAN+VAE: renders one latent at any resolution (`ganvae render mnist-cppn --size 2160x2160`)",
 }
 
@@ -68,14 +69,15 @@ def prior_text(meta: dict) -> str:
     m = meta["model"]
     if m.get("prior") == "gmm":
         fit = meta.get("prior_fit") or {}
-        how = (f", fitted after training to the posterior means of {fit['codes']:,} training images ({fit['iterations']} "
-               f"EM iterations, seed {fit['seed']}; `ganvae fit-prior` refits it)") if fit else ""
+        how = (f", fitted after training to the posterior means of {fit['codes']:,} training images "
+               f"({fit['iterations']} EM iterations, seed {fit['seed']}; `ganvae fit-prior` refits it)") if fit else ""
         shape = f"a Gaussian mixture of {m['prior_components']} components"
         if m.get("conditional"):
             shape = (f"one Gaussian mixture per class, {max(1, m['prior_components'] // m['num_classes'])} "
                      f"components each")
         return (f"{shape} with {m['prior_covariance']} covariances{how}, stored in float32 (Ghosh et al. 2020, "
-                f"ex-post density estimation). The likelihood bounds below use N(0, I), the training objective's prior.")
+                f"ex-post density estimation). The likelihood bounds below use N(0, I), "
+                f"the training objective's prior.")
     k = m.get("self_conditioning", 0)
     if k is None:  # auto: the default count for an unconditional model
         k = 0 if m.get("conditional") else AUTO_PSEUDO_CLASSES
@@ -110,7 +112,8 @@ def card(name: str, meta: dict, metrics: dict, protocol: dict, fp_check: str, ne
     minutes = (src.get("train_seconds") or 0) / 60
     return f"""# {name}
 
-A pretrained {'class-conditional ' if conditional else ''}`{meta['model_name']}` from ganvae: {INTENDED[meta['model_name']]}{conditional_text(meta['model_name']) if conditional else ''}.
+A pretrained {'class-conditional ' if conditional else ''}`{meta['model_name']}` from ganvae: {
+    INTENDED[meta['model_name']]}{conditional_text(meta['model_name']) if conditional else ''}.
 
 ```python
 import ganvae
@@ -120,7 +123,8 @@ model.sample(16, seed=0{', labels=7' if conditional else ''}).grid()
 or `ganvae sample {name} -n 64 --out grid.png`{' (a class grid; `--digit 7` for sevens)' if conditional else ''}.
 
 ## Recipe and budget
-- Model: `{meta['model_name']}` with {recipe_text(src.get('command'))} (full config in `config.json`); the sampling networks
+- Model: `{meta['model_name']}` with {
+    recipe_text(src.get('command'))} (full config in `config.json`); the sampling networks
   only ({", ".join(networks)}), their exponential
   moving average where the recipe keeps one, stored in {meta['dtype']}.
 - Prior (what samples are drawn from): {prior_text(meta)}
@@ -132,7 +136,8 @@ or `ganvae sample {name} -n 64 --out grid.png`{' (a class grid; `--digit 7` for 
 Feature network: {protocol['feature_network']['name']} (test accuracy {protocol['feature_network']['test_accuracy']});
 {protocol['n_samples']} samples (seed {protocol['sample_seed']}) against the {protocol['reference']}; k = 5 for
 precision, recall, density and coverage; FID noise: standard deviation over 20 bootstrap resamplings.
-{('Likelihood: IWAE bound with k = ' + str(metrics.get('likelihood_protocol', {}).get('iwae_k')) + ', ' + str(metrics.get('likelihood_protocol', {}).get('binarisation')) + '.') if 'test_nll_iwae' in metrics else ''}
+{('Likelihood: IWAE bound with k = ' + str(metrics.get('likelihood_protocol', {}).get('iwae_k')) + ', '
+  + str(metrics.get('likelihood_protocol', {}).get('binarisation')) + '.') if 'test_nll_iwae' in metrics else ''}
 
 | metric | value |
 | --- | --- |
@@ -152,8 +157,9 @@ def readme_table() -> str:
     """The README's table of the shipped models, read from their config.json files."""
     from ganvae.storage.zoo import pretrained_names
 
-    lines = ["| name | model | FID (10,000 samples) | precision | recall | classes under 1/3 share | test NLL bound, k = 1 (nats) "
-             "| conditional accuracy | size | trained |", "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |"]
+    lines = ["| name | model | FID (10,000 samples) | precision | recall | classes under 1/3 share "
+             "| test NLL bound, k = 1 (nats) | conditional accuracy | size | trained |",
+             "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |"]
     total = 0
     for name in pretrained_names():
         folder = zoo_dir() / name
@@ -163,9 +169,10 @@ def readme_table() -> str:
         nll = f"{m['test_nll_iwae']:.1f}" if "test_nll_iwae" in m else "-"
         accuracy = f"{m['conditional_accuracy']:.1%}" if "conditional_accuracy" in m else "-"
         src = meta["source"]
-        lines.append(f"| [{name}](src/ganvae/pretrained/{name}/README.md) | {meta['model_name']} | {m['fid']:.1f} +- "
-                     f"{m['fid_std']:.1f} | {m['precision']:.3f} | {m['recall']:.3f} | {m['dropped_classes'] or 'none'} "
-                     f"| {nll} | {accuracy} | {size / 2**20:.1f} MB | {src['train_seconds'] / 60:.0f} min, {src['machine'].split(',')[0].replace('(R)', '')} |")
+        lines.append(f"| [{name}](src/ganvae/pretrained/{name}/README.md) | {meta['model_name']} | "
+                     f"{m['fid']:.1f} +- {m['fid_std']:.1f} | {m['precision']:.3f} | {m['recall']:.3f} "
+                     f"| {m['dropped_classes'] or 'none'} | {nll} | {accuracy} | {size / 2**20:.1f} MB "
+                     f"| {src['train_seconds'] / 60:.0f} min, {src['machine'].split(',')[0].replace('(R)', '')} |")
     return "\n".join(lines) + f"\n\n{total / 2**20:.1f} MB in all.\n"
 
 
@@ -210,7 +217,8 @@ def main() -> None:
     parser.add_argument("--readme", help="with --table: write it into this README between its zoo-table markers")
     parser.add_argument("--data-dir", help="folder of the four MNIST files (required to build)")
     parser.add_argument("--n-samples", type=int, default=10000)
-    parser.add_argument("--iwae-k", type=int, default=1, help="importance samples of the likelihood bound (1 = the ELBO)")
+    parser.add_argument("--iwae-k", type=int, default=1,
+                        help="importance samples of the likelihood bound (1 = the ELBO)")
     parser.add_argument("--refit-prior", nargs="+", metavar="NAME", help="fit the learned prior of these shipped "
                         "encoder models (their networks unchanged), evaluate them again and rewrite their cards")
     parser.add_argument("--components", type=int, help="with --refit-prior: mixture components (default: the config's)")
@@ -252,7 +260,8 @@ def main() -> None:
         else:
             loaded = storage.load(run)
             save_pretrained(loaded.model, loaded.config, folder, dtype="float32", source=read_config(folder)["source"])
-            fp_check = f"float32 (float16 moved the FID from {a['fid']:.2f} to {b['fid']:.2f}, beyond the noise {noise:.2f})."
+            fp_check = (f"float32 (float16 moved the FID from {a['fid']:.2f} to {b['fid']:.2f}, "
+                        f"beyond the noise {noise:.2f}).")
             result = reference
         meta = read_config(folder)
         meta["metrics"] = {k: result["metrics"][k] for k in HEADLINE if k in result["metrics"]}

@@ -43,11 +43,15 @@ class DataConfig:
 
     dataset: str = "mnist-25k"  # a name from `ganvae data list`, or folder:PATH (mnist-25k ships with ganvae)
     data_dir: Optional[str] = None  # folder holding the IDX files; default: the download cache
-    classes: Annotated[Optional[list[int]], Bound(0, says="0 or more", non_empty=True, empty_says="a non-empty list (or null for all classes)")] = None  # train on these class indices only (e.g. [3, 5])
-    image_size: Annotated[int, Bound(4, says="at least 4")] = 28  # side length in pixels; folder images are resized to it
+    # train on these class indices only (e.g. [3, 5])
+    classes: Annotated[Optional[list[int]], Bound(0, says="0 or more", non_empty=True,
+                                                  empty_says="a non-empty list (or null for all classes)")] = None
+    # side length in pixels; folder images are resized to it
+    image_size: Annotated[int, Bound(4, says="at least 4")] = 28
     invert: bool = False  # invert grey levels (for dark-on-light folder images)
     download: bool = True  # download a missing named dataset into the cache
-    test_fraction: Annotated[float, Bound(0, 1, lo_open=True, hi_open=True, says="between 0 and 1")] = 0.1  # folder datasets only: share of images held out as the test split
+    # folder datasets only: share of images held out as the test split
+    test_fraction: Annotated[float, Bound(0, 1, lo_open=True, hi_open=True, says="between 0 and 1")] = 0.1
 
 
 @dataclass
@@ -55,12 +59,15 @@ class TrainConfig:
     """The training loop: budgets, batches, device, logging cadence."""
 
     epochs: Annotated[int, AT_LEAST_1] = 20  # passes over the training set (the run stops at the first budget reached)
-    max_minutes: Annotated[Optional[float], Bound(0, lo_open=True, says="positive, or null for no limit")] = None  # wall-clock training budget in minutes, of this session (a resumed run gets it again); None = no limit
-    batch_size: Annotated[int, Bound(2, says="at least 2 (batch norm and the batch statistics need two images)")] = 64  # images per optimisation step (global batch under torchrun)
+    # wall-clock training budget in minutes, of this session (a resumed run gets it again); None = no limit
+    max_minutes: Annotated[Optional[float], Bound(0, lo_open=True, says="positive, or null for no limit")] = None
+    # images per optimisation step (global batch under torchrun)
+    batch_size: Annotated[int, Bound(2, says="at least 2 (batch norm and the batch statistics need two images)")] = 64
     seed: int = 0  # seeds weights, data order, noise; saved with the run
     device: str = "auto"  # auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps
-    # fp32; bf16 = autocast to bfloat16 where the hardware has it (GPU, CPU with AMX/AVX512-BF16): faster, other numerics;
-    # auto = bf16 on CUDA GPUs with bf16 and on CPUs with AMX, else fp32 (resolved once; the run records the result)
+    # fp32; bf16 = autocast to bfloat16 where the hardware has it (GPU, CPU with AMX/AVX512-BF16): faster,
+    # other numerics; auto = bf16 on CUDA GPUs with bf16 and on CPUs with AMX, else fp32 (resolved once; the run
+    # records the result)
     precision: Literal["auto", "fp32", "bf16"] = "fp32"
     num_threads: Annotated[Optional[int], AT_LEAST_1] = None  # CPU threads for torch; None = torch's default
     # on CPU, flush denormal floats (below 1.2e-38) to zero on every torch thread: Adam moments decaying into that
@@ -74,7 +81,8 @@ class TrainConfig:
     # much work; 0 = only by epochs
     checkpoint_minutes: Annotated[float, Bound(0, says="0 or more (0 = only by epochs)")] = 10.0
     eval_every: Annotated[int, AT_LEAST_0] = 0  # epochs between cheap in-training metrics (FID/coverage); 0 = off
-    eval_interval_minutes: Annotated[float, AT_LEAST_0] = 0.0  # or: every this many minutes of training (checked every log_every steps); 0 = off
+    # or: every this many minutes of training (checked every log_every steps); 0 = off
+    eval_interval_minutes: Annotated[float, AT_LEAST_0] = 0.0
     eval_samples: Annotated[int, Bound(10, says="at least 10")] = 2000  # samples for the in-training metrics
     compile: bool = False  # torch.compile the networks (pays back only on long runs)
     sync_batchnorm: bool = False  # under torchrun: convert BatchNorm to SyncBatchNorm
@@ -256,10 +264,12 @@ class Shortcut:
 
 SHORTCUTS = (
     Shortcut("data", "dataset", "--dataset", "dataset name (`ganvae data list`) or folder:PATH"),
-    Shortcut("data", "data_dir", "--data-dir", "folder holding the dataset's IDX files (instead of the download cache)"),
+    Shortcut("data", "data_dir", "--data-dir",
+             "folder holding the dataset's IDX files (instead of the download cache)"),
     Shortcut("data", "classes", "--classes", "train on these classes only, e.g. 3,5", "classes"),
     Shortcut("train", "epochs", "--epochs", None, int),
-    Shortcut("train", "max_minutes", "--max-minutes", "wall-clock budget of this session (a resumed run gets it again); the first budget reached ends the run",
+    Shortcut("train", "max_minutes", "--max-minutes",
+             "wall-clock budget of this session (a resumed run gets it again); the first budget reached ends the run",
              float),
     Shortcut("train", "batch_size", "--batch-size", None, int),
     Shortcut("train", "seed", "--seed", None, int),
@@ -298,7 +308,8 @@ def validate(cfg: ExperimentConfig, source: str = "the config") -> ExperimentCon
                     break
                 if isinstance(v, float) and not math.isfinite(v):
                     problem = f"a finite number{', ' + rule.says if rule else ''}"
-                elif rule is not None and isinstance(v, (int, float)) and not isinstance(v, bool) and not rule.allows(v):
+                elif (rule is not None and isinstance(v, (int, float)) and not isinstance(v, bool)
+                      and not rule.allows(v)):
                     problem = rule.says if not isinstance(value, list) else f"a list of values {rule.says}"
             if f.name == "classes" and not problem and len(set(value)) != len(value):
                 problem = "a list of distinct class indices"
@@ -392,7 +403,8 @@ def merge_values(cfg: ExperimentConfig, values: Mapping[str, Mapping[str, Any]])
                 close = difflib.get_close_matches(key, list(hints), n=1, cutoff=0.5)
                 hint = f" Did you mean {{field:{section}.{close[0]}}}?" if close else \
                     " (`ganvae config show MODEL` lists every key.)"
-                raise FieldConfigError(dotted, value, f"{{given}}: unknown key '{dotted}'.{hint}", reason="an unknown key")
+                raise FieldConfigError(dotted, value, f"{{given}}: unknown key '{dotted}'.{hint}",
+                                       reason="an unknown key")
             try:
                 setattr(obj, key, _coerce(value, hints[key], text=False))
             except _BadValue:

@@ -37,7 +37,8 @@ def load(name: str = "mnist-25k", split: str = "test", data_dir: str | Path | No
         raise DataError(f"datasets.load(split={split!r}): choose 'train' or 'test'.")
     data = load_dataset(DataConfig(dataset=name, data_dir=None if data_dir is None else str(data_dir),
                                    classes=classes, image_size=image_size))
-    images, labels = (data.train_images, data.train_labels) if split == "train" else (data.test_images, data.test_labels)
+    images, labels = ((data.train_images, data.train_labels) if split == "train"
+                      else (data.test_images, data.test_labels))
     return uint8_to_unit(images), labels.clone()
 
 
@@ -47,7 +48,8 @@ def to_uint8_images(images: Any, what: str = "data") -> torch.Tensor:
     try:
         x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
     except (TypeError, ValueError, RuntimeError):
-        raise DataError(f"{what}: expected images as a tensor or array of numbers, got {type(images).__name__}.") from None
+        raise DataError(f"{what}: expected images as a tensor or array of numbers, "
+                        f"got {type(images).__name__}.") from None
     x = x.detach().cpu()
     if x.dim() == 3:
         x = x.unsqueeze(1)

@@ -131,6 +131,29 @@ def _check_entry(entry: ModelEntry, table: dict[str, ModelEntry], replace: bool 
         if isinstance(ref, str) and not re.fullmatch(r"[\w.]+:[\w.]+", ref):
             raise ConfigError(f"register_model: {what}={ref!r} for {entry.name!r}; give the class or "
                               f"'package.module:ClassName'.")
+    if not isinstance(entry.config, str) and not isinstance(entry.model, str):
+        _check_capabilities(entry)
+
+
+def _check_capabilities(entry: ModelEntry) -> None:
+    """The config fields the model class's declared capabilities read (GenerativeModel's class attributes): every
+    family draws latents of ``latent_dim``; one that declares ``ema_networks`` reads ``ema_decay``. Checked here,
+    not probed later, so a plugin whose field is misnamed is told at registration instead of silently getting
+    none."""
+    import dataclasses
+
+    if not dataclasses.is_dataclass(entry.config):
+        raise ConfigError(f"register_model: config={entry.config!r} for {entry.name!r} is not a dataclass; give the "
+                          f"family's typed config dataclass.")
+    fields = {f.name for f in dataclasses.fields(entry.config)}
+    needs = {"latent_dim": "the size of the latents every family draws"}
+    if getattr(entry.model, "ema_networks", ()):
+        needs["ema_decay"] = f"{entry.model.__name__} declares ema_networks={tuple(entry.model.ema_networks)}"
+    for name, why in needs.items():
+        if name not in fields:
+            close = suggest(name, sorted(fields), list_all=False)
+            raise ConfigError(f"register_model: {entry.name!r}'s config {entry.config.__name__} has no field "
+                              f"{name!r} ({why}); add it.{close}")
 
 
 def register_model(entry: ModelEntry | None = None, /, *, replace: bool = False, **fields: Any) -> ModelEntry:

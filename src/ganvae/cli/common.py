@@ -20,7 +20,8 @@ def classes(text: str) -> list[int]:
     try:
         return [int(c) for c in text.split(",") if c.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--classes {text!r}: expected class indices separated by commas, e.g. 3,5") from None
+        raise argparse.ArgumentTypeError(f"--classes {text!r}: expected class indices separated by commas, "
+                                         "e.g. 3,5") from None
 
 
 def size(text: str) -> tuple[int, int]:

@@ -56,7 +56,8 @@ def data(args) -> int:
         if source.offline:
             print(f"  folder:   {sources.packaged_dir(source)} (inside the package)")
             if source.per_class:
-                print(f"  slice:    the first {source.per_class[0]} train / {source.per_class[1]} test images of each class")
+                print(f"  slice:    the first {source.per_class[0]} train / {source.per_class[1]} test images "
+                      "of each class")
         else:
             print(f"  cache:    {sources.dataset_cache_dir(source)}")
             print("  mirrors:  " + "\n            ".join(source.mirrors))
@@ -70,7 +71,8 @@ def data(args) -> int:
             except GanvaeError as err:
                 print(f"  --data-dir: {common.message(err)}")
             else:
-                print(f"  --data-dir: {len(set(found.values()))} file(s) found: " + ", ".join(sorted({str(v) for v in found.values()})))
+                print(f"  --data-dir: {len(set(found.values()))} file(s) found: "
+                      + ", ".join(sorted({str(v) for v in found.values()})))
                 print(f"  (`ganvae data verify {source.name} --data-dir {args.data_dir}` checks their content)")
         return 0
     if args.data_command == "download":
@@ -89,7 +91,8 @@ def data(args) -> int:
             print(f"{name}  md5 {rep.md5 or '-':<32}  {status}")
         bad = [r for r in reports if not r.ok]
         if bad:
-            fix = "pass --data-dir DIR with good copies" if args.data_dir else f"run `ganvae data download {source.name}`"
+            fix = ("pass --data-dir DIR with good copies" if args.data_dir
+                   else f"run `ganvae data download {source.name}`")
             print(f"{len(bad)} of {len(reports)} files have problems; {fix}.", file=sys.stderr)
             return 1
         return 0
@@ -125,7 +128,8 @@ def add_classifier(sub) -> None:
     q.add_argument("--epochs", type=int, default=6)
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
-    q.add_argument("--out", help="output .safetensors (default: the cache, ~/.cache/ganvae/classifiers/NAME.safetensors)")
+    q.add_argument("--out", help="output .safetensors (default: the cache, "
+                   "~/.cache/ganvae/classifiers/NAME.safetensors)")
     p.set_defaults(func=classifier)
 
 

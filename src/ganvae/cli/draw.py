@@ -14,7 +14,8 @@ def add_sample(sub) -> None:
     p.add_argument("--out", default="samples.png")
     p.add_argument("--nrow", type=int, help="images per row")
     p.add_argument("--separate", metavar="DIR", help="also write one PNG per sample into DIR")
-    p.add_argument("--no-grid", action="store_true", help="with --separate: write only the files (any -n fits in memory)")
+    p.add_argument("--no-grid", action="store_true", help="with --separate: write only the files "
+                   "(any -n fits in memory)")
     p.add_argument("--digit", type=int, metavar="D", help="conditional models: draw this class (default: a class grid, "
                    "one row per class, the same noise in every row)")
     common.add_memory_flag(p)

@@ -6,12 +6,14 @@ from __future__ import annotations
 def add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="metrics of a trained run, real:DATASET (the reference figures) or images:DIR")
     p.add_argument("run", metavar="RUN", help="run folder, checkpoint, pretrained name or folder, real:mnist (train "
-                                              "split against test split), or images:DIR (a folder of any program's samples)")
+                                              "split against test split), or images:DIR (a folder of any program's "
+                                              "samples)")
     p.add_argument("--dataset", help="score against this dataset's test split (default: the run's own; mnist for "
                                      "images:DIR), e.g. mnist-25k offline for a model trained on full MNIST")
     p.add_argument("--n-samples", type=int, default=10000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--iwae-k", type=int, default=50, help="importance samples of the NLL bound (5000 as in the literature)")
+    p.add_argument("--iwae-k", type=int, default=50,
+                   help="importance samples of the NLL bound (5000 as in the literature)")
     p.add_argument("--data-dir", help="folder of the dataset's files, if not where the run found them")
     p.add_argument("--classifier", help="feature classifier .safetensors (default: the one for the run's dataset)")
     p.add_argument("--out", help="metrics JSON (default <run>/metrics.json)")
@@ -54,7 +56,8 @@ def add_demo(sub) -> None:
 
     p = sub.add_parser("demo", help="train a GAN, a DCGAN and a VAE on the offline mnist-25k and compare them")
     p.add_argument("--out", help="folder for the runs and the report (default runs/demo-<timestamp>)")
-    p.add_argument("--minutes", type=float, default=DEMO_MINUTES, help="training budget per model (default %(default)g)")
+    p.add_argument("--minutes", type=float, default=DEMO_MINUTES,
+                   help="training budget per model (default %(default)g)")
     p.add_argument("--models", default=",".join(DEMO_MODELS),
                    help="comma-separated models to train (default %(default)s; any registered family)")
     p.add_argument("--n-samples", type=int, default=5000, help="samples per model for the final metrics")

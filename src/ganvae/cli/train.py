@@ -16,7 +16,8 @@ def add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model", formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="models:\n" + "\n".join(f"  {n:<9} {get_entry(n).description}" for n in models))
     p.add_argument("model", choices=models, metavar="MODEL", help=f"one of: {', '.join(models)}")
-    p.add_argument("--preset", help="a shipped preset (`ganvae config presets`), e.g. tf-tutorial; applied before --config")
+    p.add_argument("--preset",
+                   help="a shipped preset (`ganvae config presets`), e.g. tf-tutorial; applied before --config")
     p.add_argument("--config", help="YAML config file")
     for s in SHORTCUTS:  # --dataset, --epochs, --out, ...: the settings with their own flag (config.SHORTCUTS)
         p.add_argument(s.flag, type=common.classes if s.type == "classes" else s.type, help=s.help)

@@ -29,10 +29,12 @@ def models(args) -> int:
         size = (folder / "model.safetensors").stat().st_size / 2**20
         src = meta.get("source") or {}
         minutes = f"{src['train_seconds'] / 60:.0f} min" if src.get("train_seconds") else "?"
-        print(f"{name:<16} {meta['model_name']:<9} {m.get(FID.key, float('nan')):7.1f} {m.get(RECALL.key, float('nan')):7.3f} "
+        print(f"{name:<16} {meta['model_name']:<9} {m.get(FID.key, float('nan')):7.1f} "
+              f"{m.get(RECALL.key, float('nan')):7.3f} "
               f"{nll:>7} {asked:>6}  {size:5.1f}MB  {minutes}, {meta['data']['dataset']}")
     print("\nNLL: test bound (nats); asked: conditional accuracy, the share of samples drawing the digit asked for."
-          "\nuse one wherever a command takes RUN (`ganvae sample mnist-dcgan -n 64`), or `ganvae.load(NAME)` in Python;"
+          "\nuse one wherever a command takes RUN (`ganvae sample mnist-dcgan -n 64`), or `ganvae.load(NAME)` "
+          "in Python;"
           "\neach folder's README.md is its model card: " + str(zoo.zoo_dir()))
     return 0
 
@@ -66,7 +68,8 @@ def add_fit_prior(sub) -> None:
     p.add_argument("--out", metavar="DIR", help="pretrained models: write the refitted model here (required for a "
                                                 "shipped name)")
     p.add_argument("--components", type=int, help="mixture components (model.prior_components)")
-    p.add_argument("--covariance", choices=["full", "diag"], help="each component's covariance (model.prior_covariance)")
+    p.add_argument("--covariance", choices=["full", "diag"],
+                   help="each component's covariance (model.prior_covariance)")
     p.add_argument("--seed", type=int, help="seed of the fit (default: the run's train.seed)")
     common.add_data_flags(p)
     p.set_defaults(func=fit_prior)

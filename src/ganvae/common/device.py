@@ -40,7 +40,8 @@ def resolve_device(name: str = "auto"):
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise refuse(", which is not a device; use auto, cpu, cuda, cuda:N or mps ({given:train.device#auto}).") from None
+        raise refuse(", which is not a device; use auto, cpu, cuda, cuda:N or mps "
+                     "({given:train.device#auto}).") from None
     mps = getattr(torch.backends, "mps", None)
     if device.type == "mps" and not (mps is not None and mps.is_available()):
         raise refuse(" but this machine has no Apple GPU (MPS); use {given:train.device#auto} (or cpu).")

@@ -51,7 +51,8 @@ def _disk_full(err: BaseException) -> bool:
     "No space left on device (os error 28)" in its own exception type)."""
     if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
-    return not isinstance(err, KeyboardInterrupt) and ("os error 28" in str(err) or "No space left on device" in str(err))
+    return not isinstance(err, KeyboardInterrupt) and ("os error 28" in str(err)
+                                                       or "No space left on device" in str(err))
 
 
 def _umask() -> int:
@@ -105,7 +106,8 @@ def check_output(path: str | os.PathLike, kind: str = "file", field: str = "out"
 
     if kind == "file" and path.is_dir():
         name = example or f"out{Path(path).suffix or '.png'}"
-        raise refuse(f"is a folder; give a file name, e.g. {{given:{field}#example}}.", **{f"{field}#example": str(path / name)})
+        raise refuse(f"is a folder; give a file name, e.g. {{given:{field}#example}}.",
+                     **{f"{field}#example": str(path / name)})
     if kind == "folder" and path.exists() and not path.is_dir():
         raise refuse("is a file, not a folder; give a new or existing folder.")
     parent = path if kind == "folder" else path.parent

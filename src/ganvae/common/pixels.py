@@ -27,7 +27,8 @@ def scale_images(x: torch.Tensor, value_range: ValueRange) -> torch.Tensor:
 
 
 def background(value_range: ValueRange) -> float:
-    """The value of a blank pixel in ``value_range`` (MNIST's black): what the discriminators' augmentations pad with."""
+    """The value of a blank pixel in ``value_range`` (MNIST's black): what the discriminators' augmentations pad
+    with."""
     return -1.0 if value_range == "tanh" else 0.0
 
 

@@ -105,14 +105,16 @@ def load_idx_source(source: DatasetSource, data_dir=None, allow_download=True, c
     else:
         arrays = {role: read_idx(paths[role], source.files[role].kind, source.num_classes) for role in ROLES}
     for split in ("train", "test"):
-        check_pair(arrays[f"{split}_images"], arrays[f"{split}_labels"], paths[f"{split}_images"], paths[f"{split}_labels"])
+        check_pair(arrays[f"{split}_images"], arrays[f"{split}_labels"],
+                   paths[f"{split}_images"], paths[f"{split}_labels"])
     train_x, train_y = _as_tensors(arrays["train_images"], arrays["train_labels"])
     test_x, test_y = _as_tensors(arrays["test_images"], arrays["test_labels"])
     return ImageData(source.name, source.classes, train_x, train_y, test_x, test_y)
 
 
 def per_class_slice(data: ImageData, n_train: int, n_test: int) -> ImageData:
-    """The first ``n_train`` / ``n_test`` images of each class, in file order (how ``mnist-5k`` is cut from ``mnist-25k``)."""
+    """The first ``n_train`` / ``n_test`` images of each class, in file order (how ``mnist-5k`` is cut from
+    ``mnist-25k``)."""
 
     def keep(labels: torch.Tensor, n: int) -> torch.Tensor:
         mask = torch.zeros(len(labels), dtype=torch.bool)
@@ -215,7 +217,8 @@ def class_folders(path: str | Path) -> list[tuple[str, Path]]:
     return [(d.name, d) for d in subdirs] if subdirs else [("all", root)]
 
 
-def load_folder(path: str | Path, image_size: int, invert: bool = False, test_fraction: float = 0.1, seed: int = 0) -> ImageData:
+def load_folder(path: str | Path, image_size: int, invert: bool = False, test_fraction: float = 0.1,
+                seed: int = 0) -> ImageData:
     """Any folder of images: grey, resized to ``image_size``; sub-folders (sorted) are classes.
 
     Images directly in ``path`` (no sub-folders) form a single class. A seeded

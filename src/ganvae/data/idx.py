@@ -64,7 +64,8 @@ def read_bytes(path: str | os.PathLike) -> bytes:
 def parse_idx(raw: bytes, path: str | os.PathLike = "<bytes>") -> np.ndarray:
     """Parse IDX bytes into an array, checking the header against the data length."""
     if len(raw) < 4:
-        raise DataError(f"{path}: only {len(raw)} bytes; too short for an IDX header. The file is truncated. {_REFETCH}")
+        raise DataError(f"{path}: only {len(raw)} bytes; too short for an IDX header. The file is truncated. "
+                        f"{_REFETCH}")
     zero, type_code, ndim = raw[:2], raw[2], raw[3]
     if zero != b"\0\0" or type_code not in IDX_DTYPES or ndim == 0:
         magic = struct.unpack(">I", raw[:4])[0]
@@ -118,7 +119,8 @@ def read_idx(path: str | os.PathLike, kind: str | None = None, num_classes: int 
                             f"but found magic {magic} with {array.ndim} dimensions.")
         if kind == "labels" and num_classes is not None and array.size and int(array.max()) >= num_classes:
             raise DataError(
-                f"{path}: label {int(array.max())} is out of range for {num_classes} classes; the file is corrupt. {_REFETCH}"
+                f"{path}: label {int(array.max())} is out of range for {num_classes} classes; the file is corrupt. "
+                f"{_REFETCH}"
             )
     return array
 

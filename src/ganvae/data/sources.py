@@ -42,7 +42,8 @@ class FileSpec:
         return "images" if "images" in self.filename else "labels"
 
     def candidates(self) -> list[str]:
-        """Local spellings accepted for this file, e.g. ``train-images-idx3-ubyte(.gz)`` and ``train-images.idx3-ubyte``."""
+        """Local spellings accepted for this file, e.g. ``train-images-idx3-ubyte(.gz)`` and
+        ``train-images.idx3-ubyte``."""
         base = self.filename[:-3] if self.filename.endswith(".gz") else self.filename
         stem, _, suffix = base.rpartition("-")  # train-images-idx3 , ubyte
         prefix, _, idx = stem.rpartition("-")  # train-images , idx3
@@ -89,10 +90,14 @@ MNIST = DatasetSource(
         "http://yann.lecun.com/exdb/mnist/",
     ),
     files={
-        "train_images": FileSpec("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873", "6bbc9ace898e44ae57da46a324031adb"),
-        "train_labels": FileSpec("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432", "a25bea736e30d166cdddb491f175f624"),
-        "test_images": FileSpec("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3", "2646ac647ad5339dbf082846283269ea"),
-        "test_labels": FileSpec("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c", "27ae3e4e09519cfbb04c329615203637"),
+        "train_images": FileSpec("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                                 "6bbc9ace898e44ae57da46a324031adb"),
+        "train_labels": FileSpec("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432",
+                                 "a25bea736e30d166cdddb491f175f624"),
+        "test_images": FileSpec("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3",
+                                "2646ac647ad5339dbf082846283269ea"),
+        "test_labels": FileSpec("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c",
+                                "27ae3e4e09519cfbb04c329615203637"),
     },
     torchvision_name="MNIST",
     keras_npz="mnist.npz",
@@ -140,10 +145,14 @@ KMNIST = DatasetSource(
 )
 
 _PACKAGED_MNIST_FILES = {
-    "train_images": FileSpec("train-images-idx3-ubyte.gz", "c8a12f97e1bd0a39b3616e3952af10fb", "4ac8cea088fb37fcdc4a170bcccb7fd3"),
-    "train_labels": FileSpec("train-labels-idx1-ubyte.gz", "be8daa1cadc0d7751b041fca85c46a88", "7d1bf500d6c19127f13bca1fa40095a4"),
-    "test_images": FileSpec("t10k-images-idx3-ubyte.gz", "4aad987fe2ae30e15e6e7bcacbab6d4f", "d80f8e719a1d1671a68caf4e6b294515"),
-    "test_labels": FileSpec("t10k-labels-idx1-ubyte.gz", "08ba34fc311d7a41dfb79c72119c36d4", "a3d4d49e1f4ade9a5de4e4424ddddcfb"),
+    "train_images": FileSpec("train-images-idx3-ubyte.gz", "c8a12f97e1bd0a39b3616e3952af10fb",
+                             "4ac8cea088fb37fcdc4a170bcccb7fd3"),
+    "train_labels": FileSpec("train-labels-idx1-ubyte.gz", "be8daa1cadc0d7751b041fca85c46a88",
+                             "7d1bf500d6c19127f13bca1fa40095a4"),
+    "test_images": FileSpec("t10k-images-idx3-ubyte.gz", "4aad987fe2ae30e15e6e7bcacbab6d4f",
+                            "d80f8e719a1d1671a68caf4e6b294515"),
+    "test_labels": FileSpec("t10k-labels-idx1-ubyte.gz", "08ba34fc311d7a41dfb79c72119c36d4",
+                            "a3d4d49e1f4ade9a5de4e4424ddddcfb"),
 }
 
 MNIST_25K = DatasetSource(
@@ -186,7 +195,8 @@ def packaged_dir(source: DatasetSource) -> Path:
 def get_source(name: str) -> DatasetSource:
     if name not in SOURCES:
         raise DataError(
-            f"unknown dataset {name!r}.{suggest(name, list(SOURCES), list_all=False)} Known datasets: {', '.join(SOURCES)}, or folder:PATH "
+            f"unknown dataset {name!r}.{suggest(name, list(SOURCES), list_all=False)} Known datasets: "
+            f"{', '.join(SOURCES)}, or folder:PATH "
             f"for a folder of images (`ganvae data list`)."
         )
     return SOURCES[name]
@@ -391,7 +401,8 @@ def verify(
         spec = source.files[role]
         path = locate_file(spec, folder)
         if path is None:
-            reports.append(FileReport(role, None, None, False, f"missing: none of {', '.join(spec.candidates())} in {folder}"))
+            reports.append(FileReport(role, None, None, False,
+                                      f"missing: none of {', '.join(spec.candidates())} in {folder}"))
             continue
         md5 = md5_file(path)
         gz = path.name.endswith(".gz")
@@ -407,7 +418,8 @@ def verify(
             if content == spec.raw_md5:
                 note = "same content, different compression (unpacked md5 as published)"
             else:
-                problems.append(f"content differs from the published file (unpacked md5 {content}, expected {spec.raw_md5})")
+                problems.append(f"content differs from the published file (unpacked md5 {content}, "
+                                f"expected {spec.raw_md5})")
         elif not problems and gz and md5 != spec.md5:  # recompressed, and no content sum to check it against
             parsed = arrays[role]
             what = (f"{len(parsed):,} valid {parsed.shape[1]}x{parsed.shape[2]} images" if parsed.ndim == 3 else
@@ -465,9 +477,11 @@ def verify_keras_npz(source: DatasetSource, path: Path) -> list[FileReport]:
         if expected is None:
             reports.append(FileReport(role, path, content, True, note="valid arrays; no published checksum to compare"))
         elif content == expected:
-            reports.append(FileReport(role, path, content, True, note=f"same content as {source.files[role].filename} (Keras' npz)"))
+            reports.append(FileReport(role, path, content, True,
+                                      note=f"same content as {source.files[role].filename} (Keras' npz)"))
         else:
-            reports.append(FileReport(role, path, content, False, f"content differs from the published {source.files[role].filename}"))
+            reports.append(FileReport(role, path, content, False,
+                                      f"content differs from the published {source.files[role].filename}"))
     return reports
 
 
@@ -493,7 +507,8 @@ def resolve_files(
         if npz is not None:
             return {role: npz for role in ROLES}
         spec = next(source.files[r] for r in ROLES if locate_file(source.files[r], folder) is None)
-        also = [str(c) for c in layout_folders(source, folder)[1:]] + ([str(folder / source.keras_npz)] if source.keras_npz else [])
+        also = ([str(c) for c in layout_folders(source, folder)[1:]]
+                + ([str(folder / source.keras_npz)] if source.keras_npz else []))
         raise FieldDataError(
             "data_dir", str(folder), f"{folder}: {source.name} file {spec.filename} is missing (looked for "
             f"{', '.join(spec.candidates())}; also in {', '.join(also)}). Copy it there, or drop {{field}} to download "
@@ -503,7 +518,8 @@ def resolve_files(
         found = {role: locate_file(source.files[role], folder) for role in ROLES}
         missing = [source.files[r].filename for r, path in found.items() if path is None]
         if missing:
-            raise DataError(f"{folder}: the packaged files {', '.join(missing)} are missing; reinstall ganvae (`pip install --force-reinstall ganvae`).")
+            raise DataError(f"{folder}: the packaged files {', '.join(missing)} are missing; reinstall ganvae "
+                            "(`pip install --force-reinstall ganvae`).")
         return found  # type: ignore[return-value]
     folder = dataset_cache_dir(source, cache_dir)
     cached = {role: locate_file(source.files[role], folder) for role in ROLES}

@@ -74,7 +74,8 @@ JSON_FIELDS: dict[str, str] = {}  # a library field whose request field is named
 
 def json_field(name: str, value: Any = NO_VALUE) -> str:
     """A library field as the page sends it (:data:`ganvae.errors.Spelling`): the request's JSON field and its
-    value (``digit 12``); a config key, which no request sets, as a config file writes it (``model.conditional=true``)."""
+    value (``digit 12``); a config key, which no request sets, as a config file writes it
+    (``model.conditional=true``)."""
     if "." in name:
         return name if value is NO_VALUE else f"{name}={json.dumps(value, default=str)}"
     word = JSON_FIELDS.get(name, name)

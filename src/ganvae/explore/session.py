@@ -190,7 +190,8 @@ class ModelView:
         from ganvae.common.pixels import from_unit
 
         x, y, source = reference_images(self.loaded, n)
-        mu = torch.cat([self.model.encode(from_unit(xb, self.model.value_range), yb if self.model.conditional else None)[0]
+        mu = torch.cat([self.model.encode(from_unit(xb, self.model.value_range),
+                                          yb if self.model.conditional else None)[0]
                         for xb, yb in zip(x.split(500), y.split(500))])
         mu = mu.float() - mu.float().mean(0)
         _, s, v = torch.linalg.svd(mu, full_matrices=False)
@@ -220,7 +221,8 @@ class ModelView:
             self._pools[digit] = self.model.generate(self.model.latent_prior.draw(n, g, labels), labels)
         return self._pools[digit]
 
-    def invert(self, job: Job, x: torch.Tensor, digit: int | None, lr: float = 0.05, feature_weight: float = 0.1) -> None:
+    def invert(self, job: Job, x: torch.Tensor, digit: int | None, lr: float = 0.05,
+               feature_weight: float = 0.1) -> None:
         """GAN inversion (Zhu et al. 2016, "Generative Visual Manipulation on the Natural Image Manifold", Sec. 3.1):
         the latent whose image best matches the drawing, by Adam on z from the best of 64 random starts; loss = pixel
         MSE + ``feature_weight`` x MSE of the shipped classifier's features + a small pull towards the prior."""

@@ -1,8 +1,8 @@
 """The inference core every front end draws through: labels, latents and images as tensors.
 
 The command line's writers (:mod:`ganvae.inference.writers`), :class:`ganvae.Pipeline` and the explorer's session adapt
-what is here to files, :class:`~ganvae.inference.pipeline.Images` and data URIs. What a conditional model draws when no class
-is asked is :class:`~ganvae.models.conditioning.LabelPolicy`'s one answer.
+what is here to files, :class:`~ganvae.inference.pipeline.Images` and data URIs. What a conditional model draws when
+no class is asked is :class:`~ganvae.models.conditioning.LabelPolicy`'s one answer.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ def request_labels(loaded: LoadedRun, labels, n: int, policy: LabelPolicy | None
     caller must give them (encoding an image needs its class). The model's own checks raise ValueError."""
     if labels is not None:
         asked = torch.as_tensor(labels)
-        if not (asked.is_floating_point() and asked.dim() == 2 and loaded.model.conditional):  # weights: the model checks
+        if not (asked.is_floating_point() and asked.dim() == 2
+                and loaded.model.conditional):  # weights: the model checks
             check_digits(loaded, sorted(set(asked.reshape(-1).tolist())) or None, field)
     if policy is None:
         return check_labels(loaded.model, labels, n)

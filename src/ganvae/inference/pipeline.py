@@ -187,7 +187,8 @@ class Pipeline:
         inference.require_encoder(self.run)
         x = images.tensor if isinstance(images, Images) else torch.as_tensor(images)
         if x.dim() != 4 or tuple(x.shape[1:]) != tuple(self.model.image_shape) or len(x) == 0:
-            raise UnsupportedOperation(f"reconstruct: images must be (N, {', '.join(map(str, self.model.image_shape))}) "
+            raise UnsupportedOperation("reconstruct: images must be "
+                                       f"(N, {', '.join(map(str, self.model.image_shape))}) "
                                        f"in [0, 1]; got {tuple(x.shape)}.")
         if x.dtype == torch.uint8:
             x = uint8_to_unit(x)
@@ -202,7 +203,8 @@ class Pipeline:
         self._guard(f"reconstruct({len(x)} images)", len(x))
         # a conditional model encodes each image with its class: required (policy None), as the classes to decode as
         y = self._labels_checked(labels, len(x), "reconstruct(labels=...)", policy=None)
-        as_y = None if as_labels is None else self._labels_checked(as_labels, len(x), "reconstruct(as_labels=...)", None)
+        as_y = None if as_labels is None else self._labels_checked(as_labels, len(x), "reconstruct(as_labels=...)",
+                                                                   None)
         return Images(inference.reconstruct(self.run, x, y, as_y))
 
     def render(self, size: int | tuple[int, int] = 512, seed: int = 0, labels=None) -> Images:
@@ -254,7 +256,8 @@ def _fixed_seed(value, call: str) -> int:
     """A seed that must be given (a grid, a walk, a render are drawn to be drawn again): as :func:`_seed`, not None."""
     seed = _seed(value, call)
     if seed is None:
-        raise ConfigError(f"{call}: None; give a whole number from 0 to 2**63 - 1 (this drawing is made to be repeated).")
+        raise ConfigError(f"{call}: None; give a whole number from 0 to 2**63 - 1 "
+                          "(this drawing is made to be repeated).")
     return seed
 
 
@@ -283,9 +286,10 @@ def train(model: str, *, out: str | Path | None = None, data=None, resume: bool 
     ``ganvae.train("vae", epochs=2, dataset="mnist-5k", model__latent_dim=8)``; each value goes into the config as
     the value it is (``data_dir="2024"`` is the folder 2024, None sets null), checked like every other setting.
     ``data`` is your own images instead of a named dataset: a uint8 (0-255) or float ([0, 1]) tensor or array
-    ``(N, H, W)`` / ``(N, 1, H, W)``, ``(images, labels)``, a ``torch.utils.data.Dataset`` of images or ``(image, label)`` items, or a folder
-    (:mod:`ganvae.datasets`; 10% is held out, seeded, as the test split). ``callbacks`` are
-    :class:`ganvae.Callback` objects (your own metric, logger or stopping rule; see :mod:`ganvae.training.callbacks`)."""
+    ``(N, H, W)`` / ``(N, 1, H, W)``, ``(images, labels)``, a ``torch.utils.data.Dataset`` of images or
+    ``(image, label)`` items, or a folder (:mod:`ganvae.datasets`; 10% is held out, seeded, as the test split).
+    ``callbacks`` are :class:`ganvae.Callback` objects (your own metric, logger or stopping rule; see
+    :mod:`ganvae.training.callbacks`)."""
     from ganvae.training.launch import train_run
 
     _enable_logging()

@@ -154,9 +154,11 @@ def trust_problems(metrics: dict[str, Any]) -> list[str]:
     if metrics.get("dropped_classes"):
         problems.append(f"classes {metrics['dropped_classes']} get under a third of their share of samples")
     if metrics.get(CLASS_ENTROPY.key, 1.0) < MIN_CLASS_ENTROPY:
-        problems.append(f"its class histogram is unbalanced (normalised entropy {metrics[CLASS_ENTROPY.key]:.2f} < {MIN_CLASS_ENTROPY})")
+        problems.append(f"its class histogram is unbalanced (normalised entropy {metrics[CLASS_ENTROPY.key]:.2f} "
+                        f"< {MIN_CLASS_ENTROPY})")
     if metrics.get(RECALL.key, 1.0) < MIN_RECALL:
-        problems.append(f"recall {metrics[RECALL.key]:.3f} < {MIN_RECALL}: its samples cover almost none of the real digits")
+        problems.append(f"recall {metrics[RECALL.key]:.3f} < {MIN_RECALL}: its samples cover almost none of the "
+                        "real digits")
     return problems
 
 
@@ -233,10 +235,13 @@ def verdict(entries: list[RunEntry]) -> str:
         crisp = [k for k in trusted if m[k][SHARPNESS.key] >= 0.8]
         if blurred and crisp:
             text += (f" By the pixels alone, {', '.join(crisp)} draw{'s' if len(crisp) == 1 else ''} edges as sharp as "
-                     f"real digits' or sharper (edge sharpness {', '.join(format(m[k][SHARPNESS.key], '.2f') for k in crisp)}), "
-                     f"{', '.join(blurred)} blurred ones ({', '.join(format(m[k][SHARPNESS.key], '.2f') for k in blurred)}; real = 1)"
+                     "real digits' or sharper (edge sharpness "
+                     f"{', '.join(format(m[k][SHARPNESS.key], '.2f') for k in crisp)}), "
+                     f"{', '.join(blurred)} blurred ones "
+                     f"({', '.join(format(m[k][SHARPNESS.key], '.2f') for k in blurred)}; real = 1)"
                      + (": the classic difference between a GAN's samples and a VAE's mean images."
-                        if {families[k] for k in blurred} == {"VAE"} and {families[k] for k in crisp} <= {"GAN", "VAE-GAN", "CPPN GAN+VAE"}
+                        if {families[k] for k in blurred} == {"VAE"}
+                           and {families[k] for k in crisp} <= {"GAN", "VAE-GAN", "CPPN GAN+VAE"}
                         else "."))
     if len(trusted) > 1:
         rec = sorted(trusted, key=lambda k: -m[k][RECALL.key])
@@ -265,7 +270,8 @@ def comparability_warnings(paths: list[Path], loaded_runs: list) -> list[str]:
             if checkpoints[j] == a:
                 out.append(f"{paths[i]} and {paths[j]} are the same run ({a}); the comparison shows it against itself.")
     for what, value in (("datasets", lambda lr: lr.config.data.dataset),
-                        ("class subsets", lambda lr: sorted(lr.config.data.classes) if lr.config.data.classes else "all"),
+                        ("class subsets",
+                         lambda lr: sorted(lr.config.data.classes) if lr.config.data.classes else "all"),
                         ("image sizes", lambda lr: lr.config.data.image_size)):
         values = [value(lr) for lr in loaded_runs]
         if len({str(v) for v in values}) > 1:
@@ -294,8 +300,9 @@ def observations(entries: list[RunEntry]) -> list[str]:
                            "images over and over scores well on fidelity metrics; it is never marked best.")
         rec, cov, balanced = by(RECALL.key, True), by(COVERAGE.key, True), by(CLASS_ENTROPY.key, True)
         out.append(
-            f"Coverage: {rec[0]} has the highest recall ({m[rec[0]][RECALL.key]:.3f}) and {cov[0]} the highest coverage "
-            f"({m[cov[0]][COVERAGE.key]:.3f}); the most balanced class histogram is {balanced[0]}'s "
+            f"Coverage: {rec[0]} has the highest recall ({m[rec[0]][RECALL.key]:.3f}) and {cov[0]} "
+            f"the highest coverage ({m[cov[0]][COVERAGE.key]:.3f}); the most balanced class histogram is "
+            f"{balanced[0]}'s "
             f"(normalised entropy {m[balanced[0]][CLASS_ENTROPY.key]:.3f})."
         )
     likelihood = {k: v for k, v in m.items() if TEST_NLL_IWAE.key in v}
@@ -321,8 +328,10 @@ def observations(entries: list[RunEntry]) -> list[str]:
     budgets = {e.label: e.result.get("training") or {} for e in entries}
     secs = {k: b.get("train_seconds") for k, b in budgets.items() if b.get("train_seconds") is not None}
     if secs:
-        out.append("Budgets: " + ", ".join(f"{k} trained {s / 60:.1f} min ({budgets[k].get('epochs_completed', '?')} epochs, "
-                                           f"{budgets[k].get('images_per_second', 0):.0f} images/s)" for k, s in secs.items()) + ".")
+        out.append("Budgets: " + ", ".join(f"{k} trained {s / 60:.1f} min "
+                                           f"({budgets[k].get('epochs_completed', '?')} epochs, "
+                                           f"{budgets[k].get('images_per_second', 0):.0f} images/s)"
+                                           for k, s in secs.items()) + ".")
     return out
 
 
@@ -369,7 +378,8 @@ def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, see
     for w in warnings:
         log.warning("warning: %s", w)
     out.mkdir(parents=True, exist_ok=True)
-    results = [_load_or_evaluate(p, loaded, n_samples, seed, data_dir, dataset) for p, loaded in zip(paths, loaded_runs)]
+    results = [_load_or_evaluate(p, loaded, n_samples, seed, data_dir, dataset)
+               for p, loaded in zip(paths, loaded_runs)]
     labels = _label_runs(paths, loaded_runs)
     entries = [RunEntry(lbl, p, r) for lbl, p, r in zip(labels, paths, results)]
     classes: list[str] = []
@@ -382,14 +392,16 @@ def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, see
         trained_on = loaded.config.data.dataset  # its classifier names the classes it drew
         fnet = classifiers[trained_on] = classifiers.get(trained_on) or load_classifier(trained_on)
         many = inference.sample_images(loaded, 600, seed + 1)
-        trained = sorted(loaded.config.data.classes) if loaded.config.data.classes else list(range(fnet.model.head.out_features))
+        trained = (sorted(loaded.config.data.classes) if loaded.config.data.classes
+                   else list(range(fnet.model.head.out_features)))
         save_grid(class_grid(many, fnet.extract(many)[1], trained), out / f"{slug}_by_class.png", nrow=12, scale=2)
         e.files["Samples by class"] = f"{slug}_by_class.png"
         if loaded.model.has_encoder:
             writers.reconstruct(loaded, n=16, seed=seed, out=out / f"{slug}_reconstructions.png", dataset=dataset,
                                 data_dir=data_dir)
             e.files["Reconstructions"] = f"{slug}_reconstructions.png"
-        writers.interpolate(loaded, points=3, steps=interpolation_steps, seed=seed, out=out / f"{slug}_walk.gif", walks=16)
+        writers.interpolate(loaded, points=3, steps=interpolation_steps, seed=seed, out=out / f"{slug}_walk.gif",
+                            walks=16)
         e.files["Interpolations"] = f"{slug}_walk.gif"
         run_dir = loaded.run_dir
         for section, name in (("Training progress", "progress.gif"), ("Losses", "losses.png")):
@@ -400,7 +412,8 @@ def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, see
             from ganvae.data.sources import SOURCES
 
             source = SOURCES.get(loaded.config.data.dataset)
-            classes = list(source.classes) if source else [str(i) for i in range(len(e.result["metrics"]["class_histogram"]))]
+            classes = (list(source.classes) if source
+                       else [str(i) for i in range(len(e.result["metrics"]["class_histogram"]))])
     shared: dict[str, str] = {}
     if _quality_plot(entries, out / "quality.png"):
         shared["Quality during training"] = "quality.png"
@@ -412,9 +425,11 @@ def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, see
     write_html(entries, shared, notes, best, out, text)
     write_markdown(entries, shared, notes, best, out, text)
     summary = {"verdict": text, "observations": notes, "best": {k: sorted(v) for k, v in best.items()},
-               "untrusted": {e.label: trust_problems(e.result["metrics"]) for e in entries if trust_problems(e.result["metrics"])},
+               "untrusted": {e.label: trust_problems(e.result["metrics"])
+                             for e in entries if trust_problems(e.result["metrics"])},
                "models": {e.label: {"run": str(e.path), "model": e.result["model"],
-                                    "metrics": {k: v for k, v in e.result["metrics"].items() if isinstance(v, (int, float))}}
+                                    "metrics": {k: v for k, v in e.result["metrics"].items()
+                                                if isinstance(v, (int, float))}}
                           for e in entries}}
     atomic_write_text(out / "report.json", json.dumps(summary, indent=2) + "\n")
     log.info("report written: %s", out / "report.html")
@@ -440,12 +455,14 @@ def _setting_rows(entries: list[RunEntry]) -> list[tuple[str, str]]:
         t = e.result.get("training") or {}
         lp = e.result["metrics"].get("likelihood_protocol")
         budget = (f"{t.get('train_seconds', 0) / 60:.1f} min, {t.get('epochs_completed', '?')} epochs, "
-                  f"{t.get('steps', '?')} steps, {t.get('images_per_second', 0):.0f} images/s on {t.get('device', '?')}") if t else "?"
+                  f"{t.get('steps', '?')} steps, {t.get('images_per_second', 0):.0f} images/s "
+                  f"on {t.get('device', '?')}") if t else "?"
         rows.append((f"budget: {e.label}", budget))
         if e.result["protocol"].get("prior"):
             rows.append((f"prior: {e.label}", e.result["protocol"]["prior"]))
         if lp:
-            rows.append((f"likelihood: {e.label}", f"IWAE k = {lp['iwae_k']} on {lp['test_images']} test images; {lp['binarisation']}"))
+            rows.append((f"likelihood: {e.label}",
+                         f"IWAE k = {lp['iwae_k']} on {lp['test_images']} test images; {lp['binarisation']}"))
     return rows
 
 
@@ -476,8 +493,8 @@ def per_class_table(entries: list[RunEntry]) -> tuple[list[str], list[list[str]]
 
 
 PER_CLASS_NOTE = ("Per class: the share of the samples asked for that class that the feature classifier names as it "
-                  "(conditional accuracy, higher is better) / the intra-class Frechet distance against that class's test "
-                  "images (lower is better).")
+                  "(conditional accuracy, higher is better) / the intra-class Frechet distance against that class's "
+                  "test images (lower is better).")
 
 
 def write_html(entries, shared, notes, best, out: Path, verdict_text: str = "") -> Path:
@@ -491,7 +508,8 @@ def write_html(entries, shared, notes, best, out: Path, verdict_text: str = "") 
          ".cell{text-align:center}img{image-rendering:pixelated;max-width:100%}</style></head><body>",
          "<h1>ganvae: model comparison</h1>"]
     h.append('<section id="setting"><h2>Setting</h2><table>')
-    h += [f"<tr><th>{html.escape(k)}</th><td style='text-align:left'>{html.escape(v)}</td></tr>" for k, v in _setting_rows(entries)]
+    h += [f"<tr><th>{html.escape(k)}</th><td style='text-align:left'>{html.escape(v)}</td></tr>"
+          for k, v in _setting_rows(entries)]
     h.append("</table></section>")
     h.append('<section id="metrics"><h2>Metrics</h2><p>Best value per row in green, with every model tied with it '
              '(a difference under twice the noise of the difference; +- is the sampling noise, see the setting). '
@@ -515,15 +533,18 @@ def write_html(entries, shared, notes, best, out: Path, verdict_text: str = "") 
         h += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows]
         h.append("</table></div></section>")
     h.append(f'<section id="verdict"><h2>Verdict</h2><p>{html.escape(verdict_text)}</p></section>')
-    h.append('<section id="observations"><h2>Observations</h2>' + "".join(f"<p>{html.escape(n)}</p>" for n in notes) + "</section>")
+    h.append('<section id="observations"><h2>Observations</h2>' + "".join(f"<p>{html.escape(n)}</p>" for n in notes)
+             + "</section>")
     for section in PICTURE_SECTIONS:
         present = [e for e in entries if section in e.files]
         if not present:
             continue
         h.append(f'<section id="{section.lower().replace(" ", "-")}"><h2>{section}</h2>'
-                 + (f"<p>{html.escape(SECTION_NOTES[section])}</p>" if section in SECTION_NOTES else "") + '<div class="row">')
+                 + (f"<p>{html.escape(SECTION_NOTES[section])}</p>" if section in SECTION_NOTES else "")
+                 + '<div class="row">')
         for e in present:
-            h.append(f'<div class="cell"><img src="{_data_uri(out / e.files[section])}" alt="{html.escape(e.label)}"><br>'
+            h.append(f'<div class="cell"><img src="{_data_uri(out / e.files[section])}" '
+                     f'alt="{html.escape(e.label)}"><br>'
                      f"{html.escape(e.label)}</div>")
         h.append("</div></section>")
     for section, name in shared.items():
@@ -559,7 +580,8 @@ def write_markdown(entries, shared, notes, best, out: Path, verdict_text: str = 
         present = [e for e in entries if section in e.files]
         if present:
             md += ["", f"## {section}", "", "| " + " | ".join(e.label for e in present) + " |",
-                   "|" + " :---: |" * len(present), "| " + " | ".join(f"![{e.label}]({e.files[section]})" for e in present) + " |"]
+                   "|" + " :---: |" * len(present),
+                   "| " + " | ".join(f"![{e.label}]({e.files[section]})" for e in present) + " |"]
     for section, name in shared.items():
         md += ["", f"## {section}", "", f"![{section}]({name})"]
     path = out / "report.md"

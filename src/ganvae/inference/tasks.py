@@ -48,7 +48,8 @@ def export(run, out: str | Path, dtype: str = "float16", format: str = "ganvae")
     if "machine" not in environment and loaded.run_dir and (loaded.run_dir / "metrics.json").is_file():
         # runs from before run.json named the machine: their evaluation (same session) did
         environment["machine"] = json.loads((loaded.run_dir / "metrics.json").read_text()).get("machine")
-    command = (loaded.run_dir / "command.txt").read_text().strip() if loaded.run_dir and (loaded.run_dir / "command.txt").is_file() else None
+    command = ((loaded.run_dir / "command.txt").read_text().strip()
+               if loaded.run_dir and (loaded.run_dir / "command.txt").is_file() else None)
     source = {"run": str(loaded.run_dir or loaded.source), "command": command, "steps": summary.get("steps"),
               "epochs": summary.get("epochs_completed"), "train_seconds": summary.get("train_seconds"),
               "images_per_second": summary.get("images_per_second"),
@@ -77,7 +78,8 @@ def loaded_training_summary(loaded: LoadedRun) -> dict | None:
         src = pretrained_folder.read_config(loaded.source).get("source") or {}
         if src.get("train_seconds") is not None:
             record = {"steps": src.get("steps"), "epochs_completed": src.get("epochs"), "train_seconds":
-                      src["train_seconds"], "images_per_second": src.get("images_per_second"), "device": src.get("device")}
+                      src["train_seconds"], "images_per_second": src.get("images_per_second"),
+                      "device": src.get("device")}
             summary = {k: v for k, v in record.items() if v is not None}
     return summary
 

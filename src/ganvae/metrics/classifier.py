@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 FEATURE_DIM = 128
 # datasets that share a classifier: mnist-5k and mnist-25k are subsets of MNIST
-CLASSIFIER_FOR = {"mnist": "mnist", "mnist-5k": "mnist", "mnist-25k": "mnist", "fashion-mnist": "fashion-mnist", "kmnist": "kmnist"}
+CLASSIFIER_FOR = {"mnist": "mnist", "mnist-5k": "mnist", "mnist-25k": "mnist", "fashion-mnist": "fashion-mnist",
+                  "kmnist": "kmnist"}
 
 
 class MNISTClassifier(nn.Module):
@@ -144,7 +145,8 @@ def load_classifier(dataset: str, device: torch.device | str = "cpu", path: str 
             model.load_state_dict(tensors)
         except RuntimeError as err:
             raise GanvaeError(f"{file}: its weights are not those of ganvae's feature classifier "
-                              f"({str(err).splitlines()[0]}). Give a file that `ganvae classifier train` wrote.") from None
+                              f"({str(err).splitlines()[0]}). "
+                              "Give a file that `ganvae classifier train` wrote.") from None
         model.to(device).eval()
         acc = float(meta["test_accuracy"]) if "test_accuracy" in meta else None
         return FeatureNetwork(model, meta.get("dataset", base or "custom"), meta.get("version", "?"), digest, acc)
@@ -169,7 +171,8 @@ def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 @torch.inference_mode()
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
     model.eval()
-    correct = sum(int((model(uint8_to_unit(x)).argmax(1) == y).sum()) for x, y in zip(images.split(1000), labels.split(1000)))
+    correct = sum(int((model(uint8_to_unit(x)).argmax(1) == y).sum())
+                  for x, y in zip(images.split(1000), labels.split(1000)))
     return correct / len(labels)
 
 
@@ -206,11 +209,13 @@ def train_classifier(dataset: str, data_dir: str | None = None, epochs: int = 6,
             opt.step()
             sched.step()
         acc = accuracy(model, data.test_images, data.test_labels)
-        log.info("classifier epoch %d/%d: test accuracy %.4f (%.0f s)", epoch + 1, epochs, acc, time.monotonic() - start)
-    out = Path(out) if out else default_cache_dir() / "classifiers" / f"{CLASSIFIER_FOR.get(dataset, dataset)}.safetensors"
+        log.info("classifier epoch %d/%d: test accuracy %.4f (%.0f s)", epoch + 1, epochs, acc,
+                 time.monotonic() - start)
+    out = (Path(out) if out
+           else default_cache_dir() / "classifiers" / f"{CLASSIFIER_FOR.get(dataset, dataset)}.safetensors")
     meta = {"dataset": CLASSIFIER_FOR.get(dataset, dataset), "version": version, "test_accuracy": f"{acc:.4f}",
-            "num_classes": str(len(data.classes)), "epochs": str(epochs), "seed": str(seed), "feature_dim": str(FEATURE_DIM),
-            "torch_version": torch.__version__}
+            "num_classes": str(len(data.classes)), "epochs": str(epochs), "seed": str(seed),
+            "feature_dim": str(FEATURE_DIM), "torch_version": torch.__version__}
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     atomic_save(out, lambda tmp: save_file(state, str(tmp), metadata=meta))
     return out, acc

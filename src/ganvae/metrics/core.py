@@ -75,7 +75,8 @@ def _pairwise(a: torch.Tensor, b: torch.Tensor, chunk: int = 2048) -> torch.Tens
 def kth_neighbour_radii(x: torch.Tensor, k: int) -> torch.Tensor:
     """Distance from each row of ``x`` to its k-th nearest other row ``(N,)``."""
     # +1: the point itself is at distance 0; chunked so the (N, N) matrix is never held whole
-    return torch.cat([torch.cdist(part, x.float()).topk(k + 1, dim=1, largest=False).values[:, -1] for part in x.float().split(2048)])
+    return torch.cat([torch.cdist(part, x.float()).topk(k + 1, dim=1, largest=False).values[:, -1]
+                      for part in x.float().split(2048)])
 
 
 def precision_recall_density_coverage(real: torch.Tensor, fake: torch.Tensor, k: int = 5,
@@ -115,7 +116,8 @@ def frechet_distance_bootstrap(fake: torch.Tensor, real_stats: tuple[np.ndarray,
     """Standard deviation of the Frechet distance over ``bootstrap`` resamplings of the fakes (with replacement):
     the sampling noise of the figure, to tell a real difference between two models from a tie."""
     g = torch.Generator().manual_seed(seed)
-    values = [frechet_distance(*gaussian_stats(fake[torch.randint(0, len(fake), (len(fake),), generator=g)]), *real_stats)
+    values = [frechet_distance(*gaussian_stats(fake[torch.randint(0, len(fake), (len(fake),), generator=g)]),
+                               *real_stats)
               for _ in range(bootstrap)]
     return float(np.std(values))
 
@@ -179,7 +181,8 @@ def conditional_accuracy(probs: torch.Tensor, labels: torch.Tensor) -> dict:
             "conditional_accuracy_per_class": per_class}
 
 
-def intra_class_fid(fake: torch.Tensor, fake_labels: torch.Tensor, real: torch.Tensor, real_labels: torch.Tensor) -> dict:
+def intra_class_fid(fake: torch.Tensor, fake_labels: torch.Tensor, real: torch.Tensor,
+                    real_labels: torch.Tensor) -> dict:
     """Intra-class Frechet distance (Miyato & Koyama 2018, Sec. 5): the distance between the samples asked for class
     ``c`` and the real images of class ``c``, averaged over the classes present in both.
 

@@ -84,7 +84,8 @@ class TrainingMetrics:
         self.last_elapsed = elapsed
         start = time.monotonic()
         device = model.device
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the run's stream stays untouched
+        # the run's stream stays untouched
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             self._record(model, data, step, epoch, elapsed)
         spent = time.monotonic() - start
         self.seconds += spent

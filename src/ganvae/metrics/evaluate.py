@@ -252,10 +252,11 @@ def evaluate(model: GenerativeModel | None, data: ImageData, fnet: FeatureNetwor
         t = time.monotonic()
         result["metrics"].update(conditional_metrics(samples, labels, data, fnet, reference, extracted))
         result["metrics"]["timings"]["conditional"] = time.monotonic() - t
-        result["protocol"]["conditional"] = ("class-balanced request (labels cycle through the classes the model was trained on); "
-                                             "conditional accuracy = share the feature classifier assigns to the asked "
-                                             "class, mean over classes; intra-class Frechet distance = per class against "
-                                             "that class's test images, mean over classes (Miyato & Koyama 2018)")
+        result["protocol"]["conditional"] = ("class-balanced request (labels cycle through the classes the model was "
+                                             "trained on); conditional accuracy = share the feature classifier assigns "
+                                             "to the asked class, mean over classes; intra-class Frechet distance = "
+                                             "per class against that class's test images, mean over classes (Miyato & "
+                                             "Koyama 2018)")
     if model is not None and model.has_encoder:
         t = time.monotonic()
         result["metrics"].update(likelihood_metrics(model, data, k=iwae_k, seed=seed))

@@ -110,7 +110,8 @@ class GenerativeModel(nn.Module):
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
 
-    def training_step(self, x: torch.Tensor, optimizers: dict[str, torch.optim.Optimizer], ctx: StepContext) -> dict[str, torch.Tensor]:
+    def training_step(self, x: torch.Tensor, optimizers: dict[str, torch.optim.Optimizer],
+                      ctx: StepContext) -> dict[str, torch.Tensor]:
         """One optimisation step on a batch ``x`` ``(B, C, H, W)`` in :attr:`value_range`, with the batch's labels
         in ``ctx.labels`` (:meth:`training_labels`).
 
@@ -206,7 +207,8 @@ class GenerativeModel(nn.Module):
         raise NotImplementedError
 
     @torch.inference_mode()
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 500, **kwargs) -> torch.Tensor:
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 500,
+                 **kwargs) -> torch.Tensor:
         """Latents (and labels, conditional models) -> images in [0, 1], in eval mode, in chunks of ``batch_size``."""
         labels = check_labels(self, labels, len(z))
         label_chunks = labels.split(batch_size) if labels is not None else [None] * len(z.split(batch_size))

@@ -119,7 +119,8 @@ def prepare_discriminator(discriminator: nn.Module, config, background: float) -
     policy = tuple(config.diffaugment)
     unknown = [p for p in policy if p not in AUGMENTATIONS]
     if unknown:
-        raise ConfigError(f"model.diffaugment: unknown augmentation(s) {unknown}; choose among {sorted(AUGMENTATIONS)}.")
+        raise ConfigError(f"model.diffaugment: unknown augmentation(s) {unknown}; "
+                          f"choose among {sorted(AUGMENTATIONS)}.")
     if policy:
         def augment(module, args):
             return (diff_augment(args[0], policy, background), *args[1:]) if module.training else None
@@ -129,7 +130,8 @@ def prepare_discriminator(discriminator: nn.Module, config, background: float) -
 
 
 def dense_stack(sizes: list[int]) -> nn.Sequential:
-    """Linear layers of the given sizes, each followed by a ReLU: ``[a, b, c]`` -> Linear(a, b), ReLU, Linear(b, c), ReLU."""
+    """Linear layers of the given sizes, each followed by a ReLU: ``[a, b, c]`` -> Linear(a, b), ReLU, Linear(b, c),
+    ReLU."""
     layers: list[nn.Module] = []
     for a, b in zip(sizes[:-1], sizes[1:]):
         layers += [nn.Linear(a, b), nn.ReLU()]

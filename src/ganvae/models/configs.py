@@ -29,9 +29,11 @@ class AdversarialConfig:
     lr_discriminator: Annotated[float, POSITIVE] = 2e-4  # Adam learning rate of the discriminator
     beta1: Annotated[float, PROBABILITY] = 0.5  # Adam beta1 (0.5 as in Radford et al. 2016)
     beta2: Annotated[float, PROBABILITY] = 0.999  # Adam beta2
-    real_label: Annotated[float, Bound(0, 1, lo_open=True, says="in (0, 1]")] = 1.0  # target for real images in the BCE loss; 0.9 = one-sided label smoothing
+    # target for real images in the BCE loss; 0.9 = one-sided label smoothing
+    real_label: Annotated[float, Bound(0, 1, lo_open=True, says="in (0, 1]")] = 1.0
     # EMA of the generator (and encoder) weights, used for sampling and evaluation (Yazici et al. 2019); None = off
-    ema_decay: Annotated[Optional[float], Bound(0, 1, lo_open=True, hi_open=True, says="between 0 and 1 (e.g. 0.999), or null for no averaging")] = 0.999
+    ema_decay: Annotated[Optional[float], Bound(0, 1, lo_open=True, hi_open=True,
+                                                says="between 0 and 1 (e.g. 0.999), or null for no averaging")] = 0.999
     spectral_norm: bool = False  # spectral normalisation of every discriminator layer (Miyato et al. 2018)
     # differentiable augmentation of the discriminator's inputs (Zhao et al. 2020): translation, cutout; [] = off
     diffaugment: list[str] = field(default_factory=list)
@@ -41,8 +43,10 @@ class AdversarialConfig:
 class GANStepConfig(AdversarialConfig):
     """A generator/discriminator pair trained with :class:`~ganvae.models.base.AdversarialModel`'s step."""
 
-    reuse_fake_logits: bool = False  # generator step reuses the discriminator's pass on the fakes (faster, not the textbook step)
-    r1_gamma: Annotated[float, AT_LEAST_0] = 0.0  # weight of the R1 gradient penalty on real images (Mescheder et al. 2018); 0 = off
+    # generator step reuses the discriminator's pass on the fakes (faster, not the textbook step)
+    reuse_fake_logits: bool = False
+    # weight of the R1 gradient penalty on real images (Mescheder et al. 2018); 0 = off
+    r1_gamma: Annotated[float, AT_LEAST_0] = 0.0
     # weight of the mode-seeking term (Mao et al. 2019; losses.mode_seeking_loss) of a model that takes labels or
     # pseudo-classes: a second generator pass on a quarter of the batch, same classes, new noise; 0 = off
     mode_seeking: Annotated[float, AT_LEAST_0] = 0.0
@@ -55,7 +59,8 @@ class LatentPriorConfig:
     Defaults measured in benchmarks/RESULTS.md ("Learned prior")."""
 
     prior: Literal["normal", "gmm"] = "gmm"  # gmm = fit a mixture after training and sample from it; normal = N(0, I)
-    prior_components: Annotated[int, AT_LEAST_1] = 100  # mixture components; a conditional model fits one mixture per class, each of prior_components // num_classes
+    # mixture components; a conditional model fits one mixture per class, each of prior_components // num_classes
+    prior_components: Annotated[int, AT_LEAST_1] = 100
     prior_covariance: Literal["full", "diag"] = "full"  # each component's covariance
 
 
@@ -67,15 +72,18 @@ class VAEObjectiveConfig(LatentPriorConfig):
     decoder_std: Annotated[float, POSITIVE] = 0.1  # standard deviation of the Gaussian decoder
     kl_weight: Annotated[float, AT_LEAST_0] = 1.0  # beta: weight of the KL term once warmed up (1 = the true ELBO)
     kl_warmup_epochs: Annotated[float, AT_LEAST_0] = 0.0  # epochs over which beta rises linearly from 0; 0 = no warm-up
-    binarize: Literal["none", "dynamic"] = "none"  # dynamic = resample x ~ Bernoulli(pixel) every batch (Burda et al. 2016)
+    # dynamic = resample x ~ Bernoulli(pixel) every batch (Burda et al. 2016)
+    binarize: Literal["none", "dynamic"] = "none"
 
 
 @dataclass
 class ConvNetConfig:
     """The convolutional encoder (and its mirrored decoder) of ``models/blocks.py``."""
 
-    channels: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [32, 64])  # encoder channels at H/2, H/4 (decoder mirrors)
-    hidden: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [256])  # dense layers between the convolutions and z
+    # encoder channels at H/2, H/4 (decoder mirrors)
+    channels: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [32, 64])
+    # dense layers between the convolutions and z
+    hidden: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [256])
 
 
 @dataclass
@@ -112,7 +120,8 @@ class ConditionalDiscriminatorConfig(ConditionalConfig):
     # MNIST's digits far more closely than a small discriminator's features do (benchmarks/RESULTS.md,
     # "Self-conditioning's features")
     self_conditioning_features: Literal["discriminator", "spectral"] = "spectral"
-    recluster_every: Annotated[int, AT_LEAST_1] = 2  # self-conditioning on the discriminator: epochs between two clusterings (the first is before step 0)
+    # self-conditioning on the discriminator: epochs between two clusterings (the first is before step 0)
+    recluster_every: Annotated[int, AT_LEAST_1] = 2
 
     # what a stored config without these fields did: checkpoints and pretrained folders from before self-conditioning
     # (or before its features could be chosen) were not self-conditioned (or clustered the discriminator's features)

@@ -104,7 +104,8 @@ class CPPN(VAEBase):
         self.encoder = conditioned_encoder(encoder, c, self.image_shape)
         self.generator = conditioned_generator(CPPNGenerator(c, self.image_shape[0]), c)
         discriminator = ConvDiscriminator(self.image_shape, c.discriminator_channels, 4, c.leaky_slope, c.dropout)
-        self.discriminator = prepare_discriminator(conditioned_discriminator(discriminator, c), c, background(self.value_range))
+        self.discriminator = prepare_discriminator(conditioned_discriminator(discriminator, c), c,
+                                                   background(self.value_range))
         self._init_ema()
 
     # the VAE machinery calls decoder_logits(z) for logits at the training resolution
@@ -146,7 +147,8 @@ class CPPN(VAEBase):
     def make_optimizers(self):
         c = self.config
         return {
-            "generator": adam([*self.encoder.parameters(), *self.generator.parameters()], c.lr_generator, c.beta1, c.beta2),
+            "generator": adam([*self.encoder.parameters(), *self.generator.parameters()], c.lr_generator, c.beta1,
+                              c.beta2),
             "discriminator": adam(self.discriminator.parameters(), c.lr_discriminator, c.beta1, c.beta2),
         }
 
@@ -158,7 +160,8 @@ class CPPN(VAEBase):
             z = self.reparameterize(mu, logvar, ctx)
             logits = self.decoder(z, y)
             # VAE loss per pixel (the original divides by the image size) keeps it on the GAN loss's scale
-            vae_loss = (self.reconstruction_nll(logits, x) + self.kl_beta(ctx) * gaussian_kl(mu, logvar)).mean() / n_pixels
+            vae_loss = (self.reconstruction_nll(logits, x)
+                        + self.kl_beta(ctx) * gaussian_kl(mu, logvar)).mean() / n_pixels
             with ctx.frozen(self.discriminator) as discriminator:
                 g_loss = generator_loss(call(discriminator, torch.sigmoid(logits), y), c.gan_loss)
             loss = c.vae_weight * vae_loss + g_loss
@@ -168,7 +171,8 @@ class CPPN(VAEBase):
     def _discriminator_loss(self, x, fake, ctx: StepContext, y: torch.Tensor | None):
         b = x.shape[0]
         with ctx.autocast():
-            logits = call(self.discriminator, torch.cat([x, fake]), None if y is None else torch.cat([y, y]))  # one pass
+            logits = call(self.discriminator, torch.cat([x, fake]),
+                          None if y is None else torch.cat([y, y]))  # one pass
             return discriminator_loss(logits[:b], logits[b:], self.config.gan_loss, self.config.real_label)
 
     def training_step(self, x, optimizers, ctx: StepContext):

@@ -25,11 +25,13 @@ class CPPNConfig(AdversarialConfig, VAEObjectiveConfig, ConditionalConfig):
     scale: Annotated[float, POSITIVE] = 4.0  # coordinates x, y span [-scale, scale] (larger = finer detail)
     encoder_channels: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [32, 64])  # encoder conv channels
     hidden: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [256])  # encoder dense layers
-    discriminator_channels: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [32, 64])  # discriminator conv channels
+    # discriminator conv channels
+    discriminator_channels: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [32, 64])
     dropout: Annotated[float, PROBABILITY] = 0.3  # dropout in the discriminator
     leaky_slope: Annotated[float, AT_LEAST_0] = 0.2  # discriminator leaky ReLU slope
     vae_weight: Annotated[float, AT_LEAST_0] = 1.0  # weight of the per-pixel VAE loss against the adversarial loss
-    schedule: Literal["balanced", "alternating"] = "balanced"  # balanced = the original's G/D balancing; alternating = 1 D + 1 G step
+    # balanced = the original's G/D balancing; alternating = 1 D + 1 G step
+    schedule: Literal["balanced", "alternating"] = "balanced"
     max_generator_steps: Annotated[int, AT_LEAST_1] = 4  # balanced: at most this many generator steps per batch
     generator_loss_target: float = 0.6  # balanced: stop the generator steps once its loss is below this
     discriminator_loss_floor: float = 0.6  # balanced: train D only while its loss is above this

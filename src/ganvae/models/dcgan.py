@@ -63,7 +63,8 @@ class DCGANGenerator(nn.Module):
         layers.append(nn.Tanh())
         self.net = nn.Sequential(*layers)  # (B, C0, H/4, W/4) -> ... -> (B, C, H, W)
         self.memory_format = torch.channels_last if c.channels_last else torch.contiguous_format
-        self.net.to(memory_format=self.memory_format)  # weights in the activations' layout: no reorders, DDP buckets match
+        # weights in the activations' layout: no reorders, DDP buckets match
+        self.net.to(memory_format=self.memory_format)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:  # (B, Z) -> (B, C, H, W) in [-1, 1]
         h = self.project(z).view(-1, *self.start).contiguous(memory_format=self.memory_format)

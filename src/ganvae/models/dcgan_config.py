@@ -24,11 +24,14 @@ class DCGANConfig(GANStepConfig, ConditionalDiscriminatorConfig):
     latent_dim: Annotated[int, AT_LEAST_1] = 100  # size of the noise vector z
     # channels of the dense projection at H/4, then of each transposed convolution (the last one at H/2)
     generator_channels: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [64, 32, 16])
-    discriminator_channels: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [16, 32])  # channels at H/2, H/4
+    # channels at H/2, H/4
+    discriminator_channels: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [16, 32])
     kernel_size: Annotated[int, AT_LEAST_1] = 5  # kernel of every (transposed) convolution
-    leaky_slope: Annotated[float, AT_LEAST_0] = 0.2  # negative slope of the leaky ReLUs (Radford et al. 2016; the tutorial: 0.3)
+    # negative slope of the leaky ReLUs (Radford et al. 2016; the tutorial: 0.3)
+    leaky_slope: Annotated[float, AT_LEAST_0] = 0.2
     dropout: Annotated[float, PROBABILITY] = 0.0  # dropout after each discriminator activation (the tutorial: 0.3)
-    lr_generator: Annotated[float, POSITIVE] = 2e-4  # Adam learning rate of the generator (Radford et al. 2016; the tutorial: 1e-4)
+    # Adam learning rate of the generator (Radford et al. 2016; the tutorial: 1e-4)
+    lr_generator: Annotated[float, POSITIVE] = 2e-4
     lr_discriminator: Annotated[float, POSITIVE] = 2e-4  # Adam learning rate of the discriminator
     beta1: Annotated[float, PROBABILITY] = 0.5  # Adam beta1 (Radford et al. 2016; the tutorial: Keras' 0.9)
     # off by default for the DCGAN, unlike the MLP GAN: with spectral pseudo-classes some runs collapsed to one image

@@ -76,5 +76,6 @@ class GAN(AdversarialModel):
         super().__init__(config, image_shape)
         self.generator = conditioned_generator(MLPGenerator(config, self.image_shape), config)
         self.discriminator = prepare_discriminator(
-            conditioned_discriminator(MLPDiscriminator(config, self.image_shape), config), config, background(self.value_range))
+            conditioned_discriminator(MLPDiscriminator(config, self.image_shape), config), config,
+            background(self.value_range))
         self._init_ema()

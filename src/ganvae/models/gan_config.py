@@ -20,8 +20,10 @@ class GANConfig(GANStepConfig, ConditionalDiscriminatorConfig):
     """
 
     latent_dim: Annotated[int, AT_LEAST_1] = 100  # size of the noise vector z
-    generator_hidden: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [256, 512, 1024])  # generator layer widths
-    discriminator_hidden: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [1024, 512, 256])  # discriminator layer widths
+    # generator layer widths
+    generator_hidden: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [256, 512, 1024])
+    # discriminator layer widths
+    discriminator_hidden: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [1024, 512, 256])
     leaky_slope: Annotated[float, AT_LEAST_0] = 0.2  # negative slope of the leaky ReLUs
     dropout: Annotated[float, PROBABILITY] = 0.3  # dropout after each discriminator activation
     # batch norm after each hidden generator layer, as the widely used PyTorch-GAN MLP has it: without it the

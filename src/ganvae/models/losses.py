@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str, real_label: float = 1.0) -> torch.Tensor:
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str,
+                       real_label: float = 1.0) -> torch.Tensor:
     """Discriminator objective on real vs generated samples.
 
     - ``bce``: ``-log D(x) - log(1 - D(G(z)))`` (Goodfellow et al. 2014, Eq. 1), written with

@@ -22,7 +22,8 @@ class VAEConfig(VAEObjectiveConfig, ConditionalConfig):
     """
 
     latent_dim: Annotated[int, AT_LEAST_1] = 10  # size of z
-    hidden: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [400])  # encoder layer widths (the decoder mirrors them)
+    # encoder layer widths (the decoder mirrors them)
+    hidden: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [400])
     lr: Annotated[float, POSITIVE] = 1e-3  # Adam learning rate
     beta1: Annotated[float, PROBABILITY] = 0.9  # Adam beta1
     beta2: Annotated[float, PROBABILITY] = 0.999  # Adam beta2
@@ -33,4 +34,5 @@ class ConvVAEConfig(VAEConfig, ConvNetConfig):
     """Convolutional VAE: two stride-2 convolutions down, two transposed convolutions up."""
 
     latent_dim: Annotated[int, AT_LEAST_1] = 16  # size of z
-    hidden: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [256])  # dense layers between the convolutions and z
+    # dense layers between the convolutions and z
+    hidden: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [256])

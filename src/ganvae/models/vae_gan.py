@@ -38,7 +38,8 @@ class VAEGAN(VAEBase):
         c = config
         self.encoder, self.decoder = conv_encoder_decoder(c, self.image_shape)
         discriminator = ConvDiscriminator(self.image_shape, c.discriminator_channels, 4, c.leaky_slope, c.dropout)
-        self.discriminator = prepare_discriminator(conditioned_discriminator(discriminator, c), c, background(self.value_range))
+        self.discriminator = prepare_discriminator(conditioned_discriminator(discriminator, c), c,
+                                                   background(self.value_range))
         self._init_ema()
 
     def make_optimizers(self):
@@ -77,8 +78,10 @@ class VAEGAN(VAEBase):
             else:
                 recon = self.reconstruction_nll(recon_logits, x)
             kl = gaussian_kl(mu, logvar)
-            adv = generator_loss(call(discriminator, torch.cat([torch.sigmoid(adv_logits), prior_images]), y2), c.gan_loss)
+            adv = generator_loss(call(discriminator, torch.cat([torch.sigmoid(adv_logits), prior_images]), y2),
+                                 c.gan_loss)
             recon, kl = recon.mean(), kl.mean()
             loss = recon + self.kl_beta(ctx) * kl + c.adversarial_weight * adv
         ctx.optimize(optimizers["vae"], loss)
-        return {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach(), "d_loss": d_loss.detach(), "g_loss": adv.detach()}
+        return {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach(), "d_loss": d_loss.detach(),
+                "g_loss": adv.detach()}

@@ -58,7 +58,8 @@ def _flatten_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict, hea
 def _restore_optimizer(name: str, opt: torch.optim.Optimizer, ckpt: Checkpoint) -> None:
     info = ckpt.header.get("optimizers", {}).get(name)
     if info is None:
-        raise CheckpointError(f"{ckpt.path}: has no state for optimiser {name!r}; it was written by another model or version.")
+        raise CheckpointError(f"{ckpt.path}: has no state for optimiser {name!r}; it was written by another model "
+                              "or version.")
     state: dict[int, dict[str, Any]] = {}
     for key, value in ckpt.group(f"optim.{name}").items():
         idx, _, field = key.partition(".")
@@ -183,7 +184,8 @@ def load_checkpoint(path: str | Path, expected_model: str | None = None) -> Chec
     if header.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format version {header.get('format_version')} but this ganvae "
-            f"({header.get('ganvae_version', '?')} wrote it) reads version {FORMAT_VERSION}. Use the ganvae version that wrote it."
+            f"({header.get('ganvae_version', '?')} wrote it) reads version {FORMAT_VERSION}. "
+            "Use the ganvae version that wrote it."
         )
     _check_header(header, path)
     if expected_model is not None and header.get("model_name") != expected_model:

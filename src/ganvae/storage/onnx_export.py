@@ -142,9 +142,11 @@ def card(name: str, record: dict) -> str:
 Exported by `ganvae export ... --format onnx` (opset {record['opset']}; dynamic batch size B). Images come out
 `(B, {', '.join(map(str, record['image_shape']))})` float32 in [0, 1].
 
-- `sampler.onnx`: `uniform` (B, 2) in [0, 1) and `normal` (B, {d}) standard normal{', and `label` (B,) int64' if conditional else ''}
+- `sampler.onnx`: `uniform` (B, 2) in [0, 1) and `normal` (B, {d}) standard normal{', and `label` (B,) int64'
+                                                                                   if conditional else ''}
   -> `image`. The model's prior ({record['prior']}) is inside the graph: give it noise and it draws samples.
-- `decoder.onnx`: `latent` (B, {dec}){' and `label` (B,) int64' if conditional else ''} -> `image`: the network alone, for latents of your own.
+- `decoder.onnx`: `latent` (B, {dec}){' and `label` (B,) int64'
+                                      if conditional else ''} -> `image`: the network alone, for latents of your own.
 
 ```python
 import numpy as np

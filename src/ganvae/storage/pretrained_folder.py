@@ -10,7 +10,8 @@ A folder holds three files (after diffusers' ``save_pretrained``):
 - ``README.md``: the model card (recipe, data, budget, machine, measured metrics and their protocol, licence,
   intended use).
 
-Loading reads JSON and tensors only: no code from the folder runs. The zoo (:mod:`ganvae.storage.zoo`) ships in ``ganvae/pretrained/<name>/``.
+Loading reads JSON and tensors only: no code from the folder runs. The zoo (:mod:`ganvae.storage.zoo`) ships in
+``ganvae/pretrained/<name>/``.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def save_pretrained(model, config, out: str | Path, dtype: str = "float16", sour
     for key, value in model_state.sampling_state(model).items():  # float32: a Cholesky factor loses too much in half
         tensors[key] = value.detach().cpu().contiguous()
     model.train(was_training)
-    model_cfg = model_state.export_settings(model, config.model)  # the averaged weights are stored as the weights themselves
+    # the averaged weights are stored as the weights themselves
+    model_cfg = model_state.export_settings(model, config.model)
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "model_name": config.model_name,
         "model": model_cfg, "image_shape": list(model.image_shape),
@@ -148,8 +150,10 @@ def load_pretrained(folder: str | Path, device: torch.device | str = "cpu"):
     # billion-unit layer; it is refused here, before anything is allocated)
     with torch.device("meta"):
         skeleton = build_model(cfg, image_shape)
-    expected = {f"{n}.{k}": v for n in skeleton.sampling_networks() for k, v in getattr(skeleton, n).state_dict().items()}
-    state = model_state.sampling_state(skeleton)  # the learned prior, pseudo-classes: absent in a folder from before them
+    expected = {f"{n}.{k}": v for n in skeleton.sampling_networks()
+                for k, v in getattr(skeleton, n).state_dict().items()}
+    # the learned prior, pseudo-classes: absent in a folder from before them
+    state = model_state.sampling_state(skeleton)
     nets = {k: v for k, v in header.items() if k.split(".")[0] in skeleton.sampling_networks()}
     tensorfile.compare_with_model(nets, expected, weights, f"the {meta['model_name']} of config.json",
                                   "config.json and model.safetensors come from different models (or one was "

@@ -83,7 +83,8 @@ def environment_info() -> dict:
     }
 
 
-def write_run_metadata(run_dir: Path, cfg: ExperimentConfig, argv: list[str] | None = None, extra: dict | None = None) -> None:
+def write_run_metadata(run_dir: Path, cfg: ExperimentConfig, argv: list[str] | None = None,
+                       extra: dict | None = None) -> None:
     """Write ``config.yaml``, ``command.txt`` and ``run.json`` (seed, versions, machine) into ``run_dir``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())

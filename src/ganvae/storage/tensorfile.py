@@ -82,7 +82,8 @@ def compare_with_model(found: dict[str, tuple[str, tuple[int, ...]]], expected: 
             for k in sorted(set(found) & set(expected))
             if (found[k][0] in FLOAT_DTYPES) != expected[k].is_floating_point()]
     problems = ([f"missing {', '.join(missing[:3])}" + (" ..." if len(missing) > 3 else "")] if missing else []) + \
-               ([f"unexpected {', '.join(unexpected[:3])}" + (" ..." if len(unexpected) > 3 else "")] if unexpected else []) + \
+               ([f"unexpected {', '.join(unexpected[:3])}" + (" ..." if len(unexpected) > 3 else "")]
+                if unexpected else []) + \
                wrong[:3] + kind[:3]
     if problems:
         raise CheckpointError(f"{path}: the tensors do not fit {what} ({'; '.join(problems)}). {fix}")

@@ -20,7 +20,8 @@ from ganvae.registry import model_names
 log = logging.getLogger(__name__)
 
 DEMO_MODELS = ("gan", "dcgan", "vae")
-DEMO_MINUTES = 1.5  # training per model, so that the whole demo takes a few minutes (benchmarks/RESULTS.md, "The demo's data")
+# training per model, so that the whole demo takes a few minutes (benchmarks/RESULTS.md, "The demo's data")
+DEMO_MINUTES = 1.5
 # evaluation + pictures per model, counted in the time left that the demo announces (benchmarks/RESULTS.md, "The
 # demo's data")
 EVAL_MINUTES = 0.25
@@ -48,7 +49,8 @@ def demo(out: str | Path | None = None, minutes: float = DEMO_MINUTES, models: t
                                "{given:minutes#example}.", values={"minutes#example": 1.5}, reason="positive")
     out = Path(out) if out is not None else Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     if out.exists() and any(out.iterdir()):
-        raise FieldConfigError("out", str(out), f"{out} is not empty; give the demo a new folder with {{given:out#dir}}.",
+        raise FieldConfigError("out", str(out),
+                               f"{out} is not empty; give the demo a new folder with {{given:out#dir}}.",
                                values={"out#dir": Placeholder("DIR")}, reason="an empty or new folder")
     start = time.monotonic()
     stages = len(models) + 1

@@ -191,7 +191,8 @@ def divergence_advice(cfg, run_dir: Path, resumable: bool) -> str:
     new = {r: (v / 2 if low <= v <= high * 10 else 2e-4) for r, v in rates.items()}
     wild = [f"model.{r}={v:g}" for r, v in rates.items() if not low <= v <= high * 10]
     sets = " ".join(f"--set model.{r}={v:g}" for r, v in new.items())
-    again = f"ganvae train {cfg.model_name} --out {run_dir} --resume {sets}" if resumable else f"train again with {sets}"
+    again = (f"ganvae train {cfg.model_name} --out {run_dir} --resume {sets}" if resumable
+             else f"train again with {sets}")
     if wild:
         return (f"{' and '.join(wild)} {'is' if len(wild) == 1 else 'are'} far outside the range that trains "
                 f"({low:g} to {high:g} for Adam here; the recipes use 1e-4 to 1e-3): {again}")

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 # settings of these sections that cannot change on resume (every other one can, except model settings that change
 # the networks' weights, found by building the networks)
 FIXED = {
-    "data": {"dataset": "the run's weights were trained on its data", "classes": "the run's weights were trained on its data",
+    "data": {"dataset": "the run's weights were trained on its data",
+             "classes": "the run's weights were trained on its data",
              "image_size": "the networks' shapes depend on it", "invert": "the run's weights were trained on its data",
              "test_fraction": "the data split would change"},
     "train": {"seed": "the run's data order and noise derive from it"},

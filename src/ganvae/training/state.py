@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from ganvae.common import seeds
 from ganvae.errors import CheckpointError
 from ganvae.storage import checkpoint as ckpt_io
 
@@ -127,3 +128,9 @@ class TrainResult:
     stopped_by: str  # "epochs", "time", "interrupt", "callback"
     last_losses: dict[str, float] = field(default_factory=dict)
     stop_reason: str | None = None  # a callback's request_stop(reason)
+
+
+def fixed_noise(model, n: int, seed: int) -> torch.Tensor:
+    """The latents every sample grid of a run is drawn from (same seed, same grids)."""
+    g = torch.Generator().manual_seed(seed + seeds.FIXED_NOISE)
+    return model.latent_prior.draw(n, g)

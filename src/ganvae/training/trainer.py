@@ -23,7 +23,6 @@ from pathlib import Path
 
 import torch
 
-from ganvae.common import seeds
 from ganvae.common.device import bf16_autocast, resolve_device, resolve_precision, seed_everything
 from ganvae.common.files import check_output
 from ganvae.common.pixels import scale_images
@@ -31,38 +30,23 @@ from ganvae.config import ExperimentConfig, validate
 from ganvae.data.dataset import ImageData, iter_batch_indices, load_dataset, steps_per_epoch
 from ganvae.errors import ConfigError, GanvaeError, Interrupted
 from ganvae.metrics.during_training import TrainingMetrics
-from ganvae.models.base import GenerativeModel
 from ganvae.models.conditioning import check_conditional_data
 from ganvae.models.step import StepContext
 from ganvae.registry import build_model
 from ganvae.storage import checkpoint as ckpt_io
 from ganvae.storage.run_folder import RunLock, default_run_dir, open_run_folder
+from ganvae.training import outputs
 from ganvae.training.callbacks import Callback, CallbackList
 from ganvae.training.callbacks.builtin import LatentPriorFit, RunSummary, SpeedCheck
 from ganvae.training.denormals import flush_denormals
 from ganvae.training.distributed import DistContext, collective_failure
-from ganvae.training.outputs import (
-    CheckpointCadence,
-    LossLog,
-    SampleGrids,
-    divergence_advice,
-    open_tensorboard,
-    progress_bar,
-    truncate_csv,
-)
 from ganvae.training.resume import config_on_resume, restore_training
 from ganvae.training.signals import StopFlag
-from ganvae.training.state import TrainingClock, TrainingState, TrainResult  # noqa: F401 (TrainResult re-exported)
+from ganvae.training.state import TrainingClock, TrainingState, TrainResult, fixed_noise  # noqa: F401 (TrainResult)
 from ganvae.training.tracking import tracker_callbacks
 
 log = logging.getLogger(__name__)
 QUALITY_POINTS = "quality_points"  # the in-training metrics' clock among the checkpoint's callback states
-
-
-def fixed_noise(model: GenerativeModel, n: int, seed: int) -> torch.Tensor:
-    """The latents every sample grid of a run is drawn from (same seed, same grids)."""
-    g = torch.Generator().manual_seed(seed + seeds.FIXED_NOISE)
-    return model.latent_prior.draw(n, g)
 
 
 class Trainer:
@@ -148,16 +132,17 @@ class Trainer:
         self.writer = None
         self.file_log = None
         if self.dist.is_main:  # the run folder, its log file, metadata and TensorBoard writer
-            self.file_log = open_run_folder(self.run_dir, self.cfg, self.argv, resumed=self.resume_checkpoint is not None,
+            self.file_log = open_run_folder(self.run_dir, self.cfg, self.argv,
+                                            resumed=self.resume_checkpoint is not None,
                                             changes=getattr(self, "resume_changes", []),
                                             extra={"device": str(self.device), "world_size": self.dist.world_size,
                                                    "global_batch_size": self.cfg.train.batch_size})
-            self.writer = open_tensorboard(self.run_dir, self.state.step) if self.cfg.run.tensorboard else None
+            self.writer = outputs.open_tensorboard(self.run_dir, self.state.step) if self.cfg.run.tensorboard else None
         # every rank checks the (reduced) losses and keeps the cadences; only rank 0 writes
-        self.loss_log = LossLog(self.run_dir, self.ckpt_path, self.dist, self.device, self.writer,
-                                advice=lambda kept: divergence_advice(self.cfg, self.run_dir, kept))
-        self.grids = SampleGrids(self.run_dir, self.dist, self.writer, self.cfg.run.gif_fps)
-        self.cadence = CheckpointCadence(self.cfg.train, self.dist)
+        self.loss_log = outputs.LossLog(self.run_dir, self.ckpt_path, self.dist, self.device, self.writer,
+                                        advice=lambda kept: outputs.divergence_advice(self.cfg, self.run_dir, kept))
+        self.grids = outputs.SampleGrids(self.run_dir, self.dist, self.writer, self.cfg.run.gif_fps)
+        self.cadence = outputs.CheckpointCadence(self.cfg.train, self.dist)
         self.metrics = TrainingMetrics(self.cfg, self.run_dir, self.dist, self.writer)
         if self.resume_checkpoint is not None:
             states = dict(self.resume_checkpoint.header.get("callbacks") or {})
@@ -168,7 +153,8 @@ class Trainer:
                 # resume: losses.csv numbers steps from 0 (row s = the step that made step s + 1 done), the
                 # metrics CSV counts them
                 self.loss_log.truncate(self.state.step)
-                truncate_csv(self.run_dir / "metrics_during_training.csv", "step", lambda s: s <= self.state.step)
+                metrics_csv = self.run_dir / "metrics_during_training.csv"
+                outputs.truncate_csv(metrics_csv, "step", lambda s: s <= self.state.step)
 
     # ------------------------------------------------------------------ what callbacks call
     def request_stop(self, reason: str) -> None:
@@ -197,7 +183,8 @@ class Trainer:
         self._save(self._last_saved)
 
     # ------------------------------------------------------------------ outputs
-    def _log_losses(self, pending: list[tuple[int, int, dict[str, torch.Tensor]]], imgs_per_s: float, bar) -> dict[str, float]:
+    def _log_losses(self, pending: list[tuple[int, int, dict[str, torch.Tensor]]], imgs_per_s: float,
+                    bar) -> dict[str, float]:
         """The loss log (checked, written), the progress bar's figures and the callbacks' ``on_log``."""
         last = self.loss_log.write(pending, imgs_per_s)
         if bar is not None:
@@ -283,7 +270,8 @@ class Trainer:
                     break
             if self._stop_reason is not None and stopped_by == "epochs":  # asked in on_train_start
                 stopped_by = "callback"
-            if not self.ckpt_path.exists() or (stopped_by == "callback" and self.last_checkpoint_step != self.state.step):
+            if not self.ckpt_path.exists() or (stopped_by == "callback"
+                                               and self.last_checkpoint_step != self.state.step):
                 self._checkpoint(epoch, self.state.step_in_epoch, self.clock.elapsed())  # e.g. no epochs left
         self.callbacks("on_fit_end", self, stopped_by)
         return self._finish(epoch, stopped_by)
@@ -292,19 +280,19 @@ class Trainer:
         """Train from the current position to the end of ``epoch``, logging every ``train.log_every`` steps.
         Returns True when the time budget ran out or a signal arrived (every rank stops at the same step)."""
         tc, world = self.cfg.train, self.dist.world_size
-        bar = progress_bar(self.cfg, self.dist, epoch, n_steps, self.state.step_in_epoch)
+        bar = outputs.progress_bar(self.cfg, self.dist, epoch, n_steps, self.state.step_in_epoch)
         pending: list = []  # (step, epoch, losses) not yet synced to the host
         out_of_time = False
         if self.state.step_in_epoch == 0:
             self._before_epoch(epoch)
         tick, tick_images = time.monotonic(), 0
-        for idx in iter_batch_indices(len(self.data.train_images), per_rank_batch, tc.seed, epoch, self.state.step_in_epoch,
-                                      self.dist.rank, world, self.data.train_images.device):
+        for idx in iter_batch_indices(len(self.data.train_images), per_rank_batch, tc.seed, epoch,
+                                      self.state.step_in_epoch, self.dist.rank, world, self.data.train_images.device):
             batch = self.data.train_images.index_select(0, idx)  # 5 us against 34 for images[idx] (batch 128, CPU)
             x = scale_images(batch, self.model.value_range)  # (B, C, H, W) in the model's range
             labels = self.model.training_labels(idx, self.data.train_labels)  # the data's, pseudo-classes, or None
-            ctx = self.dist.step_context(StepContext(self.state.step, epoch, epoch + self.state.step_in_epoch / n_steps, self.autocast,
-                                                     labels=labels))
+            ctx = self.dist.step_context(StepContext(self.state.step, epoch, epoch + self.state.step_in_epoch / n_steps,
+                                                     self.autocast, labels=labels))
             losses = self.model.training_step(x, self.optimizers, ctx)
             self.model.after_step(self.state.step)
             pending.append((self.state.step, epoch, losses))
@@ -382,8 +370,8 @@ class Trainer:
         rate = self.images_this_session / stepping if stepping > 0 else 0.0
         self.grids.finish()
         self.loss_log.finish(title=f"{cfg.model_name} losses")
-        result = TrainResult(self.run_dir, self.ckpt_path, self.state.step, epoch, rate, elapsed, stopped_by, self.last_losses,
-                             self._stop_reason if stopped_by == "callback" else None)
+        result = TrainResult(self.run_dir, self.ckpt_path, self.state.step, epoch, rate, elapsed, stopped_by,
+                             self.last_losses, self._stop_reason if stopped_by == "callback" else None)
         self.callbacks("on_train_end", self, result)
         if stopped_by == "interrupt":
             raise Interrupted(f"interrupted at step {self.state.step}; checkpoint written to {self.ckpt_path}. "

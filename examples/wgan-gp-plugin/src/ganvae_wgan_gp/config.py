@@ -23,4 +23,5 @@ class WGANGPConfig:
     gp_weight: Annotated[float, AT_LEAST_0] = 10.0  # lambda, the gradient penalty's weight
     n_critic: Annotated[int, AT_LEAST_1] = 5  # critic steps per generator step (each trainer step is one critic step)
     # exponential moving average of the generator for sampling; None = sample the trained weights
-    ema_decay: Annotated[Optional[float], Bound(0, 1, lo_open=True, hi_open=True, says="between 0 and 1, or null")] = 0.999
+    ema_decay: Annotated[Optional[float], Bound(0, 1, lo_open=True, hi_open=True,
+                                                says="between 0 and 1, or null")] = 0.999

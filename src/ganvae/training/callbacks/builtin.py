@@ -40,7 +40,8 @@ class SpeedCheck(Callback):
         self._check(trainer, speed_check.MIN_SECONDS)
         cfg = trainer.cfg
         points = trainer.run_dir / "metrics_during_training.csv"  # this session's or an earlier one's
-        measured = trainer.metrics.last_point is not None or (points.is_file() and len(points.read_text().splitlines()) > 1)
+        measured = trainer.metrics.last_point is not None or (points.is_file()
+                                                              and len(points.read_text().splitlines()) > 1)
         budget = speed_check.budget_message(stopped_by, int(measured),
                                             cfg.train.eval_every > 0 or cfg.train.eval_interval_minutes > 0,
                                             cfg.train.max_minutes)
