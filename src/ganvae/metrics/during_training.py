@@ -2,8 +2,9 @@
 
 :class:`TrainingMetrics` is a small object the trainer calls after each logging interval and at each epoch's
 end (after lucidrains' ``FIDEvaluation``): it decides whether a measurement is due, owns its feature network and
-cached reference features, its CSV and the time it spent, and returns that time so the trainer can leave it out
-of the run's time budget. Only the Frechet distance and class coverage on ``train.eval_samples`` samples from a
+cached reference features, its CSV and its clock (the training time of the last point, saved with the run's
+checkpoints); the trainer's clock leaves the time it spends out of the run's time budget. Only the Frechet
+distance and class coverage on ``train.eval_samples`` samples from a
 fixed generator (seeded; the training's own random stream is not touched, so resumption stays exact), for
 encoder models an IWAE bound on part of the test set, and for models whose networks take classes or
 pseudo-classes whether the generator still uses its noise (:mod:`ganvae.metrics.noise_use`).
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import time
 from pathlib import Path
 
 import torch
@@ -59,7 +59,6 @@ class TrainingMetrics:
         self.path = Path(run_dir) / "metrics_during_training.csv"
         self.dist, self.writer = dist, writer
         self.last_elapsed = 0.0  # training seconds at the last measurement
-        self.seconds = 0.0  # time spent measuring, in all
         self._reference = None  # (feature network, test data on the CPU, reference features), loaded on first use
         self.last_point: dict[str, float] | None = None  # the latest row written (rank 0), for callbacks
         self.collapse: str | None = None  # the latest point's mode-collapse warning (rank 0), or None
@@ -72,24 +71,20 @@ class TrainingMetrics:
     def load_state_dict(self, state: dict) -> None:
         self.last_elapsed = float(state.get("last_elapsed", 0.0))
 
-    def __call__(self, model, data, step: int, epoch: float, elapsed: float, epoch_end: bool) -> float:
-        """Measure if due; returns the seconds spent (0 when not due). ``epoch`` is fractional mid-epoch."""
+    def __call__(self, model, data, step: int, epoch: float, elapsed: float, epoch_end: bool) -> None:
+        """Measure if due (``last_point`` is then the new row). ``epoch`` is fractional mid-epoch."""
         if not epoch_end and self.interval_s <= 0:  # nothing can be due between epoch ends: no collective call
-            return 0.0
+            return
         by_epoch = epoch_end and self.every_epochs > 0 and round(epoch) % self.every_epochs == 0
         # by time: fast models (a VAE epoch can take 0.2 s) would otherwise spend more time evaluating than training
         by_time = self.interval_s > 0 and elapsed - self.last_elapsed >= self.interval_s
         if not self.dist.any(by_epoch or by_time):
-            return 0.0
+            return
         self.last_elapsed = elapsed
-        start = time.monotonic()
         device = model.device
         # the run's stream stays untouched
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             self._record(model, data, step, epoch, elapsed)
-        spent = time.monotonic() - start
-        self.seconds += spent
-        return spent
 
     def _record(self, model, data, step: int, epoch: float, elapsed: float) -> None:
         dist = self.dist

@@ -15,8 +15,10 @@ from typing import Any
 
 import torch
 
-from ganvae.config import SECTIONS, ExperimentConfig
-from ganvae.errors import ConfigError
+from ganvae.config import SECTIONS, ExperimentConfig, config_from_dict
+from ganvae.errors import CheckpointError, ConfigError
+from ganvae.storage import checkpoint as ckpt_io
+from ganvae.training.state import TrainingState
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +88,6 @@ def restore_training(model, optimizers: dict, ck, saved_cfg: ExperimentConfig, c
     :class:`~ganvae.training.state.TrainingState` to continue from. Refused, naming the file, when the run was
     trained on other data (``fingerprint``) or the file is not a training checkpoint, before any weight is touched.
     The learned prior is forgotten: it was fitted to the weights before this session and is refitted at its end."""
-    from ganvae.errors import CheckpointError
-    from ganvae.storage import checkpoint as ckpt_io
-    from ganvae.training.state import TrainingState
-
     if ck.header.get("data_fingerprint") not in (None, fingerprint):
         raise CheckpointError(
             f"{ck.path}: the run was trained on other data (fingerprint {ck.header['data_fingerprint']}, "
@@ -115,9 +113,6 @@ def restore_training(model, optimizers: dict, ck, saved_cfg: ExperimentConfig, c
 def config_on_resume(ck, cfg: ExperimentConfig) -> tuple[ExperimentConfig, ExperimentConfig, list[str]]:
     """For a run resumed from checkpoint ``ck`` with ``cfg``: (the run's saved config, the config to continue with,
     one line per changed setting); see :func:`resumed_config`. A checkpoint of another model is refused."""
-    from ganvae.config import config_from_dict
-    from ganvae.errors import CheckpointError
-
     if ck.model_name != cfg.model_name:
         raise CheckpointError(f"{ck.path}: a {ck.model_name} checkpoint, not {cfg.model_name}.")
     saved = config_from_dict(ck.header["config"], str(ck.path))

@@ -258,7 +258,8 @@ class Trainer:
         self.callbacks("on_train_start", self)
         with StopFlag() as stop:
             epoch = self._epoch = self.state.epoch
-            while epoch < tc.epochs and self._stop_reason is None:  # a stop asked before the first step: none
+            # a stop asked before the first step (on_train_start) trains none; decided by every rank together
+            while epoch < tc.epochs and not self.dist.any(self._stop_reason is not None):
                 if self._train_epoch(epoch, n_steps, per_rank_batch, budget_s, stop):
                     stopped_by = ("interrupt" if self.dist.any(stop.signum is not None) else
                                   "callback" if self.dist.any(self._stop_reason is not None) else "time")
