@@ -33,6 +33,9 @@ class Recorder(Callback):
         assert all(isinstance(v, float) for v in losses.values()) and images_per_second > 0
         self.calls.append(("log", trainer.state.step))
 
+    def on_mid_epoch(self, trainer, epoch):
+        self.calls.append(("mid", trainer.state.step, epoch))
+
     def on_metrics(self, trainer, metrics):
         self.calls.append(("metrics", int(metrics["step"]), metrics["fid"]))
 
@@ -59,7 +62,32 @@ def test_hooks_run_when_documented_and_leave_the_run_unchanged(tmp_path):
     assert rec.of("step") == [(s, ["d_loss", "g_loss"]) for s in range(1, 13)]  # 2 epochs of 6 steps
     assert rec.of("epoch") == [(1, 6), (2, 12)]
     assert rec.of("log") == [(4,), (6,), (10,), (12,)]  # every 4 steps and at each epoch's end
+    assert rec.of("mid") == [(4, 4 / 6), (10, 1 + 4 / 6)]  # the logs inside an epoch
     assert rec.of("checkpoint") == [(6,), (12,)]  # train.checkpoint_every=1 in the tiny config
+
+
+def test_the_trainers_own_outputs_are_callbacks_before_the_users(tmp_path):
+    """Grid, then quality point, then checkpoint at an epoch's end; summary.json before the trackers and yours."""
+    from ganvae.training.callbacks.builtin import LatentPriorFit, RunSummary, SpeedCheck
+    from ganvae.training.callbacks.outputs import LossLog, PeriodicCheckpoint, QualityPoints, SampleGrids
+
+    mine = Callback()
+    trainer = Trainer(tiny_config("gan"), tmp_path / "run", data=tiny_data(), callbacks=[mine])
+    assert [type(cb) for cb in trainer.callbacks.callbacks] == [
+        LossLog, SampleGrids, QualityPoints, PeriodicCheckpoint, RunSummary, LatentPriorFit, SpeedCheck, Callback]
+
+
+def test_a_fresh_run_in_a_folder_a_killed_run_left_starts_a_fresh_record(tmp_path):
+    """A run killed before its first checkpoint leaves losses.csv and quality points; the same command again (no
+    checkpoint, so not a resume) must not append to them."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "losses.csv").write_text("step,epoch,d_loss,g_loss\n0,1,9,9\n1,1,9,9\n")
+    (run / "metrics_during_training.csv").write_text("epoch,step,train_seconds,fid\n0.5,3,1.0,99\n")
+    train(tiny_config("gan"), run, data=tiny_data())
+    rows = read_losses(run)
+    assert [int(r[0]) for r in rows[1:]] == list(range(12)) and "9" not in [r[2] for r in rows[1:]]
+    assert not (run / "metrics_during_training.csv").exists()  # this run measured no quality point
 
 
 def test_on_metrics_receives_each_quality_point(tmp_path):

@@ -1,18 +1,13 @@
-"""The trainer's outputs, one small object each (the way :class:`ganvae.metrics.during_training.TrainingMetrics`
-works): the loss log (``losses.csv``, TensorBoard scalars, the divergence check, the loss plot), the sample grids
-(one per epoch on the fixed noise, then ``progress.gif``) and the checkpoint cadences. The trainer owns the
-training position; these own their files. Only rank 0 writes; every rank runs the divergence check on the same
-reduced numbers, so all stop together.
-
-A new output goes here (or in a user's :class:`ganvae.training.callbacks.Callback`, which needs no change to the
-package)."""
+"""What the trainer needs around its loop, apart from the callbacks that write its files
+(:mod:`ganvae.training.callbacks.outputs`): the TensorBoard writer they share, the losses of a logging interval
+synced and checked for divergence (with the advice a divergence ends with), CSV truncation on resume, and the
+progress bar."""
 
 from __future__ import annotations
 
 import csv
 import dataclasses
 import logging
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -20,7 +15,6 @@ import torch
 
 from ganvae.common.files import atomic_write_text
 from ganvae.errors import TrainingDiverged
-from ganvae.models.conditioning import class_grid_inputs
 
 log = logging.getLogger(__name__)
 
@@ -50,134 +44,44 @@ def truncate_csv(path: Path, column: str, keep: Callable[[int], bool]) -> None:
         atomic_write_text(path, "".join(",".join(r) + "\n" for r in kept))
 
 
-class LossLog:
-    """``losses.csv`` (one row per step, steps numbered from 0), TensorBoard's ``loss/*`` and speed scalars, and the
-    divergence check: a non-finite loss stops the run with :class:`TrainingDiverged`, naming the loss, the step
-    and what to do (``advice``).
+@dataclasses.dataclass
+class LoggedLosses:
+    """One logging interval's losses, averaged over the ranks, on the host: ``values[i, j]`` is loss ``names[j]``
+    of step ``steps[i]`` (numbered from 0) in epoch ``epochs[i]`` (from 0)."""
 
-    Args:
-        run_dir: the run folder.
-        ckpt_path: the run's checkpoint, which the divergence message names when it exists.
-        dist: the distributed context (losses are averaged over ranks before anything is written).
-        device: where the losses live (they are stacked there and synced to the host once per call).
-        writer: a TensorBoard writer, or None.
-        advice: ``(checkpoint exists) -> str``, the fix the divergence message ends with.
-    """
+    steps: list[int]
+    epochs: list[int]
+    names: list[str]
+    values: torch.Tensor  # (steps, losses), float32 on the CPU
 
-    def __init__(self, run_dir: Path, ckpt_path: Path, dist, device: torch.device, writer,
-                 advice: Callable[[bool], str]):
-        self.path, self.ckpt_path = run_dir / "losses.csv", ckpt_path
-        self.dist, self.device, self.writer, self.advice = dist, device, writer, advice
+    def rows(self):
+        """``(step, epoch, [value per loss])`` for each step."""
+        return zip(self.steps, self.epochs, self.values.tolist())
 
-    def truncate(self, step: int) -> None:
-        """On resume: rows of steps at or after ``step`` (logged by a killed run after its last checkpoint) are
-        redone, so they go."""
-        truncate_csv(self.path, "step", lambda s: s < step)
-
-    def write(self, pending: list[tuple[int, int, dict[str, torch.Tensor]]], imgs_per_s: float) -> dict[str, float]:
-        """Sync the pending ``(step, epoch, losses)`` to the host once, check them, write the CSV and TensorBoard.
-        Returns the last step's losses as floats."""
-        names = list(pending[0][2])
-        # (steps, losses)
-        values = torch.stack([torch.stack([step[n].float().to(self.device) for n in names]) for _, _, step in pending])
-        values = self.dist.reduce_mean(values).cpu()  # the mean over ranks: every rank sees the same numbers
-        bad = ~torch.isfinite(values)
-        if bad.any():
-            i, j = (int(v) for v in bad.nonzero()[0])
-            step, epoch = pending[i][0], pending[i][1]
-            kept = self.ckpt_path.exists()
-            where = f"the last good checkpoint {self.ckpt_path} (kept)" if kept else "no checkpoint yet"
-            raise TrainingDiverged(
-                f"training diverged: {names[j]} became {values[i, j].item()} at step {step} (epoch {epoch + 1}). "
-                f"Stopped; {where}. {self.advice(kept)}")
-        if self.dist.is_main:
-            new = not self.path.exists()
-            with open(self.path, "a", newline="") as fh:
-                w = csv.writer(fh)
-                if new:
-                    w.writerow(["step", "epoch", *names])
-                for (step, epoch, _), row in zip(pending, values.tolist()):
-                    w.writerow([step, epoch + 1, *(f"{v:.6g}" for v in row)])
-            if self.writer is not None:
-                for (step, _, _), row in zip(pending, values.tolist()):
-                    for n, v in zip(names, row):
-                        self.writer.add_scalar(f"loss/{n}", v, step)
-                self.writer.add_scalar("speed/images_per_second", imgs_per_s, pending[-1][0])
-        return dict(zip(names, values[-1].tolist()))
-
-    def finish(self, title: str) -> None:
-        """The loss plot, ``losses.png``."""
-        if self.dist.is_main and self.path.exists():
-            from ganvae.viz.plots import plot_losses
-
-            plot_losses(self.path, self.path.with_suffix(".png"), title=title)
+    def last(self) -> dict[str, float]:
+        return dict(zip(self.names, self.values[-1].tolist()))
 
 
-class SampleGrids:
-    """A grid on the fixed noise after each ``train.sample_every`` epochs (``samples/epoch_NNNN.png``; a conditional
-    model: one row per class, the same noise in every row) and, at the end, ``progress.gif`` from them.
-
-    Args:
-        run_dir: the run folder.
-        dist: the distributed context (only rank 0 draws).
-        writer: a TensorBoard writer, or None (the grid is logged as the image ``samples``).
-        gif_fps: frames per second of the progress GIF.
-    """
-
-    def __init__(self, run_dir: Path, dist, writer, gif_fps: float):
-        self.folder = run_dir / "samples"
-        self.gif_path = run_dir / "progress.gif"
-        self.dist, self.writer, self.gif_fps = dist, writer, gif_fps
-
-    def write(self, model, fixed_noise: torch.Tensor, epoch: int, step: int) -> None:
-        """The grid of ``epoch`` (0-based; a partial epoch's grid is overwritten when a resumed run completes it)."""
-        if not self.dist.is_main:
-            return
-        from ganvae.viz.images import make_grid, save_png
-
-        with self.dist.unwrapped(model):
-            if model.conditional:  # one row per class, the same noise in every row
-                classes = model.classes
-                cols = -(-len(fixed_noise) // len(classes))
-                z, labels = class_grid_inputs(fixed_noise[:cols], classes)
-                grid = make_grid(model.generate(z.to(model.device), labels), nrow=cols)
-            else:
-                grid = make_grid(model.generate(fixed_noise.to(model.device)))
-        save_png(grid, self.folder / f"epoch_{epoch + 1:04d}.png")
-        if self.writer is not None:
-            self.writer.add_image("samples", grid[None], step, dataformats="CHW")
-
-    def finish(self) -> None:
-        """``progress.gif``: every epoch's grid in order."""
-        if not self.dist.is_main:
-            return
-        from ganvae.viz.images import load_png, save_gif
-
-        frames = [load_png(p) for p in sorted(self.folder.glob("epoch_*.png"))]
-        if frames:
-            save_gif(frames, self.gif_path, fps=self.gif_fps)
-
-
-class CheckpointCadence:
-    """When checkpoints are due: every ``train.checkpoint_every`` epochs and at the last one, and mid-epoch after
-    ``train.checkpoint_minutes`` since the last one (decided by all ranks together), so a crash early in a long
-    epoch loses at most that much work."""
-
-    def __init__(self, train_cfg, dist):
-        self.every_epochs, self.epochs = train_cfg.checkpoint_every, train_cfg.epochs
-        self.minutes, self.dist = train_cfg.checkpoint_minutes, dist
-        self.last_time = time.monotonic()
-
-    def saved(self) -> None:
-        self.last_time = time.monotonic()
-
-    def due_at_epoch_end(self, completed: int) -> bool:
-        """After ``completed`` whole epochs."""
-        return completed % self.every_epochs == 0 or completed == self.epochs
-
-    def due_mid_epoch(self) -> bool:
-        """A collective decision: every rank must call it at the same step."""
-        return self.minutes > 0 and self.dist.any(time.monotonic() - self.last_time >= self.minutes * 60)
+def sync_losses(pending: list[tuple[int, int, dict[str, torch.Tensor]]], dist, device: torch.device,
+                ckpt_path: Path, advice: Callable[[bool], str]) -> LoggedLosses:
+    """Sync the pending ``(step, epoch, losses)`` to the host once (averaged over ranks, so every rank sees the same
+    numbers) and check them: a non-finite loss stops the run with :class:`TrainingDiverged`, naming the loss, the
+    step, the last good checkpoint (``ckpt_path``, when it exists) and what to do (``advice(checkpoint exists)``),
+    on every rank together, before anything is written."""
+    names = list(pending[0][2])
+    # (steps, losses)
+    values = torch.stack([torch.stack([step[n].float().to(device) for n in names]) for _, _, step in pending])
+    values = dist.reduce_mean(values).cpu()
+    bad = ~torch.isfinite(values)
+    if bad.any():
+        i, j = (int(v) for v in bad.nonzero()[0])
+        step, epoch = pending[i][0], pending[i][1]
+        kept = ckpt_path.exists()
+        where = f"the last good checkpoint {ckpt_path} (kept)" if kept else "no checkpoint yet"
+        raise TrainingDiverged(
+            f"training diverged: {names[j]} became {values[i, j].item()} at step {step} (epoch {epoch + 1}). "
+            f"Stopped; {where}. {advice(kept)}")
+    return LoggedLosses([s for s, _, _ in pending], [e for _, e, _ in pending], names, values)
 
 
 SENSIBLE_LR = (1e-5, 1e-3)  # Adam's rates in every family's recipes and presets lie in this range

@@ -120,7 +120,7 @@ class MLflowLogger(Callback):
     def on_epoch_end(self, trainer: Trainer, epoch: int) -> None:
         if self.run_id is None:
             return
-        grid = trainer.grids.folder / f"epoch_{epoch:04d}.png"  # drawn at this epoch's end, if on its cadence
+        grid = trainer.run_dir / "samples" / f"epoch_{epoch:04d}.png"  # drawn at this epoch's end, if on its cadence
         if grid.is_file():
             self.client.log_artifact(self.run_id, str(grid), "samples")
 

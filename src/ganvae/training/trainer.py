@@ -1,11 +1,12 @@
 """The model-agnostic training loop.
 
-The trainer owns the data stream, budgets, the training position, its clock and checkpoints; its other outputs are
-small objects it calls (the loss log, sample grids and checkpoint cadences: :mod:`ganvae.training.outputs`; the
-in-training metrics) or callbacks like a user's (the speed check, the learned prior's fit:
-:mod:`ganvae.training.callbacks.builtin`; the trackers; yours). Every callback's state, and the quality points'
-clock, are saved in each checkpoint and restored on resume. The model owns its networks, optimisers and training
-step. Nothing here depends on which family is trained.
+The trainer owns the data stream, budgets, the training position, its clock, the divergence check and the
+checkpoints at a stop; everything else it produces is a callback like a user's, called in order: its files (the
+loss log, sample grids, in-training quality points, checkpoints on their cadence:
+:mod:`ganvae.training.callbacks.outputs`), its checks and summary (the speed check, the learned prior's fit,
+``summary.json``: :mod:`ganvae.training.callbacks.builtin`), the trackers, then yours. Every callback's state is saved
+in each checkpoint and restored on resume. The model owns its networks, optimisers and training step. Nothing here
+depends on which family is trained.
 
 Exact resumption: the data order of epoch ``e`` depends only on ``(seed, e)``, and a
 checkpoint stores weights, optimiser moments, all random states and the position inside
@@ -29,7 +30,6 @@ from ganvae.common.pixels import scale_images
 from ganvae.config import ExperimentConfig, validate
 from ganvae.data.dataset import ImageData, iter_batch_indices, load_dataset, steps_per_epoch
 from ganvae.errors import ConfigError, GanvaeError, Interrupted
-from ganvae.metrics.during_training import TrainingMetrics
 from ganvae.models.conditioning import check_conditional_data
 from ganvae.models.step import StepContext
 from ganvae.registry import build_model
@@ -38,6 +38,7 @@ from ganvae.storage.run_folder import RunLock, default_run_dir, open_run_folder
 from ganvae.training import outputs
 from ganvae.training.callbacks import Callback, CallbackList
 from ganvae.training.callbacks.builtin import LatentPriorFit, RunSummary, SpeedCheck
+from ganvae.training.callbacks.outputs import LossLog, PeriodicCheckpoint, QualityPoints, SampleGrids
 from ganvae.training.denormals import flush_denormals
 from ganvae.training.distributed import DistContext, collective_failure
 from ganvae.training.resume import config_on_resume, restore_training
@@ -46,7 +47,6 @@ from ganvae.training.state import TrainingClock, TrainingState, TrainResult, fix
 from ganvae.training.tracking import tracker_callbacks
 
 log = logging.getLogger(__name__)
-QUALITY_POINTS = "quality_points"  # the in-training metrics' clock among the checkpoint's callback states
 
 
 class Trainer:
@@ -67,10 +67,11 @@ class Trainer:
                  resume: ckpt_io.Checkpoint | None = None, argv: list[str] | None = None,
                  dist: DistContext | None = None, callbacks: list[Callback] | None = None):
         self.dist = dist or DistContext.from_env()
-        # the built-in outputs first (summary.json before any other on_train_end), then run.log_to's trackers, then
-        # the caller's
+        # the built-in outputs first (at an epoch's end: grid, quality point, checkpoint; summary.json before any
+        # other on_train_end), then run.log_to's trackers, then the caller's
         prior_fit = LatentPriorFit()
-        self.callbacks = CallbackList([RunSummary(prior_fit), prior_fit, SpeedCheck(), *tracker_callbacks(cfg.run),
+        self.callbacks = CallbackList([LossLog(), SampleGrids(cfg.run.gif_fps), QualityPoints(), PeriodicCheckpoint(),
+                                       RunSummary(prior_fit), prior_fit, SpeedCheck(), *tracker_callbacks(cfg.run),
                                        *(callbacks or ())])
         self._stop_reason: str | None = None
         self.warnings: list[str] = []  # this session's speed, budget and collapse warnings, for summary.json
@@ -138,23 +139,8 @@ class Trainer:
                                             extra={"device": str(self.device), "world_size": self.dist.world_size,
                                                    "global_batch_size": self.cfg.train.batch_size})
             self.writer = outputs.open_tensorboard(self.run_dir, self.state.step) if self.cfg.run.tensorboard else None
-        # every rank checks the (reduced) losses and keeps the cadences; only rank 0 writes
-        self.loss_log = outputs.LossLog(self.run_dir, self.ckpt_path, self.dist, self.device, self.writer,
-                                        advice=lambda kept: outputs.divergence_advice(self.cfg, self.run_dir, kept))
-        self.grids = outputs.SampleGrids(self.run_dir, self.dist, self.writer, self.cfg.run.gif_fps)
-        self.cadence = outputs.CheckpointCadence(self.cfg.train, self.dist)
-        self.metrics = TrainingMetrics(self.cfg, self.run_dir, self.dist, self.writer)
         if self.resume_checkpoint is not None:
-            states = dict(self.resume_checkpoint.header.get("callbacks") or {})
-            self.metrics.load_state_dict(states.pop(QUALITY_POINTS, {}))
-            self.callbacks.load_state_dict(states)
-            if self.dist.is_main:
-                # rows written after the checkpoint (a killed run logs past its last checkpoint) are redone on
-                # resume: losses.csv numbers steps from 0 (row s = the step that made step s + 1 done), the
-                # metrics CSV counts them
-                self.loss_log.truncate(self.state.step)
-                metrics_csv = self.run_dir / "metrics_during_training.csv"
-                outputs.truncate_csv(metrics_csv, "step", lambda s: s <= self.state.step)
+            self.callbacks.load_state_dict(self.resume_checkpoint.header.get("callbacks") or {})
 
     # ------------------------------------------------------------------ what callbacks call
     def request_stop(self, reason: str) -> None:
@@ -169,6 +155,13 @@ class Trainer:
         if self.dist.is_main and message not in self.warnings:
             log.warning(message)
             self.warnings.append(message)
+
+    def save_run_checkpoint(self, elapsed: float | None = None) -> None:
+        """The run's checkpoint at the current position (``elapsed``: its training time, default now), on every
+        rank (rank 0 writes); then every callback's ``on_checkpoint``. For
+        :class:`~ganvae.training.callbacks.outputs.PeriodicCheckpoint`."""
+        elapsed = self.clock.elapsed() if elapsed is None else elapsed
+        self._save(self.state.at(self._epoch, self.state.step_in_epoch, elapsed))
 
     def save_checkpoint(self, path: str | Path) -> Path:
         """A resumable checkpoint of the current position at ``path`` (rank 0 writes), for callbacks
@@ -185,21 +178,20 @@ class Trainer:
     # ------------------------------------------------------------------ outputs
     def _log_losses(self, pending: list[tuple[int, int, dict[str, torch.Tensor]]], imgs_per_s: float,
                     bar) -> dict[str, float]:
-        """The loss log (checked, written), the progress bar's figures and the callbacks' ``on_log``."""
-        last = self.loss_log.write(pending, imgs_per_s)
+        """The interval's losses synced and checked (:attr:`logged`), the progress bar's figures, then the
+        callbacks' ``on_log`` (the first writes ``losses.csv``)."""
+        advice = lambda kept: outputs.divergence_advice(self.cfg, self.run_dir, kept)  # noqa: E731
+        self.logged = outputs.sync_losses(pending, self.dist, self.device, self.ckpt_path, advice)
+        last = self.logged.last()
         if bar is not None:
             bar.set_postfix({**{k: f"{v:.3f}" for k, v in last.items()}, "img/s": f"{imgs_per_s:.0f}"}, refresh=False)
         self.callbacks("on_log", self, last, imgs_per_s)
         return last
 
-    def _checkpoint(self, epoch: int, step_in_epoch: int, elapsed: float) -> None:
-        self._save(self.state.at(epoch, step_in_epoch, elapsed))
-
     def _save(self, saved: TrainingState) -> None:
         """Write the checkpoint: the model, its optimisers, the training state ``saved`` (the position of the
         current step; the random states are taken as they are now) and the callbacks' states."""
         self._last_saved = saved
-        self.cadence.saved()
         self.last_checkpoint_step = self.state.step
         if self.dist.is_main:
             self._write_checkpoint(saved, self.ckpt_path)
@@ -212,7 +204,7 @@ class Trainer:
             extra_header={"data_fingerprint": self.fingerprint, "dataset": self.data.name,
                           "classes": list(self.data.class_subset) if self.data.class_subset else None,
                           "image_shape": list(self.data.image_shape), "world_size": self.dist.world_size,
-                          "callbacks": {QUALITY_POINTS: self.metrics.state_dict(), **self.callbacks.state_dict()}},
+                          "callbacks": self.callbacks.state_dict()},
         )
         log.debug("checkpoint written: %s (step %d)", path, self.state.step)
 
@@ -251,7 +243,8 @@ class Trainer:
                  self.precision_reason, self.run_dir)
         self.model.train()
         self.clock = TrainingClock(self.state.elapsed_seconds)
-        self.cadence.saved()  # the mid-epoch cadence counts from the start of this session
+        self.epoch_elapsed = self.state.elapsed_seconds
+        self.stopped_in_epoch: int | None = None  # the epoch (from 0) this session stopped inside, if it did
         self.images_this_session = 0
         self.last_losses: dict[str, float] = {}
         stopped_by = "epochs"
@@ -273,7 +266,7 @@ class Trainer:
                 stopped_by = "callback"
             if not self.ckpt_path.exists() or (stopped_by == "callback"
                                                and self.last_checkpoint_step != self.state.step):
-                self._checkpoint(epoch, self.state.step_in_epoch, self.clock.elapsed())  # e.g. no epochs left
+                self.save_run_checkpoint()  # e.g. no epochs left
         self.callbacks("on_fit_end", self, stopped_by)
         return self._finish(epoch, stopped_by)
 
@@ -314,9 +307,7 @@ class Trainer:
                 self.last_losses = self._log_losses(pending, rate, bar)
                 pending, tick, tick_images = [], time.monotonic(), 0
                 if not out_of_time and self.state.step_in_epoch < n_steps:
-                    self._record_metrics(epoch + self.state.step_in_epoch / n_steps, epoch_end=False)
-                    if self.cadence.due_mid_epoch():
-                        self._checkpoint(epoch, self.state.step_in_epoch, self.clock.elapsed())
+                    self.callbacks("on_mid_epoch", self, epoch + self.state.step_in_epoch / n_steps)
             if out_of_time:
                 break
         if bar is not None:
@@ -338,39 +329,32 @@ class Trainer:
         self.callbacks("on_epoch_start", self, epoch)
 
     def _stop_mid_epoch(self, epoch: int, n_steps: int) -> int:
-        """Out of time or interrupted: a grid of the partial epoch (a resumed run overwrites it) and a checkpoint at
-        the exact position. Returns the epoch to record (the next one if the budget ran out exactly at an end)."""
-        elapsed = self.clock.elapsed()
-        self.grids.write(self.model, self.state.fixed_noise, epoch, self.state.step)
+        """Out of time, interrupted or asked to stop: a checkpoint at the exact position (the grids draw the partial
+        epoch at ``on_fit_end``). Returns the epoch to record (the next one if the budget ran out exactly at an
+        end)."""
+        self.stopped_in_epoch = epoch
         if self.state.step_in_epoch == n_steps:
             epoch, self.state.step_in_epoch = epoch + 1, 0
         self._epoch = epoch
-        self._checkpoint(epoch, self.state.step_in_epoch, elapsed)
+        self.save_run_checkpoint()
         return epoch
 
     def _end_epoch(self, epoch: int) -> int:
-        """After a full epoch: its sample grid, in-training metrics and checkpoint on their cadences. Returns the
+        """After a full epoch: the position moves to the next one's start, and the callbacks' ``on_epoch_end`` (its
+        sample grid, quality point and checkpoint on their cadences, timed at :attr:`epoch_elapsed`). Returns the
         next epoch."""
-        tc = self.cfg.train
-        elapsed = self.clock.elapsed()
-        if (epoch + 1) % tc.sample_every == 0 or epoch + 1 == tc.epochs:
-            self.grids.write(self.model, self.state.fixed_noise, epoch, self.state.step)
+        self.epoch_elapsed = self.clock.elapsed()  # the epoch's end, before its outputs
         epoch, self.state.step_in_epoch = epoch + 1, 0
         self._epoch = epoch
-        self._record_metrics(epoch, epoch_end=True, elapsed=elapsed)
-        if self.cadence.due_at_epoch_end(epoch):
-            self._checkpoint(epoch, 0, elapsed)
         self.callbacks("on_epoch_end", self, epoch)
         return epoch
 
     def _finish(self, epoch: int, stopped_by: str) -> TrainResult:
-        """The progress GIF, the loss plot, then the callbacks' ``on_train_end`` (the first writes ``summary.json``);
+        """The callbacks' ``on_train_end`` (the loss plot, the progress GIF, ``summary.json``, the trackers', yours);
         raises :class:`Interrupted` after a signal."""
         cfg = self.cfg
         elapsed, stepping = self.clock.elapsed(), self.clock.stepping()
         rate = self.images_this_session / stepping if stepping > 0 else 0.0
-        self.grids.finish()
-        self.loss_log.finish(title=f"{cfg.model_name} losses")
         result = TrainResult(self.run_dir, self.ckpt_path, self.state.step, epoch, rate, elapsed, stopped_by,
                              self.last_losses, self._stop_reason if stopped_by == "callback" else None)
         self.callbacks("on_train_end", self, result)
@@ -378,18 +362,3 @@ class Trainer:
             raise Interrupted(f"interrupted at step {self.state.step}; checkpoint written to {self.ckpt_path}. "
                               f"Continue with: ganvae train {cfg.model_name} --out {self.run_dir} --resume")
         return result
-
-    def _record_metrics(self, epoch: float, epoch_end: bool, elapsed: float | None = None) -> None:
-        """Call the in-training metrics (they decide whether one is due; their time is not training time), keep a
-        collapse warning, and hand a new point to the callbacks' ``on_metrics``."""
-        before = self.metrics.last_point
-        with self.clock.excluding():
-            try:
-                self.metrics(self.model, self.data, self.state.step, epoch,
-                             self.clock.elapsed() if elapsed is None else elapsed, epoch_end)
-            except GanvaeError as err:  # a missing classifier must not end a training run
-                log.warning("in-training metrics skipped: %s", err)
-        if self.metrics.last_point is not before:
-            if self.metrics.collapse is not None and not any(w.startswith("mode collapse") for w in self.warnings):
-                self.warn(self.metrics.collapse)  # once a session: the first point that finds it says when
-            self.callbacks("on_metrics", self, self.metrics.last_point)

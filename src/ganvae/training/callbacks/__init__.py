@@ -13,6 +13,10 @@ callbacks=[...])`` (or ``ganvae.training.launch.train_run(..., callbacks=[...])`
   ``images_seen``); ``trainer.clock.elapsed()`` is the training time so far (earlier sessions included);
 - ``trainer.dist.is_main`` (under torchrun every rank calls the hooks; write files on rank 0 only);
 - ``trainer.save_checkpoint(path)``: a resumable checkpoint of the current position at ``path`` (rank 0 writes).
+- ``trainer.writer`` (the run's TensorBoard writer, or None), ``trainer.logged`` (in ``on_log``: the interval's
+  losses of every step, :class:`~ganvae.training.outputs.LoggedLosses`), ``trainer.epoch_elapsed`` (in
+  ``on_epoch_end``: the training time at the epoch's end), ``trainer.warn(message)`` (a warning kept for
+  ``summary.json``).
 
 A callback that keeps a state across steps (a best score, a patience count, a clock) returns it from
 :meth:`Callback.state_dict` (JSON values) and takes it back in :meth:`Callback.load_state_dict`: the trainer saves
@@ -23,8 +27,8 @@ To stop training, call ``trainer.request_stop("why")``: the run stops at the end
 a checkpoint at that exact position (so ``--resume`` continues it), fits its prior and summary as after a time
 budget, and reports ``stopped_by == "callback"`` with the reason in ``summary.json``.
 
-Hooks run in order: the trainer's built-in outputs (:mod:`ganvae.training.callbacks.builtin`), the trackers
-(``run.log_to``), then yours. An exception in a hook stops training (it is a bug to see, not to hide).
+Hooks run in order: the trainer's built-in outputs (its files: :mod:`ganvae.training.callbacks.outputs`; its checks
+and summary: :mod:`ganvae.training.callbacks.builtin`), the trackers (``run.log_to``), then yours. An exception in a hook stops training (it is a bug to see, not to hide).
 """
 
 from ganvae.training.callbacks.base import Callback, CallbackList, Trainer, TrainResult

@@ -31,6 +31,11 @@ class Callback:
     def on_log(self, trainer: Trainer, losses: Mapping[str, float], images_per_second: float) -> None:
         """Every ``train.log_every`` steps (and at epoch ends): the last step's losses, averaged over ranks."""
 
+    def on_mid_epoch(self, trainer: Trainer, epoch: float) -> None:
+        """At each logging interval inside an epoch that training goes on with (not at its end, not at a stop), on
+        every rank; ``epoch`` is fractional (2.5 = half-way through the third epoch). Checks that need not wait for
+        an epoch's end go here (quality points by time, mid-epoch checkpoints)."""
+
     def on_metrics(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
         """After each in-training quality point (``train.eval_every`` / ``train.eval_interval_minutes``): the row
         of ``metrics_during_training.csv`` (``fid``, ``class_entropy``, ...). Rank 0 only."""
@@ -66,7 +71,7 @@ class CallbackList:
     """The trainer's view of its callbacks: one call runs a hook on each, in order; their states saved and restored
     together."""
 
-    HOOKS = ("on_train_start", "on_epoch_start", "on_step_end", "on_log", "on_metrics", "on_epoch_end",
+    HOOKS = ("on_train_start", "on_epoch_start", "on_step_end", "on_log", "on_mid_epoch", "on_metrics", "on_epoch_end",
              "on_checkpoint", "on_fit_end", "on_train_end")
 
     def __init__(self, callbacks=()):

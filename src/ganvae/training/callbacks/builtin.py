@@ -1,5 +1,6 @@
-"""The trainer's own outputs that are callbacks like a user's (STYLE.md, Pattern 20): the trainer puts them first in
-its :class:`~ganvae.training.callbacks.CallbackList`, so they run, save and restore their state the same way.
+"""The trainer's own checks and summary, callbacks like a user's (STYLE.md, Pattern 20): the trainer puts them after
+its files (:mod:`ganvae.training.callbacks.outputs`) and before the trackers and yours in its
+:class:`~ganvae.training.callbacks.CallbackList`, so they run, save and restore their state the same way.
 
 - :class:`SpeedCheck`: once a session, a default recipe far slower than measured says why and what to do
   (:mod:`ganvae.training.speed_check`), and a wall-clock budget that ended before the first quality point says so,
@@ -39,9 +40,8 @@ class SpeedCheck(Callback):
     def on_fit_end(self, trainer: Trainer, stopped_by: str) -> None:
         self._check(trainer, speed_check.MIN_SECONDS)
         cfg = trainer.cfg
-        points = trainer.run_dir / "metrics_during_training.csv"  # this session's or an earlier one's
-        measured = trainer.metrics.last_point is not None or (points.is_file()
-                                                              and len(points.read_text().splitlines()) > 1)
+        points = trainer.run_dir / "metrics_during_training.csv"  # this session's points or an earlier one's
+        measured = points.is_file() and len(points.read_text().splitlines()) > 1
         budget = speed_check.budget_message(stopped_by, int(measured),
                                             cfg.train.eval_every > 0 or cfg.train.eval_interval_minutes > 0,
                                             cfg.train.max_minutes)
