@@ -23,16 +23,16 @@ def free_port() -> str:
         return str(s.getsockname()[1])
 
 
-def run_ranks(world: int, spec: dict, tmp_path: Path, *more: tuple[int, dict]) -> None:
-    """Run ``world`` worker processes on ``spec`` (and, at the same time, each further ``(world, spec)`` job: the
-    processes mostly wait for their imports, so jobs side by side take little longer than one)."""
+def run_ranks(tmp_path: Path, *jobs: tuple[int, list[dict]]) -> None:
+    """Run each ``(world, specs)`` job, all at the same time: ``world`` worker processes that train the specs one after
+    the other (the processes mostly wait for their imports, so a batch of specs, and jobs side by side, take little
+    longer than one)."""
     procs = []
-    for size, job in ((world, spec), *more):
-        spec_path = tmp_path / f"spec-{free_port()}.json"
-        spec_path.write_text(json.dumps(job))
-        port = free_port()
-        procs += [subprocess.Popen([sys.executable, str(WORKER), str(r), str(size), port, str(spec_path)],
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in range(size)]
+    for world, specs in jobs:
+        spec_path = tmp_path / f"specs-{free_port()}.json"
+        spec_path.write_text(json.dumps([{**spec, "port": free_port()} for spec in specs]))
+        procs += [subprocess.Popen([sys.executable, str(WORKER), str(r), str(world), str(spec_path)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in range(world)]
     outputs = [p.communicate(timeout=240)[0] for p in procs]
     for p, out in zip(procs, outputs):
         assert p.returncode == 0, out
@@ -52,10 +52,36 @@ def load(run_dir, rank):
     return torch.load(Path(run_dir) / f"rank{rank}_weights.pt", weights_only=True)
 
 
-@pytest.mark.parametrize("name", ["dcgan", "vae-gan"])
-def test_two_ranks_end_with_identical_weights(tmp_path, idx, name):
-    run = tmp_path / name
-    run_ranks(2, {"model": name, "overrides": overrides(name, idx, 16), "run_dir": str(run)}, tmp_path)
+SAME_WEIGHTS = ["dcgan", "vae-gan"]
+NO_BATCH_STATISTICS = ["model.dropout=0.0", "model.generator_batchnorm=false"]
+SPLIT_CASES = {"vae": ("vae", []), "gan": ("gan", NO_BATCH_STATISTICS),
+               "gan-conditional": ("gan", [*NO_BATCH_STATISTICS, "model.conditional=true"]),
+               "gan-self-conditioned-3": ("gan", [*NO_BATCH_STATISTICS, "model.self_conditioning=3",
+                                                  "model.recluster_every=1",
+                                                  "model.self_conditioning_features=discriminator"]),
+               "gan-default-self-conditioning": ("gan", [*NO_BATCH_STATISTICS, "model.self_conditioning=null"])}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, idx):
+    """Every two-rank run the tests below compare, and the one-rank runs beside them: one batch of three processes
+    (two ranks, one single process) instead of three processes per case."""
+    root = tmp_path_factory.mktemp("ranks")
+    two = [{"model": name, "overrides": overrides(name, idx, 16), "run_dir": str(root / "same" / name)}
+           for name in SAME_WEIGHTS]
+    two.append({"model": "dcgan", "overrides": overrides("dcgan", idx, 16, "train.epochs=1"),
+                "run_dir": str(root / "to-resume")})
+    one = []
+    for case, (name, extra) in SPLIT_CASES.items():
+        two.append({"model": name, "overrides": overrides(name, idx, 16, *extra), "run_dir": str(root / "two" / case)})
+        one.append({"model": name, "overrides": overrides(name, idx, 16, *extra), "run_dir": str(root / "one" / case)})
+    run_ranks(root, (2, two), (1, one))
+    return root
+
+
+@pytest.mark.parametrize("name", SAME_WEIGHTS)
+def test_two_ranks_end_with_identical_weights(trained, name):
+    run = trained / "same" / name
     a, b = load(run, 0), load(run, 1)
     for k in a:
         assert torch.equal(a[k], b[k]), k
@@ -64,19 +90,10 @@ def test_two_ranks_end_with_identical_weights(tmp_path, idx, name):
     assert len(list((run / "samples").iterdir())) == 2
 
 
-@pytest.mark.parametrize("name,extra", [("vae", []), ("gan", ["model.dropout=0.0", "model.generator_batchnorm=false"]),
-                                        ("gan", ["model.dropout=0.0", "model.generator_batchnorm=false",
-                                                 "model.conditional=true"]),
-                                        ("gan", ["model.dropout=0.0", "model.generator_batchnorm=false",
-                                                 "model.self_conditioning=3", "model.recluster_every=1",
-                                                 "model.self_conditioning_features=discriminator"]),
-                                        ("gan", ["model.dropout=0.0", "model.generator_batchnorm=false",
-                                                 "model.self_conditioning=null"])])  # the default: 10 spectral
-def test_two_ranks_batch_b_match_one_rank_batch_2b(tmp_path, idx, name, extra):
+@pytest.mark.parametrize("case", SPLIT_CASES)  # the default self-conditioning: 10 spectral clusters
+def test_two_ranks_batch_b_match_one_rank_batch_2b(trained, case):
     """No batch norm and no dropout: the global batch decides the step, not how it is split."""
-    two, one = tmp_path / "two", tmp_path / "one"
-    run_ranks(2, {"model": name, "overrides": overrides(name, idx, 16, *extra), "run_dir": str(two)}, tmp_path,
-              (1, {"model": name, "overrides": overrides(name, idx, 16, *extra), "run_dir": str(one)}))
+    two, one = trained / "two" / case, trained / "one" / case
     a, b = load(two, 0), load(one, 0)
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), rtol=1e-4, atol=1e-5), k
@@ -88,10 +105,8 @@ def test_two_ranks_batch_b_match_one_rank_batch_2b(tmp_path, idx, name, extra):
             == (one / "losses.csv").read_text().splitlines()[-1].split(",")[:2])
 
 
-def test_two_rank_checkpoint_resumes_in_one_process(tmp_path, idx):
-    run = tmp_path / "run"
-    run_ranks(2, {"model": "dcgan", "overrides": overrides("dcgan", idx, 16, "train.epochs=1"), "run_dir": str(run)},
-              tmp_path)
+def test_two_rank_checkpoint_resumes_in_one_process(trained, idx):
+    run = trained / "to-resume"
     cfg = build_config("dcgan", overrides=overrides("dcgan", idx, 16, "train.epochs=2"))
     result = Trainer(cfg, run, resume=resume_checkpoint(run, "dcgan")).fit()
     assert result.epoch == 2 and result.step == 2 * (64 // 16)
@@ -100,15 +115,15 @@ def test_two_rank_checkpoint_resumes_in_one_process(tmp_path, idx):
 
 def test_failed_rank_ends_the_job(tmp_path, idx):
     """Rank 1 dies at start-up; rank 0 must fail within the timeout instead of hanging."""
-    spec = {"model": "vae", "overrides": overrides("vae", idx, 16), "run_dir": str(tmp_path / "r")}
-    spec_path = tmp_path / "spec.json"
-    spec_path.write_text(json.dumps(spec))
     port = free_port()
+    spec = {"model": "vae", "overrides": overrides("vae", idx, 16), "run_dir": str(tmp_path / "r"), "port": port}
+    spec_path = tmp_path / "spec.json"
+    spec_path.write_text(json.dumps([spec]))
     code = ("import os,sys;os.environ.update(RANK='1',WORLD_SIZE='2',MASTER_ADDR='127.0.0.1',MASTER_PORT=sys.argv[1]);"
             "import torch.distributed as d, datetime;"
             "d.init_process_group('gloo',timeout=datetime.timedelta(seconds=90));"
             "sys.exit(3)")
-    p0 = subprocess.Popen([sys.executable, str(WORKER), "0", "2", port, str(spec_path)], stdout=subprocess.PIPE,
+    p0 = subprocess.Popen([sys.executable, str(WORKER), "0", "2", str(spec_path)], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True,
                           env={**__import__("os").environ, "GANVAE_DIST_TIMEOUT": "20"})
     p1 = subprocess.run([sys.executable, "-c", code, port], timeout=120)

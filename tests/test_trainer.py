@@ -76,7 +76,7 @@ def test_resume_after_a_kill_logs_each_step_once(tmp_path):
     so their rows must be dropped first, in losses.csv and in the in-training metrics."""
     import shutil
 
-    extra = ("train.eval_every=1", "data.image_size=28")
+    extra = ("train.eval_every=1", "train.eval_samples=50", "data.image_size=28")
     full = train(tiny_config("vae", "train.epochs=3", *extra), tmp_path / "full", data=tiny_data(size=28))
     run = tmp_path / "part"
     train(tiny_config("vae", "train.epochs=1", *extra), run, data=tiny_data(size=28))
@@ -165,6 +165,22 @@ def test_time_budget_stops_early(tmp_path):
                    data=tiny_data())
     assert result.stopped_by == "time" and result.epoch < 1000
     assert (tmp_path / "run/checkpoints/last.safetensors").is_file()
+
+
+def test_a_step_budget_stops_at_that_step_and_resumes_to_a_larger_one_exactly(tmp_path):
+    """train.max_steps counts every session's steps (Lightning's max_steps): the same run on any machine."""
+    full = train(tiny_config("gan", "train.epochs=3"), tmp_path / "full", data=tiny_data())  # 6 steps an epoch
+    part = train(tiny_config("gan", "train.epochs=3", "train.max_steps=8"), tmp_path / "part", data=tiny_data())
+    assert (part.step, part.stopped_by) == (8, "steps")
+    assert json.loads((tmp_path / "part/summary.json").read_text())["stopped_by"] == "steps"
+    assert (tmp_path / "part/samples/epoch_0002.png").is_file()  # the partial epoch's grid
+    again = train(tiny_config("gan", "train.epochs=3", "train.max_steps=8"), tmp_path / "part", data=tiny_data(),
+                  resume=True)
+    assert (again.step, again.stopped_by) == (8, "steps")  # nothing left of this budget
+    done = train(tiny_config("gan", "train.epochs=3", "train.max_steps=100"), tmp_path / "part", data=tiny_data(),
+                 resume=True)
+    assert (done.step, done.stopped_by) == (18, "epochs")
+    assert read_losses(tmp_path / "part") == read_losses(full.run_dir)
 
 
 def test_checkpoint_write_is_atomic_on_failure(tmp_path, monkeypatch):

@@ -61,6 +61,9 @@ class TrainConfig:
     epochs: Annotated[int, AT_LEAST_1] = 20  # passes over the training set (the run stops at the first budget reached)
     # wall-clock training budget in minutes, of this session (a resumed run gets it again); None = no limit
     max_minutes: Annotated[Optional[float], Bound(0, lo_open=True, says="positive, or null for no limit")] = None
+    # optimisation steps in all (earlier sessions included), as Lightning's max_steps: a budget that gives the same
+    # run on any machine and under any load; None = no limit
+    max_steps: Annotated[Optional[int], AT_LEAST_1] = None
     # images per optimisation step (global batch under torchrun)
     batch_size: Annotated[int, Bound(2, says="at least 2 (batch norm and the batch statistics need two images)")] = 64
     seed: int = 0  # seeds weights, data order, noise; saved with the run
@@ -271,6 +274,9 @@ SHORTCUTS = (
     Shortcut("train", "max_minutes", "--max-minutes",
              "wall-clock budget of this session (a resumed run gets it again); the first budget reached ends the run",
              float),
+    Shortcut("train", "max_steps", "--max-steps",
+             "optimisation steps in all (earlier sessions included): the same run on any machine; the first budget "
+             "reached ends the run", int),
     Shortcut("train", "batch_size", "--batch-size", None, int),
     Shortcut("train", "seed", "--seed", None, int),
     Shortcut("train", "device", "--device", "auto, cpu, cuda, cuda:N, mps"),

@@ -125,7 +125,7 @@ class TrainResult:
     epoch: int
     images_per_second: float
     seconds: float
-    stopped_by: str  # "epochs", "time", "interrupt", "callback"
+    stopped_by: str  # "epochs", "steps", "time", "interrupt", "callback"
     last_losses: dict[str, float] = field(default_factory=dict)
     stop_reason: str | None = None  # a callback's request_stop(reason)
 

@@ -238,6 +238,7 @@ class Trainer:
         per_rank_batch = tc.batch_size // self.dist.world_size
         n_steps = steps_per_epoch(len(self.data), per_rank_batch, self.dist.world_size)
         budget_s = tc.max_minutes * 60 if tc.max_minutes is not None else math.inf
+        self.max_steps = tc.max_steps if tc.max_steps is not None else math.inf
         log.info("training %s on %s (%d images, %d steps/epoch, batch %d) on %s, %s (%s) -> %s",
                  cfg.model_name, self.data.name, len(self.data), n_steps, tc.batch_size, self.device, tc.precision,
                  self.precision_reason, self.run_dir)
@@ -252,10 +253,12 @@ class Trainer:
         with StopFlag() as stop:
             epoch = self._epoch = self.state.epoch
             # a stop asked before the first step (on_train_start) trains none; decided by every rank together
-            while epoch < tc.epochs and not self.dist.any(self._stop_reason is not None):
+            while (epoch < tc.epochs and self.state.step < self.max_steps
+                   and not self.dist.any(self._stop_reason is not None)):
                 if self._train_epoch(epoch, n_steps, per_rank_batch, budget_s, stop):
                     stopped_by = ("interrupt" if self.dist.any(stop.signum is not None) else
-                                  "callback" if self.dist.any(self._stop_reason is not None) else "time")
+                                  "callback" if self.dist.any(self._stop_reason is not None) else
+                                  "steps" if self.state.step >= self.max_steps else "time")
                     epoch = self._stop_mid_epoch(epoch, n_steps)
                     break
                 epoch = self._end_epoch(epoch)
@@ -264,6 +267,8 @@ class Trainer:
                     break
             if self._stop_reason is not None and stopped_by == "epochs":  # asked in on_train_start
                 stopped_by = "callback"
+            elif stopped_by == "epochs" and epoch < tc.epochs:  # resumed at (or past) train.max_steps
+                stopped_by = "steps"
             if not self.ckpt_path.exists() or (stopped_by == "callback"
                                                and self.last_checkpoint_step != self.state.step):
                 self.save_run_checkpoint()  # e.g. no epochs left
@@ -272,7 +277,8 @@ class Trainer:
 
     def _train_epoch(self, epoch: int, n_steps: int, per_rank_batch: int, budget_s: float, stop: StopFlag) -> bool:
         """Train from the current position to the end of ``epoch``, logging every ``train.log_every`` steps.
-        Returns True when the time budget ran out or a signal arrived (every rank stops at the same step)."""
+        Returns True when a budget (time, steps) ran out, a stop was asked or a signal arrived (every rank stops at
+        the same step)."""
         tc, world = self.cfg.train, self.dist.world_size
         bar = outputs.progress_bar(self.cfg, self.dist, epoch, n_steps, self.state.step_in_epoch)
         pending: list = []  # (step, epoch, losses) not yet synced to the host
@@ -301,7 +307,7 @@ class Trainer:
                 self.callbacks("on_step_end", self, losses)
             # every rank must stop at the same step: the decision is taken together
             out_of_time = self.dist.any(self.clock.session() > budget_s or stop.signum is not None
-                                        or self._stop_reason is not None)
+                                        or self._stop_reason is not None or self.state.step >= self.max_steps)
             if len(pending) >= tc.log_every or self.state.step_in_epoch == n_steps or out_of_time:
                 rate = tick_images / max(time.monotonic() - tick, 1e-9)
                 self.last_losses = self._log_losses(pending, rate, bar)

@@ -28,7 +28,8 @@ a checkpoint at that exact position (so ``--resume`` continues it), fits its pri
 budget, and reports ``stopped_by == "callback"`` with the reason in ``summary.json``.
 
 Hooks run in order: the trainer's built-in outputs (its files: :mod:`ganvae.training.callbacks.outputs`; its checks
-and summary: :mod:`ganvae.training.callbacks.builtin`), the trackers (``run.log_to``), then yours. An exception in a hook stops training (it is a bug to see, not to hide).
+and summary: :mod:`ganvae.training.callbacks.builtin`), the trackers (``run.log_to``), then yours. An exception in a
+hook stops training (it is a bug to see, not to hide).
 """
 
 from ganvae.training.callbacks.base import Callback, CallbackList, Trainer, TrainResult
