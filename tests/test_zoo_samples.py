@@ -61,3 +61,41 @@ def test_zoo_model_draws_what_it_drew(name):
     assert expected["weights"] == weights, (f"{name}: its weights changed (a zoo rebuild); regenerate "
                                             f"zoo_samples.json (see the module docstring)")
     assert got == expected, f"{name}: the same seeds now draw other images"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_kth_image_of_a_seed_does_not_depend_on_how_many_are_drawn(name):
+    """Issue 38: the component, pseudo-class or class weights of a whole batch were drawn before any noise, so
+    sample(16, seed=0)[:4] differed from sample(4, seed=0)."""
+    import ganvae
+
+    pipe = ganvae.load(name, device="cpu")
+    prior = pipe.model.latent_prior
+    seeded = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    assert torch.equal(prior.draw(16, seeded())[:4], prior.draw(4, seeded()))
+    # the same latents decoded in a batch of 16 or of 4: equal up to the matrix kernels' batch-size rounding
+    torch.testing.assert_close(pipe.sample(16, seed=0).tensor[:4], pipe.sample(4, seed=0).tensor, rtol=0, atol=1e-5)
+
+
+def test_generator_is_taken_as_diffusers_takes_it():
+    import ganvae
+    from ganvae.errors import ConfigError
+
+    pipe = ganvae.load("mnist-cvae", device="cpu")
+    by_seed = pipe.sample(4, seed=0, labels=3).tensor
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(pipe.sample(4, generator=g, labels=3).tensor, by_seed)
+    assert not torch.equal(pipe.sample(4, generator=g, labels=3).tensor, by_seed)  # the generator moved on
+    # one generator per image: image i is what seed s_i draws first
+    per_image = pipe.sample(2, generator=[torch.Generator().manual_seed(s) for s in (7, 0)], labels=3).tensor
+    torch.testing.assert_close(per_image[1], by_seed[0], rtol=0, atol=1e-5)
+    torch.testing.assert_close(per_image[0], pipe.sample(1, seed=7, labels=3).tensor[0], rtol=0, atol=1e-5)
+    with pytest.raises(ConfigError, match="one of seed= and generator="):
+        pipe.sample(4, seed=0, generator=torch.Generator())
+    with pytest.raises(ConfigError, match="2 generators for 4 images"):
+        pipe.sample(4, generator=[torch.Generator(), torch.Generator()])
+    with pytest.raises(ConfigError, match="give a torch.Generator"):
+        pipe.sample(4, generator=0)
+    assert pipe.to("cpu") is pipe and pipe.device == torch.device("cpu")
+    with pytest.raises(ConfigError, match="not a device"):
+        pipe.to("gpu please")

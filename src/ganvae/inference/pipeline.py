@@ -142,22 +142,51 @@ class Pipeline:
         """The classes a conditional model was trained on (None: not conditional)."""
         return inference.run_classes(self.run)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights are (and its images are drawn)."""
+        return self.model.device
+
+    def to(self, device: "str | torch.device") -> "Pipeline":
+        """Move the model to ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, a ``torch.device``) and
+        return this pipeline, as diffusers' ``pipe.to("cuda")``. Draws do not change with the device: latents come
+        from the generator's device (the CPU for ``seed=``) and are then moved."""
+        try:
+            target = torch.device(device)
+        except (TypeError, RuntimeError):
+            raise ConfigError(f"to({device!r}): not a device; give 'cpu', 'cuda', 'cuda:N' or 'mps'.") from None
+        from ganvae.common.device import resolve_device
+
+        with python_words(pipeline_keyword):
+            self.model.to(resolve_device(str(target)))
+        return self
+
     def sample(self, n: int = 16, seed: int | None = None, latents: torch.Tensor | None = None,
-               labels: "int | list[int] | torch.Tensor | None" = None) -> Images:
-        """``n`` samples from the prior (``seed`` None: a fresh random draw), or the images of given ``latents``.
-        Conditional models: ``labels`` is one class for all or one per sample (default: the classes in turn)."""
+               labels: "int | list[int] | torch.Tensor | None" = None,
+               generator: "torch.Generator | list[torch.Generator] | None" = None) -> Images:
+        """``n`` samples from the prior, or the images of given ``latents``. Conditional models: ``labels`` is one
+        class for all or one per sample (default: the classes in turn).
+
+        The randomness, as in diffusers: ``seed`` (an int) or ``generator`` (a ``torch.Generator``, whose state the
+        draw advances; or a list of ``n``, one per image); neither: a fresh random draw. Each image's latent is
+        drawn in turn, so the k-th image of a seed does not depend on ``n``: ``sample(16, seed=0)[:4]`` is
+        ``sample(4, seed=0)``."""
         if latents is None:
             n = _count(n, "sample(n=...)")
         else:
             latents = self._latents(latents, "sample(latents=...)")
             n = len(latents)
-        seed = _seed(seed, "sample(seed=...)")
+        generators = _generators(seed, generator, n, "sample")
         self._guard(f"sample(n={n})", n)
         labels = self._labels_checked(labels, n, "sample(labels=...)")
         if latents is None:  # a conditional model's learned prior draws each latent for its class
-            generator = torch.Generator().manual_seed(seed if seed is not None else int(torch.randint(2**31, ())))
-            latents = self.model.latent_prior.draw(n, generator, labels)
-        return Images(self.model.generate(latents, labels))
+            prior = self.model.latent_prior
+            if isinstance(generators, list):  # one generator per image
+                latents = torch.cat([prior.draw(1, g, None if labels is None else labels[i : i + 1]).cpu()
+                                     for i, g in enumerate(generators)])
+            else:
+                latents = prior.draw(n, generators, labels)
+        return Images(self.model.generate(latents.to(self.device), labels))
 
     def class_grid(self, cols: int = 8, seed: int = 0) -> Images:
         """A conditional model's class grid: one row per trained class, the same ``cols`` latents in every row."""
@@ -250,6 +279,25 @@ def _seed(value, call: str) -> int | None:
     if not _is_int(value) or not 0 <= value < 2**63:
         raise ConfigError(f"{call}: {value!r}; a seed is a whole number from 0 to 2**63 - 1.")
     return int(value)
+
+
+def _generators(seed, generator, n: int, call: str) -> "torch.Generator | list[torch.Generator]":
+    """The randomness of a draw of ``n``: ``seed`` or ``generator`` (one, or a list of ``n``), not both; neither: a
+    generator seeded afresh."""
+    seed = _seed(seed, f"{call}(seed=...)")
+    if generator is None:
+        return torch.Generator().manual_seed(seed if seed is not None else int(torch.randint(2**63 - 1, ())))
+    if seed is not None:
+        raise ConfigError(f"{call}(seed={seed}, generator=...): give one of seed= and generator=, not both.")
+    if isinstance(generator, torch.Generator):
+        return generator
+    if isinstance(generator, (list, tuple)) and all(isinstance(g, torch.Generator) for g in generator):
+        if len(generator) != n:
+            raise ConfigError(f"{call}(generator=[...]): {len(generator)} generators for {n} images; give one "
+                              f"per image, or a single torch.Generator.")
+        return list(generator)
+    raise ConfigError(f"{call}(generator={type(generator).__name__}): give a torch.Generator (e.g. "
+                      f"torch.Generator().manual_seed(0)), a list of one per image, or use seed=.")
 
 
 def _fixed_seed(value, call: str) -> int:

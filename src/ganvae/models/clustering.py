@@ -56,11 +56,17 @@ def _kmeans_pp(x: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
     return torch.stack(centres)
 
 
+def nearest(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """The index of each row of ``x`` ``(N, F)``'s nearest centre in ``c`` ``(k, F)`` ``(N,)``: the argmin of
+    ``|c|^2 - 2 x . c`` (|x|^2 does not change a row's order), one matrix product and no square roots."""
+    return torch.addmm((c * c).sum(1)[None], x, c.T, alpha=-2).argmin(1)
+
+
 def _lloyd(x: torch.Tensor, c: torch.Tensor, k: int, g: torch.Generator, iterations: int):
-    assign = torch.cdist(x, c).argmin(1)
+    assign = nearest(x, c)
     for _ in range(iterations):
         c = cluster_means(x, assign, k, g)
-        new = torch.cdist(x, c).argmin(1)
+        new = nearest(x, c)
         if torch.equal(new, assign):
             break
         assign = new
@@ -124,14 +130,28 @@ def hungarian(cost: np.ndarray) -> np.ndarray:
 def pca_project(x: torch.Tensor, dims: int) -> torch.Tensor:
     """``x`` ``(N, D)`` centred and projected on its ``dims`` leading principal axes -> ``(N, min(dims, D))``.
 
-    Exact (the covariance's eigendecomposition in float64), so it draws no random numbers and gives the same
-    projection on every rank and every run, up to each axis's sign."""
-    x = x.double()
-    xc = x - x.mean(0)
-    cov = xc.T @ xc / max(1, len(x) - 1)  # (D, D)
+    Exact (the covariance's eigendecomposition), so it draws no random numbers and gives the same projection on
+    every rank and every run, up to each axis's sign. The mean is taken in float64 and the big product ``x^T x``
+    over the centred data in float32 (a third of float64's time); the eigendecomposition is float64."""
+    x = x.float()
+    xc = x - x.double().mean(0).float()
+    cov = (xc.T @ xc).double() / max(1, len(x) - 1)  # (D, D)
     _, vectors = torch.linalg.eigh(cov)  # ascending eigenvalues
     axes = vectors[:, -min(dims, x.shape[1]):].flip(1)  # (D, dims), leading axis first
-    return (xc @ axes).float()
+    return xc @ axes.float()
+
+
+def _orthonormal(y: torch.Tensor) -> torch.Tensor:
+    """The Q of ``y = QR`` ``(N, d)``, R's diagonal positive (as Householder QR up to column signs), by Cholesky QR:
+    R from the Cholesky factor of the small Gram matrix ``y^T y`` (float64), then ``Q = y R^-1``. Two thin matrix
+    products instead of LAPACK's Householder sweeps over the tall ``y``; it needs ``y`` well conditioned, as the
+    iterates of a subspace iteration on a matrix with eigenvalues in [0, 2] whose leading ones are kept are. Falls
+    back to Householder QR when the Gram matrix is not positive definite."""
+    gram = (y.T @ y).double()
+    chol, info = torch.linalg.cholesky_ex(gram)
+    if info.item() != 0:
+        return torch.linalg.qr(y)[0]
+    return torch.linalg.solve_triangular(chol.T.to(y.dtype), y, upper=True, left=False)
 
 
 def knn_graph(x: torch.Tensor, neighbours: int, chunk: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,14 +159,17 @@ def knn_graph(x: torch.Tensor, neighbours: int, chunk: int = 1000) -> tuple[torc
     ``(N, neighbours)``, squared distances ``(N, neighbours)``), in chunks of ``chunk`` rows so that memory stays
     ``chunk * N`` floats."""
     sq = (x * x).sum(1)
+    xt = x.T.contiguous()  # (F, N)
     idx, dist = [], []
     for start in range(0, len(x), chunk):
         block = x[start : start + chunk]
-        d = sq[start : start + chunk, None] - 2 * block @ x.T + sq[None]  # (chunk, N)
+        # |x_j|^2 - 2 x_i . x_j  (chunk, N) in one product; |x_i|^2 is the same along a row, so it is added to the
+        # chosen few only (the product's output is what costs here: one pass over it saved is a third of the time)
+        d = torch.addmm(sq[None], block, xt, alpha=-2)
         d[torch.arange(len(block)), torch.arange(start, start + len(block))] = float("inf")  # not itself
         v, i = d.topk(neighbours, largest=False)
         idx.append(i)
-        dist.append(v.clamp_min(0))
+        dist.append((v + sq[start : start + chunk, None]).clamp_min(0))
     return torch.cat(idx), torch.cat(dist)
 
 
@@ -182,5 +205,5 @@ def spectral_embedding(x: torch.Tensor, dims: int, g: torch.Generator, neighbour
         a = torch.sparse_coo_tensor(affinity.indices(), v * inv_sqrt[i] * inv_sqrt[j], (n, n)).to_sparse_csr()
         q = torch.randn(n, dims, generator=g)
         for _ in range(iterations):
-            q, _ = torch.linalg.qr(a @ q + q)
+            q = _orthonormal(a @ q + q)
     return q / q.norm(dim=1, keepdim=True).clamp_min(1e-12)

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ganvae.errors import ConfigError
@@ -83,15 +82,14 @@ class LatentPrior(nn.Module):
              labels: torch.Tensor | None = None) -> torch.Tensor:
         """``n`` latents ``(n, dim)`` float32 on ``generator``'s device (the CPU without one); a conditional
         mixture draws each from the class ``labels[i]`` ``(n,)`` int64 asks for (class weights ``(n, K)`` and None
-        draw from the mixture of classes). The same generator state gives the same latents."""
-        raise NotImplementedError
+        draw from the mixture of classes). The same generator state gives the same latents, and the k-th latent
+        does not depend on how many are drawn (:meth:`noise`)."""
+        return self.transform(*self.noise(n, generator), labels)
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """What :meth:`transform` turns into latents: uniforms ``(n, 2)`` (a class, a component) and a standard
-        normal ``(n, noise_dim)``, from ``generator``."""
-        device = generator.device if generator is not None else torch.device("cpu")
-        return (torch.rand(n, 2, generator=generator, device=device),
-                torch.randn(n, self.noise_dim, generator=generator, device=device))
+        normal ``(n, noise_dim)``, from ``generator``, image by image (:func:`per_image_noise`)."""
+        return per_image_noise(n, self.noise_dim, generator)
 
     def transform(self, uniform: torch.Tensor, normal: torch.Tensor,
                   labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -139,10 +137,6 @@ class PriorNotFittable(ConfigError, ValueError):
 class StandardNormalPrior(LatentPrior):
     """``z ~ N(0, I)`` over ``noise_dim`` latents."""
 
-    def draw(self, n, generator=None, labels=None):
-        device = generator.device if generator is not None else torch.device("cpu")
-        return torch.randn(n, self.noise_dim, generator=generator, device=device)
-
     def transform(self, uniform, normal, labels=None):
         return normal
 
@@ -168,20 +162,13 @@ class PseudoClassPrior(LatentPrior):
     def kind(self) -> str:
         return "self-conditioned"
 
-    def draw(self, n, generator=None, labels=None):
-        """As :meth:`LatentPrior.draw`; ``labels`` ``(n,)`` int64 here name pseudo-classes (the collapse check asks
-        for each in turn), else each is drawn by its share."""
-        device = generator.device if generator is not None else torch.device("cpu")
-        z = torch.randn(n, self.noise_dim, generator=generator, device=device)
-        if labels is None:
-            counts = self._pseudo_classes.counts.to(device).float()
-            labels = torch.multinomial(counts, n, replacement=True, generator=generator)  # (n,): each by its share
-        return torch.cat([z, F.one_hot(labels.to(device), self.k).to(z)], dim=1)
-
     def transform(self, uniform, normal, labels=None):
-        counts = self._pseudo_classes.counts.to(normal.device).float()
-        ids = inverse_cdf(counts / counts.sum(), uniform[:, 0])  # (n,)
-        one_hot = ids[:, None] == torch.arange(self.k, device=ids.device)  # (n, K), traceable
+        """As :meth:`LatentPrior.transform`; ``labels`` ``(n,)`` int64 here name pseudo-classes (the collapse check
+        asks for each in turn), else each is drawn by its share with ``uniform[:, 0]``."""
+        if labels is None:
+            counts = self._pseudo_classes.counts.to(normal.device).float()
+            labels = inverse_cdf(counts / counts.sum(), uniform[:, 0])  # (n,)
+        one_hot = labels.to(normal.device)[:, None] == torch.arange(self.k, device=normal.device)  # (n, K), traceable
         return torch.cat([normal, one_hot.to(normal)], dim=1)
 
     def split(self, z):
@@ -193,6 +180,20 @@ class PseudoClassPrior(LatentPrior):
     def describe(self) -> str:
         return (f"normal: N(0, I), with one of {self.k} self-conditioning clusters drawn by its share of the "
                 f"training images")
+
+
+def per_image_noise(n: int, width: int, generator: torch.Generator | None = None,
+                    device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Uniforms ``(n, 2)`` and standard normals ``(n, width)`` on ``generator``'s device (else ``device``, else the
+    CPU), drawn image by image (two uniforms, then ``width`` normals, for each in turn), so that the k-th image of a
+    seed does not depend on how many are drawn: ``draw(16)[:4]`` equals ``draw(4)`` (a whole-batch draw would not:
+    torch fills large normal tensors in blocks, and a class for every image before any noise shifts the stream)."""
+    device = generator.device if generator is not None else (device or torch.device("cpu"))
+    uniform, normal = torch.empty(n, 2, device=device), torch.empty(n, width, device=device)
+    for i in range(n):
+        torch.rand(2, generator=generator, device=device, out=uniform[i])
+        torch.randn(width, generator=generator, device=device, out=normal[i])
+    return uniform, normal
 
 
 def inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

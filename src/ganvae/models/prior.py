@@ -8,7 +8,8 @@ from it instead; here that density is a Gaussian mixture,
     p(z) = sum_k pi_k N(z; mu_k, Sigma_k),    Sigma_k full (Cholesky factor L_k) or diagonal,
 
 fitted by EM (Dempster et al. 1977; Bishop 2006, Sec. 9.2.2) to the posterior means ``mu(x)`` of the training
-images, in float64, from a k-means++ start (Arthur & Vassilvitskii 2007) drawn from a seeded generator, so a fit is
+images (two large float32 products over the centred codes a step, the small per-component algebra in float64:
+:class:`_Codes`), from a k-means++ start (Arthur & Vassilvitskii 2007) drawn from a seeded generator, so a fit is
 the same for the same codes and seed. Only torch is used. The fit is kept as float32 buffers (log-weights, means,
 Cholesky factors or standard deviations, a ``fitted`` flag): saved with the model in checkpoints and pretrained
 folders as tensors, never pickled. Until it is fitted (during training, or for a run from before this prior
@@ -28,7 +29,7 @@ import torch
 
 from ganvae.models.clustering import kmeans
 from ganvae.models.conditioning import LabelPolicy, default_labels
-from ganvae.models.latents import LatentPrior, MixtureFit, inverse_cdf, straight_path
+from ganvae.models.latents import LatentPrior, MixtureFit, inverse_cdf, per_image_noise, straight_path
 
 Covariance = Literal["full", "diag"]
 REG_COVAR = 1e-6  # added to every variance: keeps a component of near-identical codes positive definite
@@ -82,10 +83,8 @@ class GaussianMixturePrior(LatentPrior):
     # ------------------------------------------------------------------ sampling
     def noise(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """What :meth:`transform` turns into latents: uniforms ``(n, 2)`` (the class, the component) and a
-        standard normal ``(n, D)``, from ``generator``."""
-        device = generator.device if generator is not None else self.means.device
-        return (torch.rand(n, 2, generator=generator, device=device),
-                torch.randn(n, self.dim, generator=generator, device=device))
+        standard normal ``(n, D)``, from ``generator``, image by image (:func:`per_image_noise`)."""
+        return per_image_noise(n, self.dim, generator, self.means.device)
 
     def transform(self, u: torch.Tensor, eps: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
         """Noise (:meth:`noise`) -> latents ``(n, D)`` on ``eps``'s device: the class ``groups`` ``(n,)`` int64
@@ -114,10 +113,8 @@ class GaussianMixturePrior(LatentPrior):
         """``n`` latents ``(n, D)`` float32 on the generator's device: fitted, of classes ``labels`` ``(n,)`` (default,
         or class weights: each class by its share); unfitted, from N(0, I). The same ``generator`` state gives the
         same latents."""
-        if not self.is_fitted:
-            device = generator.device if generator is not None else self.means.device
-            return torch.randn(n, self.dim, generator=generator, device=device)
-        return self.transform(*self.noise(n, generator), labels)
+        u, eps = self.noise(n, generator)
+        return self.transform(u, eps, labels) if self.is_fitted else eps
 
     def class_grid(self, cols: int, classes: list[int], generator: torch.Generator | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,7 +148,7 @@ class GaussianMixturePrior(LatentPrior):
     def fit(self, codes: torch.Tensor, groups: torch.Tensor | None = None, seed: int = 0, max_iterations: int = 300,
             tol: float = 1e-3) -> MixtureFit:
         """Fit the mixture (one per class of ``groups`` ``(N,)``, when there are several) to ``codes`` ``(N, D)`` by
-        EM in float64 and store it (see the module docstring). A class without codes (not in the training data)
+        EM (:class:`_Codes`) and store it (see the module docstring). A class without codes (not in the training data)
         keeps a weight of zero.
 
         Stops when the mean log-likelihood improves by less than ``tol`` nats per code (scikit-learn's default),
@@ -198,21 +195,95 @@ class GaussianMixturePrior(LatentPrior):
 
 
 def _fit_one(x: torch.Tensor, k: int, covariance: str, g: torch.Generator, max_iterations: int, tol: float):
-    """EM for one mixture on codes ``x`` ``(N, D)`` float64 -> (parameters, iterations, converged, mean log-lik)."""
-    params = _initialise(x, k, covariance, g)
+    """EM for one mixture on codes ``x`` ``(N, D)`` float64 -> (parameters in float64, iterations, converged, mean
+    log-likelihood). Each step is two large matrix products over the codes (:class:`_Codes`)."""
+    codes = _Codes.of(x, covariance)
+    params = _initialise(codes, k, covariance, g)
     previous, converged, iteration = -math.inf, False, 0
     for iteration in range(1, max_iterations + 1):
-        log_p = _component_log_probs(x, params, covariance)  # (N, K), log pi_k + log N(x | k)
+        log_p = codes.log_probs(params, covariance)  # (N, K), log pi_k + log N(x | k)
         total = torch.logsumexp(log_p, dim=1)  # (N,)
-        ll = float(total.mean())
-        resp = (log_p - total[:, None]).exp()  # E step: responsibilities (N, K)
-        params = _m_step(x, resp, covariance, total)
+        ll = float(total.double().mean())
+        resp = (log_p - total[:, None]).exp_()  # E step: responsibilities (N, K)
+        params = codes.m_step(resp, covariance, total)
         if ll - previous < tol:
             converged = True
             break
         previous = ll
-    final = float(torch.logsumexp(_component_log_probs(x, params, covariance), dim=1).mean())
-    return params, iteration, converged, final
+    final = float(torch.logsumexp(codes.log_probs(params, covariance), dim=1).double().mean())
+    return codes.uncentred(params), iteration, converged, final
+
+
+class _Codes:
+    """The codes as EM's matrix products take them: centred on their mean (in float32, so products near zero lose
+    little to cancellation) and their second-order terms: for full covariances the upper triangle of each code's
+    outer product ``x_i x_j`` (i <= j, ``T = D (D + 1) / 2`` columns), for diagonal ones the squares. Then
+
+        E step:  |x - mu_k|^2_(Sigma_k^-1) = pairs(x) . w_k - 2 x . (Sigma_k^-1 mu_k) + mu_k^T Sigma_k^-1 mu_k,
+        M step:  E_k[x x^T] = resp_k . pairs / N_k,
+
+    each one product ``(N, T) @ (T, K)`` over all codes and components (Bishop 2006, Eqs. 9.23-9.26), instead of a
+    ``(N, K, D)`` tensor of differences: about 4 N K T flops a step. The small ``(K, D, D)`` algebra (Cholesky
+    factors, inverses, log-determinants) stays in float64."""
+
+    def __init__(self, x: torch.Tensor, shift: torch.Tensor, pairs: torch.Tensor, rows: torch.Tensor,
+                 cols: torch.Tensor):
+        self.x, self.shift, self.pairs, self.rows, self.cols = x, shift, pairs, rows, cols
+
+    @classmethod
+    def of(cls, x64: torch.Tensor, covariance: str) -> _Codes:
+        shift = x64.mean(0)  # (D,)
+        x = (x64 - shift).float()  # (N, D)
+        d = x.shape[1]
+        if covariance == "diag":
+            rows = cols = torch.arange(d)
+        else:
+            rows, cols = torch.triu_indices(d, d)
+        return cls(x, shift, x[:, rows] * x[:, cols], rows, cols)
+
+    def log_probs(self, p: _Params, covariance: str) -> torch.Tensor:
+        """``log pi_k + log N(x_n; mu_k, Sigma_k)`` ``(N, K)`` float32, ``p`` in centred coordinates."""
+        d = self.x.shape[1]
+        if covariance == "diag":
+            prec = 1.0 / p.cov  # (K, D)
+            weights, half_logdet = prec, 0.5 * p.cov.log().sum(-1)
+        else:
+            prec = torch.cholesky_inverse(p.cov)  # (K, D, D) Sigma_k^-1 from the Cholesky factors
+            twice = torch.where(self.rows == self.cols, 1.0, 2.0).to(prec)  # x^T A x over the upper triangle
+            weights = prec[:, self.rows, self.cols] * twice  # (K, T)
+            half_logdet = p.cov.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # (K,)
+        pm = prec * p.means if covariance == "diag" else torch.einsum("kij,kj->ki", prec, p.means)  # (K, D)
+        const = (p.means * pm).sum(1)  # (K,) mu^T Sigma^-1 mu
+        maha = self.pairs @ weights.float().T - 2 * self.x @ pm.float().T + const.float()  # (N, K)
+        base = (p.log_weights - 0.5 * d * math.log(2 * math.pi) - half_logdet).float()
+        return base - 0.5 * maha.clamp_min_(0)
+
+    def m_step(self, resp: torch.Tensor, covariance: str, total: torch.Tensor) -> _Params:
+        """Weights, means and covariances from responsibilities ``(N, K)``; a component left with (almost) no codes
+        is restarted on the code the fit explains worst (one each), so every component describes data."""
+        counts = resp.sum(0, dtype=torch.float64)  # (K,)
+        empty = counts < 1e-3
+        if empty.any():
+            worst = total.argsort()[: int(empty.sum())]
+            resp = resp.clone()
+            resp[:, empty] = 0.0
+            resp[worst, empty.nonzero().flatten()] = 1.0
+            counts = resp.sum(0, dtype=torch.float64)
+        counts = counts + 10 * torch.finfo(torch.float64).eps
+        means = (resp.T @ self.x).double() / counts[:, None]  # (K, D)
+        second = (resp.T @ self.pairs).double() / counts[:, None]  # (K, T): E_k[x_i x_j]
+        log_weights = (counts / counts.sum()).log()
+        if covariance == "diag":
+            return _Params(log_weights, means, (second - means**2).clamp_min(0) + REG_COVAR)
+        k, d = means.shape
+        cov = torch.zeros(k, d, d, dtype=torch.float64)
+        cov[:, self.rows, self.cols] = second
+        cov[:, self.cols, self.rows] = second
+        cov = cov - means[:, :, None] * means[:, None, :] + REG_COVAR * torch.eye(d, dtype=torch.float64)
+        return _Params(log_weights, means, torch.linalg.cholesky(cov))
+
+    def uncentred(self, p: _Params) -> _Params:
+        return _Params(p.log_weights, p.means + self.shift, p.cov)
 
 
 @dataclass
@@ -246,35 +317,9 @@ def _component_log_probs(x: torch.Tensor, p: _Params, covariance: str, chunk: in
     return p.log_weights + torch.cat(out)
 
 
-def _m_step(x: torch.Tensor, resp: torch.Tensor, covariance: str, total: torch.Tensor, chunk: int = 4096) -> _Params:
-    """Weights, means and covariances from responsibilities ``(N, K)`` (Bishop 2006, Eqs. 9.24-9.26); the
-    covariances as ``E_k[x x^T] - mu_k mu_k^T``, accumulated over chunks of codes."""
-    n, d = x.shape
-    counts = resp.sum(0)  # (K,)
-    empty = counts < 1e-3
-    if empty.any():  # restart starved components on the worst-explained codes (one each)
-        worst = total.argsort()[: int(empty.sum())]
-        resp = resp.clone()
-        resp[:, empty] = 0.0
-        resp[worst, empty.nonzero().flatten()] = 1.0
-        counts = resp.sum(0)
-    counts = counts + 10 * torch.finfo(x.dtype).eps
-    means = resp.T @ x / counts[:, None]  # (K, D)
-    log_weights = (counts / counts.sum()).log()
-    if covariance == "diag":
-        var = resp.T @ (x * x) / counts[:, None] - means**2
-        return _Params(log_weights, means, var.clamp_min(0) + REG_COVAR)
-    second = torch.zeros(len(counts), d * d, dtype=x.dtype)
-    for part, r in zip(x.split(chunk), resp.split(chunk)):
-        second += r.T @ (part[:, :, None] * part[:, None, :]).reshape(len(part), d * d)
-    cov = second.view(-1, d, d) / counts[:, None, None] - means[:, :, None] * means[:, None, :]
-    cov = 0.5 * (cov + cov.transpose(1, 2)) + REG_COVAR * torch.eye(d, dtype=x.dtype)
-    return _Params(log_weights, means, torch.linalg.cholesky(cov))
-
-
-def _initialise(x: torch.Tensor, k: int, covariance: str, g: torch.Generator) -> _Params:
+def _initialise(codes: _Codes, k: int, covariance: str, g: torch.Generator) -> _Params:
     """k-means++ seeds (Arthur & Vassilvitskii 2007) and ten Lloyd iterations, then each cluster's weight, mean and
     covariance as EM's starting point."""
-    assign, _ = kmeans(x, k, g, iterations=10, restarts=1)
-    resp = torch.nn.functional.one_hot(assign, k).to(x.dtype)
-    return _m_step(x, resp, covariance, torch.zeros(len(x), dtype=x.dtype))
+    assign, _ = kmeans(codes.x, k, g, iterations=10, restarts=1)
+    resp = torch.nn.functional.one_hot(assign, k).float()
+    return codes.m_step(resp, covariance, torch.zeros(len(codes.x)))
