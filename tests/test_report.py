@@ -4,6 +4,7 @@ import json
 from html.parser import HTMLParser
 
 import pytest
+import yaml
 from conftest import TINY, train, write_idx_dataset
 
 from ganvae.config import build_config
@@ -89,20 +90,40 @@ def test_demo_end_to_end(tmp_path):
     from ganvae.training.demo import demo
 
     lines = []
-    # bounded by one epoch (the minutes are only a ceiling), so the test does not depend on the machine's speed
-    report = demo(tmp_path / "demo", minutes=5, models=("gan", "vae"), n_samples=300, dataset="mnist-5k",
-                  extra_overrides=["train.epochs=1", "train.eval_every=1"], say=lines.append)
+    # a budget of steps: the same run on any machine, so the test does not depend on the machine's speed
+    report = demo(tmp_path / "demo", models=("gan", "vae"), n_samples=300, dataset="mnist-5k", steps=40,
+                  overrides=["run.gif_fps=2", "train.eval_samples=100"], say=lines.append)
     assert report.is_file()
-    assert (tmp_path / "demo" / "vae" / "metrics_during_training.csv").is_file()
+    for name in ("gan", "vae"):
+        summary = json.loads((tmp_path / "demo" / name / "summary.json").read_text())
+        assert (summary["steps"], summary["stopped_by"]) == (40, "steps")
+        assert yaml.safe_load((tmp_path / "demo" / name / "config.yaml").read_text())["run"]["gif_fps"] == 2
+    # 40 steps of 128 on mnist-5k's 4,000 images span 1.3 epochs: one quality point, at the first epoch's end
+    assert (tmp_path / "demo" / "vae" / "metrics_during_training.csv").read_text().count("\n") == 2
     assert (tmp_path / "demo" / "gan" / "progress.gif").is_file()  # a grid even when no epoch completed
-    # one line per stage with the time left, then the report's path and the verdict
-    assert lines[0].startswith("[1/3] training gan for 5 min on mnist-5k (about ") and "min left" in lines[0]
-    assert lines[2].startswith("[3/3] evaluating 2 models")
-    assert str(report) in lines[3] and lines[4].startswith("Verdict: With ")
+    # one line per stage with the time left, progress lines at each tenth of the steps, the report, the verdict
+    stages = [line for line in lines if line.startswith("[")]
+    assert stages[0].startswith("[1/3] training gan for 40 steps on mnist-5k (about ") and "min left" in stages[0]
+    assert stages[2].startswith("[3/3] evaluating 2 models")
+    progress = [line for line in lines if line.strip().startswith("vae: ")]
+    assert progress and all("steps/s" in line and "min left" in line for line in progress)
+    assert str(report) in lines[-2] and lines[-1].startswith("Verdict: ")
     with pytest.raises(Exception, match="not empty"):
-        demo(tmp_path / "demo", minutes=0.01, models=("vae",))
+        demo(tmp_path / "demo", models=("vae",))
     with pytest.raises(ConfigError, match="unknown model.*nope.*choose from gan, dcgan"):
         demo(tmp_path / "other", models=("gan", "nope"))
+    with pytest.raises(ConfigError, match="no_such_key"):  # a bad --set before any training
+        demo(tmp_path / "third", models=("gan",), overrides=["train.no_such_key=1"])
+    assert not (tmp_path / "third" / "gan").exists()
+
+
+def test_the_demo_command_takes_trains_flags():
+    from ganvae.cli import build_parser
+
+    args = build_parser().parse_args(["demo", "--set", "train.num_threads=1", "--data-dir", "d", "--dataset",
+                                      "mnist", "--seed", "3", "--steps", "50"])
+    assert (args.set, args.data_dir, args.dataset, args.seed, args.steps) == (["train.num_threads=1"], "d", "mnist",
+                                                                                3, 50)
 
 
 def test_observations_read_the_numbers():

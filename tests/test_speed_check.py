@@ -22,6 +22,8 @@ def test_the_message_names_the_cause_and_the_fix():
     assert "39 images/s" in loaded and "machine is loaded" in loaded and "--set train.num_threads=1" in loaded
     assert "--max-minutes" in loaded and "load average 3.8 on 2 cores" in loaded
     assert "num_threads=1 (ganvae.train: num_threads=1)" in loaded and "max_minutes=" in loaded  # Python's names too
+    stepped = speed_check.slow_training_message("dcgan", 39.0, ref, 2, 3.8, 2, timed=False)  # ganvae demo
+    assert "--max-minutes" not in stepped and "--set train.num_threads=1" in stepped and "times slower" in stepped
     idle = speed_check.slow_training_message("dcgan", 39.0, ref, 1, 0.4, 2)
     assert "loaded" not in idle and "num_threads" not in idle and "another program" in idle
 

@@ -270,15 +270,20 @@ SHORTCUTS = (
     Shortcut("data", "data_dir", "--data-dir",
              "folder holding the dataset's IDX files (instead of the download cache)"),
     Shortcut("data", "classes", "--classes", "train on these classes only, e.g. 3,5", "classes"),
-    Shortcut("train", "epochs", "--epochs", None, int),
+    Shortcut("train", "epochs", "--epochs",
+             "passes over the training set (default: the model's, `ganvae config show MODEL`); the first budget "
+             "reached ends the run", int),
     Shortcut("train", "max_minutes", "--max-minutes",
              "wall-clock budget of this session (a resumed run gets it again); the first budget reached ends the run",
              float),
     Shortcut("train", "max_steps", "--max-steps",
              "optimisation steps in all (earlier sessions included): the same run on any machine; the first budget "
              "reached ends the run", int),
-    Shortcut("train", "batch_size", "--batch-size", None, int),
-    Shortcut("train", "seed", "--seed", None, int),
+    Shortcut("train", "batch_size", "--batch-size",
+             "images per optimisation step, at least 2 (default: the model's; the global batch under "
+             "torchrun)", int),
+    Shortcut("train", "seed", "--seed", "seeds the weights, the data order and the noise (default 0); saved "
+             "with the run", int),
     Shortcut("train", "device", "--device", "auto, cpu, cuda, cuda:N, mps"),
     Shortcut("run", "out", "--out", "run folder (default runs/<model>-<timestamp>)"),
 )

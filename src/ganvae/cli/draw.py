@@ -9,9 +9,10 @@ from ganvae.cli import common
 def add_sample(sub) -> None:
     p = sub.add_parser("sample", help="a grid (or files) of samples from a trained run")
     p.add_argument("run", metavar="RUN", help=common.RUN_HELP)
-    p.add_argument("-n", type=int, default=64, help="number of samples")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="samples.png")
+    p.add_argument("-n", type=int, default=64, help="number of samples (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the latents: the same seed draws the same images (default %(default)s)")
+    p.add_argument("--out", default="samples.png", help="the grid's PNG file (default %(default)s)")
     p.add_argument("--nrow", type=int, help="images per row")
     p.add_argument("--separate", metavar="DIR", help="also write one PNG per sample into DIR")
     p.add_argument("--no-grid", action="store_true", help="with --separate: write only the files "
@@ -36,8 +37,8 @@ def add_interpolate(sub) -> None:
     p.add_argument("run", metavar="RUN", help=common.RUN_HELP)
     p.add_argument("--points", type=int, default=4, help="latent points visited")
     p.add_argument("--steps", type=int, default=30, help="frames between two points")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="walk.gif")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent points visited (default %(default)s)")
+    p.add_argument("--out", default="walk.gif", help="output file (default walk.gif, or walk.png with --grid)")
     p.add_argument("--grid", action="store_true", help="a still grid (one row per pair of points) instead of a GIF")
     p.add_argument("--walks", type=int, default=16, help="walks shown side by side in the GIF")
     p.add_argument("--scale", type=int, default=2, help="pixel enlargement of the GIF")
@@ -61,9 +62,9 @@ def interpolate(args) -> int:
 def add_reconstruct(sub) -> None:
     p = sub.add_parser("reconstruct", help="test images above their reconstructions (models with an encoder)")
     p.add_argument("run", metavar="RUN", help=common.RUN_HELP)
-    p.add_argument("-n", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="reconstructions.png")
+    p.add_argument("-n", type=int, default=16, help="number of test images (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed choosing the test images (default %(default)s)")
+    p.add_argument("--out", default="reconstructions.png", help="output PNG file (default %(default)s)")
     p.add_argument("--as-digit", type=int, metavar="D", help="conditional VAEs: decode each image's code as class D "
                    "(its style, another digit)")
     common.add_data_flags(p)
@@ -82,7 +83,7 @@ def add_render(sub) -> None:
     p = sub.add_parser("render", help="render a cppn latent at any resolution")
     p.add_argument("run", metavar="RUN", help=common.RUN_HELP)
     p.add_argument("--size", type=common.size, default=(1080, 1080), help="WIDTHxHEIGHT (default 1080x1080)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the latents rendered (default %(default)s)")
     p.add_argument("--out", help="output file (default render.png, or render.gif with --gif)")
     p.add_argument("--gif", action="store_true", help="a looping latent morph at that size")
     p.add_argument("--frames", type=int, default=24, help="frames between two latents in the --gif morph")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ganvae.cli import common
+
 
 def add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="metrics of a trained run, real:DATASET (the reference figures) or images:DIR")
@@ -9,9 +11,14 @@ def add_evaluate(sub) -> None:
                                               "split against test split), or images:DIR (a folder of any program's "
                                               "samples)")
     p.add_argument("--dataset", help="score against this dataset's test split (default: the run's own; mnist for "
-                                     "images:DIR), e.g. mnist-25k offline for a model trained on full MNIST")
-    p.add_argument("--n-samples", type=int, default=10000)
-    p.add_argument("--seed", type=int, default=0)
+                                     "images:DIR; offline, a pretrained model or images:DIR get the packaged "
+                                     "mnist-25k), e.g. mnist-25k offline for a model trained on full MNIST")
+    p.add_argument("--n-samples", type=int, default=10000,
+                   help="samples scored, at least 50 (default %(default)s, the standard; images:DIR: at most its "
+                        "images)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the samples: drawn from a model, or picked from real: and images:DIR (default "
+                        "%(default)s)")
     p.add_argument("--iwae-k", type=int, default=50,
                    help="importance samples of the NLL bound (5000 as in the literature)")
     p.add_argument("--data-dir", help="folder of the dataset's files, if not where the run found them")
@@ -33,10 +40,12 @@ def evaluate(args) -> int:
 
 def add_compare(sub) -> None:
     p = sub.add_parser("compare", help="a side-by-side HTML + Markdown report of several runs")
-    p.add_argument("runs", nargs="+", metavar="RUN")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="the runs to compare: run folders, checkpoints, "
+                                                          "pretrained names or folders (`ganvae models`)")
     p.add_argument("--out", required=True, help="report folder")
-    p.add_argument("--n-samples", type=int, default=10000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-samples", type=int, default=10000,
+                   help="samples scored per run, at least 50 (default %(default)s, the standard)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every run's samples (default %(default)s)")
     p.add_argument("--dataset", help="score every run against this dataset's test split (default: each run's own; "
                                      "a pretrained model without its data here: the packaged mnist-25k)")
     p.add_argument("--data-dir", help="folder of the dataset's files, if not where the runs found them")
@@ -52,15 +61,25 @@ def compare(args) -> int:
 
 
 def add_demo(sub) -> None:
-    from ganvae.training.demo import DEMO_MINUTES, DEMO_MODELS
+    from ganvae.training.demo import DEMO_MODELS, DEMO_STEPS
 
     p = sub.add_parser("demo", help="train a GAN, a DCGAN and a VAE on the offline mnist-25k and compare them")
     p.add_argument("--out", help="folder for the runs and the report (default runs/demo-<timestamp>)")
-    p.add_argument("--minutes", type=float, default=DEMO_MINUTES,
-                   help="training budget per model (default %(default)g)")
     p.add_argument("--models", default=",".join(DEMO_MODELS),
                    help="comma-separated models to train (default %(default)s; any registered family)")
-    p.add_argument("--n-samples", type=int, default=5000, help="samples per model for the final metrics")
+    budgets = ", ".join(f"{m} {s}" for m, s in DEMO_STEPS.items())
+    p.add_argument("--steps", type=common.positive_int,
+                   help=f"optimisation steps per model, the same for each (default: {budgets}; the same result on "
+                        "any machine, a busy one takes longer)")
+    p.add_argument("--n-samples", type=common.positive_int, default=5000,
+                   help="samples per model for the final metrics (default %(default)s)")
+    p.add_argument("--dataset", default="mnist-25k",
+                   help="dataset name (`ganvae data list`) or folder:PATH (default %(default)s, offline)")
+    p.add_argument("--data-dir", help="folder holding the dataset's IDX files (instead of the download cache)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every training and of the evaluation (default 0)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override any config value of every model, as `ganvae train` takes it (e.g. --set "
+                        "train.num_threads=1)")
     p.set_defaults(func=demo)
 
 
@@ -68,8 +87,8 @@ def demo(args) -> int:
     from ganvae.training.demo import demo
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    demo(args.out, minutes=args.minutes, models=models, n_samples=args.n_samples,
-         say=(lambda *_: None) if args.quiet else print)
+    demo(args.out, models=models, dataset=args.dataset, data_dir=args.data_dir, n_samples=args.n_samples,
+         seed=args.seed, steps=args.steps, overrides=args.set, say=(lambda *_: None) if args.quiet else print)
     return 0
 
 

@@ -20,8 +20,8 @@ import torch
 from ganvae.common import seeds
 from ganvae.config import DataConfig
 from ganvae.data.idx import check_pair, read_idx, read_keras_npz
-from ganvae.data.sources import ROLES, DatasetSource, get_source, resolve_files
-from ganvae.errors import DataError, FieldDataError
+from ganvae.data.sources import ROLES, SOURCES, DatasetSource, get_source, resolve_files
+from ganvae.errors import DataError, FieldDataError, GanvaeError
 
 log = logging.getLogger(__name__)
 
@@ -274,6 +274,25 @@ def load_dataset(cfg: DataConfig, cache_dir: Path | None = None) -> ImageData:
         if len(data) == 0:
             raise DataError(f"data.classes={cfg.classes}: no training images of these classes in {data.name}.")
     return data
+
+
+def stand_in_config(cfg: DataConfig) -> tuple[DataConfig, str | None]:
+    """``cfg``, or, where the named dataset it asks for is not on this machine (neither in ``cfg.data_dir`` nor in
+    the cache) and has a packaged stand-in (``mnist-25k`` for MNIST), the stand-in's config and the line that says
+    so (for the log and the protocol). Never downloads. Callers use it only where their user named neither a
+    dataset nor a folder: one asked for is loaded as asked, and its error names what is missing."""
+    source = SOURCES.get(cfg.dataset)
+    if source is None or source.offline_stand_in is None:
+        return cfg, None
+    try:
+        resolve_files(source, data_dir=cfg.data_dir, allow_download=False)
+    except GanvaeError:
+        line = (f"{cfg.dataset} is not on this machine: using the packaged {source.offline_stand_in} (its test "
+                f"split, a subset of the same data) instead of a download; pass --data-dir DIR (or data_dir=) for "
+                f"the full {cfg.dataset}")
+        log.info("%s", line)
+        return replace(cfg, dataset=source.offline_stand_in, data_dir=None), line
+    return cfg, None
 
 
 # ----------------------------------------------------------------------------- batches

@@ -199,9 +199,7 @@ def run_data(loaded: LoadedRun, dataset: str | None = None, data_dir: str | None
     on this machine (neither where it was trained nor in the cache), uses that dataset's packaged stand-in
     (``mnist-25k`` for MNIST) instead of downloading, and says so in one line. Returns ``(ImageData, stand_in)``,
     ``stand_in`` the line said (None when the run's own data was used), for the protocol."""
-    from ganvae.data.dataset import load_dataset
-    from ganvae.data.sources import SOURCES, resolve_files
-    from ganvae.errors import GanvaeError
+    from ganvae.data.dataset import load_dataset, stand_in_config
 
     cfg = loaded.config.data
     if dataset is not None:
@@ -211,17 +209,8 @@ def run_data(loaded: LoadedRun, dataset: str | None = None, data_dir: str | None
     if image_size is not None:
         cfg = replace(cfg, image_size=image_size)
     stand_in = None
-    source = SOURCES.get(cfg.dataset)
-    if dataset is None and data_dir is None and loaded.run_dir is None and source is not None \
-            and source.offline_stand_in is not None:
-        try:
-            resolve_files(source, data_dir=cfg.data_dir, allow_download=False)
-        except GanvaeError:
-            stand_in = (f"{cfg.dataset} is not on this machine: using the packaged {source.offline_stand_in} (its "
-                        f"test split, a subset of the same data) instead of a download; pass --data-dir DIR (or "
-                        f"data_dir=) for the full {cfg.dataset}")
-            log.info("%s", stand_in)
-            cfg = replace(cfg, dataset=source.offline_stand_in, data_dir=None)
+    if dataset is None and data_dir is None and loaded.run_dir is None:  # a pretrained model, nothing asked
+        cfg, stand_in = stand_in_config(cfg)
     return load_dataset(cfg), stand_in
 
 

@@ -91,13 +91,15 @@ def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 
     images as 'samples': the reference figures) or ``images:DIR`` (a folder of another program's
     samples, scored against ``dataset``, default mnist, with the same protocol; images are made grey and resized
     to the dataset's size). A run is scored against its own dataset's test split, or ``dataset``'s (e.g. a model
-    trained on full MNIST against the offline ``mnist-25k``). ``use_ema=False`` scores the trained weights instead
-    of their moving average.
+    trained on full MNIST against the offline ``mnist-25k``). Asked for neither ``dataset`` nor ``data_dir``, a
+    pretrained model or ``images:DIR`` whose MNIST is not on this machine is scored against the packaged
+    ``mnist-25k`` instead of a download, and the protocol says so. ``use_ema=False`` scores the trained weights
+    instead of their moving average.
 
     Writes the result as JSON to ``out`` (default ``<run>/metrics.json``) and returns it.
     """
     from ganvae.config import DataConfig
-    from ganvae.data.dataset import load_dataset
+    from ganvae.data.dataset import load_dataset, stand_in_config
     from ganvae.metrics import evaluate as metrics
     from ganvae.metrics.classifier import load_classifier
 
@@ -110,7 +112,10 @@ def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 
     folder = str(run)[len("images:"):] if str(run).startswith("images:") else None
     loaded = samples = stand_in = None
     if real or folder is not None:
-        data = load_dataset(DataConfig(dataset=str(run)[5:] if real else dataset or "mnist", data_dir=data_dir))
+        data_cfg = DataConfig(dataset=str(run)[5:] if real else dataset or "mnist", data_dir=data_dir)
+        if folder is not None and dataset is None and data_dir is None:  # mnist offline: the packaged stand-in
+            data_cfg, stand_in = stand_in_config(data_cfg)
+        data = load_dataset(data_cfg)
         model_name = "real data (train split)" if real else f"images in {folder}"
         dataset = data.name
         if real:

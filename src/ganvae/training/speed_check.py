@@ -52,7 +52,7 @@ def machine_load() -> tuple[float | None, int]:
 
 
 def slow_training_message(model_name: str, images_per_second: float, reference: float, threads: int,
-                          load: float | None, cores: int) -> str | None:
+                          load: float | None, cores: int, timed: bool = True) -> str | None:
     """The warning for a run at ``images_per_second`` against ``reference``, or None if it is not far below."""
     if images_per_second >= FAR_BELOW * reference:
         return None
@@ -62,10 +62,13 @@ def slow_training_message(model_name: str, images_per_second: float, reference: 
     else:
         cause = f"more torch threads ({threads}) than free cores, or another program using them"
     fix = ("--set train.num_threads=1 (ganvae.train: num_threads=1)" if threads > 1 else "stop the other work")
-    return (f"training at {images_per_second:.0f} images/s, under {FAR_BELOW:.1%} of what the default {model_name} "
-            f"recipe reaches ({reference:.0f} images/s measured on 2 cores): likely {cause}. Fix: {fix}, or give it "
-            f"a larger --max-minutes (max_minutes=); at this speed the budget buys a fraction of the training it "
-            f"was meant to.")
+    start = (f"training at {images_per_second:.0f} images/s, under {FAR_BELOW:.1%} of what the default {model_name} "
+             f"recipe reaches ({reference:.0f} images/s measured on 2 cores): likely {cause}. Fix: {fix}")
+    if not timed:  # a budget of steps or epochs: the same training, later
+        return (f"{start}; the budget is in steps, so the run trains as much, about "
+                f"{reference / images_per_second:.0f} times slower.")
+    return (f"{start}, or give it a larger --max-minutes (max_minutes=); at this speed the budget buys a fraction of "
+            f"the training it was meant to.")
 
 
 def budget_message(stopped_by: str, quality_points: int, metrics_on: bool, minutes: float | None) -> str | None:

@@ -59,7 +59,8 @@ class SpeedCheck(Callback):
         if reference is None:
             return
         message = speed_check.slow_training_message(trainer.cfg.model_name, trainer.images_this_session / seconds,
-                                                    reference, torch.get_num_threads(), *speed_check.machine_load())
+                                                    reference, torch.get_num_threads(), *speed_check.machine_load(),
+                                                    timed=trainer.cfg.train.max_minutes is not None)
         if message:
             trainer.warn(message)
 
