@@ -68,13 +68,14 @@ def test_hooks_run_when_documented_and_leave_the_run_unchanged(tmp_path):
 
 def test_the_trainers_own_outputs_are_callbacks_before_the_users(tmp_path):
     """Grid, then quality point, then checkpoint at an epoch's end; summary.json before the trackers and yours."""
-    from ganvae.training.callbacks.builtin import LatentPriorFit, RunSummary, SpeedCheck
+    from ganvae.training.callbacks.builtin import CollapseCheck, LatentPriorFit, RunSummary, SpeedCheck
     from ganvae.training.callbacks.outputs import LossLog, PeriodicCheckpoint, QualityPoints, SampleGrids
 
     mine = Callback()
     trainer = Trainer(tiny_config("gan"), tmp_path / "run", data=tiny_data(), callbacks=[mine])
     assert [type(cb) for cb in trainer.callbacks.callbacks] == [
-        LossLog, SampleGrids, QualityPoints, PeriodicCheckpoint, RunSummary, LatentPriorFit, SpeedCheck, Callback]
+        LossLog, SampleGrids, QualityPoints, PeriodicCheckpoint, RunSummary, LatentPriorFit, SpeedCheck, CollapseCheck,
+        Callback]
 
 
 def test_a_fresh_run_in_a_folder_a_killed_run_left_starts_a_fresh_record(tmp_path):

@@ -197,3 +197,32 @@ def test_class_grid_shows_a_dropped_class_as_a_grey_row():
     assert torch.equal(grid[:12], images[:12])  # class 0: its first 12 samples, in draw order
     assert (grid[12:24] == 0.35).all()  # class 1 never drawn: a grey row
     assert torch.equal(grid[24:34], images[20:30]) and (grid[34:] == 0.35).all()
+
+
+def test_low_recall_with_balanced_classes_is_far_from_the_data_not_collapse():
+    """Issue 38: a VAE drawing all ten digits (class entropy 0.993) was called collapsed because recall < 0.1."""
+    from pathlib import Path
+
+    from ganvae.inference.report import RunEntry, observations, verdict
+
+    def entry(label, model, m, warnings=()):
+        return RunEntry(label, Path(label), {"model": model, "metrics": m,
+                                             "training": {"train_seconds": 12.0, "steps": 200,
+                                                          "warnings": list(warnings)}})
+
+    far = _metrics(300.0, 3.0, recall=0.002, entropy=0.993)
+    gan = _metrics(200.0, 2.0, recall=0.5)
+    slow = "training at 39 images/s, under 12.5% of what the default vae recipe reaches"
+    entries = [entry("gan", "gan", gan), entry("vae", "vae", far, [slow])]
+    text = verdict(entries) + " ".join(observations(entries))
+    assert "collapsed" not in text and "Mode collapse" not in text
+    assert "Left out of this comparison: vae, whose samples are far from the data (recall 0.002" in text
+    assert "Far from the data: vae" in text and "This is not collapse" in text
+    assert f"Warning from vae's training: {slow}" in text  # the run's own warning, next to its model
+    # nothing trusted: the verdict says the training was too short, and why, not just "train longer"
+    alone = verdict([entry("vae", "vae", far, [slow]), entry("vae2", "vae", far)])
+    assert "the training was too short to judge these models after vae 200 steps, vae2 200 steps" in alone
+    assert "the training of vae warned" in alone and "collapsed" not in alone
+    collapsed = verdict([entry("dcgan", "dcgan", _metrics(900.0, 5.0, recall=0.02, dropped=range(8),
+                                                          entropy=0.3))])
+    assert "dcgan collapsed" in collapsed and "train longer (more steps)" in collapsed

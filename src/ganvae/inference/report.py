@@ -147,19 +147,42 @@ MIN_RECALL = 0.1  # share of real digits inside the samples' manifold
 MIN_CLASS_ENTROPY = 0.8  # normalised entropy of the predicted-class histogram (1 = balanced)
 
 
-def trust_problems(metrics: dict[str, Any]) -> list[str]:
-    """Why this model's sample metrics cannot be trusted (empty when they can): collapse onto few classes, or
-    samples that cover almost none of the real digits."""
+def collapse_problems(metrics: dict[str, Any]) -> list[str]:
+    """How this model's samples collapsed (empty when they did not): classes dropped, or a class histogram far from
+    balanced. Only these are called collapse."""
     problems = []
     if metrics.get("dropped_classes"):
         problems.append(f"classes {metrics['dropped_classes']} get under a third of their share of samples")
     if metrics.get(CLASS_ENTROPY.key, 1.0) < MIN_CLASS_ENTROPY:
         problems.append(f"its class histogram is unbalanced (normalised entropy {metrics[CLASS_ENTROPY.key]:.2f} "
                         f"< {MIN_CLASS_ENTROPY})")
-    if metrics.get(RECALL.key, 1.0) < MIN_RECALL:
-        problems.append(f"recall {metrics[RECALL.key]:.3f} < {MIN_RECALL}: its samples cover almost none of the "
-                        "real digits")
     return problems
+
+
+def far_problems(metrics: dict[str, Any]) -> list[str]:
+    """Samples far from the data though no class is dropped (empty otherwise): recall under :data:`MIN_RECALL`
+    with a balanced class histogram. Not collapse: the samples are unlike real digits (blurred, rough), or repeat a
+    few images per class; either way precision, density and confident predictions cannot judge them."""
+    if collapse_problems(metrics) or metrics.get(RECALL.key, 1.0) >= MIN_RECALL:
+        return []
+    return [f"recall {metrics[RECALL.key]:.3f} < {MIN_RECALL}: its samples lie far from almost all real digits, "
+            f"though it draws every class (normalised class entropy {metrics.get(CLASS_ENTROPY.key, 1.0):.2f})"]
+
+
+def trust_problems(metrics: dict[str, Any]) -> list[str]:
+    """Why this model's sample metrics cannot be trusted (empty when they can): collapse
+    (:func:`collapse_problems`) or samples far from the data (:func:`far_problems`)."""
+    return collapse_problems(metrics) + far_problems(metrics)
+
+
+def trouble(metrics: dict[str, Any]) -> str:
+    """The words for an untrusted model: ``collapsed`` or ``far from the data``."""
+    return "collapsed" if collapse_problems(metrics) else "far from the data"
+
+
+def training_warnings(entry: RunEntry) -> list[str]:
+    """The warnings the model's training gave (``summary.json``: speed, budget, collapse, prior fit)."""
+    return list((entry.result.get("training") or {}).get("warnings") or [])
 
 
 def judged_on_samples(metric: Metric) -> bool:
@@ -222,7 +245,15 @@ def verdict(entries: list[RunEntry]) -> str:
     else:
         parts.append("With the budgets above")
     if not trusted:
-        return parts[0] + ", no model's samples can be trusted to the metrics (see the warnings): train longer."
+        steps = {e.label: (e.result.get("training") or {}).get("steps") for e in entries}
+        warned = [e.label for e in entries if training_warnings(e)]
+        states = "; ".join(f"{k} {trouble(m[k])}" for k in m)
+        cause = (f"the training of {', '.join(warned)} warned (see the observations): fix what it names and train "
+                 f"again" if warned else "train longer (more steps)")
+        done = (" after " + ", ".join(f"{k} {v} steps" for k, v in steps.items() if v is not None)
+                if any(v is not None for v in steps.values()) else "")
+        return (f"{parts[0]}, the training was too short to judge these models{done}: no model's samples can be "
+                f"trusted to the metrics ({states}). To compare them, {cause}.")
     order = sorted(trusted, key=lambda k: m[k][FID.key])
     top = order[0]
     ties = [k for k in order[1:] if tied(FID.key, m[top], m[k])]
@@ -255,7 +286,9 @@ def verdict(entries: list[RunEntry]) -> str:
     if not untrusted:
         text += " Every model draws all its classes."
     for k in untrusted:  # trusted models never drop a class: dropping one is a trust problem
-        text += f" Left out of this comparison: {k}, whose samples collapsed ({'; '.join(trust_problems(m[k]))})."
+        why = (f"collapsed ({'; '.join(collapse_problems(m[k]))})" if collapse_problems(m[k])
+               else f"are far from the data ({far_problems(m[k])[0]})")
+        text += f" Left out of this comparison: {k}, whose samples {why}."
     return text
 
 
@@ -293,11 +326,15 @@ def observations(entries: list[RunEntry]) -> list[str]:
             + ", ".join(f"{k} {_pm(m[k], FID.key, 2)}" for k in order[1:]) + ")."
         )
         for label in m:
-            problems = trust_problems(m[label])
-            if problems:
+            if collapse_problems(m[label]):
                 out.append(f"Cannot be trusted: {label}'s precision, density, confident predictions and the other "
-                           f"sample metrics, because {'; and '.join(problems)}. A model that draws a few realistic "
-                           "images over and over scores well on fidelity metrics; it is never marked best.")
+                           f"sample metrics, because it collapsed: {'; and '.join(collapse_problems(m[label]))}. A "
+                           "model that draws a few realistic images over and over scores well on fidelity metrics; "
+                           "it is never marked best.")
+            elif far_problems(m[label]):
+                out.append(f"Far from the data: {label}, {far_problems(m[label])[0]}. This is not collapse; its "
+                           "sample metrics are not compared and it is never marked best. Look at its samples: blurred "
+                           "or rough digits need more training (or a learned prior, for a VAE).")
         rec, cov, balanced = by(RECALL.key, True), by(COVERAGE.key, True), by(CLASS_ENTROPY.key, True)
         out.append(
             f"Coverage: {rec[0]} has the highest recall ({m[rec[0]][RECALL.key]:.3f}) and {cov[0]} "
@@ -325,6 +362,9 @@ def observations(entries: list[RunEntry]) -> list[str]:
         if v.get(MEMORISATION_RATIO.key, 1) < 0.6:
             out.append(f"Memorisation: {label}'s samples lie much closer to training images than test images do "
                        f"(median ratio {v[MEMORISATION_RATIO.key]:.2f}); check for copies.")
+    for e in entries:
+        for w in training_warnings(e):
+            out.append(f"Warning from {e.label}'s training: {w}")
     budgets = {e.label: e.result.get("training") or {} for e in entries}
     secs = {k: b.get("train_seconds") for k, b in budgets.items() if b.get("train_seconds") is not None}
     if secs:
@@ -513,7 +553,8 @@ def write_html(entries, shared, notes, best, out: Path, verdict_text: str = "") 
     h.append("</table></section>")
     h.append('<section id="metrics"><h2>Metrics</h2><p>Best value per row in green, with every model tied with it '
              '(a difference under twice the noise of the difference; +- is the sampling noise, see the setting). '
-             '&dagger;: cannot be trusted, the model collapsed (see the observations); never marked best.</p>'
+             '&dagger;: cannot be trusted: the model collapsed, or its samples are far from the data (see the '
+             'observations); never marked best.</p>'
              '<div class="scroll"><table><tr><th>metric</th>')
     h += [f"<th>{html.escape(e.label)}</th>" for e in entries] + ["<th>better</th></tr>"]
     for metric in evaluated_metrics():
@@ -560,7 +601,8 @@ def write_markdown(entries, shared, notes, best, out: Path, verdict_text: str = 
     md = ["# ganvae: model comparison", "", "## Setting", "", "| | |", "| --- | --- |"]
     md += [f"| {k} | {v} |" for k, v in _setting_rows(entries)]
     md += ["", "## Metrics", "", "Best value per row in **bold**.", "",
-           "Ties within the noise are bold too; +- is the sampling noise; \u2020 = cannot be trusted (collapsed).", "",
+           "Ties within the noise are bold too; +- is the sampling noise; \u2020 = cannot be trusted (collapsed, or "
+           "far from the data: see the observations).", "",
            "| metric | " + " | ".join(e.label for e in entries) + " | better |",
            "| --- |" + " ---: |" * len(entries) + " --- |"]
     for metric in evaluated_metrics():

@@ -1,9 +1,10 @@
 """Experiment tracking: a run's settings, losses, quality points, sample grids and final checkpoint sent to a tracker.
 
 A tracker is a :class:`~ganvae.training.callbacks.Callback`. ``run.log_to`` names the ones the config turns on
-(``--set run.log_to=mlflow`` on the command line, ``ganvae.train(..., run__log_to="mlflow")`` in Python); in
-Python you may also pass an instance (``callbacks=[MLflowLogger(tracking_uri=...)]``) for settings the config does
-not hold. :data:`TRACKERS` is the one table of names.
+(``--set run.log_to=mlflow`` on the command line, ``ganvae.train(..., run__log_to="mlflow")`` in Python; both:
+``--set run.log_to=mlflow,wandb``, ``run__log_to=["mlflow", "wandb"]``); in Python you may also pass an instance
+(``callbacks=[MLflowLogger(tracking_uri=...)]``) for settings the config does not hold. :data:`TRACKERS` is the one
+table of names.
 
 MLflow (``pip install 'ganvae[mlflow]'``) logs, into the store ``run.mlflow_uri`` names (default: MLflow's own
 default, ``MLFLOW_TRACKING_URI`` or a local ``sqlite:///mlflow.db`` with artifacts under ``./mlruns``; nothing goes
@@ -18,12 +19,33 @@ over the network unless the URI says so):
 
 A resumed ganvae run continues the same MLflow run (its id is kept in ``RUN/mlflow_run.json``), so one training
 is one MLflow run however many sessions it took. Only rank 0 logs under torchrun.
+
+Weights & Biases (``pip install 'ganvae[wandb]'``) gets the same, in W&B's terms, into the project
+``run.wandb_project`` (and ``run.wandb_entity``; ``run.wandb_mode`` online or offline, default ``WANDB_MODE`` or
+online):
+
+- config: the whole config, as its sections (W&B shows ``train.lr``, ``model.latent_dim``, ...);
+- history: ``loss/NAME`` and ``images_per_second`` every ``train.log_every`` steps, ``quality/NAME`` for each
+  quality point, and each sample grid as the image ``samples`` (captioned with its epoch), every row with ``step``,
+  the training step as MLflow's (W&B's own ``_step`` only counts rows: the quality points of an interval arrive
+  before its losses, and W&B drops rows whose ``_step`` goes back);
+- at the end: ``config.yaml``, ``summary.json``, ``losses.png`` and ``progress.gif`` as the run's files, the final
+  checkpoint as the artifact ``model-RUNID`` (type ``model``), and ``ganvae/stopped_by``, ``ganvae/steps`` and
+  ``ganvae/epochs`` in the run's summary.
+
+W&B writes its local files (the whole run when offline: ``wandb sync RUN/wandb/offline-run-*`` uploads it later)
+under ``WANDB_DIR``, by default the run folder. A resumed ganvae run continues the same W&B run (W&B's
+``resume="allow"`` with the id kept in ``RUN/wandb_run.json``).
+
+``ganvae evaluate RUN`` adds its final metrics (``final/NAME``) to the run's MLflow and W&B runs, from these two
+files (:func:`ganvae.inference.tasks.evaluate`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,7 +54,8 @@ from typing import Any
 from ganvae.common.files import atomic_write_text
 from ganvae.training.callbacks import Callback, Trainer, TrainResult
 
-RUN_ID_FILE = "mlflow_run.json"
+RUN_ID_FILE = "mlflow_run.json"  # read back by ganvae.inference.tasks.evaluate, which logs the final metrics there
+WANDB_RUN_FILE = "wandb_run.json"  # likewise
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -160,17 +183,130 @@ class MLflowLogger(Callback):
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step) for k, v in values.items()
-                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+        items = [Metric(k, v, now, step) for k, v in _numbers(values).items()]
         if items:
             self.client.log_batch(self.run_id, metrics=items)
 
 
-TRACKERS: dict[str, type] = {"mlflow": MLflowLogger}  # run.log_to's values (besides "none")
+def _numbers(values: Mapping[str, Any]) -> dict[str, float]:
+    """The finite numbers of ``values`` (a loss log's or a quality point's columns), as floats."""
+    return {k: float(v) for k, v in values.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+def _import_wandb():
+    try:
+        import wandb
+    except ImportError as err:
+        raise ImportError(f"run.log_to=wandb needs Weights & Biases, which is not installed ({err}). Install it with "
+                          "pip install 'ganvae[wandb]', or leave run.log_to at 'none'.") from err
+    return wandb
+
+
+class WandbLogger(Callback):
+    """Log the run to Weights & Biases (see the module's docstring for what goes where).
+
+    Args:
+        project: the W&B project, made if missing.
+        entity: the W&B team or user; None: ``WANDB_ENTITY`` or your default entity.
+        mode: ``"online"`` or ``"offline"`` (local files only, uploaded later with ``wandb sync``); None:
+            ``WANDB_MODE`` or online.
+        run_name: the W&B run's name; default the run folder's name.
+        dir: where W&B writes its local files; None: ``WANDB_DIR``, else the run folder.
+        log_checkpoint: upload the final checkpoint as an artifact (it is the size of the model's training state).
+    """
+
+    def __init__(self, project: str = "ganvae", entity: str | None = None, mode: str | None = None,
+                 run_name: str | None = None, dir: str | os.PathLike | None = None, log_checkpoint: bool = True):
+        self.project, self.entity, self.mode, self.run_name = project, entity, mode, run_name
+        self.dir, self.log_checkpoint = dir, log_checkpoint
+        self.wandb = _import_wandb()  # missing W&B fails here, before the run folder is touched
+        self.run: Any = None
+
+    @classmethod
+    def from_config(cls, run_cfg) -> "WandbLogger":
+        return cls(project=run_cfg.wandb_project, entity=run_cfg.wandb_entity, mode=run_cfg.wandb_mode)
+
+    # ------------------------------------------------------------------ hooks
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        if not trainer.dist.is_main:
+            return
+        run_dir = Path(trainer.run_dir)
+        id_file = run_dir / WANDB_RUN_FILE
+        earlier = self._earlier_run(id_file)
+        cfg = trainer.cfg
+        local = Path(self.dir or os.environ.get("WANDB_DIR") or run_dir).resolve()
+        local.mkdir(parents=True, exist_ok=True)
+        # reinit="create_new": a W&B run of the caller's own, open in this process, stays open and untouched
+        self.run = self.wandb.init(
+            project=self.project, entity=self.entity, mode=self.mode, dir=str(local), reinit="create_new",
+            id=earlier or self.wandb.util.generate_id(), resume="allow", name=self.run_name or run_dir.name,
+            config=None if earlier else cfg.to_dict(), tags=[cfg.model_name], job_type="train",
+            notes=f"ganvae run folder: {run_dir.resolve()}")
+        self.run.define_metric("step")
+        self.run.define_metric("*", step_metric="step")  # every chart's x axis: the training step
+        if earlier is not None:  # a resumed ganvae run: the same W&B run, open again
+            self.run.summary["ganvae/resumed_at_step"] = trainer.state.step
+            return
+        mode = "offline" if self.run.offline else str(self.run.settings.mode)  # ganvae evaluate reopens it so
+        atomic_write_text(id_file, json.dumps({"id": self.run.id, "project": self.project, "entity": self.entity,
+                                               "mode": mode, "dir": str(local)}, indent=2) + "\n")
+
+    def on_log(self, trainer: Trainer, losses: Mapping[str, float], images_per_second: float) -> None:
+        if self.run is None:
+            return
+        values = {f"loss/{k}": v for k, v in losses.items()}
+        values["images_per_second"] = images_per_second
+        self.run.log({**_numbers(values), "step": trainer.state.step - 1})  # the step's index, as MLflow has it
+
+    def on_metrics(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
+        if self.run is None:
+            return
+        step = int(metrics.get("step", trainer.state.step))  # as metrics_during_training.csv has it
+        self.run.log({**_numbers({f"quality/{k}": v for k, v in metrics.items() if k != "step"}), "step": step})
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int) -> None:
+        if self.run is None:
+            return
+        grid = trainer.run_dir / "samples" / f"epoch_{epoch:04d}.png"  # drawn at this epoch's end, if on its cadence
+        if grid.is_file():
+            self.run.log({"samples": self.wandb.Image(str(grid), caption=f"epoch {epoch}"),
+                          "step": trainer.state.step})
+
+    def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
+        if self.run is None:
+            return
+        run_dir = Path(result.run_dir).resolve()
+        for name in ("config.yaml", "summary.json", "losses.png", "progress.gif"):
+            if (run_dir / name).is_file():
+                self.run.save(str(run_dir / name), base_path=str(run_dir), policy="now")
+        if self.log_checkpoint and Path(result.checkpoint).is_file():
+            artifact = self.wandb.Artifact(f"model-{self.run.id}", type="model",
+                                           metadata={"model_name": trainer.cfg.model_name, "step": result.step,
+                                                     "epoch": result.epoch, "stopped_by": result.stopped_by})
+            artifact.add_file(str(result.checkpoint))
+            self.run.log_artifact(artifact)
+        self.run.summary.update({"ganvae/stopped_by": result.stopped_by, "ganvae/steps": result.step,
+                                 "ganvae/epochs": result.epoch})
+        self.run.finish(exit_code=1 if result.stopped_by == "interrupt" else 0)
+        self.run = None
+
+    # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _earlier_run(id_file: Path) -> str | None:
+        """The id of the W&B run a resumed ganvae run logged to (W&B's resume="allow" makes it anew if it is gone)."""
+        try:
+            return str(json.loads(id_file.read_text())["id"])
+        except (OSError, ValueError, KeyError, TypeError):  # none yet, or an unreadable file: a new W&B run
+            return None
+
+
+TRACKERS: dict[str, type] = {"mlflow": MLflowLogger, "wandb": WandbLogger}  # run.log_to's values (besides "none")
 
 
 def tracker_callbacks(run_cfg) -> list[Callback]:
-    """The trackers ``run.log_to`` turns on, built from the run config."""
-    if run_cfg.log_to in (None, "none"):
-        return []
-    return [TRACKERS[run_cfg.log_to].from_config(run_cfg)]
+    """The trackers ``run.log_to`` turns on (a name, or a list of names), built from the run config."""
+    names = [run_cfg.log_to] if isinstance(run_cfg.log_to, str) or run_cfg.log_to is None else run_cfg.log_to
+    return [TRACKERS[name].from_config(run_cfg) for name in dict.fromkeys(names) if name not in (None, "none")]

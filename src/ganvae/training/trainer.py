@@ -37,7 +37,7 @@ from ganvae.storage import checkpoint as ckpt_io
 from ganvae.storage.run_folder import RunLock, default_run_dir, open_run_folder
 from ganvae.training import outputs
 from ganvae.training.callbacks import Callback, CallbackList
-from ganvae.training.callbacks.builtin import LatentPriorFit, RunSummary, SpeedCheck
+from ganvae.training.callbacks.builtin import CollapseCheck, LatentPriorFit, RunSummary, SpeedCheck
 from ganvae.training.callbacks.outputs import LossLog, PeriodicCheckpoint, QualityPoints, SampleGrids
 from ganvae.training.denormals import flush_denormals
 from ganvae.training.distributed import DistContext, collective_failure
@@ -71,7 +71,8 @@ class Trainer:
         # other on_train_end), then run.log_to's trackers, then the caller's
         prior_fit = LatentPriorFit()
         self.callbacks = CallbackList([LossLog(), SampleGrids(cfg.run.gif_fps), QualityPoints(), PeriodicCheckpoint(),
-                                       RunSummary(prior_fit), prior_fit, SpeedCheck(), *tracker_callbacks(cfg.run),
+                                       RunSummary(prior_fit), prior_fit, SpeedCheck(), CollapseCheck(),
+                                       *tracker_callbacks(cfg.run),
                                        *(callbacks or ())])
         self._stop_reason: str | None = None
         self.warnings: list[str] = []  # this session's speed, budget and collapse warnings, for summary.json

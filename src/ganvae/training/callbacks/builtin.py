@@ -8,6 +8,9 @@ its files (:mod:`ganvae.training.callbacks.outputs`) and before the trackers and
 - :class:`RunSummary`: ``summary.json``, the session's budget, speed, losses, warnings and the prior's fit.
 - :class:`LatentPriorFit`: at the end of training, an encoder model's learned prior is fitted to the training
   images' posterior means, the last checkpoint is rewritten with it, and ``samples/learned_prior.png`` drawn.
+- :class:`CollapseCheck`: at the end of every run, whatever the in-training settings, a cheap check of the final
+  model for mode collapse (classes dropped by the dataset's classifier, a generator that ignores its noise), into
+  ``summary.json``'s warnings.
 """
 
 from __future__ import annotations
@@ -113,6 +116,58 @@ class LatentPriorFit(Callback):
                 cols, z, labels = None, model.latent_prior.draw(n, g), None
             grid = make_grid(model.generate(z.to(model.device), labels), nrow=cols)
         save_png(grid, trainer.run_dir / "samples" / "learned_prior.png")
+
+
+class CollapseCheck(Callback):
+    """Once, when a session's steps are over (not after an interrupt), rank 0: :data:`SAMPLES` samples of the final
+    model (a balanced request for a conditional model; its own seeded generator, the run's random stream untouched)
+    are classified by the dataset's feature network; classes under a third of their share, or a generator whose
+    samples do not vary with the noise (:func:`ganvae.metrics.noise_use.collapse_message`), are a warning in
+    ``summary.json`` that the report shows next to the model. A short run that collapsed then says so even with
+    the in-training quality points off (their default). About a second; skipped where the dataset has no feature
+    network (or the images are not the 28 x 28 grey ones it reads), and where a quality point already measured the
+    final step."""
+
+    SAMPLES = 500
+
+    def on_fit_end(self, trainer: Trainer, stopped_by: str) -> None:
+        if stopped_by == "interrupt" or not trainer.dist.is_main or trainer.images_this_session == 0:
+            return
+        points = trainer.run_dir / "metrics_during_training.csv"
+        if points.is_file() and points.read_text().splitlines()[-1].split(",")[1:2] == [str(trainer.state.step)]:
+            return  # measured at this very step, warned there if it collapsed
+        with trainer.clock.excluding(), torch.random.fork_rng(devices=[]):
+            message = self._check(trainer)
+        if message:
+            trainer.warn(message)
+
+    def _check(self, trainer: Trainer) -> str | None:
+        from ganvae.errors import GanvaeError
+        from ganvae.metrics.classifier import load_classifier
+        from ganvae.metrics.core import class_coverage
+        from ganvae.metrics.noise_use import collapse_message, noise_spreads
+
+        model, seed = trainer.model, trainer.cfg.train.seed
+        if tuple(model.image_shape) != (1, 28, 28):  # the feature networks read 28 x 28 grey digits
+            return None
+        try:
+            fnet = load_classifier(trainer.cfg.data.dataset)
+        except GanvaeError as err:
+            log.debug("end-of-run collapse check skipped: %s", err)
+            return None
+        with trainer.dist.unwrapped(model), torch.no_grad():
+            g = torch.Generator().manual_seed(seed + seeds.DURING_TRAINING_SAMPLES)
+            samples = model.sample(self.SAMPLES, generator=g, labels=model.labels_for(self.SAMPLES)).cpu()
+            spreads = noise_spreads(model, torch.Generator().manual_seed(seed + seeds.DURING_TRAINING_NOISE_USE))
+        coverage = class_coverage(fnet.extract(samples)[1], model.classes if model.conditional else None)
+        ignored = collapse_message(model, spreads or [], trainer.state.step)
+        if ignored:
+            return ignored
+        if coverage["dropped_classes"]:
+            return (f"mode collapse at the end of training (step {trainer.state.step}): {self.SAMPLES} samples give "
+                    f"classes {coverage['dropped_classes']} under a third of their share (normalised class entropy "
+                    f"{coverage['entropy']:.2f}); train longer, or try another --seed")
+        return None
 
 
 class RunSummary(Callback):
