@@ -88,12 +88,33 @@ def test_the_fit_is_deterministic_for_a_seed_and_varies_with_it():
 
 def test_the_fit_refuses_too_few_or_broken_codes():
     prior = GaussianMixturePrior(3, 10)
-    with pytest.raises(ValueError, match="too few codes to fit 10 mixture components"):
-        prior.fit(torch.randn(5, 3))
+    with pytest.raises(ValueError, match="too few codes to fit a mixture"):
+        prior.fit(torch.randn(1, 3))
     with pytest.raises(ValueError, match="NaN"):
         prior.fit(torch.full((50, 3), math.nan))
     with pytest.raises(ValueError, match="codes of size 2"):
         prior.fit(torch.randn(50, 2))
+
+
+def test_the_mixtures_size_follows_the_data(caplog):
+    """Issue 38: 100 full components on 180 codes replayed the training codes. A full 3-d component has 10
+    parameters, so 30 codes each (CODES_PER_PARAMETER = 3)."""
+    from ganvae.models.latents import inverse_cdf
+
+    g = torch.Generator().manual_seed(0)
+    many, few, tiny = GaussianMixturePrior(3, 10), GaussianMixturePrior(3, 10), GaussianMixturePrior(3, 10)
+    assert many.fit(torch.randn(1000, 3, generator=g)).components == 10 and many.describe().startswith("gmm (k=10,")
+    fit = few.fit(torch.randn(65, 3, generator=g))
+    assert fit.components == 2 and few.describe() == "gmm (k=2 of at most 10, full covariance)"
+    assert (few.log_weights[0, 2:].exp() == 0).all() and not caplog.records
+    drawn = few.transform(torch.rand(4000, 2, generator=g), torch.zeros(4000, 3)).unique(dim=0)
+    assert {tuple(z) for z in drawn.tolist()} == {tuple(m) for m in few.means[0, :2].tolist()}  # only fitted ones
+    tiny.fit(torch.randn(8, 3, generator=g))
+    assert int(tiny.used[0]) == 1 and "8 codes for one component (fewer than the 30" in caplog.text
+    # a uniform at the very top of [0, 1) never lands on a zero-weight component, whatever the rounding
+    probs = torch.tensor([0.1] * 7 + [0.3 + 1e-7, 0.0, 0.0])
+    assert int(inverse_cdf(probs, torch.tensor([1 - 2**-24]))[0]) == 7
+    assert int(many.used[0]) == 10 and torch.isfinite(few.state_dict()["log_weights"]).all()  # checkpoints take it
 
 
 def fitted_vae(components: int = 4, covariance: str = "full", conditional: bool = False):
@@ -119,7 +140,7 @@ def test_an_unfitted_prior_draws_from_the_standard_normal_and_a_fitted_one_from_
     assert torch.equal(model.latent_prior.draw(8, g()), StandardNormalPrior(model.latent_dim).draw(8, g()))
     assert "not fitted" in model.latent_prior.describe()
     fit_latent_prior(model, tiny_data(48).train_images, seed=0)
-    assert model.latent_prior.describe() == "gmm (k=4, full covariance)"
+    assert model.latent_prior.describe() == "gmm (k=1 of at most 4, full covariance)"  # 48 codes: one component
     assert torch.equal(model.latent_prior.draw(8, g()), model.latent_prior.transform(*model.latent_prior.noise(8, g())))
     assert not torch.equal(model.latent_prior.draw(8, g()), torch.randn(8, model.latent_dim, generator=g()))
     normal = build_model(tiny_config("vae", "model.prior=normal"), (1, 16, 16))
@@ -203,7 +224,7 @@ def test_training_fits_the_prior_at_the_end_and_fit_prior_refits_in_place(tmp_pa
     loaded = load_run(run, device="cpu")
     assert loaded.model.latent_prior.is_fitted and (run / "samples" / "learned_prior.png").is_file()
     fit = json.loads((run / "summary.json").read_text())["prior_fit"]  # what the model cards read
-    assert fit["prior"] == loaded.model.latent_prior.describe() == "gmm (k=3, full covariance)"
+    assert fit["prior"] == loaded.model.latent_prior.describe() == "gmm (k=1 of at most 3, full covariance)"
     assert fit["dataset"] == "mnist" and fit["seed"] == loaded.config.train.seed and fit["iterations"] >= 1
     assert fit["codes"] == 64  # every training image of the IDX set train_cli_runs writes
     before = loaded.checkpoint.tensors
@@ -229,7 +250,7 @@ def test_training_fits_the_prior_at_the_end_and_fit_prior_refits_in_place(tmp_pa
                  *tiny_flags("vae")]) == 0
     resumed = load_run(run, device="cpu")
     assert resumed.checkpoint.header["epoch"] == 2
-    assert resumed.model.latent_prior.describe() == "gmm (k=3, full covariance)"
+    assert resumed.model.latent_prior.describe() == "gmm (k=1 of at most 3, full covariance)"
     # resumed with no epochs left: nothing is trained, the prior is fitted again and the position kept
     assert main(["-q", "train", "vae", "--dataset", "mnist", "--data-dir", str(data), "--out", str(run), "--resume",
                  "--epochs", "2", "--batch-size", "16", *tiny_flags("vae")]) == 0
@@ -290,8 +311,9 @@ def test_too_little_data_for_the_mixture_is_a_warning_not_a_failure(tmp_path, ca
 
     from ganvae.storage import load as load_run
 
-    cfg = tiny_config("vae", "train.epochs=1")  # the default 100 components, 48 images
+    cfg = tiny_config("vae", "train.epochs=1")  # the default 100 components, 40 images of 4 latents
     with caplog.at_level("WARNING", logger="ganvae"):
-        train(cfg, tmp_path / "run", data=tiny_data(48))
-    assert "learned prior not fitted" in caplog.text
-    assert not load_run(tmp_path / "run", device="cpu").model.latent_prior.is_fitted
+        train(cfg, tmp_path / "run", data=tiny_data(40))
+    assert "40 codes for one component (fewer than the 45" in caplog.text  # a single Gaussian, said so
+    assert load_run(tmp_path / "run", device="cpu").model.latent_prior.describe() == (
+        "gmm (k=1 of at most 100, full covariance)")

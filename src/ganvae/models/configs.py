@@ -59,7 +59,9 @@ class LatentPriorConfig:
     Defaults measured in benchmarks/RESULTS.md ("Learned prior")."""
 
     prior: Literal["normal", "gmm"] = "gmm"  # gmm = fit a mixture after training and sample from it; normal = N(0, I)
-    # mixture components; a conditional model fits one mixture per class, each of prior_components // num_classes
+    # mixture components at most (a conditional model: one mixture per class, each of at most prior_components //
+    # num_classes); a fit uses fewer where the codes are few, so that each component has at least 3 codes per
+    # parameter it fits (models/prior.py, CODES_PER_PARAMETER)
     prior_components: Annotated[int, AT_LEAST_1] = 100
     prior_covariance: Literal["full", "diag"] = "full"  # each component's covariance
 

@@ -201,6 +201,7 @@ def inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     falls on ``(n,)``. Broadcast rather than expanded to ``n``, so a traced graph (the ONNX export) keeps its batch
     size dynamic."""
     cdf = probs.cumsum(-1)
+    cdf = cdf / cdf[..., -1:]  # ends at exactly 1: trailing zero-weight components are never drawn
     return (u[:, None] > cdf).sum(1).clamp(max=probs.shape[-1] - 1)
 
 

@@ -21,6 +21,7 @@ where samples are drawn from, not what the networks were trained to do.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -31,9 +32,30 @@ from ganvae.models.clustering import kmeans
 from ganvae.models.conditioning import LabelPolicy, default_labels
 from ganvae.models.latents import LatentPrior, MixtureFit, inverse_cdf, per_image_noise, straight_path
 
+log = logging.getLogger(__name__)
+
 Covariance = Literal["full", "diag"]
 REG_COVAR = 1e-6  # added to every variance: keeps a component of near-identical codes positive definite
 MAX_FIT_IMAGES = 60000  # codes a fit uses at most (EM's cost is linear in them; MNIST's training split is 60,000)
+# codes per fitted parameter a component needs: fewer codes fit fewer components (a full 10-d component has 65
+# parameters, so 195 codes; the default 100 components were measured on 20,000 codes, 200 each: benchmarks/RESULTS.md,
+# "Learned prior: the mixture's size follows the data")
+CODES_PER_PARAMETER = 3
+# the log-weight of a component a fit does not use: finite (checkpoints refuse non-finite tensors), and exp() of it is
+# exactly 0 in float32 and float64
+UNUSED_LOG_WEIGHT = -1e30
+
+
+def parameters_per_component(dim: int, covariance: str) -> int:
+    """A component's free parameters: its mean, its covariance (full: a symmetric matrix; diag: its variances) and
+    its weight."""
+    return dim + (dim * (dim + 1) // 2 if covariance == "full" else dim) + 1
+
+
+def components_for(codes: int, dim: int, covariance: str, most: int) -> int:
+    """The components a fit to ``codes`` codes uses: ``most``, or fewer so that each has :data:`CODES_PER_PARAMETER`
+    codes per parameter; at least one."""
+    return max(1, min(most, codes // (CODES_PER_PARAMETER * parameters_per_component(dim, covariance))))
 
 
 class GaussianMixturePrior(LatentPrior):
@@ -64,6 +86,12 @@ class GaussianMixturePrior(LatentPrior):
             self.register_buffer("scales", torch.ones(g, k, dim))  # (G, K, D): standard deviations
 
     @property
+    def used(self) -> torch.Tensor:
+        """``(G,)``: the components each class's fit uses (a fit to few codes uses fewer than ``components``; the
+        rest keep the weight :data:`UNUSED_LOG_WEIGHT`, zero in every sum)."""
+        return (self.log_weights > UNUSED_LOG_WEIGHT / 2).sum(1)
+
+    @property
     def is_fitted(self) -> bool:
         return bool(self.fitted)
 
@@ -75,10 +103,14 @@ class GaussianMixturePrior(LatentPrior):
         self.fitted.fill_(False)
 
     def describe(self) -> str:
-        """How a protocol names this prior, e.g. ``gmm (k=100, full covariance)``."""
+        """How a protocol names this prior, e.g. ``gmm (k=100, full covariance)``, or ``gmm (k=4 of at most 100, full
+        covariance)`` when the codes were too few for more."""
         state = "" if self.is_fitted else ", not fitted yet: N(0, I) is used"
         per = f" per class, one mixture for each of {self.groups} classes" if self.groups > 1 else ""
-        return f"gmm (k={self.components}{per}, {self.covariance} covariance{state})"
+        used = sorted({int(u) for u in self.used}) if self.is_fitted else [self.components]
+        k = (f"{used[0]}" if len(used) == 1 else f"{used[0]}-{used[-1]}")
+        k += f" of at most {self.components}" if used != [self.components] else ""
+        return f"gmm (k={k}{per}, {self.covariance} covariance{state})"
 
     # ------------------------------------------------------------------ sampling
     def noise(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -169,28 +201,39 @@ class GaussianMixturePrior(LatentPrior):
             raise ValueError(f"a prior with one mixture per class ({self.groups}) is fitted to codes and their labels")
         labels = torch.zeros(n, dtype=torch.long) if groups is None else groups.detach().to("cpu", torch.long)
         counts = torch.bincount(labels, minlength=self.groups).double()
-        small = [g for g in range(self.groups) if 0 < counts[g] < self.components]
-        if n < self.components or small:
-            where = f" (class {small[0]}: {int(counts[small[0]])} codes)" if small else f" ({n} codes)"
-            raise ValueError(f"too few codes to fit {self.components} mixture components{where}: fit on more images, "
-                             f"or lower model.prior_components")
+        small = [g for g in range(self.groups) if 0 < counts[g] < 2]
+        if n < 2 or small:
+            where = f" (class {small[0]}: {int(counts[small[0]])} code)" if small else f" ({n} codes)"
+            raise ValueError(f"too few codes to fit a mixture{where}: fit on more images")
         g = torch.Generator().manual_seed(seed)
         iterations, converged, total_ll = 0, True, 0.0
+        per_parameter = CODES_PER_PARAMETER * parameters_per_component(d, self.covariance)
         for group in range(self.groups):
             if counts[group] == 0:
                 continue
-            params, its, conv, ll = _fit_one(x[labels == group], self.components, self.covariance, g,
-                                             max_iterations, tol)
+            k = components_for(int(counts[group]), d, self.covariance, self.components)
+            params, its, conv, ll = _fit_one(x[labels == group], k, self.covariance, g, max_iterations, tol)
             iterations, converged, total_ll = max(iterations, its), converged and conv, total_ll + ll * counts[group]
-            self.log_weights[group] = params.log_weights.float()
-            self.means[group] = params.means.float()
+            # the components this fit does not use keep a weight of zero (the buffers keep their shape)
+            self.log_weights[group] = UNUSED_LOG_WEIGHT
+            self.log_weights[group, :k] = params.log_weights.float()
+            self.means[group] = 0.0
+            self.means[group, :k] = params.means.float()
             if self.covariance == "full":
-                self.scale_tril[group] = params.cov.float()
+                self.scale_tril[group] = torch.eye(d)
+                self.scale_tril[group, :k] = params.cov.float()
             else:
-                self.scales[group] = params.cov.sqrt().float()
-        self.group_log_weights.copy_((counts / counts.sum()).log().float())
+                self.scales[group] = 1.0
+                self.scales[group, :k] = params.cov.sqrt().float()
+        few = [int(c) for c in counts if 0 < c < per_parameter]
+        if few:
+            log.warning("the learned prior's mixture has %d codes for one component (fewer than the %d, 3 per "
+                        "parameter, that a %s-covariance component over %d latents needs): a single Gaussian of "
+                        "few codes; fit it on more images", min(few), per_parameter, self.covariance, d)
+        shares = (counts / counts.sum()).log().float()  # (G,); a class without codes keeps a weight of zero
+        self.group_log_weights.copy_(torch.where(counts > 0, shares, torch.tensor(UNUSED_LOG_WEIGHT)))
         self.fitted.fill_(True)
-        return MixtureFit(n, self.components, self.covariance, iterations, converged, float(total_ll / n),
+        return MixtureFit(n, int(self.used.max()), self.covariance, iterations, converged, float(total_ll / n),
                           round(time.monotonic() - start, 2))
 
 
