@@ -100,11 +100,17 @@ class RunConfig:
     tensorboard: bool = True  # write TensorBoard event files under <run>/tensorboard
     n_fixed: Annotated[int, AT_LEAST_1] = 64  # size of the fixed noise batch used for grids and the progress GIF
     gif_fps: Annotated[int, AT_LEAST_1] = 4  # frames per second of the training-progress GIF
-    # experiment tracking (ganvae.training.tracking): "mlflow" logs params, losses, quality points, grids and the
-    # final checkpoint to MLflow (pip install 'ganvae[mlflow]')
-    log_to: Literal["none", "mlflow"] = "none"
+    # experiment tracking (ganvae.training.tracking): "mlflow" (pip install 'ganvae[mlflow]') or "wandb" (Weights &
+    # Biases, pip install 'ganvae[wandb]') logs params, losses, quality points, grids and the final checkpoint; a
+    # list logs to each (mlflow,wandb on the command line); none or null: no tracker
+    log_to: Optional[Union[Literal["none", "mlflow", "wandb"], list[Literal["mlflow", "wandb"]]]] = "none"
     mlflow_uri: Optional[str] = None  # the MLflow store; default MLFLOW_TRACKING_URI or sqlite:///mlflow.db here
     mlflow_experiment: str = "ganvae"  # the MLflow experiment the run goes in (made if missing)
+    wandb_project: str = "ganvae"  # the W&B project the run goes in (made if missing)
+    wandb_entity: Optional[str] = None  # the W&B team or user; default WANDB_ENTITY or your account's default
+    # online (to W&B's server as it trains) or offline (local files under the run folder or WANDB_DIR, uploaded
+    # later with `wandb sync`); default WANDB_MODE, else online
+    wandb_mode: Optional[Literal["online", "offline"]] = None
 
 
 @dataclass

@@ -96,7 +96,8 @@ def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 
     ``mnist-25k`` instead of a download, and the protocol says so. ``use_ema=False`` scores the trained weights
     instead of their moving average.
 
-    Writes the result as JSON to ``out`` (default ``<run>/metrics.json``) and returns it.
+    Writes the result as JSON to ``out`` (default ``<run>/metrics.json``) and returns it; a training run's metrics
+    also go to the MLflow and W&B runs its training logged to (``final/KEY``; best effort, a warning if not).
     """
     from ganvae.config import DataConfig
     from ganvae.data.dataset import load_dataset, stand_in_config
@@ -142,7 +143,56 @@ def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 
         out = loaded.run_dir / "metrics.json"
     if out is not None:
         atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+    if loaded is not None and loaded.run_dir is not None:  # a training run: its trackers' runs get the numbers too
+        _log_final_metrics(loaded.run_dir, result, out)
     return result
+
+
+def _log_final_metrics(run_dir: Path, result: dict[str, Any], out: str | Path | None = None) -> None:
+    """Add an evaluation's metrics, as ``final/KEY``, to the MLflow and W&B runs that ``run_dir``'s training logged
+    to (``run.log_to``; the trackers of :mod:`ganvae.training.tracking`, which this layer does not import, keep their
+    runs' ids in the run folder): MLflow's at the training's last step, W&B's in its summary. Best effort: a store
+    that cannot be reached, a tracker that is not installed or a damaged id file is a warning, never a failed
+    evaluation."""
+    import math
+
+    values = {f"final/{k}": float(v) for k, v in result.get("metrics", {}).items()
+              if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    step = int((result.get("training") or {}).get("steps") or 0)
+    for tracker, name, extra, send in (("MLflow", "mlflow_run.json", "mlflow", _final_to_mlflow),
+                                       ("W&B", "wandb_run.json", "wandb", _final_to_wandb)):
+        if not values or not (run_dir / name).is_file():
+            continue
+        try:
+            send(json.loads((run_dir / name).read_text()), values, step, run_dir)
+        except Exception as err:  # whatever the tracker raises, the evaluation stands
+            hint = f" (pip install 'ganvae[{extra}]')" if isinstance(err, ImportError) else ""
+            log.warning("evaluate: the final metrics were not logged to the run's %s run (%s: %s)%s; they are in %s.",
+                        tracker, type(err).__name__, err, hint, out or "the result")
+
+
+def _final_to_mlflow(record: dict[str, Any], values: dict[str, float], step: int, run_dir: Path) -> None:
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    uri = record["tracking_uri"]
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():  # MLflow would make a new one
+        raise FileNotFoundError(f"the MLflow store {uri} is not there")
+    now = int(time.time() * 1000)
+    MlflowClient(tracking_uri=uri).log_batch(record["run_id"], metrics=[Metric(k, v, now, step)
+                                                                        for k, v in values.items()])
+
+
+def _final_to_wandb(record: dict[str, Any], values: dict[str, float], step: int, run_dir: Path) -> None:
+    import wandb
+
+    local = record["dir"] if record.get("dir") and Path(record["dir"]).is_dir() else run_dir  # W&B's local files
+    run = wandb.init(id=record["id"], project=record.get("project"), entity=record.get("entity"),
+                     mode=record.get("mode"), dir=str(local), resume="allow", reinit="create_new")
+    try:
+        run.summary.update(values)  # W&B's place for a run's final numbers (its history is per training step)
+    finally:
+        run.finish()
 
 
 def fit_prior(run, out: str | Path | None = None, components: int | None = None, covariance: str | None = None,

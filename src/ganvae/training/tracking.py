@@ -27,15 +27,17 @@ online):
 - config: the whole config, as its sections (W&B shows ``train.lr``, ``model.latent_dim``, ...);
 - history: ``loss/NAME`` and ``images_per_second`` every ``train.log_every`` steps, ``quality/NAME`` for each
   quality point, and each sample grid as the image ``samples`` (captioned with its epoch), every row with ``step``,
-  the training step as MLflow's (W&B's own ``_step`` only counts rows: the quality points of an interval arrive
-  before its losses, and W&B drops rows whose ``_step`` goes back);
+  MLflow's step, the x axis of every chart (W&B's own ``_step`` only counts rows: a quality point taken at a
+  logging interval reaches the trackers before that interval's losses, and W&B drops a row whose ``_step`` goes
+  back);
 - at the end: ``config.yaml``, ``summary.json``, ``losses.png`` and ``progress.gif`` as the run's files, the final
   checkpoint as the artifact ``model-RUNID`` (type ``model``), and ``ganvae/stopped_by``, ``ganvae/steps`` and
   ``ganvae/epochs`` in the run's summary.
 
 W&B writes its local files (the whole run when offline: ``wandb sync RUN/wandb/offline-run-*`` uploads it later)
 under ``WANDB_DIR``, by default the run folder. A resumed ganvae run continues the same W&B run (W&B's
-``resume="allow"`` with the id kept in ``RUN/wandb_run.json``).
+``resume="allow"`` with the id kept in ``RUN/wandb_run.json``; the summary's ``ganvae/resumed_at_step`` says where).
+Only rank 0 logs under torchrun.
 
 ``ganvae evaluate RUN`` adds its final metrics (``final/NAME``) to the run's MLflow and W&B runs, from these two
 files (:func:`ganvae.inference.tasks.evaluate`).
@@ -68,6 +70,15 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         else:
             out[name] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
     return out
+
+
+def _absolute(uri: str) -> str:
+    """A local SQLite store's URI with an absolute path (``sqlite:///mlflow.db`` -> ``sqlite:////work/mlflow.db``), so
+    that ``ganvae evaluate`` finds the store from any folder; other URIs as they are."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not Path(uri[len(prefix):]).is_absolute():
+        return prefix + str(Path(uri[len(prefix):]).resolve())
+    return uri
 
 
 def _import_mlflow():
@@ -125,7 +136,7 @@ class MLflowLogger(Callback):
         self.run_id = run.info.run_id
         self._log_params(_flatten(cfg.to_dict()))
         atomic_write_text(id_file, json.dumps({"run_id": self.run_id, "experiment_id": experiment_id,
-                                               "tracking_uri": self.client.tracking_uri}, indent=2) + "\n")
+                                               "tracking_uri": _absolute(self.client.tracking_uri)}, indent=2) + "\n")
 
     def on_log(self, trainer: Trainer, losses: Mapping[str, float], images_per_second: float) -> None:
         if self.run_id is None:
@@ -241,7 +252,7 @@ class WandbLogger(Callback):
         # reinit="create_new": a W&B run of the caller's own, open in this process, stays open and untouched
         self.run = self.wandb.init(
             project=self.project, entity=self.entity, mode=self.mode, dir=str(local), reinit="create_new",
-            id=earlier or self.wandb.util.generate_id(), resume="allow", name=self.run_name or run_dir.name,
+            id=earlier, resume="allow" if earlier else None, name=self.run_name or run_dir.name,
             config=None if earlier else cfg.to_dict(), tags=[cfg.model_name], job_type="train",
             notes=f"ganvae run folder: {run_dir.resolve()}")
         self.run.define_metric("step")
