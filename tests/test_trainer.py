@@ -103,7 +103,8 @@ def test_checkpoint_by_wall_clock_mid_epoch(tmp_path, monkeypatch):
     saved.clear()
     train(tiny_config("vae", "train.epochs=2", "train.checkpoint_every=5", "train.checkpoint_minutes=0"),
           tmp_path / "epochs-only", data=tiny_data())
-    assert [(c["epoch"], c["step_in_epoch"]) for c in saved] == [(2, 0)]  # only the final one
+    # only the final one, written again with the fitted prior (same position)
+    assert [(c["epoch"], c["step_in_epoch"]) for c in saved] == [(2, 0), (2, 0)]
 
 
 def test_nan_stops_with_step_and_keeps_last_checkpoint(tmp_path, monkeypatch):
@@ -249,7 +250,7 @@ def test_eval_interval_by_time(tmp_path):
 def test_sample_every_and_invalid_cadence(tmp_path):
     result = train(tiny_config("vae", "train.epochs=5", "train.sample_every=2"), tmp_path / "run", data=tiny_data())
     assert sorted(p.name for p in (result.run_dir / "samples").iterdir()) == [
-        "epoch_0002.png", "epoch_0004.png", "epoch_0005.png"]  # every 2nd epoch, and the last
+        "epoch_0002.png", "epoch_0004.png", "epoch_0005.png", "learned_prior.png"]  # every 2nd epoch, and the last
     cfg = tiny_config("vae")
     cfg.train.checkpoint_every = 0  # set in Python: the trainer validates too, before creating anything
     with pytest.raises(GanvaeError, match="train.checkpoint_every is 0; it must be at least 1"):

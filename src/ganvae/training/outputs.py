@@ -20,12 +20,16 @@ log = logging.getLogger(__name__)
 
 
 def open_tensorboard(run_dir: Path, step: int):
-    """A TensorBoard writer into ``run_dir/tensorboard`` (events after ``step`` purged on resume), or None with a
-    warning when tensorboard is not installed."""
+    """A TensorBoard writer into ``run_dir/tensorboard`` (events after ``step`` purged on resume), or None when
+    tensorboard is not installed: it is an extra (``pip install 'ganvae[tensorboard]'``), and ``run.tensorboard`` is
+    on by default, so a core install would otherwise warn on every run of a set-up that is supported. Its absence is
+    said once per run (this is called once per run), at INFO: on the console of ``ganvae train`` and in the run's
+    ``train.log``, and not in ``summary.json``'s warnings; ``run.tensorboard=false`` turns it off quietly."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        log.warning("tensorboard is not installed; TensorBoard logging is off")
+        log.info("TensorBoard logging is off: tensorboard is not installed (pip install 'ganvae[tensorboard]' "
+                 "installs it; --set run.tensorboard=false silences this line)")
         return None
     return SummaryWriter(str(run_dir / "tensorboard"), purge_step=step if step else None)
 
