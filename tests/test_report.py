@@ -226,3 +226,18 @@ def test_low_recall_with_balanced_classes_is_far_from_the_data_not_collapse():
     collapsed = verdict([entry("dcgan", "dcgan", _metrics(900.0, 5.0, recall=0.02, dropped=range(8),
                                                           entropy=0.3))])
     assert "dcgan collapsed" in collapsed and "train longer (more steps)" in collapsed
+
+
+def test_a_verdict_of_step_budgets_reads_the_same_on_any_machine():
+    from pathlib import Path
+
+    from ganvae.inference.report import RunEntry, verdict
+
+    def entry(label, model, seconds, steps):
+        return RunEntry(label, Path(label), {"model": model, "metrics": _metrics(100.0 + steps / 100, 1.0),
+                                             "training": {"train_seconds": seconds, "steps": steps,
+                                                          "stopped_by": "steps"}})
+
+    idle = verdict([entry("gan", "gan", 60.0, 3000), entry("vae", "vae", 30.0, 8000)])
+    busy = verdict([entry("gan", "gan", 150.0, 3000), entry("vae", "vae", 75.0, 8000)])
+    assert idle == busy and idle.startswith("With gan 3,000, vae 8,000 steps of training, the samples")

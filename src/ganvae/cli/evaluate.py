@@ -61,7 +61,7 @@ def compare(args) -> int:
 
 
 def add_demo(sub) -> None:
-    from ganvae.training.demo import DEMO_MODELS, DEMO_STEPS
+    from ganvae.training.demo import DEMO_MODELS, DEMO_SAMPLES, DEMO_STEPS
 
     p = sub.add_parser("demo", help="train a GAN, a DCGAN and a VAE on the offline mnist-25k and compare them")
     p.add_argument("--out", help="folder for the runs and the report (default runs/demo-<timestamp>)")
@@ -71,7 +71,7 @@ def add_demo(sub) -> None:
     p.add_argument("--steps", type=common.positive_int,
                    help=f"optimisation steps per model, the same for each (default: {budgets}; the same result on "
                         "any machine, a busy one takes longer)")
-    p.add_argument("--n-samples", type=common.positive_int, default=5000,
+    p.add_argument("--n-samples", type=common.positive_int, default=DEMO_SAMPLES,
                    help="samples per model for the final metrics (default %(default)s)")
     p.add_argument("--dataset", default="mnist-25k",
                    help="dataset name (`ganvae data list`) or folder:PATH (default %(default)s, offline)")

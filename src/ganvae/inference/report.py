@@ -238,14 +238,19 @@ def verdict(entries: list[RunEntry]) -> str:
     trusted = [k for k in m if not trust_problems(m[k])]
     parts = []
     budgets = {e.label: (e.result.get("training") or {}).get("train_seconds") for e in entries}
-    if all(v is not None for v in budgets.values()):
+    steps = {e.label: (e.result.get("training") or {}).get("steps") for e in entries}
+    if all((e.result.get("training") or {}).get("stopped_by") == "steps" for e in entries):
+        # budgets of steps (ganvae demo): the same words on any machine, however long the steps took
+        counts = sorted({v for v in steps.values()})
+        parts.append(f"With {counts[0]:,} steps of training each" if len(counts) == 1
+                     else f"With {', '.join(f'{k} {v:,}' for k, v in steps.items())} steps of training")
+    elif all(v is not None for v in budgets.values()):
         mins = sorted({round(v / 60, 1) for v in budgets.values()})
         parts.append(f"With {mins[0]} minutes of training each" if len(mins) == 1
                      else f"With {', '.join(f'{k} {v / 60:.1f}' for k, v in budgets.items())} minutes of training")
     else:
         parts.append("With the budgets above")
     if not trusted:
-        steps = {e.label: (e.result.get("training") or {}).get("steps") for e in entries}
         warned = [e.label for e in entries if training_warnings(e)]
         states = "; ".join(f"{k} {trouble(m[k])}" for k in m)
         cause = (f"the training of {', '.join(warned)} warned (see the observations): fix what it names and train "

@@ -25,11 +25,15 @@ DEMO_MODELS = ("gan", "dcgan", "vae")
 # optimisation steps per model: about a minute each for the default recipes on an idle 2-core CPU, so that the whole
 # demo with its evaluation takes about 4 minutes there (benchmarks/RESULTS.md, "The demo by steps"); a family
 # without an entry trains DEFAULT_STEPS
-DEMO_STEPS = {"gan": 3000, "dcgan": 3000, "vae": 8000}
+DEMO_STEPS = {"gan": 3000, "dcgan": 2000, "vae": 2000}
 DEFAULT_STEPS = 2000
+DEMO_SAMPLES = 3000  # samples per model for the final metrics (their +- says the noise this leaves)
+# seconds per step of each default recipe in the demo on an idle 2-core CPU (quality points included), the first
+# estimate of the time left; the speed measured as the demo runs replaces it (same section of RESULTS.md)
+SECONDS_PER_STEP = {"gan": 0.036, "dcgan": 0.038, "vae": 0.0085}
 # seconds of evaluation and pictures per model, and the report, counted in the time left the demo announces
-EVAL_SECONDS = 15.0
-QUALITY_POINTS = 8  # in-training quality points per model (at epoch ends), for the report's curves
+EVAL_SECONDS = 13.0
+QUALITY_POINTS = 4  # in-training quality points per model (at epoch ends), for the report's curves
 
 
 def demo_steps(model: str, steps: int | None = None) -> int:
@@ -38,7 +42,7 @@ def demo_steps(model: str, steps: int | None = None) -> int:
 
 
 def demo(out: str | Path | None = None, models: tuple[str, ...] = DEMO_MODELS, dataset: str = "mnist-25k",
-         data_dir: str | None = None, n_samples: int = 5000, seed: int = 0, steps: int | None = None,
+         data_dir: str | None = None, n_samples: int = DEMO_SAMPLES, seed: int = 0, steps: int | None = None,
          overrides: list[str] | None = None, say=print) -> Path:
     """Train ``models`` for their step budgets (:data:`DEMO_STEPS`; ``steps``: the same for each) on ``dataset``,
     then compare them. ``overrides`` are ``--set`` settings (``section.key=value``) for every model, as
@@ -114,10 +118,12 @@ def _quality_cadence(cfg, n_images: int, overrides: list[str] | None) -> None:
 
 
 def _reference_seconds(cfg) -> float:
-    """Seconds the budget takes on an idle 2-core CPU at the recipe's measured speed (the speed check's reference),
-    for the first estimate of the time left; measured speeds replace it as the demo runs."""
+    """Seconds the budget takes on an idle 2-core CPU (:data:`SECONDS_PER_STEP`; another family: the speed check's
+    reference images/s), for the first estimate of the time left; measured speeds replace it as the demo runs."""
     from ganvae.training.speed_check import REFERENCE_IMAGES_PER_SECOND
 
+    if cfg.model_name in SECONDS_PER_STEP:
+        return cfg.train.max_steps * SECONDS_PER_STEP[cfg.model_name]
     speed = REFERENCE_IMAGES_PER_SECOND.get(cfg.model_name, 1000.0)
     return cfg.train.max_steps * cfg.train.batch_size / speed
 
