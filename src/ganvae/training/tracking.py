@@ -81,14 +81,19 @@ def _absolute(uri: str) -> str:
     return uri
 
 
-def _import_mlflow():
+def _require(module: str, tracker: str, what: str):
+    """Import ``module`` for the tracker ``tracker`` (its extra has the same name), or say how to install it."""
+    import importlib
+
     try:
-        import mlflow  # noqa: F401
-        from mlflow.tracking import MlflowClient
+        return importlib.import_module(module)
     except ImportError as err:
-        raise ImportError(f"run.log_to=mlflow needs MLflow, which is not installed ({err}). Install it with "
-                          "pip install 'ganvae[mlflow]', or leave run.log_to at 'none'.") from err
-    return MlflowClient
+        raise ImportError(f"run.log_to={tracker} needs {what}, which is not installed ({err}). Install it with "
+                          f"pip install 'ganvae[{tracker}]', or leave run.log_to at 'none'.") from err
+
+
+def _import_mlflow():
+    return _require("mlflow.tracking", "mlflow", "MLflow").MlflowClient
 
 
 class MLflowLogger(Callback):
@@ -206,12 +211,7 @@ def _numbers(values: Mapping[str, Any]) -> dict[str, float]:
 
 
 def _import_wandb():
-    try:
-        import wandb
-    except ImportError as err:
-        raise ImportError(f"run.log_to=wandb needs Weights & Biases, which is not installed ({err}). Install it with "
-                          "pip install 'ganvae[wandb]', or leave run.log_to at 'none'.") from err
-    return wandb
+    return _require("wandb", "wandb", "Weights & Biases")
 
 
 class WandbLogger(Callback):
