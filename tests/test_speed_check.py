@@ -74,3 +74,6 @@ def test_a_self_conditioned_models_clustering_is_not_counted_as_training_speed(t
     # counted, the rate would be 128 images / all the seconds; left out, 128 / (seconds - clustering), where the
     # clustering took at least 3 s: a ratio that holds however loaded the machine is
     assert result.images_per_second * result.seconds > 128 * (1 + 2.5 / result.seconds)
+    # and the summary says how much of the session went to clustering, beside the budget (issue 38)
+    summary = json.loads((tmp_path / "run/summary.json").read_text())
+    assert summary["clustering_seconds"] >= 3.0 and summary["measuring_seconds"] >= 0.0

@@ -136,7 +136,8 @@ class CollapseCheck(Callback):
         points = trainer.run_dir / "metrics_during_training.csv"
         if points.is_file() and points.read_text().splitlines()[-1].split(",")[1:2] == [str(trainer.state.step)]:
             return  # measured at this very step, warned there if it collapsed
-        with trainer.clock.excluding(), torch.random.fork_rng(devices=[]):
+        device = trainer.device
+        with trainer.clock.excluding(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             message = self._check(trainer)
         if message:
             trainer.warn(message)
@@ -186,7 +187,11 @@ class RunSummary(Callback):
                    "images_seen": trainer.state.images_seen, "train_seconds": round(result.seconds, 2),
                    "images_per_second": round(result.images_per_second, 1), "stopped_by": result.stopped_by,
                    "last_losses": result.last_losses, "device": str(trainer.device), "precision": cfg.train.precision,
-                   "world_size": trainer.dist.world_size}
+                   "world_size": trainer.dist.world_size,
+                   # this session's time outside the optimisation steps: clustering counts against a --max-minutes
+                   # budget (not the speed), measuring (quality points, the prior's fit, checks) against neither
+                   "clustering_seconds": round(trainer.clock.clustering, 2),
+                   "measuring_seconds": round(trainer.clock.excluded, 2)}
         if result.stop_reason is not None:
             summary["stop_reason"] = result.stop_reason
         if trainer.warnings:
