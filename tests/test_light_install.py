@@ -30,7 +30,7 @@ def test_the_core_leaves_tensorboard_matplotlib_and_full_mlflow_to_extras():
     assert "mlflow-skinny" in extras["mlflow"] and "mlflow" not in extras["mlflow"]
     assert {"sqlalchemy", "alembic"} <= extras["mlflow"]  # MLflow's default store, sqlite:///mlflow.db
     assert {"tensorboard", "matplotlib", "mlflow-skinny"} <= extras["test"]  # CI installs .[test]
-    assert project["optional-dependencies"]["all"] == ["ganvae[tensorboard,plots,explore,mlflow,onnx]"]
+    assert project["optional-dependencies"]["all"] == ["ganvae[tensorboard,plots,explore,mlflow,wandb,onnx]"]
 
 
 @pytest.fixture

@@ -86,6 +86,7 @@ def _require(module: str, tracker: str, what: str):
     import importlib
 
     try:
+        importlib.import_module(module.split(".")[0])  # the package itself (a submodule may be cached without it)
         return importlib.import_module(module)
     except ImportError as err:
         raise ImportError(f"run.log_to={tracker} needs {what}, which is not installed ({err}). Install it with "
