@@ -146,7 +146,7 @@ def test_quickstart_notebook_runs_and_runs_again(tmp_path, monkeypatch):
         # the same calls on a shorter budget: the user's 30 epochs, and an evaluation of 1,000 samples against
         # mnist-25k's test split with the IWAE bound, took 84 s of the suite's time
         text = "".join(cell["source"])
-        return text.replace("epochs=30", "epochs=2").replace('n_samples=1000, dataset="mnist-25k"',
+        return text.replace("epochs=30", "epochs=1").replace('n_samples=1000, dataset="mnist-25k"',
                                                               'n_samples=200, iwae_k=1, dataset="mnist-5k"')
 
     for i, cell in enumerate(code):
