@@ -165,7 +165,8 @@ class GaussianMixturePrior(LatentPrior):
 
     def log_prob(self, z: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
         """``log p(z)`` (or ``log p(z | y)`` for ``groups`` ``(n,)``) ``(n,)`` of latents ``(n, D)``, in float64."""
-        per_group = torch.stack([torch.logsumexp(_component_log_probs(z.double(), self._params(g), self.covariance), 1)
+        codes = _Codes.of(z.detach().double(), self.covariance, dtype=torch.float64)  # the fit's algebra, in float64
+        per_group = torch.stack([torch.logsumexp(codes.log_probs(codes.centred(self._params(g)), self.covariance), 1)
                                  for g in range(self.groups)], dim=1)  # (n, G)
         if groups is not None:
             return per_group.gather(1, groups.view(-1, 1).to(per_group.device)).squeeze(1)
@@ -274,9 +275,11 @@ class _Codes:
         self.x, self.shift, self.pairs, self.rows, self.cols = x, shift, pairs, rows, cols
 
     @classmethod
-    def of(cls, x64: torch.Tensor, covariance: str) -> _Codes:
+    def of(cls, x64: torch.Tensor, covariance: str, dtype: torch.dtype = torch.float32) -> _Codes:
+        """``x64`` ``(N, D)`` float64 centred, in ``dtype`` (float32 for the fit's products; float64 for
+        :meth:`GaussianMixturePrior.log_prob`)."""
         shift = x64.mean(0)  # (D,)
-        x = (x64 - shift).float()  # (N, D)
+        x = (x64 - shift).to(dtype)  # (N, D)
         d = x.shape[1]
         if covariance == "diag":
             rows = cols = torch.arange(d)
@@ -285,7 +288,7 @@ class _Codes:
         return cls(x, shift, x[:, rows] * x[:, cols], rows, cols)
 
     def log_probs(self, p: _Params, covariance: str) -> torch.Tensor:
-        """``log pi_k + log N(x_n; mu_k, Sigma_k)`` ``(N, K)`` float32, ``p`` in centred coordinates."""
+        """``log pi_k + log N(x_n; mu_k, Sigma_k)`` ``(N, K)`` in the codes' dtype, ``p`` in centred coordinates."""
         d = self.x.shape[1]
         if covariance == "diag":
             prec = 1.0 / p.cov  # (K, D)
@@ -297,8 +300,9 @@ class _Codes:
             half_logdet = p.cov.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # (K,)
         pm = prec * p.means if covariance == "diag" else torch.einsum("kij,kj->ki", prec, p.means)  # (K, D)
         const = (p.means * pm).sum(1)  # (K,) mu^T Sigma^-1 mu
-        maha = self.pairs @ weights.float().T - 2 * self.x @ pm.float().T + const.float()  # (N, K)
-        base = (p.log_weights - 0.5 * d * math.log(2 * math.pi) - half_logdet).float()
+        dtype = self.x.dtype
+        maha = self.pairs @ weights.to(dtype).T - 2 * self.x @ pm.to(dtype).T + const.to(dtype)  # (N, K)
+        base = (p.log_weights - 0.5 * d * math.log(2 * math.pi) - half_logdet).to(dtype)
         return base - 0.5 * maha.clamp_min_(0)
 
     def m_step(self, resp: torch.Tensor, covariance: str, total: torch.Tensor) -> _Params:
@@ -328,36 +332,15 @@ class _Codes:
     def uncentred(self, p: _Params) -> _Params:
         return _Params(p.log_weights, p.means + self.shift, p.cov)
 
+    def centred(self, p: _Params) -> _Params:
+        return _Params(p.log_weights, p.means - self.shift, p.cov)
+
 
 @dataclass
 class _Params:
     log_weights: torch.Tensor  # (K,)
     means: torch.Tensor  # (K, D)
     cov: torch.Tensor  # full: Cholesky factors (K, D, D); diag: variances (K, D)
-
-
-def _component_log_probs(x: torch.Tensor, p: _Params, covariance: str, chunk: int = 4096) -> torch.Tensor:
-    """``log pi_k + log N(x_n; mu_k, Sigma_k)`` ``(N, K)``, in ``x``'s dtype, as matrix products over chunks of
-    ``chunk`` codes (the ``(N, K, D)`` differences are never formed)."""
-    n, d = x.shape
-    k = p.means.shape[0]
-    const = -0.5 * d * math.log(2 * math.pi)
-    if covariance == "diag":
-        prec = 1.0 / p.cov  # (K, D)
-        # |x - mu|^2_prec = x^2 . prec - 2 x . (mu prec) + mu^2 . prec
-        maha = (x * x) @ prec.T - 2 * x @ (p.means * prec).T + (p.means**2 * prec).sum(1)
-        return p.log_weights + const - 0.5 * p.cov.log().sum(-1) - 0.5 * maha
-    # precision factors P_k = L_k^-1: |P_k (x - mu_k)|^2 is the Mahalanobis distance
-    eye = torch.eye(d, dtype=x.dtype).expand(k, d, d)
-    prec = torch.linalg.solve_triangular(p.cov, eye, upper=False)  # (K, D, D)
-    weights = prec.transpose(1, 2).permute(1, 0, 2).reshape(d, k * d)  # x @ weights = [P_1 x, ..., P_K x]
-    shift = torch.einsum("kij,kj->ki", prec, p.means).reshape(1, k * d)  # [P_k mu_k]
-    half_logdet = p.cov.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # (K,): log |Sigma_k| / 2
-    out = []
-    for part in x.split(chunk):
-        y = (part @ weights - shift).view(len(part), k, d)  # (c, K, D)
-        out.append(const - half_logdet - 0.5 * y.pow(2).sum(-1))
-    return p.log_weights + torch.cat(out)
 
 
 def _initialise(codes: _Codes, k: int, covariance: str, g: torch.Generator) -> _Params:
