@@ -33,6 +33,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def restart_record(trainer: Trainer, path: Path, keep) -> None:
+    """A CSV of the run by step (its ``step`` column) as a session starts, rank 0: a fresh run (the same command
+    again after a kill before any checkpoint) starts a fresh record; a resumed run keeps the rows ``keep(step)``
+    accepts, dropping those a killed run logged after its last checkpoint (they are redone)."""
+    if not trainer.dist.is_main:
+        return
+    if trainer.resume_checkpoint is None:
+        path.unlink(missing_ok=True)
+    else:
+        truncate_csv(path, "step", keep)
+
+
 class LossLog(Callback):
     """``losses.csv`` (one row per step, steps numbered from 0: row ``s`` is the step that made step ``s + 1``
     done), TensorBoard's ``loss/*`` and ``speed/images_per_second``, and at the end the loss plot ``losses.png``.
@@ -40,14 +52,8 @@ class LossLog(Callback):
     stops the run before anything is written): :attr:`Trainer.logged <ganvae.training.trainer.Trainer.logged>`."""
 
     def on_train_start(self, trainer: Trainer) -> None:
-        if trainer.dist.is_main:
-            # rows logged by a killed run after its last checkpoint are redone on resume, so they go; a fresh run
-            # (the same command again after a kill before any checkpoint) starts a fresh record
-            path = trainer.run_dir / "losses.csv"
-            if trainer.resume_checkpoint is None:
-                path.unlink(missing_ok=True)
-            else:
-                truncate_csv(path, "step", lambda s: s < trainer.state.step)
+        # row s is the step that made step s + 1 done: the rows from the checkpoint's step on are redone
+        restart_record(trainer, trainer.run_dir / "losses.csv", lambda s: s < trainer.state.step)
 
     def on_log(self, trainer: Trainer, losses: Mapping[str, float], images_per_second: float) -> None:
         if not trainer.dist.is_main:
@@ -145,11 +151,8 @@ class QualityPoints(Callback):
 
         self.metrics = TrainingMetrics(trainer.cfg, trainer.run_dir, trainer.dist, trainer.writer)
         self.metrics.load_state_dict(self._saved)
-        if trainer.dist.is_main:  # as the loss log: a fresh record, or the points up to the checkpoint resumed
-            if trainer.resume_checkpoint is None:
-                self.metrics.path.unlink(missing_ok=True)
-            else:
-                truncate_csv(self.metrics.path, "step", lambda s: s <= trainer.state.step)
+        # a point's step counts the steps done: the point at the checkpoint's own step stays
+        restart_record(trainer, self.metrics.path, lambda s: s <= trainer.state.step)
 
     def on_mid_epoch(self, trainer: Trainer, epoch: float) -> None:
         self._measure(trainer, epoch, epoch_end=False, elapsed=trainer.clock.elapsed())
