@@ -30,7 +30,7 @@ def score_run(run_dir: Path, data_dir: str | None, n_samples: int = 10000) -> tu
         live_path = run_dir / "metrics-live.json"
         if not live_path.is_file():
             subprocess.run(ganvae(*base, "--no-ema", "--out", str(live_path)), check=True, stdout=subprocess.DEVNULL)
-        live = json.loads(live_path.read_text())["metrics"]["fid"]
+        live = json.loads(live_path.read_text())["metrics"]["classifier_fd"]
     return summary, metrics, live
 
 

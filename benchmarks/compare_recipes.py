@@ -40,7 +40,8 @@ def run_variant(family: str, name: str, overrides: list[str], args) -> dict:
     n_classes = sum(1 for v in m["class_histogram"] if v > 0.1 / len(m["class_histogram"]))
     return {"variant": name, "overrides": overrides, "steps": summary["steps"],
             "images_per_second": summary["images_per_second"],
-            "fid": m["fid"], "precision": m["precision"], "recall": m["recall"], "class_entropy": m["class_entropy"],
+            "classifier_fd": m["classifier_fd"], "precision_k5": m["precision_k5"], "recall_k5": m["recall_k5"],
+            "class_entropy": m["class_entropy"],
             "dropped_classes": m["dropped_classes"], "classes_seen": n_classes, "run": str(run_dir),
             "fid_live_weights": live, "command": " ".join(cmd)}
 
@@ -72,7 +73,8 @@ def main(argv=None) -> int:
                  "classes under 1/3 share"], ["---", "---"] + ["---:"] * 6 + ["---"],
                 [[r["variant"], " ".join(r["overrides"]) or "defaults",
                   str(r["steps"]), f"{r['images_per_second']:.0f}",
-                  f"{r['fid']:.1f}", fid_or_dash(r["fid_live_weights"]), f"{r['precision']:.3f}", f"{r['recall']:.3f}",
+                  f"{r['classifier_fd']:.1f}", fid_or_dash(r["fid_live_weights"]), f"{r['precision_k5']:.3f}",
+                  f"{r['recall_k5']:.3f}",
                   str(r["dropped_classes"] or "none")] for r in rows])
     return 0
 

@@ -44,8 +44,9 @@ def main(argv=None) -> int:
             m = sample_metrics(inference.sample_images(storage.load(run), 5000, 0), reference, fnet, seed=0)
             row = {"model": model, "dataset": dataset, "steps": summary["steps"],
                    "images_per_second": summary["images_per_second"],
-                   "fid": round(m["fid"], 1), "fid_std": round(m["fid_std"], 1), "precision": round(m["precision"], 3),
-                   "recall": round(m["recall"], 3), "dropped_classes": m["dropped_classes"]}
+                   "classifier_fd": round(m["classifier_fd"], 1),
+                   "classifier_fd_std": round(m["classifier_fd_std"], 1), "precision_k5": round(m["precision_k5"], 3),
+                   "recall_k5": round(m["recall_k5"], 3), "dropped_classes": m["dropped_classes"]}
             print(json.dumps(row), flush=True)
             results.append(row)
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")

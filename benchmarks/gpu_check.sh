@@ -125,7 +125,7 @@ def speed():
 
 def first_under(curve, target):
     """Training minutes when FID first fell under ``target`` with every class covered (as --read says), or None."""
-    return next((p["minutes"] for p in curve if p["fid"] < target and p["dropped"] == 0), None)
+    return next((p["minutes"] for p in curve if p["classifier_fd"] < target and p["dropped"] == 0), None)
 
 
 def ttq():
@@ -141,13 +141,13 @@ def ttq():
         curve_path = run / "metrics_during_training.csv"
         if curve_path.is_file():
             with open(curve_path, newline="") as fh:
-                curve = [{"minutes": float(r["train_seconds"]) / 60, "fid": float(r["fid"]),
+                curve = [{"minutes": float(r["train_seconds"]) / 60, "classifier_fd": float(r["classifier_fd"]),
                           "dropped": int(r["dropped_classes"] or 0)} for r in csv.DictReader(fh)]
             row.update(curve=curve, target_fid=TARGET_FID[name],
                        minutes_to_target=first_under(curve, TARGET_FID[name]))
         metrics = read_json(run / "metrics.json")
         if metrics:
-            row.update({k: metrics["metrics"].get(k) for k in ("fid", "dropped_classes", "precision", "recall")})
+            row.update({k: metrics["metrics"].get(k) for k in ("classifier_fd", "dropped_classes", "precision_k5", "recall_k5")})
         runs.append(row)
     part["runs"] = runs
     results = read_json(work / "ttq" / "results.json")

@@ -120,8 +120,9 @@ def main() -> None:
             fid = core.frechet_distance(*core.gaussian_stats(feats), *ref_stats)
             prdc = core.precision_recall_density_coverage(ref_feats, feats, k=5, bootstrap=0, seed=args.seed)
             cov = core.class_coverage(probs)
-            row = {"model": name, "setting": setting, "fid": round(fid, 2), "precision": round(prdc["precision"], 3),
-                   "recall": round(prdc["recall"], 3), "coverage": round(prdc["coverage"], 3),
+            row = {"model": name, "setting": setting, "classifier_fd": round(fid, 2),
+                   "precision_k5": round(prdc["precision"], 3),
+                   "recall_k5": round(prdc["recall"], 3), "coverage": round(prdc["coverage"], 3),
                    "class_entropy": round(cov["entropy"], 4), "dropped_classes": cov["dropped_classes"],
                    "fit_seconds": round(fit_s, 1), "codes": len(codes), **(extra or {})}
             if model.conditional:

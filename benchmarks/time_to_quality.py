@@ -29,6 +29,8 @@ from pathlib import Path
 
 from bench_common import fid_or_dash, ganvae, print_table, score_run
 
+from ganvae.metrics.registry import upgrade_keys
+
 MODELS = ("gan", "dcgan", "vae", "conv-vae", "vae-gan", "cppn")
 TARGET_FID = {"gan": 50.0, "dcgan": 50.0}  # the others: 150
 TF_FACTOR = 5.0  # every family at least this many times lower FID than the tutorial
@@ -38,9 +40,10 @@ def curve(run_dir: Path) -> list[dict]:
     path = run_dir / "metrics_during_training.csv"
     if not path.is_file():
         return []
-    with open(path, newline="") as fh:
-        return [{"minutes": float(r["train_seconds"]) / 60, "fid": float(r["fid"]),
-                 "dropped": int(r["dropped_classes"] or 0)} for r in csv.DictReader(fh)]
+    with open(path, newline="") as fh:  # a run of an older ganvae says fid: read under the current names
+        rows = [upgrade_keys(r) for r in csv.DictReader(fh)]
+    return [{"minutes": float(r["train_seconds"]) / 60, "classifier_fd": float(r["classifier_fd"]),
+             "dropped": int(r["dropped_classes"] or 0)} for r in rows]
 
 
 def train_family(name: str, args) -> dict:
@@ -57,8 +60,9 @@ def train_family(name: str, args) -> dict:
     return {"fid_live_weights": live, "model": name, "steps": summary["steps"],
             "minutes": summary["train_seconds"] / 60,
             "images_per_second": summary["images_per_second"], "precision_used": summary.get("precision"),
-            "fid": metrics["fid"], "dropped_classes": metrics["dropped_classes"], "precision": metrics["precision"],
-            "recall": metrics["recall"], "curve": curve(run_dir), "run": str(run_dir)}
+            "classifier_fd": metrics["classifier_fd"], "dropped_classes": metrics["dropped_classes"],
+            "precision_k5": metrics["precision_k5"],
+            "recall_k5": metrics["recall_k5"], "curve": curve(run_dir), "run": str(run_dir)}
 
 
 def train_tf(args) -> dict | None:
@@ -84,14 +88,17 @@ def train_tf(args) -> dict | None:
                                   "--data-dir", args.data_dir, "--n-samples", "10000", "--out", str(metrics_path)),
                            check=True, stdout=subprocess.DEVNULL)
         m = json.loads(metrics_path.read_text())["metrics"]
-        point = {"minutes": p["train_seconds"] / 60, "fid": m["fid"], "dropped": len(m["dropped_classes"])}
+        point = {"minutes": p["train_seconds"] / 60, "classifier_fd": m["classifier_fd"],
+                 "dropped": len(m["dropped_classes"])}
         if p.get("final"):
             final = m
         else:
             points.append(point)
     return {"model": "TF tutorial", "steps": summary["steps"], "minutes": summary["train_seconds"] / 60,
-            "images_per_second": summary["images_per_second"], "precision_used": "fp32", "fid": final["fid"],
-            "dropped_classes": final["dropped_classes"], "precision": final["precision"], "recall": final["recall"],
+            "images_per_second": summary["images_per_second"], "precision_used": "fp32",
+            "classifier_fd": final["classifier_fd"],
+            "dropped_classes": final["dropped_classes"], "precision_k5": final["precision_k5"],
+            "recall_k5": final["recall_k5"],
             "curve": points, "run": str(out), "tensorflow": summary["tensorflow"], "fid_live_weights": None}
 
 
@@ -103,12 +110,13 @@ def verdicts(rows: list[dict]) -> dict[str, str]:
         if r["model"] == "TF tutorial":
             continue
         target = TARGET_FID.get(r["model"], 150.0)
-        checks = [f"FID <= {target:g}: {'yes' if r['fid'] <= target else 'NO'}",
+        checks = [f"FID <= {target:g}: {'yes' if r['classifier_fd'] <= target else 'NO'}",
                   f"every class: {'yes' if not r['dropped_classes'] else 'NO ' + str(r['dropped_classes'])}"]
         if tf is not None:
-            checks.append(f"5x below TF: {'yes' if r['fid'] * TF_FACTOR <= tf['fid'] else 'NO'}")
+            checks.append(f"5x below TF: {'yes' if r['classifier_fd'] * TF_FACTOR <= tf['classifier_fd'] else 'NO'}")
         if r["model"] == "vae-gan" and "conv-vae" in by:
-            checks.append(f"sharper than conv-vae: {'yes' if r['fid'] < by['conv-vae']['fid'] else 'NO'}")
+            sharper = r['classifier_fd'] < by['conv-vae']['classifier_fd']
+            checks.append(f"sharper than conv-vae: {'yes' if sharper else 'NO'}")
         out[r["model"]] = "; ".join(checks)
     return out
 
@@ -121,10 +129,11 @@ def plot(rows: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in rows:
-        pts = [(p["minutes"], p["fid"]) for p in r["curve"]]
+        pts = [(p["minutes"], p["classifier_fd"]) for p in r["curve"]]
         line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=r["model"],
                         ls="--" if r["model"] == "TF tutorial" else "-")
-        ax.plot([r["minutes"]], [r["fid"]], marker="*", ms=11, color=line.get_color())  # the final 10,000-sample FID
+        ax.plot([r["minutes"]], [r["classifier_fd"]], marker="*", ms=11,
+                color=line.get_color())  # the final 10,000-sample FID
     ax.set_yscale("log")
     ax.set_xlabel("training minutes (evaluation excluded)")
     ax.set_ylabel("FID, classifier features (log scale)")
@@ -139,11 +148,12 @@ def read_run(run: str, fid: float) -> int:
     """When an existing run first reached ``fid`` with every class covered."""
     points = curve(Path(run))
     for p in points:
-        if p["fid"] < fid and p["dropped"] == 0:
-            print(f"{run}: FID {p['fid']:.2f} < {fid:g} with every class after {p['minutes']:.1f} minutes of training")
+        if p["classifier_fd"] < fid and p["dropped"] == 0:
+            print(f"{run}: classifier FD {p['classifier_fd']:.2f} < {fid:g} with every class after {p['minutes']:.1f} "
+                  f"minutes of training")
             return 0
     print(f"{run}: target not reached in {len(points)} evaluations"
-          + (f" (last: FID {points[-1]['fid']:.2f} at {points[-1]['minutes']:.1f} min)" if points else ""))
+          + (f" (last: FID {points[-1]['classifier_fd']:.2f} at {points[-1]['minutes']:.1f} min)" if points else ""))
     return 1
 
 
@@ -188,8 +198,8 @@ def main(argv=None) -> int:
           f"{machine_description()}\n")
     print_table(["model", "steps", "images/s", "FID (10,000 samples)", "FID, trained weights (no EMA)", "precision",
                  "recall", "classes under 1/3 share", "targets"], ["---"] + ["---:"] * 6 + ["---", "---"],
-                [[r["model"], str(r["steps"]), f"{r['images_per_second']:.0f}", f"{r['fid']:.1f}",
-                  fid_or_dash(r["fid_live_weights"]), f"{r['precision']:.3f}", f"{r['recall']:.3f}",
+                [[r["model"], str(r["steps"]), f"{r['images_per_second']:.0f}", f"{r['classifier_fd']:.1f}",
+                  fid_or_dash(r["fid_live_weights"]), f"{r['precision_k5']:.3f}", f"{r['recall_k5']:.3f}",
                   str(r["dropped_classes"] or "none"), checks.get(r["model"], "")] for r in rows])
     return 0
 

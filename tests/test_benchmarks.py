@@ -17,7 +17,7 @@ def load(name):
 
 
 def row(model, fid, dropped=()):
-    return {"model": model, "fid": fid, "dropped_classes": list(dropped)}
+    return {"model": model, "classifier_fd": fid, "dropped_classes": list(dropped)}
 
 
 def test_time_to_quality_verdicts():
@@ -50,12 +50,12 @@ def test_score_run_compares_ema_only_for_runs_with_one(tmp_path, monkeypatch):
     def fake_run(cmd, **kwargs):
         calls.append(cmd)
         out = Path(cmd[cmd.index("--out") + 1]) if "--out" in cmd else tmp_path / "metrics.json"
-        out.write_text('{"metrics": {"fid": %d}}' % (90 if "--no-ema" in cmd else 50))
+        out.write_text('{"metrics": {"classifier_fd": %d}}' % (90 if "--no-ema" in cmd else 50))
 
     monkeypatch.setattr(common.subprocess, "run", fake_run)
     (tmp_path / "summary.json").write_text('{"steps": 3}')
     (tmp_path / "config.yaml").write_text("model:\n  ema_decay: 0.999\n")
-    assert common.score_run(tmp_path, None)[1:] == ({"fid": 50}, 90)
+    assert common.score_run(tmp_path, None)[1:] == ({"classifier_fd": 50}, 90)
     assert len(calls) == 2 and "--no-ema" in calls[1]
     for name in ("metrics.json", "metrics-live.json"):
         (tmp_path / name).unlink()
@@ -157,7 +157,7 @@ def test_time_to_quality_quick_form_needs_no_mnist_folder(tmp_path, monkeypatch)
     def fake_train(name, args):
         trained.append((name, args.dataset, args.data_dir))
         return {**row(name, 40.0), "steps": 10, "minutes": 0.5, "images_per_second": 1000.0, "fid_live_weights": None,
-                "precision": 0.9, "recall": 0.5, "curve": [], "run": str(tmp_path / name)}
+                "precision_k5": 0.9, "recall_k5": 0.5, "curve": [], "run": str(tmp_path / name)}
 
     monkeypatch.setattr(ttq, "train_family", fake_train)
     monkeypatch.setattr(ttq, "plot", lambda rows, path: None)

@@ -37,7 +37,7 @@ class Recorder(Callback):
         self.calls.append(("mid", trainer.state.step, epoch))
 
     def on_metrics(self, trainer, metrics):
-        self.calls.append(("metrics", int(metrics["step"]), metrics["fid"]))
+        self.calls.append(("metrics", int(metrics["step"]), metrics["classifier_fd"]))
 
     def on_epoch_end(self, trainer, epoch):
         self.calls.append(("epoch", epoch, trainer.state.step))
@@ -97,7 +97,7 @@ def test_on_metrics_receives_each_quality_point(tmp_path):
           data=tiny_data(size=28), callbacks=[rec])
     with open(tmp_path / "run/metrics_during_training.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert rec.of("metrics") == [(int(r["step"]), float(r["fid"])) for r in rows] and len(rows) == 2
+    assert rec.of("metrics") == [(int(r["step"]), float(r["classifier_fd"])) for r in rows] and len(rows) == 2
 
 
 class StopAt(Callback):
@@ -139,8 +139,8 @@ def test_early_stopping_waits_patience_points_without_improvement():
     t, es = FakeTrainer(), EarlyStopping(patience=2, min_delta=1.0)
     for fid in (50.0, 40.0, 39.5, 45.0):  # 39.5 improves by less than min_delta: the first point without
         assert t.reason is None
-        es.on_metrics(t, {"fid": fid})
-    assert es.best == 40.0 and "fid has not improved on 40 for 2 quality points" in t.reason
+        es.on_metrics(t, {"classifier_fd": fid})
+    assert es.best == 40.0 and "classifier_fd has not improved on 40 for 2 quality points" in t.reason
     with pytest.raises(ValueError, match="patience=0"):
         EarlyStopping(patience=0)
 
@@ -149,7 +149,8 @@ def test_early_stopping_ends_a_real_run_and_says_why(tmp_path):
     es = EarlyStopping(patience=1, min_delta=1e9)  # no point can improve by 1e9: stop after the second
     result = train(tiny_config("vae", "data.image_size=28", "train.epochs=5", "train.eval_every=1",
                                "train.eval_samples=50"), tmp_path / "run", data=tiny_data(size=28), callbacks=[es])
-    assert result.stopped_by == "callback" and result.epoch == 2 and "fid has not improved" in result.stop_reason
+    assert result.stopped_by == "callback" and result.epoch == 2
+    assert "classifier_fd has not improved" in result.stop_reason
 
 
 def test_an_object_with_no_hook_is_refused():
@@ -184,7 +185,7 @@ class StopAtEpoch(Callback):
 
 def fids(run_dir):
     with open(run_dir / "metrics_during_training.csv", newline="") as fh:
-        return [float(r["fid"]) for r in csv.DictReader(fh)]
+        return [float(r["classifier_fd"]) for r in csv.DictReader(fh)]
 
 
 @pytest.mark.parametrize("mode", ["min", "max"])
@@ -192,7 +193,8 @@ def test_early_stopping_resumes_exactly_as_the_uninterrupted_run(tmp_path, mode)
     """EarlyStopping's best score and patience count are saved in each checkpoint: a run interrupted after two
     quality points and resumed with a fresh EarlyStopping stops at the same step, for the same reason, as the
     uninterrupted run (a fresh one that forgot them would wait ``patience`` points more)."""
-    watch = {"monitor": "fid", "mode": mode, "patience": 2, "min_delta": 1e9}  # no point improves on the first
+    watch = {"monitor": "classifier_fd", "mode": mode, "patience": 2,
+             "min_delta": 1e9}  # no point improves on the first
     full = train(tiny_config(*QUALITY), tmp_path / "full", data=tiny_data(size=28), callbacks=[EarlyStopping(**watch)])
     assert full.stopped_by == "callback" and full.step == 3 * 6  # the first point, then two without improvement
     part = train(tiny_config(*QUALITY), tmp_path / "part", data=tiny_data(size=28),
@@ -200,7 +202,7 @@ def test_early_stopping_resumes_exactly_as_the_uninterrupted_run(tmp_path, mode)
     assert part.epoch == 2 and part.stop_reason == "interrupted for the test"
     header = ganvae.storage.checkpoint.load_checkpoint(tmp_path / "part/checkpoints/last.safetensors").header
     saved = header["callbacks"]["EarlyStopping"]
-    assert saved["monitor"] == "fid" and saved["mode"] == mode and saved["best"] is not None
+    assert saved["monitor"] == "classifier_fd" and saved["mode"] == mode and saved["best"] is not None
     resumed = train(tiny_config(*QUALITY), tmp_path / "part", data=tiny_data(size=28), resume=True,
                     callbacks=[EarlyStopping(**watch)])
     assert (resumed.step, resumed.stop_reason) == (full.step, full.stop_reason)
@@ -233,7 +235,7 @@ def test_a_monitor_of_a_metric_the_points_lack_warns_and_does_not_stop(caplog):
 
     t, es = FakeTrainer(), EarlyStopping(patience=1, monitor="nonexistent")
     for _ in range(3):
-        es.on_metrics(t, {"fid": 10.0})
+        es.on_metrics(t, {"classifier_fd": 10.0})
     assert t.reason is None and "no finite 'nonexistent'" in caplog.text
 
 

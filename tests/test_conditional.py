@@ -226,12 +226,12 @@ def test_a_perfect_conditional_sampler_scores_full_accuracy(real):
     perfect = conditional_metrics(x, y, data, fnet, reference=ref)
     assert perfect["conditional_accuracy"] > 0.97
     assert min(perfect["conditional_accuracy_per_class"].values()) > 0.9
-    assert perfect["intra_fid"] < 1.0  # the same images as the reference
+    assert perfect["classifier_intra_fd"] < 1.0  # the same images as the reference
     ignoring = conditional_metrics(x, y[torch.randperm(len(y), generator=torch.Generator().manual_seed(0))], data,
                                    fnet, reference=ref)  # the asked class has nothing to do with the image
     assert 0.05 < ignoring["conditional_accuracy"] < 0.16
-    assert ignoring["intra_fid"] > 20 * max(perfect["intra_fid"], 0.5)
-    assert perfect["intra_fid_min_images"] == int(y.bincount().min())
+    assert ignoring["classifier_intra_fd"] > 20 * max(perfect["classifier_intra_fd"], 0.5)
+    assert perfect["classifier_intra_fd_min_images"] == int(y.bincount().min())
 
 
 def test_intra_fid_without_a_shared_class_is_none_not_nan():
@@ -346,7 +346,7 @@ def test_evaluate_reports_conditional_metrics(cli_runs, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "conditional accuracy" in text and "intra-class Frechet distance" in text and "per class: 0:" in text
     # 100 samples: 10 a class, tiny test split
-    assert re.search(r"intra-FID from as few as \d+ images of a class", text)
+    assert re.search(r"intra-class Frechet distance from as few as \d+ images of a class", text)
     m = json.loads(out.read_text())["metrics"]
     assert (0 <= m["conditional_accuracy"] <= 1
             and set(m["conditional_accuracy_per_class"]) == {str(c) for c in range(10)})

@@ -69,23 +69,25 @@ def test_every_entry_has_a_label_a_direction_and_a_computation():
 def test_the_report_rows_keep_their_order_and_labels():
     """The report's rows, in order (a change here is a change users see)."""
     rows = [(m.key, m.label, m.direction) for m in registry.evaluated_metrics()]
-    assert rows[:3] == [("fid", "Frechet distance (classifier features)", "lower"), ("kid", "KID (x1000)", "lower"),
-                        ("precision", "precision (k=5)", "higher")]
-    assert [k for k, _, _ in rows] == ["fid", "kid", "precision", "recall", "density", "coverage", "inception_score",
-                                       "class_entropy", "confident_share", "sharpness", "memorisation_ratio",
-                                       "test_elbo", "test_nll_iwae", "reconstruction_error", "conditional_accuracy",
-                                       "intra_fid"]
+    assert rows[:3] == [("classifier_fd", "Frechet distance (classifier features)", "lower"),
+                        ("classifier_kd", "kernel distance (classifier features at RMS 1, KID's kernel, x1000)",
+                         "lower"),
+                        ("precision_k5", "precision (k=5)", "higher")]
+    assert [k for k, _, _ in rows] == ["classifier_fd", "classifier_kd", "precision_k5", "recall_k5", "density",
+                                       "coverage", "classifier_score", "class_entropy", "confident_share",
+                                       "sharpness", "memorisation_ratio", "test_elbo", "test_nll_iwae",
+                                       "reconstruction_error", "conditional_accuracy", "classifier_intra_fd"]
 
 
 def test_badness_reads_the_direction():
-    assert registry.badness("fid", 3.0) == 3.0  # lower is better
-    assert registry.badness("recall", 0.7) == -0.7  # higher is better
+    assert registry.badness("classifier_fd", 3.0) == 3.0  # lower is better
+    assert registry.badness("recall_k5", 0.7) == -0.7  # higher is better
     assert registry.badness("sharpness", 0.8) == pytest.approx(0.2) == registry.badness("sharpness", 1.2)
 
 
 def test_a_duplicate_key_is_refused():
-    with pytest.raises(ConfigError, match="'fid' is already registered"):
-        register_metric(key="fid", label="another FID", direction="lower", group="samples",
+    with pytest.raises(ConfigError, match="'classifier_fd' is already registered"):
+        register_metric(key="classifier_fd", label="another FID", direction="lower", group="samples",
                         computed_by="ganvae.metrics.core:frechet_distance")
     extra = Metric("fid_test_only", "a test metric", "higher", "samples", "ganvae.metrics.core:frechet_distance")
     try:
@@ -98,7 +100,7 @@ def test_a_duplicate_key_is_refused():
     with pytest.raises(ConfigError, match="unknown metric 'fid_test_only'"):
         get_metric("fid_test_only")
     with pytest.raises(ConfigError, match="built-in"):
-        unregister_metric("fid")
+        unregister_metric("classifier_fd")
 
 
 @pytest.mark.parametrize("fields, message", [

@@ -144,8 +144,8 @@ def test_evaluate_images_folder_scores_like_the_tensors(mnist5k, fnet, tmp_path)
     result = evaluate(f"images:{tmp_path}", n_samples=1000, dataset="mnist-5k", out=tmp_path / "m.json")
     direct = sample_metrics(images.float() / 255, mnist5k, fnet)
     assert result["protocol"]["n_samples"] == 120
-    assert result["metrics"]["fid"] == pytest.approx(direct["fid"], rel=1e-5)
-    assert result["metrics"]["precision"] == pytest.approx(direct["precision"])
+    assert result["metrics"]["classifier_fd"] == pytest.approx(direct["classifier_fd"], rel=1e-5)
+    assert result["metrics"]["precision_k5"] == pytest.approx(direct["precision_k5"])
     assert (tmp_path / "m.json").is_file()
     # fewer requested than present: a seeded subset of that size
     assert evaluate(f"images:{tmp_path}", n_samples=50, dataset="mnist-5k")["protocol"]["n_samples"] == 50

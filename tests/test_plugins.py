@@ -58,7 +58,7 @@ def test_a_registered_family_takes_the_whole_tool_chain(plugin, tmp_path, capsys
     assert main(["interpolate", str(run), "--points", "2", "--steps", "3", "--out", str(tmp_path / "w.gif")]) == 0
     assert main(["evaluate", str(run), "--n-samples", "60", "--data-dir", str(data)]) == 0
     metrics = json.loads((run / "metrics.json").read_text())["metrics"]
-    assert metrics["fid"] > 0 and 0 <= metrics["recall"] <= 1
+    assert metrics["classifier_fd"] > 0 and 0 <= metrics["recall_k5"] <= 1
     assert main(["compare", str(run), str(tmp_path / "part"), "--out", str(tmp_path / "report"), "--n-samples", "60",
                  "--data-dir", str(data)]) == 0
     assert "wgan-gp" in (tmp_path / "report" / "report.md").read_text()

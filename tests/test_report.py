@@ -80,7 +80,8 @@ def test_evaluate_writes_metrics_with_protocol(two_runs):
     assert metrics["run"] == str(two_runs[1])  # compare passes the loaded run; the file still names its folder
     assert metrics["protocol"]["n_samples"] == 200
     assert metrics["protocol"]["feature_network"]["sha256"]
-    for key in ("fid", "kid", "precision", "recall", "density", "coverage", "inception_score", "class_entropy",
+    for key in ("classifier_fd", "classifier_kd", "precision_k5", "recall_k5", "density", "coverage",
+                "classifier_score", "class_entropy",
                 "memorisation_ratio", "test_elbo", "test_nll_iwae"):
         assert key in metrics["metrics"], key
 
@@ -132,7 +133,8 @@ def test_observations_read_the_numbers():
     from ganvae.inference.report import RunEntry, best_per_row, observations
 
     def entry(label, fid, precision, recall, dropped, entropy, nll=None):
-        metrics = {"fid": fid, "precision": precision, "recall": recall, "coverage": recall, "class_entropy": entropy,
+        metrics = {"classifier_fd": fid, "precision_k5": precision, "recall_k5": recall, "coverage": recall,
+                   "class_entropy": entropy,
                    "dropped_classes": dropped, "class_histogram": [0.1] * 10, "memorisation_ratio": 1.0}
         if nll is not None:
             metrics.update(test_nll_iwae=nll, likelihood_protocol={"iwae_k": 50})
@@ -146,12 +148,13 @@ def test_observations_read_the_numbers():
     assert "Mode collapse: dcgan's samples give classes [0, 1, 2, 3, 4, 5, 6, 7, 8]" in text
     assert "vae 110.0 nats" in text
     best = best_per_row(entries)
-    assert best["fid"] == {"gan"} and best["recall"] == {"vae"}
-    assert best["precision"] == {"vae"}  # dcgan's 1.0 comes from a collapsed model: never best
+    assert best["classifier_fd"] == {"gan"} and best["recall_k5"] == {"vae"}
+    assert best["precision_k5"] == {"vae"}  # dcgan's 1.0 comes from a collapsed model: never best
 
 
 def _metrics(fid, fid_std, recall=0.6, dropped=(), entropy=0.97, sharpness=1.0):
-    return {"fid": fid, "fid_std": fid_std, "precision": 0.8, "recall": recall, "recall_std": 0.01, "coverage": recall,
+    return {"classifier_fd": fid, "classifier_fd_std": fid_std, "precision_k5": 0.8, "recall_k5": recall,
+            "recall_k5_std": 0.01, "coverage": recall,
             "coverage_std": 0.01, "class_entropy": entropy, "dropped_classes": list(dropped),
             "class_histogram": [0.1] * 10, "sharpness": sharpness}
 
@@ -162,10 +165,10 @@ def test_differences_within_the_noise_are_ties():
     from ganvae.inference.report import RunEntry, best_per_row, tied
 
     a, b, c = _metrics(100.0, 4.0), _metrics(108.0, 3.0), _metrics(130.0, 3.0)
-    assert tied("fid", a, b) and not tied("fid", a, c)  # 8 < 2 * 5; 30 > 2 * 5
+    assert tied("classifier_fd", a, b) and not tied("classifier_fd", a, c)  # 8 < 2 * 5; 30 > 2 * 5
     entries = [RunEntry("a", Path("a"), {"metrics": a}), RunEntry("b", Path("b"), {"metrics": b}),
                RunEntry("c", Path("c"), {"metrics": c})]
-    assert best_per_row(entries)["fid"] == {"a", "b"}
+    assert best_per_row(entries)["classifier_fd"] == {"a", "b"}
 
 
 def test_verdict_names_the_leader_the_blur_and_the_collapsed():

@@ -57,8 +57,8 @@ def test_a_run_logged_to_mlflow_reads_back_with_its_client(tmp_path, monkeypatch
     assert all(m.value == pytest.approx(logged[m.step], rel=1e-5) for m in history)
     # the quality points, as metrics_during_training.csv has them
     with open(tmp_path / "run/metrics_during_training.csv", newline="") as fh:
-        points = [(int(r["step"]), float(r["fid"])) for r in csv.DictReader(fh)]
-    fid = client.get_metric_history(run.info.run_id, "quality/fid")
+        points = [(int(r["step"]), float(r["classifier_fd"])) for r in csv.DictReader(fh)]
+    fid = client.get_metric_history(run.info.run_id, "quality/classifier_fd")
     assert [(m.step, round(m.value, 3)) for m in fid] == [(s, round(v, 3)) for s, v in points] and len(points) == 2
     # artifacts: every grid, the final checkpoint and the run's files
     grids = sorted(f.path for f in client.list_artifacts(run.info.run_id, "samples"))

@@ -23,7 +23,7 @@ def test_evaluate_logs_the_final_metrics_to_the_runs_mlflow_run(tmp_path, monkey
     result = evaluate(tmp_path / "run", n_samples=50, iwae_k=1, dataset="mnist-5k")
     client = MlflowClient(store)
     run_id = json.loads((tmp_path / "run/mlflow_run.json").read_text())["run_id"]
-    for key in ("fid", "precision", "test_elbo"):
+    for key in ("classifier_fd", "precision_k5", "test_elbo"):
         (point,) = client.get_metric_history(run_id, f"final/{key}")
         assert point.value == pytest.approx(result["metrics"][key]) and point.step == 6  # the training's last step
     assert "final/timings" not in client.get_run(run_id).data.metrics  # numbers only
@@ -39,12 +39,12 @@ def test_evaluate_logs_the_final_metrics_to_the_runs_mlflow_run(tmp_path, monkey
     warned = [r.getMessage() for r in caplog.records if "final metrics were not logged" in r.getMessage()]
     assert len(warned) == 2 and "MLflow run" in warned[0] and "W&B run" in warned[1]
     assert "pip install 'ganvae[wandb]'" in warned[1] and str(tmp_path / "run/metrics.json") in warned[1]
-    assert len(client.get_metric_history(run_id, "final/fid")) == 1  # nothing more reached the store
+    assert len(client.get_metric_history(run_id, "final/classifier_fd")) == 1  # nothing more reached the store
 
 
 def test_a_missing_store_is_not_made_anew(tmp_path, caplog):
     (tmp_path / "mlflow_run.json").write_text(json.dumps({"run_id": "0" * 32, "tracking_uri":
                                                           f"sqlite:///{tmp_path / 'gone.db'}"}))
     with caplog.at_level(logging.WARNING, logger="ganvae.inference.tasks"):
-        _log_final_metrics(tmp_path, {"metrics": {"fid": 1.0}, "training": {"steps": 3}})
+        _log_final_metrics(tmp_path, {"metrics": {"classifier_fd": 1.0}, "training": {"steps": 3}})
     assert "is not there" in caplog.text and not (tmp_path / "gone.db").exists()

@@ -175,8 +175,8 @@ def test_a_run_logged_to_wandb_reads_back_from_its_offline_files(tmp_path):
     assert [s for s, _ in series(session, "images_per_second")] == [3, 5, 9, 11]
     # the quality points, as metrics_during_training.csv has them
     with open(tmp_path / "run/metrics_during_training.csv", newline="") as fh:
-        points = [(int(r["step"]), float(r["fid"])) for r in csv.DictReader(fh)]
-    fid = series(session, "quality/fid")
+        points = [(int(r["step"]), float(r["classifier_fd"])) for r in csv.DictReader(fh)]
+    fid = series(session, "quality/classifier_fd")
     assert [(s, round(v, 3)) for s, v in fid] == [(s, round(v, 3)) for s, v in points] and len(points) == 2
     # each grid as an image, the very file the run folder has
     grids = [(row["step"], row["samples"]) for row in session["history"] if "samples" in row]
@@ -199,7 +199,7 @@ def test_a_run_logged_to_wandb_reads_back_from_its_offline_files(tmp_path):
     metrics = evaluate(tmp_path / "run", n_samples=50, iwae_k=1, dataset="mnist-5k")["metrics"]
     first, again = sessions(tmp_path / "run")
     assert again["run"].run_id == first["run"].run_id and again["exit_code"] == 0
-    assert again["summary"]["final/fid"] == pytest.approx(metrics["fid"])
+    assert again["summary"]["final/classifier_fd"] == pytest.approx(metrics["classifier_fd"])
     assert again["summary"]["final/test_elbo"] == pytest.approx(metrics["test_elbo"])
 
 

@@ -23,9 +23,10 @@ from ganvae.models.configs import AUTO_PSEUDO_CLASSES
 from ganvae.storage.pretrained_folder import read_config, save_pretrained
 from ganvae.storage.zoo import zoo_dir
 
-HEADLINE = ["fid", "fid_std", "kid", "precision", "recall", "density", "coverage", "class_entropy", "confident_share",
+HEADLINE = ["classifier_fd", "classifier_fd_std", "classifier_kd", "precision_k5", "recall_k5", "density",
+            "coverage", "class_entropy", "confident_share",
             "sharpness", "memorisation_ratio", "dropped_classes", "test_elbo", "test_nll_iwae", "conditional_accuracy",
-            "intra_fid"]
+            "classifier_intra_fd"]
 INTENDED = {
     "gan": "an MLP GAN for teaching and comparison: samples, latent walks",
     "dcgan": "a small DCGAN (the TensorFlow tutorial's layer structure, a quarter of its channels): samples, walks",
@@ -46,11 +47,11 @@ def conditional_text(model_name: str) -> str:
 
 def per_class_text(metrics: dict) -> str:
     """A conditional model's per-class accuracy and intra-FID, for its card (empty for other models)."""
-    accuracy, intra = metrics.get("conditional_accuracy_per_class"), metrics.get("intra_fid_per_class") or {}
+    accuracy, intra = metrics.get("conditional_accuracy_per_class"), metrics.get("classifier_intra_fd_per_class") or {}
     if not accuracy:
         return ""
     cells = ", ".join(f"{c}: {a:.1%}" + (f" / {intra[c]:.0f}" if c in intra else "") for c, a in accuracy.items())
-    return f"\nPer class (conditional accuracy / intra-FID): {cells}.\n"
+    return f"\nPer class (conditional accuracy / intra-class classifier FD): {cells}.\n"
 
 
 def prior_fit_meta(fit: dict) -> dict:
@@ -135,7 +136,10 @@ or `ganvae sample {name} -n 64 --out grid.png`{' (a class grid; `--digit 7` for 
 ## Measured (`{meta['metrics_protocol'].split(';')[0]} --data-dir MNIST_DIR`)
 Feature network: {protocol['feature_network']['name']} (test accuracy {protocol['feature_network']['test_accuracy']});
 {protocol['n_samples']} samples (seed {protocol['sample_seed']}) against the {protocol['reference']}; k = 5 for
-precision, recall, density and coverage; FID noise: standard deviation over 20 bootstrap resamplings.
+precision, recall, density and coverage (Kynkaanniemi et al.'s precision and recall use k = 3, hence the keys
+precision_k5 and recall_k5); classifier_* metrics are on this feature network, not Inception-v3, so they are
+not comparable with papers' FID, KID or Inception Score; noise (_std): standard deviation over 20 bootstrap
+resamplings.
 {('Likelihood: IWAE bound with k = ' + str(metrics.get('likelihood_protocol', {}).get('iwae_k')) + ', '
   + str(metrics.get('likelihood_protocol', {}).get('binarisation')) + '.') if 'test_nll_iwae' in metrics else ''}
 
@@ -148,8 +152,9 @@ Storage: {fp_check}
 ## Licence and intended use
 Weights: MIT, as ganvae. Trained on MNIST (Yann LeCun and Corinna Cortes; distributed under CC BY-SA 3.0).
 Intended for learning, demonstrations and as a baseline in comparisons on MNIST-like digits; not for any
-decision about people or documents. These are small models trained for minutes on a 2-core CPU: their FIDs are
-far from the literature's best (see the issue notes and benchmarks/RESULTS.md for the targets and what was reached).
+decision about people or documents. These are small models trained for minutes on a 2-core CPU: their Frechet
+distances are far from the literature's best (see the issue notes and benchmarks/RESULTS.md for the targets and what
+was reached).
 """
 
 
@@ -157,8 +162,8 @@ def readme_table() -> str:
     """The README's table of the shipped models, read from their config.json files."""
     from ganvae.storage.zoo import pretrained_names
 
-    lines = ["| name | model | FID (10,000 samples) | precision | recall | classes under 1/3 share "
-             "| test NLL bound, k = 1 (nats) | conditional accuracy | size | trained |",
+    lines = ["| name | model | classifier FD (10,000 samples) | precision (k=5) | recall (k=5) "
+             "| classes under 1/3 share | test NLL bound, k = 1 (nats) | conditional accuracy | size | trained |",
              "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |"]
     total = 0
     for name in pretrained_names():
@@ -170,7 +175,8 @@ def readme_table() -> str:
         accuracy = f"{m['conditional_accuracy']:.1%}" if "conditional_accuracy" in m else "-"
         src = meta["source"]
         lines.append(f"| [{name}](src/ganvae/pretrained/{name}/README.md) | {meta['model_name']} | "
-                     f"{m['fid']:.1f} +- {m['fid_std']:.1f} | {m['precision']:.3f} | {m['recall']:.3f} "
+                     f"{m['classifier_fd']:.1f} +- {m['classifier_fd_std']:.1f} | {m['precision_k5']:.3f} "
+                     f"| {m['recall_k5']:.3f} "
                      f"| {m['dropped_classes'] or 'none'} | {nll} | {accuracy} | {size / 2**20:.1f} MB "
                      f"| {src['train_seconds'] / 60:.0f} min, {src['machine'].split(',')[0].replace('(R)', '')} |")
     return "\n".join(lines) + f"\n\n{total / 2**20:.1f} MB in all.\n"
@@ -197,7 +203,8 @@ def refit_prior(name: str, args) -> None:
         meta["metrics_protocol"] = (f"ganvae evaluate {name} --n-samples {args.n_samples} --iwae-k {args.iwae_k}; "
                                     f"full MNIST test set")
         meta["prior_fit"] = prior_fit_meta(fit)
-        meta["metrics_before_prior"] = {k: old["metrics"][k] for k in ("fid", "fid_std", "precision", "recall")
+        meta["metrics_before_prior"] = {k: old["metrics"][k] for k in ("classifier_fd", "classifier_fd_std",
+                                                                       "precision_k5", "recall_k5")
                                         if k in old.get("metrics", {})}
         atomic_write_text(out / "config.json", json.dumps(meta, indent=2) + "\n")
         storage = storage.rstrip(".") + "; the prior's tensors in float32."
@@ -205,9 +212,9 @@ def refit_prior(name: str, args) -> None:
                                                   sampling_networks(out)))
         for f in ("config.json", "model.safetensors", "README.md"):
             shutil.copyfile(out / f, folder / f)
-    before = meta["metrics_before_prior"].get("fid")
-    print(f"{name}: {fit['prior']}: FID {result['metrics']['fid']:.2f} (N(0, I): {before}), recall "
-          f"{result['metrics']['recall']:.3f}")
+    before = meta["metrics_before_prior"].get("classifier_fd")
+    print(f"{name}: {fit['prior']}: FID {result['metrics']['classifier_fd']:.2f} (N(0, I): {before}), recall "
+          f"{result['metrics']['recall_k5']:.3f}")
 
 
 def main() -> None:
@@ -252,16 +259,16 @@ def main() -> None:
         half = operations.evaluate(folder, n_samples=args.n_samples, data_dir=args.data_dir, iwae_k=args.iwae_k,
                            out=Path("/tmp") / f"{name}-fp16.json")
         a, b = reference["metrics"], half["metrics"]
-        noise = 2 * math.hypot(a.get("fid_std", 0), b.get("fid_std", 0))
-        if abs(a["fid"] - b["fid"]) <= noise:
-            fp_check = (f"float16 (FID {b['fid']:.2f} against {a['fid']:.2f} for the float32 weights: within twice "
-                        f"the noise, {noise:.2f}).")
+        noise = 2 * math.hypot(a.get("classifier_fd_std", 0), b.get("classifier_fd_std", 0))
+        if abs(a["classifier_fd"] - b["classifier_fd"]) <= noise:
+            fp_check = (f"float16 (classifier FD {b['classifier_fd']:.2f} against {a['classifier_fd']:.2f} for the "
+                        f"float32 weights: within twice the noise, {noise:.2f}).")
             result = half
         else:
             loaded = storage.load(run)
             save_pretrained(loaded.model, loaded.config, folder, dtype="float32", source=read_config(folder)["source"])
-            fp_check = (f"float32 (float16 moved the FID from {a['fid']:.2f} to {b['fid']:.2f}, "
-                        f"beyond the noise {noise:.2f}).")
+            fp_check = (f"float32 (float16 moved the classifier FD from {a['classifier_fd']:.2f} to "
+                        f"{b['classifier_fd']:.2f}, beyond the noise {noise:.2f}).")
             result = reference
         meta = read_config(folder)
         meta["metrics"] = {k: result["metrics"][k] for k in HEADLINE if k in result["metrics"]}
@@ -275,7 +282,7 @@ def main() -> None:
         atomic_write_text(folder / "README.md", card(name, meta, result["metrics"], result["protocol"], fp_check,
                                                      sampling_networks(folder)))
         size = (folder / "model.safetensors").stat().st_size / 2**20
-        print(f"{name}: FID {result['metrics']['fid']:.2f}, {size:.2f} MB, {fp_check}")
+        print(f"{name}: FID {result['metrics']['classifier_fd']:.2f}, {size:.2f} MB, {fp_check}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ def models(args) -> int:
     if not names:
         print("no pretrained models installed")
         return 0
-    print(f"{'name':<16} {'model':<9} {'FID':>7} {'recall':>7} {'NLL':>7} {'asked':>6}  {'size':>7}  trained")
+    print(f"{'name':<16} {'model':<9} {'cls FD':>7} {'recall':>7} {'NLL':>7} {'asked':>6}  {'size':>7}  trained")
     for name in names:
         folder = zoo.zoo_dir() / name
         meta = pretrained_folder.read_config(folder)
@@ -32,7 +32,8 @@ def models(args) -> int:
         print(f"{name:<16} {meta['model_name']:<9} {m.get(FID.key, float('nan')):7.1f} "
               f"{m.get(RECALL.key, float('nan')):7.3f} "
               f"{nll:>7} {asked:>6}  {size:5.1f}MB  {minutes}, {meta['data']['dataset']}")
-    print("\nNLL: test bound (nats); asked: conditional accuracy, the share of samples drawing the digit asked for."
+    print("\ncls FD: Frechet distance on ganvae's digit classifier's features (classifier_fd; not Inception FID);"
+          " NLL: test bound (nats); asked: conditional accuracy, the share of samples drawing the digit asked for."
           "\nuse one wherever a command takes RUN (`ganvae sample mnist-dcgan -n 64`), or `ganvae.load(NAME)` "
           "in Python;"
           "\neach folder's README.md is its model card: " + str(zoo.zoo_dir()))

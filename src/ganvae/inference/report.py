@@ -40,6 +40,7 @@ from ganvae.metrics.registry import (
     TEST_NLL_IWAE,
     Metric,
     evaluated_metrics,
+    upgrade_keys,
 )
 from ganvae.registry import get_entry
 
@@ -71,6 +72,7 @@ def _load_or_evaluate(run: Path, loaded, n_samples: int, seed: int, data_dir: st
     cached = run / "metrics.json" if run.is_dir() else None
     if cached is not None and cached.is_file():
         result = json.loads(cached.read_text())
+        result["metrics"] = upgrade_keys(result.get("metrics", {}))  # an older ganvae's keys (fid, ...) renamed
         protocol = result.get("protocol", {})
         if protocol.get("n_samples") == n_samples and protocol.get("sample_seed") == seed \
                 and protocol.get("prior") == loaded.model.latent_prior.describe() \
@@ -83,7 +85,7 @@ def _during_training(run: Path) -> dict[str, list[float]] | None:
     from ganvae.viz.plots import read_csv_columns
 
     path = run / "metrics_during_training.csv"
-    return (read_csv_columns(path) or None) if path.is_file() else None
+    return (upgrade_keys(read_csv_columns(path)) or None) if path.is_file() else None
 
 
 def _quality_plot(entries: list[RunEntry], out: Path) -> bool:
@@ -492,7 +494,9 @@ def _setting_rows(entries: list[RunEntry]) -> list[tuple[str, str]]:
         ("samples per model", f"{p['n_samples']} (seed {p['sample_seed']})"),
         ("reference", p["reference"]),
         ("feature network", f"{fnet['name']} (test accuracy {fnet['test_accuracy']}, sha256 {fnet['sha256'][:12]}...)"),
-        ("nearest-neighbour metrics", f"k = {p['nearest_neighbour_k']}; KID: {p['kid']}"),
+        ("nearest-neighbour metrics", f"k = {p['nearest_neighbour_k']}; kernel distance: "
+                                      f"{p.get('kernel_distance', p.get('kid'))}"),
+        ("metric names", p.get("keys", "classifier_* are on the feature network above, not Inception-v3")),
         ("noise (+-)", p.get("noise", "not measured (metrics from an older ganvae)")),
         ("memorisation", p["memorisation"]),
     ]

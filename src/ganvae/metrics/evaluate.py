@@ -238,7 +238,11 @@ def evaluate(model: GenerativeModel | None, data: ImageData, fnet: FeatureNetwor
             "nearest_neighbour_k": 5,
             "noise": "+- = standard deviation over 20 bootstrap resamplings of the samples (reference fixed); KID and "
                      "Inception Score: over their subsets",
-            "kid": "cubic polynomial kernel on features divided by the reference RMS, 50 subsets of up to 1000",
+            "kernel_distance": "KID's unbiased MMD^2 with the cubic polynomial kernel (Binkowski et al. 2018) on the "
+                               "classifier's features divided by the reference's RMS, 50 subsets of up to 1000, x1000",
+            "keys": "classifier_* = computed on the feature network above, not Inception-v3 (not comparable with "
+                    "papers' FID, KID or Inception Score); precision_k5/recall_k5 = k = 5 where Kynkaanniemi et al. "
+                    "use 3",
             "inception_score_splits": 10, "memorisation": "pixel L2 to nearest train image, 1000 samples vs 1000 test",
             "classes": list(data.class_subset) if data.class_subset else None,
             "weights": None if model is None else ("exponential moving average" if model.has_ema else "trained"),
@@ -290,7 +294,7 @@ def format_table(result: dict[str, Any]) -> str:
                          + ", ".join(f"{c}: {v:.3f}" for c, v in m[metric.companion("per_class")].items()))
     fewest = m.get(INTRA_FID.companion("min_images"), INTRA_FID_FAIR)
     if m.get(INTRA_FID.companion("per_class")) and fewest < INTRA_FID_FAIR:
-        lines.append(f"  (intra-FID from as few as {fewest} images of a class: fewer than "
+        lines.append(f"  (intra-class Frechet distance from as few as {fewest} images of a class: fewer than "
                      f"the {INTRA_FID_FAIR} feature dimensions, it reads high; compare it only at equal counts)")
     lines.append(f"  ({result['seconds']:.1f} s)")
     return "\n".join(lines)

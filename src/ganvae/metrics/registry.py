@@ -47,12 +47,12 @@ class Metric:
     computed_by: str  # "module:function" that computes the number (several metrics may share one)
 
     def companion(self, what: str) -> str:
-        """The key of a figure that goes with it: ``companion("per_class")`` -> ``intra_fid_per_class``."""
+        """The key of a figure that goes with it: ``companion("per_class")`` -> ``classifier_intra_fd_per_class``."""
         return f"{self.key}_{what}"
 
     @property
     def std_key(self) -> str:
-        """The key of its noise estimate (``fid_std``), where one is measured."""
+        """The key of its noise estimate (``classifier_fd_std``), where one is measured."""
         return self.companion("std")
 
     @property
@@ -71,14 +71,19 @@ def _sample(key: str, label: str, direction: Direction, computed_by: str) -> Met
     return Metric(key, label, direction, "samples", f"ganvae.metrics.core:{computed_by}")
 
 
-# the built-in metrics, in the order of the report's rows
-FID = _sample("fid", "Frechet distance (classifier features)", "lower", "frechet_distance")
-KID = _sample("kid", "KID (x1000)", "lower", "kernel_inception_distance")
-PRECISION = _sample("precision", "precision (k=5)", "higher", "precision_recall_density_coverage")
-RECALL = _sample("recall", "recall (k=5)", "higher", "precision_recall_density_coverage")
+# the built-in metrics, in the order of the report's rows. A key says what a spreadsheet or a paper needs to know:
+# the distances and the score are computed on ganvae's classifier of the dataset, not on Inception-v3 (so no bare
+# "fid", "kid" or "inception_score", names that promise Inception features); precision and recall use k = 5
+# nearest neighbours where Kynkaanniemi et al. (2019) use 3 (density and coverage use Naeem et al.'s 5).
+FID = _sample("classifier_fd", "Frechet distance (classifier features)", "lower", "frechet_distance")
+KID = _sample("classifier_kd", "kernel distance (classifier features at RMS 1, KID's kernel, x1000)", "lower",
+              "kernel_inception_distance")
+PRECISION = _sample("precision_k5", "precision (k=5)", "higher", "precision_recall_density_coverage")
+RECALL = _sample("recall_k5", "recall (k=5)", "higher", "precision_recall_density_coverage")
 DENSITY = _sample("density", "density (k=5)", "higher", "precision_recall_density_coverage")
 COVERAGE = _sample("coverage", "coverage (k=5)", "higher", "precision_recall_density_coverage")
-INCEPTION_SCORE = _sample("inception_score", "classifier Inception Score", "higher", "inception_score")
+INCEPTION_SCORE = _sample("classifier_score", "classifier score (Inception Score's formula)", "higher",
+                          "inception_score")
 CLASS_ENTROPY = _sample("class_entropy", "class balance (normalised entropy)", "higher", "class_coverage")
 CONFIDENT_SHARE = _sample("confident_share", "confident predictions", "higher", "class_coverage")
 SHARPNESS = _sample("sharpness", "edge sharpness (samples / real)", "closer to 1", "sharpness_ratio")
@@ -92,8 +97,8 @@ RECONSTRUCTION_ERROR = Metric("reconstruction_error", "reconstruction error (nat
                               "ganvae.metrics.evaluate:likelihood_metrics")
 CONDITIONAL_ACCURACY = Metric("conditional_accuracy", "conditional accuracy (asked class drawn)", "higher",
                               "conditional", "ganvae.metrics.core:conditional_accuracy")
-INTRA_FID = Metric("intra_fid", "intra-class Frechet distance", "lower", "conditional",
-                   "ganvae.metrics.core:intra_class_fid")
+INTRA_FID = Metric("classifier_intra_fd", "intra-class Frechet distance (classifier features)", "lower",
+                   "conditional", "ganvae.metrics.core:intra_class_fid")
 # measured while training only (metrics_during_training.csv, MLflow, TensorBoard)
 TEST_NLL_IWAE10 = Metric("test_nll_iwae10", "test NLL, IWAE bound with k = 10 on part of the test split (nats)",
                          "lower", "training", "ganvae.metrics.evaluate:likelihood_metrics")
@@ -105,12 +110,44 @@ BUILTIN: tuple[Metric, ...] = (FID, KID, PRECISION, RECALL, DENSITY, COVERAGE, I
                                RECONSTRUCTION_ERROR, CONDITIONAL_ACCURACY, INTRA_FID, TEST_NLL_IWAE10, NOISE_SPREAD_MIN)
 
 
+# the keys of ganvae 0.x before they said their features and k (metrics.json, summary.json, the in-training CSV and
+# the zoo's cards written then): read as their new names, so older runs still load, compare and resume
+LEGACY_KEYS: dict[str, str] = {"fid": FID.key, "kid": KID.key, "inception_score": INCEPTION_SCORE.key,
+                               "intra_fid": INTRA_FID.key, "precision": PRECISION.key, "recall": RECALL.key}
+_COMPANIONS = ("_std", "_per_class", "_min_images")
+
+
+def current_key(key: str) -> str:
+    """The key a metric has now: a legacy key (``fid``, ``fid_std``, ``intra_fid_per_class``) gives its new
+    name (``classifier_fd``, ...); any other key is returned as it is."""
+    if key in LEGACY_KEYS:
+        return LEGACY_KEYS[key]
+    for tail in _COMPANIONS:
+        if key.endswith(tail) and key[: -len(tail)] in LEGACY_KEYS:
+            return LEGACY_KEYS[key[: -len(tail)]] + tail
+    return key
+
+
+def upgrade_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (a ``metrics`` dict, a CSV's columns) with legacy keys renamed (:func:`current_key`), in order.
+    A key present under both names keeps the new name's value."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        new = current_key(key)
+        if new == key or new not in values:
+            out[new] = value
+    return out
+
+
 def _check(metric: Metric, table: dict[str, Metric]) -> None:
     if not isinstance(metric, Metric):
         raise ConfigError(f"register_metric: expected a ganvae.metrics.registry.Metric, got {type(metric).__name__}.")
     if not isinstance(metric.key, str) or not KEY_RULE.fullmatch(metric.key):
         raise ConfigError(f"register_metric: key {metric.key!r} must be lower-case letters, digits and underscores, "
-                          f"starting with a letter (at most 64), e.g. 'fid'.")
+                          f"starting with a letter (at most 64), e.g. 'fid_inception'.")
+    if metric.key in LEGACY_KEYS:
+        raise ConfigError(f"register_metric: {metric.key!r} is the old name of {LEGACY_KEYS[metric.key]!r} (older "
+                          f"runs' files are read with it renamed); choose another key, e.g. {metric.key + '_mine'!r}.")
     if metric.key in table:
         raise ConfigError(f"register_metric: {metric.key!r} is already registered ({table[metric.key].label}); "
                           f"choose another key.")
@@ -166,8 +203,12 @@ def unregister_metric(key: str) -> None:
 
 
 def get_metric(key: str) -> Metric:
-    """The entry of metric ``key``; :class:`~ganvae.errors.ConfigError` naming the nearest key when there is none."""
+    """The entry of metric ``key``; :class:`~ganvae.errors.ConfigError` naming the nearest key when there is none,
+    or the new name of a legacy key (``fid`` is ``classifier_fd``)."""
     table = _registry()
+    if key not in table and current_key(key) != key:
+        raise ConfigError(f"metric {key!r} is now called {current_key(key)!r}: ganvae's keys name the features and "
+                          f"the k they use (ganvae.metrics.registry.LEGACY_KEYS). Give {current_key(key)!r}.")
     if key not in table:
         raise ConfigError(f"unknown metric {key!r}.{suggest(key, list(table))}")
     return table[key]

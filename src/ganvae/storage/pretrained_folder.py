@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ganvae.errors import CheckpointError
+from ganvae.metrics.registry import upgrade_keys
 from ganvae.storage import tensorfile
 
 if TYPE_CHECKING:  # listing and reading the zoo's cards needs no torch (`ganvae models`)
@@ -126,6 +127,9 @@ def read_config(folder: Path) -> dict[str, Any]:
             and shape[0] in (1, 3) and all(1 <= d <= MAX_IMAGE_SIDE for d in shape[1:])):
         raise CheckpointError(f"{folder / 'config.json'}: image_shape {shape!r} is not [C, H, W] with C 1 or 3 and "
                               f"H, W from 1 to {MAX_IMAGE_SIDE} pixels; re-export the model.")
+    for key in ("metrics", "metrics_before_prior"):  # a card written by an older ganvae: its keys renamed (fid, ...)
+        if isinstance(meta.get(key), dict):
+            meta[key] = upgrade_keys(meta[key])
     return meta
 
 

@@ -15,6 +15,7 @@ import torch
 
 from ganvae.common.files import atomic_write_text
 from ganvae.errors import TrainingDiverged
+from ganvae.metrics.registry import current_key
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +36,19 @@ def open_tensorboard(run_dir: Path, step: int):
 
 
 def truncate_csv(path: Path, column: str, keep: Callable[[int], bool]) -> None:
-    """Keep the rows of a CSV whose integer ``column`` passes ``keep`` (atomically; absent files are left)."""
+    """Keep the rows of a CSV whose integer ``column`` passes ``keep`` (atomically; absent files are left). A header
+    an older ganvae wrote gets the metrics' current names (``fid`` -> ``classifier_fd``, same columns), so the rows
+    a resumed run appends sit under the names it writes."""
     if not path.exists():
         return
     with open(path, newline="") as fh:
         rows = list(csv.reader(fh))
     if not rows:
         return
-    i = rows[0].index(column)
-    kept = [rows[0]] + [r for r in rows[1:] if keep(int(r[i]))]
-    if len(kept) < len(rows):
+    header = [current_key(name) for name in rows[0]]
+    i = header.index(column)
+    kept = [header] + [r for r in rows[1:] if keep(int(r[i]))]
+    if len(kept) < len(rows) or header != rows[0]:
         atomic_write_text(path, "".join(",".join(r) + "\n" for r in kept))
 
 

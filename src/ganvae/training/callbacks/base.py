@@ -38,7 +38,7 @@ class Callback:
 
     def on_metrics(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
         """After each in-training quality point (``train.eval_every`` / ``train.eval_interval_minutes``): the row
-        of ``metrics_during_training.csv`` (``fid``, ``class_entropy``, ...). Rank 0 only."""
+        of ``metrics_during_training.csv`` (``classifier_fd``, ``class_entropy``, ...). Rank 0 only."""
 
     def on_epoch_end(self, trainer: Trainer, epoch: int) -> None:
         """After each whole epoch; ``epoch`` is the number of epochs completed (1 after the first)."""

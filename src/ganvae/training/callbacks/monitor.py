@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from ganvae.metrics.registry import FID
+from ganvae.metrics.registry import FID, current_key
 from ganvae.training.callbacks.base import Callback, Trainer
 
 log = logging.getLogger(__name__)
@@ -29,10 +30,15 @@ class _Monitor(Callback):
 
     def __init__(self, monitor: str, mode: Mode, min_delta: float):
         if mode not in ("min", "max"):
-            raise ValueError(f"{type(self).__name__}: mode={mode!r}; give 'min' (lower is better, e.g. fid) or "
-                             f"'max' (higher is better, e.g. coverage).")
+            raise ValueError(f"{type(self).__name__}: mode={mode!r}; give 'min' (lower is better, e.g. "
+                             f"classifier_fd) or 'max' (higher is better, e.g. coverage).")
         if not math.isfinite(min_delta) or min_delta < 0:
             raise ValueError(f"{type(self).__name__}: min_delta={min_delta} must be a finite number >= 0.")
+        if current_key(monitor) != monitor:  # a key of ganvae 0.x: watch the same column under its new name
+            warnings.warn(f"{type(self).__name__}(monitor={monitor!r}): the metric is now called "
+                          f"{current_key(monitor)!r}; watching that. Give monitor={current_key(monitor)!r}.",
+                          FutureWarning, stacklevel=3)
+            monitor = current_key(monitor)
         self.monitor, self.mode, self.min_delta = monitor, mode, min_delta
         self.best: float | None = None  # the best value seen, None before the first point
         self.best_step: int | None = None  # the step it was measured at
@@ -61,7 +67,7 @@ class _Monitor(Callback):
                 "waited": self.waited}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        if (state.get("monitor"), state.get("mode")) != (self.monitor, self.mode):
+        if (current_key(str(state.get("monitor"))), state.get("mode")) != (self.monitor, self.mode):
             log.info("%s: the interrupted run watched %s (%s); this one watches %s (%s), from scratch",
                      type(self).__name__, state.get("monitor"), state.get("mode"), self.monitor, self.mode)
             return
@@ -76,7 +82,7 @@ class EarlyStopping(_Monitor):
         patience: quality points without improvement before stopping.
         min_delta: the improvement that counts (in the metric's units).
         monitor: the column of ``metrics_during_training.csv`` to watch (default the Frechet distance).
-        mode: ``"min"`` when lower is better (``fid``), ``"max"`` when higher is (``class_entropy``).
+        mode: ``"min"`` when lower is better (``classifier_fd``), ``"max"`` when higher is (``class_entropy``).
         metric: the former name of ``monitor``.
     """
 
