@@ -234,12 +234,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def uvicorn_in_thread(app):
-    """Serve ``app`` with a real uvicorn on 127.0.0.1 in a daemon thread; yields the port, stops on exit."""
+def uvicorn_in_thread(app, **options):
+    """Serve ``app`` with a real uvicorn on 127.0.0.1 in a daemon thread, configured as ``ganvae explore`` serves
+    (:func:`ganvae.explore.server.uvicorn_config`, ``options`` such as ``head_seconds``); yields the port, stops on
+    exit."""
     import uvicorn
 
+    from ganvae.explore.server import uvicorn_config
+
     port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    srv = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port, log_level="warning", **options))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     t0 = time.monotonic()

@@ -28,6 +28,16 @@ class Averaged(GenerativeModel):
     networks = ("generator",)
     ema_networks = ("generator",)
 
+    # the contract's methods (register_model checks they are there); this test is about the config's fields
+    def make_optimizers(self):
+        raise NotImplementedError
+
+    def training_step(self, x, optimizers, ctx):
+        raise NotImplementedError
+
+    def decode(self, z, labels=None):
+        raise NotImplementedError
+
 
 def test_a_family_that_declares_ema_networks_needs_ema_decay():
     with pytest.raises(ConfigError, match="has no field 'ema_decay'.*declares ema_networks=\\('generator',\\)"):

@@ -179,3 +179,38 @@ def test_a_port_in_use_is_named_and_no_url_is_printed(models):
                              capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and f"127.0.0.1:{port}" in res.stderr and "--port" in res.stderr
     assert "http://" not in res.stdout and "Traceback" not in res.stderr
+
+
+def test_a_render_whose_client_went_away_is_stopped(models):
+    """A client that closes its connection mid-render (a closed tab): the render stops at its next band instead
+    of running to its end (or its time limit), and the model is free for the next request at once."""
+    cppn = models[1]
+    explorer = build_explorer([cppn], limits=Limits(render_seconds=60))
+    view = explorer.view(cppn)
+    bands = []
+    original = view.model.render_bands
+
+    def slow_bands(*args, **kwargs):
+        for band in original(*args, **kwargs):
+            bands.append(time.monotonic())
+            time.sleep(0.05)  # each band of rows takes a while, as a 4096-pixel render's do
+            yield band
+
+    view.model.render_bands = slow_bands
+    with uvicorn_in_thread(create_app(explorer)) as port:
+        body = json.dumps({"model": cppn, "latent": [0.1] * 4, "size": 2048}).encode()
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.sendall(b"POST /api/render HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        deadline = time.monotonic() + 10
+        while not bands and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sock.close()  # gone before the answer
+        time.sleep(1.0)
+        drawn = len(bands)
+        time.sleep(0.5)
+        assert len(bands) == drawn, "the render went on after its client left"
+        assert drawn < 2048 * 2048 // (1 << 18)  # stopped before its last band
+        view.model.render_bands = original
+        status, _ = post(port, "/api/render", {"model": cppn, "latent": [0.1] * 4, "size": 64}, timeout=10)
+        assert status == 200

@@ -26,8 +26,10 @@ def only_run(client, experiment="ganvae"):
     return runs[0]
 
 
-def test_log_to_names_exactly_the_trackers():
+def test_log_to_names_exactly_the_trackers(tmp_path, monkeypatch):
     import typing
+
+    monkeypatch.chdir(tmp_path)  # the logger opens its store when made (MLflow's default: ./mlflow.db), not here
 
     from ganvae.config import RunConfig as RC
 

@@ -46,8 +46,9 @@ class DataConfig:
     # train on these class indices only (e.g. [3, 5])
     classes: Annotated[Optional[list[int]], Bound(0, says="0 or more", non_empty=True,
                                                   empty_says="a non-empty list (or null for all classes)")] = None
-    # side length in pixels; folder images are resized to it
-    image_size: Annotated[int, Bound(4, says="at least 4")] = 28
+    # side length in pixels; folder images are resized to it (at most 256: the families are built for small images,
+    # and a folder resized to more would take gigabytes before any check of the model could refuse it)
+    image_size: Annotated[int, Bound(4, 256, says="from 4 to 256")] = 28
     invert: bool = False  # invert grey levels (for dark-on-light folder images)
     download: bool = True  # download a missing named dataset into the cache
     # folder datasets only: share of images held out as the test split
@@ -66,7 +67,8 @@ class TrainConfig:
     max_steps: Annotated[Optional[int], AT_LEAST_1] = None
     # images per optimisation step (global batch under torchrun)
     batch_size: Annotated[int, Bound(2, says="at least 2 (batch norm and the batch statistics need two images)")] = 64
-    seed: int = 0  # seeds weights, data order, noise; saved with the run
+    # seeds weights, data order, noise; saved with the run (what torch's generators take)
+    seed: Annotated[int, Bound(0, 2**63 - 1, says="from 0 to 2**63 - 1")] = 0
     device: str = "auto"  # auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps
     # fp32; bf16 = autocast to bfloat16 where the hardware has it (GPU, CPU with AMX/AVX512-BF16): faster,
     # other numerics; auto = bf16 on CUDA GPUs with bf16 and on CPUs with AMX, else fp32 (resolved once; the run

@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"error: {message(err)}", file=sys.stderr)
         return err.exit_code
+    except ImportError as err:  # an optional package missing: ganvae's own sentences say what to install
+        if "pip install" not in str(err):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

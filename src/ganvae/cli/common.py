@@ -95,6 +95,7 @@ def add_memory_flag(p: argparse.ArgumentParser) -> None:
 FLAG_NAMES = {"n": "-n"}  # a library field whose flag is not --FIELD-WITH-DASHES (n_samples -> --n-samples)
 FLAG_VALUES = {"size": lambda v: "x".join(map(str, v))}  # how a flag's value is typed, where not as it prints
 NONE_FLAGS = {"out": "--no-grid"}  # a field whose None has a switch of its own (`ganvae sample --no-grid`)
+POSITIONAL = {"run": "RUN"}  # a library field the command line takes as a positional argument: its value alone
 
 
 def flag(name: str, value: Any = NO_VALUE) -> str:
@@ -104,6 +105,9 @@ def flag(name: str, value: Any = NO_VALUE) -> str:
     train.epochs=...``)."""
     from ganvae.config import SHORTCUTS
 
+    if name in POSITIONAL:
+        return POSITIONAL[name] if value is NO_VALUE else str(os.fspath(value) if isinstance(value, os.PathLike)
+                                                               else value)
     own = next((s.flag for s in SHORTCUTS if s.path == name), None)
     if "." in name and own is None:  # a config key without a flag: --set
         return f"--set {name}=..." if value is NO_VALUE else f"--set {name}={_yaml_text(value)}"

@@ -113,9 +113,14 @@ def folder_info(path: str, verify: bool) -> int:
             print(f"  {name:<14} {count:,} images")
         print(f"  (`ganvae data verify folder:{path}` reads every image)")
         return 0
+    import torch
+
     data = load_folder(path, image_size=28)
+    pixels = torch.cat([data.train_images.flatten(), data.test_images.flatten()])  # uint8, as training sees them
+    # the grey levels read (16-bit images scaled to 8 bits): a folder that reads as 2 levels is visible here
     print(f"folder:{path}: {len(data.train_images) + len(data.test_images):,} images read, classes "
-          f"{', '.join(data.classes)}  OK")
+          f"{', '.join(data.classes)}; grey levels {int(pixels.min())}-{int(pixels.max())} "
+          f"({len(torch.unique(pixels))} distinct, 8-bit; 16-bit images scaled)  OK")
     return 0
 
 

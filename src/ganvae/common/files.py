@@ -1,5 +1,11 @@
 """Files: atomic writes (a crash never leaves a half-written file under the final name), checksums,
-the data cache folder and the checks of an output path."""
+the data cache folder and the checks of an output path.
+
+An atomic write's temporary file is named ``.<name>.<writer>-<pid>.<random>.tmp`` beside its target, where
+``<writer>`` tags the machine and process namespace and ``<pid>`` the writing process: a writer killed with SIGKILL
+cannot remove its own, so :func:`remove_stale_temporary_files` finds them later by that name and removes those whose
+writer is gone (see there for the rule).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,10 @@ import errno
 import hashlib
 import logging
 import os
+import platform
+import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -27,7 +36,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{writer_tag()}-{os.getpid()}.", suffix=".tmp",
+                                    dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -44,6 +54,85 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
                 f"version (if any) is kept. Free some space (or write elsewhere with --out) and run the command again."
             ) from err
         raise
+
+
+# an atomic write's temporary file: ".<target>.<writer>-<pid>.<8 random>.tmp", or, written before the writer was
+# recorded, ".<target>.<8 random>.tmp" (tempfile.mkstemp's random part: 8 of [a-z0-9_])
+TEMPORARY_NAME = re.compile(r"\.(?P<target>.+?)\.(?:(?P<writer>[0-9a-f]{6})-(?P<pid>[0-9]{1,10})\.)?[a-z0-9_]{8}\.tmp")
+STALE_AFTER_SECONDS = 15 * 60  # no atomic write here takes this long (a checkpoint: seconds), so one untouched for
+# longer has no writer, whatever its name says
+
+
+def writer_tag() -> str:
+    """Six hex digits naming this machine and process-id namespace (a container's own), so that a process id
+    read back from a temporary file's name is checked only where it means the same process."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")  # Linux: "pid:[4026531836]"
+    except OSError:
+        namespace = ""
+    return hashlib.blake2b(f"{platform.node()} {namespace}".encode(), digest_size=3).hexdigest()
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` of this machine exists (True when that cannot be told)."""
+    if os.name != "posix" or pid <= 0:  # Windows' os.kill ends the process; pid 0 is a process group
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only whether it exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process; a pid beyond the system's range
+        return True
+    return True
+
+
+def stale_temporary_files(folder: str | os.PathLike, now: float | None = None) -> list[Path]:
+    """The temporary files of interrupted atomic writes in ``folder`` (not in its subfolders): regular files named
+    as :func:`atomic_path` names them (:data:`TEMPORARY_NAME`), and either
+
+    - written by a process of this machine and namespace (the name's writer tag) that no longer runs: killed
+      during the write (SIGKILL, a power cut, the OOM killer), as nothing else leaves one; or
+    - untouched for :data:`STALE_AFTER_SECONDS` (written elsewhere, before the writer was recorded, or by a
+      process id reused since): no write here takes that long.
+
+    A write in progress is never listed: its writer runs, and it is being written. Other files (a user's ``.tmp``,
+    a name not of this pattern, a symbolic link) are never listed."""
+    folder = Path(folder)
+    now = time.time() if now is None else now
+    here = writer_tag()
+    stale = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # no such folder, or not readable: nothing to clean
+        return []
+    for entry in entries:
+        match = TEMPORARY_NAME.fullmatch(entry.name)
+        try:
+            if match is None or not entry.is_file(follow_symlinks=False):
+                continue
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except OSError:  # removed meanwhile
+            continue
+        orphan = match["pid"] is not None and match["writer"] == here and not _running(int(match["pid"]))
+        if orphan or age > STALE_AFTER_SECONDS:
+            stale.append(Path(entry.path))
+    return sorted(stale)
+
+
+def remove_stale_temporary_files(folder: str | os.PathLike) -> list[Path]:
+    """Remove :func:`stale_temporary_files` of ``folder``; returns those removed (one that cannot be removed is
+    logged and left)."""
+    removed = []
+    for path in stale_temporary_files(folder):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            log.warning("%s: a temporary file left by an interrupted write could not be removed (%s)", path, err)
+            continue
+        removed.append(path)
+    return removed
 
 
 def _disk_full(err: BaseException) -> bool:

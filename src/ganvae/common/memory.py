@@ -5,6 +5,7 @@ Torch-free, so the command line's parser reads the default from here without imp
 
 from __future__ import annotations
 
+import os
 from typing import Any, Mapping
 
 from ganvae.errors import FieldConfigError
@@ -25,3 +26,20 @@ def check_memory(needed_bytes: float, what: str, max_memory_gb: float, hint: str
                                f"{max_memory_gb:g} GB.{' ' + hint if hint else ''} Raise the limit with {{field}} "
                                f"if this machine has the memory.", reason="over the memory limit",
                                bound=max_memory_gb, values=values)
+
+
+def available_memory_bytes() -> int | None:
+    """The memory this machine can still give a new allocation, in bytes: Linux's ``MemAvailable`` (free memory
+    plus what the kernel can reclaim), else the physical memory (``os.sysconf``), else None where neither is known
+    (then a caller skips its check). Read when called, never at import."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # the file counts kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # Windows has no sysconf
+        return None

@@ -141,9 +141,38 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 MAX_IMAGE_PIXELS = 4096 * 4096  # a folder image larger than this is refused (decoding it would take ~1 GB)
 
 
+# Pillow's modes of a 16-bit grey file (a 16-bit PNG opens as I;16, or as I in older Pillow):
+# convert("L") clips these at 255 instead of scaling them, so they are scaled by scale_16bit instead
+SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+
+
+def scale_16bit(levels: np.ndarray) -> np.ndarray:
+    """16-bit grey levels 0-65535 -> uint8 0-255 of the same shape: ``value * 255 / 65535``, rounded (half up).
+    The inverse of how a 16-bit file stores an 8-bit level (``v * 257``), so 8-bit content comes back exactly.
+    The caller checks the range (values outside 0-65535 would wrap)."""
+    wide = levels.astype(np.uint32)  # 65535 * 255 + 32767 < 2**32
+    return ((wide * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def grey_8bit(im, f: Path):
+    """A Pillow image as an 8-bit grey (mode ``L``) image: 16-bit grey scaled by :func:`scale_16bit`, any other
+    mode through Pillow's ``convert("L")``. ``f`` names the file in an error."""
+    from PIL import Image
+
+    if im.mode not in SIXTEEN_BIT_MODES:
+        return im.convert("L")
+    levels = np.asarray(im)  # (H, W) uint16 (either byte order), or int32 for mode I
+    lo, hi = (int(levels.min()), int(levels.max())) if levels.size else (0, 0)
+    if lo < 0 or hi > 65535:  # mode I holds 32-bit integers; only a 16-bit file's 0-65535 has a known scale
+        raise DataError(f"{f}: {im.mode} image with grey levels from {lo:,} to {hi:,}; ganvae reads 8-bit (0-255) "
+                        f"and 16-bit (0-65535) grey images. Save it as an 8-bit or 16-bit PNG, or remove it.")
+    return Image.fromarray(scale_16bit(levels))
+
+
 def read_grey_images(files: list[Path], image_size: int) -> list[np.ndarray]:
     """Each file as a ``(image_size, image_size)`` uint8 grey image (converted, resized bilinearly if needed).
-    An image over :data:`MAX_IMAGE_PIXELS` is refused, by its header, before it is decoded."""
+    16-bit grey images are scaled to 8 bits (:func:`scale_16bit`), not clipped. An image over
+    :data:`MAX_IMAGE_PIXELS` is refused, by its header, before it is decoded."""
     import warnings
 
     from PIL import Image, UnidentifiedImageError
@@ -156,7 +185,7 @@ def read_grey_images(files: list[Path], image_size: int) -> list[np.ndarray]:
                 im_file = Image.open(f)
             with im_file as im:
                 _check_image_size(f, *im.size)
-                im = im.convert("L")
+                im = grey_8bit(im, f)
                 if im.size != (image_size, image_size):
                     im = im.resize((image_size, image_size), Image.Resampling.BILINEAR)
                 out.append(np.asarray(im, dtype=np.uint8))
@@ -314,6 +343,18 @@ def steps_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:
     return n // (batch_size * world_size)
 
 
+def check_batch_fits(n: int, batch_size: int, world_size: int = 1) -> int:
+    """The global batch (``batch_size`` per rank), refused when the ``n`` training images cannot fill one; the
+    trainer asks before it creates anything, :func:`iter_batch_indices` again as it starts."""
+    global_batch = batch_size * world_size
+    if n < global_batch:
+        raise FieldDataError(
+            "train.batch_size", global_batch, f"train.batch_size={global_batch} is larger than the training set ({n} "
+            f"images); lower it, e.g. {{given:train.batch_size#example}}.", reason=f"at most {n}", bound=n,
+            values={"train.batch_size#example": max(1, n // 2)})
+    return global_batch
+
+
 def iter_batch_indices(
     n: int,
     batch_size: int,
@@ -329,12 +370,7 @@ def iter_batch_indices(
     Under distributed training ``batch_size`` is the per-rank batch: global batch ``s`` is
     ``perm[s*B*W : (s+1)*B*W]`` and rank ``r`` takes its ``r``-th slice of ``B`` images.
     """
-    global_batch = batch_size * world_size
-    if n < global_batch:
-        raise FieldDataError(
-            "train.batch_size", global_batch, f"train.batch_size={global_batch} is larger than the training set ({n} "
-            f"images); lower it, e.g. {{given:train.batch_size#example}}.", reason=f"at most {n}", bound=n,
-            values={"train.batch_size#example": max(1, n // 2)})
+    global_batch = check_batch_fits(n, batch_size, world_size)
     perm = epoch_permutation(n, seed, epoch, device)
     for step in range(start_step, n // global_batch):
         start = step * global_batch + rank * batch_size

@@ -71,6 +71,7 @@ class DatasetSource:
     # the packaged dataset that stands in for this one when a pretrained model needs real images and this one's
     # files are not on the machine (a subset of the same data; the protocol records it)
     offline_stand_in: str | None = None
+    image_size: int = 28  # side of its (square) images in pixels; named datasets are not resized
 
     @property
     def num_classes(self) -> int:
@@ -404,7 +405,12 @@ def verify(
             reports.append(FileReport(role, None, None, False,
                                       f"missing: none of {', '.join(spec.candidates())} in {folder}"))
             continue
-        md5 = md5_file(path)
+        try:
+            md5 = md5_file(path)
+        except OSError as err:  # present but unreadable (permissions, an I/O error): a problem of this file
+            reports.append(FileReport(role, path, None, False, f"cannot be read ({err.strerror or err}); check the "
+                                      f"file's permissions (e.g. chmod a+r {path}) or copy it again"))
+            continue
         gz = path.name.endswith(".gz")
         expected = spec.md5 if gz else spec.raw_md5
         problems, note = [], ""

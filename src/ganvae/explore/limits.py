@@ -38,3 +38,7 @@ class Busy(Exception):
 
 class RenderTooSlow(Exception):
     """A render ran past :attr:`Limits.render_seconds` and was stopped (the server answers 503)."""
+
+
+class RenderAbandoned(Exception):
+    """The client of a render went away and the render was stopped (no one is left to answer)."""

@@ -14,10 +14,10 @@ from importlib import resources
 from typing import Annotated, Any, Optional
 
 from ganvae.errors import NO_VALUE, ConfigError, FieldError, GanvaeError
-from ganvae.explore.session import Busy, Explorer, Limits, ModelView, RenderTooSlow
+from ganvae.explore.session import Busy, Explorer, Limits, ModelView, RenderAbandoned, RenderTooSlow
 
 try:  # the web stack is an optional extra: ganvae[explore]
-    from fastapi import FastAPI, HTTPException
+    from fastapi import FastAPI, HTTPException, Request
     from fastapi.responses import HTMLResponse, JSONResponse, Response
     from pydantic import BaseModel, Field
     from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -246,16 +246,32 @@ def create_app(explorer: Explorer, host: str = "127.0.0.1") -> FastAPI:
         return {**state, "error": state["error"] and explorer.public_text(state["error"])}
 
     @app.post("/api/render")
-    def render(req: RenderRequest) -> Response:
+    async def render(req: RenderRequest, request: Request) -> Response:
+        """Rendered in a worker thread while this coroutine watches the connection: a client that goes away
+        (a closed tab, a new slider position's request) stops the render at its next band."""
+        import asyncio
+        import threading
+
         at_most("size", req.size, "max_render")
         v = view(req.model)
+        gone = threading.Event()
         with v.queued():
-            return Response(v.render(v.latent_tensor([req.latent]), req.size, req.digit), media_type="image/png")
+            work = asyncio.ensure_future(asyncio.to_thread(v.render, v.latent_tensor([req.latent]), req.size,
+                                                           req.digit, gone.is_set))
+            while not work.done():
+                await asyncio.wait([work], timeout=DISCONNECT_POLL_SECONDS)
+                if not work.done() and await request.is_disconnected():
+                    gone.set()
+            try:
+                return Response(work.result(), media_type="image/png")
+            except RenderAbandoned:
+                return Response(status_code=499)  # nginx's "client closed request": no one reads it
 
     return app
 
 
 STATIC_FILES = ("index.html", "explore.js", "explore.css")
+DISCONNECT_POLL_SECONDS = 0.1  # how often a render's connection is checked for a client that went away
 
 
 def static_text(name: str) -> str:
@@ -294,11 +310,55 @@ def serve(runs: list[str], host: str = "127.0.0.1", port: int = 8000, limits: Li
     say(f"ganvae explore: http://{shown}:{port}/  (Ctrl-C stops it)")
     if host not in ("127.0.0.1", "localhost", "::1"):
         say(f"warning: listening on {host}: anyone who can reach this machine can use the models")
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server = uvicorn.Server(uvicorn_config(app, log_level="warning"))
     try:
         server.run(sockets=[sock])
     finally:
         sock.close()
+
+
+HEAD_SECONDS = 10.0  # a connection must send a whole request head within this of opening (or of its last answer)
+
+
+def uvicorn_config(app, head_seconds: float = HEAD_SECONDS, **kwargs):
+    """uvicorn's config for the app, its HTTP protocol closing a connection that has not sent a whole request head
+    ``head_seconds`` after it opened or after its last answer: clients that dribble their headers (slowloris) are
+    let go instead of holding a connection for ever. uvicorn's own keep-alive timeout does not do this, since any
+    byte received restarts it. A request whose head arrived runs to its answer (the render deadline bounds it)."""
+    import uvicorn
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadTimeoutH11(H11Protocol):
+        _head_timer = None
+
+        def connection_made(self, transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._head_timer = self.loop.call_later(head_seconds, self._head_timeout)
+
+        def _disarm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timeout(self) -> None:
+            self._head_timer = None
+            waiting = self.cycle is None or self.cycle.response_complete  # no request head since the timer started
+            if waiting and not self.transport.is_closing():
+                self.transport.close()
+
+    return uvicorn.Config(app, http=HeadTimeoutH11, **kwargs)
 
 
 def bind(host: str, port: int):

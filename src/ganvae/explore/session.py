@@ -22,7 +22,7 @@ from torch import nn
 from ganvae.common import seeds
 from ganvae.common.pixels import to_unit
 from ganvae.errors import ConfigError
-from ganvae.explore.limits import Busy, Limits, RenderTooSlow  # noqa: F401 (re-exported)
+from ganvae.explore.limits import Busy, Limits, RenderAbandoned, RenderTooSlow  # noqa: F401 (re-exported)
 from ganvae.inference import check_digits, run_classes
 from ganvae.models.conditioning import LabelPolicy
 from ganvae.storage import LoadedRun
@@ -258,8 +258,9 @@ class ModelView:
             job.finish("failed", f"{type(err).__name__}: {err}")
 
     # ---- cppn
-    def render(self, z: torch.Tensor, size: int, digit: int | None) -> bytes:
-        """A CPPN latent rendered at ``size`` x ``size``, as PNG bytes (rendered in bands)."""
+    def render(self, z: torch.Tensor, size: int, digit: int | None, abandoned=lambda: False) -> bytes:
+        """A CPPN latent rendered at ``size`` x ``size``, as PNG bytes (rendered in bands); ``abandoned()`` true (the
+        client went away) stops it between bands (:class:`RenderAbandoned`)."""
         from ganvae.viz.images import png_bytes
 
         if not self.model.renders_any_size:
@@ -272,6 +273,8 @@ class ModelView:
             for band in self.model.render_bands(z, size, size, band_pixels=1 << 18, labels=labels):
                 bands.append(band)
                 rows += len(band)
+                if rows < size and abandoned():
+                    raise RenderAbandoned(f"render: {size}x{size} stopped after {rows} rows: the client went away")
                 if time.monotonic() > deadline and rows < size:
                     raise RenderTooSlow(f"render: {size}x{size} took over {self.limits.render_seconds:g} s and was "
                                         f"stopped; ask for a smaller size.")

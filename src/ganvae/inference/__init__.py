@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ganvae.common.pixels import uint8_to_unit
-from ganvae.errors import FieldConfigError, FieldUnsupported, UnsupportedOperation
+from ganvae.errors import ConfigError, FieldConfigError, FieldUnsupported, UnsupportedOperation
 from ganvae.models.conditioning import LabelPolicy, check_labels
 from ganvae.storage import LoadedRun
 
@@ -193,15 +193,34 @@ def walk_latents(loaded: LoadedRun, points: int, steps: int, walks: int, seed: i
     return torch.cat([path(anchors[i], anchors[(i + 1) % points], t) for i in range(legs)])
 
 
-def run_data(loaded: LoadedRun, dataset: str | None = None, data_dir: str | None = None, image_size: int | None = None):
+def run_data(loaded: LoadedRun, dataset: str | None = None, data_dir: str | None = None, image_size: int | None = None,
+             data=None):
     """The real images that go with a run: its own dataset and folder, or ``dataset`` (with ``data_dir``, not the
-    run's folder) and/or ``data_dir`` as asked. A pretrained model asked for neither, whose dataset's files are not
-    on this machine (neither where it was trained nor in the cache), uses that dataset's packaged stand-in
-    (``mnist-25k`` for MNIST) instead of downloading, and says so in one line. Returns ``(ImageData, stand_in)``,
-    ``stand_in`` the line said (None when the run's own data was used), for the protocol."""
+    run's folder) and/or ``data_dir`` as asked, or ``data`` (images given from Python, as ``ganvae.train(data=)``
+    takes them). A pretrained model asked for neither, whose dataset's files are not on this machine (neither where
+    it was trained nor in the cache), uses that dataset's packaged stand-in (``mnist-25k`` for MNIST) instead of
+    downloading, and says so in one line. The run's own data (and ``data``) must be the images its checkpoint
+    records (:mod:`ganvae.data.provenance`); a run trained on images given from Python needs them passed again.
+    Returns ``(ImageData, stand_in)``, ``stand_in`` the line said (None when the run's own data was used), for the
+    protocol."""
+    from ganvae.data import provenance
     from ganvae.data.dataset import load_dataset, stand_in_config
 
+    recorded = loaded.checkpoint.header.get("data_fingerprint") if loaded.checkpoint is not None else None
+    run = loaded.run_dir or loaded.source or loaded.name
+    if data is not None:
+        from ganvae.datasets import as_image_data
+
+        if dataset is not None or data_dir is not None:
+            raise ConfigError(f"{run}: give data= or dataset=/data_dir=, not both (one source of images).")
+        images = as_image_data(data, seed=loaded.config.train.seed)
+        if isinstance(images, str):  # a folder, loaded as the run would load it
+            return run_data(loaded, dataset=images, image_size=image_size)
+        provenance.check_fingerprint(images, recorded, run, "the images passed")
+        return images, None
     cfg = loaded.config.data
+    if dataset is None and provenance.is_python_data(cfg.dataset):
+        raise provenance.not_stored(run, cfg.dataset)
     if dataset is not None:
         cfg = replace(cfg, dataset=dataset, data_dir=None)
     if data_dir is not None:
@@ -211,7 +230,10 @@ def run_data(loaded: LoadedRun, dataset: str | None = None, data_dir: str | None
     stand_in = None
     if dataset is None and data_dir is None and loaded.run_dir is None:  # a pretrained model, nothing asked
         cfg, stand_in = stand_in_config(cfg)
-    return load_dataset(cfg), stand_in
+    images = load_dataset(cfg)
+    if dataset is None and stand_in is None and image_size in (None, loaded.config.data.image_size):
+        provenance.check_fingerprint(images, recorded, run, f"data.dataset={cfg.dataset}")
+    return images, stand_in
 
 
 def held_out_images(loaded: LoadedRun, n: int, seed: int, dataset: str | None = None, data_dir: str | None = None,

@@ -345,14 +345,20 @@ def train(model: str, *, out: str | Path | None = None, data=None, resume: bool 
         raise ConfigError("train(..., resume=True) needs out=RUN_FOLDER: the run to continue.")
     values = keyword_settings(overrides)
     if data is not None:  # your own images: a tensor or array, (images, labels), a Dataset, or a folder
+        from ganvae.data.provenance import python_dataset_name
         from ganvae.datasets import as_image_data
 
+        given = [k for k in ("dataset", "data_dir") if k in values.get("data", {})]
+        if given:  # one source of images: `dataset` would be recorded, and used by every later command
+            raise ConfigError(f"train: give data= or {'/'.join(given)}=, not both: data= trains on your images, "
+                              f"{given[0]}= names a dataset (and would be recorded as the run's data).")
         data = as_image_data(data, seed=int(overrides.get("seed", 0)))
         if isinstance(data, str):  # a folder: loaded (and resized) like `--dataset folder:PATH`
-            values.setdefault("data", {}).setdefault("dataset", data)
+            values.setdefault("data", {})["dataset"] = data
             data = None
-        else:  # the images' own size (not resized), unless asked otherwise
-            values.setdefault("data", {}).setdefault("image_size", data.image_shape[-1])
+        else:  # recorded as python:<fingerprint>; the images' own size (not resized), unless asked otherwise
+            values.setdefault("data", {})["dataset"] = python_dataset_name(data)
+            values["data"].setdefault("image_size", data.image_shape[-1])
     argv = [sys.argv[0], "ganvae.train", model, *(["--resume"] if resume else []),
             *(f"{k}={v!r}" for k, v in overrides.items())]
     with python_words():

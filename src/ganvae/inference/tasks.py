@@ -36,10 +36,12 @@ def export(run, out: str | Path, dtype: str = "float16", format: str = "ganvae")
         raise ValueError(f"export format {format!r}: choose one of {', '.join(EXPORT_FORMATS)}")
     check_output(out, kind="folder")
     loaded = load_run(run)
+    source_run = str(loaded.run_dir or loaded.source)
+    _check_export_folder(Path(out), source_run)
     if format == "onnx":
         from ganvae.storage.onnx_export import card, export_onnx
 
-        record = export_onnx(loaded.model, out)
+        record = export_onnx(loaded.model, out, source=source_run)
         atomic_write_text(Path(out) / "README.md", card(Path(str(run)).name, record))
         return Path(out)
     summary = training_summary(loaded.run_dir) or {}
@@ -50,12 +52,36 @@ def export(run, out: str | Path, dtype: str = "float16", format: str = "ganvae")
         environment["machine"] = json.loads((loaded.run_dir / "metrics.json").read_text()).get("machine")
     command = ((loaded.run_dir / "command.txt").read_text().strip()
                if loaded.run_dir and (loaded.run_dir / "command.txt").is_file() else None)
-    source = {"run": str(loaded.run_dir or loaded.source), "command": command, "steps": summary.get("steps"),
+    source = {"run": source_run, "command": command, "steps": summary.get("steps"),
               "epochs": summary.get("epochs_completed"), "train_seconds": summary.get("train_seconds"),
               "images_per_second": summary.get("images_per_second"),
               "machine": environment.get("machine") or environment.get("processor"), "device": summary.get("device"),
               "torch": environment.get("torch")}
     return pretrained_folder.save_pretrained(loaded.model, loaded.config, out, dtype=dtype, source=source)
+
+
+EXPORT_FILES = ("config.json", "model.safetensors", "README.md", "decoder.onnx", "sampler.onnx", "onnx.json")
+
+
+def _check_export_folder(out: Path, source_run: str) -> None:
+    """An export writes a folder of its own: one that holds files it would write is refused, unless they are an
+    earlier export of the same run (its ``config.json`` or ``onnx.json`` names the run), which it replaces, saying
+    which files."""
+    present = [name for name in EXPORT_FILES if (out / name).exists()]
+    if not present:
+        return
+    earlier = set()
+    for record in ("config.json", "onnx.json"):
+        try:
+            earlier.add(json.loads((out / record).read_text()).get("source", {}).get("run"))
+        except (OSError, ValueError, AttributeError):  # absent, damaged or not ours: not an earlier export
+            pass
+    if source_run in earlier:
+        log.warning("export: replacing %s in %s (an earlier export of %s)", ", ".join(present), out, source_run)
+        return
+    raise FieldConfigError("out", str(out), f"{{given}} already holds {', '.join(present)}, not an export of "
+                           f"{source_run}; give a new or empty folder (or remove those files first).",
+                           reason="a new or empty folder")
 
 
 MIN_EVAL_SAMPLES = 50  # fewer samples than this make the metrics meaningless (k-NN radii, covariances)
@@ -86,7 +112,8 @@ def loaded_training_summary(loaded: LoadedRun) -> dict | None:
 
 def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 0, iwae_k: int = 50,
              data_dir: str | None = None, out: str | Path | None = None,
-             classifier: str | Path | None = None, dataset: str | None = None, use_ema: bool = True) -> dict[str, Any]:
+             classifier: str | Path | None = None, dataset: str | None = None, use_ema: bool = True,
+             data=None) -> dict[str, Any]:
     """Evaluate a run (a folder, a checkpoint, an already loaded run), ``real:DATASET`` (its training
     images as 'samples': the reference figures) or ``images:DIR`` (a folder of another program's
     samples, scored against ``dataset``, default mnist, with the same protocol; images are made grey and resized
@@ -94,7 +121,8 @@ def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 
     trained on full MNIST against the offline ``mnist-25k``). Asked for neither ``dataset`` nor ``data_dir``, a
     pretrained model or ``images:DIR`` whose MNIST is not on this machine is scored against the packaged
     ``mnist-25k`` instead of a download, and the protocol says so. ``use_ema=False`` scores the trained weights
-    instead of their moving average.
+    instead of their moving average. ``data``: the run's training images, for a run trained on images given from
+    Python (they must be the ones its checkpoint records; their metrics need a ``classifier`` for them).
 
     Writes the result as JSON to ``out`` (default ``<run>/metrics.json``) and returns it; a training run's metrics
     also go to the MLflow and W&B runs its training logged to (``final/KEY``; best effort, a warning if not).
@@ -128,7 +156,8 @@ def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 
         loaded = load_run(run, use_ema=use_ema)  # (a LoadedRun is used as it is)
         if isinstance(run, LoadedRun):
             run = loaded.run_dir or loaded.source
-        data, stand_in = run_data(loaded, dataset, data_dir)  # a pretrained model offline: the packaged stand-in
+        # a pretrained model offline: the packaged stand-in; a run: its own images, checked
+        data, stand_in = run_data(loaded, dataset, data_dir, data=data)
         model_name, dataset = loaded.name, data.name
     fnet = load_classifier(dataset, path=classifier)
     result: dict[str, Any] = {"run": str(run), "model": model_name, "dataset": data.name}
@@ -150,10 +179,10 @@ def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 
 
 def _log_final_metrics(run_dir: Path, result: dict[str, Any], out: str | Path | None = None) -> None:
     """Add an evaluation's metrics, as ``final/KEY``, to the MLflow and W&B runs that ``run_dir``'s training logged
-    to (``run.log_to``; the trackers of :mod:`ganvae.training.tracking`, which this layer does not import, keep their
-    runs' ids in the run folder): MLflow's at the training's last step, W&B's in its summary. Best effort: a store
-    that cannot be reached, a tracker that is not installed or a damaged id file is a warning, never a failed
-    evaluation."""
+    to (``run.log_to``; the trackers of :mod:`ganvae.training.tracking` keep their runs' ids in the run folder):
+    MLflow's at the training's last step, W&B's in its summary. Best effort, and as quick as the trackers' own calls
+    (MLflow's HTTP retries bounded by :func:`ganvae.common.http_limits.bounded_http`): a store that cannot be reached,
+    a tracker that is not installed or a damaged id file is a warning, never a failed evaluation."""
     import math
 
     values = {f"final/{k}": float(v) for k, v in result.get("metrics", {}).items()
@@ -175,12 +204,16 @@ def _final_to_mlflow(record: dict[str, Any], values: dict[str, float], step: int
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
+    from ganvae.common.http_limits import bounded_http  # the trackers' HTTP limits: a server that is down costs
+    # seconds, not MLflow's 4 minutes of retries
+
     uri = record["tracking_uri"]
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():  # MLflow would make a new one
         raise FileNotFoundError(f"the MLflow store {uri} is not there")
     now = int(time.time() * 1000)
-    MlflowClient(tracking_uri=uri).log_batch(record["run_id"], metrics=[Metric(k, v, now, step)
-                                                                        for k, v in values.items()])
+    with bounded_http():
+        MlflowClient(tracking_uri=uri).log_batch(record["run_id"], metrics=[Metric(k, v, now, step)
+                                                                            for k, v in values.items()])
 
 
 def _final_to_wandb(record: dict[str, Any], values: dict[str, float], step: int, run_dir: Path) -> None:
@@ -196,7 +229,8 @@ def _final_to_wandb(record: dict[str, Any], values: dict[str, float], step: int,
 
 
 def fit_prior(run, out: str | Path | None = None, components: int | None = None, covariance: str | None = None,
-              dataset: str | None = None, data_dir: str | None = None, seed: int | None = None) -> dict[str, Any]:
+              dataset: str | None = None, data_dir: str | None = None, seed: int | None = None,
+              data=None) -> dict[str, Any]:
     """Fit (or refit) the learned prior of an encoder model (``model.prior: gmm``, :mod:`ganvae.models.prior`) to
     the posterior means of its training images, and store it.
 
@@ -204,7 +238,8 @@ def fit_prior(run, out: str | Path | None = None, components: int | None = None,
     resumes). A pretrained folder is written to ``out``, or in place when ``out`` is None and the folder is not
     one of the shipped zoo's. A model trained with ``model.prior=normal`` is switched to ``gmm``. ``components``
     and ``covariance`` change the mixture (they are recorded in the config); ``dataset``/``data_dir`` say where the
-    training images are; ``seed`` defaults to the run's seed.
+    training images are, or ``data`` passes them (a run trained on images given from Python needs them again; they
+    must be the images its checkpoint records); ``seed`` defaults to the run's seed.
     Returns what was fitted and where it was written.
     """
     from dataclasses import replace
@@ -215,6 +250,9 @@ def fit_prior(run, out: str | Path | None = None, components: int | None = None,
     from ganvae.registry import build_model
     from ganvae.storage import model_state, pretrained_folder, zoo
 
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
+        raise FieldConfigError("seed", seed, "{given}: a seed is a whole number from 0 to 2**63 - 1.",
+                               reason="from 0 to 2**63 - 1")  # what torch's generators take
     if out is not None:
         check_output(out, kind="folder")
     path = zoo.resolve(run)
@@ -224,10 +262,13 @@ def fit_prior(run, out: str | Path | None = None, components: int | None = None,
             raise FieldConfigError("out", None, f"fit-prior {run}: {path} is a model shipped inside the package; write "
                                    f"the refitted model elsewhere with {{given:out}} (then use DIR wherever a run "
                                    f"is taken).", values={"out": Placeholder("DIR")}, reason="a folder of its own")
+        if out is None:  # refitted in place: the folder must take the new files (checked before the fit)
+            check_output(path, kind="folder", field="run")
         model, cfg = pretrained_folder.load_pretrained(path)
         ckpt = None
     else:
         ckpt = ckpt_io.load_checkpoint(checkpoint_path(path))
+        check_output(ckpt.path.parent, kind="folder", field="run")  # rewritten in place, after the fit
         cfg = config_from_dict(ckpt.header["config"], str(ckpt.path))
         if out is not None:
             raise FieldConfigError("out", str(out), f"fit-prior {{given}}: {run} is a training run, whose checkpoint "
@@ -254,13 +295,15 @@ def fit_prior(run, out: str | Path | None = None, components: int | None = None,
     else:
         ckpt_io.restore_model(fresh, ckpt, refit_prior=True)
     model = fresh.eval()
-    data_cfg = cfg.data
-    if dataset is not None or data_dir is not None:
-        data_cfg = replace(data_cfg, dataset=dataset or data_cfg.dataset, data_dir=data_dir or data_cfg.data_dir)
-    data = load_dataset(data_cfg)
+    if ckpt is None and data is None:  # a pretrained folder: its dataset as named (never a stand-in for a fit)
+        images = load_dataset(replace(cfg.data, dataset=dataset or cfg.data.dataset,
+                                      data_dir=data_dir or cfg.data.data_dir))
+    else:  # a run's own images, checked against its checkpoint's fingerprint; or those asked for by name
+        images, _ = run_data(LoadedRun(model, cfg, ckpt, path if path.is_dir() else None, path), dataset, data_dir,
+                             data=data)
     seed = cfg.train.seed if seed is None else seed
     try:
-        fit = fit_latent_prior(model, data.train_images, data.train_labels, seed=seed)
+        fit = fit_latent_prior(model, images.train_images, images.train_labels, seed=seed)
     except ValueError as err:
         raise ConfigError(f"fit-prior {run}: {err}.") from None
     if ckpt is None:
@@ -274,5 +317,6 @@ def fit_prior(run, out: str | Path | None = None, components: int | None = None,
         header = dict(ckpt.header, config=cfg.to_dict())
         written = ckpt_io.rewrite_prior(ckpt, header, model)
     prior = model.latent_prior.describe()
-    log.info("fitted %s to %d posterior means of %s in %.1f s -> %s", prior, fit.n, data.name, fit.seconds, written)
-    return {**fit.record(prior, data.name, seed), "written": str(written)}
+    log.info("fitted %s to %d posterior means of %s in %.1f s -> %s", prior, fit.n, images.name, fit.seconds,
+             written)
+    return {**fit.record(prior, images.name, seed), "written": str(written)}

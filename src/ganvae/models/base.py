@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ganvae.common.pixels import ValueRange, from_unit, to_unit
+from ganvae.errors import UnsupportedOperation
 from ganvae.models.conditioning import (
     LabelPolicy,
     call,
@@ -243,6 +244,41 @@ class GenerativeModel(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+
+def check_step_result(family: str, losses: object) -> dict[str, torch.Tensor]:
+    """``losses``, as a family's :meth:`GenerativeModel.training_step` returned them, checked against its contract:
+    a non-empty dict of loss name -> 0-dim real tensor. Returns them detached (the contract asks for detached
+    tensors; one with a graph would keep the step's activations alive until the losses are logged). Checks types
+    and shapes only: no value is read, so the device is not synchronised.
+
+    Raises :class:`~ganvae.errors.UnsupportedOperation` naming ``family`` (the registered name), the method and
+    what the contract asks, instead of a ``TypeError`` from deep inside the loss logging."""
+    contract = ("the contract (GenerativeModel.training_step) is a dict of loss name -> detached 0-dim tensor, "
+                "e.g. {'loss': loss.detach()}")
+    if not isinstance(losses, dict) or not losses:
+        got = "an empty dict" if isinstance(losses, dict) else f"{type(losses).__name__} {_short(losses)}"
+        raise UnsupportedOperation(f"model {family!r}: its training_step returned {got}; {contract}.")
+    out = {}
+    for name, value in losses.items():
+        if not isinstance(name, str):
+            raise UnsupportedOperation(f"model {family!r}: its training_step returned a loss named {name!r} "
+                                       f"({type(name).__name__}); {contract}, named by strings (the columns of "
+                                       f"losses.csv).")
+        if not isinstance(value, torch.Tensor) or value.dim() != 0 or value.is_complex():
+            got = (f"a tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) and value.dim()
+                   else f"a {value.dtype} tensor" if isinstance(value, torch.Tensor)
+                   else f"{type(value).__name__} {_short(value)}")
+            raise UnsupportedOperation(f"model {family!r}: its training_step returned {got} for loss {name!r}; "
+                                       f"{contract} (a 0-dim tensor: loss.mean(), not a batch of losses or a "
+                                       f"Python number).")
+        out[name] = value.detach() if value.requires_grad else value
+    return out
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = " ".join(repr(value).split())  # one line
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @torch.no_grad()

@@ -4,12 +4,41 @@ torch and numpy only."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import warnings
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 
 from ganvae.models.configs import AUTO_PSEUDO_CLASSES
+
+
+class ClusteringStopped(Exception):
+    """Raised inside a clustering when :func:`stop_when`'s predicate turned true (a signal, a spent budget)."""
+
+
+# the caller's "should the clustering stop?" (the trainer's signal flag and time budget), checked between steps
+_should_stop: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar("should_stop", default=None)
+
+
+@contextlib.contextmanager
+def stop_when(predicate: Callable[[], bool]) -> Iterator[None]:
+    """Within the block, the clusterings (spectral embedding, k-means) check ``predicate`` between their steps
+    and raise :class:`ClusteringStopped` once it is true: a long clustering notices Ctrl-C, SIGTERM and the time
+    budget instead of running for minutes past them."""
+    token = _should_stop.set(predicate)
+    try:
+        yield
+    finally:
+        _should_stop.reset(token)
+
+
+def _check_stop() -> None:
+    predicate = _should_stop.get()
+    if predicate is not None and predicate():
+        raise ClusteringStopped
 
 
 def cluster_means(x: torch.Tensor, assign: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
@@ -36,6 +65,7 @@ def kmeans(x: torch.Tensor, k: int, g: torch.Generator, init: torch.Tensor | Non
         return _lloyd(x, init.clone(), k, g, iterations)
     best = None
     for _ in range(restarts):
+        _check_stop()
         assign, c = _lloyd(x, _kmeans_pp(x, k, g), k, g, iterations)
         inertia = float(((x - c[assign]) ** 2).sum())
         if best is None or inertia < best[0]:
@@ -48,7 +78,9 @@ def _kmeans_pp(x: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
     n = len(x)
     centres = [x[torch.randint(n, (1,), generator=g)].squeeze(0)]
     dist = ((x - centres[0]) ** 2).sum(1)
-    for _ in range(1, k):
+    for i in range(1, k):
+        if i % 64 == 0:
+            _check_stop()
         probs = dist / dist.sum() if dist.sum() > 0 else torch.full_like(dist, 1.0 / n)
         nxt = x[torch.multinomial(probs, 1, generator=g)].squeeze(0)
         centres.append(nxt)
@@ -65,6 +97,7 @@ def nearest(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
 def _lloyd(x: torch.Tensor, c: torch.Tensor, k: int, g: torch.Generator, iterations: int):
     assign = nearest(x, c)
     for _ in range(iterations):
+        _check_stop()
         c = cluster_means(x, assign, k, g)
         new = nearest(x, c)
         if torch.equal(new, assign):
@@ -162,6 +195,7 @@ def knn_graph(x: torch.Tensor, neighbours: int, chunk: int = 1000) -> tuple[torc
     xt = x.T.contiguous()  # (F, N)
     idx, dist = [], []
     for start in range(0, len(x), chunk):
+        _check_stop()
         block = x[start : start + chunk]
         # |x_j|^2 - 2 x_i . x_j  (chunk, N) in one product; |x_i|^2 is the same along a row, so it is added to the
         # chosen few only (the product's output is what costs here: one pass over it saved is a third of the time)
@@ -205,5 +239,6 @@ def spectral_embedding(x: torch.Tensor, dims: int, g: torch.Generator, neighbour
         a = torch.sparse_coo_tensor(affinity.indices(), v * inv_sqrt[i] * inv_sqrt[j], (n, n)).to_sparse_csr()
         q = torch.randn(n, dims, generator=g)
         for _ in range(iterations):
+            _check_stop()
             q = _orthonormal(a @ q + q)
     return q / q.norm(dim=1, keepdim=True).clamp_min(1e-12)

@@ -20,12 +20,17 @@ also class weights ``(B, K)``, a blend of two classes' embeddings); a dataset's 
 from __future__ import annotations
 
 import enum
+import logging
 
 import torch
 from torch import nn
 
-from ganvae.errors import ConfigError
+from ganvae.errors import ConfigError, FieldConfigError
 from ganvae.models.configs import AUTO_PSEUDO_CLASSES
+
+log = logging.getLogger(__name__)
+
+LARGE_PSEUDO_CLASS_COUNT = 100  # model.self_conditioning above this is warned about: its clustering takes minutes
 
 
 def pseudo_class_count(config) -> int:
@@ -37,6 +42,21 @@ def pseudo_class_count(config) -> int:
     if config.self_conditioning is None:
         return 0 if config.conditional else AUTO_PSEUDO_CLASSES
     return config.self_conditioning
+
+
+def check_pseudo_classes(config, n_images: int) -> None:
+    """Before any clustering (the settings checked against the data, as the trainer loads it): a self-conditioned
+    model needs at least as many training images as pseudo-classes, and a large K is slow (its spectral embedding
+    has K dimensions, each k-means restart K seeds), which is said once."""
+    k = pseudo_class_count(config)
+    if k > n_images:
+        raise FieldConfigError("model.self_conditioning", k, f"{{given}}: {n_images} training images cannot form {k} "
+                               f"pseudo-classes; set it below {n_images} ({AUTO_PSEUDO_CLASSES} is the measured "
+                               f"default), or to 0 for none.", reason=f"at most {n_images}, the training images")
+    if k > LARGE_PSEUDO_CLASS_COUNT:
+        log.warning("model.self_conditioning=%d: clustering %d images into %d pseudo-classes takes far longer than "
+                    "the %d measured (its time grows with K squared); it stops at --max-minutes and Ctrl-C", k,
+                    n_images, k, AUTO_PSEUDO_CLASSES)
 
 
 def label_count(config) -> int:

@@ -62,7 +62,9 @@ class LatentPriorConfig:
     # mixture components at most (a conditional model: one mixture per class, each of at most prior_components //
     # num_classes); a fit uses fewer where the codes are few, so that each component has at least 3 codes per
     # parameter it fits (models/prior.py, CODES_PER_PARAMETER)
-    prior_components: Annotated[int, AT_LEAST_1] = 100
+    # (at most 1,000: each has a full covariance, and the fit needs 3 codes per parameter of each, so 100 over 10
+    # latents already need about 20,000 codes)
+    prior_components: Annotated[int, Bound(1, 1000, says="from 1 to 1000")] = 100
     prior_covariance: Literal["full", "diag"] = "full"  # each component's covariance
 
 
@@ -115,7 +117,8 @@ class ConditionalDiscriminatorConfig(ConditionalConfig):
     # 0 = off; null (the default) = AUTO_PSEUDO_CLASSES (10) for an unconditional model, off for a conditional one,
     # which trains on the data's labels. On by default because spectral pseudo-classes lowered both GANs' FID at
     # equal minutes (benchmarks/RESULTS.md, "Self-conditioning's features")
-    self_conditioning: Annotated[Optional[int], AT_LEAST_0] = None
+    # (at most 1,000: the clustering's time grows with K squared, and each pseudo-class needs images of its own)
+    self_conditioning: Annotated[Optional[int], Bound(0, 1000, says="from 0 to 1000")] = None
     # self-conditioning: what is clustered. discriminator = the discriminator's features, again every
     # recluster_every epochs (Liu et al. 2020); spectral = a spectral embedding of the images' pixels (a
     # nearest-neighbour graph of their PCA projection), once before step 0 (models/clustering.py): its clusters follow

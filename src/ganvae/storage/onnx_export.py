@@ -73,10 +73,12 @@ def example_inputs(model, n: int = 4, seed: int = 0) -> dict[str, dict[str, torc
     return inputs
 
 
-def export_onnx(model, out: str | Path, check: bool = True) -> dict:
+def export_onnx(model, out: str | Path, check: bool = True, source: str | None = None) -> dict:
     """Write ``decoder.onnx``, ``sampler.onnx`` and ``onnx.json`` for ``model`` (on the CPU, in float32, eval mode)
     into the folder ``out``; with ``check``, run both with onnxruntime on seeded inputs and refuse (``RuntimeError``)
-    a graph whose images differ from PyTorch's by more than :data:`TOLERANCE`. Returns the record written."""
+    a graph whose images differ from PyTorch's by more than :data:`TOLERANCE`. ``source``: the run exported, for
+    the record (a later export into the same folder replaces an export of the same run only). Returns the record
+    written."""
     try:
         import onnx  # noqa: F401
         import onnxscript  # noqa: F401
@@ -89,7 +91,7 @@ def export_onnx(model, out: str | Path, check: bool = True) -> dict:
     graphs = {"decoder": Decoder(model).eval(), "sampler": Sampler(model).eval()}
     record = {"format": "ganvae-onnx-1", "opset": OPSET, "value_range": "[0, 1]",
               "image_shape": list(model.image_shape), "conditional": model.conditional,
-              "prior": model.latent_prior.describe(), "graphs": {}}
+              "prior": model.latent_prior.describe(), "graphs": {}, "source": {"run": source}}
     batch = torch.export.Dim("batch", min=1)
     for name, module in graphs.items():
         args = inputs[name]

@@ -122,6 +122,10 @@ def read_config(folder: Path) -> dict[str, Any]:
     for key, kind in (("model_name", str), ("model", dict), ("data", dict), ("image_shape", list)):
         if not isinstance(meta.get(key), kind):
             raise CheckpointError(f"{folder / 'config.json'}: {key!r} is missing or not a {kind.__name__}; re-export.")
+    from ganvae.registry import model_names
+
+    if meta["model_name"] not in model_names():  # a plugin's model, the plugin not installed here
+        raise tensorfile.unregistered_family(folder / "config.json", meta["model_name"])
     shape = meta["image_shape"]
     if not (len(shape) == 3 and all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
             and shape[0] in (1, 3) and all(1 <= d <= MAX_IMAGE_SIDE for d in shape[1:])):

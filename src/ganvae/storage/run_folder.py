@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from ganvae.common.device import machine_description
-from ganvae.common.files import atomic_write_text
+from ganvae.common.files import atomic_write_text, remove_stale_temporary_files
 from ganvae.config import ExperimentConfig
 
 log = logging.getLogger(__name__)
@@ -118,13 +118,27 @@ class RunLock:
     The operating system releases the lock when the holder exits, however it exits (SIGKILL included), so a
     lock file left behind is never stale: the next run takes it. Where ``fcntl`` does not exist (Windows) the lock
     is a no-op.
+
+    ``shared=True``: a front end takes it before it reads anything from the run folder (a resumed run's
+    checkpoint) for the training it starts, whose own ``with RunLock(...)`` then joins it instead of being refused
+    (a second ``flock`` on a new descriptor refuses even its own process). Any other holder, in this process or
+    another, refuses the trainer.
     """
 
-    def __init__(self, run_dir: Path):
+    _held: dict[str, int] = {}  # resolved lock path -> depth, for the shared locks this process holds
+
+    def __init__(self, run_dir: str | Path, shared: bool = False):
         self.path = Path(run_dir) / ".lock"
+        self.shared = shared
         self._fh = None
+        self._key: str | None = None
 
     def __enter__(self) -> "RunLock":
+        key = str(self.path.resolve())
+        if key in RunLock._held:  # this process holds it already
+            RunLock._held[key] += 1
+            self._key = key
+            return self
         try:
             import fcntl
         except ImportError:  # pragma: no cover (Windows)
@@ -147,21 +161,43 @@ class RunLock:
         fh.write(f"pid {os.getpid()} on {platform.node()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         fh.flush()
         self._fh = fh
+        if self.shared:
+            self._key = key
+            RunLock._held[key] = 1
         return self
 
     def __exit__(self, *exc) -> None:
+        if self._key is not None:
+            RunLock._held[self._key] -= 1
+            if RunLock._held[self._key] == 0:
+                del RunLock._held[self._key]
+            self._key = None
         if self._fh is not None:
-            self._fh.close()  # closing the file releases the lock
+            self._fh.close()  # closing the file releases the lock (the outermost holder's)
             self._fh = None
+
+
+def clean_interrupted_writes(run_dir: Path) -> list[Path]:
+    """Remove the temporary files that atomic writes killed mid-way (SIGKILL, a power cut) left in ``run_dir`` and
+    its ``checkpoints/``: only files named as ganvae's atomic writes name them whose writer is gone or that were
+    untouched for 15 minutes (:func:`ganvae.common.files.stale_temporary_files` gives the rule), never a write in
+    progress. Called by the training that holds the run's :class:`RunLock`; returns the files removed."""
+    removed = [p for folder in (run_dir, run_dir / "checkpoints") for p in remove_stale_temporary_files(folder)]
+    if removed:
+        log.info("removed %d temporary file%s left by an interrupted write: %s", len(removed),
+                 "s" * (len(removed) > 1), ", ".join(str(p) for p in removed))
+    return removed
 
 
 def open_run_folder(run_dir: Path, cfg: ExperimentConfig, argv: list[str] | None, resumed: bool, changes: list[str],
                     extra: dict) -> logging.Handler:
-    """Rank 0 at the start of a training session: ``samples/``, the run's ``train.log`` (returned, to be removed
-    when the session ends), then its metadata (a new run's config, command and ``extra``; a resumed run's record of
-    the resume and each setting that ``changes`` on it)."""
+    """Rank 0 at the start of a training session, holding the run's lock: ``samples/``, the run's ``train.log``
+    (returned, to be removed when the session ends), the temporary files of writes a killed session left
+    (:func:`clean_interrupted_writes`), then its metadata (a new run's config, command and ``extra``; a resumed
+    run's record of the resume and each setting that ``changes`` on it)."""
     (run_dir / "samples").mkdir(parents=True, exist_ok=True)
     handler = add_file_log(run_dir / "train.log")
+    clean_interrupted_writes(run_dir)
     for line in changes:  # logged once the run's own log file listens too
         log.info("changed on resume: %s", line)
     if resumed:

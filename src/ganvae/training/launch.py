@@ -6,12 +6,15 @@ The per-setting rules of what may change on resume are in :mod:`ganvae.training.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
 from ganvae.config import build_config, config_from_dict
 from ganvae.errors import CheckpointError, FieldConfigError, Placeholder
 from ganvae.storage import checkpoint as ckpt_io
+from ganvae.storage.run_folder import RunLock
 
 
 def train_run(model: str, *, out: str | Path | None = None, resume: bool = False, config_file: str | Path | None = None,
@@ -27,15 +30,20 @@ def train_run(model: str, *, out: str | Path | None = None, resume: bool = False
     """
     from ganvae.training.trainer import Trainer
 
-    checkpoint, base = None, None
-    if resume:
-        if not out:
-            raise FieldConfigError("out", None, "{given:resume} needs {given}: the run to continue.",
-                                   values={"resume": True, "out": Placeholder("RUN_FOLDER")})
-        checkpoint = resume_checkpoint(out, model)
-        base = config_from_dict(checkpoint.header["config"], str(checkpoint.path))
-    cfg = build_config(model, config_file, settings, overrides, preset=preset, base=base, values=values)
-    return Trainer(cfg, out or cfg.run.out, data=data, resume=checkpoint, argv=argv, callbacks=callbacks).fit()
+    if resume and not out:
+        raise FieldConfigError("out", None, "{given:resume} needs {given}: the run to continue.",
+                               values={"resume": True, "out": Placeholder("RUN_FOLDER")})
+    # a resumed run's folder is locked before its checkpoint is read, and stays locked until training ends: two
+    # `--resume` of one run cannot both start from the same checkpoint and overwrite each other's epochs (the
+    # trainer's own lock, taken again inside, joins it). Rank 0 holds it, as in the trainer.
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    with RunLock(out, shared=True) if resume and main_rank else contextlib.nullcontext():
+        checkpoint, base = None, None
+        if resume:
+            checkpoint = resume_checkpoint(out, model)
+            base = config_from_dict(checkpoint.header["config"], str(checkpoint.path))
+        cfg = build_config(model, config_file, settings, overrides, preset=preset, base=base, values=values)
+        return Trainer(cfg, out or cfg.run.out, data=data, resume=checkpoint, argv=argv, callbacks=callbacks).fit()
 
 
 def resume_checkpoint(run_dir: str | Path, model: str):

@@ -28,14 +28,17 @@ from ganvae.common.device import bf16_autocast, resolve_device, resolve_precisio
 from ganvae.common.files import check_output
 from ganvae.common.pixels import scale_images
 from ganvae.config import ExperimentConfig, validate
-from ganvae.data.dataset import ImageData, iter_batch_indices, load_dataset, steps_per_epoch
+from ganvae.data.dataset import ImageData, check_batch_fits, iter_batch_indices, steps_per_epoch
+from ganvae.data.provenance import load_named
 from ganvae.errors import ConfigError, GanvaeError, Interrupted
-from ganvae.models.conditioning import check_conditional_data
+from ganvae.models.base import check_step_result
+from ganvae.models.clustering import ClusteringStopped, stop_when
+from ganvae.models.conditioning import check_conditional_data, check_pseudo_classes
 from ganvae.models.step import StepContext
 from ganvae.registry import build_model
 from ganvae.storage import checkpoint as ckpt_io
 from ganvae.storage.run_folder import RunLock, default_run_dir, open_run_folder
-from ganvae.training import outputs
+from ganvae.training import faults, outputs
 from ganvae.training.callbacks import Callback, CallbackList
 from ganvae.training.callbacks.builtin import CollapseCheck, LatentPriorFit, RunSummary, SpeedCheck
 from ganvae.training.callbacks.outputs import LossLog, PeriodicCheckpoint, QualityPoints, SampleGrids
@@ -104,14 +107,15 @@ class Trainer:
         if cfg.train.num_threads:
             torch.set_num_threads(cfg.train.num_threads)
         seed_everything(cfg.train.seed)
-        data = self._data if self._data is not None else load_dataset(cfg.data)
+        data = self._data if self._data is not None else load_named(cfg.data, self.run_dir)
         self.data = data.to(self.device)
         if getattr(cfg.model, "conditional", False):  # a plugin family may have no class conditioning
             check_conditional_data(cfg, data)
-        model = build_model(cfg, data.image_shape).to(self.device)
+        check_pseudo_classes(cfg.model, len(data))  # before the clustering (and the run folder) would find out
+        self.model = model = build_model(cfg, data.image_shape).to(self.device)
+        check_batch_fits(len(data), cfg.train.batch_size // self.dist.world_size, self.dist.world_size)
         if cfg.train.sync_batchnorm and self.dist.enabled:
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        self.model = model
+            self.model = model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.optimizers = model.make_optimizers()
         self.state = TrainingState(fixed_noise=fixed_noise(model, cfg.run.n_fixed, cfg.train.seed))
         self.fingerprint = data.fingerprint()
@@ -183,6 +187,7 @@ class Trainer:
         callbacks' ``on_log`` (the first writes ``losses.csv``)."""
         advice = lambda kept: outputs.divergence_advice(self.cfg, self.run_dir, kept)  # noqa: E731
         self.logged = outputs.sync_losses(pending, self.dist, self.device, self.ckpt_path, advice)
+        pending.clear()  # synced: a hook failing below must not have them written twice (faults.flush_losses)
         last = self.logged.last()
         if bar is not None:
             bar.set_postfix({**{k: f"{v:.3f}" for k, v in last.items()}, "img/s": f"{imgs_per_s:.0f}"}, refresh=False)
@@ -249,43 +254,58 @@ class Trainer:
         self.stopped_in_epoch: int | None = None  # the epoch (from 0) this session stopped inside, if it did
         self.images_this_session = 0
         self.last_losses: dict[str, float] = {}
+        self._epoch = self.state.epoch
+        self.in_step = False  # inside a training step (its weights half-updated): no exact position to save
+        self.pending_losses: list = []  # (step, epoch, losses) of the steps not yet logged (for faults)
+        try:
+            self.callbacks("on_train_start", self)
+            with StopFlag() as stop:
+                epoch, stopped_by = self._run_epochs(n_steps, per_rank_batch, budget_s, stop)
+            self.callbacks("on_fit_end", self, stopped_by)
+            return self._finish(epoch, stopped_by)
+        except Exception as err:
+            faults.checkpoint_before_error(self, err)
+            raise
+
+    def _run_epochs(self, n_steps: int, per_rank_batch: int, budget_s: float, stop: StopFlag) -> tuple[int, str]:
+        """Train until a budget, the epochs, a stop or a signal ends it; the run's checkpoint is then current.
+        Returns the epoch to record and why training stopped."""
+        tc = self.cfg.train
         stopped_by = "epochs"
-        self.callbacks("on_train_start", self)
-        with StopFlag() as stop:
-            epoch = self._epoch = self.state.epoch
-            # a stop asked before the first step (on_train_start) trains none; decided by every rank together
-            while (epoch < tc.epochs and self.state.step < self.max_steps
-                   and not self.dist.any(self._stop_reason is not None)):
-                if self._train_epoch(epoch, n_steps, per_rank_batch, budget_s, stop):
-                    stopped_by = ("interrupt" if self.dist.any(stop.signum is not None) else
-                                  "callback" if self.dist.any(self._stop_reason is not None) else
-                                  "steps" if self.state.step >= self.max_steps else "time")
-                    epoch = self._stop_mid_epoch(epoch, n_steps)
-                    break
-                epoch = self._end_epoch(epoch)
-                if self.dist.any(self._stop_reason is not None):  # asked at the epoch's end (on_metrics, on_epoch_end)
-                    stopped_by = "callback"
-                    break
-            if self._stop_reason is not None and stopped_by == "epochs":  # asked in on_train_start
+        epoch = self._epoch = self.state.epoch
+        # a stop asked before the first step (on_train_start) trains none; decided by every rank together
+        while (epoch < tc.epochs and self.state.step < self.max_steps
+               and not self.dist.any(self._stop_reason is not None)):
+            if self._train_epoch(epoch, n_steps, per_rank_batch, budget_s, stop):
+                stopped_by = ("interrupt" if self.dist.any(stop.signum is not None) else
+                              "callback" if self.dist.any(self._stop_reason is not None) else
+                              "steps" if self.state.step >= self.max_steps else "time")
+                epoch = self._stop_mid_epoch(epoch, n_steps)
+                break
+            epoch = self._end_epoch(epoch)
+            if self.dist.any(self._stop_reason is not None):  # asked at the epoch's end (on_metrics, on_epoch_end)
                 stopped_by = "callback"
-            elif stopped_by == "epochs" and epoch < tc.epochs:  # resumed at (or past) train.max_steps
-                stopped_by = "steps"
-            if not self.ckpt_path.exists() or (stopped_by == "callback"
-                                               and self.last_checkpoint_step != self.state.step):
-                self.save_run_checkpoint()  # e.g. no epochs left
-        self.callbacks("on_fit_end", self, stopped_by)
-        return self._finish(epoch, stopped_by)
+                break
+        if self._stop_reason is not None and stopped_by == "epochs":  # asked in on_train_start
+            stopped_by = "callback"
+        elif stopped_by == "epochs" and epoch < tc.epochs:  # resumed at (or past) train.max_steps
+            stopped_by = "steps"
+        if not self.ckpt_path.exists() or (stopped_by == "callback"
+                                           and self.last_checkpoint_step != self.state.step):
+            self.save_run_checkpoint()  # e.g. no epochs left
+        return epoch, stopped_by
 
     def _train_epoch(self, epoch: int, n_steps: int, per_rank_batch: int, budget_s: float, stop: StopFlag) -> bool:
         """Train from the current position to the end of ``epoch``, logging every ``train.log_every`` steps.
         Returns True when a budget (time, steps) ran out, a stop was asked or a signal arrived (every rank stops at
         the same step)."""
-        tc, world = self.cfg.train, self.dist.world_size
+        tc, world, cfg_name = self.cfg.train, self.dist.world_size, self.cfg.model_name
         bar = outputs.progress_bar(self.cfg, self.dist, epoch, n_steps, self.state.step_in_epoch)
         pending: list = []  # (step, epoch, losses) not yet synced to the host
+        self.pending_losses = pending  # the same list, for a checkpoint before an error
         out_of_time = False
-        if self.state.step_in_epoch == 0:
-            self._before_epoch(epoch)
+        if self.state.step_in_epoch == 0 and self._before_epoch(epoch, budget_s, stop):
+            return True  # stopped while clustering: by a signal or the budget, before the epoch's first step
         tick, tick_images = time.monotonic(), 0
         for idx in iter_batch_indices(len(self.data.train_images), per_rank_batch, tc.seed, epoch,
                                       self.state.step_in_epoch, self.dist.rank, world, self.data.train_images.device):
@@ -294,8 +314,10 @@ class Trainer:
             labels = self.model.training_labels(idx, self.data.train_labels)  # the data's, pseudo-classes, or None
             ctx = self.dist.step_context(StepContext(self.state.step, epoch, epoch + self.state.step_in_epoch / n_steps,
                                                      self.autocast, labels=labels))
-            losses = self.model.training_step(x, self.optimizers, ctx)
+            self.in_step = True
+            losses = check_step_result(cfg_name, self.model.training_step(x, self.optimizers, ctx))  # contract
             self.model.after_step(self.state.step)
+            self.in_step = False
             pending.append((self.state.step, epoch, losses))
             self.state.step += 1
             self.state.step_in_epoch += 1
@@ -313,6 +335,7 @@ class Trainer:
                 rate = tick_images / max(time.monotonic() - tick, 1e-9)
                 self.last_losses = self._log_losses(pending, rate, bar)
                 pending, tick, tick_images = [], time.monotonic(), 0
+                self.pending_losses = pending
                 if not out_of_time and self.state.step_in_epoch < n_steps:
                     self.callbacks("on_mid_epoch", self, epoch + self.state.step_in_epoch / n_steps)
             if out_of_time:
@@ -321,12 +344,17 @@ class Trainer:
             bar.close()
         return out_of_time
 
-    def _before_epoch(self, epoch: int) -> None:
+    def _before_epoch(self, epoch: int, budget_s: float, stop: StopFlag) -> bool:
         """The model's start-of-epoch hook (a self-conditioned model's clustering), then the callbacks'. Every rank
-        computes the model's from the same weights and data; rank 0's result is then sent to all, so the ranks
-        train on one labelling."""
-        with self.clock.clustering_time(), self.dist.unwrapped(self.model):
-            info = self.model.before_epoch(epoch, self.data.train_images, seed=self.cfg.train.seed)
+        computes the model's from the same weights and data; rank 0's result is sent to all. A signal or the time
+        budget stops the clustering between its steps: returns True (a resumed run clusters again)."""
+        stopping = lambda: stop.signum is not None or self.clock.session() > budget_s  # noqa: E731
+        try:  # (in a distributed run the ranks would disagree where to stop: there it runs to its end)
+            with self.clock.clustering_time(), self.dist.unwrapped(self.model), \
+                    stop_when(bool if self.dist.enabled else stopping):
+                info = self.model.before_epoch(epoch, self.data.train_images, seed=self.cfg.train.seed)
+        except ClusteringStopped:  # nothing of the epoch is done: the stop's checkpoint is at its start
+            return True
         if info is not None:
             if self.dist.enabled:
                 self.dist.broadcast_buffers(info["module"])
@@ -334,6 +362,7 @@ class Trainer:
                      "sizes %d-%d)", len(self.data.train_images), epoch + 1, info["clusters"],
                      100 * info["changed"], info["smallest"], info["largest"])
         self.callbacks("on_epoch_start", self, epoch)
+        return False
 
     def _stop_mid_epoch(self, epoch: int, n_steps: int) -> int:
         """Out of time, interrupted or asked to stop: a checkpoint at the exact position (the grids draw the partial

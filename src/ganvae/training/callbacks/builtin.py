@@ -89,9 +89,9 @@ class LatentPriorFit(Callback):
                 with trainer.dist.unwrapped(model):
                     fit = fit_latent_prior(model, trainer.data.train_images, trainer.data.train_labels,
                                            seed=trainer.cfg.train.seed)
-            except ValueError as err:
-                log.warning("learned prior not fitted (%s); samples come from N(0, I). Fit it later with "
-                            "`ganvae fit-prior %s`.", err, trainer.run_dir)
+            except ValueError as err:  # a warning of the run (summary.json, the report), not only a log line
+                trainer.warn(f"learned prior not fitted ({err}); samples come from N(0, I). Fit it later with "
+                             f"`ganvae fit-prior {trainer.run_dir}`.")
                 return
             prior = model.latent_prior.describe()
             log.info("learned prior: %s fitted to %d posterior means in %.1f s (%d EM iterations, log-likelihood "

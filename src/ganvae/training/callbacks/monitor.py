@@ -62,6 +62,12 @@ class _Monitor(Callback):
             self.waited += 1
         return better
 
+    def on_train_start(self, trainer: Trainer) -> None:
+        tc = trainer.cfg.train
+        if not tc.eval_every and not tc.eval_interval_minutes:  # no quality points: it would watch nothing
+            trainer.warn(f"{type(self).__name__}(monitor={self.monitor!r}) watches the in-training quality points, "
+                         f"which are off: set train.eval_every (epochs) or train.eval_interval_minutes")
+
     def state_dict(self) -> dict[str, Any]:
         return {"monitor": self.monitor, "mode": self.mode, "best": self.best, "best_step": self.best_step,
                 "waited": self.waited}
