@@ -29,7 +29,7 @@ def _run(*args: str) -> tuple[subprocess.CompletedProcess, int]:
 
 
 @pytest.mark.parametrize("setting, says", [("model.prior_components=100000000", "from 1 to 1000"),
-                                           ("data.image_size=30000", "from 4 to 256"),
+                                           ("data.image_size=30000", "from 8 to 256"),
                                            ("model.self_conditioning=3999000", "from 0 to 1000")])
 def test_huge_sizes_are_refused_by_the_settings_check(tmp_path, setting, says):
     family = "gan" if "self_conditioning" in setting else "vae"

@@ -92,9 +92,9 @@ def test_uint16_arrays_are_scaled_like_16bit_pngs():
         to_uint8_images(np.full((3, 8, 8), 200, np.uint16))
     assert err.value.field == "data"
     # other unsigned integers: grey levels 0-255, as for int32 (torch has no min/max for them)
-    assert to_uint8_images(np.full((2, 4, 4), 9, np.uint32)).unique().tolist() == [9]
+    assert to_uint8_images(np.full((2, 8, 8), 9, np.uint32)).unique().tolist() == [9]  # (8x8: the smallest size)
     with pytest.raises(FieldDataError, match="integer pixel values from 0 to 300"):
-        to_uint8_images(np.array([0, 300] * 16, np.uint64).reshape(2, 4, 4))
+        to_uint8_images(np.array([0, 300] * 64, np.uint64).reshape(2, 8, 8))
 
 
 # ----------------------------------------------------------------------------- item 8: huge labels, huge Datasets
@@ -115,8 +115,8 @@ def test_a_huge_label_is_refused_before_any_class_is_built(tmp_path, label):
 def test_labels_may_reach_the_number_of_images():
     from ganvae.datasets import from_images
 
-    assert len(from_images(np.zeros((48, 4, 4), np.uint8), [999] + [0] * 47).classes) == 1000
-    data = from_images(np.zeros((1500, 4, 4), np.uint8), np.arange(1500))
+    assert len(from_images(np.zeros((48, 8, 8), np.uint8), [999] + [0] * 47).classes) == 1000
+    data = from_images(np.zeros((1500, 8, 8), np.uint8), np.arange(1500))
     assert len(data.classes) == 1500
 
 

@@ -33,7 +33,8 @@ def test_uint8_and_float_images_give_the_same_dataset():
 
 
 @pytest.mark.parametrize("images, labels, message", [
-    (np.zeros((10, 3, 28, 28), np.uint8), None, r"give \(N, H, W\) or \(N, 1, H, W\) grey images"),
+    (np.zeros((10, 4, 28, 28), np.uint8), None, r"\(10, 4, 28, 28\): neither dimension 1 nor the last holds 1 "
+                                                r"\(grey\) or 3 \(RGB\) channels"),  # colour (N, 3, H, W): accepted
     (np.zeros((10, 28, 20), np.uint8), None, "square images"),
     (np.full((10, 28, 28), 2.0, np.float32), None, "floats must lie in"),
     (np.full((10, 28, 28), np.nan, np.float32), None, "NaN"),
@@ -91,6 +92,6 @@ def test_ganvae_train_takes_tensors_a_dataset_and_a_folder(tmp_path):
 
 
 def test_to_uint8_rounds_floats_to_grey_levels():
-    x = torch.zeros(2, 1, 4, 4)
-    x[0, 0, 0] = torch.tensor([0.0, 0.5, 1.0, 0.2])
-    assert to_uint8_images(x)[0, 0, 0].tolist() == [0, 128, 255, 51]
+    x = torch.zeros(2, 1, 8, 8)
+    x[0, 0, 0, :4] = torch.tensor([0.0, 0.5, 1.0, 0.2])
+    assert to_uint8_images(x)[0, 0, 0, :4].tolist() == [0, 128, 255, 51]

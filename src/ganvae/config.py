@@ -41,17 +41,22 @@ SECTIONS = ("data", "model", "train", "run")
 class DataConfig:
     """Where the training images come from and how they are prepared."""
 
-    dataset: str = "mnist-25k"  # a name from `ganvae data list`, or folder:PATH (mnist-25k ships with ganvae)
-    data_dir: Optional[str] = None  # folder holding the IDX files; default: the download cache
+    # a name from `ganvae data list` (mnist-25k and colour-digits ship with ganvae), folder:PATH (a folder of images)
+    # or npz:PATH (arrays x_train, y_train, x_test, y_test, or images and labels)
+    dataset: str = "mnist-25k"
+    data_dir: Optional[str] = None  # folder holding the dataset's files (IDX, CIFAR-10's); default: the download cache
     # train on these class indices only (e.g. [3, 5])
     classes: Annotated[Optional[list[int]], Bound(0, says="0 or more", non_empty=True,
                                                   empty_says="a non-empty list (or null for all classes)")] = None
-    # side length in pixels; folder images are resized to it (at most 256: the families are built for small images,
-    # and a folder resized to more would take gigabytes before any check of the model could refuse it)
-    image_size: Annotated[int, Bound(4, 256, says="from 4 to 256")] = 28
-    invert: bool = False  # invert grey levels (for dark-on-light folder images)
+    # side length in pixels; folder images are resized to it, named datasets come in their own sizes (colour-digits:
+    # 28, 32 or 64); from 8 (smaller images hold too little to learn from) to 256 (the families are built for small
+    # images, and a folder resized to more would take gigabytes before any check of the model could refuse it)
+    image_size: Annotated[int, Bound(8, 256, says="from 8 to 256")] = 28
+    # channels: auto keeps the data's own (a folder is RGB if any file is colour, else grey), grey = 1, rgb = 3
+    color: Literal["auto", "grey", "rgb"] = "auto"
+    invert: bool = False  # invert grey levels (for dark-on-light folder images); colour images: each channel
     download: bool = True  # download a missing named dataset into the cache
-    # folder datasets only: share of images held out as the test split
+    # folders and npz:PATH files without their own split: share of images held out as the test split
     test_fraction: Annotated[float, Bound(0, 1, lo_open=True, hi_open=True, says="between 0 and 1")] = 0.1
 
 
@@ -274,7 +279,7 @@ class Shortcut:
 
 
 SHORTCUTS = (
-    Shortcut("data", "dataset", "--dataset", "dataset name (`ganvae data list`) or folder:PATH"),
+    Shortcut("data", "dataset", "--dataset", "dataset name (`ganvae data list`), folder:PATH or npz:PATH"),
     Shortcut("data", "data_dir", "--data-dir",
              "folder holding the dataset's IDX files (instead of the download cache)"),
     Shortcut("data", "classes", "--classes", "train on these classes only, e.g. 3,5", "classes"),

@@ -1,6 +1,6 @@
 """Real images from Python: ``ganvae.datasets.load(name, split)`` for digits to reconstruct, compare or show, and
 the conversions that let ``ganvae.train(model, data=...)`` take your own images (a tensor or array, a
-``torch.utils.data.Dataset``, or a folder).
+``torch.utils.data.Dataset``, or a folder), grey or colour.
 
 Every value is checked before training starts: the shape, the dtype and range of the pixels, the labels against
 the images; the error names the argument and the fix.
@@ -16,7 +16,11 @@ import numpy as np
 import torch
 
 from ganvae.common.pixels import uint8_to_unit
-from ganvae.data.dataset import ImageData, scale_16bit
+from ganvae.data.arrays import LABEL_BOUND as LABEL_BOUND  # re-exported: the bound labels lie below
+from ganvae.data.arrays import ArrayProblem, labels_int64, min_image_size, pixels_uint8
+from ganvae.data.arrays import label_bound as label_bound
+from ganvae.data.colour import pil_array
+from ganvae.data.dataset import ImageData
 from ganvae.errors import DataError, FieldConfigError, FieldDataError, suggest
 
 if TYPE_CHECKING:
@@ -24,38 +28,31 @@ if TYPE_CHECKING:
 
 SPLITS = ("train", "test")
 
-# Labels given with your own images lie below max(LABEL_BOUND, number of images): a label L makes L + 1 classes
-# (a class name each, and a conditional model's embedding row each), so one stray 10**12 would build 10**12 class
-# names before anything else failed. 1,000 leaves room for sparse class numbers in a small dataset.
-LABEL_BOUND = 1000
-
 # A torch Dataset declaring more items than this is refused before any item is read (it is read whole into
 # memory; a Dataset that large cannot be, at any image size). Below it, the memory the read needs is checked
 # against the machine's after the first item (its size is then known).
 MAX_DATASET_ITEMS = 10**8
 
 
-def label_bound(n_images: int) -> int:
-    """The bound labels given with ``n_images`` images lie below: ``max(LABEL_BOUND, n_images)``."""
-    return max(LABEL_BOUND, n_images)
-
-
 def load(name: str = "mnist-25k", split: str = "test", data_dir: str | os.PathLike | None = None,
          classes: list[int] | None = None, image_size: int = 28) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images ``(N, 1, H, W)`` float32 in [0, 1] and labels ``(N,)`` int64 of a named dataset's ``split`` (the
-    names of ``ganvae data list``; ``mnist-25k`` and ``mnist-5k`` ship with ganvae, the others are read from
-    ``data_dir`` or the cache, or downloaded), or of ``folder:PATH``.
+    """Images ``(N, C, H, W)`` float32 in [0, 1] (C 1 for grey, 3 for colour) and labels ``(N,)`` int64 of a named
+    dataset's ``split`` (the names of ``ganvae data list``; ``mnist-25k``, ``mnist-5k`` and ``colour-digits`` ship
+    with ganvae, the others are read from ``data_dir`` or the cache, or downloaded), of ``folder:PATH`` or of
+    ``npz:PATH``. The channels are the data's own (a folder: RGB if any file is colour), as ``data.color=auto``.
 
         x, y = ganvae.datasets.load("mnist-25k", "test")
         ganvae.load("mnist-vae").reconstruct(x[:16])
+        x, y = ganvae.datasets.load("colour-digits", "test", image_size=32)  # (5000, 3, 32, 32)
 
     Args:
-        name: a dataset of ``ganvae data list``, or ``folder:PATH`` (a folder of images; sub-folders are classes).
+        name: a dataset of ``ganvae data list``, ``folder:PATH`` (a folder of images; sub-folders are classes) or
+            ``npz:PATH`` (an .npz of x_train, y_train, x_test, y_test, or images and labels).
         split: ``"train"`` or ``"test"``.
         data_dir: the folder holding a named dataset's files (default: the cache, downloading what it lacks).
         classes: keep only these class numbers (a list, e.g. ``[3, 5]``); default all.
-        image_size: the side in pixels: a folder's images are resized to it; a named dataset's must be its own
-            (28).
+        image_size: the side in pixels: a folder's images are resized to it; a named dataset comes in its own
+            sizes (28; 32 for cifar10; 28, 32 or 64 for colour-digits), an .npz file in its images'.
 
     Every argument is checked before anything is read: a bad one is a :class:`~ganvae.errors.FieldError` naming
     it (an unknown name or a missing folder a ``DataError``, any other value a ``ConfigError``), with the valid
@@ -84,6 +81,7 @@ def _check_load_arguments(name: Any, split: Any, data_dir: Any, classes: Any,
                            image_size: Any) -> DatasetSource | None:
     """:func:`load`'s arguments, before anything is read; returns the named dataset's source (None for a
     folder)."""
+    from ganvae.data.npz import is_npz, npz_path
     from ganvae.data.sources import SOURCES
 
     known = ", ".join(repr(s) for s in SOURCES)
@@ -96,24 +94,34 @@ def _check_load_arguments(name: Any, split: Any, data_dir: Any, classes: Any,
         if not folder.is_dir():
             raise FieldDataError("name", name, f"{{given}}: {folder} is not a folder; give 'folder:PATH' with PATH a "
                                  f"folder of images (sub-folders are classes).", reason="no such folder")
+    elif is_npz(name):
+        if not npz_path(name).is_file():
+            raise FieldDataError("name", name, f"{{given}}: {npz_path(name)} is not a file; give 'npz:PATH' with PATH "
+                                 f"an .npz of x_train, y_train, x_test, y_test (or images and labels).",
+                                 reason="no such file")
     elif source is None:
         raise FieldDataError("name", name, f"{{given}}: unknown dataset.{suggest(name, list(SOURCES), list_all=False)}"
-                             f" Known datasets: {known}, or 'folder:PATH' for a folder of images "
-                             f"(`ganvae data list`).", reason="a known dataset")
+                             f" Known datasets: {known}, 'folder:PATH' for a folder of images or 'npz:PATH' for an "
+                             f".npz file (`ganvae data list`).", reason="a known dataset")
     if split not in SPLITS:
         raise FieldConfigError("split", split, f"{{given}}: choose 'train' or 'test'."
                                f"{suggest(str(split), list(SPLITS), list_all=False)}", reason="'train' or 'test'")
     if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
         raise FieldConfigError("data_dir", data_dir, f"{{given}}: give the folder as a str or pathlib.Path, or None "
                                f"for the cache ({type(data_dir).__name__} given).", reason="a folder path")
-    if not _is_int(image_size) or image_size < 4:
-        raise FieldConfigError("image_size", image_size, "{given}: give the side in pixels as a whole number, at "
-                               "least 4 (e.g. image_size=28).", reason="a whole number, at least 4", bound=4)
-    if source is not None and image_size != source.image_size:
-        raise FieldConfigError("image_size", image_size, f"{{given}}: {name} images are {source.image_size} pixels a "
-                               f"side and named datasets are not resized; drop {{field}} or pass "
-                               f"image_size={source.image_size} (folder:PATH images are resized).",
-                               reason=f"{source.image_size} for {name}", bound=source.image_size)
+    smallest = min_image_size()
+    if not _is_int(image_size) or image_size < smallest:
+        raise FieldConfigError("image_size", image_size, f"{{given}}: give the side in pixels as a whole number, at "
+                               f"least {smallest} (e.g. image_size=28).", reason=f"a whole number, at least {smallest}",
+                               bound=smallest)
+    if source is not None and image_size not in source.image_sizes:
+        sizes = source.sizes_text()
+        raise FieldConfigError("image_size", image_size, f"{{given}}: {name} images are {sizes} pixels a side and "
+                               f"named datasets are not resized; "
+                               + (f"drop {{field}} or pass image_size={source.image_size}"
+                                  if len(source.image_sizes) == 1 else f"pass image_size={sizes}")
+                               + " (folder:PATH images are resized).",
+                               reason=f"{sizes} for {name}", bound=source.image_sizes)
     if classes is not None:
         if (not isinstance(classes, (list, tuple)) or not classes
                 or not all(_is_int(c) and c >= 0 for c in classes)):
@@ -144,111 +152,29 @@ def _refused(what: str, problem: str, reason: str, value: Any = None, bound: Any
 
 
 def to_uint8_images(images: Any, what: str = "data") -> torch.Tensor:
-    """``(N, H, W)`` or ``(N, 1, H, W)`` grey images, as a tensor or an array -> ``(N, 1, H, W)`` uint8. Accepted
-    pixels: uint8 0-255; other integers in 0-255 (kept as they are); floats in [0, 1] (rounded to the nearest
-    grey level); uint16, 16-bit grey levels 0-65535, scaled like a 16-bit PNG (``value * 255 / 65535``,
-    rounded; a uint16 array whose largest value is 1-255 is refused as ambiguous: pass 8-bit levels as uint8)."""
+    """Grey or colour images, as a tensor or an array -> ``(N, C, H, W)`` uint8, C 1 (grey) or 3 (RGB).
+
+    Layouts: ``(N, H, W)`` grey; ``(N, C, H, W)`` or ``(N, H, W, C)`` with C 1 or 3 (a shape that fits both is read
+    by :func:`ganvae.data.arrays.image_layout`: the reading that gives square images, channels first where both
+    do); other channel counts are refused (RGBA: drop or composite the alpha first). Square, at least 8 pixels a
+    side, N >= 2. Accepted pixels: uint8 0-255; other integers in 0-255 (kept as they are); floats in [0, 1]
+    (rounded to the nearest level); uint16, 16-bit levels 0-65535, scaled like a 16-bit PNG (``value * 255 /
+    65535``, rounded; a uint16 array whose largest value is 1-255 is refused as ambiguous: pass 8-bit levels as
+    uint8). A refusal is a :class:`~ganvae.errors.FieldDataError` of ``data`` (``what`` says which)."""
     try:
-        if isinstance(images, torch.Tensor):
-            x = images
-        else:
-            array = np.asarray(images)
-            if array.dtype.byteorder == ">":  # torch takes native byte order only
-                array = array.astype(array.dtype.newbyteorder("="))
-            x = torch.as_tensor(array)
-    except (TypeError, ValueError, RuntimeError):
-        raise _refused(what, f"expected images as a tensor or array of numbers, got {type(images).__name__}.",
-                       "images as numbers") from None
-    x = x.detach().cpu()
-    if x.dim() == 3:
-        x = x.unsqueeze(1)  # (N, H, W) -> (N, 1, H, W)
-    if x.dim() != 4 or x.shape[1] != 1 or x.shape[0] < 2:
-        raise _refused(what, f"images of shape {tuple(x.shape)}; give (N, H, W) or (N, 1, H, W) grey images, "
-                       f"N >= 2 (colour images: convert them to grey first).", "(N, H, W) grey images")
-    if x.shape[2] != x.shape[3] or x.shape[2] < 4:
-        raise _refused(what, f"{x.shape[2]}x{x.shape[3]} images; the models take square images of at least 4 "
-                       f"pixels a side (crop or resize them first, or use a folder: it is resized).",
-                       "square images, at least 4x4")
-    if x.dtype == torch.bool or x.is_complex():
-        raise _refused(what, f"{x.dtype} images; give uint8 0-255 or floats in [0, 1].", "uint8 or float pixels")
-    if x.is_floating_point():
-        if not torch.isfinite(x).all():
-            raise _refused(what, "the images hold NaN or infinite values.", "finite pixels")
-        lo, hi = float(x.min()), float(x.max())
-        if lo < 0 or hi > 1:
-            raise _refused(what, f"float pixel values from {lo:.3g} to {hi:.3g}; floats must lie in [0, 1] "
-                           f"(divide 0-255 values by 255, or pass them as uint8).", "floats in [0, 1]")
-        return (x.float() * 255).round().to(torch.uint8)
-    if x.dtype == torch.uint8:
-        return x
-    levels = x.numpy()  # torch has no min/max for uint16/32/64; numpy has
-    lo, hi = int(levels.min()), int(levels.max())
-    if x.dtype == torch.uint16:  # 16-bit grey levels, as np.asarray(Image.open(a 16-bit PNG)) gives them
-        if 0 < hi <= 255:
-            raise _refused(what, f"uint16 images with values 0 to {hi}: read as 16-bit grey levels (0-65535, "
-                           f"scaled to 0-255 like a 16-bit PNG) they would be almost black. If they are 8-bit grey "
-                           f"levels, pass images.astype(np.uint8) (or .to(torch.uint8)); if they are 16-bit, pass "
-                           f"images / 65535 as floats.", "16-bit grey levels", value=hi)
-        return torch.from_numpy(scale_16bit(levels))
-    if lo < 0 or hi > 255:
-        raise _refused(what, f"integer pixel values from {lo} to {hi}; give grey levels 0-255 (or uint16 for "
-                       f"16-bit levels 0-65535).", "grey levels 0-255")
-    return x.to(torch.uint8)
-
-
-_KINDS = {"U": "text", "S": "bytes", "O": "Python objects", "c": "complex numbers", "M": "dates", "m": "durations",
-          "V": "records"}
+        return pixels_uint8(images)
+    except ArrayProblem as err:
+        raise _refused(what, err.problem, err.reason, err.value, err.bound) from None
 
 
 def _labels(labels: Any, n: int, what: str) -> torch.Tensor:
-    """Labels ``(n,)`` int64, checked: whole numbers (ints, bools, or floats without fractions), finite,
-    non-negative, below :func:`label_bound`, one per image (``(n,)`` or ``(n, 1)``). The one check of labels given
-    as a tensor or array and of a Dataset's (:func:`from_dataset` gathers those into an array first); no labels:
-    every image is class 0."""
-    if labels is None:
-        return torch.zeros(n, dtype=torch.long)
-    if isinstance(labels, torch.Tensor):
-        y = labels.detach().cpu()
-        a = (y.float() if y.dtype in (torch.float16, torch.bfloat16) else y).numpy()  # numpy has no bfloat16
-    else:
-        try:
-            a = np.asarray(labels)
-        except (TypeError, ValueError):  # a ragged list, e.g. [1, [2, 3]]
-            raise _refused(what, "labels must be whole class numbers, one per image; got a ragged list.",
-                           "one class number per image") from None
-    if a.dtype.kind not in "biuf":
-        raise _refused(what, f"labels must be whole class numbers; got {_KINDS.get(a.dtype.kind, str(a.dtype))} "
-                       f"({a.dtype}). Map class names to numbers 0, 1, 2, ... first.", "whole class numbers")
-    if a.ndim == 2 and a.shape[1] == 1:
-        a = a[:, 0]  # (N, 1) -> (N,)
-    if a.ndim != 1:
-        raise _refused(what, f"labels of shape {a.shape}; give one class number per image, shape (N,) "
-                       f"(one-hot labels: labels.argmax(1)).", "one class number per image")
-    if len(a) != n:
-        raise _refused(what, f"{len(a)} labels for {n} images; give one label per image (or none).",
-                       "one label per image", value=len(a), bound=n)
-    if not len(a):
-        return torch.zeros(0, dtype=torch.long)
-    if a.dtype.kind == "f":
-        if not np.isfinite(a).all():
-            raise _refused(what, "the labels hold NaN or infinite values; labels are class numbers 0, 1, 2, ...",
-                           "finite class numbers")
-        if not np.array_equal(a, np.round(a)):
-            fraction = float(a[a != np.round(a)][0])
-            raise _refused(what, f"labels must be whole class numbers; got fractions (e.g. {fraction:g}).",
-                           "whole class numbers", value=fraction)
-    lo, hi = a.min(), a.max()
-    if lo < 0:
-        raise _refused(what, f"label {int(lo)}; labels are class numbers 0, 1, 2, ...", "0 or more", value=int(lo),
-                       bound=0)
-    bound = label_bound(n)
-    if hi >= bound:  # before any class name or embedding row is made for it
-        where = int(np.argmax(a))
-        raise _refused(what, f"label {int(hi):,} (at index {where}) is too large: labels are class numbers 0, 1, "
-                       f"2, ... below max({LABEL_BOUND:,}, number of images) = {bound:,}, and a label L makes L + 1 "
-                       f"classes. Number the classes 0..K-1, e.g. labels = np.unique(labels, return_inverse=True)[1].",
-                       f"below {bound:,}", value=int(hi), bound=bound)
-    return torch.from_numpy(a.astype(np.int64))  # a copy: the tensor owns its memory
+    """Labels ``(n,)`` int64, checked (:func:`ganvae.data.arrays.labels_int64`: whole numbers, finite,
+    non-negative, below :func:`label_bound`, one per image). The one check of labels given as a tensor or array and
+    of a Dataset's (:func:`from_dataset` gathers those into an array first); no labels: every image is class 0."""
+    try:
+        return labels_int64(labels, n)
+    except ArrayProblem as err:
+        raise _refused(what, err.problem, err.reason, err.value, err.bound) from None
 
 
 def from_images(images: Any, labels: Any = None, name: str = "memory", test_fraction: float = 0.1,
@@ -287,8 +213,10 @@ def _check_read_memory(n: int, first: np.ndarray, what: str) -> None:
 
 def from_dataset(dataset: torch.utils.data.Dataset, name: str | None = None, test_fraction: float = 0.1,
                  seed: int = 0) -> ImageData:
-    """A ``torch.utils.data.Dataset`` whose items are an image, or ``(image, label)``: each image a tensor, an
-    array or a PIL image ``(H, W)`` or ``(1, H, W)``, all the same size. Read once into memory.
+    """A ``torch.utils.data.Dataset`` whose items are an image, or ``(image, label)``: each image a tensor or an
+    array ``(H, W)``, ``(C, H, W)`` or ``(H, W, C)`` (C 1 or 3, as :func:`to_uint8_images` reads them), or a PIL
+    image (grey, RGB; transparency composited on white, a palette expanded), all the same size. Read once into
+    memory.
 
     Its declared ``len()`` is bounded before any item is read (at most :data:`MAX_DATASET_ITEMS`, and, once the
     first item shows the image size, no more than the machine's memory can hold); its labels are checked as
@@ -315,7 +243,8 @@ def from_dataset(dataset: torch.utils.data.Dataset, name: str | None = None, tes
     for i in range(n):
         item = dataset[i]
         image, label = (item[0], item[1]) if isinstance(item, (tuple, list)) and len(item) >= 2 else (item, None)
-        a = np.asarray(image.detach().cpu() if isinstance(image, torch.Tensor) else image)
+        a = (np.asarray(image.detach().cpu()) if isinstance(image, torch.Tensor)
+             else pil_array(image) if _is_pil(image) else np.asarray(image))
         if a.ndim == 3 and a.shape[0] == 1:
             a = a[0]  # (1, H, W) -> (H, W)
         if images and a.shape != images[0].shape:
@@ -337,6 +266,14 @@ def from_dataset(dataset: torch.utils.data.Dataset, name: str | None = None, tes
     # the labels as one array (N,), checked by from_images exactly as labels given as a tensor are
     return from_images(np.stack(images), np.array(labels) if labels else None, name=name,
                        test_fraction=test_fraction, seed=seed)
+
+
+def _is_pil(value: Any) -> bool:
+    """Whether ``value`` is a PIL image (without importing PIL where it is not)."""
+    import sys
+
+    pil = sys.modules.get("PIL.Image")
+    return pil is not None and isinstance(value, pil.Image)
 
 
 def as_image_data(data: Any, seed: int = 0) -> ImageData | str:

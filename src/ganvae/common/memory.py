@@ -43,3 +43,15 @@ def available_memory_bytes() -> int | None:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):  # Windows has no sysconf
         return None
+
+
+def check_available_memory(needed_bytes: float, what: str, fix: str) -> None:
+    """Refuse, before allocating, data that would need more memory than this machine has available
+    (:func:`available_memory_bytes`; no check where that is unknown). ``what`` names the data (its file or folder),
+    ``fix`` says what to do instead; the error is a :class:`~ganvae.errors.DataError`."""
+    from ganvae.errors import DataError
+
+    available = available_memory_bytes()
+    if available is not None and needed_bytes > available:
+        raise DataError(f"{what}: reading it needs about {needed_bytes / 2**30:,.1f} GB of memory, more than the "
+                        f"{available / 2**30:,.1f} GB this machine has available; nothing was read. {fix}")

@@ -1,26 +1,32 @@
 """In-memory image datasets and the seeded batch stream the trainer consumes.
 
-The whole training split lives in memory as one ``uint8`` tensor ``(N, 1, H, W)`` on the
-training device. A batch is an index into it (from a seeded permutation) followed by a
-scale to the model's range: no per-sample Python work, no DataLoader workers.
+The whole training split lives in memory as one ``uint8`` tensor ``(N, C, H, W)`` (C 1 for grey, 3 for RGB:
+:mod:`ganvae.data.colour`) on the training device. A batch is an index into it (from a seeded permutation)
+followed by a scale to the model's range: no per-sample Python work, no DataLoader workers.
+
+:func:`load_dataset` is the one way from a :class:`~ganvae.config.DataConfig` to a dataset: a named dataset (read by
+its format's reader, :mod:`ganvae.data.formats`), a folder of images (``folder:PATH``, here) or an ``.npz`` file
+(``npz:PATH``, :mod:`ganvae.data.npz`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 
 from ganvae.common import seeds
 from ganvae.config import DataConfig
-from ganvae.data.idx import check_pair, read_idx, read_keras_npz
-from ganvae.data.sources import ROLES, SOURCES, DatasetSource, get_source, resolve_files
+from ganvae.data.arrays import Splits, split_indices
+from ganvae.data.colour import GREY_MODES, SIXTEEN_BIT_MODES, is_colour, on_white, scale_16bit, with_channels
+from ganvae.data.sources import SOURCES, DatasetSource, get_source, resolve_files
 from ganvae.errors import DataError, FieldDataError, GanvaeError
 
 log = logging.getLogger(__name__)
@@ -32,9 +38,9 @@ class ImageData:
     Attributes:
         name: the dataset's name (``mnist``, ``folder:/path``...).
         classes: class names, indexed by label.
-        train_images: ``(N, 1, H, W)`` uint8.
+        train_images: ``(N, C, H, W)`` uint8, C 1 (grey) or 3 (RGB).
         train_labels: ``(N,)`` int64.
-        test_images: ``(M, 1, H, W)`` uint8.
+        test_images: ``(M, C, H, W)`` uint8.
         test_labels: ``(M,)`` int64.
     """
 
@@ -48,7 +54,13 @@ class ImageData:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)``."""
         return tuple(self.train_images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def channels(self) -> int:
+        """1 (grey) or 3 (RGB)."""
+        return int(self.train_images.shape[1])
 
     def __len__(self) -> int:
         return len(self.train_images)
@@ -91,25 +103,24 @@ class ImageData:
 
 
 def _as_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    # (N, H, W) uint8 -> (N, 1, H, W); copy so the tensor owns writable memory
-    return torch.from_numpy(np.array(images, dtype=np.uint8)).unsqueeze(1), torch.from_numpy(
-        np.asarray(labels, dtype=np.int64)
-    )
+    # (N, H, W) uint8 -> (N, 1, H, W), (N, C, H, W) as it is; the tensor owns writable memory (an array that owns
+    # its own is taken as it is: a reader's fresh 154 MB is not copied; a view or a read-only buffer is)
+    x = torch.from_numpy(np.require(images, np.uint8, ["C_CONTIGUOUS", "WRITEABLE", "OWNDATA"]))
+    return x.unsqueeze(1) if x.dim() == 3 else x, torch.from_numpy(np.asarray(labels, dtype=np.int64))
+
+
+def image_data(name: str, classes: tuple[str, ...], splits: Splits) -> ImageData:
+    """A dataset from a reader's splits (numpy arrays)."""
+    train_x, train_y = _as_tensors(splits.train_images, splits.train_labels)
+    test_x, test_y = _as_tensors(splits.test_images, splits.test_labels)
+    return ImageData(name, classes, train_x, train_y, test_x, test_y)
 
 
 def load_idx_source(source: DatasetSource, data_dir=None, allow_download=True, cache_dir=None) -> ImageData:
     """Load the four IDX files of a named dataset, validating each and each images/labels pair."""
-    paths = resolve_files(source, data_dir=data_dir, allow_download=allow_download, cache_dir=cache_dir)
-    if paths["train_images"].suffix == ".npz":  # Keras' single file
-        arrays = read_keras_npz(paths["train_images"], source.num_classes)
-    else:
-        arrays = {role: read_idx(paths[role], source.files[role].kind, source.num_classes) for role in ROLES}
-    for split in ("train", "test"):
-        check_pair(arrays[f"{split}_images"], arrays[f"{split}_labels"],
-                   paths[f"{split}_images"], paths[f"{split}_labels"])
-    train_x, train_y = _as_tensors(arrays["train_images"], arrays["train_labels"])
-    test_x, test_y = _as_tensors(arrays["test_images"], arrays["test_labels"])
-    return ImageData(source.name, source.classes, train_x, train_y, test_x, test_y)
+    from ganvae.data.formats import read_idx_splits
+
+    return image_data(source.name, source.classes, read_idx_splits(source, data_dir, allow_download, cache_dir))
 
 
 def per_class_slice(data: ImageData, n_train: int, n_test: int) -> ImageData:
@@ -141,19 +152,6 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 MAX_IMAGE_PIXELS = 4096 * 4096  # a folder image larger than this is refused (decoding it would take ~1 GB)
 
 
-# Pillow's modes of a 16-bit grey file (a 16-bit PNG opens as I;16, or as I in older Pillow):
-# convert("L") clips these at 255 instead of scaling them, so they are scaled by scale_16bit instead
-SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
-
-
-def scale_16bit(levels: np.ndarray) -> np.ndarray:
-    """16-bit grey levels 0-65535 -> uint8 0-255 of the same shape: ``value * 255 / 65535``, rounded (half up).
-    The inverse of how a 16-bit file stores an 8-bit level (``v * 257``), so 8-bit content comes back exactly.
-    The caller checks the range (values outside 0-65535 would wrap)."""
-    wide = levels.astype(np.uint32)  # 65535 * 255 + 32767 < 2**32
-    return ((wide * 255 + 32767) // 65535).astype(np.uint8)
-
-
 def grey_8bit(im, f: Path):
     """A Pillow image as an 8-bit grey (mode ``L``) image: 16-bit grey scaled by :func:`scale_16bit`, any other
     mode through Pillow's ``convert("L")``. ``f`` names the file in an error."""
@@ -169,33 +167,67 @@ def grey_8bit(im, f: Path):
     return Image.fromarray(scale_16bit(levels))
 
 
-def read_grey_images(files: list[Path], image_size: int) -> list[np.ndarray]:
-    """Each file as a ``(image_size, image_size)`` uint8 grey image (converted, resized bilinearly if needed).
-    16-bit grey images are scaled to 8 bits (:func:`scale_16bit`), not clipped. An image over
-    :data:`MAX_IMAGE_PIXELS` is refused, by its header, before it is decoded."""
+@contextlib.contextmanager
+def _opened(f: Path) -> Iterator[Any]:
+    """A folder's image file, opened (its header read and its size checked, nothing decoded yet); a file that is
+    not a readable image, or too large, is a DataError naming it, whether at open or at decoding."""
     import warnings
 
     from PIL import Image, UnidentifiedImageError
 
+    try:
+        with warnings.catch_warnings():  # Pillow's own bomb warning: replaced by the size check below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im_file = Image.open(f)
+        with im_file as im:
+            _check_image_size(f, *im.size)
+            yield im
+    except Image.DecompressionBombError as err:  # far over Pillow's limit: refused at open
+        raise DataError(f"{f}: {err} Shrink the image (e.g. `python -c \"from PIL import Image; "
+                        f"im = Image.open('{f.name}'); im.thumbnail((1024, 1024)); im.save('{f.name}')\"`) or "
+                        f"remove it from the folder.") from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise DataError(f"{f}: not a readable image ({err}). Remove it from the folder or replace it.") from None
+
+
+def _resized(im, image_size: int) -> np.ndarray:
+    from PIL import Image
+
+    if im.size != (image_size, image_size):
+        im = im.resize((image_size, image_size), Image.Resampling.BILINEAR)
+    return np.asarray(im, dtype=np.uint8)
+
+
+def read_grey_images(files: list[Path], image_size: int) -> list[np.ndarray]:
+    """Each file as a ``(image_size, image_size)`` uint8 grey image (converted, resized bilinearly if needed).
+    16-bit grey images are scaled to 8 bits (:func:`scale_16bit`), not clipped. An image over
+    :data:`MAX_IMAGE_PIXELS` is refused, by its header, before it is decoded."""
     out = []
     for f in files:
-        try:
-            with warnings.catch_warnings():  # Pillow's own bomb warning: replaced by the size check below
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                im_file = Image.open(f)
-            with im_file as im:
-                _check_image_size(f, *im.size)
-                im = grey_8bit(im, f)
-                if im.size != (image_size, image_size):
-                    im = im.resize((image_size, image_size), Image.Resampling.BILINEAR)
-                out.append(np.asarray(im, dtype=np.uint8))
-        except Image.DecompressionBombError as err:  # far over Pillow's limit: refused at open
-            raise DataError(f"{f}: {err} Shrink the image (e.g. `python -c \"from PIL import Image; "
-                            f"im = Image.open('{f.name}'); im.thumbnail((1024, 1024)); im.save('{f.name}')\"`) or "
-                            f"remove it from the folder.") from None
-        except (UnidentifiedImageError, OSError) as err:
-            raise DataError(f"{f}: not a readable image ({err}). Remove it from the folder or replace it.") from None
+        with _opened(f) as im:
+            out.append(_resized(grey_8bit(im, f), image_size))
     return out
+
+
+@dataclass
+class FolderImage:
+    """One file of a folder, read at the folder's image size (:func:`read_folder_image`)."""
+
+    grey: np.ndarray | None  # (S, S) uint8: the file as grey (Pillow's luma; 16-bit scaled), where it may be needed
+    rgb: np.ndarray | None  # (S, S, 3) uint8: a file in a colour mode, in colour (not read for data.color=grey)
+    colour: bool  # rgb holds colour: some pixel's channels differ by more than colour.GREY_TOLERANCE levels
+
+
+def read_folder_image(f: Path, image_size: int, color: str = "auto") -> FolderImage:
+    """A folder's image file at ``image_size`` (resized bilinearly), transparency composited on white: as grey
+    unless ``color`` is ``rgb`` and the file has a colour mode; in colour unless ``color`` is ``grey`` or the file
+    has a grey mode (the caller repeats a grey file in 3 channels where it needs them)."""
+    with _opened(f) as im:
+        im = on_white(im)
+        grey_mode = im.mode in GREY_MODES
+        grey = _resized(grey_8bit(im, f), image_size) if color != "rgb" or grey_mode else None
+        rgb = _resized(im.convert("RGB"), image_size) if color != "grey" and not grey_mode else None
+    return FolderImage(grey, rgb, rgb is not None and is_colour(rgb))
 
 
 def _check_image_size(f: Path, width: int, height: int) -> None:
@@ -208,7 +240,7 @@ def _check_image_size(f: Path, width: int, height: int) -> None:
 def image_files(folder: Path, root: Path | None = None) -> list[Path]:
     """The image files under ``folder`` (recursively, following no links to folders), sorted by path. A folder
     that cannot be read is an error naming it: its images would otherwise be left out without a word."""
-    found = []
+    found: list[Path] = []
 
     def unreadable(err: OSError) -> None:
         raise DataError(f"{err.filename}: this folder of folder:{root or folder} cannot be read ({err.strerror}); "
@@ -246,58 +278,146 @@ def class_folders(path: str | Path) -> list[tuple[str, Path]]:
     return [(d.name, d) for d in subdirs] if subdirs else [("all", root)]
 
 
-def load_folder(path: str | Path, image_size: int, invert: bool = False, test_fraction: float = 0.1,
-                seed: int = 0) -> ImageData:
-    """Any folder of images: grey, resized to ``image_size``; sub-folders (sorted) are classes.
+def _folder_channels(path: str | Path, read: list[FolderImage], color: str) -> int:
+    """The channels of a folder's dataset (``data.color``'s rule, :mod:`ganvae.data.colour`), said in one log
+    line."""
+    n, n_colour = len(read), sum(r.colour for r in read)
+    if color == "grey":
+        log.info("folder:%s: %d images read as grey (1 channel), as data.color=grey asks", path, n)
+        return 1
+    if color == "rgb":
+        log.info("folder:%s: %d images read as RGB (3 channels; %d colour, the grey ones repeated in each channel), "
+                 "as data.color=rgb asks", path, n, n_colour)
+        return 3
+    if not n_colour:
+        log.info("folder:%s: %d grey images: read as grey (1 channel; data.color=auto)", path, n)
+        return 1
+    if n_colour == n:
+        log.info("folder:%s: %d colour images: read as RGB (3 channels; data.color=auto)", path, n)
+    else:
+        log.info("folder:%s: %d colour and %d grey images: read as RGB (3 channels; data.color=auto), the grey ones "
+                 "repeated in each channel; data.color=grey reads all as grey", path, n_colour, n - n_colour)
+    return 3
 
-    Images directly in ``path`` (no sub-folders) form a single class. A seeded
-    ``test_fraction`` of the images is held out as the test split. A class folder that links back to the
-    folder (or into another class) is skipped with a warning: it would hold the same images twice.
+
+def _pixels(image: FolderImage, channels: int) -> np.ndarray:
+    """A folder image as ``(S, S)`` (1 channel) or ``(S, S, 3)`` (3 channels)."""
+    if channels == 3 and image.rgb is not None:
+        return image.rgb
+    assert image.grey is not None  # read wherever the file has a grey mode or data.color is not rgb
+    return image.grey if channels == 1 else np.repeat(image.grey[..., None], 3, axis=-1)
+
+
+def load_folder(path: str | Path, image_size: int, invert: bool = False, test_fraction: float = 0.1,
+                seed: int = 0, color: str = "auto") -> ImageData:
+    """Any folder of images, resized to ``image_size``; sub-folders (sorted) are classes.
+
+    Channels by ``color`` (``data.color``): ``auto`` keeps what the files are (all grey: 1 channel; any colour
+    file: 3, the grey ones repeated in each), ``grey`` 1, ``rgb`` 3; transparency is composited on white
+    (:mod:`ganvae.data.colour`). One log line says which. Images directly in ``path`` (no sub-folders) form a
+    single class. A seeded ``test_fraction`` of the images is held out as the test split. A class folder that links
+    back to the folder (or into another class) is skipped with a warning: it would hold the same images twice. The
+    memory the images need is checked against the machine's before any is read.
     """
+    from ganvae.common.memory import check_available_memory
+
     root = Path(path).expanduser()
     groups = class_folders(path)
-    images, labels, classes = [], [], []
-    for label, (class_name, folder) in enumerate(groups):
-        files = image_files(folder, root)
+    files_by_class = [(name, image_files(folder, root)) for name, folder in groups]
+    for class_name, files in files_by_class:
         if not files:
             log.warning("folder:%s: class folder %s holds no images; it is not a class", path, class_name)
-            continue
-        classes.append(class_name)
-        images.extend(read_grey_images(files, image_size))
-        labels.extend([len(classes) - 1] * len(files))
-    if not images:
+    files_by_class = [(name, files) for name, files in files_by_class if files]
+    n = sum(len(files) for _, files in files_by_class)
+    if not n:
         raise DataError(f"folder:{path}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))}).")
-    x = np.stack(images)
+    # per image, at the peak: its grey and colour readings (4 bytes a pixel), the stacked array and the tensor (3
+    # and 3), and the train/test copies (3)
+    check_available_memory(n * image_size * image_size * 13 + n * 2000, f"folder:{path} ({n:,} images at "
+                           f"{image_size}x{image_size})", "Use a smaller data.image_size, or fewer images.")
+    read: list[FolderImage] = []
+    labels: list[int] = []
+    for label, (_, files) in enumerate(files_by_class):
+        read.extend(read_folder_image(f, image_size, color) for f in files)
+        labels.extend([label] * len(files))
+    channels = _folder_channels(path, read, color)
+    # (N, S, S) grey or (N, S, S, 3) colour (a grey file repeated in each channel) -> (N, C, S, S)
+    x = np.stack([_pixels(r, channels) for r in read])
+    x = x[:, None] if channels == 1 else x.transpose(0, 3, 1, 2)
     if invert:
         x = 255 - x
     y = np.asarray(labels)
-    order = np.random.default_rng(seed).permutation(len(x))
-    n_test = int(round(len(x) * test_fraction)) if len(x) > 1 else 0
-    test_idx, train_idx = order[:n_test], order[n_test:]
-    train_x, train_y = _as_tensors(x[train_idx], y[train_idx])
-    test_x, test_y = _as_tensors(x[test_idx], y[test_idx])
-    return ImageData(f"folder:{root}", tuple(classes), train_x, train_y, test_x, test_y)
+    test_idx, train_idx = split_indices(len(x), test_fraction, seed)
+    return image_data(f"folder:{root}", tuple(name for name, _ in files_by_class),
+                      Splits(x[train_idx], y[train_idx], x[test_idx], y[test_idx]))
+
+
+def with_color(data: ImageData, color: str) -> ImageData:
+    """A named dataset's or an ``.npz`` file's images with the channels ``color`` (``data.color``) asks: ``auto``
+    as they are, ``grey`` 1 channel (Pillow's luma), ``rgb`` 3 (grey repeated); a conversion is said in the log."""
+    wanted = {"grey": 1, "rgb": 3}.get(color, data.channels)
+    if wanted == data.channels:
+        return data
+    log.info("%s: %s images converted to %s, as data.color=%s asks", data.name,
+             "colour" if data.channels == 3 else "grey", "grey (1 channel)" if wanted == 1 else "RGB (3 channels)",
+             color)
+    return replace(data, train_images=with_channels(data.train_images, wanted),
+                   test_images=with_channels(data.test_images, wanted))
+
+
+def check_named_size(source: DatasetSource, image_size: int) -> None:
+    """Refuse an ``image_size`` that a named dataset does not come in (named datasets are not resized)."""
+    if image_size not in source.image_sizes:
+        one = len(source.image_sizes) == 1
+        raise FieldDataError(
+            "data.image_size", image_size,
+            f"data.image_size is {image_size} but {source.name} images are {source.sizes_text()} pixels; set "
+            f"data.image_size={source.image_size if one else 'one of ' + source.sizes_text()} (only folder datasets "
+            f"are resized).", reason=f"{source.sizes_text()} for {source.name}", bound=source.image_sizes)
+
+
+def load_npz(cfg: DataConfig) -> ImageData:
+    """The ``npz:PATH`` dataset ``cfg`` names (:mod:`ganvae.data.npz`), at its own image size."""
+    from ganvae.data.npz import npz_path, read_npz
+
+    path = npz_path(cfg.dataset)
+    splits, classes = read_npz(path, cfg.test_fraction)
+    data = image_data(f"npz:{path}", classes, splits)
+    if data.image_shape[-1] != cfg.image_size:
+        raise FieldDataError("data.image_size", cfg.image_size,
+                             f"data.image_size is {cfg.image_size} but the images of npz:{path} are "
+                             f"{data.image_shape[-1]} pixels; set data.image_size={data.image_shape[-1]} (only folder "
+                             f"datasets are resized).", reason=f"{data.image_shape[-1]} for this file",
+                             bound=data.image_shape[-1])
+    return data
 
 
 def load_dataset(cfg: DataConfig, cache_dir: Path | None = None) -> ImageData:
-    """Load the dataset a :class:`DataConfig` names, select its classes, check its image size."""
+    """Load the dataset a :class:`DataConfig` names (a named dataset, ``folder:PATH`` or ``npz:PATH``), with the
+    channels ``data.color`` asks; select its classes; check its image size."""
+    from ganvae.data.npz import is_npz
+
     if cfg.dataset.startswith("folder:"):
-        data = load_folder(cfg.dataset.removeprefix("folder:"), cfg.image_size, cfg.invert, cfg.test_fraction)
+        data = load_folder(cfg.dataset.removeprefix("folder:"), cfg.image_size, cfg.invert, cfg.test_fraction,
+                           color=cfg.color)
     else:
-        source = get_source(cfg.dataset)
-        if source.offline:
-            if cfg.data_dir is not None:
-                log.warning("%s ships with ganvae: --data-dir %s is not used for it", source.name, cfg.data_dir)
-            data = load_offline(source)
+        if is_npz(cfg.dataset):
+            data = load_npz(cfg)
         else:
-            data = load_idx_source(source, data_dir=cfg.data_dir, allow_download=cfg.download, cache_dir=cache_dir)
+            from ganvae.data.formats import reader
+
+            source = get_source(cfg.dataset)
+            check_named_size(source, cfg.image_size)
+            if source.offline and cfg.data_dir is not None:
+                log.warning("%s ships with ganvae: --data-dir %s is not used for it", source.name, cfg.data_dir)
+            splits = reader(source).read(source, cfg.data_dir, cfg.download, cache_dir, cfg.image_size)
+            data = image_data(source.name, source.classes, splits)
+            if data.image_shape[-1] != cfg.image_size:  # a --data-dir holding other files under the right names
+                raise DataError(f"{cfg.data_dir}: its {source.name} files hold {data.image_shape[-1]}-pixel images, "
+                                f"not {source.name}'s {cfg.image_size}; put {source.name}'s own files there.")
         if cfg.invert:
             data = replace(data, train_images=255 - data.train_images, test_images=255 - data.test_images)
-        if data.image_shape[-1] != cfg.image_size:
-            raise DataError(
-                f"data.image_size is {cfg.image_size} but {cfg.dataset} images are {data.image_shape[-1]} pixels; "
-                f"set data.image_size={data.image_shape[-1]} (only folder datasets are resized)."
-            )
+        data = with_color(data, cfg.color)
     if cfg.classes:
         data = data.select_classes(cfg.classes)
         if len(data) == 0:

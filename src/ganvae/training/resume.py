@@ -28,7 +28,8 @@ FIXED = {
     "data": {"dataset": "the run's weights were trained on its data",
              "classes": "the run's weights were trained on its data",
              "image_size": "the networks' shapes depend on it", "invert": "the run's weights were trained on its data",
-             "test_fraction": "the data split would change"},
+             "test_fraction": "the data split would change",
+             "color": "the networks' channels depend on it"},
     "train": {"seed": "the run's data order and noise derive from it"},
     "run": {"n_fixed": "the grids' fixed noise is stored in the checkpoint"},
 }
