@@ -229,7 +229,7 @@ class ModelView:
         try:
             from ganvae.metrics.classifier import load_classifier
 
-            fnet = load_classifier("mnist").model if tuple(self.model.image_shape[1:]) == (28, 28) else None
+            fnet = load_classifier("mnist").model if tuple(self.model.image_shape) == (1, 28, 28) else None
             labels = self.labels(digit, 1)
             with self.lock, torch.no_grad():
                 g = torch.Generator().manual_seed(seeds.EXPLORER_INVERSION_STARTS)

@@ -121,12 +121,46 @@ def require_encoder(loaded: LoadedRun) -> None:
             f"noise to images, so it has no way to encode a given image. Draw samples from it instead.")
 
 
+CHANNEL_WORDS = {1: "grey", 3: "colour (RGB)"}
+
+
+def check_image_shape(loaded: LoadedRun, shape: tuple[int, ...], field: str = "images") -> None:
+    """Refuse images of ``shape`` that the run's model cannot encode: it takes ``(N, C, H, W)`` with its own
+    ``(C, H, W)`` and ``N >= 1``. A grey model given colour images, or the reverse, is told the conversion that fits
+    (or to use a model trained on such images); other sizes, to resize. The error is ``field``'s (the images as the
+    caller gave them: ``images``, or the ``dataset`` they came from)."""
+    want, got = tuple(loaded.model.image_shape), tuple(shape)
+    if len(got) == 4 and got[1:] == want and got[0] > 0:
+        return
+    c, h, w = want
+    takes = f"{loaded.name}{f' from {loaded.source}' if loaded.source else ''} takes (N, {c}, {h}, {w})"
+    if len(got) != 4 or got[0] == 0:
+        fix = "give a batch of at least one image, (N, C, H, W)"
+    elif got[2:] == want[1:]:  # the right size, other channels
+        seen = CHANNEL_WORDS.get(got[1], f"{got[1]}-channel")
+        trained = CHANNEL_WORDS.get(c, f"{c}-channel")
+        if c == 1 and got[1] == 3:
+            how = "convert them to grey (x.mean(dim=1, keepdim=True), or PIL's convert('L'))"
+        elif c == 3 and got[1] == 1:
+            how = "repeat the grey channel (x.expand(-1, 3, -1, -1), or PIL's convert('RGB'))"
+        else:
+            how = f"give {c}-channel images"
+        fix = (f"this model was trained on {trained} images and these are {seen}: {how}, or reconstruct with a "
+               f"model trained on {seen} images")
+    else:
+        fix = f"resize them to {h}x{w}, or reconstruct with a model trained on {got[2]}x{got[3]} images"
+    raise FieldUnsupported(field, got, f"reconstruct: {takes}; the images ({{field}}) are {got}: {fix}.",
+                           reason=f"images of shape (N, {c}, {h}, {w})", bound=want)
+
+
 def reconstruct(loaded: LoadedRun, x: torch.Tensor, labels: torch.Tensor | None = None,
-                as_labels: torch.Tensor | None = None) -> torch.Tensor:
+                as_labels: torch.Tensor | None = None, field: str = "images") -> torch.Tensor:
     """Images ``(N, C, H, W)`` in [0, 1] encoded and decoded; ``labels`` are the images' own classes (from the
     data: used by a conditional model, unused by another), ``as_labels`` the classes to decode as (asked and
-    checked by the caller: :func:`request_labels`)."""
+    checked by the caller: :func:`request_labels`). Images of another shape than the model's (colour for a grey
+    model, or the reverse) are refused as ``field``'s (:func:`check_image_shape`)."""
     require_encoder(loaded)
+    check_image_shape(loaded, tuple(x.shape), field)
     model = loaded.model
     return model.reconstruct(x, labels if model.conditional else None, as_labels).cpu()
 

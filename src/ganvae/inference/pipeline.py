@@ -215,10 +215,8 @@ class Pipeline:
 
         inference.require_encoder(self.run)
         x = images.tensor if isinstance(images, Images) else torch.as_tensor(images)
-        if x.dim() != 4 or tuple(x.shape[1:]) != tuple(self.model.image_shape) or len(x) == 0:
-            raise UnsupportedOperation("reconstruct: images must be "
-                                       f"(N, {', '.join(map(str, self.model.image_shape))}) "
-                                       f"in [0, 1]; got {tuple(x.shape)}.")
+        with python_words():  # colour images for a grey model (or the reverse), another size: the shapes and the fix
+            inference.check_image_shape(self.run, tuple(x.shape), "images")
         if x.dtype == torch.uint8:
             x = uint8_to_unit(x)
         elif not x.is_floating_point():

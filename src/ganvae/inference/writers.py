@@ -143,7 +143,8 @@ def reconstruct(run, n: int = 16, seed: int = 0, out: str | Path = "reconstructi
     require_encoder(loaded)
     check_digits(loaded, None if as_digit is None else [as_digit], "as_digit")  # before the data is read
     x, y = held_out_images(loaded, n, seed, dataset, data_dir, with_labels=True)
-    recon = inference.reconstruct(loaded, x, y, None if as_digit is None else torch.full_like(y, as_digit))
+    recon = inference.reconstruct(loaded, x, y, None if as_digit is None else torch.full_like(y, as_digit),
+                                  field="dataset")  # colour images for a grey model: the data set's fault
     nrow = min(n, 8)
     rows = []
     for start in range(0, n, nrow):

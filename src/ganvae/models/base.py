@@ -241,6 +241,10 @@ class GenerativeModel(nn.Module):
             mu, _ = self.encode(from_unit(x.to(self.device), self.value_range), labels)
             return to_unit(self.decode(mu, as_labels), self.value_range).float()
 
+    def parameter_count(self) -> int:
+        """The parameters training updates: every network's, not the EMA copies (``ema_*``), which follow them."""
+        return sum(p.numel() for name, p in self.named_parameters() if not name.startswith("ema_"))
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
@@ -382,9 +386,9 @@ class AdversarialModel(GenerativeModel):
     def training_step(self, x, optimizers, ctx):
         """The two-pass GAN step (Goodfellow et al. 2014, Algorithm 1 with k = 1).
 
-        1. Discriminator: one pass on real ``x`` and ``G(z)`` detached (concatenated: the
-           discriminators here have no batch norm, so this equals two passes), so no
-           gradient reaches G.
+        1. Discriminator: one pass on real ``x`` and ``G(z)`` detached (concatenated: without
+           batch norm in the discriminator this equals two passes; with it, two passes:
+           :meth:`discriminate_pair`), so no gradient reaches G.
         2. Generator: D frozen (no gradient accumulates in it) and run again on the fakes
            after its update, as the PyTorch DCGAN example does. With ``reuse_fake_logits``
            the generator's loss uses the discriminator's first pass (before its update), as
@@ -399,7 +403,7 @@ class AdversarialModel(GenerativeModel):
         if c.reuse_fake_logits:
             with ctx.autocast():
                 fake = call(self.generator, z, y)
-                out = call(self.discriminator, torch.cat([x, fake]), y2)  # (2B, 1) or (2B, 1 + K)
+                out = self.discriminate_pair(self.discriminator, x, fake, y, y2)  # (2B, 1) or (2B, 1 + K)
                 d_loss = self._discriminator_loss(out, y)
                 if c.r1_gamma > 0:
                     d_loss = d_loss + self._r1(x, y)
@@ -410,7 +414,7 @@ class AdversarialModel(GenerativeModel):
 
         with ctx.autocast():
             fake = call(self.generator, z, y)  # (B, C, H, W)
-            d_loss = self._discriminator_loss(call(self.discriminator, torch.cat([x, fake.detach()]), y2), y)
+            d_loss = self._discriminator_loss(self.discriminate_pair(self.discriminator, x, fake.detach(), y, y2), y)
             if c.r1_gamma > 0:  # one more pass on the real images, differentiated twice
                 d_loss = d_loss + self._r1(x, y)
         ctx.optimize(opt_d, d_loss)
@@ -419,6 +423,18 @@ class AdversarialModel(GenerativeModel):
             g_loss = self._generator_loss(call(discriminator, fake, y), y) + self._mode_seeking(fake, z, y, ctx)
         ctx.optimize(opt_g, g_loss)
         return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
+
+    @staticmethod
+    def discriminate_pair(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                          labels: torch.Tensor | None, labels2: torch.Tensor | None) -> torch.Tensor:
+        """The discriminator's output on ``[real; fake]`` ``(2B, ...)`` (``labels2``: ``labels`` twice, or None).
+
+        One pass on the concatenation, unless the discriminator has batch norm: then one pass each, as Radford et
+        al.'s code and the PyTorch DCGAN example do, since in one pass each half would be normalised by statistics
+        of both, and the discriminator could tell them apart by that alone."""
+        if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules()):
+            return call(discriminator, torch.cat([real, fake]), labels2)
+        return torch.cat([call(discriminator, real, labels), call(discriminator, fake, labels)])
 
     def _mode_seeking(self, fake: torch.Tensor, z: torch.Tensor, labels: torch.Tensor | None,
                       ctx: StepContext) -> torch.Tensor | float:

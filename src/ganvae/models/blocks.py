@@ -1,12 +1,17 @@
-"""Building blocks shared by several families."""
+"""Building blocks shared by several families, and the rule that sets a convolutional family's depth from the
+image size (:func:`conv_depth`)."""
 
 from __future__ import annotations
+
+import logging
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganvae.errors import ConfigError
+from ganvae.errors import ConfigError, FieldConfigError
+
+log = logging.getLogger(__name__)
 
 
 class Dropout(nn.Dropout):
@@ -129,6 +134,176 @@ def prepare_discriminator(discriminator: nn.Module, config, background: float) -
     return discriminator
 
 
+# ----------------------------------------------------------------------------- depth from the image size
+
+# Sides of the smallest feature map, where a generator starts and a discriminator ends: Radford et al. (2016) start
+# their 64x64 generator at 4x4; the TensorFlow DCGAN tutorial starts its 28x28 one at 7x7.
+START_SIDES = (4, 5, 6, 7)
+LARGEST_SIDE = 256  # data.image_size's own bound: the sizes an error lists stop here
+
+
+def start_and_depth(side: int) -> tuple[int, int] | None:
+    """``side = start * 2**depth`` with ``start`` in :data:`START_SIDES` and ``depth >= 1`` -> ``(start, depth)``:
+    28 -> (7, 2), 32 -> (4, 3), 64 -> (4, 4), 16 -> (4, 2); None for a side no such pair gives (36 = 9 x 4, 30, 6)."""
+    depth = 0
+    while side % 2 == 0 and side // 2 >= START_SIDES[0]:  # halve while the half is whole and at least 4
+        side //= 2
+        depth += 1
+    return (side, depth) if depth >= 1 and side in START_SIDES else None
+
+
+def conv_sizes(largest: int = LARGEST_SIDE) -> list[int]:
+    """Every image side the convolutional families build, up to ``largest``: 8, 10, 12, 14, 16, 20, 24, 28, 32, 40,
+    48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256."""
+    return [side for side in range(1, largest + 1) if start_and_depth(side) is not None]
+
+
+def conv_depth(image_shape: tuple[int, int, int]) -> int:
+    """How many stride-2 layers a convolutional family (dcgan, conv-vae, vae-gan) puts between its 4x4 to 7x7
+    start and images ``(C, H, W)``: 2 at 28 (7 -> 14 -> 28, the TensorFlow tutorial's shapes, so 28x28 models are
+    unchanged), 3 at 32, 4 at 64 (4 -> 8 -> ... -> 64, Radford et al. 2016). Any channel count.
+
+    Raises:
+        FieldConfigError: ``data.image_size``, for a side no start of 4 to 7 pixels doubles to (36, 30, 6) or
+            non-square images; the message lists the sides that work and the nearest ones.
+    """
+    _, h, w = image_shape
+    found = start_and_depth(h) if h == w else None
+    if found is not None:
+        return found[1]
+    sizes = conv_sizes()
+    nearest = sorted(sorted(sizes, key=lambda s: (abs(s - h), s))[:2])
+    shown = f"{h}x{w}" if h != w else f"{h}x{h}"
+    raise FieldConfigError(
+        "data.image_size", h if h == w else (h, w),
+        f"{{given}}: the convolutional families (dcgan, conv-vae, vae-gan) draw from a 4x4 to 7x7 map doubled by "
+        f"stride-2 layers to the image, so they build square images of side 4 to 7 times a power of two: "
+        f"{', '.join(map(str, sizes))}; {shown} is not one. Use {{given:data.image_size#near}} or "
+        f"{nearest[-1]} (folder images are resized to it), or a family that takes any size (gan, vae, cppn).",
+        reason="a side of 4 to 7 times a power of two", bound=sizes,
+        values={"data.image_size#near": nearest[0]})
+
+
+def fit_widths(widths: list[int], depth: int, deepest_first: bool = False) -> list[int]:
+    """``widths`` (one per stride-2 layer) with at least ``depth`` entries: a shorter list is extended by doubling
+    its deepest width until it has ``depth`` (``[32, 64]`` at depth 4 -> ``[32, 64, 128, 256]``; deepest first, as
+    a generator lists them: ``[64, 32, 16]`` -> ``[128, 64, 32, 16]``), as Radford et al.'s widths double at each
+    halving (128-256-512-1024). A list of ``depth`` entries or more is returned as it is."""
+    out = list(widths)
+    while len(out) < depth:
+        if deepest_first:
+            out.insert(0, 2 * out[0])
+        else:
+            out.append(2 * out[-1])
+    return out
+
+
+def encoder_widths(channels: list[int], image_shape: tuple[int, int, int], field: str = "model.channels") -> list[int]:
+    """The channels of a convolutional encoder and its mirrored decoder (:class:`ConvEncoder`,
+    :class:`ConvDecoder`) for images ``(C, H, W)``: one entry per stride-2 layer, :func:`conv_depth` of them at
+    least (:func:`fit_widths` extends a shorter list). A longer list halves the start further (``[4, 8, 8]`` at
+    16: 16 -> 8 -> 4 -> 2), as long as the decoder can double a whole start back to the image.
+
+    Raises:
+        FieldConfigError: ``field``, for a list with more halvings than the side allows (3 at 28, which halves
+            exactly twice).
+    """
+    depth = conv_depth(image_shape)
+    widths = fit_widths(channels, depth)
+    side = image_shape[1]
+    exact = (side & -side).bit_length() - 1  # how many times the side halves exactly (28 = 7 x 2^2: twice)
+    if len(widths) > exact:
+        raise FieldConfigError(field, list(channels),
+                               f"{{given}}: {len(widths)} stride-2 layers would halve {side}x{side} images to "
+                               f"{side / 2 ** len(widths):g} pixels, which the decoder cannot double back to {side}; "
+                               f"give at most {exact} entries (one per halving, {side} = {side >> exact} x "
+                               f"2^{exact}), e.g. {{given:{field}#fit}}.",
+                               reason=f"at most {exact} entries at {side}x{side}", bound=exact,
+                               values={f"{field}#fit": list(channels)[:exact]})
+    log_fitted_widths(field, channels, widths, image_shape, depth)
+    return widths
+
+
+def discriminator_widths(channels: list[int], image_shape: tuple[int, int, int], kernel_size: int,
+                         field: str = "model.discriminator_channels") -> list[int]:
+    """The channels of a :class:`ConvDiscriminator` for images ``(C, H, W)``: one per stride-2 convolution, the
+    generator's :func:`conv_depth` at least (the mirror of the generator: 64 -> 4 in four halvings, as Radford et
+    al.'s discriminator; a shorter list is extended by :func:`fit_widths`). A longer list halves further, while a
+    pixel is left.
+
+    Raises:
+        FieldConfigError: ``field``, for a list whose halvings leave no pixel.
+    """
+    depth = conv_depth(image_shape)
+    widths = fit_widths(channels, depth)
+    side, pad = image_shape[1], (kernel_size - 1) // 2
+    for n in range(len(widths)):
+        side = _halved(side, kernel_size, pad)
+        if side < 1:
+            raise FieldConfigError(field, list(channels),
+                                   f"{{given}}: {len(widths)} stride-2 convolutions leave no pixel of "
+                                   f"{image_shape[1]}x{image_shape[1]} images; give at most {n} entries, e.g. "
+                                   f"{{given:{field}#fit}}.", reason=f"at most {n} entries", bound=n,
+                                   values={f"{field}#fit": list(channels)[:n]})
+    log_fitted_widths(field, channels, widths, image_shape, depth)
+    return widths
+
+
+def log_fitted_widths(field: str, given: list[int], widths: list[int], image_shape: tuple[int, int, int],
+                      depth: int) -> None:
+    """Say (at DEBUG) that ``field``'s list ``given`` was extended to ``widths`` for images ``(C, H, W)``."""
+    if len(widths) != len(given):
+        log.debug("%s=%s extended to %s for %dx%d images (%d halvings to %dx%d)", field, list(given), widths,
+                  image_shape[1], image_shape[2], depth, image_shape[1] >> depth, image_shape[2] >> depth)
+
+
+# ----------------------------------------------------------------------------- what a fully connected family costs
+
+# The most parameters a fully connected family (gan, vae) builds. Their first and last layers grow with the pixels
+# (the MLP GAN's: 1,024 x C*H*W each), so they take any size and channel count but cost more with each: about 200
+# million parameters take 3 GB to train in float32 (16 bytes a parameter: weights, gradients, Adam's two moments),
+# which the MLP GAN reaches near 181x181 colour images. The convolutional families' parameters do not grow so.
+MAX_DENSE_PARAMETERS = 200_000_000
+# above this many parameters the count is said at INFO (the default MLP GAN passes it near 40x40 colour images), below
+# at DEBUG: MNIST's models load without a line about their size
+LARGE_DENSE_PARAMETERS = 10_000_000
+TRAINING_BYTES_PER_PARAMETER = 16  # float32 weights, gradients and Adam's two moments
+
+
+def dense_parameters(sizes: list[int]) -> int:
+    """The weights and biases of linear layers ``sizes[0] -> sizes[1] -> ...``."""
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def check_dense_cost(family: str, n_parameters: int, image_shape: tuple[int, int, int],
+                     widths_fields: tuple[str, ...]) -> None:
+    """Say what a fully connected family costs at images ``(C, H, W)``, before its layers are allocated: the
+    parameter count and training memory, logged (at INFO above :data:`LARGE_DENSE_PARAMETERS`); refused above
+    :data:`MAX_DENSE_PARAMETERS`.
+
+    Raises:
+        FieldConfigError: ``data.image_size``, naming the count, the bound and the fixes (a convolutional family,
+            smaller images, narrower ``widths_fields``).
+    """
+    c, h, w = image_shape
+    gb = n_parameters * TRAINING_BYTES_PER_PARAMETER / 2**30
+    what = f"the {family} for {h}x{w}x{c} images has {n_parameters / 1e6:,.1f}M parameters"
+    if n_parameters > MAX_DENSE_PARAMETERS:
+        raise FieldConfigError(
+            "data.image_size", h,
+            f"{{given}}: {what} (its first and last layers grow with the {c * h * w:,} pixel values), about "
+            f"{gb:,.1f} GB to train, over the {MAX_DENSE_PARAMETERS // 10**6}M a fully connected family builds. "
+            f"Use a convolutional family (dcgan, conv-vae, vae-gan, cppn), smaller images ({{field}}), or narrower "
+            f"layers ({', '.join(f'{{field:{name}}}' for name in widths_fields)}).",
+            reason=f"at most {MAX_DENSE_PARAMETERS:,} parameters",
+            bound=MAX_DENSE_PARAMETERS)
+    log.log(logging.INFO if n_parameters > LARGE_DENSE_PARAMETERS else logging.DEBUG, "%s, about %.2f GB to train",
+            what, gb)
+
+
+# ----------------------------------------------------------------------------- layers
+
+
 def dense_stack(sizes: list[int]) -> nn.Sequential:
     """Linear layers of the given sizes, each followed by a ReLU: ``[a, b, c]`` -> Linear(a, b), ReLU, Linear(b, c),
     ReLU."""
@@ -146,7 +321,8 @@ def _halved(size: int, kernel: int, padding: int) -> int:
 class ConvEncoder(nn.Module):
     """Conv 4x4 stride 2 + ReLU per entry of ``channels`` (H/2, H/4, ...), a dense ReLU layer per entry of
     ``hidden``, then a linear map to ``(mu, logvar)`` (the encoder of the convolutional VAE, the VAE-GAN and the
-    CPPN)."""
+    CPPN). The conv VAE and the VAE-GAN give it :func:`encoder_widths` (one entry per halving to the 4x4 to 7x7
+    start); the CPPN its own list, at any size (odd sides round up at each halving)."""
 
     def __init__(self, image_shape: tuple[int, int, int], channels: list[int], hidden: list[int], latent_dim: int):
         super().__init__()
@@ -172,6 +348,9 @@ class ConvDecoder(nn.Module):
         super().__init__()
         ch = list(reversed(channels))
         size = image_shape[1] // 2 ** len(channels)
+        if size < 1 or size * 2 ** len(channels) != image_shape[1]:  # encoder_widths refuses such lists first
+            raise ValueError(f"ConvDecoder: {len(channels)} doublings cannot end at {image_shape[1]} pixels; give "
+                             f"the channels encoder_widths returns")
         self.start = (ch[0], size, size)
         self.dense = dense_stack([latent_dim, *reversed(hidden), ch[0] * size * size])
         layers: list[nn.Module] = []
@@ -187,6 +366,11 @@ class ConvDiscriminator(nn.Module):
     """A convolution (stride 2, "same" padding) + leaky ReLU + dropout per entry of ``channels``, then a linear
     logit: the discriminator of the DCGAN (kernel 5, the TensorFlow tutorial's), the VAE-GAN and the CPPN (4).
 
+    With ``batchnorm`` every convolution but the first is followed by batch norm (and has no bias, which the norm
+    would cancel), as in Radford et al. (2016, Sec. 3: "not applying batchnorm to ... the discriminator input
+    layer"); a model whose discriminator has batch norm shows it real and fake images in separate passes
+    (:meth:`ganvae.models.base.AdversarialModel.discriminate_pair`).
+
     With ``channels_last`` the convolutions run in NHWC memory format (faster on CPUs and tensor cores), and the
     head reads its weight in (H, W, C) order to match the activations: the same sum as ``head(h.flatten(1))``
     without reordering ``h`` (flatten would copy h to NCHW and send back an NCHW gradient, and the leaky ReLU and
@@ -194,14 +378,17 @@ class ConvDiscriminator(nn.Module):
     """
 
     def __init__(self, image_shape: tuple[int, int, int], channels: list[int], kernel_size: int = 4,
-                 slope: float = 0.2, dropout: float = 0.0, channels_last: bool = False):
+                 slope: float = 0.2, dropout: float = 0.0, channels_last: bool = False, batchnorm: bool = False):
         super().__init__()
         pad = (kernel_size - 1) // 2
         layers: list[nn.Module] = []
         in_ch, size = image_shape[0], image_shape[1]
-        for out_ch in channels:
-            layers += [nn.Conv2d(in_ch, out_ch, kernel_size, stride=2, padding=pad), nn.LeakyReLU(slope, inplace=True),
-                       Dropout(dropout)]
+        for i, out_ch in enumerate(channels):
+            normed = batchnorm and i > 0  # never on the input layer (Radford et al. 2016)
+            layers.append(nn.Conv2d(in_ch, out_ch, kernel_size, stride=2, padding=pad, bias=not normed))
+            if normed:
+                layers.append(nn.BatchNorm2d(out_ch))
+            layers += [nn.LeakyReLU(slope, inplace=True), Dropout(dropout)]
             in_ch, size = out_ch, _halved(size, kernel_size, pad)
         self.features = nn.Sequential(*layers)  # (B, C_last, H / 2^n, W / 2^n)
         self.head = nn.Linear(in_ch * size * size, 1)
@@ -210,7 +397,8 @@ class ConvDiscriminator(nn.Module):
 
     @property
     def n_projection_features(self) -> int:
-        return self.features[-3].out_channels  # the last convolution (each block is conv, leaky ReLU, dropout)
+        """Channels of the last feature map (of the last convolution)."""
+        return [m for m in self.features if isinstance(m, nn.Conv2d)][-1].out_channels
 
     def features_and_logit(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, C, H, W)`` -> the last feature map summed over positions ``(B, C_last)`` (what a conditional

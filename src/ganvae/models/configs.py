@@ -82,9 +82,11 @@ class VAEObjectiveConfig(LatentPriorConfig):
 
 @dataclass
 class ConvNetConfig:
-    """The convolutional encoder (and its mirrored decoder) of ``models/blocks.py``."""
+    """The convolutional encoder (and its mirrored decoder) of ``models/blocks.py``, one stride-2 layer per halving
+    from the image to a 4x4 to 7x7 map (``blocks.encoder_widths``: two at 28x28, three at 32x32, four at 64x64)."""
 
-    # encoder channels at H/2, H/4 (decoder mirrors)
+    # encoder channels at H/2, H/4, ... (the decoder mirrors them): one per halving to the 4x4 to 7x7 start (2 at 28,
+    # 3 at 32, 4 at 64); fewer entries are extended by doubling the last, more halve further where the side allows
     channels: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [32, 64])
     # dense layers between the convolutions and z
     hidden: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [256])

@@ -15,7 +15,9 @@ from ganvae.models.configs import RETIRED_VAE_FIELDS, AdversarialConfig, Conditi
 @dataclass
 class CPPNConfig(AdversarialConfig, VAEObjectiveConfig, ConditionalConfig):
     """CPPN generator + conv encoder + conv discriminator; the VAE term (reconstruction + beta * KL, per pixel)
-    and the adversarial one trained together, encoder and generator at ``lr_generator``."""
+    and the adversarial one trained together, encoder and generator at ``lr_generator``. Trains at any image size
+    and channel count (its encoder and discriminator halve once per entry of their lists, odd sides rounded up) and
+    renders at any resolution."""
 
     RETIRED: ClassVar[dict[str, str]] = RETIRED_VAE_FIELDS
 

@@ -1,7 +1,9 @@
 """MLP GAN: fully connected generator and discriminator (Goodfellow et al. 2014).
 
-Generator: z (100) -> 256 -> 512 -> 1024 -> H*W, batch norm and leaky ReLU between layers, tanh output.
-Discriminator: H*W -> 1024 -> 512 -> 256 -> 1 logit, leaky ReLU and dropout after each hidden layer.
+Generator: z (100) -> 256 -> 512 -> 1024 -> C*H*W, batch norm and leaky ReLU between layers, tanh output.
+Discriminator: C*H*W -> 1024 -> 512 -> 256 -> 1 logit, leaky ReLU and dropout after each hidden layer.
+Any size and channel count; the first and last layers grow with the pixels (3.0M parameters at 28x28 grey, 26.5M
+at 64x64 colour), which :func:`~ganvae.models.blocks.check_dense_cost` logs, and refuses above 200M.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from torch import nn
 
 from ganvae.common.pixels import background
 from ganvae.models.base import AdversarialModel
-from ganvae.models.blocks import Dropout, prepare_discriminator
+from ganvae.models.blocks import Dropout, check_dense_cost, dense_parameters, prepare_discriminator
 from ganvae.models.conditioning import (
     conditioned_discriminator,
     conditioned_generator,
@@ -74,6 +76,10 @@ class GAN(AdversarialModel):
 
     def __init__(self, config: GANConfig, image_shape=(1, 28, 28)):
         super().__init__(config, image_shape)
+        c, pixels = config, math.prod(self.image_shape)  # any size and channel count: both end layers grow with it
+        check_dense_cost("gan", dense_parameters([generator_input_dim(c), *c.generator_hidden, pixels])
+                         + dense_parameters([pixels, *c.discriminator_hidden, 1]), self.image_shape,
+                         ("model.generator_hidden", "model.discriminator_hidden"))
         self.generator = conditioned_generator(MLPGenerator(config, self.image_shape), config)
         self.discriminator = prepare_discriminator(
             conditioned_discriminator(MLPDiscriminator(config, self.image_shape), config), config,

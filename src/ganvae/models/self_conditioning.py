@@ -30,18 +30,39 @@ from ganvae.common.pixels import uint8_to_unit
 from ganvae.models.clustering import cluster_means, kmeans, match_clusters, pca_project, spectral_embedding
 
 PCA_DIMS = 50  # the pixels' principal axes the nearest-neighbour graph is built on
+# the most pixel values per image the PCA takes: its D x D covariance and eigendecomposition grow as D^2 and D^3
+# (64x64 colour images, D = 12,288, would need 1.2 GB and minutes), so larger or colour images are area-averaged
+# by the smallest whole factor that brings them within it (32x32x3 -> 16x16x3, 64x64x3 -> 16x16x3); 28x28 grey
+# (784) is taken whole. The clusters follow large shapes and colours, which the averaging keeps.
+MAX_PCA_FEATURES = 1024
 # spectral embedding size, at least K: fewer dimensions grouped MNIST's digits worse (benchmarks/RESULTS.md,
 # "Self-conditioning's features")
 MIN_EMBEDDING_DIMS = 16
 
 
+def pooled_pixels(images: torch.Tensor) -> torch.Tensor:
+    """Images ``(N, C, H, W)`` (uint8, or float in [0, 1]) -> their pixels as rows ``(N, D)`` float in [0, 1], with
+    ``D <= MAX_PCA_FEATURES``: each channel area-averaged by the smallest whole factor ``f`` that brings
+    ``C * ceil(H / f) * ceil(W / f)`` within it (``f = 1``, the pixels as they are, for 28x28 grey)."""
+    x = images.cpu()
+    x = uint8_to_unit(x) if x.dtype == torch.uint8 else x.float()
+    if x.dim() == 4:
+        c, h, w = x.shape[1:]
+        f = 1
+        while c * -(-h // f) * -(-w // f) > MAX_PCA_FEATURES and (h > f or w > f):
+            f += 1
+        if f > 1:
+            x = torch.nn.functional.adaptive_avg_pool2d(x, (-(-h // f), -(-w // f)))  # (N, C, H/f, W/f)
+    return x.reshape(len(x), -1)
+
+
 @torch.no_grad()
 def pixel_cluster_features(images: torch.Tensor, k: int, seed: int) -> torch.Tensor:
-    """The features ``spectral`` self-conditioning clusters: images ``(N, C, H, W)`` (uint8, or float in [0, 1])
-    -> their spectral embedding ``(N, max(16, k))`` (:func:`~ganvae.models.clustering.spectral_embedding` of the
-    50-dimensional PCA projection of the pixels). Deterministic for a given ``seed``."""
-    x = images.reshape(len(images), -1).cpu()
-    x = uint8_to_unit(x) if x.dtype == torch.uint8 else x.float()
+    """The features ``spectral`` self-conditioning clusters: images ``(N, C, H, W)`` (uint8, or float in [0, 1]; grey
+    or colour) -> their spectral embedding ``(N, max(16, k))`` (:func:`~ganvae.models.clustering.spectral_embedding`
+    of the 50-dimensional PCA projection of the pixels, area-averaged first where an image has more than
+    :data:`MAX_PCA_FEATURES` values: :func:`pooled_pixels`). Deterministic for a given ``seed``."""
+    x = pooled_pixels(images)
     g = torch.Generator().manual_seed(seeds.per_counter(seed, 0))
     return spectral_embedding(pca_project(x, PCA_DIMS), max(MIN_EMBEDDING_DIMS, k), g)
 

@@ -15,7 +15,14 @@ import torch
 from torch import nn
 
 from ganvae.models.base import GenerativeModel, adam
-from ganvae.models.blocks import ConvDecoder, ConvEncoder, dense_stack
+from ganvae.models.blocks import (
+    ConvDecoder,
+    ConvEncoder,
+    check_dense_cost,
+    dense_parameters,
+    dense_stack,
+    encoder_widths,
+)
 from ganvae.models.conditioning import (
     call,
     check_labels,
@@ -54,9 +61,12 @@ class MLPDecoder(nn.Module):
 
 def conv_encoder_decoder(c, image_shape: tuple[int, int, int]) -> tuple[nn.Module, nn.Module]:
     """The convolutional encoder and decoder of ``c`` (a :class:`ConvNetConfig` with latent and conditioning
-    fields), conditional when ``c.conditional``: the conv VAE's and the VAE-GAN's pair."""
-    encoder = ConvEncoder(encoder_input_shape(c, image_shape), c.channels, c.hidden, c.latent_dim)
-    decoder = ConvDecoder(image_shape, c.channels, c.hidden, generator_input_dim(c))
+    fields), conditional when ``c.conditional``: the conv VAE's and the VAE-GAN's pair, one stride-2 layer per
+    halving from the images ``(C, H, W)`` to a 4x4 to 7x7 map (:func:`~ganvae.models.blocks.encoder_widths`: 28 ->
+    7 in two, 32 -> 4 in three, 64 -> 4 in four; ``c.channels`` extended by doubling where it is shorter)."""
+    channels = encoder_widths(c.channels, image_shape)
+    encoder = ConvEncoder(encoder_input_shape(c, image_shape), channels, c.hidden, c.latent_dim)
+    decoder = ConvDecoder(image_shape, channels, c.hidden, generator_input_dim(c))
     return conditioned_encoder(encoder, c, image_shape), conditioned_generator(decoder, c)
 
 
@@ -136,9 +146,16 @@ class VAEBase(GenerativeModel):
 
 
 class VAE(VAEBase):
+    """The MLP VAE, at any size and channel count: its first and last layers grow with the pixels, which
+    :func:`~ganvae.models.blocks.check_dense_cost` logs and bounds."""
+
     def __init__(self, config: VAEConfig, image_shape=(1, 28, 28)):
         super().__init__(config, image_shape)
         c = config
+        check_dense_cost("vae", dense_parameters([math.prod(encoder_input_shape(c, self.image_shape)), *c.hidden,
+                                                  2 * c.latent_dim])
+                         + dense_parameters([generator_input_dim(c), *reversed(c.hidden),
+                                             math.prod(self.image_shape)]), self.image_shape, ("model.hidden",))
         self.encoder = conditioned_encoder(MLPEncoder(math.prod(encoder_input_shape(c, self.image_shape)), c.hidden,
                                                       c.latent_dim), c, self.image_shape)
         self.decoder = conditioned_generator(MLPDecoder(generator_input_dim(c), c.hidden, self.image_shape), c)

@@ -31,7 +31,8 @@ class VAEConfig(VAEObjectiveConfig, ConditionalConfig):
 
 @dataclass
 class ConvVAEConfig(VAEConfig, ConvNetConfig):
-    """Convolutional VAE: two stride-2 convolutions down, two transposed convolutions up."""
+    """Convolutional VAE: stride-2 convolutions down to a 4x4 to 7x7 map, as many transposed convolutions up (two
+    each at 28x28, three at 32x32, four at 64x64: ``ConvNetConfig.channels``)."""
 
     latent_dim: Annotated[int, AT_LEAST_1] = 16  # size of z
     # dense layers between the convolutions and z

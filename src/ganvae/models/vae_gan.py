@@ -19,7 +19,7 @@ import torch
 
 from ganvae.common.pixels import background
 from ganvae.models.base import adam
-from ganvae.models.blocks import ConvDiscriminator, prepare_discriminator
+from ganvae.models.blocks import ConvDiscriminator, discriminator_widths, prepare_discriminator
 from ganvae.models.conditioning import call, conditioned_discriminator, step_labels
 from ganvae.models.losses import discriminator_loss, gaussian_kl, generator_loss
 from ganvae.models.step import StepContext
@@ -37,7 +37,8 @@ class VAEGAN(VAEBase):
         super().__init__(config, image_shape)
         c = config
         self.encoder, self.decoder = conv_encoder_decoder(c, self.image_shape)
-        discriminator = ConvDiscriminator(self.image_shape, c.discriminator_channels, 4, c.leaky_slope, c.dropout)
+        widths = discriminator_widths(c.discriminator_channels, self.image_shape, 4)  # one per halving at least
+        discriminator = ConvDiscriminator(self.image_shape, widths, 4, c.leaky_slope, c.dropout)
         self.discriminator = prepare_discriminator(conditioned_discriminator(discriminator, c), c,
                                                    background(self.value_range))
         self._init_ema()

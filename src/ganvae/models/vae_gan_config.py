@@ -28,7 +28,8 @@ class VAEGANConfig(AdversarialConfig, VAEObjectiveConfig, ConvNetConfig, Conditi
     latent_dim: Annotated[int, AT_LEAST_1] = 32  # size of z
     # one-sided label smoothing of real images (Salimans et al. 2016)
     real_label: Annotated[float, Bound(0, 1, lo_open=True, says="in (0, 1]")] = 0.9
-    # conv channels at H/2, H/4
+    # conv channels at H/2, H/4, ...: one per halving to the decoder's start at least (fewer entries: extended by
+    # doubling the last)
     discriminator_channels: Annotated[list[int], WIDTHS] = field(default_factory=lambda: [32, 64])
     dropout: Annotated[float, PROBABILITY] = 0.3  # dropout after each discriminator activation
     leaky_slope: Annotated[float, AT_LEAST_0] = 0.2  # negative slope of the discriminator's leaky ReLUs

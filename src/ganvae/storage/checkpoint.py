@@ -87,6 +87,13 @@ def _restore_optimizer(name: str, opt: torch.optim.Optimizer, ckpt: Checkpoint) 
         opt.load_state_dict({"state": state, "param_groups": info["param_groups"]})
     except (ValueError, KeyError) as err:
         raise CheckpointError(f"{ckpt.path}: optimiser {name!r} does not fit this model ({err}).") from None
+    # the moments come back contiguous; a channels-last weight's (the DCGAN's) must have its layout, or the fused
+    # Adam step rounds differently in the last digit and a resumed run is not the uninterrupted one bit for bit
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for key, value in opt.state.get(p, {}).items():
+                if isinstance(value, torch.Tensor) and value.shape == p.shape and value.stride() != p.stride():
+                    opt.state[p][key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
 
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

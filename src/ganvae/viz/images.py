@@ -1,4 +1,6 @@
-"""Image grids, PNGs and GIFs (no torchvision). Images are ``(N, C, H, W)`` floats in [0, 1]."""
+"""Image grids, PNGs and GIFs (no torchvision). Images are ``(N, C, H, W)`` floats in [0, 1]: grey (C = 1) is
+stored as grey (PNG mode L), colour (C = 3) as RGB, and four channels as RGBA; a GIF holds a palette of 256 colours
+per frame, chosen from that frame's own colours."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from ganvae.common.files import atomic_write_bytes
 
 
 def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, pad_value: float = 0.5) -> np.ndarray:
-    """Tile ``(N, C, H, W)`` images in [0, 1] into one uint8 array ``(H', W')`` (grey) or ``(H', W', 3)``.
+    """Tile ``(N, C, H, W)`` images in [0, 1] into one uint8 array ``(H', W')`` (grey) or ``(H', W', C)`` (colour:
+    ``C = 3``, RGB).
 
     Args:
         nrow: images per row; default the ceiling of sqrt(N).
@@ -41,10 +44,26 @@ def upscale(array: np.ndarray, factor: int) -> np.ndarray:
     return array.repeat(factor, axis=0).repeat(factor, axis=1)
 
 
+PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # channels -> the PIL (and PNG) mode that stores them
+
+
+def pil_mode(array: np.ndarray) -> str:
+    """The PIL mode of a uint8 picture ``(H, W)`` (grey) or ``(H, W, C)``; a ValueError for a channel count no
+    picture format stores (2, or more than 4)."""
+    channels = 1 if array.ndim == 2 else array.shape[2]
+    if channels not in PIL_MODES:
+        raise ValueError(f"a picture of {channels} channels: PNG and GIF store 1 (grey), 3 (RGB) or 4 (RGBA); draw "
+                         f"the channels one at a time (images[:, i:i + 1]) to look at them")
+    return PIL_MODES[channels]
+
+
 def to_pil(array: np.ndarray):
+    """A uint8 picture ``(H, W)`` or ``(H, W, C)`` as a PIL image (grey, RGB or RGBA: :func:`pil_mode`)."""
     from PIL import Image
 
-    return Image.fromarray(array, mode="L" if array.ndim == 2 else "RGB")
+    mode = pil_mode(array)
+    image = Image.fromarray(np.ascontiguousarray(array.reshape(array.shape[:2]) if mode == "L" else array))
+    return image if image.mode == mode else image.convert(mode)
 
 
 def png_bytes(array: np.ndarray) -> bytes:
@@ -54,8 +73,9 @@ def png_bytes(array: np.ndarray) -> bytes:
 
 
 def save_png_rows(rows: Iterator[np.ndarray], width: int, height: int, path: str | Path, channels: int = 1) -> Path:
-    """Write a PNG from bands of rows ``(r, width)`` (grey) or ``(r, width, 3)`` uint8, as they come: only one
-    band is in memory, so a 16384x16384 render needs megabytes, not gigabytes. Atomic, like :func:`save_png`.
+    """Write a PNG from bands of rows ``(r, width)`` (grey) or ``(r, width, channels)`` uint8 (3: RGB, 4: RGBA), as
+    they come: only one band is in memory, so a 16384x16384 render needs megabytes, not gigabytes. Atomic, like
+    :func:`save_png`.
 
     The format (PNG specification, ISO/IEC 15948): signature, IHDR, the rows (each prefixed by filter byte 0)
     deflated into IDAT chunks, IEND; each chunk is length, type, data, CRC-32 of type and data.
@@ -65,13 +85,16 @@ def save_png_rows(rows: Iterator[np.ndarray], width: int, height: int, path: str
 
     from ganvae.common.files import atomic_save
 
+    if channels not in PIL_MODES:
+        raise ValueError(f"save_png_rows: {channels} channels; a PNG stores 1 (grey), 3 (RGB) or 4 (RGBA)")
+
     def chunk(fh, kind: bytes, data: bytes) -> None:
         fh.write(struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
             fh.write(b"\x89PNG\r\n\x1a\n")
-            colour = 0 if channels == 1 else 2  # grey, or RGB
+            colour = {1: 0, 3: 2, 4: 6}[channels]  # grey, RGB, RGBA (the PNG colour types)
             chunk(fh, b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0))
             deflate = zlib.compressobj(6)
             written = 0
@@ -102,6 +125,7 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, s
 
 
 def gif_bytes(frames: Sequence[np.ndarray], fps: float = 10, loop: bool = True) -> bytes:
+    """An animated GIF of uint8 frames (grey or colour: each frame gets a palette of its own colours)."""
     pil_frames = [to_pil(f) for f in frames]
     buf = io.BytesIO()
     pil_frames[0].save(
