@@ -172,28 +172,17 @@ def npz_info(name: str, verify: bool) -> int:
 
 
 def add_classifier(sub) -> None:
-    p = sub.add_parser("classifier", help="train the feature network that the metrics use")
+    p = sub.add_parser("classifier", help="train the feature classifier that the metrics use")
     csub = p.add_subparsers(dest="classifier_command", required=True, metavar="ACTION")
-    q = csub.add_parser("train", help="train it reproducibly (seeded) on a dataset's train split: a classifier of its "
-                                      "classes, or a rotation predictor for a folder without classes")
+    q = csub.add_parser("train", help="train it reproducibly (seeded) on a named dataset's train split")
     q.add_argument("--dataset", default="mnist",
-                   help="the dataset whose train split it learns: a name from `ganvae data list` or folder:PATH "
-                        "(default %(default)s)")
-    q.add_argument("--data-dir", help="folder holding the dataset's files (instead of the download cache)")
-    q.add_argument("--image-size", type=int,
-                   help="side of the images in pixels (default: the named dataset's own; folders: 28, resized); "
-                        "a network is used only at the size it was trained at")
-    q.add_argument("--objective", choices=("auto", "classes", "rotation"), default="auto",
-                   help="what it learns: the classes, or the rotation of each image (self-supervised, for data "
-                        "without classes); auto: the classes where there are two or more (default %(default)s)")
-    q.add_argument("--architecture", choices=("mnist-cnn", "conv-gap"),
-                   help="mnist-cnn (1x28x28 only; the shipped MNIST classifier's) or conv-gap (1 or 3 channels, any "
-                        "size; default for everything but grey 28x28 classifiers)")
+                   help="the named dataset whose train split it learns (default %(default)s; `ganvae data list`)")
+    q.add_argument("--data-dir", help="folder holding the dataset's IDX files (instead of the download cache)")
     q.add_argument("--epochs", type=int, default=6, help="passes over the train split (default %(default)s)")
     q.add_argument("--seed", type=int, default=0, help="seeds the weights and the data order (default %(default)s)")
     q.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
-    q.add_argument("--out", help="output .safetensors (default: the cache, where evaluation looks: "
-                   "~/.cache/ganvae/classifiers/NAME.safetensors, NAME-CxHxW.safetensors for other image shapes)")
+    q.add_argument("--out", help="output .safetensors (default: the cache, "
+                   "~/.cache/ganvae/classifiers/NAME.safetensors)")
     p.set_defaults(func=classifier)
 
 
@@ -204,8 +193,7 @@ def classifier(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    path, acc = train_classifier(args.dataset, data_dir=args.data_dir, epochs=args.epochs, seed=args.seed, out=args.out,
-                                 image_size=args.image_size, objective=args.objective, architecture=args.architecture)
+    path, acc = train_classifier(args.dataset, data_dir=args.data_dir, epochs=args.epochs, seed=args.seed, out=args.out)
     print(f"{path}  test accuracy {acc:.4f}")
     return 0
 
