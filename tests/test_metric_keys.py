@@ -29,7 +29,11 @@ def test_no_key_claims_inception_features_or_the_papers_k():
     on_features = {m.key for m in registry.all_metrics()
                    if m.computed_by.endswith((":frechet_distance", ":kernel_inception_distance", ":inception_score",
                                               ":intra_class_fid"))}
-    assert on_features == {"classifier_fd", "classifier_kd", "classifier_score", "classifier_intra_fd"}
+    assert on_features == {"classifier_fd", "classifier_kd", "classifier_score", "classifier_intra_fd",
+                           "rotation_fd", "rotation_kd", "fid_inception", "kid_inception"}
+    # and only the keys on Inception-v3 name it (the papers' numbers, with pytorch-fid's weights)
+    assert {k for k in on_features if "inception" in k} == {"fid_inception", "kid_inception"}
+    assert all("Inception-v3, pytorch-fid weights" in get_metric(k).label for k in ("fid_inception", "kid_inception"))
     # precision and recall differ from Kynkaanniemi et al.'s k = 3; density and coverage use Naeem et al.'s k = 5
     assert {registry.PRECISION.key, registry.RECALL.key} == {"precision_k5", "recall_k5"}
     assert (registry.DENSITY.key, registry.COVERAGE.key) == ("density", "coverage")

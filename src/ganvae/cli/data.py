@@ -172,17 +172,28 @@ def npz_info(name: str, verify: bool) -> int:
 
 
 def add_classifier(sub) -> None:
-    p = sub.add_parser("classifier", help="train the feature classifier that the metrics use")
+    p = sub.add_parser("classifier", help="train the feature network that the metrics use on a dataset")
     csub = p.add_subparsers(dest="classifier_command", required=True, metavar="ACTION")
     q = csub.add_parser("train", help="train it reproducibly (seeded) on a named dataset's train split")
     q.add_argument("--dataset", default="mnist",
-                   help="the named dataset whose train split it learns (default %(default)s; `ganvae data list`)")
-    q.add_argument("--data-dir", help="folder holding the dataset's IDX files (instead of the download cache)")
+                   help="the dataset whose train split it learns: a named one (`ganvae data list`: mnist, "
+                        "fashion-mnist, kmnist, colour-digits, cifar10), folder:PATH (classes as sub-folders) or "
+                        "npz:PATH (default %(default)s)")
+    q.add_argument("--data-dir", help="folder holding the dataset's files (instead of the download cache)")
+    q.add_argument("--image-size", type=int,
+                   help="side of the images it learns, the size the runs it scores use (default: a named dataset's "
+                        "own; folders: 28)")
+    q.add_argument("--objective", default="auto", choices=("auto", "classes", "rotation"),
+                   help="what it learns: the data's classes, or (data without classes) the rotation of its images "
+                        "(RotNet); auto: classes when there are two or more (default %(default)s)")
+    q.add_argument("--architecture", choices=("mnist-cnn", "conv-gap"),
+                   help="mnist-cnn (the shipped MNIST classifier's, 1x28x28 only) or conv-gap (any 1 or 3 channels at "
+                        "28, 32 or 64 px); default: mnist-cnn for 1x28x28 classes, else conv-gap")
     q.add_argument("--epochs", type=int, default=6, help="passes over the train split (default %(default)s)")
     q.add_argument("--seed", type=int, default=0, help="seeds the weights and the data order (default %(default)s)")
     q.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
-    q.add_argument("--out", help="output .safetensors (default: the cache, "
-                   "~/.cache/ganvae/classifiers/NAME.safetensors)")
+    q.add_argument("--out", help="output .safetensors (default: the cache, where evaluate looks: "
+                   "~/.cache/ganvae/classifiers/NAME.safetensors, NAME-CxHxW.safetensors at other shapes)")
     p.set_defaults(func=classifier)
 
 
@@ -193,7 +204,8 @@ def classifier(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    path, acc = train_classifier(args.dataset, data_dir=args.data_dir, epochs=args.epochs, seed=args.seed, out=args.out)
+    path, acc = train_classifier(args.dataset, data_dir=args.data_dir, epochs=args.epochs, seed=args.seed, out=args.out,
+                                 image_size=args.image_size, objective=args.objective, architecture=args.architecture)
     print(f"{path}  test accuracy {acc:.4f}")
     return 0
 

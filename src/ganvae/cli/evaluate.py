@@ -22,7 +22,13 @@ def add_evaluate(sub) -> None:
     p.add_argument("--iwae-k", type=int, default=50,
                    help="importance samples of the NLL bound (5000 as in the literature)")
     p.add_argument("--data-dir", help="folder of the dataset's files, if not where the run found them")
-    p.add_argument("--classifier", help="feature classifier .safetensors (default: the one for the run's dataset)")
+    p.add_argument("--classifier", metavar="FILE",
+                   help="feature network .safetensors of the run's dataset (default: the shipped one for MNIST and its "
+                        "subsets, else the one `ganvae classifier train --dataset NAME` put in the cache)")
+    p.add_argument("--inception-weights", metavar="FILE",
+                   help="also compute the papers' FID and KID (fid_inception, kid_inception) on Inception-v3 with "
+                        "pytorch-fid's weights from this file, pt_inception-2015-12-05-6726825d.pth (never "
+                        "downloaded; slow on a CPU)")
     p.add_argument("--out", help="metrics JSON (default <run>/metrics.json)")
     p.add_argument("--no-ema", action="store_true", help="score the trained weights, not their moving average")
     p.set_defaults(func=evaluate)
@@ -32,8 +38,9 @@ def evaluate(args) -> int:
     from ganvae.inference.tasks import evaluate
     from ganvae.metrics.evaluate import format_table
 
+    extra = {"inception_weights": args.inception_weights} if args.inception_weights else {}
     result = evaluate(args.run, n_samples=args.n_samples, seed=args.seed, iwae_k=args.iwae_k, data_dir=args.data_dir,
-                      out=args.out, classifier=args.classifier, dataset=args.dataset, use_ema=not args.no_ema)
+                      out=args.out, classifier=args.classifier, dataset=args.dataset, use_ema=not args.no_ema, **extra)
     print(format_table(result))
     return 0
 

@@ -188,9 +188,10 @@ def training_warnings(entry: RunEntry) -> list[str]:
 
 
 def judged_on_samples(metric: Metric) -> bool:
-    """Whether ``metric`` judges the samples alone (the registry's group "samples"): then a model whose samples
-    collapsed (:func:`trust_problems`) gets no trust for it."""
-    return metric.group == "samples"
+    """Whether ``metric`` judges the samples alone (the registry's groups "samples", "unlabelled" and "inception":
+    the same samples on other features): then a model whose samples collapsed (:func:`trust_problems`) gets no trust
+    for it."""
+    return metric.group in ("samples", "unlabelled", "inception")
 
 
 def tied(key: str, a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -436,13 +437,18 @@ def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, see
         images, nrow = inference.overview(loaded, 8, seed)  # a conditional model: its class grid
         save_grid(images, out / f"{slug}_samples.png", nrow=nrow, scale=2)
         e.files["Samples"] = f"{slug}_samples.png"
-        trained_on = loaded.config.data.dataset  # its classifier names the classes it drew
-        fnet = classifiers[trained_on] = classifiers.get(trained_on) or load_classifier(trained_on)
-        many = inference.sample_images(loaded, 600, seed + 1)
-        trained = (sorted(loaded.config.data.classes) if loaded.config.data.classes
-                   else list(range(fnet.model.head.out_features)))
-        save_grid(class_grid(many, fnet.extract(many)[1], trained), out / f"{slug}_by_class.png", nrow=12, scale=2)
-        e.files["Samples by class"] = f"{slug}_by_class.png"
+        # its feature network names the classes it drew (the network evaluate used, of the run's data and shape);
+        # data without classes (a rotation predictor's features) has no samples by class
+        fnet_info = e.result["protocol"]["feature_network"]
+        if fnet_info.get("objective", "classes") == "classes":
+            key = (fnet_info.get("trained_on", loaded.config.data.dataset), tuple(loaded.model.image_shape))
+            fnet = classifiers[key] = classifiers.get(key) or load_classifier(key[0], image_shape=key[1])
+            many = inference.sample_images(loaded, 600, seed + 1)
+            trained = (sorted(loaded.config.data.classes) if loaded.config.data.classes
+                       else list(range(fnet.model.head.out_features)))
+            save_grid(class_grid(many, fnet.extract(many)[1], trained), out / f"{slug}_by_class.png", nrow=12,
+                      scale=2)
+            e.files["Samples by class"] = f"{slug}_by_class.png"
         if loaded.model.has_encoder:
             writers.reconstruct(loaded, n=16, seed=seed, out=out / f"{slug}_reconstructions.png", dataset=dataset,
                                 data_dir=data_dir)
@@ -455,7 +461,7 @@ def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, see
             if run_dir is not None and (run_dir / name).is_file():
                 shutil.copyfile(run_dir / name, out / f"{slug}_{name}")
                 e.files[section] = f"{slug}_{name}"
-        if not classes:
+        if not classes and "class_histogram" in e.result["metrics"]:
             from ganvae.data.sources import SOURCES
 
             source = SOURCES.get(loaded.config.data.dataset)
@@ -464,8 +470,9 @@ def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, see
     shared: dict[str, str] = {}
     if _quality_plot(entries, out / "quality.png"):
         shared["Quality during training"] = "quality.png"
-    _class_plot(entries, classes, out / "classes.png")
-    shared["Class coverage"] = "classes.png"
+    if classes and all("class_histogram" in e.result["metrics"] for e in entries):
+        _class_plot(entries, classes, out / "classes.png")
+        shared["Class coverage"] = "classes.png"
     notes = [f"Warning: {w}" for w in warnings] + observations(entries)
     best = best_per_row(entries)
     text = verdict(entries)
@@ -483,6 +490,14 @@ def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, see
     return out / "report.html"
 
 
+def _feature_network_text(fnet: dict[str, Any]) -> str:
+    """The protocol's feature network in words: its name, what it learned on which data and shape, its accuracy."""
+    what = "rotation predictor (self-supervised)" if fnet.get("objective") == "rotation" else "classifier"
+    shape = "x".join(str(v) for v in fnet.get("image_shape", (1, 28, 28)))
+    return (f"{fnet['name']}: {what} trained on {fnet.get('trained_on', 'mnist')} ({shape}), held-out accuracy "
+            f"{fnet['test_accuracy']}, sha256 {fnet['sha256'][:12]}...")
+
+
 def _setting_rows(entries: list[RunEntry]) -> list[tuple[str, str]]:
     first = entries[0].result
     p = first["protocol"]
@@ -493,13 +508,18 @@ def _setting_rows(entries: list[RunEntry]) -> list[tuple[str, str]]:
         ("dataset", first["dataset"] + (f" ({p['stand_in']})" if p.get("stand_in") else "")),
         ("samples per model", f"{p['n_samples']} (seed {p['sample_seed']})"),
         ("reference", p["reference"]),
-        ("feature network", f"{fnet['name']} (test accuracy {fnet['test_accuracy']}, sha256 {fnet['sha256'][:12]}...)"),
+        ("feature network", _feature_network_text(fnet)),
         ("nearest-neighbour metrics", f"k = {p['nearest_neighbour_k']}; kernel distance: "
                                       f"{p.get('kernel_distance', p.get('kid'))}"),
         ("metric names", p.get("keys", "classifier_* are on the feature network above, not Inception-v3")),
         ("noise (+-)", p.get("noise", "not measured (metrics from an older ganvae)")),
         ("memorisation", p["memorisation"]),
     ]
+    if p.get("inception"):  # the papers' FID and KID were computed too (the user's Inception-v3 weights)
+        inc = p["inception"]
+        rows.append(("Inception-v3 (fid_inception, kid_inception)",
+                     f"{inc.get('name', 'Inception-v3')} (sha256 {str(inc.get('sha256', '?'))[:12]}...): "
+                     f"{inc.get('preprocessing', 'pytorch-fid preprocessing')}; comparable with papers' FID"))
     for e in entries:
         t = e.result.get("training") or {}
         lp = e.result["metrics"].get("likelihood_protocol")

@@ -113,7 +113,7 @@ def loaded_training_summary(loaded: LoadedRun) -> dict | None:
 def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 0, iwae_k: int = 50,
              data_dir: str | None = None, out: str | Path | None = None,
              classifier: str | Path | None = None, dataset: str | None = None, use_ema: bool = True,
-             data=None) -> dict[str, Any]:
+             data=None, inception_weights: str | Path | None = None) -> dict[str, Any]:
     """Evaluate a run (a folder, a checkpoint, an already loaded run), ``real:DATASET`` (its training
     images as 'samples': the reference figures) or ``images:DIR`` (a folder of another program's
     samples, scored against ``dataset``, default mnist, with the same protocol; images are made grey and resized
@@ -124,13 +124,18 @@ def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 
     instead of their moving average. ``data``: the run's training images, for a run trained on images given from
     Python (they must be the ones its checkpoint records; their metrics need a ``classifier`` for them).
 
+    The features are those of the dataset's own network (:func:`ganvae.metrics.classifier.load_feature_network`: the
+    shipped MNIST classifier for digits, the one ``ganvae classifier train`` trained for any other dataset, or the
+    file ``classifier``), refused if it was trained on other data or another image shape. ``inception_weights``: a
+    local copy of pytorch-fid's Inception-v3 weights; adds the papers' ``fid_inception`` and ``kid_inception``.
+
     Writes the result as JSON to ``out`` (default ``<run>/metrics.json``) and returns it; a training run's metrics
     also go to the MLflow and W&B runs its training logged to (``final/KEY``; best effort, a warning if not).
     """
     from ganvae.config import DataConfig
     from ganvae.data.dataset import load_dataset, stand_in_config
     from ganvae.metrics import evaluate as metrics
-    from ganvae.metrics.classifier import load_classifier
+    from ganvae.metrics.classifier import load_feature_network
 
     _at_least(n_samples, MIN_EVAL_SAMPLES, "n_samples", " (the nearest-neighbour metrics use k = 5 neighbours and "
               "the Frechet distance a covariance; 10,000 is the standard)")
@@ -151,7 +156,8 @@ def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 
             idx = torch.randperm(len(data.train_images), generator=_generator(seed))[:n_samples]
             samples = uint8_to_unit(data.train_images[idx])
         else:
-            samples = metrics.load_image_samples(folder, data.image_shape[-1], n_samples, seed)
+            samples = metrics.load_image_samples(folder, data.image_shape[-1], n_samples, seed,
+                                                     channels=data.image_shape[0])
     else:
         loaded = load_run(run, use_ema=use_ema)  # (a LoadedRun is used as it is)
         if isinstance(run, LoadedRun):
@@ -159,9 +165,15 @@ def evaluate(run: "str | Path | LoadedRun", n_samples: int = 10000, seed: int = 
         # a pretrained model offline: the packaged stand-in; a run: its own images, checked
         data, stand_in = run_data(loaded, dataset, data_dir, data=data)
         model_name, dataset = loaded.name, data.name
-    fnet = load_classifier(dataset, path=classifier)
+    fnet = load_feature_network(dataset, path=classifier, image_shape=data.image_shape)
+    inception = None
+    if inception_weights is not None:  # read (and checked) before minutes of sampling
+        from ganvae.metrics.inception import load_inception
+
+        inception = load_inception(inception_weights)
     result: dict[str, Any] = {"run": str(run), "model": model_name, "dataset": data.name}
-    result.update(metrics.evaluate(loaded.model if loaded else None, data, fnet, n_samples, seed, iwae_k, samples))
+    result.update(metrics.evaluate(loaded.model if loaded else None, data, fnet, n_samples, seed, iwae_k, samples,
+                                   inception=inception))
     if stand_in is not None:  # the protocol says what the reference was, and why
         result["protocol"]["stand_in"] = stand_in
     if loaded is not None:

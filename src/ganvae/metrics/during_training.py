@@ -99,8 +99,8 @@ class TrainingMetrics:
         if not dist.is_main:
             return
         if self._reference is None:
-            fnet = load_classifier(self.dataset)
             cpu_data = data.to("cpu")
+            fnet = load_classifier(self.dataset, image_shape=cpu_data.image_shape)
             self._reference = (fnet, cpu_data, reference_features(cpu_data, fnet))
         fnet, cpu_data, reference = self._reference
         m = sample_metrics(samples, cpu_data, fnet, fid_and_coverage_only=True, reference=reference)

@@ -1,8 +1,9 @@
 """``ganvae evaluate``: every metric of a run, each stored with its protocol.
 
 Protocol recorded with the numbers: sample count and seed, reference split and its size,
-feature network (name, version, SHA-256), k of the nearest-neighbour metrics, KID subsets,
-the IWAE k and the binarisation of the test images.
+feature network (name, version, SHA-256, the dataset and image shape it was trained on, what it learned, the command
+that trained it), k of the nearest-neighbour metrics, KID subsets, the IWAE k and the binarisation of the test images;
+with Inception-v3 weights given, the papers' FID and KID and that network's identity.
 """
 
 from __future__ import annotations
@@ -25,10 +26,8 @@ from ganvae.metrics.registry import (
     CONFIDENT_SHARE,
     COVERAGE,
     DENSITY,
-    FID,
     INCEPTION_SCORE,
     INTRA_FID,
-    KID,
     MEMORISATION_RATIO,
     PRECISION,
     RECALL,
@@ -40,6 +39,7 @@ from ganvae.metrics.registry import (
 )
 
 if TYPE_CHECKING:
+    from ganvae.metrics.inception import InceptionFeatures
     from ganvae.models.base import GenerativeModel
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,11 @@ def sample_metrics(samples: torch.Tensor, data: ImageData, fnet: FeatureNetwork,
                    memorisation_n: int = 1000, fid_and_coverage_only: bool = False,
                    reference: tuple[torch.Tensor, torch.Tensor] | None = None, bootstrap: int = 20,
                    features: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, Any]:
-    """Metrics of ``samples`` ``(M, 1, H, W)`` in [0, 1] against the test split of ``data``.
+    """Metrics of ``samples`` ``(M, C, H, W)`` in [0, 1] against the test split of ``data``.
+
+    The distances' keys are those of the feature network's objective (``classifier_fd`` on a classifier,
+    ``rotation_fd`` on a rotation predictor); the class-based metrics (classifier score, class balance) only on a
+    classifier.
 
     Args:
         fid_and_coverage_only: only the Frechet distance and class coverage (for in-training tracking).
@@ -57,23 +61,24 @@ def sample_metrics(samples: torch.Tensor, data: ImageData, fnet: FeatureNetwork,
         bootstrap: resamplings of the samples behind the ``<metric>_std`` noise estimates (0 = none).
     """
     timings: dict[str, float] = {}
+    fd_metric, kd_metric, has_classes = fnet.objective.fd, fnet.objective.kd, fnet.objective.has_classes
     t = time.monotonic()
     ref_feats, _ = reference if reference is not None else reference_features(data, fnet)
     feats, probs = features if features is not None else fnet.extract(samples)
     timings["features"] = time.monotonic() - t
     t = time.monotonic()
     ref_stats = core.gaussian_stats(ref_feats)
-    fid = core.frechet_distance(*core.gaussian_stats(feats), *ref_stats)
-    coverage = core.class_coverage(probs, list(data.class_subset) if data.class_subset else None)
-    out: dict[str, Any] = {FID.key: fid, CLASS_ENTROPY.key: coverage["entropy"],
-                           CONFIDENT_SHARE.key: coverage["confident_share"],
-                           "dropped_classes": coverage["dropped_classes"], "class_histogram": coverage["histogram"]}
+    out: dict[str, Any] = {fd_metric.key: core.frechet_distance(*core.gaussian_stats(feats), *ref_stats)}
+    if has_classes:
+        coverage = core.class_coverage(probs, list(data.class_subset) if data.class_subset else None)
+        out.update({CLASS_ENTROPY.key: coverage["entropy"], CONFIDENT_SHARE.key: coverage["confident_share"],
+                    "dropped_classes": coverage["dropped_classes"], "class_histogram": coverage["histogram"]})
     timings["fid_coverage"] = time.monotonic() - t
     if fid_and_coverage_only:
         return out
     t = time.monotonic()
     kid, kid_std = core.kernel_inception_distance(ref_feats, feats, seed=seed)
-    out[KID.key], out[KID.std_key] = kid * 1000, kid_std * 1000
+    out[kd_metric.key], out[kd_metric.std_key] = kid * 1000, kid_std * 1000
     timings["kid"] = time.monotonic() - t
     t = time.monotonic()
     prdc = core.precision_recall_density_coverage(ref_feats, feats, k=k, bootstrap=bootstrap, seed=seed)
@@ -83,10 +88,11 @@ def sample_metrics(samples: torch.Tensor, data: ImageData, fnet: FeatureNetwork,
     timings["prdc"] = time.monotonic() - t
     if bootstrap > 0:
         t = time.monotonic()
-        out[FID.std_key] = core.frechet_distance_bootstrap(feats, ref_stats, bootstrap, seed=seed)
+        out[fd_metric.std_key] = core.frechet_distance_bootstrap(feats, ref_stats, bootstrap, seed=seed)
         timings["fid_bootstrap"] = time.monotonic() - t
     out[SHARPNESS.key] = core.sharpness_ratio(samples, uint8_to_unit(data.test_images))
-    out[INCEPTION_SCORE.key], out[INCEPTION_SCORE.std_key] = core.inception_score(probs)
+    if has_classes:
+        out[INCEPTION_SCORE.key], out[INCEPTION_SCORE.std_key] = core.inception_score(probs)
     t = time.monotonic()
     g = torch.Generator().manual_seed(seed)
     m = min(memorisation_n, len(samples), len(data.test_images))
@@ -99,13 +105,15 @@ def sample_metrics(samples: torch.Tensor, data: ImageData, fnet: FeatureNetwork,
     return out
 
 
-def reference_features(data: ImageData, fnet: FeatureNetwork) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features and probabilities of the test split, cached on disk by classifier checksum and split content."""
+def reference_features(data: ImageData, fnet: FeatureNetwork | InceptionFeatures) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features and probabilities of the test split, cached on disk by the network's checksum and split content."""
     import hashlib
 
     from safetensors.torch import load_file, save_file
 
     from ganvae.common.files import atomic_save, default_cache_dir
+
+    fnet.check_images(tuple(data.test_images.shape), f"{data.name}'s images")
 
     digest = hashlib.blake2b(data.test_images.cpu().numpy().tobytes(), digest_size=8).hexdigest()
     path = default_cache_dir() / "features" / f"{fnet.sha256[:16]}-{digest}.safetensors"
@@ -127,7 +135,7 @@ def reference_features(data: ImageData, fnet: FeatureNetwork) -> tuple[torch.Ten
 def conditional_metrics(samples: torch.Tensor, labels: torch.Tensor, data: ImageData, fnet: FeatureNetwork,
                         reference: tuple[torch.Tensor, torch.Tensor] | None = None,
                         features: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, Any]:
-    """Conditional accuracy and intra-class Frechet distance of ``samples`` ``(M, 1, H, W)`` drawn for ``labels``
+    """Conditional accuracy and intra-class Frechet distance of ``samples`` ``(M, C, H, W)`` drawn for ``labels``
     ``(M,)``, on the feature classifier (:func:`ganvae.metrics.core.conditional_accuracy`, ``intra_class_fid``).
     ``reference`` and ``features``: as in :func:`sample_metrics`."""
     ref_feats, _ = reference if reference is not None else reference_features(data, fnet)
@@ -188,9 +196,10 @@ def likelihood_metrics(model, data: ImageData, k: int = 50, seed: int = 0, batch
     }
 
 
-def load_image_samples(folder: str | Path, image_size: int, n: int, seed: int = 0) -> torch.Tensor:
-    """Up to ``n`` images of a folder as samples ``(M, 1, S, S)`` in [0, 1] (a seeded subset when it holds more)."""
-    from ganvae.data.dataset import image_files, read_grey_images
+def load_image_samples(folder: str | Path, image_size: int, n: int, seed: int = 0, channels: int = 1) -> torch.Tensor:
+    """Up to ``n`` images of a folder as samples ``(M, C, S, S)`` in [0, 1] (a seeded subset when it holds more):
+    grey (``channels=1``), or RGB for colour data (``channels=3``: a grey file in each channel)."""
+    from ganvae.data.dataset import image_files, read_folder_image, read_grey_images
     from ganvae.errors import DataError
 
     root = Path(folder).expanduser()
@@ -204,23 +213,34 @@ def load_image_samples(folder: str | Path, image_size: int, n: int, seed: int = 
         files = [files[i] for i in keep.tolist()]
     import numpy as np
 
-    x = torch.from_numpy(np.stack(read_grey_images(files, image_size)))
-    return uint8_to_unit(x.unsqueeze(1))
+    if channels == 1:
+        return uint8_to_unit(torch.from_numpy(np.stack(read_grey_images(files, image_size))).unsqueeze(1))
+    rgb = []
+    for f in files:
+        im = read_folder_image(f, image_size, "rgb")  # a colour file in colour; a grey one as grey
+        rgb.append(im.rgb if im.rgb is not None else np.repeat(np.asarray(im.grey)[..., None], 3, axis=-1))
+    return uint8_to_unit(torch.from_numpy(np.stack(rgb)).permute(0, 3, 1, 2).contiguous())  # (M, 3, S, S)
 
 
 def evaluate(model: GenerativeModel | None, data: ImageData, fnet: FeatureNetwork, n_samples: int = 10000,
-             seed: int = 0, iwae_k: int = 50, samples: torch.Tensor | None = None) -> dict[str, Any]:
+             seed: int = 0, iwae_k: int = 50, samples: torch.Tensor | None = None,
+             inception: InceptionFeatures | None = None) -> dict[str, Any]:
     """Every metric of ``model`` against the test split of ``data``, stored with its protocol.
 
     Args:
         model: the model to sample from (its likelihood bounds too, when it has an encoder); None with ``samples``.
-        samples: ``(M, 1, H, W)`` images in [0, 1] to score instead of the model's (real data, another
+        fnet: the feature network of ``data`` (:func:`ganvae.metrics.classifier.load_feature_network`); images of
+            another shape than it was trained on are refused before anything is drawn.
+        samples: ``(M, C, H, W)`` images in [0, 1] to score instead of the model's (real data, another
             program's samples).
         n_samples, seed: how many samples to draw, from a generator seeded with ``seed``.
         iwae_k: importance samples of the likelihood bound.
+        inception: pytorch-fid's Inception-v3 (:func:`ganvae.metrics.inception.load_inception`, from the user's
+            weights file): adds ``fid_inception`` and ``kid_inception``, the papers' numbers.
 
     Returns ``{"protocol": ..., "metrics": ...}``; :func:`ganvae.inference.tasks.evaluate` adds the run's details.
     """
+    fnet.check_images(tuple(data.test_images.shape), f"{data.name}'s images")  # before minutes of sampling
     t = time.monotonic()
     labels = None
     if samples is None:
@@ -233,16 +253,14 @@ def evaluate(model: GenerativeModel | None, data: ImageData, fnet: FeatureNetwor
     result: dict[str, Any] = {
         "protocol": {
             "n_samples": len(samples), "sample_seed": seed, "reference": f"test split ({len(data.test_images)} images)",
-            "feature_network": {"name": fnet.name, "version": fnet.version, "sha256": fnet.sha256,
-                                "test_accuracy": fnet.test_accuracy},
+            "feature_network": fnet.describe(),
             "nearest_neighbour_k": 5,
             "noise": "+- = standard deviation over 20 bootstrap resamplings of the samples (reference fixed); KID and "
                      "Inception Score: over their subsets",
             "kernel_distance": "KID's unbiased MMD^2 with the cubic polynomial kernel (Binkowski et al. 2018) on the "
-                               "classifier's features divided by the reference's RMS, 50 subsets of up to 1000, x1000",
-            "keys": "classifier_* = computed on the feature network above, not Inception-v3 (not comparable with "
-                    "papers' FID, KID or Inception Score); precision_k5/recall_k5 = k = 5 where Kynkaanniemi et al. "
-                    "use 3",
+                               "feature network's features divided by the reference's RMS, 50 subsets of up to 1000, "
+                               "x1000",
+            "keys": fnet.objective.keys_note,
             "inception_score_splits": 10, "memorisation": "pixel L2 to nearest train image, 1000 samples vs 1000 test",
             "classes": list(data.class_subset) if data.class_subset else None,
             "weights": None if model is None else ("exponential moving average" if model.has_ema else "trained"),
@@ -252,7 +270,14 @@ def evaluate(model: GenerativeModel | None, data: ImageData, fnet: FeatureNetwor
     }
     result["metrics"]["timings"]["features"] = features_s
     result["metrics"]["timings"]["sampling"] = sampling_s
-    if labels is not None:
+    if inception is not None:
+        from ganvae.metrics.inception import inception_metrics
+
+        t = time.monotonic()
+        result["metrics"].update(inception_metrics(samples, data, inception, seed=seed))
+        result["metrics"]["timings"]["inception"] = time.monotonic() - t
+        result["protocol"]["inception"] = inception.describe()
+    if labels is not None and fnet.objective.has_classes:
         t = time.monotonic()
         result["metrics"].update(conditional_metrics(samples, labels, data, fnet, reference, extracted))
         result["metrics"]["timings"]["conditional"] = time.monotonic() - t

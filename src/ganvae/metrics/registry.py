@@ -32,6 +32,10 @@ GROUPS: dict[str, str] = {
     "samples": "ganvae.metrics.evaluate:sample_metrics",  # every model, and a folder of another program's images
     "conditional": "ganvae.metrics.evaluate:conditional_metrics",  # conditional models (asked for a class)
     "likelihood": "ganvae.metrics.evaluate:likelihood_metrics",  # models with an encoder
+    # data without classes (a folder without class sub-folders): the sample metrics on a rotation predictor's features
+    "unlabelled": "ganvae.metrics.evaluate:sample_metrics",
+    # evaluations given the user's Inception-v3 weights file (pytorch-fid's): the papers' FID and KID
+    "inception": "ganvae.metrics.inception:inception_metrics",
     "training": "ganvae.metrics.during_training:TrainingMetrics",  # measured while training only, not by evaluate
 }
 
@@ -72,8 +76,9 @@ def _sample(key: str, label: str, direction: Direction, computed_by: str) -> Met
 
 
 # the built-in metrics, in the order of the report's rows. A key says what a spreadsheet or a paper needs to know:
-# the distances and the score are computed on ganvae's classifier of the dataset, not on Inception-v3 (so no bare
-# "fid", "kid" or "inception_score", names that promise Inception features); precision and recall use k = 5
+# the distances and the score are computed on ganvae's classifier of the dataset (classifier_*), on a rotation
+# predictor for data without classes (rotation_*), or on Inception-v3 only where the key says so (*_inception); no
+# bare "fid", "kid" or "inception_score", names that promise Inception features; precision and recall use k = 5
 # nearest neighbours where Kynkaanniemi et al. (2019) use 3 (density and coverage use Naeem et al.'s 5).
 FID = _sample("classifier_fd", "Frechet distance (classifier features)", "lower", "frechet_distance")
 KID = _sample("classifier_kd", "kernel distance (classifier features at RMS 1, KID's kernel, x1000)", "lower",
@@ -99,6 +104,18 @@ CONDITIONAL_ACCURACY = Metric("conditional_accuracy", "conditional accuracy (ask
                               "conditional", "ganvae.metrics.core:conditional_accuracy")
 INTRA_FID = Metric("classifier_intra_fd", "intra-class Frechet distance (classifier features)", "lower",
                    "conditional", "ganvae.metrics.core:intra_class_fid")
+# the distances on the features of a rotation predictor trained on the data's own images, for data without classes
+# (ganvae.metrics.objectives): not a classifier's, so not classifier_*
+ROTATION_FD = Metric("rotation_fd", "Frechet distance (rotation-prediction features, self-supervised on the data)",
+                     "lower", "unlabelled", "ganvae.metrics.core:frechet_distance")
+ROTATION_KD = Metric("rotation_kd", "kernel distance (rotation-prediction features at RMS 1, KID's kernel, x1000)",
+                     "lower", "unlabelled", "ganvae.metrics.core:kernel_inception_distance")
+# the papers' numbers: pytorch-fid's Inception-v3 (its FID weights, which the user supplies), 299x299 bilinear
+# resize, grey repeated in 3 channels (ganvae.metrics.inception); KID as Binkowski et al. compute it (raw features)
+FID_INCEPTION = Metric("fid_inception", "FID (Inception-v3, pytorch-fid weights)", "lower", "inception",
+                       "ganvae.metrics.core:frechet_distance")
+KID_INCEPTION = Metric("kid_inception", "KID (Inception-v3, pytorch-fid weights, x1000)", "lower", "inception",
+                       "ganvae.metrics.core:kernel_inception_distance")
 # measured while training only (metrics_during_training.csv, MLflow, TensorBoard)
 TEST_NLL_IWAE10 = Metric("test_nll_iwae10", "test NLL, IWAE bound with k = 10 on part of the test split (nats)",
                          "lower", "training", "ganvae.metrics.evaluate:likelihood_metrics")
@@ -107,7 +124,8 @@ NOISE_SPREAD_MIN = Metric("noise_spread_min", "noise use: pixel spread of the le
 
 BUILTIN: tuple[Metric, ...] = (FID, KID, PRECISION, RECALL, DENSITY, COVERAGE, INCEPTION_SCORE, CLASS_ENTROPY,
                                CONFIDENT_SHARE, SHARPNESS, MEMORISATION_RATIO, TEST_ELBO, TEST_NLL_IWAE,
-                               RECONSTRUCTION_ERROR, CONDITIONAL_ACCURACY, INTRA_FID, TEST_NLL_IWAE10, NOISE_SPREAD_MIN)
+                               RECONSTRUCTION_ERROR, CONDITIONAL_ACCURACY, INTRA_FID, ROTATION_FD, ROTATION_KD,
+                               FID_INCEPTION, KID_INCEPTION, TEST_NLL_IWAE10, NOISE_SPREAD_MIN)
 
 
 # the keys of ganvae 0.x before they said their features and k (metrics.json, summary.json, the in-training CSV and
@@ -144,7 +162,7 @@ def _check(metric: Metric, table: dict[str, Metric]) -> None:
         raise ConfigError(f"register_metric: expected a ganvae.metrics.registry.Metric, got {type(metric).__name__}.")
     if not isinstance(metric.key, str) or not KEY_RULE.fullmatch(metric.key):
         raise ConfigError(f"register_metric: key {metric.key!r} must be lower-case letters, digits and underscores, "
-                          f"starting with a letter (at most 64), e.g. 'fid_inception'.")
+                          f"starting with a letter (at most 64), e.g. 'fd_my_features'.")
     if metric.key in LEGACY_KEYS:
         raise ConfigError(f"register_metric: {metric.key!r} is the old name of {LEGACY_KEYS[metric.key]!r} (older "
                           f"runs' files are read with it renamed); choose another key, e.g. {metric.key + '_mine'!r}.")
@@ -176,8 +194,8 @@ def _registry() -> dict[str, Metric]:
 def register_metric(metric: Metric | None = None, /, **fields: Any) -> Metric:
     """Add a metric for this process: give a :class:`Metric` or its fields::
 
-        register_metric(key="fid_inception", label="Frechet distance (Inception features)", direction="lower",
-                        group="samples", computed_by="my_package.metrics:fid_inception")
+        register_metric(key="fd_dino", label="Frechet distance (DINOv2 features)", direction="lower",
+                        group="samples", computed_by="my_package.metrics:fd_dino")
 
     The report then labels and ranks the metric wherever a run's ``metrics.json`` holds its key. A key that is
     already registered is refused (:class:`~ganvae.errors.ConfigError`), as are a missing label, an unknown

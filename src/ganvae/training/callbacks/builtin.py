@@ -124,9 +124,9 @@ class CollapseCheck(Callback):
     are classified by the dataset's feature network; classes under a third of their share, or a generator whose
     samples do not vary with the noise (:func:`ganvae.metrics.noise_use.collapse_message`), are a warning in
     ``summary.json`` that the report shows next to the model. A short run that collapsed then says so even with
-    the in-training quality points off (their default). About a second; skipped where the dataset has no feature
-    network (or the images are not the 28 x 28 grey ones it reads), and where a quality point already measured the
-    final step."""
+    the in-training quality points off (their default). About a second; skipped where the dataset has no classifier
+    at the run's image shape (shipped for MNIST; ``ganvae classifier train`` for other data), and where a quality
+    point already measured the final step."""
 
     SAMPLES = 500
 
@@ -149,10 +149,8 @@ class CollapseCheck(Callback):
         from ganvae.metrics.noise_use import collapse_message, noise_spreads
 
         model, seed = trainer.model, trainer.cfg.train.seed
-        if tuple(model.image_shape) != (1, 28, 28):  # the feature networks read 28 x 28 grey digits
-            return None
-        try:
-            fnet = load_classifier(trainer.cfg.data.dataset)
+        try:  # the classifier of the run's data at its image shape (none trained yet: no check)
+            fnet = load_classifier(trainer.cfg.data.dataset, image_shape=tuple(model.image_shape))
         except GanvaeError as err:
             log.debug("end-of-run collapse check skipped: %s", err)
             return None
