@@ -352,3 +352,29 @@ def test_data_commands_know_the_colour_sources(mixed_folder, capsys):
     assert "CC BY-SA 3.0 (derived from MNIST" in capsys.readouterr().out
     assert main(["data", "download", "colour-digits"]) == 0
     assert "ships with ganvae; nothing to download" in capsys.readouterr().out
+
+
+def test_data_color_acts_on_images_given_from_python(tmp_path):
+    """``ganvae.train(data=colour, data__color="grey")`` trains a grey model on the images' luma, records the
+    fingerprint of what it trained on, and takes the same colour images again when evaluated or resumed."""
+    from colour_helpers import make_colour_images
+
+    import ganvae
+    from ganvae.data.dataset import with_color
+    from ganvae.datasets import as_image_data
+    from ganvae.inference import run_data
+    from ganvae.storage import load as load_run
+
+    x, y = make_colour_images(48, 16)
+    tiny = {"model__latent_dim": 4, "model__hidden": [32]}  # conftest's TINY["vae"]
+    pipe = ganvae.train("vae", out=tmp_path / "run", data=(x, y), data__color="grey", epochs=1, batch_size=8,
+                        progress=False, **tiny)
+    assert pipe.model.image_shape == (1, 16, 16)
+    loaded = load_run(tmp_path / "run")
+    assert loaded.config.data.color == "grey"
+    images, _ = run_data(loaded, data=(x, y))  # the colour images again: converted as training converted them
+    assert images.image_shape == (1, 16, 16)
+    assert torch.equal(images.train_images, with_color(as_image_data((x, y)), "grey").train_images)
+    resumed = ganvae.train("vae", out=tmp_path / "run", resume=True, data=(x, y), data__color="grey", epochs=2,
+                           batch_size=8, progress=False, **tiny)
+    assert resumed.model.image_shape == (1, 16, 16)

@@ -112,6 +112,24 @@ def test_the_shipped_mnist_classifier_loads_and_gives_the_same_features():
     assert described["training_command"].startswith("ganvae classifier train --dataset mnist")
 
 
+def test_the_shipped_colour_digits_classifier_is_found_checked_and_reads_the_digits():
+    """ganvae ships the 32-pixel colour digits' classifier (the colour zoo model's metrics are on it): found for that
+    shape only, checked against the manifest's SHA-256, and it names the held-out digits."""
+    from ganvae.config import DataConfig
+    from ganvae.data.dataset import load_dataset
+
+    fnet = load_feature_network("colour-digits", image_shape=(3, 32, 32))
+    entry = next(e for e in clf.shipped_entries("colour-digits"))
+    assert fnet.sha256 == entry["sha256"] and fnet.path.endswith(entry["file"])
+    assert (fnet.architecture, fnet.image_shape, fnet.objective) == ("conv-gap", (3, 32, 32), CLASSES)
+    assert fnet.describe()["training_command"].startswith("ganvae classifier train --dataset colour-digits")
+    data = load_dataset(DataConfig(dataset="colour-digits", image_size=32))
+    x, y = data.test_images[:600], data.test_labels[:600]
+    assert (fnet.extract(x.float() / 255)[1].argmax(1) == y).double().mean() > 0.97
+    with pytest.raises(GanvaeError, match="colour-digits at 3x64x64.*--image-size 64"):
+        load_feature_network("colour-digits", image_shape=(3, 64, 64))  # another size: train one, says how
+
+
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 28, 28), (3, 32, 32), (1, 64, 64), (3, 64, 64)])
 def test_one_design_serves_every_channel_count_and_size(shape):
     torch.manual_seed(0)
@@ -317,9 +335,8 @@ def test_a_colour_run_is_evaluated_and_reported_on_its_own_data_s_classifier(tmp
     """End to end on a colour folder with classes: `ganvae classifier train` puts its network in the cache at the
     data's shape; `ganvae evaluate` of a colour run on that folder finds it (and names it, with the data it was
     trained on, in the protocol); `ganvae compare` sorts the run's samples by that classifier's classes."""
-    from PIL import Image
-
     from conftest import tiny_flags
+    from PIL import Image
 
     data = glyph_data(3, 16, n_train=240, n_test=60)
     root = tmp_path / "glyphs"

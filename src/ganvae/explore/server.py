@@ -26,7 +26,7 @@ except ImportError as err:  # pragma: no cover - reported by the CLI with the in
                       "(from a checkout: pip install -e '.[explore]')") from err
 
 MAX_LATENT = 1024  # numbers in one latent (far above any model here): bounds a request's size
-MAX_PIXELS = 64 * 64  # grey values in one drawing
+MAX_PIXELS = 3 * 64 * 64  # values in one drawing: H*W grey, or 3*H*W colour (channel-major)
 MAX_LATENTS = 1024  # latents in one decode request, before the server's --max-samples (a bound on parsing)
 Latent = Annotated[list[float], Field(min_length=1, max_length=MAX_LATENT)]
 
@@ -54,7 +54,8 @@ class InterpolateRequest(BaseModel):
 
 class ImageRequest(BaseModel):
     model: str
-    image: list[float] = Field(..., min_length=1, max_length=MAX_PIXELS)  # grey values in [0, 1], row-major
+    # values in [0, 1], row-major: H*W grey values, or a colour model's 3*H*W (red plane, green, blue)
+    image: list[float] = Field(..., min_length=1, max_length=MAX_PIXELS)
     digit: Optional[int] = None
 
 

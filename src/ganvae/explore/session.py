@@ -85,7 +85,7 @@ class ModelView:
         m = self.model
         return {
             "name": self.key, "family": self.loaded.name, "latent_dim": m.latent_dim,
-            "image_size": list(m.image_shape[1:]), "conditional": m.conditional,
+            "image_size": list(m.image_shape[1:]), "channels": m.image_shape[0], "conditional": m.conditional,
             "classes": run_classes(self.loaded),
             "has_encoder": m.has_encoder, "renders_any_size": m.renders_any_size,
         }
@@ -126,14 +126,18 @@ class ModelView:
         return z
 
     def image_tensor(self, pixels: list[float]) -> torch.Tensor:
-        """A drawing as ``H*W`` grey values in [0, 1] (row-major) -> ``(1, 1, H, W)``."""
+        """A drawing as values in [0, 1], row-major -> ``(1, C, H, W)``: ``H*W`` grey values (a colour model gets
+        them in each channel: white ink on black), or a colour model's ``3*H*W`` (the red plane, green, blue)."""
         c, h, w = self.model.image_shape
         x = torch.tensor(pixels, dtype=torch.float32)
-        if x.dim() != 1 or x.numel() != h * w or c != 1:
-            raise ConfigError(f"image: {self.key} takes {h}x{w} = {h * w} grey values; got {x.numel()}.")
+        if x.dim() != 1 or x.numel() not in {h * w, c * h * w}:
+            colour = f" or {c}x{h}x{w} = {c * h * w} colour values (red plane, green, blue)" if c > 1 else ""
+            raise ConfigError(f"image: {self.key} takes {h}x{w} = {h * w} grey values{colour}; got {x.numel()}.")
         if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
-            raise ConfigError("image: grey values must lie in [0, 1].")
-        return x.view(1, 1, h, w)
+            raise ConfigError("image: values must lie in [0, 1].")
+        if x.numel() == h * w:
+            return x.view(1, 1, h, w).expand(1, c, h, w).contiguous()
+        return x.view(1, c, h, w)
 
     # ---- drawing
     def sample(self, seed: int, n: int, digit: int | None) -> dict[str, Any]:
@@ -221,15 +225,25 @@ class ModelView:
             self._pools[digit] = self.model.generate(self.model.latent_prior.draw(n, g, labels), labels)
         return self._pools[digit]
 
+    def _classifier(self):
+        """The classifier of the model's data at its image shape (shipped for MNIST and the 32-pixel colour
+        digits; any other ``ganvae classifier train`` put in the cache), or None: inversion then matches pixels."""
+        from ganvae.errors import GanvaeError
+        from ganvae.metrics.classifier import load_classifier
+
+        try:
+            return load_classifier(self.loaded.config.data.dataset, image_shape=tuple(self.model.image_shape)).model
+        except GanvaeError:
+            return None
+
     def invert(self, job: Job, x: torch.Tensor, digit: int | None, lr: float = 0.05,
                feature_weight: float = 0.1) -> None:
         """GAN inversion (Zhu et al. 2016, "Generative Visual Manipulation on the Natural Image Manifold", Sec. 3.1):
         the latent whose image best matches the drawing, by Adam on z from the best of 64 random starts; loss = pixel
-        MSE + ``feature_weight`` x MSE of the shipped classifier's features + a small pull towards the prior."""
+        MSE + ``feature_weight`` x MSE of the data's classifier's features (:meth:`_classifier`) + a small pull towards
+        the prior."""
         try:
-            from ganvae.metrics.classifier import load_classifier
-
-            fnet = load_classifier("mnist").model if tuple(self.model.image_shape) == (1, 28, 28) else None
+            fnet = self._classifier()
             labels = self.labels(digit, 1)
             with self.lock, torch.no_grad():
                 g = torch.Generator().manual_seed(seeds.EXPLORER_INVERSION_STARTS)

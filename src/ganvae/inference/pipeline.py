@@ -354,7 +354,10 @@ def train(model: str, *, out: str | Path | None = None, data=None, resume: bool 
         if isinstance(data, str):  # a folder: loaded (and resized) like `--dataset folder:PATH`
             values.setdefault("data", {})["dataset"] = data
             data = None
-        else:  # recorded as python:<fingerprint>; the images' own size (not resized), unless asked otherwise
+        else:  # recorded as python:<fingerprint> (of the channels data.color asks); their own size, unless asked
+            from ganvae.data.dataset import with_color
+
+            data = with_color(data, str(values.get("data", {}).get("color", "auto")))
             values.setdefault("data", {})["dataset"] = python_dataset_name(data)
             values["data"].setdefault("image_size", data.image_shape[-1])
     argv = [sys.argv[0], "ganvae.train", model, *(["--resume"] if resume else []),

@@ -327,6 +327,16 @@ def _shipped_manifest() -> dict:
     return json.loads(text)
 
 
+def shipped_entries(dataset: str) -> list[dict]:
+    """The manifest's entries of the networks ganvae ships for ``dataset`` (a classifier dataset), each with its
+    ``image_shape`` (``(1, 28, 28)`` where the entry names none): MNIST's, and the colour digits' at 32 pixels."""
+    out = []
+    for key, entry in _shipped_manifest().items():
+        if entry.get("dataset", key) == dataset:
+            out.append({**entry, "image_shape": tuple(entry.get("image_shape", MNIST_SHAPE))})
+    return out
+
+
 def sha256_file(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -361,10 +371,9 @@ def classifier_candidates(dataset: str, image_shape: tuple[int, int, int] | None
     """Where a feature network for ``dataset`` (a classifier dataset) may be: the package's shipped weights (with
     the manifest's checksum), then the user's cache (trained with ``ganvae classifier train``): the file of
     ``image_shape``, or, shape unknown, every size's."""
-    out: list[tuple[Path, str | None]] = []
-    entry = _shipped_manifest().get(dataset)
-    if entry and image_shape in (None, MNIST_SHAPE):
-        out.append((Path(str(resources.files("ganvae").joinpath("weights", entry["file"]))), entry["sha256"]))
+    out: list[tuple[Path, str | None]] = [
+        (Path(str(resources.files("ganvae").joinpath("weights", entry["file"]))), entry["sha256"])
+        for entry in shipped_entries(dataset) if image_shape is None or tuple(image_shape) == entry["image_shape"]]
     if image_shape is not None:
         return [*out, (cache_file(dataset, image_shape), None)]
     out.append((cache_file(dataset, MNIST_SHAPE), None))
@@ -441,9 +450,10 @@ def load_feature_network(dataset: str, device: torch.device | str = "cpu", path:
         card = ClassifierCard.from_metadata(meta, file) if meta.get("dataset") or path is not None \
             else ClassifierCard(dataset=base)  # a bare file in the cache: named by where it is
         if expected_sha is not None and card.command is None:  # the shipped file: its command is in the manifest
-            card = replace(card, command=_shipped_manifest()[base].get("trained_with"))
+            entry = next(e for e in shipped_entries(base) if e["sha256"] == expected_sha)
+            card = replace(card, command=entry.get("trained_with"))
         if card.dataset != base:
-            if path is not None and base in _shipped_manifest():
+            if path is not None and shipped_entries(base):
                 fix = f"Leave out {{field}}: ganvae ships {base}'s classifier, which serves {dataset}."
             else:
                 fix = (f"Train one for this data with `{train_command(dataset)} --out FILE`"

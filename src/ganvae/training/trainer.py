@@ -8,10 +8,9 @@ loss log, sample grids, in-training quality points, checkpoints on their cadence
 in each checkpoint and restored on resume. The model owns its networks, optimisers and training step. Nothing here
 depends on which family is trained.
 
-Exact resumption: the data order of epoch ``e`` depends only on ``(seed, e)``, and a
-checkpoint stores weights, optimiser moments, all random states and the position inside
-the epoch; so a resumed run draws the same batches and the same noise as an
-uninterrupted one and, on CPU, produces the same losses bit for bit.
+Exact resumption: the data order of epoch ``e`` depends only on ``(seed, e)``, and a checkpoint stores weights,
+optimiser moments, all random states and the position inside the epoch; so a resumed run draws the same batches and
+the same noise as an uninterrupted one and, on CPU, produces the same losses bit for bit.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from ganvae.common.device import bf16_autocast, resolve_device, resolve_precisio
 from ganvae.common.files import check_output
 from ganvae.common.pixels import scale_images
 from ganvae.config import ExperimentConfig, validate
-from ganvae.data.dataset import ImageData, check_batch_fits, iter_batch_indices, steps_per_epoch
+from ganvae.data.dataset import ImageData, iter_batch_indices, steps_per_epoch, with_color
 from ganvae.data.provenance import load_named
 from ganvae.errors import ConfigError, GanvaeError, Interrupted
 from ganvae.models.base import check_step_result
@@ -47,6 +46,7 @@ from ganvae.training.distributed import DistContext, collective_failure
 from ganvae.training.resume import config_on_resume, restore_training
 from ganvae.training.signals import StopFlag
 from ganvae.training.state import TrainingClock, TrainingState, TrainResult, fixed_noise  # noqa: F401 (TrainResult)
+from ganvae.training.step_memory import check_step_fits
 from ganvae.training.tracking import tracker_callbacks
 
 log = logging.getLogger(__name__)
@@ -107,13 +107,13 @@ class Trainer:
         if cfg.train.num_threads:
             torch.set_num_threads(cfg.train.num_threads)
         seed_everything(cfg.train.seed)
-        data = self._data if self._data is not None else load_named(cfg.data, self.run_dir)
+        data = with_color(self._data, cfg.data.color) if self._data is not None else load_named(cfg.data, self.run_dir)
         self.data = data.to(self.device)
         if getattr(cfg.model, "conditional", False):  # a plugin family may have no class conditioning
             check_conditional_data(cfg, data)
         check_pseudo_classes(cfg.model, len(data))  # before the clustering (and the run folder) would find out
         self.model = model = build_model(cfg, data.image_shape).to(self.device)
-        check_batch_fits(len(data), cfg.train.batch_size // self.dist.world_size, self.dist.world_size)
+        check_step_fits(model, len(data), cfg.train.batch_size // self.dist.world_size, self.dist.world_size)
         if cfg.train.sync_batchnorm and self.dist.enabled:
             self.model = model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.optimizers = model.make_optimizers()

@@ -118,34 +118,40 @@ async function interpolate(panel, a, b) {
 // ---------------------------------------------------------------- drawing
 const canvas = $("#canvas");
 const ctx = canvas.getContext("2d");
-function clearCanvas() { ctx.fillStyle = "#000"; ctx.fillRect(0, 0, canvas.width, canvas.height); }
+function clearCanvas() { ctx.fillStyle = $("#paper").value; ctx.fillRect(0, 0, canvas.width, canvas.height); }
 clearCanvas();
 let drawing = false;
 function pos(ev) { const r = canvas.getBoundingClientRect(); return [ev.clientX - r.left, ev.clientY - r.top]; }
 canvas.addEventListener("pointerdown", (ev) => { drawing = true; ctx.beginPath(); ctx.moveTo(...pos(ev)); });
 canvas.addEventListener("pointermove", (ev) => {
   if (!drawing) return;
-  ctx.lineTo(...pos(ev)); ctx.strokeStyle = "#fff"; ctx.lineWidth = 22; ctx.lineCap = "round"; ctx.lineJoin = "round";
+  ctx.lineTo(...pos(ev)); ctx.strokeStyle = $("#ink").value; ctx.lineWidth = 22; ctx.lineCap = "round"; ctx.lineJoin = "round";
   ctx.stroke();
 });
 window.addEventListener("pointerup", () => { drawing = false; });
 $("#clear").addEventListener("click", clearCanvas);
 
-// the drawing at a model's size: grey values in [0, 1], row-major
-function drawingPixels(h, w) {
+// the drawing at a model's size, values in [0, 1], row-major: grey (the pixels' brightness) for a grey model; for a
+// colour model the red plane, then the green, then the blue
+function drawingPixels(h, w, channels) {
   const small = el("canvas", {width: w, height: h});
   const sctx = small.getContext("2d");
   sctx.imageSmoothingQuality = "high";
   sctx.drawImage(canvas, 0, 0, w, h);
   const data = sctx.getImageData(0, 0, w, h).data;
-  const out = [];
-  for (let i = 0; i < data.length; i += 4) out.push(data[i] / 255);
+  if (channels === 3) {
+    const planes = [[], [], []];
+    for (let i = 0; i < data.length; i += 4) for (let c = 0; c < 3; c++) planes[c].push(data[i + c] / 255);
+    return planes[0].concat(planes[1], planes[2]);
+  }
+  const out = [];  // Rec. 601 luma, as Pillow's convert("L")
+  for (let i = 0; i < data.length; i += 4) out.push(Math.min(1, (0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2]) / 255));
   return out;
 }
 
 async function useDrawing(panel) {
   const [h, w] = panel.info.image_size;
-  const image = drawingPixels(h, w);
+  const image = drawingPixels(h, w, panel.info.channels || 1);
   const out = $(".drawn", panel.root);
   if (panel.info.has_encoder) {
     const res = await api("/api/encode", {model: panel.info.name, image, digit: digit(panel)});
