@@ -42,7 +42,7 @@ from PIL import Image
 from ganvae.common.device import machine_description
 from ganvae.common.pixels import scale_images
 from ganvae.config import DataConfig, build_config
-from ganvae.data.dataset import iter_batches, load_dataset
+from ganvae.data.dataset import iter_batch_indices, load_dataset
 from ganvae.models.step import StepContext
 from ganvae.registry import build_model, get_entry
 from ganvae.training.denormals import flush_denormals
@@ -197,20 +197,26 @@ def time_baseline(step, loader_iter_factory, steps: int) -> float:
     return n / (time.perf_counter() - t)
 
 
-def time_ganvae(model, opts, images, batch_size, steps: int, epoch: int, autocast=None) -> float:
+def time_ganvae(model, opts, images, batch_size, steps: int, epoch: int, autocast=None, labels=None) -> float:
+    """Images per second of the trainer's hot path: the batch of a seeded permutation (``index_select`` of the uint8
+    images), scaled on the fly, the batch's labels (``training_labels``: the data's, pseudo-classes, or None), the
+    family's ``training_step`` and ``after_step``; one host sync at the end (the logging interval's)."""
+    labels = torch.zeros(len(images), dtype=torch.long) if labels is None else labels
     t = time.perf_counter()
     pending = []
     n = 0
-    batches = iter_batches(images, batch_size, seed=0, epoch=epoch)
+    batches = iter_batch_indices(len(images), batch_size, 0, epoch, device=images.device)
     for s in range(steps):
         try:
-            batch = next(batches)
+            idx = next(batches)
         except StopIteration:
             epoch += 1
-            batches = iter_batches(images, batch_size, seed=0, epoch=epoch)
-            batch = next(batches)
-        losses = model.training_step(scale_images(batch, model.value_range), opts, StepContext(s, epoch, 0.0, autocast))
-        model.after_step()
+            batches = iter_batch_indices(len(images), batch_size, 0, epoch, device=images.device)
+            idx = next(batches)
+        batch = images.index_select(0, idx)
+        ctx = StepContext(s, epoch, 0.0, autocast, labels=model.training_labels(idx, labels))
+        losses = model.training_step(scale_images(batch, model.value_range), opts, ctx)
+        model.after_step(s)
         pending.append(losses)
         n += batch.shape[0]
     torch.stack([v for losses in pending for v in losses.values()]).sum().item()  # the logging interval's one sync

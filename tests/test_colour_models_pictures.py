@@ -5,6 +5,7 @@ give (B, 3, H, W) as PyTorch does. The plugin contract takes colour too."""
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 
@@ -109,6 +110,21 @@ def test_the_trainers_grids_and_progress_gif_are_colour(runs):
     assert is_colour(rgb(run / "samples/epoch_0002.png"))
     frames = gif_frames(run / "progress.gif")
     assert frames and all(f.ndim == 3 and f.shape[2] == 3 for f in frames)
+
+
+def test_tensorboard_gets_the_colour_grids(tmp_path):
+    """A colour run with TensorBoard on logs its sample grids as RGB images (HWC), not a broken CHW tensor."""
+    pytest.importorskip("tensorboard", reason="TensorBoard is the tensorboard extra: pip install -e '.[tensorboard]'")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = train(tiny_config("dcgan", "run.tensorboard=true", "train.epochs=1"), tmp_path / "run",
+                data=tiny_colour_data(16, 16)).run_dir
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    image = events.Images("samples")[-1]
+    with Image.open(io.BytesIO(image.encoded_image_string)) as im:
+        assert im.mode == "RGB" and im.size == (image.width, image.height) == (4 * 18 + 2, 4 * 18 + 2)
+        assert is_colour(np.array(im))
 
 
 def painted(run, colour: tuple[int, int, int]):

@@ -2,6 +2,9 @@
 
     python tools/make_zoo.py --data-dir ../shared/data/mnist NAME=RUN [NAME=RUN ...]
 
+A run on an offline dataset (the colour digits) needs no --data-dir: it is evaluated on its own dataset's test split
+with that dataset's own feature network (the shipped 32-pixel colour classifier).
+
 For each pair: export the run's sampling networks in float16 (`ganvae export`), evaluate the exported folder with
 the standard protocol (`ganvae evaluate NAME --n-samples 10000`, on the full MNIST test set), compare its FID with
 the float32 run's (float16 is kept only if the two agree within the sampling noise; otherwise float32 is written),
@@ -36,6 +39,15 @@ INTENDED = {
                "discriminator-trained decoder",
     "cppn": "a CPPN GAN+VAE: renders one latent at any resolution (`ganvae render mnist-cppn --size 2160x2160`)",
 }
+
+
+def intended_text(meta: dict) -> str:
+    """What the model is for; a colour model says its data and size (its depth follows the image size)."""
+    c, h, w = meta["image_shape"]
+    if c == 1 and (h, w) == (28, 28):
+        return INTENDED[meta["model_name"]]
+    return (f"a `{meta['model_name']}` for {w}x{h}{' colour' if c == 3 else ''} images of `{meta['data']['dataset']}` "
+            f"(its depth follows the image size: ganvae.models.blocks.conv_depth): samples, latent walks")
 
 
 def conditional_text(model_name: str) -> str:
@@ -101,6 +113,32 @@ def recipe_text(command: str | None) -> str:
     return "ganvae's default recipe" + (f" with {', '.join(f'`{c}`' for c in changed)}" if changed else "")
 
 
+def data_text(meta: dict) -> str:
+    """The card's line on the training data: MNIST's, or an offline dataset's own title and licence."""
+    from ganvae.data.sources import SOURCES
+
+    dataset, size = meta["data"]["dataset"], meta["image_shape"]
+    shape = "x".join(str(v) for v in size[1:]) + (" RGB" if size[0] == 3 else "")
+    if dataset.startswith("mnist"):
+        return f"MNIST (LeCun, Cortes & Burges), the 60,000 training images, all ten classes, {shape}."
+    source = SOURCES[dataset]
+    return f"`{dataset}`: {source.title} (licence: {source.license}), {shape}; generated offline, no download."
+
+
+def licence_text(meta: dict) -> str:
+    dataset = meta["data"]["dataset"]
+    if dataset.startswith("mnist"):
+        return "Trained on MNIST (Yann LeCun and Corinna Cortes; distributed under CC BY-SA 3.0)."
+    from ganvae.data.sources import SOURCES
+
+    return f"Trained on {dataset}, {SOURCES[dataset].license}."
+
+
+def _evaluation_data_dir(run, data_dir: str | None) -> str | None:
+    """``--data-dir`` for MNIST runs; None for an offline dataset, which is evaluated on its own files."""
+    return data_dir if storage.load(run).config.data.dataset.startswith("mnist") else None
+
+
 def _epochs(n) -> str:
     return "under one epoch" if not n else f"{n} epoch{'' if n == 1 else 's'}"
 
@@ -114,7 +152,7 @@ def card(name: str, meta: dict, metrics: dict, protocol: dict, fp_check: str, ne
     return f"""# {name}
 
 A pretrained {'class-conditional ' if conditional else ''}`{meta['model_name']}` from ganvae: {
-    INTENDED[meta['model_name']]}{conditional_text(meta['model_name']) if conditional else ''}.
+    intended_text(meta)}{conditional_text(meta['model_name']) if conditional else ''}.
 
 ```python
 import ganvae
@@ -129,12 +167,14 @@ or `ganvae sample {name} -n 64 --out grid.png`{' (a class grid; `--digit 7` for 
   only ({", ".join(networks)}), their exponential
   moving average where the recipe keeps one, stored in {meta['dtype']}.
 - Prior (what samples are drawn from): {prior_text(meta)}
-- Data: MNIST (LeCun, Cortes & Burges), the 60,000 training images, all ten classes, 28x28.
+- Data: {data_text(meta)}
 - Training: `{src.get('command')}` — {src.get('steps')} steps, {_epochs(src.get('epochs'))}, {minutes:.1f} minutes
   of training on {src.get('machine')} ({src.get('device')}).
 
-## Measured (`{meta['metrics_protocol'].split(';')[0]} --data-dir MNIST_DIR`)
-Feature network: {protocol['feature_network']['name']} (test accuracy {protocol['feature_network']['test_accuracy']});
+## Measured (`{meta['metrics_protocol'].split(';')[0]}{
+    ' --data-dir MNIST_DIR' if meta['data']['dataset'].startswith('mnist') else ''}`)
+Feature network: {protocol['feature_network']['name']}, trained on {protocol['feature_network'].get('trained_on',
+    'mnist')}'s images (test accuracy {protocol['feature_network']['test_accuracy']});
 {protocol['n_samples']} samples (seed {protocol['sample_seed']}) against the {protocol['reference']}; k = 5 for
 precision, recall, density and coverage (Kynkaanniemi et al.'s precision and recall use k = 3, hence the keys
 precision_k5 and recall_k5); classifier_* metrics are on this feature network, not Inception-v3, so they are
@@ -150,7 +190,7 @@ resamplings.
 Storage: {fp_check}
 
 ## Licence and intended use
-Weights: MIT, as ganvae. Trained on MNIST (Yann LeCun and Corinna Cortes; distributed under CC BY-SA 3.0).
+Weights: MIT, as ganvae. {licence_text(meta)}
 Intended for learning, demonstrations and as a baseline in comparisons on MNIST-like digits; not for any
 decision about people or documents. These are small models trained for minutes on a 2-core CPU: their Frechet
 distances are far from the literature's best (see the issue notes and benchmarks/RESULTS.md for the targets and what
@@ -247,17 +287,18 @@ def main() -> None:
         for name in args.refit_prior:
             refit_prior(name, args)
         return
-    if not args.pairs or not args.data_dir:
-        parser.error("give NAME=RUN pairs and --data-dir (or --table)")
+    if not args.pairs:
+        parser.error("give NAME=RUN pairs (and --data-dir for MNIST runs), or --table")
     for pair in args.pairs:
         name, run = pair.split("=", 1)
         folder = zoo_dir() / name
         shutil.rmtree(folder, ignore_errors=True)
-        reference = operations.evaluate(run, n_samples=args.n_samples, data_dir=args.data_dir, iwae_k=args.iwae_k,
-                                out=Path("/tmp") / f"{name}-fp32.json")
+        data_dir = _evaluation_data_dir(run, args.data_dir)
+        reference = operations.evaluate(run, n_samples=args.n_samples, data_dir=data_dir, iwae_k=args.iwae_k,
+                                        out=Path("/tmp") / f"{name}-fp32.json")
         operations.export(run, folder, dtype="float16")
-        half = operations.evaluate(folder, n_samples=args.n_samples, data_dir=args.data_dir, iwae_k=args.iwae_k,
-                           out=Path("/tmp") / f"{name}-fp16.json")
+        half = operations.evaluate(folder, n_samples=args.n_samples, data_dir=data_dir, iwae_k=args.iwae_k,
+                                   out=Path("/tmp") / f"{name}-fp16.json")
         a, b = reference["metrics"], half["metrics"]
         noise = 2 * math.hypot(a.get("classifier_fd_std", 0), b.get("classifier_fd_std", 0))
         if abs(a["classifier_fd"] - b["classifier_fd"]) <= noise:
@@ -272,8 +313,9 @@ def main() -> None:
             result = reference
         meta = read_config(folder)
         meta["metrics"] = {k: result["metrics"][k] for k in HEADLINE if k in result["metrics"]}
+        test_set = "full MNIST test set" if data_dir else f"{meta['data']['dataset']}'s test split"
         meta["metrics_protocol"] = (f"ganvae evaluate {name} --n-samples {args.n_samples} --iwae-k {args.iwae_k}; "
-                                    f"full MNIST test set")
+                                    f"{test_set}")
         summary = Path(run) / "summary.json"  # the learned prior fitted when training ended, if the run has one
         fit = json.loads(summary.read_text()).get("prior_fit") if summary.is_file() else None
         if fit:

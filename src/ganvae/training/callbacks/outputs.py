@@ -115,7 +115,9 @@ class SampleGrids(Callback):
                 grid = make_grid(model.generate(noise.to(model.device)))
         save_png(grid, trainer.run_dir / "samples" / f"epoch_{epoch + 1:04d}.png")
         if trainer.writer is not None:
-            trainer.writer.add_image("samples", grid[None], trainer.state.step, dataformats="CHW")
+            # make_grid: (H, W) grey or (H, W, 3) colour
+            trainer.writer.add_image("samples", grid if grid.ndim == 3 else grid[None], trainer.state.step,
+                                     dataformats="HWC" if grid.ndim == 3 else "CHW")
 
     def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
         if not trainer.dist.is_main:
