@@ -15,6 +15,13 @@ def ganvae(*args: str) -> list[str]:
     return [sys.executable, "-m", "ganvae", "-q", *args]
 
 
+def child_json(code: str, *args: object) -> dict:
+    """Run ``code`` in a fresh interpreter (its own peak memory, nothing cached) with ``args`` as ``sys.argv[1:]``;
+    its last line of output, parsed as JSON."""
+    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def score_run(run_dir: Path, data_dir: str | None, n_samples: int = 10000) -> tuple[dict, dict, float | None]:
     """``ganvae evaluate`` a run once (cached in its ``metrics.json``); returns (summary, metrics, FID of the
     trained weights). The last is the same run scored with ``--no-ema`` (EMA against none at exactly the same

@@ -130,8 +130,10 @@ def test_a_folder_with_any_colour_file_is_rgb_and_says_so(mixed_folder, caplog):
     with caplog.at_level(logging.INFO, logger="ganvae"):
         data = load_folder(mixed_folder, image_size=16, test_fraction=0.2)
     assert data.image_shape == (3, 16, 16)
-    assert "2 colour and 3 grey images: read as RGB (3 channels; data.color=auto), the grey ones repeated" \
-           in caplog.text
+    warning = next(r for r in caplog.records if r.levelno == logging.WARNING).getMessage()
+    # a mixed folder is a warning naming a file of each kind and the setting that decides
+    assert f"mixes 2 colour images (e.g. {mixed_folder / 'a' / '0.png'}) and 3 grey ones (e.g. " in warning
+    assert str(mixed_folder / "b") in warning and "--set data.color=rgb" in warning and "data.color=grey" in warning
     every = torch.cat([data.train_images, data.test_images])
     labels = torch.cat([data.train_labels, data.test_labels])
     grey = every[labels == 1]

@@ -278,9 +278,10 @@ def class_folders(path: str | Path) -> list[tuple[str, Path]]:
     return [(d.name, d) for d in subdirs] if subdirs else [("all", root)]
 
 
-def _folder_channels(path: str | Path, read: list[FolderImage], color: str) -> int:
+def _folder_channels(path: str | Path, read: list[FolderImage], color: str, files: list[Path]) -> int:
     """The channels of a folder's dataset (``data.color``'s rule, :mod:`ganvae.data.colour`), said in one log
-    line."""
+    line; a folder mixing grey and colour files under ``auto`` is a warning naming one file of each kind and the
+    setting that decides (``files``: the files of ``read``, in order)."""
     n, n_colour = len(read), sum(r.colour for r in read)
     if color == "grey":
         log.info("folder:%s: %d images read as grey (1 channel), as data.color=grey asks", path, n)
@@ -295,8 +296,12 @@ def _folder_channels(path: str | Path, read: list[FolderImage], color: str) -> i
     if n_colour == n:
         log.info("folder:%s: %d colour images: read as RGB (3 channels; data.color=auto)", path, n)
     else:
-        log.info("folder:%s: %d colour and %d grey images: read as RGB (3 channels; data.color=auto), the grey ones "
-                 "repeated in each channel; data.color=grey reads all as grey", path, n_colour, n - n_colour)
+        grey_file = next(f for f, r in zip(files, read) if not r.colour)
+        colour_file = next(f for f, r in zip(files, read) if r.colour)
+        log.warning("folder:%s mixes %d colour images (e.g. %s) and %d grey ones (e.g. %s): read as RGB (3 channels;"
+                    " data.color=auto), the grey ones repeated in each channel. If the grey files do not belong, "
+                    "remove them; --set data.color=rgb keeps this reading without this warning, data.color=grey "
+                    "reads all as grey", path, n_colour, colour_file, n - n_colour, grey_file)
     return 3
 
 
@@ -340,7 +345,7 @@ def load_folder(path: str | Path, image_size: int, invert: bool = False, test_fr
     for label, (_, files) in enumerate(files_by_class):
         read.extend(read_folder_image(f, image_size, color) for f in files)
         labels.extend([label] * len(files))
-    channels = _folder_channels(path, read, color)
+    channels = _folder_channels(path, read, color, [f for _, files in files_by_class for f in files])
     # (N, S, S) grey or (N, S, S, 3) colour (a grey file repeated in each channel) -> (N, C, S, S)
     x = np.stack([_pixels(r, channels) for r in read])
     x = x[:, None] if channels == 1 else x.transpose(0, 3, 1, 2)
