@@ -87,7 +87,7 @@ def test_evaluate_writes_metrics_with_protocol(two_runs):
 
 
 def test_demo_end_to_end(tmp_path):
-    from ganvae.errors import ConfigError
+    from ganvae.errors import ConfigError, GanvaeError
     from ganvae.training.demo import demo
 
     lines = []
@@ -116,6 +116,10 @@ def test_demo_end_to_end(tmp_path):
     with pytest.raises(ConfigError, match="no_such_key"):  # a bad --set before any training
         demo(tmp_path / "third", models=("gan",), overrides=["train.no_such_key=1"])
     assert not (tmp_path / "third" / "gan").exists()
+    # data without a feature network at its size is refused before any training, with the size ganvae ships one at
+    with pytest.raises(GanvaeError, match="no feature network for colour-digits at 3x28x28.*data.image_size=32"):
+        demo(tmp_path / "fourth", models=("gan",), dataset="colour-digits")
+    assert not (tmp_path / "fourth").exists()
 
 
 def test_the_demo_command_takes_trains_flags():

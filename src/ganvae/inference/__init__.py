@@ -248,12 +248,11 @@ def run_data(loaded: LoadedRun, dataset: str | None = None, data_dir: str | None
         if dataset is not None or data_dir is not None:
             raise ConfigError(f"{run}: give data= or dataset=/data_dir=, not both (one source of images).")
         images = as_image_data(data, seed=loaded.config.train.seed)
-        if not isinstance(images, str):  # the channels the run was trained on (data.color), as ganvae.train made them
-            from ganvae.data.dataset import with_color
-
-            images = with_color(images, loaded.config.data.color)
         if isinstance(images, str):  # a folder, loaded as the run would load it
             return run_data(loaded, dataset=images, image_size=image_size)
+        from ganvae.data.dataset import with_color
+
+        images = with_color(images, loaded.config.data.color)  # the channels the run was trained on, as ganvae.train
         provenance.check_fingerprint(images, recorded, run, "the images passed")
         return images, None
     cfg = loaded.config.data

@@ -478,9 +478,12 @@ def load_feature_network(dataset: str, device: torch.device | str = "cpu", path:
     where = ", ".join(str(f) for f, _ in candidates)
     at = "" if shape is None else f" at {shape_text(shape)}"
     size = "" if shape is None or shape == MNIST_SHAPE else f" --image-size {shape[-1]}"
+    shipped = [e["image_shape"] for e in shipped_entries(base)]
+    also = "".join(f" ganvae ships {base}'s network at {shape_text(s)}: train at that size "
+                   f"(--set data.image_size={s[-1]}) to use it." for s in shipped)
     raise GanvaeError(
         f"no feature network for {base}{at} found (looked at {where}). Train it with `{train_command(dataset)}{size}`"
-        f" (add --data-dir DIR for local files), or give a trained one with --classifier FILE."
+        f" (add --data-dir DIR for local files), or give a trained one with --classifier FILE.{also}"
     )
 
 

@@ -52,6 +52,7 @@ def demo(out: str | Path | None = None, models: tuple[str, ...] = DEMO_MODELS, d
     # torch-heavy: imported when the demo runs, so `ganvae --help` reads DEMO_MODELS without torch
     from ganvae.data.dataset import load_dataset
     from ganvae.inference.report import compare
+    from ganvae.metrics.classifier import load_feature_network
     from ganvae.training.trainer import Trainer
 
     unknown = [m for m in models if m not in model_names()]
@@ -73,6 +74,7 @@ def demo(out: str | Path | None = None, models: tuple[str, ...] = DEMO_MODELS, d
     # every config first: a bad --set is refused before any training; the data loaded once for all
     cfgs = [_demo_config(name, dataset, data_dir, seed, demo_steps(name, steps), overrides) for name in models]
     data = load_dataset(cfgs[0].data)
+    load_feature_network(cfgs[0].data.dataset, image_shape=data.image_shape)  # the report needs it: before training
     for cfg in cfgs:
         _quality_cadence(cfg, len(data.train_images), overrides)
     clock = _DemoClock([_reference_seconds(cfg) for cfg in cfgs], len(models) * EVAL_SECONDS)
