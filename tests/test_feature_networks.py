@@ -363,3 +363,21 @@ def test_a_colour_run_is_evaluated_and_reported_on_its_own_data_s_classifier(tmp
     assert (report / "classes.png").is_file()
     with Image.open(report / "dcgan_by_class.png") as im:  # (the run's label: its family)
         assert im.mode == "RGB"
+
+
+def test_fashion_mnist_and_kmnist_get_a_classifier_of_their_own(tmp_path, capsys):
+    """Other grey datasets never use the digit classifier: none is found until `ganvae classifier train` makes one
+    (the shipped classifier's architecture, at 28x28), which evaluation then finds in the cache and names."""
+    from conftest import write_idx_dataset
+
+    idx = write_idx_dataset(tmp_path / "idx", n_train=256, n_test=60)
+    for other in ("fashion-mnist", "kmnist"):
+        with pytest.raises(GanvaeError, match=f"no feature network for {other}.*classifier train --dataset {other}"):
+            load_classifier(other)
+    name = "fashion-mnist"
+    assert main(["classifier", "train", "--dataset", name, "--data-dir", str(idx), "--epochs", "1"]) == 0
+    fnet = load_classifier(name, image_shape=(1, 28, 28))
+    assert fnet.name == f"ganvae-{name}-cnn-1" and fnet.dataset == name and fnet.architecture == "mnist-cnn"
+    assert main(["evaluate", f"real:{name}", "--data-dir", str(idx), "--n-samples", "60",
+                 "--out", str(tmp_path / "m.json")]) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["protocol"]["feature_network"]["trained_on"] == name
