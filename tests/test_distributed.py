@@ -62,8 +62,28 @@ SPLIT_CASES = {"vae": ("vae", []), "gan": ("gan", NO_BATCH_STATISTICS),
                "gan-default-self-conditioning": ("gan", [*NO_BATCH_STATISTICS, "model.self_conditioning=null"])}
 
 
+def colour_overrides(name, npz, batch, *extra):
+    """A tiny colour run (16x16x3 images from an .npz), else as :func:`overrides`."""
+    return [*TINY[name], f"data.dataset=npz:{npz}", "data.image_size=16", f"train.batch_size={batch}",
+            "train.epochs=2", "train.progress=false", "run.tensorboard=false", "run.n_fixed=8", "train.log_every=1",
+            *extra]
+
+
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, idx):
+def colour_npz(tmp_path_factory):
+    import numpy as np
+    from colour_helpers import make_colour_images
+
+    x, y = make_colour_images(64, 16)
+    tx, ty = make_colour_images(20, 16, seed=1)
+    path = tmp_path_factory.mktemp("ddp-colour") / "colour.npz"
+    np.savez(path, x_train=x.permute(0, 2, 3, 1).numpy(), y_train=y.numpy(), x_test=tx.permute(0, 2, 3, 1).numpy(),
+             y_test=ty.numpy())  # (N, H, W, 3), as Keras keeps colour images
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, idx, colour_npz):
     """Every two-rank run the tests below compare, and the one-rank runs beside them: one batch of three processes
     (two ranks, one single process) instead of three processes per case."""
     root = tmp_path_factory.mktemp("ranks")
@@ -73,11 +93,17 @@ def trained(tmp_path_factory, idx):
     for case, (name, extra) in SPLIT_CASES.items():
         two.append({"model": name, "overrides": overrides(name, idx, 16, *extra), "run_dir": str(root / "two" / case)})
         one.append({"model": name, "overrides": overrides(name, idx, 16, *extra), "run_dir": str(root / "one" / case)})
+    # colour: the DCGAN's two ranks stay identical; the MLP GAN split over two ranks is the one-rank run
+    two.append({"model": "dcgan", "overrides": colour_overrides("dcgan", colour_npz, 16),
+                "run_dir": str(root / "same" / "dcgan-colour")})
+    for where, rank_list in (("two", two), ("one", one)):
+        rank_list.append({"model": "gan", "overrides": colour_overrides("gan", colour_npz, 16, *NO_BATCH_STATISTICS),
+                          "run_dir": str(root / where / "gan-colour")})
     run_ranks(root, (2, two), (1, one))
     return root
 
 
-@pytest.mark.parametrize("name", SAME_WEIGHTS)
+@pytest.mark.parametrize("name", [*SAME_WEIGHTS, "dcgan-colour"])
 def test_two_ranks_end_with_identical_weights(trained, name):
     run = trained / "same" / name
     a, b = load(run, 0), load(run, 1)
@@ -88,7 +114,7 @@ def test_two_ranks_end_with_identical_weights(trained, name):
     assert len(list((run / "samples").glob("epoch_*.png"))) == 2
 
 
-@pytest.mark.parametrize("case", SPLIT_CASES)  # the default self-conditioning: 10 spectral clusters
+@pytest.mark.parametrize("case", [*SPLIT_CASES, "gan-colour"])  # the default self-conditioning: 10 spectral clusters
 def test_two_ranks_batch_b_match_one_rank_batch_2b(trained, case):
     """No batch norm and no dropout: the global batch decides the step, not how it is split."""
     two, one = trained / "two" / case, trained / "one" / case

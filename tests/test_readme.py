@@ -58,6 +58,7 @@ RUNNABLE = [
     "models",
     "sample mnist-dcgan -n 64 --out grid.png",
     "sample mnist-cgan --digit 7 -n 16 --out sevens.png",
+    "sample colour-digits-conv-vae -n 64 --out colour.png",
 ]
 
 

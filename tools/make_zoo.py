@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -68,7 +69,8 @@ def per_class_text(metrics: dict) -> str:
 
 def prior_fit_meta(fit: dict) -> dict:
     """A card's record of a learned prior's fit (``ganvae fit-prior``'s result or a run's ``summary.json``)."""
-    return {k: fit[k] for k in ("codes", "iterations", "seed", "log_likelihood", "seconds", "dataset")}
+    return {k: fit[k] for k in ("codes", "iterations", "seed", "log_likelihood", "seconds", "dataset", "prior")
+            if k in fit}
 
 
 def sampling_networks(folder: Path) -> list[str]:
@@ -84,7 +86,9 @@ def prior_text(meta: dict) -> str:
         fit = meta.get("prior_fit") or {}
         how = (f", fitted after training to the posterior means of {fit['codes']:,} training images "
                f"({fit['iterations']} EM iterations, seed {fit['seed']}; `ganvae fit-prior` refits it)") if fit else ""
-        shape = f"a Gaussian mixture of {m['prior_components']} components"
+        used = re.search(r"k=(\d+) of at most", fit.get("prior", ""))  # the mixture's size follows the data
+        shape = (f"a Gaussian mixture of {used.group(1)} components (of at most {m['prior_components']})" if used
+                 else f"a Gaussian mixture of {m['prior_components']} components")
         if m.get("conditional"):
             shape = (f"one Gaussian mixture per class, {max(1, m['prior_components'] // m['num_classes'])} "
                      f"components each")

@@ -19,7 +19,8 @@ def models(args) -> int:
     if not names:
         print("no pretrained models installed")
         return 0
-    print(f"{'name':<16} {'model':<9} {'cls FD':>7} {'recall':>7} {'NLL':>7} {'asked':>6}  {'size':>7}  trained")
+    width = max(16, *(len(n) for n in names))
+    print(f"{'name':<{width}} {'model':<9} {'cls FD':>7} {'recall':>7} {'NLL':>7} {'asked':>6}  {'size':>7}  trained")
     for name in names:
         folder = zoo.zoo_dir() / name
         meta = pretrained_folder.read_config(folder)
@@ -29,10 +30,11 @@ def models(args) -> int:
         size = (folder / "model.safetensors").stat().st_size / 2**20
         src = meta.get("source") or {}
         minutes = f"{src['train_seconds'] / 60:.0f} min" if src.get("train_seconds") else "?"
-        print(f"{name:<16} {meta['model_name']:<9} {m.get(FID.key, float('nan')):7.1f} "
+        print(f"{name:<{width}} {meta['model_name']:<9} {m.get(FID.key, float('nan')):7.1f} "
               f"{m.get(RECALL.key, float('nan')):7.3f} "
               f"{nll:>7} {asked:>6}  {size:5.1f}MB  {minutes}, {meta['data']['dataset']}")
-    print("\ncls FD: Frechet distance on ganvae's digit classifier's features (classifier_fd; not Inception FID);"
+    print("\ncls FD: Frechet distance to the model's own dataset's test split, on that dataset's classifier's features "
+          "(classifier_fd; not Inception FID): compare it within a dataset only;"
           " NLL: test bound (nats); asked: conditional accuracy, the share of samples drawing the digit asked for."
           "\nuse one wherever a command takes RUN (`ganvae sample mnist-dcgan -n 64`), or `ganvae.load(NAME)` "
           "in Python;"

@@ -20,6 +20,7 @@ from ganvae.common.pixels import uint8_to_unit
 from ganvae.data.dataset import ImageData
 from ganvae.metrics import core
 from ganvae.metrics.classifier import FEATURE_DIM, FeatureNetwork
+from ganvae.metrics.reference import reference_features
 from ganvae.metrics.registry import (
     CLASS_ENTROPY,
     CONDITIONAL_ACCURACY,
@@ -103,32 +104,6 @@ def sample_metrics(samples: torch.Tensor, data: ImageData, fnet: FeatureNetwork,
     timings["memorisation"] = time.monotonic() - t
     out["timings"] = timings
     return out
-
-
-def reference_features(data: ImageData, fnet: FeatureNetwork | InceptionFeatures) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features and probabilities of the test split, cached on disk by the network's checksum and split content."""
-    import hashlib
-
-    from safetensors.torch import load_file, save_file
-
-    from ganvae.common.files import atomic_save, default_cache_dir
-
-    fnet.check_images(tuple(data.test_images.shape), f"{data.name}'s images")
-
-    digest = hashlib.blake2b(data.test_images.cpu().numpy().tobytes(), digest_size=8).hexdigest()
-    path = default_cache_dir() / "features" / f"{fnet.sha256[:16]}-{digest}.safetensors"
-    if path.is_file():
-        try:
-            cached = load_file(str(path))
-            return cached["features"], cached["probs"]
-        except Exception:  # a damaged cache is recomputed
-            pass
-    feats, probs = fnet.extract(uint8_to_unit(data.test_images))
-    try:
-        atomic_save(path, lambda tmp: save_file({"features": feats, "probs": probs}, str(tmp)))
-    except OSError:
-        log.debug("could not cache reference features at %s", path)
-    return feats, probs
 
 
 @torch.inference_mode()

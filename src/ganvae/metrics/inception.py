@@ -337,7 +337,7 @@ def inception_metrics(samples: torch.Tensor, data, net: InceptionFeatures, seed:
         reference: precomputed (features, probs) of the test split (default: computed, and cached on disk).
     """
     from ganvae.metrics import core
-    from ganvae.metrics.evaluate import reference_features
+    from ganvae.metrics.reference import reference_features
     from ganvae.metrics.registry import FID_INCEPTION, KID_INCEPTION
 
     ref = (reference if reference is not None else reference_features(data, net))[0]
