@@ -1,14 +1,17 @@
 """A training batch that cannot fit in memory is refused before the first step, with the largest that fits.
 
-At 64x64x3 a network's activations per image are 5 to 20 times those at 28x28x1, so a batch size that trains MNIST
+At 64x64x3 a family's step takes 4 to 14 times its memory at 28x28x1 (the estimates in benchmarks/RESULTS.md,
+"Images per second at 28x28x1, 32x32x3 and 64x64x3"), so a batch size that trains MNIST
 can exhaust a machine's memory minutes into a colour run (or swap it to a standstill). The estimate per image: the
 outputs of every leaf module while the model draws (and, with an encoder, reconstructs) :data:`PROBE` images, times
 :data:`ACTIVATION_FACTOR` (kept for the backward pass, and the discriminator's passes), plus :data:`IMAGE_COPIES`
 float32 copies of the image (the batch, the losses' element-wise temporaries: an MLP VAE's memory is mostly these);
 times the batch; plus the weights, their gradients and Adam's two moments. It catches the order-of-magnitude
-mistake, not the last byte: against the peak memory growth of a real step (CPU, fp32, batch 256; the CPPN batch
-32), the estimate was 1.07x (gan), 1.25x (dcgan), 1.26x (vae), 2.9x (conv-vae), 0.75x (vae-gan) and 3.1x (cppn) at
-64x64x3, 0.68x (dcgan) and 1.6x (conv-vae) at 32x32x3 (benchmarks/RESULTS.md, "Memory of a training step").
+mistake, not the last byte: against the peak memory growth of two real steps (CPU, fp32, batch 256, the CPPN's
+32; ``benchmarks/step_memory.py``, table in benchmarks/RESULTS.md, "Memory of a training step") the estimate was
+0.77x (vae-gan) to 2.8x (cppn) of it at 64x64x3 and 0.57x (vae-gan) to 1.4x (cppn) at 32x32x3. So a batch may be
+refused that needs as little as 0.36 of the available memory (the CPPN at 64x64x3), and one that needs up to 1.75
+times it may pass (the VAE-GAN at 32x32x3); a batch ten times too large is refused in every family.
 """
 
 from __future__ import annotations
