@@ -9,7 +9,7 @@ same on every machine: the dataset is generated bit for bit).
 
 from __future__ import annotations
 
-from bench_common import child_json
+from bench_common import child_json, print_table
 
 CHILD = r"""
 import hashlib, json, time
@@ -34,11 +34,10 @@ print(json.dumps({"size": size, "train": len(data.train_images), "test": len(dat
 
 def main() -> None:
     rows = [child_json(CHILD, size) for size in (28, 32, 64)]
-    print("| size | train / test images | seconds | peak memory growth (MB) | sha256 of the images (first 16) |")
-    print("| ---: | ---: | ---: | ---: | --- |")
-    for r in rows:
-        print(f"| {r['size']} | {r['train']:,} / {r['test']:,} | {r['seconds']:.2f} | {r['peak_growth_mb']:.0f} | "
-              f"`{r['digest']}` |")
+    header = ["size", "train / test images", "seconds", "peak memory growth (MB)", "sha256 of the images (first 16)"]
+    print_table(header, ["---:", "---:", "---:", "---:", "---"],
+                [[str(r["size"]), f"{r['train']:,} / {r['test']:,}", f"{r['seconds']:.2f}",
+                  f"{r['peak_growth_mb']:.0f}", f"`{r['digest']}`"] for r in rows])
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench_common import child_json
+from bench_common import child_json, print_table
 
 CHILD = r"""
 import json, sys, tempfile
@@ -61,11 +61,10 @@ def main() -> None:
         for fam in ("gan", "dcgan", "vae", "conv-vae", "vae-gan", "cppn"):
             b = args.cppn_batch if fam == "cppn" else args.batch
             rows.append(child_json(CHILD, fam, b, size))
-    print("| model | image | batch | measured peak growth (MB) | estimate (MB) | estimate / measured |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
-    for r in rows:
-        print(f"| {r['model']} | {r['size']}x{r['size']}x3 | {r['batch']} | {r['growth'] / 2**20:.0f} | "
-              f"{r['estimate'] / 2**20:.0f} | {r['estimate'] / r['growth']:.2f}x |")
+    print_table(["model", "image", "batch", "measured peak growth (MB)", "estimate (MB)", "estimate / measured"],
+                ["---", "---", "---:", "---:", "---:", "---:"],
+                [[r["model"], f"{r['size']}x{r['size']}x3", str(r["batch"]), f"{r['growth'] / 2**20:.0f}",
+                  f"{r['estimate'] / 2**20:.0f}", f"{r['estimate'] / r['growth']:.2f}x"] for r in rows])
 
 
 if __name__ == "__main__":
