@@ -158,8 +158,9 @@ def test_quickstart_notebook_runs_and_runs_again(tmp_path, monkeypatch):
     assert "epochs=30" in "".join(code[training]["source"])  # what the shortening above replaces
     assert any('n_samples=1000, dataset="mnist-25k"' in "".join(c["source"]) for c in code)
     exec(compile(source(code[training]), f"{notebook.name}[cell {training}]", "exec"), namespace)  # noqa: S102
-    runs = sorted((tmp_path / "runs").iterdir())
-    assert len(runs) == 2 and all((r / "checkpoints" / "last.safetensors").is_file() for r in runs)
+    runs = sorted((tmp_path / "runs").iterdir())  # the grey vae twice (no collision), the colour conv-vae once
+    assert len(runs) == 3 and all((r / "checkpoints" / "last.safetensors").is_file() for r in runs)
+    assert sum(r.name.startswith("vae-") for r in runs) == 2 and sum(r.name.startswith("conv-vae-") for r in runs) == 1
     first = "".join(code[0]["source"])
     assert 'ganvae.load("mnist-vae-gan")' in first  # it leads with the best-drawing unconditional model
     assert any("class_grid(" in "".join(c["source"]) for c in code) and any("as_labels=" in "".join(c["source"])
