@@ -363,6 +363,14 @@ def test_a_colour_run_is_evaluated_and_reported_on_its_own_data_s_classifier(tmp
     assert (report / "classes.png").is_file()
     with Image.open(report / "dcgan_by_class.png") as im:  # (the run's label: its family)
         assert im.mode == "RGB"
+    # the network gone from the cache (it was given to evaluate as --classifier FILE from elsewhere): the report is
+    # still written from the run's metrics.json, without its samples by class
+    from ganvae.metrics.classifier import cache_file
+
+    cache_file(f"folder:{root.resolve()}", (3, 16, 16)).rename(tmp_path / "elsewhere.safetensors")
+    assert main(["compare", str(run), "--out", str(tmp_path / "report2"), "--n-samples", "60"]) == 0
+    assert (tmp_path / "report2" / "report.html").is_file()
+    assert not (tmp_path / "report2" / "dcgan_by_class.png").exists()
 
 
 def test_fashion_mnist_and_kmnist_get_a_classifier_of_their_own(tmp_path, capsys):

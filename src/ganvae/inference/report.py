@@ -24,7 +24,7 @@ import torch
 from ganvae import inference, storage
 from ganvae.common.device import machine_description
 from ganvae.common.files import atomic_write_bytes, atomic_write_text, check_output
-from ganvae.errors import ConfigError
+from ganvae.errors import ConfigError, GanvaeError
 from ganvae.inference import tasks as operations
 from ganvae.inference import writers
 from ganvae.metrics.classifier import load_classifier
@@ -440,9 +440,15 @@ def compare(runs: list[str | Path], out: str | Path, n_samples: int = 10000, see
         # its feature network names the classes it drew (the network evaluate used, of the run's data and shape);
         # data without classes (a rotation predictor's features) has no samples by class
         fnet_info = e.result["protocol"]["feature_network"]
-        if fnet_info.get("objective", "classes") == "classes":
-            key = (fnet_info.get("trained_on", loaded.config.data.dataset), tuple(loaded.model.image_shape))
-            fnet = classifiers[key] = classifiers.get(key) or load_classifier(key[0], image_shape=key[1])
+        key = (fnet_info.get("trained_on", loaded.config.data.dataset), tuple(loaded.model.image_shape))
+        if fnet_info.get("objective", "classes") == "classes" and key not in classifiers:
+            try:  # the default places (a network given to evaluate as --classifier FILE elsewhere is not found)
+                classifiers[key] = load_classifier(key[0], image_shape=key[1])
+            except GanvaeError as err:
+                log.warning("%s: no samples by class in the report: %s", e.label, err)
+                classifiers[key] = None
+        if classifiers.get(key) is not None:
+            fnet = classifiers[key]
             many = inference.sample_images(loaded, 600, seed + 1)
             trained = (sorted(loaded.config.data.classes) if loaded.config.data.classes
                        else list(range(fnet.model.head.out_features)))
