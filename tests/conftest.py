@@ -270,3 +270,52 @@ def offline(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sources, "download", no_download)
     return tmp_path
+
+
+# ----------------------------------------------------------------------------- shared by the hostile tests
+
+
+def load_peak_growth(paths, warm_up=None, timeout: float = 300) -> list[tuple[float, str]]:
+    """``ganvae.load`` of each of ``paths`` in turn in one fresh process (Python's and torch's start-up paid once),
+    after loading ``warm_up`` if given (an undamaged file of the same family: the model's own start-up is not the
+    file's doing): for each, (growth of the peak resident memory in MB while loading it, the error's text or
+    "loaded"). The peak only grows, so a path loaded after one that allocated much shows less."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import resource, ganvae
+        from ganvae.errors import GanvaeError
+        for path in {[] if warm_up is None else [str(warm_up)]!r}:  # the warm-up, measured by no one
+            ganvae.load(path)
+        for path in {[str(p) for p in paths]!r}:
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            try:
+                ganvae.load(path); message = "loaded"
+            except GanvaeError as err:
+                message = str(err)
+            after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            print((after - before) / 1024); print(message.replace(chr(10), " ")); print("--")
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0, res.stderr
+    return [(float(block.split("\n", 1)[0]), block.split("\n", 1)[1]) for block in res.stdout.split("--\n")[:-1]]
+
+
+WANDB_VARIABLES = ("WANDB_DIR", "WANDB_API_KEY", "WANDB_ENTITY", "WANDB_PROJECT", "WANDB_RUN_ID", "WANDB_RESUME",
+                   "WANDB_BASE_URL", "WANDB_INIT_TIMEOUT")
+
+
+def offline_wandb_env(tmp_path: Path, monkeypatch) -> None:
+    """W&B offline and quiet, none of the user's W&B settings, its settings, cache and artifact staging in the
+    test's folder (which becomes the working folder)."""
+    for name in WANDB_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_CONSOLE", "off")
+    monkeypatch.setenv("WANDB_X_DISABLE_UPDATE_CHECK", "true")
+    for name, folder in (("WANDB_CONFIG_DIR", "config"), ("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data")):
+        monkeypatch.setenv(name, str(tmp_path / "wandb-home" / folder))
+    monkeypatch.chdir(tmp_path)

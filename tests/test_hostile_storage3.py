@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY, TINY_TRAIN, tiny_config, tiny_data, train
+from conftest import TINY, TINY_TRAIN, load_peak_growth, tiny_config, tiny_data, train
 
 import ganvae
 from ganvae.cli import main
@@ -71,24 +71,8 @@ def inflate(path: Path, name: str, numel: int = HUGE) -> None:
 
 def load_in_fresh_process(intact: Path, *paths: Path) -> list[tuple[float, str]]:
     """``ganvae.load`` of each path in one fresh process, after loading ``intact`` (an undamaged checkpoint of the
-    same family: torch's and the model's start-up is not the file's doing): for each, (growth of the peak resident
-    memory in MB, the error's text)."""
-    code = textwrap.dedent(f"""
-        import resource, ganvae
-        from ganvae.errors import GanvaeError
-        ganvae.load({str(intact)!r})
-        for path in {[str(p) for p in paths]!r}:
-            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            try:
-                ganvae.load(path); message = "loaded"
-            except GanvaeError as err:
-                message = str(err)
-            after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            print((after - before) / 1024); print(message.replace(chr(10), " ")); print("--")
-    """)
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
-    return [(float(block.split("\n", 1)[0]), block.split("\n", 1)[1]) for block in res.stdout.split("--\n")[:-1]]
+    same family): for each, (growth of the peak resident memory in MB, the error's text)."""
+    return load_peak_growth(paths, warm_up=intact)
 
 
 # ----------------------------------------------------------------------------- 6: huge tensors over sparse files

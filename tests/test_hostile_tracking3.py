@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port, tiny_config, tiny_data, tiny_flags, train
+from conftest import free_port, offline_wandb_env, tiny_config, tiny_data, tiny_flags, train
 
 from ganvae.errors import FieldConfigError
 from ganvae.training.tracking import HTTP_LIMITS, MLflowLogger
@@ -278,16 +278,7 @@ def test_a_deleted_experiment_sends_new_runs_to_a_fresh_one(tmp_path, monkeypatc
 def quiet_wandb(tmp_path, monkeypatch):
     """W&B quiet, its settings, cache and staging in the test's folder (as tests/test_tracking_wandb.py)."""
     wandb = pytest.importorskip("wandb", reason="pip install -e '.[test]' installs W&B for this test")
-    for name in ("WANDB_DIR", "WANDB_API_KEY", "WANDB_ENTITY", "WANDB_PROJECT", "WANDB_RUN_ID", "WANDB_RESUME",
-                 "WANDB_BASE_URL", "WANDB_INIT_TIMEOUT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_CONSOLE", "off")
-    monkeypatch.setenv("WANDB_X_DISABLE_UPDATE_CHECK", "true")
-    for name, folder in (("WANDB_CONFIG_DIR", "config"), ("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data")):
-        monkeypatch.setenv(name, str(tmp_path / "wandb-home" / folder))
-    monkeypatch.chdir(tmp_path)
+    offline_wandb_env(tmp_path, monkeypatch)
     return wandb
 
 

@@ -8,13 +8,10 @@ import os
 import re
 import shutil
 import struct
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
-from conftest import LIKE_ZOO
+from conftest import LIKE_ZOO, load_peak_growth
 
 import ganvae
 from ganvae.errors import CheckpointError
@@ -39,28 +36,8 @@ def edit_config(folder, **model):
 
 def peak_growth_mb(*folders) -> list[tuple[float, str]]:
     """Load each of ``folders`` in turn in one fresh process: for each, (growth of the peak resident memory in MB
-    while loading it, the error's text). The peak only grows, so a folder loaded after one that allocated much shows
-    less: each case's first failure is still seen (the cases are one process to pay Python's and torch's start-up
-    once)."""
-    code = textwrap.dedent(f"""
-        import resource, ganvae
-        from ganvae.errors import GanvaeError
-        for folder in {[str(f) for f in folders]!r}:
-            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            try:
-                ganvae.load(folder); message = "loaded"
-            except GanvaeError as err:
-                message = str(err)
-            after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            print((after - before) / 1024); print(message.replace(chr(10), " ")); print("--")
-    """)
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    out = []
-    for block in res.stdout.split("--\n")[:-1]:
-        growth, message = block.split("\n", 1)
-        out.append((float(growth), message))
-    return out
+    while loading it, the error's text); :func:`conftest.load_peak_growth`."""
+    return load_peak_growth(folders, timeout=120)
 
 
 HUGE_MODELS = [{"latent_dim": 10**9}, {"generator_hidden": [10**6, 10**6]}, {"generator_hidden": [20000, 20000]}]

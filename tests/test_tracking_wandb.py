@@ -13,7 +13,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import tiny_config, tiny_data, train
+from conftest import offline_wandb_env, tiny_config, tiny_data, train
 
 from ganvae.config import RunConfig
 from ganvae.errors import ConfigError
@@ -26,15 +26,7 @@ from wandb.proto import wandb_internal_pb2  # noqa: E402
 @pytest.fixture(autouse=True)
 def offline_wandb(tmp_path, monkeypatch):
     """W&B offline and quiet, its settings, cache and artifact staging in the test's folder."""
-    for name in ("WANDB_DIR", "WANDB_API_KEY", "WANDB_ENTITY", "WANDB_PROJECT", "WANDB_RUN_ID", "WANDB_RESUME"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_CONSOLE", "off")
-    monkeypatch.setenv("WANDB_X_DISABLE_UPDATE_CHECK", "true")
-    for name, folder in (("WANDB_CONFIG_DIR", "config"), ("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data")):
-        monkeypatch.setenv(name, str(tmp_path / "wandb-home" / folder))
-    monkeypatch.chdir(tmp_path)
+    offline_wandb_env(tmp_path, monkeypatch)
 
 
 # ----------------------------------------------------------------------------- reading an offline run
